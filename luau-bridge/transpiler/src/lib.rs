@@ -1,0 +1,1 @@
+//! WebAssembly to Luau transpiler (work in progress).
