@@ -1,0 +1,154 @@
+//! The request budget: HTTP calls per rolling 60 s, a reserve kept for critical changes,
+//! decision syncs and chat, and pacing so that a burst cannot spend a minute's budget in
+//! a few seconds (which would stall critical traffic for the rest of the minute).
+
+use crate::config::Config;
+use alloc::collections::VecDeque;
+
+pub(crate) const WINDOW_S: f64 = 60.0;
+
+/// Which share of the budget a request may draw on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pool {
+    /// Routine batches: at most `routine_share` of the budget.
+    Routine,
+    /// Urgent requests and inference: the whole budget.
+    Reserved,
+}
+
+pub(crate) struct Budget {
+    limit: u32,
+    routine_limit: u32,
+    /// Calls emitted in the last 60 s, oldest first: (time, calls).
+    window: VecDeque<(f64, u32)>,
+    used: u32,
+    /// Pacing tokens: refill at `limit / 60` per second up to `burst`.
+    tokens: f64,
+    burst: f64,
+    refilled_at: Option<f64>,
+}
+
+impl Budget {
+    pub(crate) fn new(cfg: &Config) -> Self {
+        Budget {
+            limit: cfg.budget_per_minute,
+            routine_limit: cfg.routine_calls(),
+            window: VecDeque::new(),
+            used: 0,
+            tokens: cfg.budget_burst as f64,
+            burst: cfg.budget_burst as f64,
+            refilled_at: None,
+        }
+    }
+
+    fn advance(&mut self, now: f64) {
+        while let Some(&(t, calls)) = self.window.front() {
+            if now - t >= WINDOW_S {
+                self.window.pop_front();
+                self.used -= calls;
+            } else {
+                break;
+            }
+        }
+        if let Some(last) = self.refilled_at {
+            let rate = self.limit as f64 / WINDOW_S;
+            self.tokens = (self.tokens + (now - last) * rate).min(self.burst);
+        }
+        self.refilled_at = Some(now);
+    }
+
+    /// Calls that may be spent now from `pool`.
+    pub(crate) fn available(&mut self, now: f64, pool: Pool) -> u32 {
+        self.advance(now);
+        let cap = match pool {
+            Pool::Routine => self.routine_limit,
+            Pool::Reserved => self.limit,
+        };
+        let by_window = cap.saturating_sub(self.used);
+        // Pacing is a whole number of tokens; a fraction is not a call.
+        let by_pace = self.tokens as u32;
+        by_window.min(by_pace)
+    }
+
+    pub(crate) fn spend(&mut self, now: f64, calls: u32) {
+        if calls == 0 {
+            return;
+        }
+        self.advance(now);
+        self.used += calls;
+        self.tokens -= calls as f64;
+        match self.window.back_mut() {
+            Some((t, c)) if *t == now => *c += calls,
+            _ => self.window.push_back((now, calls)),
+        }
+    }
+
+    /// Calls spent in the last 60 s.
+    pub(crate) fn used(&mut self, now: f64) -> u32 {
+        self.advance(now);
+        self.used
+    }
+
+    /// The earliest time at which at least one call is available from `pool`, if not now.
+    pub(crate) fn next_free(&mut self, now: f64, pool: Pool) -> f64 {
+        self.advance(now);
+        let cap = match pool {
+            Pool::Routine => self.routine_limit,
+            Pool::Reserved => self.limit,
+        };
+        let mut at = now;
+        if self.used >= cap {
+            // The window frees calls as its oldest entries age out.
+            let mut need = self.used + 1 - cap;
+            for &(t, calls) in &self.window {
+                at = t + WINDOW_S;
+                if calls >= need {
+                    break;
+                }
+                need -= calls;
+            }
+        }
+        if self.tokens < 1.0 {
+            let rate = self.limit as f64 / WINDOW_S;
+            let pace_at = now + (1.0 - self.tokens) / rate;
+            if pace_at > at {
+                at = pace_at;
+            }
+        }
+        at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routine_keeps_the_reserve_and_the_window_rolls() {
+        let mut cfg = Config::default();
+        cfg.budget_burst = 400;
+        let mut b = Budget::new(&cfg);
+        assert_eq!(b.available(0.0, Pool::Routine), 320);
+        b.spend(0.0, 320);
+        assert_eq!(b.available(0.0, Pool::Routine), 0);
+        assert_eq!(b.available(0.0, Pool::Reserved), 80);
+        b.spend(1.0, 80);
+        assert_eq!(b.available(1.0, Pool::Reserved), 0);
+        assert_eq!(b.next_free(1.0, Pool::Reserved), 60.0);
+        // The first 320 age out at 60 s, but pacing refills slowly.
+        assert_eq!(b.used(60.0), 80);
+        assert!(b.available(60.0, Pool::Routine) > 0);
+    }
+
+    #[test]
+    fn pacing_spreads_a_burst() {
+        let cfg = Config::default(); // burst 40, 400/min
+        let mut b = Budget::new(&cfg);
+        assert_eq!(b.available(0.0, Pool::Reserved), 40);
+        b.spend(0.0, 40);
+        assert_eq!(b.available(0.0, Pool::Reserved), 0);
+        let at = b.next_free(0.0, Pool::Reserved);
+        assert!((at - 0.15).abs() < 1e-9, "{at}");
+        assert_eq!(b.available(0.15, Pool::Reserved), 1);
+    }
+}

@@ -1,0 +1,139 @@
+//! The native API's one error type. Every error leaves the queue exactly as it was.
+
+use crate::config::ConfigError;
+use crate::ids::{ChangeId, RequestId};
+use alloc::string::String;
+use core::fmt;
+
+/// Why a call was refused. The queue is unchanged after any error.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Error {
+    /// The configuration is invalid.
+    Config(ConfigError),
+    /// A time argument is NaN, infinite or negative.
+    BadTime {
+        /// Which argument.
+        what: &'static str,
+        /// The value given.
+        value: f64,
+    },
+    /// `now` is earlier than a time the queue has already seen.
+    TimeWentBackwards {
+        /// The value given.
+        now: f64,
+        /// The latest time seen.
+        latest: f64,
+    },
+    /// A number value is NaN or infinite.
+    BadNumber {
+        /// Agent id.
+        agent: String,
+        /// `block.field`.
+        field: String,
+        /// The value given.
+        value: f64,
+    },
+    /// A name or string is empty or longer than allowed.
+    BadString {
+        /// Which argument (agent id, block label, field name, value, chat text...).
+        what: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The agent handle was never issued by this queue.
+    UnknownAgent {
+        /// The handle's index.
+        index: u32,
+    },
+    /// The agent was removed; its handle is dead.
+    AgentRemoved {
+        /// Agent id.
+        agent: String,
+    },
+    /// A dependency names a change handle this queue never issued.
+    UnknownChange {
+        /// The handle.
+        change: ChangeId,
+    },
+    /// A dependency names a change of a removed agent.
+    DependencyRemoved {
+        /// The handle.
+        change: ChangeId,
+    },
+    /// `ack` or `fail` names a request that is not in flight.
+    UnknownRequest {
+        /// The request.
+        request: RequestId,
+    },
+    /// An atomic group cannot be queued.
+    BadGroup {
+        /// Why.
+        reason: String,
+    },
+    /// `Retry-After` is NaN, infinite or negative.
+    BadRetryAfter {
+        /// The value given.
+        value: f64,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config(e) => e.fmt(f),
+            Error::BadTime { what, value } => {
+                write!(
+                    f,
+                    "`{what}` must be a finite time of 0 s or more, got {value}"
+                )
+            }
+            Error::TimeWentBackwards { now, latest } => write!(
+                f,
+                "`now` went backwards: {now} is before {latest}, a time already seen"
+            ),
+            Error::BadNumber {
+                agent,
+                field,
+                value,
+            } => write!(
+                f,
+                "agent '{agent}', field `{field}`: number must be finite, got {value}"
+            ),
+            Error::BadString { what, len, reason } => {
+                write!(f, "{what} ({len} bytes): {reason}")
+            }
+            Error::UnknownAgent { index } => {
+                write!(f, "agent handle #{index} was not issued by this queue")
+            }
+            Error::AgentRemoved { agent } => write!(f, "agent '{agent}' was removed"),
+            Error::UnknownChange { change } => {
+                write!(f, "dependency on {change}, which this queue never issued")
+            }
+            Error::DependencyRemoved { change } => write!(
+                f,
+                "dependency on {change}, whose agent was removed: it will never be delivered"
+            ),
+            Error::UnknownRequest { request } => {
+                write!(
+                    f,
+                    "{request} is not in flight (never emitted, or already reported)"
+                )
+            }
+            Error::BadGroup { reason } => write!(f, "atomic group rejected: {reason}"),
+            Error::BadRetryAfter { value } => {
+                write!(
+                    f,
+                    "`retry_after` must be a finite number of seconds of 0 or more, got {value}"
+                )
+            }
+        }
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::Config(e)
+    }
+}

@@ -1,0 +1,901 @@
+//! The queue: what game code calls.
+
+mod decide;
+mod outcome;
+mod planner;
+mod state;
+
+use crate::backoff::Rng;
+use crate::budget::Budget;
+use crate::config::Config;
+use crate::error::Error;
+use crate::ids::{AgentId, ChangeId, GroupId, RequestId, Seq, Sym, UnitId};
+use crate::metrics::{Metrics, Recorder};
+use crate::names;
+use crate::symbols::{Limits, Symbols};
+use crate::value::Value;
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+pub use decide::Decision;
+use outcome::InFlightRequest;
+use state::{AgentState, Dep, FieldKey, FieldState, Local, Unit};
+
+/// How urgently a change must reach the backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    /// Routine refreshes: next routine batch, first to wait when the budget is tight.
+    Low,
+    /// Location, state, description: next routine batch.
+    Normal,
+    /// Notable health changes, group joins and leaves, tool results: within 1 s.
+    High,
+    /// Combat health drops, entering or leaving `Combat`, critical tool results: next poll.
+    Critical,
+}
+
+/// One field change, for [`Queue::set`] and [`Queue::atomic`].
+///
+/// ```
+/// use npc_sync::{Change, Priority, Queue, Config, Value};
+/// let mut q = Queue::new(Config::default()).unwrap();
+/// let a = q.agent("npc-1").unwrap();
+/// let moved = q.set(0.0, Change::new(a, "status", "location", "cave".into())).unwrap();
+/// let c = Change::new(a, "status", "torch", Value::Bool(true))
+///     .priority(Priority::High)
+///     .after(moved);
+/// q.set(0.0, c).unwrap();
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change<'a> {
+    /// The agent.
+    pub agent: AgentId,
+    /// Block label.
+    pub block: &'a str,
+    /// Field name.
+    pub field: &'a str,
+    /// New value.
+    pub value: Value,
+    /// Priority (default normal).
+    pub priority: Priority,
+    /// Changes that must be delivered before this one.
+    pub depends_on: Vec<ChangeId>,
+}
+
+impl<'a> Change<'a> {
+    /// A normal-priority change with no dependency.
+    pub fn new(agent: AgentId, block: &'a str, field: &'a str, value: Value) -> Self {
+        Change {
+            agent,
+            block,
+            field,
+            value,
+            priority: Priority::Normal,
+            depends_on: Vec::new(),
+        }
+    }
+
+    /// Sets the priority.
+    pub fn priority(mut self, p: Priority) -> Self {
+        self.priority = p;
+        self
+    }
+
+    /// Adds a dependency.
+    pub fn after(mut self, dep: ChangeId) -> Self {
+        self.depends_on.push(dep);
+        self
+    }
+}
+
+/// Something the queue reports that is not a request: never a silent drop.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// An agent was removed; what it still had waiting is dropped.
+    AgentRemoved {
+        /// The agent.
+        agent: AgentId,
+        /// Its backend id.
+        name: String,
+        /// Fields that were waiting to be sent.
+        pending_fields: u32,
+        /// Chat messages that were waiting for inference.
+        chat_messages: u32,
+    },
+    /// A change depended on one that will never be delivered (its agent was removed); the
+    /// dependency is released and the dependent goes on its own.
+    DependencyReleased {
+        /// The dependent change.
+        dependent: ChangeId,
+        /// The change it waited for.
+        dependency: ChangeId,
+    },
+    /// A pending atomic group lost the changes of a removed agent; the rest stays whole.
+    GroupTrimmed {
+        /// The group.
+        group: GroupId,
+        /// The removed agent.
+        agent: AgentId,
+    },
+}
+
+/// The queue. See the crate documentation for an example.
+pub struct Queue {
+    pub(crate) cfg: Config,
+    pub(crate) symbols: Symbols,
+    pub(crate) agents: Vec<Option<AgentState>>,
+    /// Backend id of every agent ever registered, removed ones included.
+    pub(crate) agent_names: Vec<Sym>,
+    pub(crate) agent_index: BTreeMap<Sym, AgentId>,
+    pub(crate) units: BTreeMap<UnitId, Unit>,
+    pub(crate) next_unit: u64,
+    pub(crate) next_seq: u64,
+    pub(crate) next_group: u64,
+    pub(crate) next_request: u64,
+    /// Live change handles (not yet known delivered) and their field.
+    pub(crate) handles: BTreeMap<u64, FieldKey>,
+    /// Handles of removed agents' changes that were never delivered.
+    pub(crate) dead_handles: BTreeSet<u64>,
+    pub(crate) in_flight: BTreeMap<RequestId, InFlightRequest>,
+    pub(crate) budget: Budget,
+    pub(crate) rng: Rng,
+    pub(crate) latest_now: f64,
+    /// Routine batch schedule (set at the first poll).
+    pub(crate) next_batch_at: Option<f64>,
+    /// A `Retry-After` pauses every kind of request until this time.
+    pub(crate) paused_until: f64,
+    /// Nothing can be due before this time unless `dirty`.
+    pub(crate) next_wake: f64,
+    pub(crate) dirty: bool,
+    pub(crate) events: Vec<Event>,
+    pub(crate) rec: Recorder,
+}
+
+impl Queue {
+    /// A queue with the given settings, validated as a whole.
+    pub fn new(cfg: Config) -> Result<Queue, Error> {
+        cfg.validate()?;
+        Ok(Queue {
+            budget: Budget::new(&cfg),
+            rng: Rng::new(cfg.seed),
+            cfg,
+            symbols: Symbols::default(),
+            agents: Vec::new(),
+            agent_names: Vec::new(),
+            agent_index: BTreeMap::new(),
+            units: BTreeMap::new(),
+            next_unit: 1,
+            next_seq: 1,
+            next_group: 1,
+            next_request: 1,
+            handles: BTreeMap::new(),
+            dead_handles: BTreeSet::new(),
+            in_flight: BTreeMap::new(),
+            latest_now: 0.0,
+            next_batch_at: None,
+            paused_until: 0.0,
+            next_wake: 0.0,
+            dirty: true,
+            events: Vec::new(),
+            rec: Recorder::new(),
+        })
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The handle of the agent with this backend id, registering it if new.
+    pub fn agent(&mut self, id: &str) -> Result<AgentId, Error> {
+        Symbols::check_name("agent id", id)?;
+        let sym = self.symbols.intern(id);
+        if let Some(a) = self.agent_index.get(&sym) {
+            return Ok(*a);
+        }
+        let a = AgentId(self.agents.len() as u32);
+        self.agents.push(Some(AgentState::new(sym)));
+        self.agent_names.push(sym);
+        self.agent_index.insert(sym, a);
+        Ok(a)
+    }
+
+    /// The backend id of an agent (also of a removed one).
+    pub fn agent_name(&self, agent: AgentId) -> Option<&str> {
+        self.agent_sym(agent).map(|s| self.symbols.text(s))
+    }
+
+    fn agent_sym(&self, agent: AgentId) -> Option<Sym> {
+        self.agent_names.get(agent.0 as usize).copied()
+    }
+
+    /// The text of an interned name (agent id, block label, field name).
+    pub fn text(&self, sym: Sym) -> &str {
+        self.symbols.text(sym)
+    }
+
+    /// Whether the agent is in combat mode at `now`.
+    pub fn in_combat(&self, agent: AgentId, now: f64) -> bool {
+        self.agent_state(agent)
+            .map(|a| a.in_combat(now))
+            .unwrap_or(false)
+    }
+
+    /// A snapshot of the counters.
+    pub fn metrics(&mut self) -> Metrics {
+        let mut m = self.rec.snapshot();
+        m.calls_last_minute = self.budget.used(self.latest_now);
+        m.in_flight = self.in_flight.len() as u64;
+        m.queue_depth = self.units.values().map(|u| u.entries.len() as u64).sum();
+        m
+    }
+
+    /// Events since the last call, oldest first.
+    pub fn drain_events(&mut self) -> Vec<Event> {
+        core::mem::take(&mut self.events)
+    }
+
+    /// The latest local value of a field, if it was ever set.
+    pub fn local_value(&self, agent: AgentId, block: &str, field: &str) -> Option<&Value> {
+        let f = self.field_state(agent, block, field)?;
+        f.local.as_ref().map(|l| &l.value)
+    }
+
+    /// The value the backend acknowledged for a field, with its sequence number.
+    pub fn acked_value(&self, agent: AgentId, block: &str, field: &str) -> Option<(&Value, Seq)> {
+        let f = self.field_state(agent, block, field)?;
+        f.acked.as_ref().map(|(v, s)| (v, *s))
+    }
+
+    /// The kind of a request that is in flight.
+    pub fn in_flight_kind(&self, request: RequestId) -> Option<crate::request::RequestKind> {
+        self.in_flight.get(&request).map(|r| r.kind)
+    }
+
+    /// Number of requests emitted and not yet reported.
+    pub fn in_flight_count(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Whether nothing is waiting: no pending field, no chat, nothing in flight.
+    pub fn is_idle(&self) -> bool {
+        self.units.is_empty()
+            && self.in_flight.is_empty()
+            && self
+                .agents
+                .iter()
+                .flatten()
+                .all(|a| a.chat.messages.is_empty())
+    }
+
+    fn field_state(&self, agent: AgentId, block: &str, field: &str) -> Option<&FieldState> {
+        let a = self.agent_state(agent)?;
+        let b = self.symbols.lookup(block)?;
+        let f = self.symbols.lookup(field)?;
+        a.fields.get(&(b, f))
+    }
+
+    pub(crate) fn agent_state(&self, agent: AgentId) -> Option<&AgentState> {
+        self.agents.get(agent.0 as usize).and_then(|a| a.as_ref())
+    }
+
+    pub(crate) fn agent_mut(&mut self, agent: AgentId) -> &mut AgentState {
+        self.agents[agent.0 as usize]
+            .as_mut()
+            .expect("agent checked live before mutation")
+    }
+
+    pub(crate) fn field_mut(&mut self, key: FieldKey) -> &mut FieldState {
+        self.agent_mut(key.agent)
+            .fields
+            .entry((key.block, key.field))
+            .or_default()
+    }
+
+    pub(crate) fn field(&self, key: FieldKey) -> Option<&FieldState> {
+        self.agent_state(key.agent)?
+            .fields
+            .get(&(key.block, key.field))
+    }
+
+    // ----- validation: every check happens before any mutation -----
+
+    pub(crate) fn check_time(&self, what: &'static str, now: f64) -> Result<(), Error> {
+        if !now.is_finite() || now < 0.0 {
+            return Err(Error::BadTime { what, value: now });
+        }
+        if now < self.latest_now {
+            return Err(Error::TimeWentBackwards {
+                now,
+                latest: self.latest_now,
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn observe_time(&mut self, now: f64) {
+        if now > self.latest_now {
+            self.latest_now = now;
+        }
+    }
+
+    pub(crate) fn check_agent(&self, agent: AgentId) -> Result<&AgentState, Error> {
+        match self.agents.get(agent.0 as usize) {
+            None => Err(Error::UnknownAgent { index: agent.0 }),
+            Some(None) => Err(Error::AgentRemoved {
+                agent: String::from(self.agent_name(agent).unwrap_or("?")),
+            }),
+            Some(Some(a)) => Ok(a),
+        }
+    }
+
+    fn check_change(&self, c: &Change<'_>) -> Result<(), Error> {
+        self.check_agent(c.agent)?;
+        Symbols::check_name("block label", c.block)?;
+        Symbols::check_name("field name", c.field)?;
+        match &c.value {
+            Value::Number(n) if !n.is_finite() => {
+                return Err(Error::BadNumber {
+                    agent: String::from(self.agent_name(c.agent).unwrap_or("?")),
+                    field: format!("{}.{}", c.block, c.field),
+                    value: *n,
+                })
+            }
+            Value::Str(s) if s.len() > Limits::VALUE_BYTES => {
+                return Err(Error::BadString {
+                    what: "string value",
+                    len: s.len(),
+                    reason: "longer than the 16 KiB limit",
+                })
+            }
+            _ => {}
+        }
+        for d in &c.depends_on {
+            self.check_dependency(*d)?;
+        }
+        Ok(())
+    }
+
+    fn check_dependency(&self, d: ChangeId) -> Result<(), Error> {
+        if d.0 == 0 || d.0 >= self.next_seq {
+            return Err(Error::UnknownChange { change: d });
+        }
+        if self.dead_handles.contains(&d.0) {
+            return Err(Error::DependencyRemoved { change: d });
+        }
+        Ok(())
+    }
+
+    // ----- change calls -----
+
+    /// Queues one field change. Returns its handle (for dependencies).
+    pub fn set(&mut self, now: f64, change: Change<'_>) -> Result<ChangeId, Error> {
+        self.check_time("now", now)?;
+        self.check_change(&change)?;
+        self.observe_time(now);
+        Ok(self.apply(now, &change))
+    }
+
+    /// Sets `status.location` (normal priority).
+    pub fn set_location(
+        &mut self,
+        now: f64,
+        agent: AgentId,
+        location: &str,
+    ) -> Result<ChangeId, Error> {
+        self.set(
+            now,
+            Change::new(agent, names::STATUS, names::LOCATION, Value::str(location)),
+        )
+    }
+
+    /// Sets `status.description` (normal priority).
+    pub fn set_description(
+        &mut self,
+        now: f64,
+        agent: AgentId,
+        text: &str,
+    ) -> Result<ChangeId, Error> {
+        self.set(
+            now,
+            Change::new(agent, names::STATUS, names::DESCRIPTION, Value::str(text)),
+        )
+    }
+
+    /// Sets `status.health`. The change's size against what the backend has (or will have
+    /// once in-flight sends land) picks the priority: 20 points or more is critical and
+    /// enters combat mode, 10 to 20 is high, less is kept for the next routine batch.
+    pub fn set_health(&mut self, now: f64, agent: AgentId, health: f64) -> Result<ChangeId, Error> {
+        if !health.is_finite() || health < 0.0 {
+            return Err(Error::BadNumber {
+                agent: String::from(self.agent_name(agent).unwrap_or("?")),
+                field: String::from("status.health"),
+                value: health,
+            });
+        }
+        self.check_time("now", now)?;
+        self.check_agent(agent)?;
+        let reference = self.health_reference(agent);
+        let priority = match reference {
+            None => Priority::Normal,
+            Some(r) => {
+                let delta = if health > r { health - r } else { r - health };
+                if delta >= self.cfg.health_critical_points {
+                    Priority::Critical
+                } else if delta >= self.cfg.health_notable_points {
+                    Priority::High
+                } else {
+                    Priority::Normal
+                }
+            }
+        };
+        let id = self.set(
+            now,
+            Change::new(agent, names::STATUS, names::HEALTH, Value::Number(health))
+                .priority(priority),
+        )?;
+        if priority == Priority::Critical {
+            let until = now + self.cfg.combat_exit_s;
+            self.agent_mut(agent).combat_until = until;
+        }
+        Ok(id)
+    }
+
+    fn health_reference(&self, agent: AgentId) -> Option<f64> {
+        let a = self.agent_state(agent)?;
+        let b = self.symbols.lookup(names::STATUS)?;
+        let f = self.symbols.lookup(names::HEALTH)?;
+        let fs = a.fields.get(&(b, f))?;
+        let v = fs.target().or(fs.local.as_ref().map(|l| &l.value));
+        match v {
+            Some(Value::Number(n)) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// Sets `status.state`. Entering or leaving `Combat` is critical; entering it starts
+    /// combat mode, which lasts while the state is `Combat` and `combat_exit_s` after.
+    pub fn set_state(&mut self, now: f64, agent: AgentId, state: &str) -> Result<ChangeId, Error> {
+        self.check_time("now", now)?;
+        let was = self.check_agent(agent)?.in_combat_state;
+        let is = state == names::COMBAT_STATE;
+        let priority = if was != is {
+            Priority::Critical
+        } else {
+            Priority::Normal
+        };
+        let id = self.set(
+            now,
+            Change::new(agent, names::STATUS, names::STATE, Value::str(state)).priority(priority),
+        )?;
+        let exit = self.cfg.combat_exit_s;
+        let a = self.agent_mut(agent);
+        a.in_combat_state = is;
+        if was || is {
+            a.combat_until = now + exit;
+        }
+        Ok(id)
+    }
+
+    /// A group member joins: `group_members.<member>.is_present = true`, plus the given
+    /// fields of that member (high priority). Returns the handle of `is_present`.
+    pub fn join_group(
+        &mut self,
+        now: f64,
+        agent: AgentId,
+        member: &str,
+        fields: &[(&str, Value)],
+    ) -> Result<ChangeId, Error> {
+        let present = format!("{member}.{}", names::IS_PRESENT);
+        let mut all = Vec::with_capacity(fields.len() + 1);
+        let named: Vec<String> = fields
+            .iter()
+            .map(|(f, _)| format!("{member}.{f}"))
+            .collect();
+        all.push(
+            Change::new(agent, names::GROUP_MEMBERS, &present, Value::Bool(true))
+                .priority(Priority::High),
+        );
+        for ((_, v), name) in fields.iter().zip(&named) {
+            all.push(
+                Change::new(agent, names::GROUP_MEMBERS, name, v.clone()).priority(Priority::High),
+            );
+        }
+        self.check_time("now", now)?;
+        Symbols::check_name("group member", member)?;
+        for c in &all {
+            self.check_change(c)?;
+        }
+        self.observe_time(now);
+        let mut first = None;
+        for c in &all {
+            let id = self.apply(now, c);
+            first.get_or_insert(id);
+        }
+        Ok(first.expect("join always sets is_present"))
+    }
+
+    /// A group member leaves: every field of that member is cleared (high priority). A
+    /// member who joined and left before anything was sent leaves nothing to send if the
+    /// backend never had them. Returns the handle of clearing `is_present`.
+    pub fn leave_group(
+        &mut self,
+        now: f64,
+        agent: AgentId,
+        member: &str,
+    ) -> Result<ChangeId, Error> {
+        self.check_time("now", now)?;
+        Symbols::check_name("group member", member)?;
+        let a = self.check_agent(agent)?;
+        let present = format!("{member}.{}", names::IS_PRESENT);
+        let prefix = format!("{member}.");
+        let mut others: Vec<String> = Vec::new();
+        if let Some(gm) = self.symbols.lookup(names::GROUP_MEMBERS) {
+            for ((b, f), fs) in &a.fields {
+                let name = self.symbols.text(*f);
+                let set = fs.local.as_ref().is_some_and(|l| l.value != Value::Cleared)
+                    || fs.acked.as_ref().is_some_and(|(v, _)| *v != Value::Cleared);
+                if *b == gm && set && name.starts_with(&prefix) && name != present {
+                    others.push(String::from(name));
+                }
+            }
+        }
+        let first = Change::new(agent, names::GROUP_MEMBERS, &present, Value::Cleared)
+            .priority(Priority::High);
+        self.check_change(&first)?;
+        self.observe_time(now);
+        let id = self.apply(now, &first);
+        for f in &others {
+            let c = Change::new(agent, names::GROUP_MEMBERS, f, Value::Cleared)
+                .priority(Priority::High);
+            self.apply(now, &c);
+        }
+        Ok(id)
+    }
+
+    /// A tool's result written to a block field: high priority, or critical if marked.
+    pub fn tool_result(
+        &mut self,
+        now: f64,
+        agent: AgentId,
+        block: &str,
+        field: &str,
+        value: Value,
+        critical: bool,
+    ) -> Result<ChangeId, Error> {
+        let p = if critical {
+            Priority::Critical
+        } else {
+            Priority::High
+        };
+        self.set(now, Change::new(agent, block, field, value).priority(p))
+    }
+
+    /// Queues changes that travel in one request, in the order given, or not at all. They
+    /// may span blocks and agents. Returns one handle per change.
+    pub fn atomic(&mut self, now: f64, changes: &[Change<'_>]) -> Result<Vec<ChangeId>, Error> {
+        self.check_time("now", now)?;
+        if changes.is_empty() {
+            return Err(Error::BadGroup {
+                reason: String::from("it has no change"),
+            });
+        }
+        let mut seen: BTreeSet<(AgentId, &str, &str)> = BTreeSet::new();
+        let mut blocks: BTreeSet<(AgentId, &str)> = BTreeSet::new();
+        let mut bytes = 0usize;
+        for (i, c) in changes.iter().enumerate() {
+            self.check_change(c).map_err(|e| match e {
+                Error::AgentRemoved { agent } => Error::BadGroup {
+                    reason: format!("change {i} names agent '{agent}', which was removed"),
+                },
+                other => other,
+            })?;
+            if !seen.insert((c.agent, c.block, c.field)) {
+                return Err(Error::BadGroup {
+                    reason: format!(
+                        "change {i} sets {}.{} of agent '{}' a second time",
+                        c.block,
+                        c.field,
+                        self.agent_name(c.agent).unwrap_or("?")
+                    ),
+                });
+            }
+            blocks.insert((c.agent, c.block));
+            bytes += planner::change_bytes(
+                self.agent_name(c.agent).unwrap_or(""),
+                c.block,
+                c.field,
+                &c.value,
+            );
+        }
+        if blocks.len() > self.cfg.max_agent_blocks_per_request as usize {
+            return Err(Error::BadGroup {
+                reason: format!(
+                    "it writes {} agent-blocks; one request holds at most {} (max_agent_blocks_per_request)",
+                    blocks.len(),
+                    self.cfg.max_agent_blocks_per_request
+                ),
+            });
+        }
+        if bytes + planner::REQUEST_OVERHEAD_BYTES > self.cfg.max_request_bytes as usize {
+            return Err(Error::BadGroup {
+                reason: format!(
+                    "its body would be about {} bytes; one request holds at most {} (max_request_bytes)",
+                    bytes + planner::REQUEST_OVERHEAD_BYTES,
+                    self.cfg.max_request_bytes
+                ),
+            });
+        }
+        self.observe_time(now);
+
+        let gid = GroupId(self.next_group);
+        self.next_group += 1;
+        let uid = self.new_unit_id();
+        let mut unit = Unit {
+            entries: Vec::new(),
+            group: Some(gid),
+            priority: Priority::Low,
+            deps: Vec::new(),
+            order: self.next_seq,
+            high_since: None,
+            critical_since: None,
+            not_before: 0.0,
+            attempts: 0,
+        };
+        let mut ids = Vec::with_capacity(changes.len());
+        for c in changes {
+            let (key, seq) = self.record_local(now, c);
+            ids.push(ChangeId(seq));
+            unit.raise(c.priority, now);
+            for d in &c.depends_on {
+                unit.deps.push(Dep {
+                    on: d.0,
+                    dependent: seq,
+                });
+            }
+            if !unit.entries.contains(&key) {
+                unit.entries.push(key);
+            }
+            let field = self.field_mut(key);
+            if field.pending_since.is_none() {
+                field.pending_since = Some(now);
+            }
+            // A field has one pending unit: whatever carried it joins this group.
+            if let Some(other) = field.unit.take() {
+                if other != uid {
+                    if let Some(o) = self.units.remove(&other) {
+                        self.rec.m.coalesced += 1;
+                        for e in &o.entries {
+                            self.field_mut(*e).unit = None;
+                        }
+                        unit.absorb(o);
+                    }
+                }
+            }
+            self.field_mut(key).unit = Some(uid);
+        }
+        for e in unit.entries.clone() {
+            self.field_mut(e).unit = Some(uid);
+        }
+        self.units.insert(uid, unit);
+        self.dirty = true;
+        Ok(ids)
+    }
+
+    pub(crate) fn new_unit_id(&mut self) -> UnitId {
+        let u = UnitId(self.next_unit);
+        self.next_unit += 1;
+        u
+    }
+
+    /// Records a change as the field's latest local value and issues its handle.
+    fn record_local(&mut self, _now: f64, c: &Change<'_>) -> (FieldKey, u64) {
+        let block = self.symbols.intern(c.block);
+        let field = self.symbols.intern(c.field);
+        let key = FieldKey {
+            agent: c.agent,
+            block,
+            field,
+        };
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.rec.m.changes_in += 1;
+        let fs = self.field_mut(key);
+        fs.local = Some(Local {
+            value: c.value.clone(),
+            seq: Seq(seq),
+        });
+        fs.handles.push(seq);
+        self.handles.insert(seq, key);
+        (key, seq)
+    }
+
+    /// Applies one validated standalone change: coalesces it into the field's pending
+    /// unit, or drops what no longer needs sending.
+    fn apply(&mut self, now: f64, c: &Change<'_>) -> ChangeId {
+        let (key, seq) = self.record_local(now, c);
+        self.dirty = true;
+        let needs = self.field(key).is_some_and(|f| f.needs_send());
+        let existing = self.field(key).and_then(|f| f.unit);
+        let deps: Vec<Dep> = c
+            .depends_on
+            .iter()
+            .map(|d| Dep {
+                on: d.0,
+                dependent: seq,
+            })
+            .collect();
+        match existing {
+            Some(uid) => {
+                // Coalesce: the unit sends the latest value. A group keeps the field even if
+                // it now equals the backend's value, so it stays whole.
+                self.rec.m.coalesced += 1;
+                let is_group = self.units.get(&uid).is_some_and(|u| u.group.is_some());
+                if needs || is_group {
+                    let unit = self.units.get_mut(&uid).expect("field's unit exists");
+                    unit.raise(c.priority, now);
+                    unit.deps.extend(deps);
+                } else {
+                    self.units.remove(&uid);
+                    self.field_mut(key).unit = None;
+                    self.settle(key);
+                }
+            }
+            None if needs => {
+                let uid = self.new_unit_id();
+                let mut unit = Unit {
+                    entries: alloc::vec![key],
+                    group: None,
+                    priority: Priority::Low,
+                    deps,
+                    order: seq,
+                    high_since: None,
+                    critical_since: None,
+                    not_before: 0.0,
+                    attempts: 0,
+                };
+                unit.raise(c.priority, now);
+                self.units.insert(uid, unit);
+                let f = self.field_mut(key);
+                f.unit = Some(uid);
+                if f.pending_since.is_none() {
+                    f.pending_since = Some(now);
+                }
+            }
+            None => {
+                // Equal to what the backend has or will have: nothing to send.
+                self.rec.m.coalesced += 1;
+                self.settle(key);
+            }
+        }
+        ChangeId(seq)
+    }
+
+    /// After a field stopped needing a send: forget what was waiting and which handles
+    /// are now delivered.
+    pub(crate) fn settle(&mut self, key: FieldKey) {
+        let f = self.field_mut(key);
+        if f.unit.is_some() {
+            return;
+        }
+        if !f.needs_send() {
+            f.pending_since = None;
+        }
+        let in_flight = !f.in_flight.is_empty();
+        let acked = f.acked_seq().0;
+        let done: Vec<u64> = if in_flight {
+            f.handles.iter().copied().filter(|h| *h <= acked).collect()
+        } else {
+            core::mem::take(&mut f.handles)
+        };
+        f.handles.retain(|h| !done.contains(h));
+        for h in done {
+            self.handles.remove(&h);
+        }
+    }
+
+    /// Removes an agent: whatever it still had waiting is dropped and reported, changes
+    /// that depended on its changes are released (reported), and its pending atomic groups
+    /// keep their other changes, whole.
+    pub fn remove_agent(&mut self, agent: AgentId) -> Result<(), Error> {
+        self.check_agent(agent)?;
+        let state = self.agents[agent.0 as usize].take().expect("checked live");
+        self.agent_index.remove(&state.name);
+        self.dirty = true;
+        let mut pending_fields = 0u32;
+        let touching: Vec<UnitId> = self
+            .units
+            .iter()
+            .filter(|(_, u)| u.touches(agent))
+            .map(|(id, _)| *id)
+            .collect();
+        for uid in touching {
+            let unit = self.units.get_mut(&uid).expect("listed");
+            let before = unit.entries.len();
+            unit.entries.retain(|e| e.agent != agent);
+            pending_fields += (before - unit.entries.len()) as u32;
+            if unit.entries.is_empty() {
+                self.units.remove(&uid);
+            } else if let Some(g) = unit.group {
+                self.events.push(Event::GroupTrimmed { group: g, agent });
+            }
+        }
+        // Handles of changes never delivered die with the agent.
+        let dead: Vec<u64> = self
+            .handles
+            .iter()
+            .filter(|(_, k)| k.agent == agent)
+            .map(|(h, _)| *h)
+            .collect();
+        for h in &dead {
+            self.handles.remove(h);
+            self.dead_handles.insert(*h);
+        }
+        if !dead.is_empty() {
+            for unit in self.units.values_mut() {
+                let mut released = Vec::new();
+                unit.deps.retain(|d| {
+                    let gone = dead.binary_search(&d.on).is_ok();
+                    if gone {
+                        released.push(*d);
+                    }
+                    !gone
+                });
+                for d in released {
+                    self.events.push(Event::DependencyReleased {
+                        dependent: ChangeId(d.dependent),
+                        dependency: ChangeId(d.on),
+                    });
+                }
+            }
+            for req in self.in_flight.values_mut() {
+                for u in &mut req.units {
+                    u.deps.retain(|d| dead.binary_search(&d.on).is_err());
+                }
+            }
+        }
+        self.rec.m.agents_removed += 1;
+        self.events.push(Event::AgentRemoved {
+            agent,
+            name: String::from(self.symbols.text(state.name)),
+            pending_fields,
+            chat_messages: state.chat.messages.len() as u32,
+        });
+        Ok(())
+    }
+
+    /// Buffers a chat message to an agent; it leaves with the agent's other waiting
+    /// messages as one inference request.
+    pub fn chat(
+        &mut self,
+        now: f64,
+        agent: AgentId,
+        sender: &str,
+        text: &str,
+    ) -> Result<(), Error> {
+        self.check_time("now", now)?;
+        self.check_agent(agent)?;
+        Symbols::check_name("chat sender", sender)?;
+        if text.len() > Limits::CHAT_BYTES {
+            return Err(Error::BadString {
+                what: "chat text",
+                len: text.len(),
+                reason: "longer than the 2 KiB limit",
+            });
+        }
+        self.observe_time(now);
+        self.rec.m.chat_messages += 1;
+        self.dirty = true;
+        self.agent_mut(agent)
+            .chat
+            .messages
+            .push(crate::request::ChatMessage {
+                sender: String::from(sender),
+                text: String::from(text),
+                at: now,
+            });
+        Ok(())
+    }
+}

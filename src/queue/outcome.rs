@@ -1,0 +1,292 @@
+//! What happens when the bridge reports a request's outcome.
+
+use super::state::{Dep, FieldKey, Unit};
+use super::{Priority, Queue};
+use crate::backoff::retry_delay;
+use crate::error::Error;
+use crate::ids::{AgentId, GroupId, RequestId, Seq};
+use crate::request::{ChatMessage, Confirmed, RequestKind};
+use crate::symbols::Symbols;
+use crate::value::Value;
+use alloc::vec::Vec;
+
+/// A unit as it was sent, kept until the outcome is known so that a failure can put it
+/// back whole.
+#[derive(Clone, Debug)]
+pub(crate) struct SentUnit {
+    pub(crate) entries: Vec<(FieldKey, Seq)>,
+    pub(crate) group: Option<GroupId>,
+    pub(crate) priority: Priority,
+    pub(crate) deps: Vec<Dep>,
+    pub(crate) order: u64,
+    pub(crate) attempts: u32,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct InFlightRequest {
+    pub(crate) kind: RequestKind,
+    pub(crate) units: Vec<SentUnit>,
+    /// Agents whose decision sync this request carries.
+    pub(crate) synced: Vec<AgentId>,
+    pub(crate) inference: Option<(AgentId, Vec<ChatMessage>, u32)>,
+}
+
+impl Queue {
+    /// Reports that a request succeeded. `confirmed` is the backend's state of any fields
+    /// it reported back; each is merged if it is not older than what the queue holds.
+    pub fn ack(&mut self, request: RequestId, confirmed: &[Confirmed]) -> Result<(), Error> {
+        if !self.in_flight.contains_key(&request) {
+            return Err(Error::UnknownRequest { request });
+        }
+        for c in confirmed {
+            self.check_agent(c.agent)?;
+            Symbols::check_name("block label", &c.block)?;
+            Symbols::check_name("field name", &c.field)?;
+            if let Value::Number(n) = c.value {
+                if !n.is_finite() {
+                    return Err(Error::BadNumber {
+                        agent: alloc::string::String::from(self.agent_name(c.agent).unwrap_or("?")),
+                        field: alloc::format!("{}.{}", c.block, c.field),
+                        value: n,
+                    });
+                }
+            }
+            if c.seq.0 >= self.next_seq {
+                return Err(Error::UnknownChange {
+                    change: crate::ids::ChangeId(c.seq.0),
+                });
+            }
+        }
+        let req = self.in_flight.remove(&request).expect("checked");
+        self.dirty = true;
+        let mut touched: Vec<FieldKey> = Vec::new();
+        for unit in &req.units {
+            for (key, seq) in &unit.entries {
+                if self.agent_state(key.agent).is_none() {
+                    continue;
+                }
+                let f = self.field_mut(*key);
+                let mut value = None;
+                f.in_flight.retain(|v| {
+                    if v.request == request && v.seq == *seq {
+                        value = Some(v.value.clone());
+                        false
+                    } else {
+                        true
+                    }
+                });
+                if let Some(v) = value {
+                    if *seq > f.acked_seq() {
+                        f.acked = Some((v, *seq));
+                    }
+                }
+                touched.push(*key);
+            }
+        }
+        for c in confirmed {
+            let block = self.symbols.intern(&c.block);
+            let field = self.symbols.intern(&c.field);
+            let key = FieldKey {
+                agent: c.agent,
+                block,
+                field,
+            };
+            let mut drop_unit = None;
+            let f = self.field_mut(key);
+            if c.seq >= f.acked_seq() {
+                f.acked = Some((c.value.clone(), c.seq));
+            }
+            let local_seq = f.local.as_ref().map(|l| l.seq).unwrap_or_default();
+            if c.seq > local_seq {
+                // The backend holds something newer than anything this queue made.
+                f.local = Some(super::state::Local {
+                    value: c.value.clone(),
+                    seq: c.seq,
+                });
+                drop_unit = f.unit;
+            }
+            if let Some(uid) = drop_unit {
+                if self.units.get(&uid).is_some_and(|u| u.group.is_none()) {
+                    self.units.remove(&uid);
+                    self.field_mut(key).unit = None;
+                }
+            }
+            touched.push(key);
+        }
+        for key in touched {
+            self.reconcile(key);
+        }
+        Ok(())
+    }
+
+    /// Reports that a request failed. Every change in it returns to pending (unless a
+    /// newer value of the same field is already pending: the newer wins), atomic groups
+    /// whole, with exponential backoff; `retry_after` (seconds, from the response's
+    /// `Retry-After`) pauses all traffic at least that long.
+    pub fn fail(
+        &mut self,
+        now: f64,
+        request: RequestId,
+        retry_after: Option<f64>,
+    ) -> Result<(), Error> {
+        self.check_time("now", now)?;
+        if let Some(ra) = retry_after {
+            if !ra.is_finite() || ra < 0.0 {
+                return Err(Error::BadRetryAfter { value: ra });
+            }
+        }
+        let req = self
+            .in_flight
+            .remove(&request)
+            .ok_or(Error::UnknownRequest { request })?;
+        self.observe_time(now);
+        self.dirty = true;
+        self.rec.m.failures += 1;
+        if let Some(ra) = retry_after {
+            self.paused_until = self.paused_until.max(now + ra);
+        }
+        for sent in req.units {
+            let attempts = sent.attempts + 1;
+            let delay = retry_delay(&self.cfg, &mut self.rng, attempts, retry_after);
+            let mut live: Vec<(FieldKey, Seq)> = Vec::new();
+            for (key, seq) in &sent.entries {
+                if self.agent_state(key.agent).is_none() {
+                    continue;
+                }
+                let f = self.field_mut(*key);
+                let mut oldest = None;
+                f.in_flight.retain(|v| {
+                    if v.request == request && v.seq == *seq {
+                        oldest = Some(v.oldest);
+                        false
+                    } else {
+                        true
+                    }
+                });
+                if let Some(o) = oldest {
+                    if f.needs_send() || sent.group.is_some() {
+                        f.pending_since = Some(f.pending_since.map_or(o, |p: f64| p.min(o)));
+                    } else {
+                        // A newer value in flight supersedes this one; it inherits the age
+                        // so staleness is never under-reported.
+                        let acked = f.acked_seq();
+                        if let Some(newest) = f
+                            .in_flight
+                            .iter_mut()
+                            .filter(|v| v.seq > acked)
+                            .max_by_key(|v| v.seq)
+                        {
+                            newest.oldest = newest.oldest.min(o);
+                        }
+                    }
+                }
+                live.push((*key, *seq));
+            }
+            if live.is_empty() {
+                continue;
+            }
+            let mut unit = Unit {
+                entries: live.iter().map(|(k, _)| *k).collect(),
+                group: sent.group,
+                priority: sent.priority,
+                deps: sent.deps,
+                order: sent.order,
+                high_since: if sent.priority >= Priority::High {
+                    Some(now)
+                } else {
+                    None
+                },
+                critical_since: None,
+                not_before: now + delay,
+                attempts,
+            };
+            if unit.group.is_none() {
+                let key = unit.entries[0];
+                let f = self.field_mut(key);
+                if !f.needs_send() {
+                    // A newer value is already in flight or acknowledged, or the backend
+                    // already holds this one.
+                    self.settle(key);
+                    continue;
+                }
+            }
+            // A field has at most one pending unit: a newer one merges into the returning
+            // unit, which keeps its place and its backoff.
+            let uid = self.new_unit_id();
+            let mut i = 0;
+            while i < unit.entries.len() {
+                let key = unit.entries[i];
+                if let Some(other) = self.field_mut(key).unit.take() {
+                    if let Some(o) = self.units.remove(&other) {
+                        for e in &o.entries {
+                            self.field_mut(*e).unit = None;
+                        }
+                        unit.absorb(o);
+                    }
+                }
+                i += 1;
+            }
+            for e in unit.entries.clone() {
+                self.field_mut(e).unit = Some(uid);
+            }
+            self.units.insert(uid, unit);
+        }
+        for agent in req.synced {
+            if let Some(a) = self
+                .agents
+                .get_mut(agent.0 as usize)
+                .and_then(|a| a.as_mut())
+            {
+                a.sync_requested = true;
+            }
+        }
+        if let Some((agent, mut messages, attempts)) = req.inference {
+            let attempts = attempts + 1;
+            let delay = retry_delay(&self.cfg, &mut self.rng, attempts, retry_after);
+            if let Some(a) = self
+                .agents
+                .get_mut(agent.0 as usize)
+                .and_then(|a| a.as_mut())
+            {
+                messages.append(&mut a.chat.messages);
+                a.chat.messages = messages;
+                a.chat.not_before = now + delay;
+                a.chat.attempts = attempts;
+            }
+        }
+        Ok(())
+    }
+
+    /// Restores the rule that a field whose local value must be sent has a pending unit.
+    pub(crate) fn reconcile(&mut self, key: FieldKey) {
+        if self.agent_state(key.agent).is_none() {
+            return;
+        }
+        let now = self.latest_now;
+        let f = self.field_mut(key);
+        if f.unit.is_none() && f.needs_send() {
+            if f.pending_since.is_none() {
+                // The confirmed state disagreed with ours: count from now.
+                f.pending_since = Some(now);
+            }
+            let seq = f.local.as_ref().map(|l| l.seq.0).unwrap_or(0);
+            let uid = self.new_unit_id();
+            self.units.insert(
+                uid,
+                Unit {
+                    entries: alloc::vec![key],
+                    group: None,
+                    priority: Priority::Normal,
+                    deps: Vec::new(),
+                    order: seq,
+                    high_since: None,
+                    critical_since: None,
+                    not_before: 0.0,
+                    attempts: 0,
+                },
+            );
+            self.field_mut(key).unit = Some(uid);
+        }
+        self.settle(key);
+    }
+}

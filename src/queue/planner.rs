@@ -1,0 +1,527 @@
+//! `poll`: decides what goes out now, in which requests, in which order.
+//!
+//! Each poll, in this order: urgent requests (due critical changes and decision syncs,
+//! with the agents' other pending fields riding along), inference requests (aggregated
+//! chat), then batches (due high-priority changes, the routine batch, due retries). Each
+//! request respects the size caps and the budget; atomic groups are never split and a
+//! change never precedes its dependency.
+
+use super::outcome::{InFlightRequest, SentUnit};
+use super::state::{FieldKey, InFlightValue};
+use super::{Priority, Queue};
+use crate::budget::Pool;
+use crate::config::Target;
+use crate::error::Error;
+use crate::ids::{AgentId, RequestId, Seq, Sym, UnitId};
+use crate::request::{Request, RequestKind, SentChange};
+use crate::value::{json_string_bytes, Value};
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::vec::Vec;
+use core::cmp::Reverse;
+
+/// Upper bound of a request's JSON envelope (batch endpoint encoding, see README).
+pub(crate) const REQUEST_OVERHEAD_BYTES: usize = 64;
+/// Upper bound of one change's JSON punctuation and keys, besides its strings and value.
+const CHANGE_OVERHEAD_BYTES: usize = 64;
+
+/// Upper bound of one change's bytes in a batch endpoint body.
+pub(crate) fn change_bytes(agent: &str, block: &str, field: &str, value: &Value) -> usize {
+    CHANGE_OVERHEAD_BYTES
+        + json_string_bytes(agent)
+        + json_string_bytes(block)
+        + json_string_bytes(field)
+        + value.json_bytes()
+}
+
+/// A request being filled.
+#[derive(Default)]
+struct Draft {
+    changes: Vec<SentChange>,
+    units: Vec<SentUnit>,
+    unit_ids: Vec<UnitId>,
+    agent_blocks: BTreeSet<(AgentId, Sym)>,
+    bytes: usize,
+    fields: BTreeMap<FieldKey, Seq>,
+    first_critical: Vec<(u32, f64)>,
+}
+
+/// Whether a unit may open a request of its own or only fill one for free.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Need {
+    Mandatory,
+    RideAlong,
+}
+
+struct Built {
+    drafts: Vec<Draft>,
+    budget_blocked: bool,
+}
+
+impl Queue {
+    /// Emits what is due at `now`. Call it every frame (Heartbeat); it returns at once
+    /// when nothing can be due.
+    pub fn poll(&mut self, now: f64) -> Result<Vec<Request>, Error> {
+        self.check_time("now", now)?;
+        self.observe_time(now);
+        let mut out = Vec::new();
+        if !self.dirty && now < self.next_wake {
+            return Ok(out);
+        }
+        self.dirty = false;
+        if now < self.paused_until {
+            self.next_wake = self.paused_until;
+            return Ok(out);
+        }
+        let interval = self.cfg.batch_interval_s;
+        let next_batch_at = *self.next_batch_at.get_or_insert(now + interval);
+        let mut wake = next_batch_at;
+
+        // Chat buffers that must flush now.
+        let mut chat_due: Vec<AgentId> = Vec::new();
+        for (i, a) in self.agents.iter().enumerate() {
+            if let Some(a) = a {
+                if let Some(due) = a.chat.due_at(&self.cfg) {
+                    if due <= now {
+                        chat_due.push(AgentId(i as u32));
+                    } else {
+                        wake = wake.min(due);
+                    }
+                }
+            }
+        }
+
+        // Urgent: due critical changes, decision syncs, and syncs ahead of inference.
+        let mut urgent: BTreeSet<AgentId> = BTreeSet::new();
+        for u in self.units.values() {
+            if u.priority != Priority::Critical {
+                continue;
+            }
+            let mut ready = u.not_before;
+            for e in &u.entries {
+                if let Some(a) = self.agent_state(e.agent) {
+                    if let Some(last) = a.last_critical_emit {
+                        let window = if a.in_combat(now) {
+                            self.cfg.combat_debounce_s
+                        } else {
+                            self.cfg.debounce_s
+                        };
+                        ready = ready.max(last + window);
+                    }
+                }
+            }
+            if ready <= now {
+                for e in &u.entries {
+                    urgent.insert(e.agent);
+                }
+            } else {
+                wake = wake.min(ready);
+            }
+        }
+        for (i, a) in self.agents.iter().enumerate() {
+            if a.as_ref().is_some_and(|a| a.sync_requested) {
+                urgent.insert(AgentId(i as u32));
+            }
+        }
+        for a in &chat_due {
+            if !self.is_fresh(*a, now)? {
+                urgent.insert(*a);
+            }
+        }
+        let mut budget_blocked_reserved = false;
+        if !urgent.is_empty() {
+            let mut candidates = Vec::new();
+            for (id, u) in &self.units {
+                if u.entries.iter().any(|e| urgent.contains(&e.agent)) {
+                    if u.not_before <= now {
+                        candidates.push((*id, Need::Mandatory));
+                    } else {
+                        wake = wake.min(u.not_before);
+                    }
+                }
+            }
+            let built = self.build(now, Pool::Reserved, candidates);
+            budget_blocked_reserved |= built.budget_blocked;
+            let synced: Vec<AgentId> = urgent.iter().copied().collect();
+            self.emit(now, RequestKind::Urgent, built.drafts, &synced, &mut out);
+            for a in urgent {
+                let waiting = self.units.values().any(|u| u.touches(a));
+                if let Some(s) = self.agents.get_mut(a.0 as usize).and_then(|s| s.as_mut()) {
+                    if !waiting {
+                        s.sync_requested = false;
+                    }
+                }
+            }
+        }
+
+        // Inference, one request per agent.
+        for a in chat_due {
+            if self.budget.available(now, Pool::Reserved) < 1 {
+                budget_blocked_reserved = true;
+                break;
+            }
+            self.emit_inference(now, a, &mut out);
+            if let Some(due) = self.agent_state(a).and_then(|s| s.chat.due_at(&self.cfg)) {
+                wake = wake.min(due);
+            }
+        }
+
+        // Batches: due high-priority changes and retries, and the routine batch.
+        let routine_due = now >= next_batch_at;
+        let mut candidates = Vec::new();
+        let mut any_mandatory = false;
+        for (id, u) in &self.units {
+            if u.priority == Priority::Critical {
+                continue;
+            }
+            if u.not_before > now {
+                wake = wake.min(u.not_before);
+                continue;
+            }
+            let due_alone = if u.attempts > 0 {
+                Some(u.not_before)
+            } else if u.priority == Priority::High {
+                u.high_since.map(|t| t + self.cfg.high_priority_delay_s)
+            } else {
+                None
+            };
+            let need = match due_alone {
+                Some(t) if t <= now => Need::Mandatory,
+                Some(t) => {
+                    wake = wake.min(t);
+                    if routine_due {
+                        Need::Mandatory
+                    } else {
+                        Need::RideAlong
+                    }
+                }
+                None if routine_due => Need::Mandatory,
+                None => Need::RideAlong,
+            };
+            any_mandatory |= need == Need::Mandatory;
+            candidates.push((*id, need));
+        }
+        let mut budget_blocked_routine = false;
+        if any_mandatory {
+            let built = self.build(now, Pool::Routine, candidates);
+            budget_blocked_routine = built.budget_blocked;
+            self.emit(now, RequestKind::Batch, built.drafts, &[], &mut out);
+        }
+        if routine_due && !budget_blocked_routine {
+            let at = now + interval;
+            self.next_batch_at = Some(at);
+            wake = wake.min(at);
+        }
+        if budget_blocked_routine {
+            wake = wake.min(self.budget.next_free(now, Pool::Routine));
+        }
+        if budget_blocked_reserved {
+            wake = wake.min(self.budget.next_free(now, Pool::Reserved));
+        }
+        self.next_wake = wake;
+        Ok(out)
+    }
+
+    /// Fills requests from `candidates`, in priority then change order, within the caps
+    /// and the budget. Ride-along units only fill requests that are opened anyway, and only
+    /// where they cost no extra call.
+    fn build(&mut self, now: f64, pool: Pool, mut candidates: Vec<(UnitId, Need)>) -> Built {
+        candidates.sort_by_key(|(id, _)| {
+            let u = &self.units[id];
+            (Reverse(u.priority), u.order, *id)
+        });
+        let max_blocks = self.cfg.max_agent_blocks_per_request as usize;
+        let max_bytes = self.cfg.max_request_bytes as usize;
+        let per_block = self.cfg.target == Target::LettaApi;
+        let mut remaining = self.budget.available(now, pool);
+        let mut drafts: Vec<Draft> = Vec::new();
+        let mut placed: BTreeSet<UnitId> = BTreeSet::new();
+        let mut budget_blocked = false;
+        loop {
+            let mut progress = false;
+            for &(uid, need) in &candidates {
+                if placed.contains(&uid) {
+                    continue;
+                }
+                let Some(unit) = self.units.get(&uid) else {
+                    placed.insert(uid);
+                    continue;
+                };
+                // A lone field whose value needs no send any more: drop it.
+                if unit.group.is_none() {
+                    let key = unit.entries[0];
+                    if !self.field(key).is_some_and(|f| f.needs_send()) {
+                        self.units.remove(&uid);
+                        if self.agent_state(key.agent).is_some() {
+                            self.field_mut(key).unit = None;
+                            self.settle(key);
+                        }
+                        self.rec.m.coalesced += 1;
+                        placed.insert(uid);
+                        progress = true;
+                        continue;
+                    }
+                }
+                let (changes, blocks, bytes) = self.materialize(uid);
+                let fits = |d: &Draft| {
+                    let new_blocks = blocks
+                        .iter()
+                        .filter(|b| !d.agent_blocks.contains(b))
+                        .count();
+                    (d.agent_blocks.len() + new_blocks <= max_blocks
+                        && d.bytes + bytes <= max_bytes)
+                        .then_some(new_blocks as u32)
+                };
+                let deps_ok = |q: &Queue, d: Option<&Draft>| q.deps_satisfied(uid, d);
+                let current = drafts.last();
+                let mut target: Option<usize> = None;
+                if let Some(d) = current {
+                    if let Some(new_blocks) = fits(d) {
+                        let cost = if per_block { new_blocks } else { 0 };
+                        let free = cost == 0;
+                        if deps_ok(self, Some(d))
+                            && (need == Need::Mandatory || free)
+                            && cost <= remaining
+                        {
+                            remaining -= cost;
+                            target = Some(drafts.len() - 1);
+                        }
+                    }
+                }
+                if target.is_none() && need == Need::Mandatory && deps_ok(self, None) {
+                    // A new request; a unit bigger than the caps (only a merged group can
+                    // be) goes alone rather than being split.
+                    let cost = if per_block { blocks.len() as u32 } else { 1 };
+                    if cost <= remaining {
+                        remaining -= cost;
+                        drafts.push(Draft {
+                            bytes: REQUEST_OVERHEAD_BYTES,
+                            ..Draft::default()
+                        });
+                        target = Some(drafts.len() - 1);
+                    } else {
+                        budget_blocked = true;
+                    }
+                }
+                let Some(t) = target else { continue };
+                let unit = self.units.remove(&uid).expect("present");
+                let d = &mut drafts[t];
+                for b in blocks {
+                    d.agent_blocks.insert(b);
+                }
+                d.bytes += bytes;
+                let mut entries = Vec::with_capacity(changes.len());
+                for c in changes {
+                    let key = FieldKey {
+                        agent: c.agent,
+                        block: c.block,
+                        field: c.field,
+                    };
+                    d.fields.insert(key, c.seq);
+                    entries.push((key, c.seq));
+                    d.changes.push(c);
+                }
+                if let (Some(since), 0) = (unit.critical_since, unit.attempts) {
+                    d.first_critical.push((0, now - since));
+                }
+                d.units.push(SentUnit {
+                    entries,
+                    group: unit.group,
+                    priority: unit.priority,
+                    deps: unit.deps,
+                    order: unit.order,
+                    attempts: unit.attempts,
+                });
+                d.unit_ids.push(uid);
+                placed.insert(uid);
+                progress = true;
+            }
+            if !progress || budget_blocked {
+                break;
+            }
+        }
+        Built {
+            drafts,
+            budget_blocked,
+        }
+    }
+
+    /// A unit's changes as they would be sent now: each field's latest local value.
+    fn materialize(&self, uid: UnitId) -> (Vec<SentChange>, Vec<(AgentId, Sym)>, usize) {
+        let unit = &self.units[&uid];
+        let mut changes = Vec::with_capacity(unit.entries.len());
+        let mut blocks = Vec::new();
+        let mut bytes = 0;
+        for key in &unit.entries {
+            let Some(f) = self.field(*key) else { continue };
+            let Some(local) = &f.local else { continue };
+            let agent_name = self.agent_names[key.agent.0 as usize];
+            bytes += change_bytes(
+                self.symbols.text(agent_name),
+                self.symbols.text(key.block),
+                self.symbols.text(key.field),
+                &local.value,
+            );
+            if !blocks.contains(&(key.agent, key.block)) {
+                blocks.push((key.agent, key.block));
+            }
+            changes.push(SentChange {
+                agent: key.agent,
+                agent_name,
+                block: key.block,
+                field: key.field,
+                value: local.value.clone(),
+                seq: local.seq,
+                group: unit.group,
+            });
+        }
+        (changes, blocks, bytes)
+    }
+
+    /// A unit may go once each dependency is acknowledged, carried by the unit itself, or
+    /// sent earlier in the request being filled.
+    fn deps_satisfied(&self, uid: UnitId, draft: Option<&Draft>) -> bool {
+        let unit = &self.units[&uid];
+        unit.deps.iter().all(|d| {
+            let Some(key) = self.handles.get(&d.on) else {
+                return true;
+            };
+            if unit.entries.contains(key) {
+                return true;
+            }
+            let Some(f) = self.field(*key) else {
+                return true;
+            };
+            if f.acked_seq().0 >= d.on || (f.unit.is_none() && f.in_flight.is_empty()) {
+                return true;
+            }
+            draft.is_some_and(|dr| dr.fields.get(key).is_some_and(|s| s.0 >= d.on))
+        })
+    }
+
+    fn emit(
+        &mut self,
+        now: f64,
+        kind: RequestKind,
+        drafts: Vec<Draft>,
+        synced: &[AgentId],
+        out: &mut Vec<Request>,
+    ) {
+        for d in drafts {
+            let id = RequestId(self.next_request);
+            self.next_request += 1;
+            let calls = match self.cfg.target {
+                Target::BatchEndpoint => 1,
+                Target::LettaApi => d.agent_blocks.len() as u32,
+            };
+            self.budget.spend(now, calls);
+            self.rec.m.calls += calls as u64;
+            match kind {
+                RequestKind::Batch => self.rec.m.requests_batch += 1,
+                RequestKind::Urgent => self.rec.m.requests_urgent += 1,
+                RequestKind::Inference => self.rec.m.requests_inference += 1,
+            }
+            self.rec.m.changes_sent += d.changes.len() as u64;
+            for (_, latency) in &d.first_critical {
+                self.rec.critical_latency.record(*latency);
+            }
+            let mut attempt = 1;
+            for u in &d.units {
+                attempt = attempt.max(u.attempts + 1);
+                if u.priority == Priority::Critical {
+                    for (key, _) in &u.entries {
+                        if let Some(a) = self
+                            .agents
+                            .get_mut(key.agent.0 as usize)
+                            .and_then(|a| a.as_mut())
+                        {
+                            a.last_critical_emit = Some(now);
+                        }
+                    }
+                }
+            }
+            for c in &d.changes {
+                let key = FieldKey {
+                    agent: c.agent,
+                    block: c.block,
+                    field: c.field,
+                };
+                let f = self.field_mut(key);
+                let oldest = f.pending_since.take().unwrap_or(now);
+                f.in_flight.push(InFlightValue {
+                    request: id,
+                    seq: c.seq,
+                    value: c.value.clone(),
+                    oldest,
+                });
+                f.unit = None;
+            }
+            let carried: Vec<AgentId> = synced
+                .iter()
+                .copied()
+                .filter(|a| d.changes.iter().any(|c| c.agent == *a))
+                .collect();
+            self.in_flight.insert(
+                id,
+                InFlightRequest {
+                    kind,
+                    units: d.units,
+                    synced: carried,
+                    inference: None,
+                },
+            );
+            out.push(Request {
+                id,
+                kind,
+                changes: d.changes,
+                inference_agent: None,
+                messages: Vec::new(),
+                calls,
+                body_bytes: d.bytes as u32,
+                attempt,
+            });
+        }
+    }
+
+    fn emit_inference(&mut self, now: f64, agent: AgentId, out: &mut Vec<Request>) {
+        let max = self.cfg.chat_max_messages as usize;
+        let a = self.agent_mut(agent);
+        let n = a.chat.messages.len().min(max);
+        let messages: Vec<_> = a.chat.messages.drain(..n).collect();
+        let attempts = a.chat.attempts;
+        a.chat.attempts = 0;
+        a.chat.not_before = 0.0;
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        self.budget.spend(now, 1);
+        self.rec.m.calls += 1;
+        self.rec.m.requests_inference += 1;
+        let bytes = REQUEST_OVERHEAD_BYTES
+            + messages
+                .iter()
+                .map(|m| {
+                    CHANGE_OVERHEAD_BYTES
+                        + json_string_bytes(&m.sender)
+                        + json_string_bytes(&m.text)
+                })
+                .sum::<usize>();
+        self.in_flight.insert(
+            id,
+            InFlightRequest {
+                kind: RequestKind::Inference,
+                units: Vec::new(),
+                synced: Vec::new(),
+                inference: Some((agent, messages.clone(), attempts)),
+            },
+        );
+        out.push(Request {
+            id,
+            kind: RequestKind::Inference,
+            changes: Vec::new(),
+            inference_agent: Some(agent),
+            messages,
+            calls: 1,
+            body_bytes: bytes as u32,
+            attempt: attempts + 1,
+        });
+    }
+}

@@ -1,0 +1,257 @@
+//! Per-field and per-agent state, and pending units.
+//!
+//! Every field keeps its latest local value (the truth the game holds), the value the
+//! backend acknowledged, and the values in flight. A field has at most one pending unit:
+//! its own coalescing unit, or the atomic group it belongs to. A unit always sends the
+//! fields' latest local values, so a value older than one in flight is never sent.
+
+use crate::chat::ChatBuffer;
+use crate::ids::{AgentId, GroupId, RequestId, Seq, Sym, UnitId};
+use crate::queue::Priority;
+use crate::value::Value;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+/// Names one field of one agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct FieldKey {
+    pub(crate) agent: AgentId,
+    pub(crate) block: Sym,
+    pub(crate) field: Sym,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Local {
+    pub(crate) value: Value,
+    pub(crate) seq: Seq,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct InFlightValue {
+    pub(crate) request: RequestId,
+    pub(crate) seq: Seq,
+    pub(crate) value: Value,
+    /// When the oldest change this send delivers was made (for staleness).
+    pub(crate) oldest: f64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FieldState {
+    pub(crate) local: Option<Local>,
+    pub(crate) acked: Option<(Value, Seq)>,
+    pub(crate) in_flight: Vec<InFlightValue>,
+    /// The pending unit carrying this field, if any.
+    pub(crate) unit: Option<UnitId>,
+    /// When the oldest change not yet sent was made.
+    pub(crate) pending_since: Option<f64>,
+    /// Change handles on this field not yet known delivered.
+    pub(crate) handles: Vec<u64>,
+}
+
+impl FieldState {
+    pub(crate) fn acked_seq(&self) -> Seq {
+        self.acked.as_ref().map(|a| a.1).unwrap_or_default()
+    }
+
+    /// The highest sequence number sent or acknowledged.
+    pub(crate) fn max_sent_seq(&self) -> Seq {
+        let mut s = self.acked_seq();
+        for f in &self.in_flight {
+            if f.seq > s {
+                s = f.seq;
+            }
+        }
+        s
+    }
+
+    /// What the backend will hold once everything in flight lands (`None`: absent).
+    pub(crate) fn target(&self) -> Option<&Value> {
+        let mut best: Option<&InFlightValue> = None;
+        for f in &self.in_flight {
+            if best.map_or(true, |b| f.seq > b.seq) {
+                best = Some(f);
+            }
+        }
+        match best {
+            Some(f) if f.seq > self.acked_seq() => Some(&f.value),
+            _ => self.acked.as_ref().map(|a| &a.0),
+        }
+    }
+
+    fn equals_target(&self, v: &Value) -> bool {
+        match self.target() {
+            None => *v == Value::Cleared,
+            Some(t) => t == v,
+        }
+    }
+
+    /// Whether the local value still has to be sent.
+    pub(crate) fn needs_send(&self) -> bool {
+        match &self.local {
+            None => false,
+            Some(l) => l.seq > self.max_sent_seq() && !self.equals_target(&l.value),
+        }
+    }
+
+    /// When the oldest change the backend does not have yet was made.
+    pub(crate) fn oldest_undelivered(&self) -> Option<f64> {
+        let acked = self.acked_seq();
+        let mut oldest = self.pending_since;
+        for f in &self.in_flight {
+            if f.seq > acked && oldest.map_or(true, |o| f.oldest < o) {
+                oldest = Some(f.oldest);
+            }
+        }
+        oldest
+    }
+}
+
+/// A dependency: `dependent` may not be delivered before `on`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Dep {
+    pub(crate) on: u64,
+    pub(crate) dependent: u64,
+}
+
+/// A pending unit: one field's coalesced changes, or one atomic group.
+#[derive(Clone, Debug)]
+pub(crate) struct Unit {
+    pub(crate) entries: Vec<FieldKey>,
+    pub(crate) group: Option<GroupId>,
+    pub(crate) priority: Priority,
+    pub(crate) deps: Vec<Dep>,
+    /// Sequence number of the unit's first change: orders units within a priority.
+    pub(crate) order: u64,
+    /// When the first change of high priority or above joined (drives the 1 s delay).
+    pub(crate) high_since: Option<f64>,
+    /// When the first critical change joined (for the latency metric).
+    pub(crate) critical_since: Option<f64>,
+    /// Retry backoff: not emitted before this time.
+    pub(crate) not_before: f64,
+    /// Failed attempts so far.
+    pub(crate) attempts: u32,
+}
+
+impl Unit {
+    pub(crate) fn raise(&mut self, priority: Priority, now: f64) {
+        if priority > self.priority {
+            self.priority = priority;
+        }
+        if priority >= Priority::High && self.high_since.is_none() {
+            self.high_since = Some(now);
+        }
+        if priority == Priority::Critical && self.critical_since.is_none() {
+            self.critical_since = Some(now);
+        }
+    }
+
+    /// Takes in another unit's content (it is then dropped by the caller).
+    pub(crate) fn absorb(&mut self, other: Unit) {
+        for e in other.entries {
+            if !self.entries.contains(&e) {
+                self.entries.push(e);
+            }
+        }
+        if self.group.is_none() {
+            self.group = other.group;
+        }
+        if other.priority > self.priority {
+            self.priority = other.priority;
+        }
+        self.deps.extend(other.deps);
+        self.order = self.order.min(other.order);
+        self.high_since = min_opt(self.high_since, other.high_since);
+        self.critical_since = min_opt(self.critical_since, other.critical_since);
+        self.not_before = self.not_before.max(other.not_before);
+        self.attempts = self.attempts.max(other.attempts);
+    }
+
+    pub(crate) fn touches(&self, agent: AgentId) -> bool {
+        self.entries.iter().any(|e| e.agent == agent)
+    }
+}
+
+pub(crate) fn min_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if x < y { x } else { y }),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct AgentState {
+    pub(crate) name: Sym,
+    pub(crate) fields: BTreeMap<(Sym, Sym), FieldState>,
+    /// Last emission of a critical change (debounce).
+    pub(crate) last_critical_emit: Option<f64>,
+    /// Combat mode lasts until this time (or while the state is `Combat`).
+    pub(crate) combat_until: f64,
+    pub(crate) in_combat_state: bool,
+    /// A decision is waiting for this agent's pending changes.
+    pub(crate) sync_requested: bool,
+    pub(crate) chat: ChatBuffer,
+}
+
+impl AgentState {
+    pub(crate) fn new(name: Sym) -> Self {
+        AgentState {
+            name,
+            fields: BTreeMap::new(),
+            last_critical_emit: None,
+            combat_until: f64::NEG_INFINITY,
+            in_combat_state: false,
+            sync_requested: false,
+            chat: ChatBuffer::default(),
+        }
+    }
+
+    pub(crate) fn in_combat(&self, now: f64) -> bool {
+        self.in_combat_state || now < self.combat_until
+    }
+
+    pub(crate) fn oldest_undelivered(&self) -> Option<f64> {
+        let mut oldest = None;
+        for f in self.fields.values() {
+            oldest = min_opt(oldest, f.oldest_undelivered());
+        }
+        oldest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inflight(seq: u64, v: Value) -> InFlightValue {
+        InFlightValue {
+            request: RequestId(1),
+            seq: Seq(seq),
+            value: v,
+            oldest: 0.0,
+        }
+    }
+
+    #[test]
+    fn differential_against_target() {
+        let mut f = FieldState::default();
+        f.local = Some(Local {
+            value: Value::Cleared,
+            seq: Seq(1),
+        });
+        assert!(
+            !f.needs_send(),
+            "clearing what the backend never had sends nothing"
+        );
+        f.acked = Some((Value::str("plaza"), Seq(1)));
+        f.local = Some(Local {
+            value: Value::str("plaza"),
+            seq: Seq(3),
+        });
+        assert!(!f.needs_send());
+        f.in_flight.push(inflight(2, Value::str("market")));
+        // market will land, so plaza must be sent again.
+        assert!(f.needs_send());
+        assert_eq!(f.max_sent_seq(), Seq(2));
+    }
+}

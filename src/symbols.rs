@@ -1,0 +1,70 @@
+//! Interned names. Agent ids, block labels and field names are compared as small integers
+//! on the hot path; their text is kept for errors and for rendering requests.
+
+use crate::error::Error;
+use crate::ids::Sym;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// Length limits of inputs, in bytes. A single change of maximal size always fits in one
+/// request, which is why the request body cap cannot go below 24 KiB.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits;
+
+impl Limits {
+    /// Agent ids, block labels, field names, chat senders.
+    pub const NAME_BYTES: usize = 256;
+    /// String field values.
+    pub const VALUE_BYTES: usize = 16 * 1024;
+    /// One chat message's text.
+    pub const CHAT_BYTES: usize = 2 * 1024;
+}
+
+#[derive(Default)]
+pub(crate) struct Symbols {
+    texts: Vec<String>,
+    index: BTreeMap<String, Sym>,
+}
+
+impl Symbols {
+    pub(crate) fn check_name(what: &'static str, s: &str) -> Result<(), Error> {
+        if s.is_empty() {
+            return Err(Error::BadString {
+                what,
+                len: 0,
+                reason: "must not be empty",
+            });
+        }
+        if s.len() > Limits::NAME_BYTES {
+            return Err(Error::BadString {
+                what,
+                len: s.len(),
+                reason: "longer than the 256-byte limit",
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn lookup(&self, s: &str) -> Option<Sym> {
+        self.index.get(s).copied()
+    }
+
+    /// Interns `s` (already checked).
+    pub(crate) fn intern(&mut self, s: &str) -> Sym {
+        if let Some(sym) = self.index.get(s) {
+            return *sym;
+        }
+        let sym = Sym(self.texts.len() as u32);
+        self.texts.push(String::from(s));
+        self.index.insert(String::from(s), sym);
+        sym
+    }
+
+    pub(crate) fn text(&self, sym: Sym) -> &str {
+        self.texts
+            .get(sym.0 as usize)
+            .map(String::as_str)
+            .unwrap_or("?")
+    }
+}
