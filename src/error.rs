@@ -1,7 +1,7 @@
 //! The native API's one error type. Every error leaves the queue exactly as it was.
 
 use crate::config::ConfigError;
-use crate::ids::{ChangeId, RequestId};
+use crate::ids::RequestId;
 use alloc::string::String;
 use core::fmt;
 
@@ -54,13 +54,15 @@ pub enum Error {
     },
     /// A dependency names a change handle this queue never issued.
     UnknownChange {
-        /// The handle.
-        change: ChangeId,
+        /// The handle's sequence number.
+        seq: u64,
     },
     /// A dependency names a change of a removed agent.
     DependencyRemoved {
-        /// The handle.
-        change: ChangeId,
+        /// The handle's sequence number.
+        seq: u64,
+        /// The removed agent's id.
+        agent: String,
     },
     /// `ack` or `fail` names a request that is not in flight.
     UnknownRequest {
@@ -108,12 +110,12 @@ impl fmt::Display for Error {
                 write!(f, "agent handle #{index} was not issued by this queue")
             }
             Error::AgentRemoved { agent } => write!(f, "agent '{agent}' was removed"),
-            Error::UnknownChange { change } => {
-                write!(f, "dependency on {change}, which this queue never issued")
+            Error::UnknownChange { seq } => {
+                write!(f, "change #{seq} was never issued by this queue")
             }
-            Error::DependencyRemoved { change } => write!(
+            Error::DependencyRemoved { seq, agent } => write!(
                 f,
-                "dependency on {change}, whose agent was removed: it will never be delivered"
+                "dependency on change #{seq} of agent '{agent}', which was removed: it will never be delivered"
             ),
             Error::UnknownRequest { request } => {
                 write!(

@@ -20,14 +20,25 @@ impl AgentId {
 pub struct Seq(pub u64);
 
 /// The handle of one queued change, returned by every change call; dependencies name it.
-/// It is the change's sequence number.
+/// It holds the change's sequence number and its field, so resolving it needs no table
+/// that would grow with every change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ChangeId(pub(crate) u64);
+pub struct ChangeId {
+    pub(crate) seq: u64,
+    pub(crate) agent: AgentId,
+    pub(crate) block: Sym,
+    pub(crate) field: Sym,
+}
 
 impl ChangeId {
     /// The sequence number this change was given.
     pub fn seq(self) -> Seq {
-        Seq(self.0)
+        Seq(self.seq)
+    }
+
+    /// The agent whose field this change sets.
+    pub fn agent(self) -> AgentId {
+        self.agent
     }
 }
 
@@ -47,7 +58,7 @@ impl fmt::Display for RequestId {
 
 impl fmt::Display for ChangeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "change #{}", self.0)
+        write!(f, "change #{}", self.seq)
     }
 }
 

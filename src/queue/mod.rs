@@ -134,10 +134,6 @@ pub struct Queue {
     pub(crate) next_seq: u64,
     pub(crate) next_group: u64,
     pub(crate) next_request: u64,
-    /// Live change handles (not yet known delivered) and their field.
-    pub(crate) handles: BTreeMap<u64, FieldKey>,
-    /// Handles of removed agents' changes that were never delivered.
-    pub(crate) dead_handles: BTreeSet<u64>,
     pub(crate) in_flight: BTreeMap<RequestId, InFlightRequest>,
     pub(crate) budget: Budget,
     pub(crate) rng: Rng,
@@ -170,8 +166,6 @@ impl Queue {
             next_seq: 1,
             next_group: 1,
             next_request: 1,
-            handles: BTreeMap::new(),
-            dead_handles: BTreeSet::new(),
             in_flight: BTreeMap::new(),
             latest_now: 0.0,
             next_batch_at: None,
@@ -359,11 +353,14 @@ impl Queue {
     }
 
     fn check_dependency(&self, d: ChangeId) -> Result<(), Error> {
-        if d.0 == 0 || d.0 >= self.next_seq {
-            return Err(Error::UnknownChange { change: d });
+        if d.seq == 0 || d.seq >= self.next_seq || d.agent.0 as usize >= self.agents.len() {
+            return Err(Error::UnknownChange { seq: d.seq });
         }
-        if self.dead_handles.contains(&d.0) {
-            return Err(Error::DependencyRemoved { change: d });
+        if self.agents[d.agent.0 as usize].is_none() {
+            return Err(Error::DependencyRemoved {
+                seq: d.seq,
+                agent: String::from(self.agent_name(d.agent).unwrap_or("?")),
+            });
         }
         Ok(())
     }
@@ -645,36 +642,40 @@ impl Queue {
             attempts: 0,
         };
         let mut ids = Vec::with_capacity(changes.len());
+        let mut own = Vec::with_capacity(changes.len());
         for c in changes {
             let (key, seq) = self.record_local(now, c);
-            ids.push(ChangeId(seq));
+            let id = change_id(key, seq);
+            ids.push(id);
             unit.raise(c.priority, now);
             for d in &c.depends_on {
                 unit.deps.push(Dep {
-                    on: d.0,
-                    dependent: seq,
+                    on: *d,
+                    dependent: id,
                 });
             }
-            if !unit.entries.contains(&key) {
-                unit.entries.push(key);
-            }
+            own.push(key);
             let field = self.field_mut(key);
             if field.pending_since.is_none() {
                 field.pending_since = Some(now);
             }
-            // A field has one pending unit: whatever carried it joins this group.
+            // A field has one pending unit: whatever carried it joins this group, ahead
+            // of the new changes, so that an earlier group keeps its order too.
             if let Some(other) = field.unit.take() {
-                if other != uid {
-                    if let Some(o) = self.units.remove(&other) {
-                        self.rec.m.coalesced += 1;
-                        for e in &o.entries {
-                            self.field_mut(*e).unit = None;
-                        }
-                        unit.absorb(o);
+                if let Some(o) = self.units.remove(&other) {
+                    self.rec.m.coalesced += 1;
+                    for e in &o.entries {
+                        self.field_mut(*e).unit = None;
                     }
+                    unit.absorb(o);
                 }
             }
             self.field_mut(key).unit = Some(uid);
+        }
+        for key in own {
+            if !unit.entries.contains(&key) {
+                unit.entries.push(key);
+            }
         }
         for e in unit.entries.clone() {
             self.field_mut(e).unit = Some(uid);
@@ -707,8 +708,6 @@ impl Queue {
             value: c.value.clone(),
             seq: Seq(seq),
         });
-        fs.handles.push(seq);
-        self.handles.insert(seq, key);
         (key, seq)
     }
 
@@ -719,12 +718,13 @@ impl Queue {
         self.dirty = true;
         let needs = self.field(key).is_some_and(|f| f.needs_send());
         let existing = self.field(key).and_then(|f| f.unit);
+        let id = change_id(key, seq);
         let deps: Vec<Dep> = c
             .depends_on
             .iter()
             .map(|d| Dep {
-                on: d.0,
-                dependent: seq,
+                on: *d,
+                dependent: id,
             })
             .collect();
         match existing {
@@ -770,11 +770,10 @@ impl Queue {
                 self.settle(key);
             }
         }
-        ChangeId(seq)
+        id
     }
 
-    /// After a field stopped needing a send: forget what was waiting and which handles
-    /// are now delivered.
+    /// After a field stopped needing a send: nothing of it is waiting any more.
     pub(crate) fn settle(&mut self, key: FieldKey) {
         let f = self.field_mut(key);
         if f.unit.is_some() {
@@ -782,17 +781,6 @@ impl Queue {
         }
         if !f.needs_send() {
             f.pending_since = None;
-        }
-        let in_flight = !f.in_flight.is_empty();
-        let acked = f.acked_seq().0;
-        let done: Vec<u64> = if in_flight {
-            f.handles.iter().copied().filter(|h| *h <= acked).collect()
-        } else {
-            core::mem::take(&mut f.handles)
-        };
-        f.handles.retain(|h| !done.contains(h));
-        for h in done {
-            self.handles.remove(&h);
         }
     }
 
@@ -822,38 +810,26 @@ impl Queue {
                 self.events.push(Event::GroupTrimmed { group: g, agent });
             }
         }
-        // Handles of changes never delivered die with the agent.
-        let dead: Vec<u64> = self
-            .handles
-            .iter()
-            .filter(|(_, k)| k.agent == agent)
-            .map(|(h, _)| *h)
-            .collect();
-        for h in &dead {
-            self.handles.remove(h);
-            self.dead_handles.insert(*h);
-        }
-        if !dead.is_empty() {
-            for unit in self.units.values_mut() {
-                let mut released = Vec::new();
-                unit.deps.retain(|d| {
-                    let gone = dead.binary_search(&d.on).is_ok();
-                    if gone {
-                        released.push(*d);
-                    }
-                    !gone
+        // Changes that waited for this agent's changes will never see them delivered.
+        for unit in self.units.values_mut() {
+            let mut released = Vec::new();
+            unit.deps.retain(|d| {
+                let gone = d.on.agent == agent && d.dependent.agent != agent;
+                if gone {
+                    released.push(*d);
+                }
+                !gone
+            });
+            for d in released {
+                self.events.push(Event::DependencyReleased {
+                    dependent: d.dependent,
+                    dependency: d.on,
                 });
-                for d in released {
-                    self.events.push(Event::DependencyReleased {
-                        dependent: ChangeId(d.dependent),
-                        dependency: ChangeId(d.on),
-                    });
-                }
             }
-            for req in self.in_flight.values_mut() {
-                for u in &mut req.units {
-                    u.deps.retain(|d| dead.binary_search(&d.on).is_err());
-                }
+        }
+        for req in self.in_flight.values_mut() {
+            for u in &mut req.units {
+                u.deps.retain(|d| d.on.agent != agent);
             }
         }
         self.rec.m.agents_removed += 1;
@@ -897,5 +873,14 @@ impl Queue {
                 at: now,
             });
         Ok(())
+    }
+}
+
+fn change_id(key: FieldKey, seq: u64) -> ChangeId {
+    ChangeId {
+        seq,
+        agent: key.agent,
+        block: key.block,
+        field: key.field,
     }
 }

@@ -52,9 +52,7 @@ impl Queue {
                 }
             }
             if c.seq.0 >= self.next_seq {
-                return Err(Error::UnknownChange {
-                    change: crate::ids::ChangeId(c.seq.0),
-                });
+                return Err(Error::UnknownChange { seq: c.seq.0 });
             }
         }
         let req = self.in_flight.remove(&request).expect("checked");

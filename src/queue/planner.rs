@@ -382,19 +382,23 @@ impl Queue {
     fn deps_satisfied(&self, uid: UnitId, draft: Option<&Draft>) -> bool {
         let unit = &self.units[&uid];
         unit.deps.iter().all(|d| {
-            let Some(key) = self.handles.get(&d.on) else {
-                return true;
+            let key = FieldKey {
+                agent: d.on.agent,
+                block: d.on.block,
+                field: d.on.field,
             };
-            if unit.entries.contains(key) {
+            if unit.entries.contains(&key) {
                 return true;
             }
-            let Some(f) = self.field(*key) else {
+            let Some(f) = self.field(key) else {
+                // Its agent was removed (the dependency was released) or never had it.
                 return true;
             };
-            if f.acked_seq().0 >= d.on || (f.unit.is_none() && f.in_flight.is_empty()) {
+            let seq = d.on.seq;
+            if f.acked_seq().0 >= seq || (f.unit.is_none() && f.in_flight.is_empty()) {
                 return true;
             }
-            draft.is_some_and(|dr| dr.fields.get(key).is_some_and(|s| s.0 >= d.on))
+            draft.is_some_and(|dr| dr.fields.get(&key).is_some_and(|s| s.0 >= seq))
         })
     }
 

@@ -6,7 +6,7 @@
 //! fields' latest local values, so a value older than one in flight is never sent.
 
 use crate::chat::ChatBuffer;
-use crate::ids::{AgentId, GroupId, RequestId, Seq, Sym, UnitId};
+use crate::ids::{AgentId, ChangeId, GroupId, RequestId, Seq, Sym, UnitId};
 use crate::queue::Priority;
 use crate::value::Value;
 use alloc::collections::BTreeMap;
@@ -44,8 +44,6 @@ pub(crate) struct FieldState {
     pub(crate) unit: Option<UnitId>,
     /// When the oldest change not yet sent was made.
     pub(crate) pending_since: Option<f64>,
-    /// Change handles on this field not yet known delivered.
-    pub(crate) handles: Vec<u64>,
 }
 
 impl FieldState {
@@ -109,8 +107,8 @@ impl FieldState {
 /// A dependency: `dependent` may not be delivered before `on`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Dep {
-    pub(crate) on: u64,
-    pub(crate) dependent: u64,
+    pub(crate) on: ChangeId,
+    pub(crate) dependent: ChangeId,
 }
 
 /// A pending unit: one field's coalesced changes, or one atomic group.
