@@ -22,13 +22,25 @@ pub(crate) struct Budget {
     /// Calls emitted in the last 60 s, oldest first: (time, calls).
     window: VecDeque<(f64, u32)>,
     used: u32,
-    /// Pacing tokens: refill at `limit / 60` per second up to `burst`.
+    /// Pacing tokens: refill at `(limit - burst) / 60` per second up to `burst`, so that a
+    /// full burst plus a minute of refill never exceeds the limit: the rolling window then
+    /// never stalls traffic for long.
     tokens: f64,
     burst: f64,
     refilled_at: Option<f64>,
 }
 
 impl Budget {
+    fn rate(&self) -> f64 {
+        let r = (self.limit as f64 - self.burst) / WINDOW_S;
+        // A burst equal to the whole budget leaves the window alone to pace.
+        if r > 0.0 {
+            r
+        } else {
+            self.limit as f64 / WINDOW_S
+        }
+    }
+
     pub(crate) fn new(cfg: &Config) -> Self {
         Budget {
             limit: cfg.budget_per_minute,
@@ -51,7 +63,7 @@ impl Budget {
             }
         }
         if let Some(last) = self.refilled_at {
-            let rate = self.limit as f64 / WINDOW_S;
+            let rate = self.rate();
             self.tokens = (self.tokens + (now - last) * rate).min(self.burst);
         }
         self.refilled_at = Some(now);
@@ -109,7 +121,7 @@ impl Budget {
             }
         }
         if self.tokens < 1.0 {
-            let rate = self.limit as f64 / WINDOW_S;
+            let rate = self.rate();
             let pace_at = now + (1.0 - self.tokens) / rate;
             if pace_at > at {
                 at = pace_at;
@@ -148,7 +160,8 @@ mod tests {
         b.spend(0.0, 40);
         assert_eq!(b.available(0.0, Pool::Reserved), 0);
         let at = b.next_free(0.0, Pool::Reserved);
-        assert!((at - 0.15).abs() < 1e-9, "{at}");
-        assert_eq!(b.available(0.15, Pool::Reserved), 1);
+        // (400 - 40) / 60 = 6 calls a second.
+        assert!((at - 1.0 / 6.0).abs() < 1e-9, "{at}");
+        assert_eq!(b.available(at, Pool::Reserved), 1);
     }
 }

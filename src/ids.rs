@@ -12,6 +12,12 @@ impl AgentId {
     pub fn index(self) -> u32 {
         self.0
     }
+
+    /// The handle with this index (for facades that pass handles as numbers; the queue
+    /// checks it before use).
+    pub fn from_index(index: u32) -> AgentId {
+        AgentId(index)
+    }
 }
 
 /// A position in the queue's single change counter. The backend applies a field value

@@ -129,14 +129,20 @@ impl Queue {
         }
         let mut budget_blocked_reserved = false;
         if !urgent.is_empty() {
+            // Other agents' pending changes fill the urgent requests where that costs no
+            // call (the batch endpoint's request costs one call whatever it holds): it keeps
+            // every agent fresher for free. Critical changes still waiting out their
+            // agent's debounce do not ride.
             let mut candidates = Vec::new();
             for (id, u) in &self.units {
+                if u.not_before > now {
+                    wake = wake.min(u.not_before);
+                    continue;
+                }
                 if u.entries.iter().any(|e| urgent.contains(&e.agent)) {
-                    if u.not_before <= now {
-                        candidates.push((*id, Need::Mandatory));
-                    } else {
-                        wake = wake.min(u.not_before);
-                    }
+                    candidates.push((*id, Need::Mandatory));
+                } else if u.priority != Priority::Critical {
+                    candidates.push((*id, Need::RideAlong));
                 }
             }
             let built = self.build(now, Pool::Reserved, candidates);
