@@ -48,10 +48,15 @@ impl Queue {
             self.agent_mut(agent).sync_requested = false;
             return Ok(Decision::Fresh { staleness });
         }
+        // A sync already emitted and waiting for its ack is the same sync: asking again
+        // while waiting (the bridges' wait call does) must not count another one.
+        let in_flight = self.in_flight.values().any(|r| r.synced.contains(&agent));
         let a = self.agent_mut(agent);
         if !a.sync_requested {
             a.sync_requested = true;
-            self.rec.m.decisions_synced += 1;
+            if !in_flight {
+                self.rec.m.decisions_synced += 1;
+            }
         }
         self.dirty = true;
         Ok(Decision::Syncing {
