@@ -643,6 +643,7 @@ impl Queue {
         };
         let mut ids = Vec::with_capacity(changes.len());
         let mut own = Vec::with_capacity(changes.len());
+        let mut earlier: Vec<FieldKey> = Vec::new();
         for c in changes {
             let (key, seq) = self.record_local(now, c);
             let id = change_id(key, seq);
@@ -659,19 +660,29 @@ impl Queue {
             if field.pending_since.is_none() {
                 field.pending_since = Some(now);
             }
-            // A field has one pending unit: whatever carried it joins this group, ahead
-            // of the new changes, so that an earlier group keeps its order too.
+            // A field has one pending unit: whatever carried it joins this group. An
+            // earlier group's changes go ahead of the new ones, in their order, so both
+            // groups keep theirs; a lone field simply takes its place in the new group.
             if let Some(other) = field.unit.take() {
-                if let Some(o) = self.units.remove(&other) {
+                if let Some(mut o) = self.units.remove(&other) {
                     self.rec.m.coalesced += 1;
-                    for e in &o.entries {
+                    let entries = core::mem::take(&mut o.entries);
+                    for e in &entries {
                         self.field_mut(*e).unit = None;
+                    }
+                    if o.group.is_some() {
+                        for e in entries {
+                            if !earlier.contains(&e) {
+                                earlier.push(e);
+                            }
+                        }
                     }
                     unit.absorb(o);
                 }
             }
             self.field_mut(key).unit = Some(uid);
         }
+        unit.entries = earlier;
         for key in own {
             if !unit.entries.contains(&key) {
                 unit.entries.push(key);

@@ -77,6 +77,9 @@ impl Queue {
                     if *seq > f.acked_seq() {
                         f.acked = Some((v, *seq));
                     }
+                    if f.unsure.is_some_and(|u| u <= f.acked_seq()) {
+                        f.unsure = None;
+                    }
                 }
                 touched.push(*key);
             }
@@ -93,6 +96,9 @@ impl Queue {
             let f = self.field_mut(key);
             if c.seq >= f.acked_seq() {
                 f.acked = Some((c.value.clone(), c.seq));
+                if f.unsure.is_some_and(|u| u <= c.seq) {
+                    f.unsure = None;
+                }
             }
             let local_seq = f.local.as_ref().map(|l| l.seq).unwrap_or_default();
             if c.seq > local_seq {
@@ -161,6 +167,9 @@ impl Queue {
                         true
                     }
                 });
+                if oldest.is_some() && *seq > f.acked_seq() {
+                    f.unsure = Some(f.unsure.map_or(*seq, |u| u.max(*seq)));
+                }
                 if let Some(o) = oldest {
                     if f.needs_send() || sent.group.is_some() {
                         f.pending_since = Some(f.pending_since.map_or(o, |p: f64| p.min(o)));

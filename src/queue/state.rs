@@ -44,6 +44,10 @@ pub(crate) struct FieldState {
     pub(crate) unit: Option<UnitId>,
     /// When the oldest change not yet sent was made.
     pub(crate) pending_since: Option<f64>,
+    /// The highest sequence number of a failed send: a failure (a timeout, a lost
+    /// response) does not prove the backend did not apply it, so until a later send is
+    /// acknowledged the backend's value is not known and differential sync is off.
+    pub(crate) unsure: Option<Seq>,
 }
 
 impl FieldState {
@@ -77,6 +81,13 @@ impl FieldState {
     }
 
     fn equals_target(&self, v: &Value) -> bool {
+        if let Some(u) = self.unsure {
+            // Unless a later send is in flight (it supersedes the unsure one if it lands,
+            // and renews the doubt if it fails), the backend may hold anything.
+            if u > self.acked_seq() && !self.in_flight.iter().any(|f| f.seq > u) {
+                return false;
+            }
+        }
         match self.target() {
             None => *v == Value::Cleared,
             Some(t) => t == v,

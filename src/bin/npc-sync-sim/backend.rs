@@ -69,7 +69,12 @@ pub struct Backend {
     acked_known: BTreeMap<FieldName, u64>,
 }
 
-pub fn field_name(q: &npc_sync::Queue, agent: u32, block: npc_sync::Sym, field: npc_sync::Sym) -> FieldName {
+pub fn field_name(
+    q: &npc_sync::Queue,
+    agent: u32,
+    block: npc_sync::Sym,
+    field: npc_sync::Sym,
+) -> FieldName {
     (agent, q.text(block).to_string(), q.text(field).to_string())
 }
 
@@ -103,9 +108,16 @@ impl Backend {
         });
     }
 
-    pub fn watch_dependency(&mut self, dependent: (FieldName, u64), dependency: (FieldName, u64, Value)) {
+    pub fn watch_dependency(
+        &mut self,
+        dependent: (FieldName, u64),
+        dependency: (FieldName, u64, Value),
+    ) {
         let i = self.deps.len();
-        self.dep_watch.entry(dependent.0.clone()).or_default().push(i);
+        self.dep_watch
+            .entry(dependent.0.clone())
+            .or_default()
+            .push(i);
         self.deps.push(DepWatch {
             dependent,
             dependency,
@@ -153,11 +165,16 @@ impl Backend {
             .collect();
         arrivals.sort_by(|a, b| {
             let (x, y) = (&self.in_flight[*a], &self.in_flight[*b]);
-            x.arrive_at.total_cmp(&y.arrive_at).then(x.request.id.cmp(&y.request.id))
+            x.arrive_at
+                .total_cmp(&y.arrive_at)
+                .then(x.request.id.cmp(&y.request.id))
         });
         for i in arrivals {
             self.in_flight[i].applied = true;
-            let applies = matches!(self.in_flight[i].outcome, Outcome::Ok | Outcome::LostResponse);
+            let applies = matches!(
+                self.in_flight[i].outcome,
+                Outcome::Ok | Outcome::LostResponse
+            );
             if applies {
                 let req = self.in_flight[i].request.clone();
                 self.apply(q, &req);
@@ -174,7 +191,11 @@ impl Backend {
             }
         }
         self.in_flight = keep;
-        due.sort_by(|x, y| x.respond_at.total_cmp(&y.respond_at).then(x.request.id.cmp(&y.request.id)));
+        due.sort_by(|x, y| {
+            x.respond_at
+                .total_cmp(&y.respond_at)
+                .then(x.request.id.cmp(&y.request.id))
+        });
         for f in due {
             if matches!(f.outcome, Outcome::Ok) {
                 for c in &f.request.changes {
@@ -263,6 +284,15 @@ impl Backend {
             }
             if !whole {
                 self.checks.split_groups += 1;
+                if std::env::var("SIM_DEBUG").is_ok() {
+                    eprintln!(
+                        "split group {:?} completed by request {:?}:",
+                        g.members, req.id
+                    );
+                    for (c, n) in req.changes.iter().zip(&names) {
+                        eprintln!("    {n:?} seq {} group {:?}", c.seq.0, c.group);
+                    }
+                }
             }
         }
     }

@@ -30,7 +30,8 @@ struct Args {
     json: bool,
 }
 
-const USAGE: &str = "usage: npc-sync-sim --scenario patrol|combat|tool-chain|group-churn|chat|mixed \
+const USAGE: &str =
+    "usage: npc-sync-sim --scenario patrol|combat|tool-chain|group-churn|chat|mixed \
 --npcs N --seconds S [--fail-rate F] [--seed K] [--json]";
 
 fn parse_args() -> Result<Args, String> {
@@ -82,7 +83,10 @@ fn parse_args() -> Result<Args, String> {
         return Err("--seconds must be above 0 and at most 86400".into());
     }
     if !(0.0..1.0).contains(&a.fail_rate) {
-        return Err("--fail-rate must be at least 0 and below 1 (the backend must eventually succeed)".into());
+        return Err(
+            "--fail-rate must be at least 0 and below 1 (the backend must eventually succeed)"
+                .into(),
+        );
     }
     Ok(a)
 }
@@ -131,7 +135,11 @@ fn run(args: &Args) -> Result<Report, String> {
         if playing {
             world.step(&mut q, &mut backend, now, 1.0 / FPS);
             if !args.json && frame > 0 && frame % progress_every == 0 {
-                eprintln!("  {:>3} % of {} s simulated", frame * 100 / frames, args.seconds);
+                eprintln!(
+                    "  {:>3} % of {} s simulated",
+                    frame * 100 / frames,
+                    args.seconds
+                );
             }
         } else if q.is_idle() && backend.in_flight.is_empty() {
             drained_at = Some(now - args.seconds);
@@ -166,18 +174,40 @@ fn run(args: &Args) -> Result<Report, String> {
     // Converged: the backend holds exactly the game's final state.
     let mut lost = 0u64;
     for (name, value) in &world.truth {
-        let held = backend.fields.get(name).map(|v| v.0.clone()).unwrap_or(Value::Cleared);
+        let held = backend
+            .fields
+            .get(name)
+            .map(|v| v.0.clone())
+            .unwrap_or(Value::Cleared);
         if held != *value {
             lost += 1;
+            if std::env::var("SIM_DEBUG").is_ok() {
+                let a = npc_sync::AgentId::from_index(name.0);
+                eprintln!(
+                    "lost: {name:?} truth {value:?} backend {:?} queue local {:?} acked {:?}",
+                    backend.fields.get(name),
+                    q.local_value(a, &name.1, &name.2),
+                    q.acked_value(a, &name.1, &name.2)
+                );
+            }
         }
     }
-    let chat_lost = world.tally.chat_sent.saturating_sub(backend.checks.chat_delivered);
+    let chat_lost = world
+        .tally
+        .chat_sent
+        .saturating_sub(backend.checks.chat_delivered);
     let m = q.metrics();
-    Ok(Report::new(args, &world, &backend, &m, report::Counts {
-        requests,
-        calls,
-        max_per_min,
-        lost: lost + chat_lost,
-        drained_after_s: drained_at,
-    }))
+    Ok(Report::new(
+        args,
+        &world,
+        &backend,
+        &m,
+        report::Counts {
+            requests,
+            calls,
+            max_per_min,
+            lost: lost + chat_lost,
+            drained_after_s: drained_at,
+        },
+    ))
 }

@@ -67,18 +67,30 @@ impl Report {
             ("split_groups", Val::Int(ck.split_groups)),
             ("groups_delivered", Val::Int(ck.groups_delivered)),
             ("dependency_violations", Val::Int(ck.dependency_violations)),
-            ("dependencies_delivered", Val::Int(ck.dependencies_delivered)),
+            (
+                "dependencies_delivered",
+                Val::Int(ck.dependencies_delivered),
+            ),
             ("critical_latency_p50_s", Val::Num(m.critical_latency.p50)),
             ("critical_latency_p99_s", Val::Num(m.critical_latency.p99)),
             ("critical_latency_max_s", Val::Num(m.critical_latency.max)),
             ("decisions", Val::Int(t.decisions)),
             ("decisions_abandoned", Val::Int(t.decisions_abandoned)),
-            ("decision_wait_p99_s", Val::Num(percentile(&t.decision_waits, 0.99))),
+            (
+                "decision_wait_p99_s",
+                Val::Num(percentile(&t.decision_waits, 0.99)),
+            ),
             ("decision_staleness_max_s", Val::Num(t.staleness_max)),
-            ("decision_staleness_max_combat_s", Val::Num(t.staleness_max_combat)),
+            (
+                "decision_staleness_max_combat_s",
+                Val::Num(t.staleness_max_combat),
+            ),
             ("freshness_violations", Val::Int(t.freshness_violations)),
             ("queue_staleness_p99_s", Val::Num(m.staleness.p99)),
-            ("drained_after_s", Val::Num(c.drained_after_s.unwrap_or(-1.0))),
+            (
+                "drained_after_s",
+                Val::Num(c.drained_after_s.unwrap_or(-1.0)),
+            ),
             ("converged", Val::Bool(converged)),
         ];
         Report { fields }

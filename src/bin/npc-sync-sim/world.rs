@@ -137,7 +137,10 @@ impl World {
 
     fn record(&mut self, id: ChangeId, block: &str, field: &str, value: Value, now: f64) {
         let name = (id.agent().index(), block.to_string(), field.to_string());
-        self.log.entry(name.clone()).or_default().push((id.seq().0, now, value.clone()));
+        self.log
+            .entry(name.clone())
+            .or_default()
+            .push((id.seq().0, now, value.clone()));
         self.truth.insert(name, value);
         self.tally.changes += 1;
         self.tally.naive += 1;
@@ -167,14 +170,26 @@ impl World {
         let a = self.npcs[i].agent;
         let id = q.join_group(now, a, member, &[]).expect("valid join");
         self.npcs[i].members.insert(member.to_string());
-        self.record(id, "group_members", &format!("{member}.is_present"), Value::Bool(true), now);
+        self.record(
+            id,
+            "group_members",
+            &format!("{member}.is_present"),
+            Value::Bool(true),
+            now,
+        );
     }
 
     fn leave(&mut self, q: &mut Queue, now: f64, i: usize, member: &str) {
         let a = self.npcs[i].agent;
         let id = q.leave_group(now, a, member).expect("valid leave");
         self.npcs[i].members.remove(member);
-        self.record(id, "group_members", &format!("{member}.is_present"), Value::Cleared, now);
+        self.record(
+            id,
+            "group_members",
+            &format!("{member}.is_present"),
+            Value::Cleared,
+            now,
+        );
     }
 
     /// One frame of game logic for every NPC.
@@ -223,12 +238,20 @@ impl World {
     fn patrol(&mut self, q: &mut Queue, now: f64, i: usize) {
         if now >= self.npcs[i].next_event_at {
             self.npcs[i].next_event_at = now + self.rng.range(8.0, 20.0);
-            let s = if self.rng.chance(0.5) { "Patrolling" } else { "Idle" };
+            let s = if self.rng.chance(0.5) {
+                "Patrolling"
+            } else {
+                "Idle"
+            };
             self.set_state(q, now, i, s);
             if self.rng.chance(0.3) {
                 let a = self.npcs[i].agent;
                 let text = format!("watching the gate, shift {}", self.rng.below(100));
-                self.set(q, now, Change::new(a, "status", "description", Value::Str(text)));
+                self.set(
+                    q,
+                    now,
+                    Change::new(a, "status", "description", Value::Str(text)),
+                );
             }
         }
     }
@@ -268,7 +291,14 @@ impl World {
                 let critical = self.rng.chance(0.05);
                 let action = if critical { "flee" } else { "attack" };
                 let id = q
-                    .tool_result(now, a, "status", "last_action", Value::str(action), critical)
+                    .tool_result(
+                        now,
+                        a,
+                        "status",
+                        "last_action",
+                        Value::str(action),
+                        critical,
+                    )
                     .expect("valid tool result");
                 self.record(id, "status", "last_action", Value::str(action), now);
             }
@@ -306,9 +336,12 @@ impl World {
         let present = format!("{partner}.is_present");
         // ActionRouter's tool chain: location, then status, then group, together.
         let group = [
-            Change::new(a, "status", "location", Value::str(&dest)).priority(npc_sync::Priority::High),
-            Change::new(a, "status", "state", Value::str("Working")).priority(npc_sync::Priority::High),
-            Change::new(a, "group_members", &present, Value::Bool(true)).priority(npc_sync::Priority::High),
+            Change::new(a, "status", "location", Value::str(&dest))
+                .priority(npc_sync::Priority::High),
+            Change::new(a, "status", "state", Value::str("Working"))
+                .priority(npc_sync::Priority::High),
+            Change::new(a, "group_members", &present, Value::Bool(true))
+                .priority(npc_sync::Priority::High),
         ];
         let ids = match q.atomic(now, &group) {
             Ok(ids) => ids,
@@ -317,7 +350,10 @@ impl World {
         let mut members = Vec::new();
         for (c, id) in group.iter().zip(&ids) {
             self.record(*id, c.block, c.field, c.value.clone(), now);
-            members.push(((id.agent().index(), c.block.to_string(), c.field.to_string()), id.seq().0));
+            members.push((
+                (id.agent().index(), c.block.to_string(), c.field.to_string()),
+                id.seq().0,
+            ));
         }
         self.npcs[i].location = dest.clone();
         self.npcs[i].members.insert(partner.clone());
@@ -331,8 +367,15 @@ impl World {
         let rid = self.set(q, now, c);
         self.tally.dependencies += 1;
         backend.watch_dependency(
-            ((a.index(), "inventory".into(), "last_tool".into()), rid.seq().0),
-            ((a.index(), "status".into(), "state".into()), ids[1].seq().0, Value::str("Working")),
+            (
+                (a.index(), "inventory".into(), "last_tool".into()),
+                rid.seq().0,
+            ),
+            (
+                (a.index(), "status".into(), "state".into()),
+                ids[1].seq().0,
+                Value::str("Working"),
+            ),
         );
         let t = now + self.rng.range(2.0, 5.0);
         self.npcs[i].pending_leaves.push((t, partner));
@@ -404,18 +447,30 @@ impl World {
         }
         let a = n.agent;
         let combat = q.in_combat(a, now);
-        let cadence = if combat { self.rng.range(1.5, 3.0) } else { self.rng.range(4.0, 8.0) };
+        let cadence = if combat {
+            self.rng.range(1.5, 3.0)
+        } else {
+            self.rng.range(4.0, 8.0)
+        };
         match q.decide(a, now).expect("valid decide") {
             Decision::Fresh { .. } => {
                 let s = self.staleness(backend, a.index(), now);
-                let threshold = if combat { self.combat_threshold } else { self.threshold };
+                let threshold = if combat {
+                    self.combat_threshold
+                } else {
+                    self.threshold
+                };
                 if s > threshold + 1e-9 {
                     self.tally.freshness_violations += 1;
                     if std::env::var("SIM_DEBUG").is_ok() {
                         let lo = (a.index(), String::new(), String::new());
                         let hi = (a.index() + 1, String::new(), String::new());
                         for (n, log) in self.log.range(lo..hi) {
-                            eprintln!("violation at {now:.3}: {n:?} {:?} held {:?}", log.first(), backend.fields.get(n));
+                            eprintln!(
+                                "violation at {now:.3}: {n:?} {:?} held {:?}",
+                                log.first(),
+                                backend.fields.get(n)
+                            );
                         }
                     }
                 }
