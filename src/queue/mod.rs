@@ -671,23 +671,15 @@ impl Queue {
                         self.field_mut(*e).unit = None;
                     }
                     if o.group.is_some() {
-                        for e in entries {
-                            if !earlier.contains(&e) {
-                                earlier.push(e);
-                            }
-                        }
+                        state::merge_order(&mut earlier, &entries);
                     }
                     unit.absorb(o);
                 }
             }
             self.field_mut(key).unit = Some(uid);
         }
+        state::merge_order(&mut earlier, &own);
         unit.entries = earlier;
-        for key in own {
-            if !unit.entries.contains(&key) {
-                unit.entries.push(key);
-            }
-        }
         for e in unit.entries.clone() {
             self.field_mut(e).unit = Some(uid);
         }

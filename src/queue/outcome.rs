@@ -216,6 +216,14 @@ impl Queue {
                     self.settle(key);
                     continue;
                 }
+                if let Some(existing) = f.unit {
+                    // The field already waits in a unit (maybe a group, whose order must
+                    // not change): it carries the retry.
+                    unit.entries.clear();
+                    let target = self.units.get_mut(&existing).expect("field's unit exists");
+                    target.absorb(unit);
+                    continue;
+                }
             }
             // A field has at most one pending unit: a newer one merges into the returning
             // unit, which keeps its place and its backoff.

@@ -154,13 +154,10 @@ impl Unit {
         }
     }
 
-    /// Takes in another unit's content (it is then dropped by the caller).
+    /// Takes in another unit's content (it is then dropped by the caller). Both units'
+    /// orders survive: see [`merge_order`].
     pub(crate) fn absorb(&mut self, other: Unit) {
-        for e in other.entries {
-            if !self.entries.contains(&e) {
-                self.entries.push(e);
-            }
-        }
+        merge_order(&mut self.entries, &other.entries);
         if self.group.is_none() {
             self.group = other.group;
         }
@@ -178,6 +175,34 @@ impl Unit {
     pub(crate) fn touches(&self, agent: AgentId) -> bool {
         self.entries.iter().any(|e| e.agent == agent)
     }
+}
+
+/// Merges `b` into `a` so that `a`'s order and `b`'s order both hold: each entry of `b`
+/// missing from `a` goes just before the next entry the two share (or at the end). When the
+/// two orders contradict each other (`a` has x before y, `b` y before x), `a`'s wins.
+pub(crate) fn merge_order(a: &mut Vec<FieldKey>, b: &[FieldKey]) {
+    let mut waiting: Vec<FieldKey> = Vec::new();
+    // Position in `a` just after the last shared entry seen.
+    let mut floor = 0usize;
+    for e in b {
+        match a.iter().position(|x| x == e) {
+            Some(p) => {
+                let at = p.max(floor);
+                let n = waiting.len();
+                for (i, w) in waiting.drain(..).enumerate() {
+                    a.insert(at + i, w);
+                }
+                let p = if p >= at { p + n } else { p };
+                floor = floor.max(p + 1).max(at + n);
+            }
+            None => {
+                if !waiting.contains(e) {
+                    waiting.push(*e);
+                }
+            }
+        }
+    }
+    a.extend(waiting);
 }
 
 pub(crate) fn min_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -239,6 +264,32 @@ mod tests {
             value: v,
             oldest: 0.0,
         }
+    }
+
+    fn k(i: u32) -> FieldKey {
+        FieldKey {
+            agent: AgentId(0),
+            block: Sym(0),
+            field: Sym(i),
+        }
+    }
+
+    #[test]
+    fn merge_keeps_both_orders() {
+        let mut a = alloc::vec![k(1), k(2), k(3)];
+        merge_order(&mut a, &[k(0), k(1), k(4)]);
+        assert_eq!(a, alloc::vec![k(0), k(1), k(2), k(3), k(4)]);
+        let mut a = alloc::vec![k(3)];
+        merge_order(&mut a, &[k(1), k(2), k(3)]);
+        assert_eq!(a, alloc::vec![k(1), k(2), k(3)]);
+        let mut a = alloc::vec![k(1), k(2), k(5)];
+        merge_order(&mut a, &[k(1), k(3), k(2), k(4)]);
+        assert_eq!(a, alloc::vec![k(1), k(3), k(2), k(5), k(4)]);
+        // Contradicting orders: the first unit's wins, nothing is lost or doubled.
+        let mut a = alloc::vec![k(1), k(2)];
+        merge_order(&mut a, &[k(2), k(9), k(1)]);
+        assert_eq!(a.len(), 3);
+        assert_eq!(&a[..2], &[k(1), k(2)]);
     }
 
     #[test]

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Every build step of npc-sync.
+#
+#   ./build.sh          set up what is missing, build, run the demo scenario
+#   ./build.sh test     every test (what CI runs)
+#   ./build.sh bench    the benchmarks (ratios measured in one run)
+#   ./build.sh setup    only install what is missing
+set -euo pipefail
+cd "$(dirname "$0")"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+setup() {
+  step "toolchain"
+  if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo is missing: install Rust with rustup first (https://rustup.rs)" >&2
+    exit 1
+  fi
+  if command -v rustup >/dev/null 2>&1; then
+    local have
+    have=$(rustup component list --installed 2>/dev/null || true)
+    for c in rustfmt clippy; do
+      grep -q "^$c" <<<"$have" || rustup component add "$c"
+    done
+    local targets
+    targets=$(rustup target list --installed 2>/dev/null || true)
+    for t in wasm32-unknown-unknown wasm32v1-none; do
+      grep -qx "$t" <<<"$targets" || rustup target add "$t"
+    done
+  fi
+  cargo --version
+}
+
+build() {
+  step "build (release)"
+  cargo build --release --workspace
+}
+
+demo() {
+  step "demo: 100 NPCs in combat for 600 simulated seconds, against a simulated backend"
+  ./target/release/npc-sync-sim --scenario combat --npcs 100 --seconds 600
+}
+
+lint() {
+  step "format and lint"
+  cargo fmt --all -- --check
+  cargo clippy --workspace --all-targets --release -- -D warnings
+}
+
+run_tests() {
+  step "tests (unit, integration, property, simulator, transpiler spec suite)"
+  cargo test --workspace --release
+}
+
+bench() {
+  step "benchmarks"
+  cargo bench -p npc-sync --bench queue
+  if [ -d luau-bridge/transpiler/benches ]; then
+    cargo bench -p wasm-to-luau
+  fi
+}
+
+case "${1:-all}" in
+  all)
+    setup
+    build
+    demo
+    ;;
+  setup) setup ;;
+  build) build ;;
+  demo)
+    build
+    demo
+    ;;
+  test)
+    setup
+    lint
+    run_tests
+    ;;
+  bench)
+    setup
+    bench
+    ;;
+  *)
+    echo "usage: ./build.sh [all|setup|build|demo|test|bench]" >&2
+    exit 2
+    ;;
+esac
