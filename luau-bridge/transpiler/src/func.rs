@@ -1,0 +1,1961 @@
+//! Lowering of one function body to Luau.
+//!
+//! The wasm operand stack becomes Luau variables: stack height `k` maps to slot `s{k}` (and
+//! `t{k}` for the high half of an i64). Pure values stay as lazy expression strings until
+//! something forces them (a side effect, control flow, a write to something they read), so
+//! that `local.get; i32.const; i32.add; local.set` becomes one Luau assignment. Anything
+//! that may trap is evaluated eagerly, in wasm order, so traps happen even if the value is
+//! dropped.
+//!
+//! Structured control flow maps onto Luau loops: a block that is branched to becomes
+//! `repeat ... until true` (br = `break`), a loop that is branched to becomes
+//! `while true do ... break end` (br = `continue`); a branch crossing several of them sets the
+//! variable `B` to the target's id and breaks, each construct passed on the way dispatching on
+//! `B` after its `end`. Blocks never branched to emit no Luau construct at all.
+#![allow(clippy::needless_range_loop)]
+use crate::error::{Error, Result};
+use crate::module::{FuncType, Module};
+use crate::names::{f32_lit, f64_lit, sig_key};
+use std::collections::BTreeSet;
+use std::fmt::Write;
+use wasmparser::{BlockType, MemArg, Operator, ValType};
+
+/// Variables beyond this many registers go to a per-call table `R`: Luau allows 200 locals
+/// and 255 registers per function, and expressions need temporaries too.
+const MAX_REG_VARS: usize = 150;
+/// Lazy expressions deeper than this are materialised, bounding Luau expression nesting and
+/// the registers one expression needs.
+const MAX_EXPR_DEPTH: u32 = 12;
+
+#[derive(Clone, Debug)]
+struct Val {
+    ty: ValType,
+    /// Luau expression (the low half for i64).
+    e: String,
+    /// High half for i64.
+    h: String,
+    /// `e` is a Luau boolean standing for an i32 0/1.
+    boolean: bool,
+    /// Wasm locals the expression reads.
+    locals: Vec<u32>,
+    /// Reads globals (so a call or global.set forces it).
+    globals: bool,
+    /// Highest stack slot the expression reads, if any.
+    max_slot: Option<usize>,
+    depth: u32,
+    /// The value is exactly the slot variable at this height.
+    slot: Option<usize>,
+    /// A plain name or literal: cheap to evaluate twice.
+    simple: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Block,
+    Loop,
+    If,
+    Func,
+}
+
+#[derive(Debug)]
+struct Frame {
+    kind: Kind,
+    id: u32,
+    base: usize,
+    params: Vec<ValType>,
+    results: Vec<ValType>,
+    /// Emitted as a Luau loop construct, so `break`/`continue` reach it.
+    luau_loop: bool,
+    /// A multi-level branch passes out through this construct.
+    dispatch: bool,
+    unreachable: bool,
+    /// Whether the end of this construct is reachable from inside (fallthrough or branch).
+    end_reachable: bool,
+    else_seen: bool,
+    /// Stack contents (the params) to restore at `else`.
+    if_params: Vec<Val>,
+    indent_at_open: usize,
+}
+
+/// What pass 1 learned about a function, used by pass 2.
+#[derive(Default, Clone)]
+pub struct Facts {
+    targeted: BTreeSet<u32>,
+    max_height: usize,
+    hi_slots: BTreeSet<usize>,
+    local_uses: Vec<u32>,
+    uses_b: bool,
+    uses_r: bool,
+}
+
+pub struct Ctx<'m, 'a> {
+    pub module: &'m Module<'a>,
+    /// Helpers used anywhere, for the prelude.
+    pub helpers: &'m mut BTreeSet<&'static str>,
+    /// Luau expression naming a global's low/only part and high part.
+    pub global_names: &'m [(String, String)],
+    /// Luau expression to call function `i`.
+    pub func_names: &'m [String],
+}
+
+pub fn translate(ctx: &mut Ctx<'_, '_>, def_index: usize) -> Result<String> {
+    let m = ctx.module;
+    let func_index = m.num_imported_funcs + def_index as u32;
+    let ty = m.types[m.func_types[func_index as usize] as usize].clone();
+    let body = m.bodies[def_index].clone();
+    let run = |ctx: &mut Ctx<'_, '_>, facts: Option<&Facts>| -> Result<(String, Facts)> {
+        let mut t = Translator::new(ctx, ty.clone(), facts.cloned());
+        t.load_locals(&body).map_err(|e| e.in_func(func_index))?;
+        let mut reader = body
+            .get_operators_reader()
+            .map_err(|e| Error::from(e).in_func(func_index))?;
+        while !reader.eof() {
+            let offset = reader.original_position();
+            let op = reader
+                .read()
+                .map_err(|e| Error::from(e).in_func(func_index))?;
+            t.op(&op).map_err(|mut e| {
+                e.offset.get_or_insert(offset as usize);
+                e.in_func(func_index)
+            })?;
+        }
+        Ok(t.finish())
+    };
+    let (_, facts) = run(ctx, None)?;
+    let (text, _) = run(ctx, Some(&facts))?;
+    Ok(text)
+}
+
+struct Translator<'c, 'm, 'a> {
+    ctx: &'c mut Ctx<'m, 'a>,
+    ty: FuncType,
+    facts: Facts,
+    /// Pass 2 has the facts of pass 1.
+    final_pass: bool,
+    learned: Facts,
+    local_types: Vec<ValType>,
+    /// Names of each local (low, high).
+    local_names: Vec<(String, String)>,
+    slot_lo: Vec<String>,
+    slot_hi: Vec<String>,
+    stack: Vec<Val>,
+    frames: Vec<Frame>,
+    next_id: u32,
+    /// Depth of blocks opened inside unreachable code.
+    dead: u32,
+    out: String,
+    indent: usize,
+}
+
+fn is_i64(t: ValType) -> bool {
+    t == ValType::I64
+}
+
+impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
+    fn new(ctx: &'c mut Ctx<'m, 'a>, ty: FuncType, facts: Option<Facts>) -> Self {
+        let final_pass = facts.is_some();
+        Translator {
+            ctx,
+            ty,
+            facts: facts.unwrap_or_default(),
+            final_pass,
+            learned: Facts::default(),
+            local_types: vec![],
+            local_names: vec![],
+            slot_lo: vec![],
+            slot_hi: vec![],
+            stack: vec![],
+            frames: vec![],
+            next_id: 0,
+            dead: 0,
+            out: String::new(),
+            indent: 1,
+        }
+    }
+
+    fn helper(&mut self, name: &'static str) -> &'static str {
+        self.ctx.helpers.insert(name);
+        name
+    }
+
+    fn load_locals(&mut self, body: &wasmparser::FunctionBody<'_>) -> Result<()> {
+        self.local_types = self.ty.params.clone();
+        for l in body.get_locals_reader()? {
+            let (n, t) = l?;
+            for _ in 0..n {
+                self.local_types.push(t);
+            }
+        }
+        self.learned.local_uses = vec![0; self.local_types.len()];
+        // Decide which variables live in registers. Params come first, then the lowest stack
+        // slots, then the most used locals, then the remaining slots.
+        let n = self.local_types.len();
+        let slots = self.facts.max_height + 1;
+        let cost = |t: ValType| if is_i64(t) { 2 } else { 1 };
+        let mut budget = MAX_REG_VARS;
+        let mut local_reg = vec![false; n];
+        let mut slot_reg = vec![false; slots];
+        let take = |c: usize, budget: &mut usize| {
+            if *budget >= c {
+                *budget -= c;
+                true
+            } else {
+                false
+            }
+        };
+        let nparams = self.ty.params.len();
+        for i in 0..nparams {
+            local_reg[i] = take(cost(self.local_types[i]), &mut budget);
+        }
+        let slot_cost = |k: usize| {
+            if self.facts.hi_slots.contains(&k) {
+                2
+            } else {
+                1
+            }
+        };
+        let first_slots = slots.min(24);
+        for k in 0..first_slots {
+            slot_reg[k] = take(slot_cost(k), &mut budget);
+        }
+        let mut order: Vec<usize> = (nparams..n).collect();
+        if self.final_pass {
+            order.sort_by_key(|&i| {
+                std::cmp::Reverse(self.facts.local_uses.get(i).copied().unwrap_or(0))
+            });
+        }
+        for i in order {
+            local_reg[i] = take(cost(self.local_types[i]), &mut budget);
+        }
+        for k in first_slots..slots {
+            slot_reg[k] = take(slot_cost(k), &mut budget);
+        }
+        let mut spill = 0usize;
+        let mut next_spill = || {
+            spill += 1;
+            format!("R[{spill}]")
+        };
+        for i in 0..n {
+            let wide = is_i64(self.local_types[i]);
+            let names = if local_reg[i] {
+                (
+                    format!("a{i}"),
+                    if wide { format!("b{i}") } else { String::new() },
+                )
+            } else {
+                let lo = next_spill();
+                (lo, if wide { next_spill() } else { String::new() })
+            };
+            self.local_names.push(names);
+        }
+        for (k, &reg) in slot_reg.iter().enumerate() {
+            if reg || !self.final_pass {
+                self.slot_lo.push(format!("s{k}"));
+                self.slot_hi.push(format!("t{k}"));
+            } else {
+                self.slot_lo.push(next_spill());
+                self.slot_hi.push(next_spill());
+            }
+        }
+        self.learned.uses_r = spill > 0;
+        // Function-level frame: branches to it are returns.
+        self.frames.push(Frame {
+            kind: Kind::Func,
+            id: u32::MAX,
+            base: 0,
+            params: vec![],
+            results: self.ty.results.clone(),
+            luau_loop: false,
+            dispatch: false,
+            unreachable: false,
+            end_reachable: true,
+            else_seen: false,
+            if_params: vec![],
+            indent_at_open: 1,
+        });
+        Ok(())
+    }
+
+    fn finish(mut self) -> (String, Facts) {
+        // Header: parameters, then declarations of registers.
+        let mut head = String::new();
+        let mut params = vec![];
+        let mut spilled_params = vec![];
+        for (i, t) in self.ty.params.iter().enumerate() {
+            let (lo, hi) = &self.local_names[i];
+            let wide = is_i64(*t);
+            if lo.starts_with('R') {
+                params.push(format!("p{i}"));
+                spilled_params.push(format!("{lo} = p{i}"));
+                if wide {
+                    params.push(format!("q{i}"));
+                    spilled_params.push(format!("{hi} = q{i}"));
+                }
+            } else {
+                params.push(lo.clone());
+                if wide {
+                    params.push(hi.clone());
+                }
+            }
+        }
+        let _ = writeln!(head, "function({})", params.join(", "));
+        if self.learned.uses_r {
+            let _ = writeln!(head, "\tlocal R = {{}}");
+        }
+        for s in spilled_params {
+            let _ = writeln!(head, "\t{s}");
+        }
+        let mut decls: Vec<(String, &'static str)> = vec![];
+        for i in self.ty.params.len()..self.local_types.len() {
+            let (lo, hi) = &self.local_names[i];
+            let zero = if matches!(self.local_types[i], ValType::Ref(_)) {
+                "nil"
+            } else {
+                "0"
+            };
+            if lo.starts_with('R') {
+                if zero != "nil" {
+                    let _ = writeln!(head, "\t{lo} = 0");
+                    if !hi.is_empty() {
+                        let _ = writeln!(head, "\t{hi} = 0");
+                    }
+                }
+            } else {
+                decls.push((lo.clone(), zero));
+                if !hi.is_empty() {
+                    decls.push((hi.clone(), zero));
+                }
+            }
+        }
+        let used = self.learned.max_height;
+        for k in 0..=used.min(self.slot_lo.len().saturating_sub(1)) {
+            if !self.slot_lo[k].starts_with('R') {
+                decls.push((self.slot_lo[k].clone(), "nil"));
+                if self.learned.hi_slots.contains(&k) {
+                    decls.push((self.slot_hi[k].clone(), "nil"));
+                }
+            }
+        }
+        if self.learned.uses_b {
+            decls.push(("B".to_string(), "nil"));
+        }
+        // Declare in chunks; zero-initialised names get explicit values.
+        for chunk in decls.chunks(40) {
+            let names: Vec<&str> = chunk.iter().map(|(n, _)| n.as_str()).collect();
+            let inits: Vec<&str> = chunk
+                .iter()
+                .filter(|(_, z)| *z != "nil")
+                .map(|(_, z)| *z)
+                .collect();
+            let zeros_first = chunk.iter().take_while(|(_, z)| *z != "nil").count() == inits.len();
+            if inits.is_empty() {
+                let _ = writeln!(head, "\tlocal {}", names.join(", "));
+            } else if zeros_first {
+                let _ = writeln!(head, "\tlocal {} = {}", names.join(", "), inits.join(", "));
+            } else {
+                let _ = writeln!(head, "\tlocal {}", names.join(", "));
+                for (n, z) in chunk {
+                    if *z != "nil" {
+                        let _ = writeln!(head, "\t{n} = {z}");
+                    }
+                }
+            }
+        }
+        head.push_str(&self.out);
+        head.push_str("end");
+        let mut facts = std::mem::take(&mut self.learned);
+        facts.uses_r = false;
+        (head, facts)
+    }
+
+    // ---- output -------------------------------------------------------------------------
+
+    fn line(&mut self, s: &str) {
+        for _ in 0..self.indent {
+            self.out.push('\t');
+        }
+        self.out.push_str(s);
+        self.out.push('\n');
+    }
+
+    // ---- values -------------------------------------------------------------------------
+
+    fn note_height(&mut self, h: usize) {
+        if h > self.learned.max_height {
+            self.learned.max_height = h;
+        }
+    }
+
+    fn slot_name(&self, k: usize) -> String {
+        self.slot_lo
+            .get(k)
+            .cloned()
+            .unwrap_or_else(|| format!("s{k}"))
+    }
+    fn slot_hi_name(&mut self, k: usize) -> String {
+        self.learned.hi_slots.insert(k);
+        self.slot_hi
+            .get(k)
+            .cloned()
+            .unwrap_or_else(|| format!("t{k}"))
+    }
+
+    fn slot_val(&mut self, k: usize, ty: ValType) -> Val {
+        self.note_height(k);
+        let e = self.slot_name(k);
+        let h = if is_i64(ty) {
+            self.slot_hi_name(k)
+        } else {
+            String::new()
+        };
+        Val {
+            ty,
+            e,
+            h,
+            boolean: false,
+            locals: vec![],
+            globals: false,
+            max_slot: Some(k),
+            depth: 0,
+            slot: Some(k),
+            simple: true,
+        }
+    }
+
+    fn lit(ty: ValType, e: String, h: String) -> Val {
+        Val {
+            ty,
+            e,
+            h,
+            boolean: false,
+            locals: vec![],
+            globals: false,
+            max_slot: None,
+            depth: 0,
+            slot: None,
+            simple: true,
+        }
+    }
+
+    /// Numeric (0/1) form of an i32 value.
+    fn num(v: &Val) -> String {
+        if v.boolean {
+            format!("({} and 1 or 0)", v.e)
+        } else {
+            v.e.clone()
+        }
+    }
+
+    /// Boolean (condition) form of an i32 value.
+    fn cond(v: &Val) -> String {
+        if v.boolean {
+            v.e.clone()
+        } else {
+            format!("{} ~= 0", v.e)
+        }
+    }
+
+    /// A new lazy value combining `args`.
+    fn derive(ty: ValType, e: String, h: String, args: &[&Val]) -> Val {
+        let mut locals = vec![];
+        let mut globals = false;
+        let mut max_slot: Option<usize> = None;
+        let mut depth = 0;
+        for a in args {
+            locals.extend_from_slice(&a.locals);
+            globals |= a.globals;
+            max_slot = max_slot.max(a.max_slot);
+            depth = depth.max(a.depth);
+        }
+        locals.sort_unstable();
+        locals.dedup();
+        Val {
+            ty,
+            e,
+            h,
+            boolean: false,
+            locals,
+            globals,
+            max_slot,
+            depth: depth + 1,
+            slot: None,
+            simple: false,
+        }
+    }
+
+    fn push(&mut self, v: Val) {
+        let k = self.stack.len();
+        self.note_height(k);
+        self.stack.push(v);
+        if self.stack[k].depth > MAX_EXPR_DEPTH || self.stack[k].e.len() > 400 {
+            self.materialize(k);
+        }
+    }
+
+    fn pop(&mut self) -> Val {
+        self.stack
+            .pop()
+            .expect("validated: operand stack underflow")
+    }
+
+    /// Before writing slot `k`, force lazy values below that read slots `>= k`.
+    fn clobber_slot(&mut self, k: usize) {
+        let mut lo = k;
+        loop {
+            let found = (0..lo.min(self.stack.len())).find(|&j| {
+                self.stack[j].slot != Some(j) && self.stack[j].max_slot.is_some_and(|m| m >= lo)
+            });
+            match found {
+                Some(j) => lo = j,
+                None => break,
+            }
+        }
+        for j in lo..k.min(self.stack.len()) {
+            if self.stack[j].slot != Some(j) && self.stack[j].max_slot.is_some() {
+                self.assign_slot(j);
+            }
+        }
+    }
+
+    fn assign_slot(&mut self, j: usize) {
+        let v = self.stack[j].clone();
+        let name = self.slot_name(j);
+        if is_i64(v.ty) {
+            let hn = self.slot_hi_name(j);
+            self.line(&format!("{name}, {hn} = {}, {}", v.e, v.h));
+        } else {
+            let e = if v.ty == ValType::I32 {
+                Self::num(&v)
+            } else {
+                v.e.clone()
+            };
+            self.line(&format!("{name} = {e}"));
+        }
+        self.stack[j] = self.slot_val(j, v.ty);
+    }
+
+    /// Force the value at height `j` into its slot variable.
+    fn materialize(&mut self, j: usize) {
+        if self.stack[j].slot == Some(j) {
+            return;
+        }
+        self.clobber_slot(j);
+        self.assign_slot(j);
+    }
+
+    fn flush_all(&mut self) {
+        for j in 0..self.stack.len() {
+            self.materialize(j);
+        }
+    }
+
+    fn flush_where(&mut self, pred: impl Fn(&Val) -> bool) {
+        for j in 0..self.stack.len() {
+            if self.stack[j].slot != Some(j) && pred(&self.stack[j]) {
+                self.materialize(j);
+            }
+        }
+    }
+
+    /// Make a value cheap to use twice, materialising it into slot `k` if needed.
+    fn simple_at(&mut self, v: Val, k: usize) -> Val {
+        if v.simple {
+            return v;
+        }
+        self.clobber_slot(k);
+        let name = self.slot_name(k);
+        if is_i64(v.ty) {
+            let hn = self.slot_hi_name(k);
+            self.line(&format!("{name}, {hn} = {}, {}", v.e, v.h));
+        } else {
+            let e = if v.ty == ValType::I32 {
+                Self::num(&v)
+            } else {
+                v.e.clone()
+            };
+            self.line(&format!("{name} = {e}"));
+        }
+        self.slot_val(k, v.ty)
+    }
+
+    /// Emit `slot(k) = expr` (eagerly evaluated) and push the slot.
+    fn push_eager(&mut self, ty: ValType, e: String) {
+        let k = self.stack.len();
+        self.clobber_slot(k);
+        let name = self.slot_name(k);
+        self.line(&format!("{name} = {e}"));
+        let v = self.slot_val(k, ty);
+        self.stack.push(v);
+    }
+
+    fn push_eager64(&mut self, call: String) {
+        let k = self.stack.len();
+        self.clobber_slot(k);
+        let name = self.slot_name(k);
+        let hn = self.slot_hi_name(k);
+        self.line(&format!("{name}, {hn} = {call}"));
+        let v = self.slot_val(k, ValType::I64);
+        self.stack.push(v);
+    }
+
+    // ---- control ------------------------------------------------------------------------
+
+    fn block_sig(&self, bt: BlockType) -> (Vec<ValType>, Vec<ValType>) {
+        match bt {
+            BlockType::Empty => (vec![], vec![]),
+            BlockType::Type(t) => (vec![], vec![t]),
+            BlockType::FuncType(i) => {
+                let f = &self.ctx.module.types[i as usize];
+                (f.params.clone(), f.results.clone())
+            }
+        }
+    }
+
+    fn cur_unreachable(&self) -> bool {
+        self.frames.last().is_some_and(|f| f.unreachable)
+    }
+
+    fn set_unreachable(&mut self) {
+        if let Some(f) = self.frames.last_mut() {
+            f.unreachable = true;
+        }
+    }
+
+    fn open(&mut self, kind: Kind, bt: BlockType, cond: Option<String>) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let (params, results) = self.block_sig(bt);
+        // Everything below stays on the stack across the construct: force it now, since the
+        // construct may write locals and globals those values read.
+        self.flush_all();
+        let base = self.stack.len() - params.len();
+        let targeted = !self.final_pass || self.facts.targeted.contains(&id);
+        let luau_loop = targeted;
+        let indent_at_open = self.indent;
+        match kind {
+            Kind::Block if luau_loop => {
+                self.line("repeat");
+                self.indent += 1;
+            }
+            Kind::Loop if luau_loop => {
+                self.line("while true do");
+                self.indent += 1;
+            }
+            Kind::If => {
+                if luau_loop {
+                    self.line("repeat");
+                    self.indent += 1;
+                }
+                self.line(&format!("if {} then", cond.unwrap_or_default()));
+                self.indent += 1;
+            }
+            _ => {}
+        }
+        let if_params = if kind == Kind::If {
+            self.stack[base..].to_vec()
+        } else {
+            vec![]
+        };
+        self.frames.push(Frame {
+            kind,
+            id,
+            base,
+            params,
+            results,
+            luau_loop,
+            dispatch: false,
+            unreachable: false,
+            end_reachable: false,
+            else_seen: false,
+            if_params,
+            indent_at_open,
+        });
+    }
+
+    /// Move the top `n` values into slots `base..base+n` (parallel assignment).
+    fn assign_to(&mut self, base: usize, n: usize) {
+        let top = self.stack.len();
+        let vals: Vec<Val> = self.stack[top - n..].to_vec();
+        let mut lhs = vec![];
+        let mut rhs = vec![];
+        for (i, v) in vals.iter().enumerate() {
+            let k = base + i;
+            if v.slot == Some(k) {
+                continue;
+            }
+            lhs.push(self.slot_name(k));
+            if is_i64(v.ty) {
+                lhs.push(self.slot_hi_name(k));
+                rhs.push(v.e.clone());
+                rhs.push(v.h.clone());
+            } else if v.ty == ValType::I32 {
+                rhs.push(Self::num(v));
+            } else {
+                rhs.push(v.e.clone());
+            }
+            self.note_height(k);
+        }
+        if !lhs.is_empty() {
+            self.line(&format!("{} = {}", lhs.join(", "), rhs.join(", ")));
+        }
+    }
+
+    /// Branch to the frame `depth` levels out, with its branch values on top of the stack.
+    fn branch(&mut self, depth: u32) {
+        let ti = self.frames.len() - 1 - depth as usize;
+        let (kind, id, base, arity) = {
+            let f = &self.frames[ti];
+            let arity = if f.kind == Kind::Loop {
+                f.params.len()
+            } else {
+                f.results.len()
+            };
+            (f.kind, f.id, f.base, arity)
+        };
+        if kind == Kind::Func {
+            let top = self.stack.len();
+            let vals = self.stack[top - arity..].to_vec();
+            let mut rs = vec![];
+            for v in &vals {
+                match v.ty {
+                    ValType::I64 => {
+                        rs.push(v.e.clone());
+                        rs.push(v.h.clone());
+                    }
+                    ValType::I32 => rs.push(Self::num(v)),
+                    _ => rs.push(v.e.clone()),
+                }
+            }
+            if rs.is_empty() {
+                self.line("return");
+            } else {
+                self.line(&format!("return {}", rs.join(", ")));
+            }
+            return;
+        }
+        self.learned.targeted.insert(id);
+        if kind != Kind::Loop {
+            self.frames[ti].end_reachable = true;
+        }
+        self.assign_to(base, arity);
+        // Innermost Luau loop construct between here and the target.
+        let inner = (ti..self.frames.len())
+            .rev()
+            .find(|&i| self.frames[i].luau_loop);
+        match inner {
+            Some(i) if i == ti => {
+                if kind == Kind::Loop {
+                    self.line("continue");
+                } else {
+                    self.line("break");
+                }
+            }
+            Some(i) => {
+                for j in ti + 1..=i {
+                    if self.frames[j].luau_loop {
+                        self.frames[j].dispatch = true;
+                    }
+                }
+                self.learned.uses_b = true;
+                self.line(&format!("B = {id}"));
+                self.line("break");
+            }
+            None => unreachable!("a targeted frame is always a Luau loop in the final pass"),
+        }
+    }
+
+    fn close(&mut self) -> Result<()> {
+        let f = self.frames.pop().expect("validated");
+        let fallthrough = !f.unreachable;
+        if f.kind == Kind::Func {
+            self.frames.push(f);
+            if fallthrough {
+                self.branch(0);
+            }
+            self.frames.pop();
+            return Ok(());
+        }
+        let mut end_reachable = f.end_reachable || fallthrough;
+        if f.kind == Kind::If && !f.else_seen {
+            // The implicit else passes the params through as results.
+            end_reachable = true;
+        }
+        if fallthrough {
+            let n = f.results.len();
+            self.assign_to(f.base, n);
+        }
+        match f.kind {
+            Kind::If => {
+                if !f.else_seen && !f.params.is_empty() {
+                    // Implicit else: params are the results; they are already in their slots
+                    // because `open` flushed them.
+                }
+                self.indent -= 1;
+                self.line("end");
+                if f.luau_loop {
+                    self.indent -= 1;
+                    self.line("until true");
+                }
+            }
+            Kind::Block if f.luau_loop => {
+                self.indent -= 1;
+                self.line("until true");
+            }
+            Kind::Loop if f.luau_loop => {
+                if fallthrough {
+                    self.line("break");
+                }
+                self.indent -= 1;
+                self.line("end");
+            }
+            _ => {}
+        }
+        debug_assert_eq!(self.indent, f.indent_at_open);
+        self.stack.truncate(f.base);
+        for (i, t) in f.results.iter().enumerate() {
+            let v = self.slot_val(f.base + i, *t);
+            self.stack.push(v);
+        }
+        if f.dispatch {
+            // A multi-level branch left through this construct: finish it here or go on out.
+            let parent = self.frames.iter().rposition(|p| p.luau_loop);
+            if let Some(pi) = parent {
+                let (pid, pkind) = (self.frames[pi].id, self.frames[pi].kind);
+                self.line("if B ~= nil then");
+                self.indent += 1;
+                if pkind == Kind::Loop {
+                    self.line(&format!("if B == {pid} then"));
+                    self.indent += 1;
+                    self.line("B = nil");
+                    self.line("continue");
+                    self.indent -= 1;
+                    self.line("end");
+                } else {
+                    self.line(&format!("if B == {pid} then B = nil end"));
+                }
+                self.line("break");
+                self.indent -= 1;
+                self.line("end");
+            }
+        }
+        if let Some(p) = self.frames.last_mut() {
+            if !end_reachable {
+                p.unreachable = true;
+            }
+        }
+        Ok(())
+    }
+
+    // ---- operators ----------------------------------------------------------------------
+
+    fn op(&mut self, op: &Operator<'_>) -> Result<()> {
+        use Operator as O;
+        if self.cur_unreachable() {
+            match op {
+                O::Block { .. } | O::Loop { .. } | O::If { .. } => {
+                    self.dead += 1;
+                    self.next_id += 1;
+                    return Ok(());
+                }
+                O::Else if self.dead == 0 => {}
+                O::End if self.dead == 0 => {}
+                O::Else => return Ok(()),
+                O::End => {
+                    self.dead -= 1;
+                    return Ok(());
+                }
+                _ => return Ok(()),
+            }
+        }
+        match op {
+            O::Nop => {}
+            O::Unreachable => {
+                let t = self.helper("trap");
+                self.line(&format!("{t}(\"unreachable\")"));
+                self.set_unreachable();
+            }
+            O::Block { blockty } => self.open(Kind::Block, *blockty, None),
+            O::Loop { blockty } => self.open(Kind::Loop, *blockty, None),
+            O::If { blockty } => {
+                let c = self.pop();
+                let c = Self::cond(&c);
+                self.open(Kind::If, *blockty, Some(c));
+            }
+            O::Else => {
+                let f = self.frames.last_mut().expect("validated");
+                let fallthrough = !f.unreachable;
+                let (base, n) = (f.base, f.results.len());
+                f.else_seen = true;
+                if fallthrough {
+                    f.end_reachable = true;
+                    self.assign_to(base, n);
+                }
+                let f = self.frames.last_mut().expect("validated");
+                f.unreachable = false;
+                let params = std::mem::take(&mut f.if_params);
+                self.stack.truncate(base);
+                self.stack.extend(params);
+                self.indent -= 1;
+                self.line("else");
+                self.indent += 1;
+            }
+            O::End => self.close()?,
+            O::Br { relative_depth } => {
+                self.branch(*relative_depth);
+                self.set_unreachable();
+            }
+            O::BrIf { relative_depth } => {
+                let c = self.pop();
+                let c = Self::cond(&c);
+                // Values stay on the stack if the branch is not taken: force them first.
+                self.flush_all();
+                self.line(&format!("if {c} then"));
+                self.indent += 1;
+                self.branch(*relative_depth);
+                self.indent -= 1;
+                self.line("end");
+            }
+            O::BrTable { targets } => {
+                let mut ts = vec![];
+                for t in targets.targets() {
+                    ts.push(t?);
+                }
+                let default = targets.default();
+                let idx = self.pop();
+                let k = self.stack.len();
+                self.flush_all();
+                let idx = self.simple_at(idx, k);
+                let idx = Self::num(&idx);
+                // Ranges of consecutive indices with the same target, then a binary search.
+                let mut ranges: Vec<(u32, u32, u32)> = vec![];
+                for (i, &t) in ts.iter().enumerate() {
+                    match ranges.last_mut() {
+                        Some(r) if r.2 == t => r.1 = i as u32,
+                        _ => ranges.push((i as u32, i as u32, t)),
+                    }
+                }
+                if ranges.last().is_some_and(|r| r.2 == default) {
+                    ranges.pop();
+                }
+                self.br_table_tree(&idx, &ranges, default);
+                self.set_unreachable();
+            }
+            O::Return => {
+                let d = self.frames.len() as u32 - 1;
+                self.branch(d);
+                self.set_unreachable();
+            }
+            O::Call { function_index } => self.call(*function_index)?,
+            O::CallIndirect {
+                type_index,
+                table_index,
+            } => self.call_indirect(*type_index, *table_index)?,
+            O::Drop => {
+                self.pop();
+            }
+            O::Select | O::TypedSelect { .. } | O::TypedSelectMulti { .. } => {
+                let c = self.pop();
+                let b = self.pop();
+                let a = self.pop();
+                let k = self.stack.len();
+                let c = Self::cond(&c);
+                let numeric = matches!(
+                    a.ty,
+                    ValType::I32 | ValType::I64 | ValType::F32 | ValType::F64
+                );
+                if numeric && a.ty != ValType::I64 && !a.boolean && !b.boolean {
+                    let v = Self::derive(
+                        a.ty,
+                        format!("({c} and {} or {})", a.e, b.e),
+                        String::new(),
+                        &[&a, &b],
+                    );
+                    // The condition's reads are not tracked; force the result now.
+                    self.push(v);
+                    self.materialize(k);
+                } else {
+                    // Statement form: also right for i64 pairs and for nil references.
+                    self.clobber_slot(k);
+                    let name = self.slot_name(k);
+                    let (ae, be) = if a.ty == ValType::I32 {
+                        (Self::num(&a), Self::num(&b))
+                    } else {
+                        (a.e.clone(), b.e.clone())
+                    };
+                    if is_i64(a.ty) {
+                        let hn = self.slot_hi_name(k);
+                        self.line(&format!(
+                            "if {c} then {name}, {hn} = {ae}, {} else {name}, {hn} = {be}, {} end",
+                            a.h, b.h
+                        ));
+                    } else {
+                        self.line(&format!("if {c} then {name} = {ae} else {name} = {be} end"));
+                    }
+                    let v = self.slot_val(k, a.ty);
+                    self.stack.push(v);
+                }
+            }
+            O::LocalGet { local_index } => {
+                let i = *local_index as usize;
+                self.learned.local_uses[i] += 1;
+                let (lo, hi) = self.local_names[i].clone();
+                let mut v = Self::lit(self.local_types[i], lo, hi);
+                v.locals = vec![i as u32];
+                self.push(v);
+            }
+            O::LocalSet { local_index } | O::LocalTee { local_index } => {
+                let i = *local_index as usize;
+                self.learned.local_uses[i] += 1;
+                let v = self.pop();
+                let (lo, hi) = self.local_names[i].clone();
+                let idx = i as u32;
+                self.flush_where(|x| x.locals.contains(&idx));
+                if is_i64(v.ty) {
+                    self.line(&format!("{lo}, {hi} = {}, {}", v.e, v.h));
+                } else if v.e != lo {
+                    let e = if v.ty == ValType::I32 {
+                        Self::num(&v)
+                    } else {
+                        v.e.clone()
+                    };
+                    self.line(&format!("{lo} = {e}"));
+                }
+                if matches!(op, O::LocalTee { .. }) {
+                    let mut nv = Self::lit(self.local_types[i], lo, hi);
+                    nv.locals = vec![idx];
+                    self.push(nv);
+                }
+            }
+            O::GlobalGet { global_index } => {
+                let g = &self.ctx.module.globals[*global_index as usize];
+                let (lo, hi) = self.ctx.global_names[*global_index as usize].clone();
+                let mut v = Self::lit(g.ty, lo, hi);
+                v.globals = true;
+                self.push(v);
+            }
+            O::GlobalSet { global_index } => {
+                let v = self.pop();
+                self.flush_where(|x| x.globals);
+                let (lo, hi) = self.ctx.global_names[*global_index as usize].clone();
+                if is_i64(v.ty) {
+                    self.line(&format!("{lo}, {hi} = {}, {}", v.e, v.h));
+                } else {
+                    let e = if v.ty == ValType::I32 {
+                        Self::num(&v)
+                    } else {
+                        v.e.clone()
+                    };
+                    self.line(&format!("{lo} = {e}"));
+                }
+            }
+            O::I32Const { value } => self.push(Self::lit(
+                ValType::I32,
+                (*value as u32).to_string(),
+                String::new(),
+            )),
+            O::I64Const { value } => {
+                let u = *value as u64;
+                self.push(Self::lit(
+                    ValType::I64,
+                    (u as u32).to_string(),
+                    ((u >> 32) as u32).to_string(),
+                ))
+            }
+            O::F32Const { value } => {
+                let e = f32_lit(value.bits(), self.ctx.helpers);
+                let mut v = Self::lit(ValType::F32, e, String::new());
+                v.simple = !v.e.contains('(') || v.e.starts_with("(-");
+                self.push(v)
+            }
+            O::F64Const { value } => {
+                let e = f64_lit(value.bits(), self.ctx.helpers);
+                let mut v = Self::lit(ValType::F64, e, String::new());
+                v.simple = !v.e.contains('(') || v.e.starts_with("(-");
+                self.push(v)
+            }
+            _ => return self.op2(op),
+        }
+        Ok(())
+    }
+
+    fn br_table_tree(&mut self, idx: &str, ranges: &[(u32, u32, u32)], default: u32) {
+        // Values below the index are the branch values; they stay in place for every target.
+        if ranges.is_empty() {
+            self.branch_keep(default);
+            return;
+        }
+        if ranges.len() == 1 {
+            let (lo, hi, t) = ranges[0];
+            let c = if lo == hi {
+                format!("{idx} == {lo}")
+            } else {
+                format!("{idx} >= {lo} and {idx} <= {hi}")
+            };
+            self.line(&format!("if {c} then"));
+            self.indent += 1;
+            self.branch_keep(t);
+            self.indent -= 1;
+            self.line("else");
+            self.indent += 1;
+            self.branch_keep(default);
+            self.indent -= 1;
+            self.line("end");
+            return;
+        }
+        let mid = ranges.len() / 2;
+        let split = ranges[mid].0;
+        self.line(&format!("if {idx} < {split} then"));
+        self.indent += 1;
+        self.br_table_tree(idx, &ranges[..mid], default);
+        self.indent -= 1;
+        self.line("else");
+        self.indent += 1;
+        self.br_table_tree(idx, &ranges[mid..], default);
+        self.indent -= 1;
+        self.line("end");
+    }
+
+    fn branch_keep(&mut self, depth: u32) {
+        self.branch(depth);
+    }
+
+    fn call_args(&self, vals: &[Val]) -> Vec<String> {
+        let mut out = vec![];
+        for v in vals {
+            match v.ty {
+                ValType::I64 => {
+                    out.push(v.e.clone());
+                    out.push(v.h.clone());
+                }
+                ValType::I32 => out.push(Self::num(v)),
+                _ => out.push(v.e.clone()),
+            }
+        }
+        out
+    }
+
+    fn push_results(&mut self, results: &[ValType], call: String) {
+        let k = self.stack.len();
+        if results.is_empty() {
+            self.line(&call);
+            return;
+        }
+        for i in 0..results.len() {
+            self.clobber_slot(k + i);
+        }
+        let mut lhs = vec![];
+        for (i, t) in results.iter().enumerate() {
+            lhs.push(self.slot_name(k + i));
+            if is_i64(*t) {
+                lhs.push(self.slot_hi_name(k + i));
+            }
+        }
+        self.line(&format!("{} = {call}", lhs.join(", ")));
+        for (i, t) in results.iter().enumerate() {
+            let v = self.slot_val(k + i, *t);
+            self.stack.push(v);
+        }
+    }
+
+    fn call(&mut self, f: u32) -> Result<()> {
+        let m = self.ctx.module;
+        let ty = &m.types[m.func_types[f as usize] as usize];
+        let n = ty.params.len();
+        let args: Vec<Val> = self.stack.split_off(self.stack.len() - n);
+        self.flush_where(|x| x.globals);
+        let a = self.call_args(&args).join(", ");
+        let call = format!("{}({a})", self.ctx.func_names[f as usize]);
+        self.push_results(&ty.results.clone(), call);
+        Ok(())
+    }
+
+    fn call_indirect(&mut self, type_index: u32, table: u32) -> Result<()> {
+        let m = self.ctx.module;
+        let ty = m.types[type_index as usize].clone();
+        let idx = self.pop();
+        let n = ty.params.len();
+        let args: Vec<Val> = self.stack.split_off(self.stack.len() - n);
+        self.flush_where(|x| x.globals);
+        let k = self.stack.len();
+        // Evaluate the index first, into the first result slot area (above the arguments'
+        // own slots which are no longer on the stack but may still be read by `args`).
+        let tmp = k + n + 1;
+        self.note_height(tmp);
+        let tn = self.slot_name(tmp);
+        let e = Self::num(&idx);
+        self.line(&format!("{tn} = {e} + 1"));
+        let sig = sig_key(&ty);
+        let chk = self.helper("trap");
+        let _ = chk;
+        let tc = self.ctx.helpers.insert("callind");
+        let _ = tc;
+        self.line(&format!(
+            "if TS{table}[{tn}] ~= \"{sig}\" then callind(T{table}, {tn}) end"
+        ));
+        let a = self.call_args(&args).join(", ");
+        let call = format!("TF{table}[{tn}]({a})");
+        self.push_results(&ty.results, call);
+        Ok(())
+    }
+
+    fn addr(&mut self, a: &Val, m: &MemArg) -> String {
+        let a = Self::num(a);
+        if m.offset == 0 {
+            a
+        } else if let Ok(c) = a.parse::<u64>() {
+            (c + m.offset).to_string()
+        } else {
+            format!("{a} + {}", m.offset)
+        }
+    }
+
+    fn load(&mut self, ty: ValType, m: &MemArg, f: &str, post: Option<&str>) {
+        let a = self.pop();
+        let addr = self.addr(&a, m);
+        let e = match post {
+            Some(p) => format!("buffer.{f}(M, {addr}){p}"),
+            None => format!("buffer.{f}(M, {addr})"),
+        };
+        self.push_eager(ty, e);
+    }
+
+    /// i64 loads narrower than 64 bits: low half from `f`, high half sign or zero.
+    fn load64(&mut self, m: &MemArg, f: &str, signed: bool) {
+        let a = self.pop();
+        let addr = self.addr(&a, m);
+        let k = self.stack.len();
+        self.clobber_slot(k);
+        let s = self.slot_name(k);
+        let t = self.slot_hi_name(k);
+        self.line(&format!("{s} = buffer.{f}(M, {addr})"));
+        if signed {
+            self.line(&format!("{t} = {s} < 0 and 4294967295 or 0"));
+            self.line(&format!("{s} = {s} % 4294967296"));
+        } else {
+            self.line(&format!("{t} = 0"));
+        }
+        let v = self.slot_val(k, ValType::I64);
+        self.stack.push(v);
+    }
+
+    fn store(&mut self, m: &MemArg, f: &str, wide: bool) {
+        let v = self.pop();
+        let a = self.pop();
+        let k = self.stack.len();
+        let a = if wide { self.simple_at(a, k) } else { a };
+        let addr = self.addr(&a, m);
+        let val = if v.ty == ValType::I32 {
+            Self::num(&v)
+        } else {
+            v.e.clone()
+        };
+        if wide {
+            let hi_addr = if let Ok(c) = addr.parse::<u64>() {
+                (c + 4).to_string()
+            } else {
+                format!("{addr} + 4")
+            };
+            self.line(&format!("buffer.writeu32(M, {hi_addr}, {})", v.h));
+            self.line(&format!("buffer.writeu32(M, {addr}, {val})"));
+        } else {
+            self.line(&format!("buffer.{f}(M, {addr}, {val})"));
+        }
+    }
+
+    fn un(&mut self, ty: ValType, f: impl Fn(&str) -> String) {
+        let a = self.pop();
+        let e = f(&Self::num(&a));
+        let v = Self::derive(ty, e, String::new(), &[&a]);
+        self.push(v);
+    }
+
+    fn bin(&mut self, ty: ValType, f: impl Fn(&str, &str) -> String) {
+        let b = self.pop();
+        let a = self.pop();
+        let e = f(&Self::num(&a), &Self::num(&b));
+        let v = Self::derive(ty, e, String::new(), &[&a, &b]);
+        self.push(v);
+    }
+
+    fn cmp(&mut self, f: impl Fn(&str, &str) -> String) {
+        self.bin(ValType::I32, f);
+        self.stack.last_mut().unwrap().boolean = true;
+    }
+
+    fn eager_bin(&mut self, ty: ValType, helper: &'static str) {
+        let b = self.pop();
+        let a = self.pop();
+        let h = self.helper(helper);
+        self.push_eager(ty, format!("{h}({}, {})", Self::num(&a), Self::num(&b)));
+    }
+
+    fn eager_un(&mut self, ty: ValType, helper: &'static str) {
+        let a = self.pop();
+        let h = self.helper(helper);
+        self.push_eager(ty, format!("{h}({})", Self::num(&a)));
+    }
+
+    /// Binary i64 op through a helper returning (lo, hi).
+    fn bin64_call(&mut self, helper: &'static str) {
+        let b = self.pop();
+        let a = self.pop();
+        let h = self.helper(helper);
+        self.push_eager64(format!("{h}({}, {}, {}, {})", a.e, a.h, b.e, b.h));
+    }
+
+    fn bin64_bitwise(&mut self, f: &str) {
+        let b = self.pop();
+        let a = self.pop();
+        let v = Self::derive(
+            ValType::I64,
+            format!("bit32.{f}({}, {})", a.e, b.e),
+            format!("bit32.{f}({}, {})", a.h, b.h),
+            &[&a, &b],
+        );
+        self.push(v);
+    }
+
+    fn shift64(&mut self, helper: &'static str) {
+        let b = self.pop();
+        let a = self.pop();
+        let h = self.helper(helper);
+        self.push_eager64(format!("{h}({}, {}, {})", a.e, a.h, b.e));
+    }
+
+    /// i64 comparison producing a boolean; operands made simple since they are used twice.
+    fn cmp64(&mut self, f: impl Fn(&Val, &Val, &mut Self) -> String) {
+        let b = self.pop();
+        let a = self.pop();
+        let k = self.stack.len();
+        let a = self.simple_at(a, k);
+        let b = self.simple_at(b, k + 1);
+        let e = f(&a, &b, self);
+        let mut v = Self::derive(ValType::I32, e, String::new(), &[&a, &b]);
+        v.boolean = true;
+        self.push(v);
+        // `a`/`b` may sit in slots above the result: force the result now.
+        self.materialize(k);
+    }
+
+    fn f32op(&mut self, f: impl Fn(&str, &str) -> String) {
+        let r = self.helper("f32r");
+        self.bin(ValType::F32, |a, b| format!("{r}({})", f(a, b)));
+    }
+
+    /// `x op c` where native codegen would fold an identity and keep a signalling NaN.
+    fn f64_arith(&mut self, op: &str) {
+        let b = self.pop();
+        let a = self.pop();
+        let identity = matches!(
+            (op, b.e.as_str()),
+            ("-", "0.0")
+                | ("-", "(-0.0)")
+                | ("+", "(-0.0)")
+                | ("*", "1.0")
+                | ("/", "1.0")
+                | ("/", "(-1.0)")
+        );
+        let be = if identity {
+            self.ctx.helpers.insert("NF");
+            match b.e.as_str() {
+                "0.0" => "NF[1]".to_string(),
+                "(-0.0)" => "NF[2]".to_string(),
+                "1.0" => "NF[3]".to_string(),
+                _ => "NF[4]".to_string(),
+            }
+        } else {
+            b.e.clone()
+        };
+        let v = Self::derive(
+            ValType::F64,
+            format!("({} {op} {be})", a.e),
+            String::new(),
+            &[&a, &b],
+        );
+        self.push(v);
+    }
+
+    fn op2(&mut self, op: &Operator<'_>) -> Result<()> {
+        use Operator as O;
+        use ValType::{F32, F64, I32, I64};
+        const M32: &str = "4294967296";
+        match op {
+            // ---- memory ----
+            O::I32Load { memarg } => self.load(I32, memarg, "readu32", None),
+            O::I64Load { memarg } => {
+                let a = self.pop();
+                let k = self.stack.len();
+                let a = self.simple_at(a, k);
+                let addr = self.addr(&a, memarg);
+                let hi_addr = if let Ok(c) = addr.parse::<u64>() {
+                    (c + 4).to_string()
+                } else {
+                    format!("{addr} + 4")
+                };
+                self.clobber_slot(k);
+                let s = self.slot_name(k);
+                let t = self.slot_hi_name(k);
+                self.line(&format!("{t} = buffer.readu32(M, {hi_addr})"));
+                self.line(&format!("{s} = buffer.readu32(M, {addr})"));
+                let v = self.slot_val(k, I64);
+                self.stack.push(v);
+            }
+            O::F32Load { memarg } => {
+                let a = self.pop();
+                let addr = self.addr(&a, memarg);
+                let h = self.helper("f32load");
+                self.push_eager(F32, format!("{h}(M, {addr})"));
+            }
+            O::F64Load { memarg } => self.load(F64, memarg, "readf64", None),
+            O::I32Load8S { memarg } => self.load(I32, memarg, "readi8", Some(" % 4294967296")),
+            O::I32Load8U { memarg } => self.load(I32, memarg, "readu8", None),
+            O::I32Load16S { memarg } => self.load(I32, memarg, "readi16", Some(" % 4294967296")),
+            O::I32Load16U { memarg } => self.load(I32, memarg, "readu16", None),
+            O::I64Load8S { memarg } => self.load64(memarg, "readi8", true),
+            O::I64Load8U { memarg } => self.load64(memarg, "readu8", false),
+            O::I64Load16S { memarg } => self.load64(memarg, "readi16", true),
+            O::I64Load16U { memarg } => self.load64(memarg, "readu16", false),
+            O::I64Load32S { memarg } => self.load64(memarg, "readi32", true),
+            O::I64Load32U { memarg } => self.load64(memarg, "readu32", false),
+            O::I32Store { memarg } => self.store(memarg, "writeu32", false),
+            O::I64Store { memarg } => self.store(memarg, "", true),
+            O::F32Store { memarg } => {
+                let v = self.pop();
+                let a = self.pop();
+                let addr = self.addr(&a, memarg);
+                let h = self.helper("f32store");
+                self.line(&format!("{h}(M, {addr}, {})", v.e));
+            }
+            O::F64Store { memarg } => self.store(memarg, "writef64", false),
+            O::I32Store8 { memarg } | O::I64Store8 { memarg } => {
+                self.store(memarg, "writeu8", false)
+            }
+            O::I32Store16 { memarg } | O::I64Store16 { memarg } => {
+                self.store(memarg, "writeu16", false)
+            }
+            O::I64Store32 { memarg } => self.store(memarg, "writeu32", false),
+            O::MemorySize { .. } => self.push_eager(I32, "buffer.len(M) // 65536".into()),
+            O::MemoryGrow { .. } => {
+                let a = self.pop();
+                self.push_eager(I32, format!("MG({})", Self::num(&a)));
+            }
+            O::MemoryFill { .. } => {
+                let n = self.pop();
+                let v = self.pop();
+                let d = self.pop();
+                let h = self.helper("mfill");
+                self.line(&format!(
+                    "{h}(M, {}, {}, {})",
+                    Self::num(&d),
+                    Self::num(&v),
+                    Self::num(&n)
+                ));
+            }
+            O::MemoryCopy { .. } => {
+                let n = self.pop();
+                let s = self.pop();
+                let d = self.pop();
+                let h = self.helper("mcopy");
+                self.line(&format!(
+                    "{h}(M, {}, {}, {})",
+                    Self::num(&d),
+                    Self::num(&s),
+                    Self::num(&n)
+                ));
+            }
+            O::MemoryInit { data_index, .. } => {
+                let n = self.pop();
+                let s = self.pop();
+                let d = self.pop();
+                let h = self.helper("minit");
+                self.line(&format!(
+                    "{h}(M, D[{}], {}, {}, {})",
+                    data_index + 1,
+                    Self::num(&d),
+                    Self::num(&s),
+                    Self::num(&n)
+                ));
+            }
+            O::DataDrop { data_index } => self.line(&format!("D[{}] = DROPPED", data_index + 1)),
+            // ---- tables ----
+            O::TableInit { elem_index, table } => {
+                let n = self.pop();
+                let s = self.pop();
+                let d = self.pop();
+                self.flush_where(|x| x.globals);
+                self.line(&format!(
+                    "tinit(T{table}, E[{}], {}, {}, {})",
+                    elem_index + 1,
+                    Self::num(&d),
+                    Self::num(&s),
+                    Self::num(&n)
+                ));
+            }
+            O::ElemDrop { elem_index } => self.line(&format!("E[{}] = EDROPPED", elem_index + 1)),
+            O::TableCopy {
+                dst_table,
+                src_table,
+            } => {
+                let n = self.pop();
+                let s = self.pop();
+                let d = self.pop();
+                self.line(&format!(
+                    "tcopy(T{dst_table}, T{src_table}, {}, {}, {})",
+                    Self::num(&d),
+                    Self::num(&s),
+                    Self::num(&n)
+                ));
+            }
+            O::TableSize { table } => self.push_eager(I32, format!("T{table}.n")),
+            O::TableGet { table } => {
+                let a = self.pop();
+                let t = ValType::Ref(wasmparser::RefType::FUNCREF);
+                self.push_eager(t, format!("tget(T{table}, {})", Self::num(&a)));
+            }
+            O::TableSet { table } => {
+                let v = self.pop();
+                let a = self.pop();
+                self.line(&format!("tset(T{table}, {}, {})", Self::num(&a), v.e));
+            }
+            O::TableGrow { table } => {
+                let n = self.pop();
+                let v = self.pop();
+                self.push_eager(I32, format!("tgrow(T{table}, {}, {})", v.e, Self::num(&n)));
+            }
+            O::TableFill { table } => {
+                let n = self.pop();
+                let v = self.pop();
+                let d = self.pop();
+                self.line(&format!(
+                    "tfill(T{table}, {}, {}, {})",
+                    Self::num(&d),
+                    v.e,
+                    Self::num(&n)
+                ));
+            }
+            O::RefNull { .. } => self.push(Self::lit(
+                ValType::Ref(wasmparser::RefType::FUNCREF),
+                "nil".into(),
+                String::new(),
+            )),
+            O::RefIsNull => {
+                let a = self.pop();
+                let mut v = Self::derive(I32, format!("({} == nil)", a.e), String::new(), &[&a]);
+                v.boolean = true;
+                self.push(v);
+            }
+            O::RefFunc { function_index } => {
+                self.push_eager(
+                    ValType::Ref(wasmparser::RefType::FUNCREF),
+                    format!("REF[{}]", function_index + 1),
+                );
+            }
+            // ---- i32 ----
+            O::I32Eqz => {
+                let a = self.pop();
+                let e = if a.boolean {
+                    format!("(not {})", a.e)
+                } else {
+                    format!("({} == 0)", a.e)
+                };
+                let mut v = Self::derive(I32, e, String::new(), &[&a]);
+                v.boolean = true;
+                self.push(v);
+            }
+            O::I32Eq => self.cmp(|a, b| format!("({a} == {b})")),
+            O::I32Ne => self.cmp(|a, b| format!("({a} ~= {b})")),
+            O::I32LtU => self.cmp(|a, b| format!("({a} < {b})")),
+            O::I32GtU => self.cmp(|a, b| format!("({a} > {b})")),
+            O::I32LeU => self.cmp(|a, b| format!("({a} <= {b})")),
+            O::I32GeU => self.cmp(|a, b| format!("({a} >= {b})")),
+            O::I32LtS => self.cmp(|a, b| format!("({} < {})", flip(a), flip(b))),
+            O::I32GtS => self.cmp(|a, b| format!("({} > {})", flip(a), flip(b))),
+            O::I32LeS => self.cmp(|a, b| format!("({} <= {})", flip(a), flip(b))),
+            O::I32GeS => self.cmp(|a, b| format!("({} >= {})", flip(a), flip(b))),
+            O::I32Clz => self.un(I32, |a| format!("bit32.countlz({a})")),
+            O::I32Ctz => self.un(I32, |a| format!("bit32.countrz({a})")),
+            O::I32Popcnt => {
+                let h = self.helper("popcnt32");
+                self.un(I32, |a| format!("{h}({a})"))
+            }
+            O::I32Add => self.bin(I32, |a, b| format!("({a} + {b}) % {M32}")),
+            O::I32Sub => self.bin(I32, |a, b| format!("({a} - {b}) % {M32}")),
+            O::I32Mul => {
+                let small = |s: &str| s.parse::<u64>().is_ok_and(|c| c < (1 << 21));
+                let (a_small, b_small) = {
+                    let n = self.stack.len();
+                    (small(&self.stack[n - 2].e), small(&self.stack[n - 1].e))
+                };
+                if a_small || b_small {
+                    self.bin(I32, |a, b| format!("({a} * {b}) % {M32}"))
+                } else {
+                    let h = self.helper("mul32");
+                    self.bin(I32, |a, b| format!("{h}({a}, {b})"))
+                }
+            }
+            O::I32DivU | O::I32RemU | O::I32DivS | O::I32RemS => {
+                let divisor = self.stack.last().unwrap().e.parse::<u64>().ok();
+                let signed = matches!(op, O::I32DivS | O::I32RemS);
+                let safe = divisor.is_some_and(|c| c != 0 && !(signed && c == 0xFFFF_FFFF));
+                let (name, pure): (&'static str, Option<&str>) = match op {
+                    O::I32DivU => ("divu32", Some("//")),
+                    O::I32RemU => ("remu32", Some("%")),
+                    O::I32DivS => ("divs32", None),
+                    _ => ("rems32", None),
+                };
+                if safe {
+                    if let Some(p) = pure {
+                        self.bin(I32, |a, b| format!("({a} {p} {b})"));
+                    } else {
+                        let h = self.helper(name);
+                        self.bin(I32, |a, b| format!("{h}({a}, {b})"));
+                    }
+                } else {
+                    self.eager_bin(I32, name);
+                }
+            }
+            O::I32And => self.bin(I32, |a, b| format!("bit32.band({a}, {b})")),
+            O::I32Or => self.bin(I32, |a, b| format!("bit32.bor({a}, {b})")),
+            O::I32Xor => self.bin(I32, |a, b| format!("bit32.bxor({a}, {b})")),
+            O::I32Shl => self.bin(I32, |a, b| format!("bit32.lshift({a}, {})", mask(b, 31))),
+            O::I32ShrS => self.bin(I32, |a, b| format!("bit32.arshift({a}, {})", mask(b, 31))),
+            O::I32ShrU => self.bin(I32, |a, b| format!("bit32.rshift({a}, {})", mask(b, 31))),
+            O::I32Rotl => self.bin(I32, |a, b| format!("bit32.lrotate({a}, {})", mask(b, 31))),
+            O::I32Rotr => self.bin(I32, |a, b| format!("bit32.rrotate({a}, {})", mask(b, 31))),
+            O::I32Extend8S => {
+                let h = self.helper("ext8");
+                self.un(I32, |a| format!("{h}({a})"))
+            }
+            O::I32Extend16S => {
+                let h = self.helper("ext16");
+                self.un(I32, |a| format!("{h}({a})"))
+            }
+            // ---- i64 ----
+            O::I64Eqz => {
+                let a = self.pop();
+                let mut v = Self::derive(
+                    I32,
+                    format!("({} == 0 and {} == 0)", a.e, a.h),
+                    String::new(),
+                    &[&a],
+                );
+                v.boolean = true;
+                self.push(v);
+            }
+            O::I64Eq => {
+                self.cmp64(|a, b, _| format!("({} == {} and {} == {})", a.e, b.e, a.h, b.h))
+            }
+            O::I64Ne => self.cmp64(|a, b, _| format!("({} ~= {} or {} ~= {})", a.e, b.e, a.h, b.h)),
+            O::I64LtU => self.cmp64(|a, b, t| {
+                format!("{}({}, {}, {}, {})", t.helper("ltu64"), a.e, a.h, b.e, b.h)
+            }),
+            O::I64GtU => self.cmp64(|a, b, t| {
+                format!("{}({}, {}, {}, {})", t.helper("ltu64"), b.e, b.h, a.e, a.h)
+            }),
+            O::I64LeU => self.cmp64(|a, b, t| {
+                format!(
+                    "(not {}({}, {}, {}, {}))",
+                    t.helper("ltu64"),
+                    b.e,
+                    b.h,
+                    a.e,
+                    a.h
+                )
+            }),
+            O::I64GeU => self.cmp64(|a, b, t| {
+                format!(
+                    "(not {}({}, {}, {}, {}))",
+                    t.helper("ltu64"),
+                    a.e,
+                    a.h,
+                    b.e,
+                    b.h
+                )
+            }),
+            O::I64LtS => self.cmp64(|a, b, t| {
+                format!("{}({}, {}, {}, {})", t.helper("lts64"), a.e, a.h, b.e, b.h)
+            }),
+            O::I64GtS => self.cmp64(|a, b, t| {
+                format!("{}({}, {}, {}, {})", t.helper("lts64"), b.e, b.h, a.e, a.h)
+            }),
+            O::I64LeS => self.cmp64(|a, b, t| {
+                format!(
+                    "(not {}({}, {}, {}, {}))",
+                    t.helper("lts64"),
+                    b.e,
+                    b.h,
+                    a.e,
+                    a.h
+                )
+            }),
+            O::I64GeS => self.cmp64(|a, b, t| {
+                format!(
+                    "(not {}({}, {}, {}, {}))",
+                    t.helper("lts64"),
+                    a.e,
+                    a.h,
+                    b.e,
+                    b.h
+                )
+            }),
+            O::I64Clz | O::I64Ctz => {
+                let a = self.pop();
+                let h = self.helper(if matches!(op, O::I64Clz) {
+                    "clz64"
+                } else {
+                    "ctz64"
+                });
+                let v = Self::derive(I64, format!("{h}({}, {})", a.e, a.h), "0".into(), &[&a]);
+                self.push(v);
+            }
+            O::I64Popcnt => {
+                let a = self.pop();
+                let h = self.helper("popcnt32");
+                let v = Self::derive(
+                    I64,
+                    format!("({h}({}) + {h}({}))", a.e, a.h),
+                    "0".into(),
+                    &[&a],
+                );
+                self.push(v);
+            }
+            O::I64Add => self.bin64_call("add64"),
+            O::I64Sub => self.bin64_call("sub64"),
+            O::I64Mul => self.bin64_call("mul64"),
+            O::I64DivS => self.bin64_call("divs64"),
+            O::I64DivU => self.bin64_call("divu64"),
+            O::I64RemS => self.bin64_call("rems64"),
+            O::I64RemU => self.bin64_call("remu64"),
+            O::I64And => self.bin64_bitwise("band"),
+            O::I64Or => self.bin64_bitwise("bor"),
+            O::I64Xor => self.bin64_bitwise("bxor"),
+            O::I64Shl => self.shift64("shl64"),
+            O::I64ShrS => self.shift64("shrs64"),
+            O::I64ShrU => self.shift64("shru64"),
+            O::I64Rotl => self.shift64("rotl64"),
+            O::I64Rotr => self.shift64("rotr64"),
+            O::I64Extend8S | O::I64Extend16S => {
+                let a = self.pop();
+                let h = self.helper(if matches!(op, O::I64Extend8S) {
+                    "ext8"
+                } else {
+                    "ext16"
+                });
+                let k = self.stack.len();
+                self.clobber_slot(k);
+                let s = self.slot_name(k);
+                let t = self.slot_hi_name(k);
+                self.line(&format!("{s} = {h}({})", a.e));
+                self.line(&format!("{t} = {s} >= 2147483648 and 4294967295 or 0"));
+                let v = self.slot_val(k, I64);
+                self.stack.push(v);
+            }
+            O::I64Extend32S => {
+                let a = self.pop();
+                self.extend_s(a.e.clone(), &a);
+            }
+            O::I64ExtendI32S => {
+                let a = self.pop();
+                let e = Self::num(&a);
+                self.extend_s(e, &a);
+            }
+            O::I64ExtendI32U => {
+                let a = self.pop();
+                let v = Self::derive(I64, Self::num(&a), "0".into(), &[&a]);
+                self.push(v);
+            }
+            O::I32WrapI64 => {
+                let a = self.pop();
+                let v = Self::derive(I32, a.e.clone(), String::new(), &[&a]);
+                self.push(v);
+            }
+            // ---- f32 ----
+            O::F32Eq | O::F64Eq => self.cmp(|a, b| format!("({a} == {b})")),
+            O::F32Ne | O::F64Ne => self.cmp(|a, b| format!("({a} ~= {b})")),
+            O::F32Lt | O::F64Lt => self.cmp(|a, b| format!("({a} < {b})")),
+            O::F32Gt | O::F64Gt => self.cmp(|a, b| format!("({a} > {b})")),
+            O::F32Le | O::F64Le => self.cmp(|a, b| format!("({a} <= {b})")),
+            O::F32Ge | O::F64Ge => self.cmp(|a, b| format!("({a} >= {b})")),
+            O::F32Abs => self.un(F32, |a| format!("math.abs({a})")),
+            O::F64Abs => self.un(F64, |a| format!("math.abs({a})")),
+            O::F32Neg => self.un(F32, |a| format!("(-{a})")),
+            O::F64Neg => self.un(F64, |a| format!("(-{a})")),
+            O::F32Ceil | O::F64Ceil => self.fun(op, "fceil"),
+            O::F32Floor | O::F64Floor => self.fun(op, "ffloor"),
+            O::F32Trunc | O::F64Trunc => self.fun(op, "ftruncf"),
+            O::F32Nearest | O::F64Nearest => self.fun(op, "fnearest"),
+            O::F32Sqrt => {
+                let s = self.helper("fsqrt");
+                let r = self.helper("f32r");
+                self.un(F32, |a| format!("{r}({s}({a}))"))
+            }
+            O::F64Sqrt => {
+                let s = self.helper("fsqrt");
+                self.un(F64, |a| format!("{s}({a})"))
+            }
+            O::F32Add => self.f32op(|a, b| format!("{a} + {b}")),
+            O::F32Sub => self.f32op(|a, b| format!("{a} - {b}")),
+            O::F32Mul => self.f32op(|a, b| format!("{a} * {b}")),
+            O::F32Div => self.f32op(|a, b| format!("{a} / {b}")),
+            O::F64Add => self.f64_arith("+"),
+            O::F64Sub => self.f64_arith("-"),
+            O::F64Mul => self.f64_arith("*"),
+            O::F64Div => self.f64_arith("/"),
+            O::F32Min | O::F64Min => {
+                let ty = if matches!(op, O::F32Min) { F32 } else { F64 };
+                let h = self.helper("fmin");
+                self.bin(ty, |a, b| format!("{h}({a}, {b})"))
+            }
+            O::F32Max | O::F64Max => {
+                let ty = if matches!(op, O::F32Max) { F32 } else { F64 };
+                let h = self.helper("fmax");
+                self.bin(ty, |a, b| format!("{h}({a}, {b})"))
+            }
+            O::F32Copysign | O::F64Copysign => {
+                let ty = if matches!(op, O::F32Copysign) {
+                    F32
+                } else {
+                    F64
+                };
+                let h = self.helper("fcopysign");
+                self.bin(ty, |a, b| format!("{h}({a}, {b})"))
+            }
+            // ---- conversions ----
+            O::I32TruncF32S | O::I32TruncF64S => self.eager_un(I32, "trunci32s"),
+            O::I32TruncF32U | O::I32TruncF64U => self.eager_un(I32, "trunci32u"),
+            O::I32TruncSatF32S | O::I32TruncSatF64S => {
+                let h = self.helper("sati32s");
+                self.un(I32, |a| format!("{h}({a})"))
+            }
+            O::I32TruncSatF32U | O::I32TruncSatF64U => {
+                let h = self.helper("sati32u");
+                self.un(I32, |a| format!("{h}({a})"))
+            }
+            O::I64TruncF32S | O::I64TruncF64S => self.eager64_un("trunci64s"),
+            O::I64TruncF32U | O::I64TruncF64U => self.eager64_un("trunci64u"),
+            O::I64TruncSatF32S | O::I64TruncSatF64S => self.eager64_un("sati64s"),
+            O::I64TruncSatF32U | O::I64TruncSatF64U => self.eager64_un("sati64u"),
+            O::F32ConvertI32S => {
+                let r = self.helper("f32r");
+                let s = self.helper("s32");
+                self.un(F32, |a| format!("{r}({s}({a}))"))
+            }
+            O::F32ConvertI32U => {
+                let r = self.helper("f32r");
+                self.un(F32, |a| format!("{r}({a})"))
+            }
+            O::F32ConvertI64S | O::F32ConvertI64U | O::F64ConvertI64S => {
+                let a = self.pop();
+                let h = self.helper(match op {
+                    O::F32ConvertI64S => "s64tof32",
+                    O::F32ConvertI64U => "u64tof32",
+                    _ => "i64tof64s",
+                });
+                let ty = if matches!(op, O::F64ConvertI64S) {
+                    F64
+                } else {
+                    F32
+                };
+                let v = Self::derive(ty, format!("{h}({}, {})", a.e, a.h), String::new(), &[&a]);
+                self.push(v);
+            }
+            O::F64ConvertI64U => {
+                let a = self.pop();
+                let v = Self::derive(
+                    F64,
+                    format!("({} * 4294967296 + {})", a.h, a.e),
+                    String::new(),
+                    &[&a],
+                );
+                self.push(v);
+            }
+            O::F32DemoteF64 => {
+                let r = self.helper("f32r");
+                self.un(F32, |a| format!("{r}({a})"))
+            }
+            O::F64ConvertI32S => {
+                let s = self.helper("s32");
+                self.un(F64, |a| format!("{s}({a})"))
+            }
+            O::F64ConvertI32U => self.un(F64, |a| format!("({a} + 0)")),
+            O::F64PromoteF32 => {
+                let h = self.helper("fpromote");
+                self.un(F64, |a| format!("{h}({a})"))
+            }
+            O::I32ReinterpretF32 => {
+                let h = self.helper("f32bits");
+                self.un(I32, |a| format!("{h}({a})"))
+            }
+            O::F32ReinterpretI32 => {
+                let h = self.helper("f32frombits");
+                self.un(F32, |a| format!("{h}({a})"))
+            }
+            O::I64ReinterpretF64 => self.eager64_un("f64bits"),
+            O::F64ReinterpretI64 => {
+                let a = self.pop();
+                let h = self.helper("f64frombits");
+                let v = Self::derive(F64, format!("{h}({}, {})", a.e, a.h), String::new(), &[&a]);
+                self.push(v);
+            }
+            other => return Err(Error::new(format!("unsupported operator {other:?}"))),
+        }
+        Ok(())
+    }
+
+    fn fun(&mut self, op: &Operator<'_>, helper: &'static str) {
+        let ty = match op {
+            Operator::F32Ceil | Operator::F32Floor | Operator::F32Trunc | Operator::F32Nearest => {
+                ValType::F32
+            }
+            _ => ValType::F64,
+        };
+        let h = self.helper(helper);
+        self.un(ty, |a| format!("{h}({a})"));
+    }
+
+    fn eager64_un(&mut self, helper: &'static str) {
+        let a = self.pop();
+        let h = self.helper(helper);
+        self.push_eager64(format!("{h}({})", a.e));
+    }
+
+    fn extend_s(&mut self, e: String, a: &Val) {
+        let k = self.stack.len();
+        let v = if a.simple && !a.boolean {
+            Self::derive(
+                ValType::I64,
+                e.clone(),
+                format!("({e} >= 2147483648 and 4294967295 or 0)"),
+                &[a],
+            )
+        } else {
+            self.clobber_slot(k);
+            let s = self.slot_name(k);
+            self.line(&format!("{s} = {e}"));
+            let sv = self.slot_val(k, ValType::I32);
+            Self::derive(
+                ValType::I64,
+                s.clone(),
+                format!("({s} >= 2147483648 and 4294967295 or 0)"),
+                &[&sv],
+            )
+        };
+        self.push(v);
+        self.materialize(k);
+    }
+}
+
+/// Signed order on canonical u32 values: flipping the sign bit maps it to unsigned order.
+fn flip(a: &str) -> String {
+    match a.parse::<u64>() {
+        Ok(c) => (c ^ 0x8000_0000).to_string(),
+        Err(_) => format!("bit32.bxor({a}, 2147483648)"),
+    }
+}
+
+fn mask(b: &str, m: u64) -> String {
+    match b.parse::<u64>() {
+        Ok(c) => (c & m).to_string(),
+        Err(_) => format!("bit32.band({b}, {m})"),
+    }
+}

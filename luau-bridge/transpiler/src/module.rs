@@ -1,0 +1,320 @@
+//! Validation and decoding of a module into the plain facts the emitter needs.
+//! Nothing is emitted for a module the validator rejects.
+use crate::error::{Error, Result};
+use wasmparser::{
+    ElementItems, ElementKind, ExternalKind, FunctionBody, Operator, Parser, Payload, TypeRef,
+    ValType, Validator, WasmFeatures,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FuncType {
+    pub params: Vec<ValType>,
+    pub results: Vec<ValType>,
+}
+
+/// Value of a constant expression (globals, segment offsets, element items).
+#[derive(Debug, Clone, Copy)]
+pub enum ConstVal {
+    I32(i32),
+    I64(i64),
+    F32(u32),
+    F64(u64),
+    GlobalGet(u32),
+    RefNull,
+    RefFunc(u32),
+}
+
+#[derive(Debug, Clone)]
+pub enum ImportKind {
+    Func(u32),
+    Table { initial: u64, maximum: Option<u64> },
+    Memory { initial: u64, maximum: Option<u64> },
+    Global { ty: ValType, mutable: bool },
+}
+
+#[derive(Debug, Clone)]
+pub struct Import {
+    pub module: String,
+    pub name: String,
+    pub kind: ImportKind,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub initial: u64,
+    pub maximum: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Global {
+    pub ty: ValType,
+    pub mutable: bool,
+    /// `None` for imported globals.
+    pub init: Option<ConstVal>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ElemMode {
+    Passive,
+    Declared,
+    Active { table: u32, offset: ConstVal },
+}
+
+#[derive(Debug, Clone)]
+pub struct Elem {
+    pub mode: ElemMode,
+    pub items: Vec<ConstVal>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Data<'a> {
+    pub active: Option<(u32, ConstVal)>,
+    pub bytes: &'a [u8],
+}
+
+pub struct Module<'a> {
+    pub types: Vec<FuncType>,
+    pub imports: Vec<Import>,
+    /// Type index of every function, imported ones first.
+    pub func_types: Vec<u32>,
+    pub num_imported_funcs: u32,
+    pub tables: Vec<Limits>,
+    pub num_imported_tables: u32,
+    pub memories: Vec<Limits>,
+    pub num_imported_memories: u32,
+    pub globals: Vec<Global>,
+    pub num_imported_globals: u32,
+    pub exports: Vec<(String, ExternalKind, u32)>,
+    pub start: Option<u32>,
+    pub elems: Vec<Elem>,
+    pub datas: Vec<Data<'a>>,
+    pub bodies: Vec<FunctionBody<'a>>,
+}
+
+/// The feature set rustc emits for wasm32-unknown-unknown by default, which is what we accept.
+pub fn default_features() -> WasmFeatures {
+    WasmFeatures::WASM1
+        | WasmFeatures::MULTI_VALUE
+        | WasmFeatures::SIGN_EXTENSION
+        | WasmFeatures::SATURATING_FLOAT_TO_INT
+        | WasmFeatures::BULK_MEMORY
+        | WasmFeatures::REFERENCE_TYPES
+        | WasmFeatures::CALL_INDIRECT_OVERLONG
+}
+
+fn const_val(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstVal> {
+    let mut reader = expr.get_operators_reader();
+    let offset = reader.original_position();
+    let op = reader.read()?;
+    let v = match op {
+        Operator::I32Const { value } => ConstVal::I32(value),
+        Operator::I64Const { value } => ConstVal::I64(value),
+        Operator::F32Const { value } => ConstVal::F32(value.bits()),
+        Operator::F64Const { value } => ConstVal::F64(value.bits()),
+        Operator::GlobalGet { global_index } => ConstVal::GlobalGet(global_index),
+        Operator::RefNull { .. } => ConstVal::RefNull,
+        Operator::RefFunc { function_index } => ConstVal::RefFunc(function_index),
+        other => {
+            return Err(Error::at(
+                format!("unsupported constant expression {other:?}"),
+                offset,
+            ))
+        }
+    };
+    match reader.read()? {
+        Operator::End => Ok(v),
+        other => Err(Error::at(
+            format!("unsupported extended constant expression (found {other:?})"),
+            reader.original_position(),
+        )),
+    }
+}
+
+pub fn parse(wasm: &[u8], features: WasmFeatures) -> Result<Module<'_>> {
+    Validator::new_with_features(features).validate_all(wasm)?;
+
+    let mut m = Module {
+        types: vec![],
+        imports: vec![],
+        func_types: vec![],
+        num_imported_funcs: 0,
+        tables: vec![],
+        num_imported_tables: 0,
+        memories: vec![],
+        num_imported_memories: 0,
+        globals: vec![],
+        num_imported_globals: 0,
+        exports: vec![],
+        start: None,
+        elems: vec![],
+        datas: vec![],
+        bodies: vec![],
+    };
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload? {
+            Payload::TypeSection(r) => {
+                for rec in r {
+                    let rec = rec?;
+                    for sub in rec.types() {
+                        let f = sub.unwrap_func();
+                        m.types.push(FuncType {
+                            params: f.params().to_vec(),
+                            results: f.results().to_vec(),
+                        });
+                    }
+                }
+            }
+            Payload::ImportSection(r) => {
+                for (off, imp) in r.into_imports_with_offsets().map(|r| r.unwrap()) {
+                    let kind = match imp.ty {
+                        TypeRef::Func(t) => {
+                            m.func_types.push(t);
+                            m.num_imported_funcs += 1;
+                            ImportKind::Func(t)
+                        }
+                        TypeRef::Table(t) => {
+                            m.tables.push(Limits {
+                                initial: t.initial,
+                                maximum: t.maximum,
+                            });
+                            m.num_imported_tables += 1;
+                            ImportKind::Table {
+                                initial: t.initial,
+                                maximum: t.maximum,
+                            }
+                        }
+                        TypeRef::Memory(t) => {
+                            m.memories.push(Limits {
+                                initial: t.initial,
+                                maximum: t.maximum,
+                            });
+                            m.num_imported_memories += 1;
+                            ImportKind::Memory {
+                                initial: t.initial,
+                                maximum: t.maximum,
+                            }
+                        }
+                        TypeRef::Global(g) => {
+                            m.globals.push(Global {
+                                ty: g.content_type,
+                                mutable: g.mutable,
+                                init: None,
+                            });
+                            m.num_imported_globals += 1;
+                            ImportKind::Global {
+                                ty: g.content_type,
+                                mutable: g.mutable,
+                            }
+                        }
+                        other => {
+                            return Err(Error::at(
+                                format!("unsupported import {other:?}"),
+                                off as usize,
+                            ))
+                        }
+                    };
+                    m.imports.push(Import {
+                        module: imp.module.to_string(),
+                        name: imp.name.to_string(),
+                        kind,
+                    });
+                }
+            }
+            Payload::FunctionSection(r) => {
+                for t in r {
+                    m.func_types.push(t?);
+                }
+            }
+            Payload::TableSection(r) => {
+                for t in r {
+                    let t = t?;
+                    m.tables.push(Limits {
+                        initial: t.ty.initial,
+                        maximum: t.ty.maximum,
+                    });
+                    if let wasmparser::TableInit::Expr(_) = t.init {
+                        return Err(Error::new("unsupported table initializer expression"));
+                    }
+                }
+            }
+            Payload::MemorySection(r) => {
+                for t in r {
+                    let t = t?;
+                    m.memories.push(Limits {
+                        initial: t.initial,
+                        maximum: t.maximum,
+                    });
+                }
+            }
+            Payload::GlobalSection(r) => {
+                for g in r {
+                    let g = g?;
+                    m.globals.push(Global {
+                        ty: g.ty.content_type,
+                        mutable: g.ty.mutable,
+                        init: Some(const_val(&g.init_expr)?),
+                    });
+                }
+            }
+            Payload::ExportSection(r) => {
+                for e in r {
+                    let e = e?;
+                    m.exports.push((e.name.to_string(), e.kind, e.index));
+                }
+            }
+            Payload::StartSection { func, .. } => m.start = Some(func),
+            Payload::ElementSection(r) => {
+                for e in r {
+                    let e = e?;
+                    let mode = match e.kind {
+                        ElementKind::Passive => ElemMode::Passive,
+                        ElementKind::Declared => ElemMode::Declared,
+                        ElementKind::Active {
+                            table_index,
+                            offset_expr,
+                        } => ElemMode::Active {
+                            table: table_index.unwrap_or(0),
+                            offset: const_val(&offset_expr)?,
+                        },
+                    };
+                    let mut items = vec![];
+                    match e.items {
+                        ElementItems::Functions(r) => {
+                            for f in r {
+                                items.push(ConstVal::RefFunc(f?));
+                            }
+                        }
+                        ElementItems::Expressions(_, r) => {
+                            for x in r {
+                                items.push(const_val(&x?)?);
+                            }
+                        }
+                    }
+                    m.elems.push(Elem { mode, items });
+                }
+            }
+            Payload::DataSection(r) => {
+                for d in r {
+                    let d = d?;
+                    let active = match d.kind {
+                        wasmparser::DataKind::Passive => None,
+                        wasmparser::DataKind::Active {
+                            memory_index,
+                            offset_expr,
+                        } => Some((memory_index, const_val(&offset_expr)?)),
+                    };
+                    m.datas.push(Data {
+                        active,
+                        bytes: d.data,
+                    });
+                }
+            }
+            Payload::CodeSectionEntry(body) => m.bodies.push(body),
+            _ => {}
+        }
+    }
+    if m.memories.len() > 1 {
+        return Err(Error::new("unsupported: more than one memory"));
+    }
+    Ok(m)
+}
