@@ -367,9 +367,9 @@ impl Emitter<'_, '_> {
                 lua_string(d.bytes)
             );
         }
-        // Wasm 1.0 checks every active segment before writing any; with bulk memory each is
-        // applied in order and a failing one traps after earlier ones took effect.
-        if !opts.features.bulk_memory() {
+        // Segments apply in order; a failing one traps after earlier ones took effect (the
+        // current spec, also for 1.0 modules). The 2017 text checked all of them first.
+        if opts.legacy_instantiation {
             for seg in &m.elems {
                 if let ElemMode::Active { table, offset } = &seg.mode {
                     let off = self.const_expr(offset).0;

@@ -1476,13 +1476,17 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                     Self::num(&n)
                 ));
             }
-            O::DataDrop { data_index } => self.line(&format!("D[{}] = DROPPED", data_index + 1)),
+            O::DataDrop { data_index } => {
+                self.helper("DROPPED");
+                self.line(&format!("D[{}] = DROPPED", data_index + 1))
+            }
             // ---- tables ----
             O::TableInit { elem_index, table } => {
                 let n = self.pop();
                 let s = self.pop();
                 let d = self.pop();
                 self.flush_where(|x| x.globals);
+                self.helper("tinit");
                 self.line(&format!(
                     "tinit(T{table}, E[{}], {}, {}, {})",
                     elem_index + 1,
@@ -1491,7 +1495,10 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                     Self::num(&n)
                 ));
             }
-            O::ElemDrop { elem_index } => self.line(&format!("E[{}] = EDROPPED", elem_index + 1)),
+            O::ElemDrop { elem_index } => {
+                self.helper("EDROPPED");
+                self.line(&format!("E[{}] = EDROPPED", elem_index + 1))
+            }
             O::TableCopy {
                 dst_table,
                 src_table,
@@ -1499,6 +1506,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 let n = self.pop();
                 let s = self.pop();
                 let d = self.pop();
+                self.helper("tcopy");
                 self.line(&format!(
                     "tcopy(T{dst_table}, T{src_table}, {}, {}, {})",
                     Self::num(&d),
@@ -1510,22 +1518,26 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             O::TableGet { table } => {
                 let a = self.pop();
                 let t = ValType::Ref(wasmparser::RefType::FUNCREF);
+                self.helper("tget");
                 self.push_eager(t, format!("tget(T{table}, {})", Self::num(&a)));
             }
             O::TableSet { table } => {
                 let v = self.pop();
                 let a = self.pop();
+                self.helper("tset");
                 self.line(&format!("tset(T{table}, {}, {})", Self::num(&a), v.e));
             }
             O::TableGrow { table } => {
                 let n = self.pop();
                 let v = self.pop();
+                self.helper("tgrow");
                 self.push_eager(I32, format!("tgrow(T{table}, {}, {})", v.e, Self::num(&n)));
             }
             O::TableFill { table } => {
                 let n = self.pop();
                 let v = self.pop();
                 let d = self.pop();
+                self.helper("tfill");
                 self.line(&format!(
                     "tfill(T{table}, {}, {}, {})",
                     Self::num(&d),

@@ -18,6 +18,9 @@ pub struct Options {
     pub native: bool,
     /// Accepted WebAssembly features; anything else is rejected by validation.
     pub features: WasmFeatures,
+    /// Instantiate as the 2017 WebAssembly 1.0 text did: bounds-check every active segment
+    /// before writing any. Off by default: current semantics apply segments in order.
+    pub legacy_instantiation: bool,
 }
 
 impl Default for Options {
@@ -25,6 +28,7 @@ impl Default for Options {
         Options {
             native: false,
             features: module::default_features(),
+            legacy_instantiation: false,
         }
     }
 }
