@@ -18,7 +18,9 @@ fn main() {
     let agents: Vec<_> = (0..NPCS)
         .map(|i| q.agent(&format!("agent-npc-{i:04}")).expect("agent"))
         .collect();
-    let locations: Vec<String> = (0..64).map(|i| format!("zone-{} ({i},{})", i % 7, i * 3)).collect();
+    let locations: Vec<String> = (0..64)
+        .map(|i| format!("zone-{} ({i},{})", i % 7, i * 3))
+        .collect();
     let frames = (SECONDS * FPS) as usize;
     let mut change_time = Duration::ZERO;
     let mut poll_time = Duration::ZERO;
@@ -53,10 +55,25 @@ fn main() {
     let frame_budget = 1.0 / FPS;
     let per_frame = (change_time + poll_time).as_secs_f64() / frames as f64;
     println!("queue bench: {NPCS} NPCs, {SECONDS} s at {FPS} fps, {changes} changes, {requests} requests");
-    println!("  ns per change call            {:>10.0}", change_time.as_nanos() as f64 / changes as f64);
+    println!(
+        "  ns per change call            {:>10.0}",
+        change_time.as_nanos() as f64 / changes as f64
+    );
     println!("  queue time per frame (ms)     {:>10.4}", per_frame * 1e3);
-    println!("  ratio: queue / 60 Hz frame    {:>10.4}", per_frame / frame_budget);
-    println!("  ratio: worst frame / frame    {:>10.4}", worst_frame.as_secs_f64() / frame_budget);
-    println!("  ratio: poll+ack / change calls{:>10.4}", poll_time.as_secs_f64() / change_time.as_secs_f64());
-    println!("  ratio: requests / changes     {:>10.6}", requests as f64 / changes as f64);
+    println!(
+        "  ratio: queue / 60 Hz frame    {:>10.4}",
+        per_frame / frame_budget
+    );
+    println!(
+        "  ratio: worst frame / frame    {:>10.4}",
+        worst_frame.as_secs_f64() / frame_budget
+    );
+    println!(
+        "  ratio: poll+ack / change calls{:>10.4}",
+        poll_time.as_secs_f64() / change_time.as_secs_f64()
+    );
+    println!(
+        "  ratio: requests / changes     {:>10.6}",
+        requests as f64 / changes as f64
+    );
 }

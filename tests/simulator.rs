@@ -32,14 +32,20 @@ impl Report {
 
     fn raw(&self, key: &str) -> &str {
         let pat = format!("\"{key}\":");
-        let i = self.0.find(&pat).unwrap_or_else(|| panic!("{key} missing in {}", self.0)) + pat.len();
+        let i = self
+            .0
+            .find(&pat)
+            .unwrap_or_else(|| panic!("{key} missing in {}", self.0))
+            + pat.len();
         let rest = &self.0[i..];
         let end = rest.find([',', '}']).expect("value end");
         &rest[..end]
     }
 
     fn num(&self, key: &str) -> f64 {
-        self.raw(key).parse().unwrap_or_else(|_| panic!("{key} is not a number: {}", self.0))
+        self.raw(key)
+            .parse()
+            .unwrap_or_else(|_| panic!("{key} is not a number: {}", self.0))
     }
 
     fn assert_no_violation(&self) {
@@ -64,17 +70,32 @@ fn combat_100_npcs_600_s_meets_the_targets() {
     assert!(r.num("reduction") >= 0.95, "{}", r.0);
     assert!(r.num("decision_staleness_max_combat_s") <= 1.0, "{}", r.0);
     assert!(r.num("decision_staleness_max_s") <= 15.0, "{}", r.0);
-    assert!(r.num("decisions") > 10_000.0, "NPCs must actually decide: {}", r.0);
+    assert!(
+        r.num("decisions") > 10_000.0,
+        "NPCs must actually decide: {}",
+        r.0
+    );
     assert!(r.num("critical_latency_p99_s") <= 1.0, "{}", r.0);
 }
 
 #[test]
 fn combat_with_30_percent_failures_loses_nothing() {
     let r = Report::run(&[
-        "--scenario", "combat", "--npcs", "100", "--seconds", "600", "--fail-rate", "0.3",
+        "--scenario",
+        "combat",
+        "--npcs",
+        "100",
+        "--seconds",
+        "600",
+        "--fail-rate",
+        "0.3",
     ]);
     r.assert_no_violation();
-    assert!(r.num("failures") > 100.0, "failures must really happen: {}", r.0);
+    assert!(
+        r.num("failures") > 100.0,
+        "failures must really happen: {}",
+        r.0
+    );
     assert!(r.num("decision_staleness_max_combat_s") <= 1.0, "{}", r.0);
 }
 
@@ -88,11 +109,26 @@ fn mixed_300_npcs_stays_in_budget() {
 
 #[test]
 fn every_scenario_survives_failures_and_retry_after() {
-    for scenario in ["patrol", "combat", "tool-chain", "group-churn", "chat", "mixed"] {
+    for scenario in [
+        "patrol",
+        "combat",
+        "tool-chain",
+        "group-churn",
+        "chat",
+        "mixed",
+    ] {
         for seed in ["1", "2"] {
             let r = Report::run(&[
-                "--scenario", scenario, "--npcs", "40", "--seconds", "120", "--fail-rate", "0.4",
-                "--seed", seed,
+                "--scenario",
+                scenario,
+                "--npcs",
+                "40",
+                "--seconds",
+                "120",
+                "--fail-rate",
+                "0.4",
+                "--seed",
+                seed,
             ]);
             r.assert_no_violation();
         }
@@ -101,7 +137,16 @@ fn every_scenario_survives_failures_and_retry_after() {
 
 #[test]
 fn same_seed_same_output_other_seed_other_output() {
-    let args = ["--scenario", "mixed", "--npcs", "30", "--seconds", "60", "--fail-rate", "0.2"];
+    let args = [
+        "--scenario",
+        "mixed",
+        "--npcs",
+        "30",
+        "--seconds",
+        "60",
+        "--fail-rate",
+        "0.2",
+    ];
     let a = Report::run(&args);
     let b = Report::run(&args);
     assert_eq!(a.0, b.0);
@@ -119,7 +164,16 @@ fn bad_arguments_are_named() {
     let (code, _, err) = sim(&["--scenario", "combat", "--npcs", "0", "--seconds", "5"]);
     assert_eq!(code, 2);
     assert!(err.contains("--npcs"), "{err}");
-    let (code, _, err) = sim(&["--scenario", "combat", "--npcs", "5", "--seconds", "5", "--fail-rate", "1"]);
+    let (code, _, err) = sim(&[
+        "--scenario",
+        "combat",
+        "--npcs",
+        "5",
+        "--seconds",
+        "5",
+        "--fail-rate",
+        "1",
+    ]);
     assert_eq!(code, 2);
     assert!(err.contains("--fail-rate"), "{err}");
     let (code, _, err) = sim(&["--scenario", "combat", "--npcs", "5"]);

@@ -70,7 +70,7 @@ impl FieldState {
     pub(crate) fn target(&self) -> Option<&Value> {
         let mut best: Option<&InFlightValue> = None;
         for f in &self.in_flight {
-            if best.map_or(true, |b| f.seq > b.seq) {
+            if best.is_none_or(|b| f.seq > b.seq) {
                 best = Some(f);
             }
         }
@@ -107,7 +107,7 @@ impl FieldState {
         let acked = self.acked_seq();
         let mut oldest = self.pending_since;
         for f in &self.in_flight {
-            if f.seq > acked && oldest.map_or(true, |o| f.oldest < o) {
+            if f.seq > acked && oldest.is_none_or(|o| f.oldest < o) {
                 oldest = Some(f.oldest);
             }
         }
@@ -294,11 +294,13 @@ mod tests {
 
     #[test]
     fn differential_against_target() {
-        let mut f = FieldState::default();
-        f.local = Some(Local {
-            value: Value::Cleared,
-            seq: Seq(1),
-        });
+        let mut f = FieldState {
+            local: Some(Local {
+                value: Value::Cleared,
+                seq: Seq(1),
+            }),
+            ..FieldState::default()
+        };
         assert!(
             !f.needs_send(),
             "clearing what the backend never had sends nothing"

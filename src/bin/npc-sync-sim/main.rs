@@ -115,8 +115,10 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<Report, String> {
-    let mut cfg = Config::default();
-    cfg.seed = args.seed;
+    let cfg = Config {
+        seed: args.seed,
+        ..Config::default()
+    };
     let mut q = Queue::new(cfg).map_err(|e| e.to_string())?;
     let mut world = World::new(&mut q, &args.scenario, args.npcs, args.seed)?;
     let mut backend = Backend::new(args.seed, args.fail_rate);
