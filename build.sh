@@ -45,6 +45,8 @@ lint() {
   step "format and lint"
   cargo fmt --all -- --check
   cargo clippy --workspace --all-targets --release -- -D warnings
+  step "the core builds as no_std WebAssembly 1.0 (no clock, no I/O can creep in)"
+  cargo build --release -p npc-sync --lib --target wasm32v1-none
 }
 
 run_tests() {

@@ -2,7 +2,8 @@
 //! reports what the queue saved and whether anything went wrong.
 //!
 //! ```text
-//! npc-sync-sim --scenario combat --npcs 100 --seconds 600 [--fail-rate 0.3] [--seed 7] [--json]
+//! npc-sync-sim --scenario combat --npcs 100 --seconds 600 [--fail-rate 0.3] [--seed 7]
+//!               [--target batch|letta] [--json]
 //! ```
 
 mod backend;
@@ -11,7 +12,7 @@ mod rng;
 mod world;
 
 use backend::{Backend, Outcome};
-use npc_sync::{Config, Queue, Value};
+use npc_sync::{Config, Queue, Target, Value};
 use report::Report;
 use std::collections::VecDeque;
 use std::process::ExitCode;
@@ -28,11 +29,12 @@ struct Args {
     fail_rate: f64,
     seed: u64,
     json: bool,
+    target: Target,
 }
 
 const USAGE: &str =
     "usage: npc-sync-sim --scenario patrol|combat|tool-chain|group-churn|chat|mixed \
---npcs N --seconds S [--fail-rate F] [--seed K] [--json]";
+--npcs N --seconds S [--fail-rate F] [--seed K] [--target batch|letta] [--json]";
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
@@ -42,6 +44,7 @@ fn parse_args() -> Result<Args, String> {
         fail_rate: 0.0,
         seed: 1,
         json: false,
+        target: Target::BatchEndpoint,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -69,6 +72,17 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|_| "--seed must be a whole number".to_string())?
             }
             "--json" => a.json = true,
+            "--target" => {
+                a.target = match value("--target")?.as_str() {
+                    "batch" => Target::BatchEndpoint,
+                    "letta" => Target::LettaApi,
+                    other => {
+                        return Err(format!(
+                            "--target must be batch (the project's batch endpoint) or letta (Letta's API), got '{other}'"
+                        ))
+                    }
+                }
+            }
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument '{other}'\n{USAGE}")),
         }
@@ -117,6 +131,7 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<Report, String> {
     let cfg = Config {
         seed: args.seed,
+        target: args.target,
         ..Config::default()
     };
     let mut q = Queue::new(cfg).map_err(|e| e.to_string())?;
@@ -151,6 +166,7 @@ fn run(args: &Args) -> Result<Report, String> {
             requests += 1;
             calls += r.calls as u64;
             window.push_back((now, r.calls));
+            debug_assert!(r.calls >= 1);
             in_window += r.calls;
             backend.send(&q, now, r);
         }

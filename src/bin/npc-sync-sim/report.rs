@@ -37,10 +37,11 @@ fn percentile(v: &[f64], p: f64) -> f64 {
 impl Report {
     pub fn new(args: &Args, world: &World, backend: &Backend, m: &Metrics, c: Counts) -> Report {
         let t = &world.tally;
+        // The budget counts HTTP calls: with Letta's API one request is several calls.
         let reduction = if t.naive == 0 {
             0.0
         } else {
-            1.0 - c.requests as f64 / t.naive as f64
+            1.0 - c.calls as f64 / t.naive as f64
         };
         let ck = &backend.checks;
         let converged = c.lost == 0 && c.drained_after_s.is_some();
@@ -50,6 +51,16 @@ impl Report {
             ("seconds", Val::Num(args.seconds)),
             ("fail_rate", Val::Num(args.fail_rate)),
             ("seed", Val::Int(args.seed)),
+            (
+                "target",
+                Val::Str(
+                    match args.target {
+                        npc_sync::Target::BatchEndpoint => "batch",
+                        npc_sync::Target::LettaApi => "letta",
+                    }
+                    .into(),
+                ),
+            ),
             ("changes", Val::Int(t.changes)),
             ("chat_messages", Val::Int(t.chat_sent)),
             ("requests", Val::Int(c.requests)),
