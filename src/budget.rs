@@ -82,6 +82,22 @@ impl Budget {
         by_window.min(by_pace)
     }
 
+    /// Calls the rolling window alone still allows from `pool`, pacing aside.
+    pub(crate) fn window_available(&mut self, now: f64, pool: Pool) -> u32 {
+        self.advance(now);
+        let cap = match pool {
+            Pool::Routine => self.routine_limit,
+            Pool::Reserved => self.limit,
+        };
+        cap.saturating_sub(self.used)
+    }
+
+    /// Whether the pacing bucket is full (nothing spent for a while).
+    pub(crate) fn burst_full(&mut self, now: f64) -> bool {
+        self.advance(now);
+        self.tokens >= self.burst
+    }
+
     pub(crate) fn spend(&mut self, now: f64, calls: u32) {
         if calls == 0 {
             return;
@@ -137,8 +153,10 @@ mod tests {
 
     #[test]
     fn routine_keeps_the_reserve_and_the_window_rolls() {
-        let mut cfg = Config::default();
-        cfg.budget_burst = 400;
+        let cfg = Config {
+            budget_burst: 400,
+            ..Config::default()
+        };
         let mut b = Budget::new(&cfg);
         assert_eq!(b.available(0.0, Pool::Routine), 320);
         b.spend(0.0, 320);

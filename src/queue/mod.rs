@@ -616,6 +616,19 @@ impl Queue {
                 ),
             });
         }
+        // On Letta's API each agent-block is one call: a group costing more calls than
+        // routine traffic may spend in a minute could never be sent.
+        if self.cfg.target == crate::config::Target::LettaApi
+            && blocks.len() > self.cfg.routine_calls() as usize
+        {
+            return Err(Error::BadGroup {
+                reason: format!(
+                    "it writes {} agent-blocks, each one call on Letta's API; routine traffic may spend at most {} calls a minute (budget_per_minute, routine_share)",
+                    blocks.len(),
+                    self.cfg.routine_calls()
+                ),
+            });
+        }
         if bytes + planner::REQUEST_OVERHEAD_BYTES > self.cfg.max_request_bytes as usize {
             return Err(Error::BadGroup {
                 reason: format!(
@@ -678,8 +691,13 @@ impl Queue {
             }
             self.field_mut(key).unit = Some(uid);
         }
-        state::merge_order(&mut earlier, &own);
-        unit.entries = earlier;
+        // Where the two orders contradict, the new group's order wins: every field the
+        // groups share now carries the new group's value, so the earlier group's changes
+        // to those fields are superseded and will never be sent, while all of the new
+        // group's changes are. The earlier group's other changes keep their order.
+        let mut merged = own;
+        state::merge_order(&mut merged, &earlier);
+        unit.entries = merged;
         for e in unit.entries.clone() {
             self.field_mut(e).unit = Some(uid);
         }

@@ -78,8 +78,19 @@ impl Queue {
 
         // Chat buffers that must flush now.
         let mut chat_due: Vec<AgentId> = Vec::new();
+        // One inference request per agent at a time: a second one could overtake a first
+        // that fails and is retried, and the agent would read its messages out of order.
+        // The ack or fail of the one in flight wakes the queue again.
+        let inferring: BTreeSet<AgentId> = self
+            .in_flight
+            .values()
+            .filter_map(|r| r.inference.as_ref().map(|i| i.0))
+            .collect();
         for (i, a) in self.agents.iter().enumerate() {
             if let Some(a) = a {
+                if inferring.contains(&AgentId(i as u32)) {
+                    continue;
+                }
                 if let Some(due) = a.chat.due_at(&self.cfg) {
                     if due <= now {
                         chat_due.push(AgentId(i as u32));
@@ -239,6 +250,13 @@ impl Queue {
         let max_bytes = self.cfg.max_request_bytes as usize;
         let per_block = self.cfg.target == Target::LettaApi;
         let mut remaining = self.budget.available(now, pool);
+        let start_remaining = remaining;
+        // A unit that costs more calls than the pacing burst (a group of many agent-blocks
+        // on Letta's API) could never go by the tokens alone: it may go with a full bucket
+        // if the rolling window has room, and pacing then recovers from the debt.
+        let burst = self.cfg.budget_burst;
+        let burst_full = self.budget.burst_full(now);
+        let window_room = self.budget.window_available(now, pool);
         let mut drafts: Vec<Draft> = Vec::new();
         let mut placed: BTreeSet<UnitId> = BTreeSet::new();
         let mut budget_blocked = false;
@@ -297,8 +315,12 @@ impl Queue {
                     // A new request; a unit bigger than the caps (only a merged group can
                     // be) goes alone rather than being split.
                     let cost = if per_block { blocks.len() as u32 } else { 1 };
-                    if cost <= remaining {
-                        remaining -= cost;
+                    let oversized = cost > burst
+                        && burst_full
+                        && remaining == start_remaining
+                        && cost <= window_room;
+                    if cost <= remaining || oversized {
+                        remaining = remaining.saturating_sub(cost);
                         drafts.push(Draft {
                             bytes: REQUEST_OVERHEAD_BYTES,
                             ..Draft::default()
@@ -341,7 +363,10 @@ impl Queue {
                 placed.insert(uid);
                 progress = true;
             }
-            if !progress || budget_blocked {
+            if budget_blocked {
+                break;
+            }
+            if !progress && !self.break_dependency_cycle(&candidates, &placed) {
                 break;
             }
         }
@@ -349,6 +374,51 @@ impl Queue {
             drafts,
             budget_blocked,
         }
+    }
+
+    /// Coalescing can tie dependencies into a cycle: `b` waits for `a@1`, then `a@5`
+    /// (which supersedes `a@1`, so `a@1` is never sent on its own) waits for `b`. Neither
+    /// could ever go, and both would be lost. When units are stuck on each other like this,
+    /// a dependency on a superseded change is released (and reported): the superseding value
+    /// then follows the dependent in the same request where the caps allow. Returns whether
+    /// anything was released.
+    fn break_dependency_cycle(
+        &mut self,
+        candidates: &[(UnitId, Need)],
+        placed: &BTreeSet<UnitId>,
+    ) -> bool {
+        let stuck: BTreeSet<UnitId> = candidates
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| !placed.contains(id) && self.units.contains_key(id))
+            .filter(|id| !self.deps_satisfied(*id, None))
+            .collect();
+        let mut released = Vec::new();
+        for id in &stuck {
+            let unit = &self.units[id];
+            for d in &unit.deps {
+                let key = FieldKey {
+                    agent: d.on.agent,
+                    block: d.on.block,
+                    field: d.on.field,
+                };
+                let Some(f) = self.field(key) else { continue };
+                let superseded = f.local.as_ref().is_some_and(|l| l.seq.0 > d.on.seq);
+                if superseded && f.unit.is_some_and(|u| stuck.contains(&u)) {
+                    released.push((*id, *d));
+                }
+            }
+        }
+        for (id, d) in &released {
+            if let Some(u) = self.units.get_mut(id) {
+                u.deps.retain(|x| x != d);
+            }
+            self.events.push(super::Event::DependencyReleased {
+                dependent: d.dependent,
+                dependency: d.on,
+            });
+        }
+        !released.is_empty()
     }
 
     /// A unit's changes as they would be sent now: each field's latest local value.
