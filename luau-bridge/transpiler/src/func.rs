@@ -26,6 +26,9 @@ const MAX_REG_VARS: usize = 150;
 /// Lazy expressions deeper than this are materialised, bounding Luau expression nesting and
 /// the registers one expression needs.
 const MAX_EXPR_DEPTH: u32 = 12;
+/// Targeted blocks opened deeper than this indentation are lowered flat (Luau's parser stops
+/// at 1000 nested constructs; flat blocks add at most one guard level each).
+const FLAT_INDENT: usize = 60;
 
 #[derive(Clone, Debug)]
 struct Val {
@@ -66,8 +69,15 @@ struct Frame {
     results: Vec<ValType>,
     /// Emitted as a Luau loop construct, so `break`/`continue` reach it.
     luau_loop: bool,
-    /// A multi-level branch passes out through this construct.
-    dispatch: bool,
+    /// Lowered without a Luau construct (to bound nesting): its end is a resume point that
+    /// code skipped by a pending `B` reaches through `if B == nil then` guards.
+    flat: bool,
+    /// Guards opened in the current arm of this construct.
+    guards: usize,
+    /// A branch setting `B` to a target outside this construct leaves through its end.
+    pending_out: bool,
+    /// Some branch set `B` to this construct's id.
+    b_target: bool,
     unreachable: bool,
     /// Whether the end of this construct is reachable from inside (fallthrough or branch).
     end_reachable: bool,
@@ -266,7 +276,10 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             params: vec![],
             results: self.ty.results.clone(),
             luau_loop: false,
-            dispatch: false,
+            flat: false,
+            guards: 0,
+            pending_out: false,
+            b_target: false,
             unreachable: false,
             end_reachable: true,
             else_seen: false,
@@ -630,7 +643,9 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         self.flush_all();
         let base = self.stack.len() - params.len();
         let targeted = !self.final_pass || self.facts.targeted.contains(&id);
-        let luau_loop = targeted;
+        // Deeply nested blocks go flat, keeping Luau's syntactic nesting bounded.
+        let flat = targeted && kind == Kind::Block && self.indent > FLAT_INDENT;
+        let luau_loop = targeted && !flat;
         let indent_at_open = self.indent;
         match kind {
             Kind::Block if luau_loop => {
@@ -663,7 +678,10 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             params,
             results,
             luau_loop,
-            dispatch: false,
+            flat,
+            guards: 0,
+            pending_out: false,
+            b_target: false,
             unreachable: false,
             end_reachable: false,
             else_seen: false,
@@ -701,7 +719,12 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
     }
 
     /// Branch to the frame `depth` levels out, with its branch values on top of the stack.
-    fn branch(&mut self, depth: u32) {
+    fn branch(&mut self, depth: u32) -> bool {
+        self.branch_ex(depth, false)
+    }
+
+    /// Returns true when it only set `B` and execution continues after the emitted code.
+    fn branch_ex(&mut self, depth: u32, conditional: bool) -> bool {
         let ti = self.frames.len() - 1 - depth as usize;
         let (kind, id, base, arity) = {
             let f = &self.frames[ti];
@@ -731,13 +754,14 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             } else {
                 self.line(&format!("return {}", rs.join(", ")));
             }
-            return;
+            return false;
         }
         self.learned.targeted.insert(id);
         if kind != Kind::Loop {
             self.frames[ti].end_reachable = true;
         }
         self.assign_to(base, arity);
+        let top = self.frames.len() - 1;
         // Innermost Luau loop construct between here and the target.
         let inner = (ti..self.frames.len())
             .rev()
@@ -750,39 +774,63 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                     self.line("break");
                 }
             }
+            _ if ti == top && self.frames[ti].flat && !conditional => {
+                // What follows up to the flat block's end is unreachable: fall through to it.
+            }
             Some(i) => {
                 for j in ti + 1..=i {
-                    if self.frames[j].luau_loop {
-                        self.frames[j].dispatch = true;
-                    }
+                    self.frames[j].pending_out = true;
                 }
+                self.frames[ti].b_target = true;
                 self.learned.uses_b = true;
                 self.line(&format!("B = {id}"));
                 self.line("break");
             }
-            None => unreachable!("a targeted frame is always a Luau loop in the final pass"),
+            None => {
+                // Flat target with no Luau loop in between: the rest of each enclosing
+                // construct is unreachable or guarded, so execution reaches the target's end.
+                debug_assert!(self.frames[ti].flat || !self.final_pass);
+                for j in ti + 1..=top {
+                    self.frames[j].pending_out = true;
+                }
+                self.frames[ti].b_target = true;
+                self.learned.uses_b = true;
+                self.line(&format!("B = {id}"));
+                return true;
+            }
+        }
+        false
+    }
+
+    fn close_guards(&mut self) {
+        let g = std::mem::take(&mut self.frames.last_mut().expect("frame").guards);
+        for _ in 0..g {
+            self.indent -= 1;
+            self.line("end");
         }
     }
 
     fn close(&mut self) -> Result<()> {
-        let f = self.frames.pop().expect("validated");
-        let fallthrough = !f.unreachable;
-        if f.kind == Kind::Func {
-            self.frames.push(f);
+        let fallthrough = !self.frames.last().expect("validated").unreachable;
+        if self.frames.last().expect("validated").kind == Kind::Func {
             if fallthrough {
                 self.branch(0);
             }
+            self.close_guards();
             self.frames.pop();
             return Ok(());
         }
+        if fallthrough {
+            let f = self.frames.last().expect("validated");
+            let (base, n) = (f.base, f.results.len());
+            self.assign_to(base, n);
+        }
+        self.close_guards();
+        let f = self.frames.pop().expect("validated");
         let mut end_reachable = f.end_reachable || fallthrough;
         if f.kind == Kind::If && !f.else_seen {
             // The implicit else passes the params through as results.
             end_reachable = true;
-        }
-        if fallthrough {
-            let n = f.results.len();
-            self.assign_to(f.base, n);
         }
         match f.kind {
             Kind::If => {
@@ -816,11 +864,19 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             let v = self.slot_val(f.base + i, *t);
             self.stack.push(v);
         }
-        if f.dispatch {
-            // A multi-level branch left through this construct: finish it here or go on out.
-            let parent = self.frames.iter().rposition(|p| p.luau_loop);
-            if let Some(pi) = parent {
-                let (pid, pkind) = (self.frames[pi].id, self.frames[pi].kind);
+        if f.flat && f.b_target {
+            self.line(&format!("if B == {} then B = nil end", f.id));
+        }
+        if f.pending_out {
+            // A branch to something further out is pending in `B`: leave the enclosing Luau
+            // loop, or skip the rest of the enclosing construct's arm.
+            let pi = self.frames.len() - 1;
+            let (pid, pkind, ploop) = (
+                self.frames[pi].id,
+                self.frames[pi].kind,
+                self.frames[pi].luau_loop,
+            );
+            if ploop {
                 self.line("if B ~= nil then");
                 self.indent += 1;
                 if pkind == Kind::Loop {
@@ -836,6 +892,10 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 self.line("break");
                 self.indent -= 1;
                 self.line("end");
+            } else {
+                self.line("if B == nil then");
+                self.indent += 1;
+                self.frames[pi].guards += 1;
             }
         }
         if let Some(p) = self.frames.last_mut() {
@@ -890,6 +950,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                     f.end_reachable = true;
                     self.assign_to(base, n);
                 }
+                self.close_guards();
                 let f = self.frames.last_mut().expect("validated");
                 f.unreachable = false;
                 let params = std::mem::take(&mut f.if_params);
@@ -911,9 +972,15 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 self.flush_all();
                 self.line(&format!("if {c} then"));
                 self.indent += 1;
-                self.branch(*relative_depth);
+                let set_b = self.branch_ex(*relative_depth, true);
                 self.indent -= 1;
                 self.line("end");
+                if set_b {
+                    // Not taken: continue; taken: skip to the flat target's end.
+                    self.line("if B == nil then");
+                    self.indent += 1;
+                    self.frames.last_mut().expect("frame").guards += 1;
+                }
             }
             O::BrTable { targets } => {
                 let mut ts = vec![];
