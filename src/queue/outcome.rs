@@ -1,6 +1,6 @@
 //! What happens when the bridge reports a request's outcome.
 
-use super::state::{Dep, FieldKey, Unit};
+use super::state::{merge_order, Dep, FieldKey, Unit};
 use super::{Priority, Queue};
 use crate::backoff::retry_delay;
 use crate::error::Error;
@@ -236,7 +236,16 @@ impl Queue {
                         for e in &o.entries {
                             self.field_mut(*e).unit = None;
                         }
+                        // The waiting unit is newer: the fields both hold carry its values,
+                        // so where the two orders contradict, its order wins (the returning
+                        // group's changes to those fields are superseded, never sent).
+                        let mut merged = o.entries.clone();
+                        merge_order(&mut merged, &unit.entries);
                         unit.absorb(o);
+                        unit.entries = merged;
+                        // The entries moved: look at all of them again.
+                        i = 0;
+                        continue;
                     }
                 }
                 i += 1;

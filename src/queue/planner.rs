@@ -7,7 +7,7 @@
 //! change never precedes its dependency.
 
 use super::outcome::{InFlightRequest, SentUnit};
-use super::state::{FieldKey, InFlightValue};
+use super::state::{Dep, FieldKey, InFlightValue};
 use super::{Priority, Queue};
 use crate::budget::Pool;
 use crate::config::Target;
@@ -377,11 +377,12 @@ impl Queue {
     }
 
     /// Coalescing can tie dependencies into a cycle: `b` waits for `a@1`, then `a@5`
-    /// (which supersedes `a@1`, so `a@1` is never sent on its own) waits for `b`. Neither
-    /// could ever go, and both would be lost. When units are stuck on each other like this,
-    /// a dependency on a superseded change is released (and reported): the superseding value
-    /// then follows the dependent in the same request where the caps allow. Returns whether
-    /// anything was released.
+    /// (which supersedes `a@1`, so `a@1` is never sent on its own) waits for `b`; or a
+    /// change joins a group that holds what its own dependency waits for. No unit of the
+    /// cycle could ever go, and all would be lost. When pending units wait on each other in
+    /// a cycle, one dependency of the cycle is released and reported: one on a superseded
+    /// change if there is one (its change is never sent anyway), else the newest, which
+    /// closed the cycle. Returns whether one was released.
     fn break_dependency_cycle(
         &mut self,
         candidates: &[(UnitId, Need)],
@@ -393,32 +394,62 @@ impl Queue {
             .filter(|id| !placed.contains(id) && self.units.contains_key(id))
             .filter(|id| !self.deps_satisfied(*id, None))
             .collect();
-        let mut released = Vec::new();
+        // Unit -> the stuck units it waits for, and through which dependency.
+        let mut edges: BTreeMap<UnitId, Vec<(UnitId, Dep)>> = BTreeMap::new();
         for id in &stuck {
-            let unit = &self.units[id];
-            for d in &unit.deps {
+            for d in &self.units[id].deps {
                 let key = FieldKey {
                     agent: d.on.agent,
                     block: d.on.block,
                     field: d.on.field,
                 };
                 let Some(f) = self.field(key) else { continue };
-                let superseded = f.local.as_ref().is_some_and(|l| l.seq.0 > d.on.seq);
-                if superseded && f.unit.is_some_and(|u| stuck.contains(&u)) {
-                    released.push((*id, *d));
+                if f.acked_seq().0 >= d.on.seq {
+                    continue;
+                }
+                if let Some(v) = f.unit {
+                    if v != *id && stuck.contains(&v) {
+                        edges.entry(*id).or_default().push((v, *d));
+                    }
                 }
             }
         }
-        for (id, d) in &released {
-            if let Some(u) = self.units.get_mut(id) {
-                u.deps.retain(|x| x != d);
+        let mut state: BTreeMap<UnitId, u8> = BTreeMap::new();
+        let mut path: Vec<(UnitId, Dep)> = Vec::new();
+        let mut cycle = None;
+        for id in edges.keys() {
+            if !state.contains_key(id) {
+                cycle = find_cycle(*id, &edges, &mut state, &mut path);
+                if cycle.is_some() {
+                    break;
+                }
             }
-            self.events.push(super::Event::DependencyReleased {
-                dependent: d.dependent,
-                dependency: d.on,
-            });
         }
-        !released.is_empty()
+        let Some(cycle) = cycle else { return false };
+        let superseded = |q: &Queue, d: &Dep| {
+            let key = FieldKey {
+                agent: d.on.agent,
+                block: d.on.block,
+                field: d.on.field,
+            };
+            q.field(key)
+                .and_then(|f| f.local.as_ref())
+                .is_some_and(|l| l.seq.0 > d.on.seq)
+        };
+        let pick = cycle
+            .iter()
+            .find(|(_, d)| superseded(self, d))
+            .or_else(|| cycle.iter().max_by_key(|(_, d)| d.dependent.seq))
+            .copied();
+        let Some((owner, d)) = pick else { return false };
+        if let Some(u) = self.units.get_mut(&owner) {
+            u.deps.retain(|x| *x != d);
+        }
+        self.events.push(super::Event::DependencyReleased {
+            dependent: d.dependent,
+            dependency: d.on,
+        });
+        true
     }
 
     /// A unit's changes as they would be sent now: each field's latest local value.
@@ -604,4 +635,35 @@ impl Queue {
             attempt: attempts + 1,
         });
     }
+}
+
+/// Depth-first search for a cycle in the waits-for graph; returns its edges, each with the
+/// unit that owns the dependency.
+fn find_cycle(
+    u: UnitId,
+    edges: &BTreeMap<UnitId, Vec<(UnitId, Dep)>>,
+    state: &mut BTreeMap<UnitId, u8>,
+    path: &mut Vec<(UnitId, Dep)>,
+) -> Option<Vec<(UnitId, Dep)>> {
+    state.insert(u, 1);
+    for (v, d) in edges.get(&u).map(|e| e.as_slice()).unwrap_or(&[]) {
+        match state.get(v) {
+            Some(1) => {
+                let start = path.iter().position(|(x, _)| x == v).unwrap_or(path.len());
+                let mut c: Vec<(UnitId, Dep)> = path[start..].to_vec();
+                c.push((u, *d));
+                return Some(c);
+            }
+            Some(_) => {}
+            None => {
+                path.push((u, *d));
+                if let Some(c) = find_cycle(*v, edges, state, path) {
+                    return Some(c);
+                }
+                path.pop();
+            }
+        }
+    }
+    state.insert(u, 2);
+    None
 }
