@@ -1041,3 +1041,199 @@ proptest! {
         prop_assert_eq!(format!("{:?}", a.q.metrics()), format!("{:?}", b.q.metrics()));
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Invariant 6: critical latency
+// ---------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+enum CritOp {
+    State { slot: u8, state: u8 },
+    Health { slot: u8, hp: u8 },
+    Tool { slot: u8, field: u8, value: u8 },
+    Set { slot: u8, field: u8, value: u8 },
+    Decide { slot: u8 },
+    Advance { dt: f64 },
+}
+
+fn crit_op() -> impl Strategy<Value = CritOp> {
+    let s = 0..3u8;
+    prop_oneof![
+        3 => (s.clone(), 0..3u8).prop_map(|(slot, state)| CritOp::State { slot, state }),
+        3 => (s.clone(), 0..=100u8).prop_map(|(slot, hp)| CritOp::Health { slot, hp }),
+        2 => (s.clone(), 0..3u8, 0..4u8).prop_map(|(slot, field, value)| CritOp::Tool { slot, field, value }),
+        2 => (s.clone(), 0..3u8, 0..4u8).prop_map(|(slot, field, value)| CritOp::Set { slot, field, value }),
+        1 => s.prop_map(|slot| CritOp::Decide { slot }),
+        6 => (0.05..0.6f64).prop_map(|dt| CritOp::Advance { dt }),
+    ]
+}
+
+/// A critical change waiting to be emitted: agent slot, field, seq, when it was made,
+/// whether its agent was in combat then.
+struct PendingCritical {
+    slot: usize,
+    field: (String, String),
+    seq: u64,
+    made: f64,
+    in_combat: bool,
+}
+
+/// Runs a trace with budget to spare, polling after every step and acknowledging every
+/// request at once, and checks that each critical change is emitted, in an urgent
+/// request, at the first poll its agent's debounce window allows.
+fn check_critical_latency(ops: &[CritOp]) {
+    let cfg = Config {
+        budget_burst: 400,
+        ..Config::default()
+    };
+    let mut q = Queue::new(cfg.clone()).unwrap();
+    let agents: Vec<AgentId> = (0..3)
+        .map(|i| q.agent(&format!("npc-{i}")).unwrap())
+        .collect();
+    let mut now = 0.0;
+    let mut state: Vec<bool> = vec![false; 3]; // in state Combat
+    let mut local: BTreeMap<(usize, String, String), Value> = BTreeMap::new();
+    let mut backend: BTreeMap<(usize, String, String), Value> = BTreeMap::new();
+    let mut last_emit: Vec<Option<f64>> = vec![None; 3];
+    let mut pending: Vec<PendingCritical> = Vec::new();
+    let mut calls = 0u32;
+    for op in ops {
+        // Make the change; classify it independently of the queue.
+        let made = match op {
+            CritOp::State { slot, state: s } => {
+                let i = *slot as usize;
+                let name = STATES[*s as usize];
+                let id = q.set_state(now, agents[i], name).unwrap();
+                let is = name == "Combat";
+                let critical = is != state[i];
+                state[i] = is;
+                Some((
+                    i,
+                    "status",
+                    "state".to_string(),
+                    Value::str(name),
+                    id,
+                    critical,
+                ))
+            }
+            CritOp::Health { slot, hp } => {
+                let i = *slot as usize;
+                let k = (i, "status".to_string(), "health".to_string());
+                let reference = backend.get(&k).or(local.get(&k)).cloned();
+                let id = q.set_health(now, agents[i], *hp as f64).unwrap();
+                let critical =
+                    matches!(reference, Some(Value::Number(r)) if (r - *hp as f64).abs() >= 20.0);
+                Some((
+                    i,
+                    "status",
+                    "health".to_string(),
+                    Value::Number(*hp as f64),
+                    id,
+                    critical,
+                ))
+            }
+            CritOp::Tool { slot, field, value } => {
+                let i = *slot as usize;
+                let f = FIELDS[*field as usize];
+                let v = Value::Number(*value as f64);
+                let id = q
+                    .tool_result(now, agents[i], "inventory", f, v.clone(), true)
+                    .unwrap();
+                Some((i, "inventory", f.to_string(), v, id, true))
+            }
+            CritOp::Set { slot, field, value } => {
+                let i = *slot as usize;
+                let f = FIELDS[*field as usize];
+                let v = Value::Number(*value as f64);
+                let id = q
+                    .set(
+                        now,
+                        npc_sync::Change::new(agents[i], "inventory", f, v.clone()),
+                    )
+                    .unwrap();
+                Some((i, "inventory", f.to_string(), v, id, false))
+            }
+            CritOp::Decide { slot } => {
+                q.decide(agents[*slot as usize], now).unwrap();
+                None
+            }
+            CritOp::Advance { dt } => {
+                now += dt;
+                None
+            }
+        };
+        if let Some((i, b, f, v, id, critical)) = made {
+            local.insert((i, b.to_string(), f.clone()), v);
+            if critical {
+                pending.push(PendingCritical {
+                    slot: i,
+                    field: (b.to_string(), f),
+                    seq: id.seq().0,
+                    made: now,
+                    in_combat: q.in_combat(agents[i], now),
+                });
+            }
+        }
+
+        let out = q.poll(now).unwrap();
+        for r in &out {
+            calls += r.calls;
+            for c in &r.changes {
+                let i = agents.iter().position(|a| *a == c.agent).unwrap();
+                let field = (q.text(c.block).to_string(), q.text(c.field).to_string());
+                pending.retain(|p| {
+                    let hit = p.slot == i && p.field == field && c.seq.0 >= p.seq;
+                    if hit {
+                        assert_eq!(r.kind, RequestKind::Urgent, "critical change in {r:?}");
+                        last_emit[i] = Some(now);
+                        if p.in_combat {
+                            // With budget to spare, at most 1 s (plus one poll step).
+                            assert!(now - p.made <= cfg.combat_debounce_s + 0.6 + EPS);
+                        }
+                    }
+                    !hit
+                });
+                backend.insert((i, field.0, field.1), c.value.clone());
+            }
+            q.ack(r.id, &[]).unwrap();
+        }
+        assert!(calls < 300, "the test means budget to spare");
+        // What went back to the backend's value needs no send.
+        pending.retain(|p| {
+            let k = (p.slot, p.field.0.clone(), p.field.1.clone());
+            local.get(&k) != Some(backend.get(&k).unwrap_or(&Value::Cleared))
+        });
+        for p in &pending {
+            let window = if q.in_combat(agents[p.slot], now) {
+                cfg.combat_debounce_s
+            } else {
+                cfg.debounce_s
+            };
+            let due = match last_emit[p.slot] {
+                Some(t) => p.made.max(t + window),
+                None => p.made,
+            };
+            assert!(
+                now < due - EPS,
+                "critical change {:?}@{} of npc-{} made at {} not emitted at {now} (due {due})",
+                p.field,
+                p.seq,
+                p.slot,
+                p.made
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(cases(64))]
+
+    /// Invariant 6: a critical change goes out at the first poll its agent's debounce
+    /// window allows (budget to spare), within 1 s in combat.
+    #[test]
+    fn critical_changes_go_out_at_the_first_allowed_poll(
+        ops in proptest::collection::vec(crit_op(), 1..150)
+    ) {
+        check_critical_latency(&ops);
+    }
+}
