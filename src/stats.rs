@@ -27,11 +27,19 @@ impl Histogram {
         let v = if v > 0.0 { v } else { 0.0 };
         // Bucket i holds (i-1)*10ms < v <= i*10ms, so a percentile read as the bucket's upper
         // edge never under-reports.
-        let mut i = (v / BUCKET_S) as usize;
-        if (i as f64) * BUCKET_S < v {
-            i += 1;
-        }
-        let i = i.min(BUCKETS - 1);
+        // Durations past the last bucket share it. Clamp before the cast: a huge duration
+        // saturates the cast to usize::MAX, and the `+ 1` below would then overflow (a
+        // panic in debug builds, bucket 0 in release: an under-report).
+        let scaled = v / BUCKET_S;
+        let i = if scaled >= (BUCKETS - 1) as f64 {
+            BUCKETS - 1
+        } else {
+            let mut i = scaled as usize;
+            if (i as f64) * BUCKET_S < v {
+                i += 1;
+            }
+            i.min(BUCKETS - 1)
+        };
         self.counts[i] = self.counts[i].saturating_add(1);
         self.n += 1;
         if v > self.max {

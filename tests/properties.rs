@@ -635,6 +635,7 @@ impl Sim {
 
     fn bad(&mut self, which: u8) {
         let now = self.now;
+        let before = self.q.metrics();
         let a = self.slots.iter().flatten().next().copied();
         let r: Result<(), npc_sync::Error> = match which {
             0 => self.q.poll(self.seen - 1.0).map(|_| ()),
@@ -675,6 +676,11 @@ impl Sim {
         };
         writeln!(self.log, "bad {which}: {r:?}").unwrap();
         assert!(r.is_err(), "bad input {which} accepted");
+        assert_eq!(
+            self.q.metrics(),
+            before,
+            "refused input {which} changed the queue"
+        );
     }
 
     /// The backend applies each field only if its seq is higher than the one it holds.
@@ -1013,7 +1019,7 @@ fn cases(n: u32) -> ProptestConfig {
 }
 
 proptest! {
-    #![proptest_config(cases(64))]
+    #![proptest_config(cases(128))]
 
     /// Invariants 1 to 5 and 7 with the default settings.
     #[test]
@@ -1235,5 +1241,176 @@ proptest! {
         ops in proptest::collection::vec(crit_op(), 1..150)
     ) {
         check_critical_latency(&ops);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Nothing panics, whatever the input
+// ---------------------------------------------------------------------------------------
+
+fn any_f64() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        4 => 0.0..100.0f64,
+        1 => Just(f64::NAN),
+        1 => Just(f64::INFINITY),
+        1 => Just(f64::NEG_INFINITY),
+        1 => -100.0..0.0f64,
+        1 => Just(f64::MAX),
+        1 => Just(1e-300),
+    ]
+}
+
+fn any_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        any_f64().prop_map(Value::Number),
+        "[a-z]{0,8}".prop_map(Value::Str),
+        any::<bool>().prop_map(Value::Bool),
+        Just(Value::Cleared),
+        (0usize..3).prop_map(|n| Value::Str("v".repeat(8 * 1024 * n + 1))),
+    ]
+}
+
+fn any_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => "[a-c]{1,2}",
+        1 => Just(String::new()),
+        1 => Just("n".repeat(300)),
+    ]
+}
+
+#[derive(Clone, Debug)]
+enum Raw {
+    Agent(String),
+    Set(u32, String, String, Value, u8, Option<usize>, f64),
+    Health(u32, f64, f64),
+    State(u32, String, f64),
+    Join(u32, String, String, Value, f64),
+    Leave(u32, String, f64),
+    Atomic(Vec<(u32, String, String, Value)>, f64),
+    Decide(u32, f64),
+    Chat(u32, String, String, f64),
+    Remove(u32),
+    Poll(f64),
+    Ack(u64, Vec<(u32, String, String, Value, u64)>),
+    Fail(u64, f64, Option<f64>),
+}
+
+fn raw() -> impl Strategy<Value = Raw> {
+    let idx = 0..6u32;
+    prop_oneof![
+        any_name().prop_map(Raw::Agent),
+        (
+            idx.clone(),
+            any_name(),
+            any_name(),
+            any_value(),
+            any::<u8>(),
+            proptest::option::of(any::<usize>()),
+            any_f64()
+        )
+            .prop_map(|(a, b, f, v, p, d, t)| Raw::Set(a, b, f, v, p, d, t)),
+        (idx.clone(), any_f64(), any_f64()).prop_map(|(a, h, t)| Raw::Health(a, h, t)),
+        (
+            idx.clone(),
+            prop_oneof![Just("Combat".to_string()), any_name()],
+            any_f64()
+        )
+            .prop_map(|(a, s, t)| Raw::State(a, s, t)),
+        (idx.clone(), any_name(), any_name(), any_value(), any_f64())
+            .prop_map(|(a, m, f, v, t)| Raw::Join(a, m, f, v, t)),
+        (idx.clone(), any_name(), any_f64()).prop_map(|(a, m, t)| Raw::Leave(a, m, t)),
+        (
+            proptest::collection::vec((idx.clone(), any_name(), any_name(), any_value()), 0..4),
+            any_f64()
+        )
+            .prop_map(|(c, t)| Raw::Atomic(c, t)),
+        (idx.clone(), any_f64()).prop_map(|(a, t)| Raw::Decide(a, t)),
+        (idx.clone(), any_name(), "[a-z ]{0,30}", any_f64())
+            .prop_map(|(a, s, x, t)| Raw::Chat(a, s, x, t)),
+        idx.clone().prop_map(Raw::Remove),
+        any_f64().prop_map(Raw::Poll),
+        (
+            0..8u64,
+            proptest::collection::vec(
+                (idx.clone(), any_name(), any_name(), any_value(), 0..40u64),
+                0..3
+            )
+        )
+            .prop_map(|(r, c)| Raw::Ack(r, c)),
+        (0..8u64, any_f64(), proptest::option::of(any_f64()))
+            .prop_map(|(r, t, ra)| Raw::Fail(r, t, ra)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(cases(128))]
+
+    /// Any sequence of calls with any arguments: errors are fine, panics are not, and the
+    /// queue keeps working afterwards.
+    #[test]
+    fn nothing_panics_on_any_input(
+        calls in proptest::collection::vec(raw(), 1..80),
+        tight in any::<bool>(),
+    ) {
+        let mut q = Queue::new(if tight { tight_config() } else { Config::default() }).unwrap();
+        let mut handles: Vec<ChangeId> = Vec::new();
+        // Handles from another queue: unknown to this one.
+        let mut other = Queue::new(Config::default()).unwrap();
+        for i in 0..3 {
+            let a = other.agent(&format!("o{i}")).unwrap();
+            handles.push(other.set_location(0.0, a, "x").unwrap());
+        }
+        for c in &calls {
+            match c {
+                Raw::Agent(n) => { let _ = q.agent(n); }
+                Raw::Set(a, b, f, v, p, d, t) => {
+                    let mut ch = npc_sync::Change::new(AgentId::from_index(*a), b, f, v.clone())
+                        .priority(priority(*p));
+                    if let Some(d) = d {
+                        ch = ch.after(handles[d % handles.len()]);
+                    }
+                    if let Ok(id) = q.set(*t, ch) {
+                        handles.push(id);
+                    }
+                }
+                Raw::Health(a, h, t) => { let _ = q.set_health(*t, AgentId::from_index(*a), *h); }
+                Raw::State(a, s, t) => { let _ = q.set_state(*t, AgentId::from_index(*a), s); }
+                Raw::Join(a, m, f, v, t) => {
+                    let _ = q.join_group(*t, AgentId::from_index(*a), m, &[(f.as_str(), v.clone())]);
+                }
+                Raw::Leave(a, m, t) => { let _ = q.leave_group(*t, AgentId::from_index(*a), m); }
+                Raw::Atomic(cs, t) => {
+                    let list: Vec<npc_sync::Change> = cs
+                        .iter()
+                        .map(|(a, b, f, v)| npc_sync::Change::new(AgentId::from_index(*a), b, f, v.clone()))
+                        .collect();
+                    if let Ok(ids) = q.atomic(*t, &list) {
+                        handles.extend(ids);
+                    }
+                }
+                Raw::Decide(a, t) => { let _ = q.decide(AgentId::from_index(*a), *t); }
+                Raw::Chat(a, s, x, t) => { let _ = q.chat(*t, AgentId::from_index(*a), s, x); }
+                Raw::Remove(a) => { let _ = q.remove_agent(AgentId::from_index(*a)); }
+                Raw::Poll(t) => { let _ = q.poll(*t); }
+                Raw::Ack(r, cs) => {
+                    let conf: Vec<Confirmed> = cs
+                        .iter()
+                        .map(|(a, b, f, v, s)| Confirmed {
+                            agent: AgentId::from_index(*a),
+                            block: b.clone(),
+                            field: f.clone(),
+                            value: v.clone(),
+                            seq: Seq(*s),
+                        })
+                        .collect();
+                    let _ = q.ack(RequestId(*r), &conf);
+                }
+                Raw::Fail(r, t, ra) => { let _ = q.fail(*t, RequestId(*r), *ra); }
+            }
+            let _ = q.metrics();
+            let _ = q.drain_events();
+        }
+        // Still usable: a poll at the latest possible time answers.
+        prop_assert!(q.poll(f64::MAX).is_ok());
     }
 }

@@ -1912,3 +1912,176 @@ fn bad_config_is_refused_with_the_setting_named() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// regressions found by the property tests
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_dependency_cycle_made_by_coalescing_is_broken_and_reported() {
+    let mut q = queue();
+    let a = q.agent("npc-1").unwrap();
+    q.poll(0.0).unwrap();
+    let low =
+        |f, v: f64| npc_sync::Change::new(a, "status", f, Value::Number(v)).priority(Priority::Low);
+    let l1 = q.set(0.0, low("location", 1.0)).unwrap();
+    let p = q.set(0.0, low("place", 2.0).after(l1)).unwrap();
+    // The group supersedes location@1 and waits for `place`, which waits for location@1.
+    let ids = q.atomic(0.0, &[low("location", 3.0).after(p)]).unwrap();
+    let out = q.poll(30.0).unwrap();
+    assert_eq!(
+        all_fields(&q, &out),
+        ["npc-1/status.place", "npc-1/status.location"],
+        "nothing may be stuck forever"
+    );
+    assert_eq!(out[0].changes[1].seq, ids[0].seq());
+    assert_eq!(
+        q.drain_events(),
+        [Event::DependencyReleased {
+            dependent: p,
+            dependency: l1
+        }]
+    );
+}
+
+#[test]
+fn a_change_joining_a_group_its_dependency_waits_for_does_not_block_forever() {
+    let mut q = queue();
+    let a = q.agent("npc-1").unwrap();
+    let b = q.agent("npc-2").unwrap();
+    q.poll(0.0).unwrap();
+    let g = q
+        .atomic(
+            0.0,
+            &[
+                npc_sync::Change::new(a, "status", "location", Value::str("cave")),
+                npc_sync::Change::new(a, "persona", "y", Value::Number(1.0)),
+            ],
+        )
+        .unwrap();
+    let x = q
+        .set(
+            0.0,
+            npc_sync::Change::new(b, "persona", "x", Value::Number(0.0)).after(g[0]),
+        )
+        .unwrap();
+    // persona.y joins the group; the group now waits for x, which waits for the group.
+    q.set(
+        0.0,
+        npc_sync::Change::new(a, "persona", "y", Value::Number(2.0)).after(x),
+    )
+    .unwrap();
+    let mut sent = Vec::new();
+    let mut t = 30.0;
+    while t < 100.0 {
+        let out = q.poll(t).unwrap();
+        sent.extend(all_fields(&q, &out));
+        ack_all(&mut q, &out);
+        t += 1.0;
+    }
+    sent.sort();
+    assert_eq!(
+        sent,
+        [
+            "npc-1/persona.y",
+            "npc-1/status.location",
+            "npc-2/persona.x"
+        ]
+    );
+    assert!(q.is_idle());
+    assert!(q
+        .drain_events()
+        .iter()
+        .any(|e| matches!(e, Event::DependencyReleased { .. })));
+}
+
+#[test]
+fn merged_groups_keep_the_newer_groups_order() {
+    let mut q = queue();
+    let a = q.agent("npc-1").unwrap();
+    q.poll(0.0).unwrap();
+    let c = |f, v: f64| npc_sync::Change::new(a, "status", f, Value::Number(v));
+    q.atomic(0.0, &[c("l", 1.0), c("x", 1.0), c("p", 1.0)])
+        .unwrap();
+    q.atomic(1.0, &[c("p", 2.0), c("y", 2.0), c("l", 2.0)])
+        .unwrap();
+    let out = q.poll(30.0).unwrap();
+    let f = all_fields(&q, &out);
+    let pos = |name: &str| f.iter().position(|x| x.ends_with(name)).unwrap();
+    // The new group's order holds whole; the earlier group's only unsuperseded change
+    // (x) goes with it.
+    assert!(pos(".p") < pos(".y") && pos(".y") < pos(".l"), "{f:?}");
+    assert_eq!(f.len(), 4);
+}
+
+#[test]
+fn a_failed_group_merging_with_a_newer_group_keeps_the_newer_order() {
+    let mut q = queue();
+    let a = q.agent("npc-1").unwrap();
+    q.poll(0.0).unwrap();
+    let c = |f, v: f64| npc_sync::Change::new(a, "status", f, Value::Number(v));
+    q.atomic(0.0, &[c("l", 1.0), c("p", 1.0)]).unwrap();
+    let out = q.poll(30.0).unwrap();
+    assert_eq!(out.len(), 1);
+    q.atomic(30.5, &[c("p", 2.0), c("l", 2.0)]).unwrap();
+    q.fail(31.0, out[0].id, None).unwrap();
+    let mut t = 31.0;
+    let retry = loop {
+        let out = q.poll(t).unwrap();
+        if !out.is_empty() {
+            break out;
+        }
+        t += 0.1;
+        assert!(t < 70.0);
+    };
+    assert_eq!(
+        values(&q, &retry[0]),
+        ["npc-1/status.p=2", "npc-1/status.l=2"]
+    );
+}
+
+#[test]
+fn letta_groups_larger_than_the_pacing_burst_still_go() {
+    let mut q = queue_with(|c| {
+        c.target = Target::LettaApi;
+        c.budget_per_minute = 30;
+        c.budget_burst = 6;
+    });
+    let agents: Vec<AgentId> = (0..8)
+        .map(|i| q.agent(&format!("npc-{i}")).unwrap())
+        .collect();
+    q.poll(0.0).unwrap();
+    let group: Vec<npc_sync::Change> = agents
+        .iter()
+        .map(|a| npc_sync::Change::new(*a, "mood", "v", Value::Bool(true)))
+        .collect();
+    q.atomic(0.0, &group).unwrap();
+    let out = q.poll(30.0).unwrap();
+    assert_eq!(out.len(), 1, "8 agent-blocks with a burst of 6");
+    assert_eq!(out[0].calls, 8);
+    // A group that routine traffic could never afford is refused up front.
+    let many: Vec<AgentId> = (0..30)
+        .map(|i| q.agent(&format!("m-{i}")).unwrap())
+        .collect();
+    let group: Vec<npc_sync::Change> = many
+        .iter()
+        .map(|a| npc_sync::Change::new(*a, "mood", "v", Value::Bool(true)))
+        .collect();
+    match q.atomic(31.0, &group) {
+        Err(Error::BadGroup { reason }) => assert!(reason.contains("budget_per_minute")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn huge_latencies_are_recorded_without_overflow() {
+    let mut q = queue();
+    let a = q.agent("npc-1").unwrap();
+    q.set_state(0.0, a, "Combat").unwrap();
+    let out = q.poll(1e18).unwrap();
+    assert_eq!(out.len(), 1);
+    let m = q.metrics();
+    assert_eq!(m.critical_latency.count, 1);
+    assert_eq!(m.critical_latency.max, 1e18);
+    assert!(m.critical_latency.p50 > 0.0);
+}
