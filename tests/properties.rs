@@ -710,10 +710,10 @@ impl Sim {
         let mut conf = Vec::new();
         if confirmed {
             for c in &r.changes {
-                if !self
+                if self
                     .q
                     .agent_name(c.agent)
-                    .is_some_and(|n| !self.removed.contains(n))
+                    .is_none_or(|n| self.removed.contains(n))
                 {
                     continue;
                 }

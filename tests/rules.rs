@@ -1437,7 +1437,7 @@ fn observe(mut s: Scenario) -> String {
             q.ack(s.in_flight, &[]).unwrap();
             acked_first = true;
         }
-        if (t * 4.0) as u32 % 20 == 0 {
+        if ((t * 4.0) as u32).is_multiple_of(20) {
             log += &format!("{:?} {:?}\n", q.decide(s.a, t), q.decide(s.b, t));
         }
         t += 0.25;
@@ -1871,7 +1871,8 @@ fn over_long_and_empty_strings_are_refused() {
 
 #[test]
 fn bad_config_is_refused_with_the_setting_named() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Config)>)> = vec![
+    type Case = (&'static str, Box<dyn Fn(&mut Config)>);
+    let cases: Vec<Case> = vec![
         ("debounce_s", Box::new(|c| c.debounce_s = -1.0)),
         ("freshness_s", Box::new(|c| c.freshness_s = f64::NAN)),
         ("freshness_s", Box::new(|c| c.freshness_s = 4.0)),
