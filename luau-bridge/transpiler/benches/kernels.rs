@@ -10,15 +10,25 @@ use std::process::Command;
 use wasm_to_luau::Options;
 
 fn target_dir() -> PathBuf {
-    let base = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| format!("{}/../../target", env!("CARGO_MANIFEST_DIR")));
+    let base = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| format!("{}/../../target", env!("CARGO_MANIFEST_DIR")));
     PathBuf::from(base)
 }
 
 fn build(sample: &str, file: &str) -> Vec<u8> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(sample);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("samples")
+        .join(sample);
     let tdir = target_dir().join(sample);
     let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--lib", "--target", "wasm32-unknown-unknown", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--lib",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--manifest-path",
+        ])
         .arg(dir.join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", &tdir)
         .status()
@@ -50,23 +60,47 @@ fn time(lua: &Lua, f: &Function, args: &MultiValue, reps: usize) -> (f64, Vec<Va
 
 fn main() {
     let wasm = build("bench-kernels", "bench_kernels.wasm");
-    let hand_src = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/kernels.luau")).unwrap();
+    let hand_src =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/kernels.luau"))
+            .unwrap();
     let kernels: [(&str, Vec<f64>); 4] = [
         ("fib", vec![27.0]),
         ("memloop", vec![40.0]),
         ("fnv", vec![200.0, 4096.0]),
         ("sort", vec![16384.0, 12345.0]),
     ];
-    println!("{:<8} {:>6} {:>12} {:>12} {:>7}", "kernel", "mode", "transpiled", "hand", "ratio");
+    println!(
+        "{:<8} {:>6} {:>12} {:>12} {:>7}",
+        "kernel", "mode", "transpiled", "hand", "ratio"
+    );
     for native in [false, true] {
         let lua = Lua::new();
         lua.enable_jit(native);
-        let src = wasm_to_luau::transpile(&wasm, &Options { native, ..Options::default() }).unwrap();
+        let src = wasm_to_luau::transpile(
+            &wasm,
+            &Options {
+                native,
+                ..Options::default()
+            },
+        )
+        .unwrap();
         let chunk: Table = lua.load(&src).set_name("=kernels").eval().unwrap();
-        let inst: Table = chunk.get::<Function>("instantiate").unwrap().call(lua.create_table().unwrap()).unwrap();
+        let inst: Table = chunk
+            .get::<Function>("instantiate")
+            .unwrap()
+            .call(lua.create_table().unwrap())
+            .unwrap();
         let ex: Table = inst.get("exports").unwrap();
-        let header = if native { "--!native\n--!optimize 2\n" } else { "--!optimize 2\n" };
-        let hand: Table = lua.load(format!("{header}{hand_src}")).set_name("=hand").eval().unwrap();
+        let header = if native {
+            "--!native\n--!optimize 2\n"
+        } else {
+            "--!optimize 2\n"
+        };
+        let hand: Table = lua
+            .load(format!("{header}{hand_src}"))
+            .set_name("=hand")
+            .eval()
+            .unwrap();
         let mode = if native { "native" } else { "interp" };
         for (name, args) in &kernels {
             let args: MultiValue = args.iter().map(|&a| Value::Number(a)).collect();
@@ -84,8 +118,18 @@ fn main() {
         }
     }
     let out = wasm_to_luau::transpile(&wasm, &Options::default()).unwrap();
-    println!("kernels: .wasm {} bytes, .luau {} bytes, ratio {:.2}", wasm.len(), out.len(), out.len() as f64 / wasm.len() as f64);
+    println!(
+        "kernels: .wasm {} bytes, .luau {} bytes, ratio {:.2}",
+        wasm.len(),
+        out.len(),
+        out.len() as f64 / wasm.len() as f64
+    );
     let sample = build("rust-sample", "rust_sample.wasm");
     let out = wasm_to_luau::transpile(&sample, &Options::default()).unwrap();
-    println!("rust-sample: .wasm {} bytes, .luau {} bytes, ratio {:.2}", sample.len(), out.len(), out.len() as f64 / sample.len() as f64);
+    println!(
+        "rust-sample: .wasm {} bytes, .luau {} bytes, ratio {:.2}",
+        sample.len(),
+        out.len(),
+        out.len() as f64 / sample.len() as f64
+    );
 }

@@ -66,6 +66,7 @@ pub fn emit(m: &Module<'_>, opts: &Options) -> Result<String> {
         let _ = writeln!(body, "\tFSIG[{}] = \"{sig}\"", e.func_names[i]);
     }
     e.helpers.insert("FSIG");
+    e.finish_globals(&mut body);
     e.emit_segments(&mut body, opts);
     let exports = e.emit_exports(&mut body);
     if let Some(s) = m.start {
@@ -304,7 +305,11 @@ impl Emitter<'_, '_> {
         let many = m.globals.len() > 60;
         for i in m.num_imported_globals as usize..m.globals.len() {
             let g = &m.globals[i];
-            let init = self.const_expr(g.init.as_ref().expect("defined global"));
+            let init = match g.init.as_ref().expect("defined global") {
+                // Functions are defined later; `finish_globals` assigns these.
+                ConstVal::RefFunc(_) => ("nil".to_string(), String::new()),
+                c => self.const_expr(c),
+            };
             let (lo, hi) = self.global_names[i].clone();
             let wide = g.ty == ValType::I64;
             if lo.starts_with('G') && !lo.starts_with("GT") {
@@ -323,6 +328,19 @@ impl Emitter<'_, '_> {
             }
         }
         let _ = writeln!(o, "\tlocal D, E = {{}}, {{}}");
+    }
+
+    fn finish_globals(&mut self, o: &mut String) {
+        let m = self.m;
+        for i in m.num_imported_globals as usize..m.globals.len() {
+            if let Some(ConstVal::RefFunc(f)) = m.globals[i].init {
+                let _ = writeln!(
+                    o,
+                    "\t{} = {}",
+                    self.global_names[i].0, self.func_names[f as usize]
+                );
+            }
+        }
     }
 
     fn emit_segments(&mut self, o: &mut String, opts: &Options) {

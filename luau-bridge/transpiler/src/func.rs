@@ -1626,7 +1626,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             O::RefFunc { function_index } => {
                 self.push_eager(
                     ValType::Ref(wasmparser::RefType::FUNCREF),
-                    format!("REF[{}]", function_index + 1),
+                    self.ctx.func_names[*function_index as usize].clone(),
                 );
             }
             // ---- i32 ----
