@@ -1133,7 +1133,8 @@ fn check_critical_latency(ops: &[CritOp]) {
     let mut state: Vec<bool> = vec![false; 3]; // in state Combat
     let mut local: BTreeMap<(usize, String, String), Value> = BTreeMap::new();
     let mut backend: BTreeMap<(usize, String, String), Value> = BTreeMap::new();
-    let mut last_emit: Vec<Option<f64>> = vec![None; 3];
+    // Last critical emission per agent, and the debounce window it opened.
+    let mut last_emit: Vec<Option<(f64, f64)>> = vec![None; 3];
     let mut pending: Vec<PendingCritical> = Vec::new();
     let mut calls = 0u32;
     for op in ops {
@@ -1224,7 +1225,12 @@ fn check_critical_latency(ops: &[CritOp]) {
                     let hit = p.slot == i && p.field == field && c.seq.0 >= p.seq;
                     if hit {
                         assert_eq!(r.kind, RequestKind::Urgent, "critical change in {r:?}");
-                        last_emit[i] = Some(now);
+                        let w = if q.in_combat(agents[i], now) {
+                            cfg.combat_debounce_s
+                        } else {
+                            cfg.debounce_s
+                        };
+                        last_emit[i] = Some((now, w));
                         if p.in_combat {
                             // With budget to spare, at most 1 s (plus one poll step).
                             assert!(now - p.made <= cfg.combat_debounce_s + 0.6 + EPS);
@@ -1248,8 +1254,9 @@ fn check_critical_latency(ops: &[CritOp]) {
             } else {
                 cfg.debounce_s
             };
+            // Entering combat shortens an open window, leaving it does not lengthen it.
             let due = match last_emit[p.slot] {
-                Some(t) => p.made.max(t + window),
+                Some((t, w)) => p.made.max(t + window.min(w)),
                 None => p.made,
             };
             assert!(

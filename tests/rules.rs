@@ -2086,3 +2086,26 @@ fn huge_latencies_are_recorded_without_overflow() {
     assert_eq!(m.critical_latency.max, 1e18);
     assert!(m.critical_latency.p50 > 0.0);
 }
+
+#[test]
+fn leaving_combat_does_not_stretch_an_open_1s_debounce_window() {
+    let mut q = queue();
+    let a = q.agent("npc-1").unwrap();
+    q.poll(0.0).unwrap();
+    q.set_state(0.0, a, "Combat").unwrap();
+    q.set_state(0.0, a, "Idle").unwrap(); // combat mode until 10 s
+    let out = q.poll(0.0).unwrap();
+    ack_all(&mut q, &out);
+    q.tool_result(9.5, a, "inventory", "x", Value::Number(1.0), true)
+        .unwrap();
+    let out = q.poll(9.5).unwrap();
+    assert_eq!(out.len(), 1, "leading edge");
+    ack_all(&mut q, &out);
+    q.tool_result(9.8, a, "inventory", "x", Value::Number(2.0), true)
+        .unwrap();
+    // Combat mode ends at 10 s; the 1 s window opened at 9.5 s still ends at 10.5 s.
+    assert_quiet(&mut q, 9.8, 10.45, 0.05);
+    assert!(!q.in_combat(a, 10.5));
+    let out = q.poll(10.5).unwrap();
+    assert_eq!(values(&q, &out[0]), ["npc-1/inventory.x=2"]);
+}

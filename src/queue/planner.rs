@@ -111,12 +111,14 @@ impl Queue {
             for e in &u.entries {
                 if let Some(a) = self.agent_state(e.agent) {
                     if let Some(last) = a.last_critical_emit {
+                        // Entering combat shortens the open window; leaving it does not
+                        // lengthen it.
                         let window = if a.in_combat(now) {
                             self.cfg.combat_debounce_s
                         } else {
                             self.cfg.debounce_s
                         };
-                        ready = ready.max(last + window);
+                        ready = ready.max(last + window.min(a.last_critical_window));
                     }
                 }
             }
@@ -535,6 +537,7 @@ impl Queue {
             for (_, latency) in &d.first_critical {
                 self.rec.critical_latency.record(*latency);
             }
+            let (combat_window, window) = (self.cfg.combat_debounce_s, self.cfg.debounce_s);
             let mut attempt = 1;
             for u in &d.units {
                 attempt = attempt.max(u.attempts + 1);
@@ -546,6 +549,11 @@ impl Queue {
                             .and_then(|a| a.as_mut())
                         {
                             a.last_critical_emit = Some(now);
+                            a.last_critical_window = if a.in_combat(now) {
+                                combat_window
+                            } else {
+                                window
+                            };
                         }
                     }
                 }

@@ -219,6 +219,9 @@ pub(crate) struct AgentState {
     pub(crate) fields: BTreeMap<(Sym, Sym), FieldState>,
     /// Last emission of a critical change (debounce).
     pub(crate) last_critical_emit: Option<f64>,
+    /// The debounce window in force at that emission: the window it opened. Leaving combat
+    /// does not stretch an open 1 s window to 5 s.
+    pub(crate) last_critical_window: f64,
     /// Combat mode lasts until this time (or while the state is `Combat`).
     pub(crate) combat_until: f64,
     pub(crate) in_combat_state: bool,
@@ -233,6 +236,7 @@ impl AgentState {
             name,
             fields: BTreeMap::new(),
             last_critical_emit: None,
+            last_critical_window: 0.0,
             combat_until: f64::NEG_INFINITY,
             in_combat_state: false,
             sync_requested: false,
