@@ -59,7 +59,7 @@ pub fn emit(m: &Module<'_>, opts: &Options) -> Result<String> {
             };
             func::translate(&mut ctx, i)?
         };
-        let _ = writeln!(body, "\t{} = {}", e.func_names[fi], indent(&text));
+        let _ = writeln!(body, "{} = {}", e.func_names[fi], text);
     }
     for i in 0..m.func_types.len() {
         let sig = sig_key(&m.types[m.func_types[i] as usize]);
@@ -92,10 +92,6 @@ pub fn emit(m: &Module<'_>, opts: &Options) -> Result<String> {
     out.push_str("return {instantiate = instantiate}\n");
     e.out = out;
     Ok(e.out)
-}
-
-fn indent(text: &str) -> String {
-    text.replace('\n', "\n\t")
 }
 
 impl Emitter<'_, '_> {
@@ -141,7 +137,7 @@ impl Emitter<'_, '_> {
         let m = self.m;
         let (mut fi, mut ti, mut mi, mut gi) = (0usize, 0usize, 0usize, 0usize);
         self.helpers.insert("linkerr");
-        let _ = writeln!(o, "\timports = imports or {{}}");
+        let _ = writeln!(o, "\timports = imports or {{}}\n\tlocal IMPM, IMP");
         if m.globals.len() > 60 {
             let _ = writeln!(o, "\tlocal GT = {{}}");
         }
@@ -149,8 +145,8 @@ impl Emitter<'_, '_> {
             let md = lua_string(imp.module.as_bytes());
             let nm = lua_string(imp.name.as_bytes());
             let what = lua_string(format!("{}.{}", imp.module, imp.name).as_bytes());
-            let _ = writeln!(o, "\tlocal IMPM = imports[{md}]");
-            let _ = writeln!(o, "\tlocal IMP = IMPM and IMPM[{nm}]");
+            let _ = writeln!(o, "\tIMPM = imports[{md}]");
+            let _ = writeln!(o, "\tIMP = IMPM and IMPM[{nm}]");
             let _ = writeln!(
                 o,
                 "\tif IMP == nil then linkerr(\"unknown import \" .. {what}) end"
@@ -224,14 +220,14 @@ impl Emitter<'_, '_> {
 
     /// Wrap a host function so it is called with the internal value conventions.
     fn host_wrapper(&mut self, ty: &FuncType) -> String {
-        self.helpers.insert("s32");
+        self.helpers.insert("signed");
         let mut params = vec![];
         let mut args = vec![];
         for (i, t) in ty.params.iter().enumerate() {
             match t {
                 ValType::I32 => {
                     params.push(format!("a{i}"));
-                    args.push(format!("s32(a{i})"));
+                    args.push(format!("signed(a{i})"));
                 }
                 ValType::I64 => {
                     params.push(format!("a{i}"));
@@ -442,7 +438,7 @@ impl Emitter<'_, '_> {
     fn export_wrapper(&mut self, f: u32) -> String {
         let m = self.m;
         let ty = &m.types[m.func_types[f as usize] as usize];
-        self.helpers.insert("s32");
+        self.helpers.insert("signed");
         let mut params = vec![];
         let mut args = vec![];
         for (i, t) in ty.params.iter().enumerate() {
@@ -469,7 +465,7 @@ impl Emitter<'_, '_> {
             match t {
                 ValType::I32 => {
                     rs.push(format!("r{k}"));
-                    conv.push(format!("s32(r{k})"));
+                    conv.push(format!("signed(r{k})"));
                 }
                 ValType::I64 => {
                     rs.push(format!("r{k}"));

@@ -313,10 +313,10 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         }
         let _ = writeln!(head, "function({})", params.join(", "));
         if self.learned.uses_r {
-            let _ = writeln!(head, "\tlocal R = {{}}");
+            let _ = writeln!(head, "local R = {{}}");
         }
         for s in spilled_params {
-            let _ = writeln!(head, "\t{s}");
+            let _ = writeln!(head, "{s}");
         }
         let mut decls: Vec<(String, &'static str)> = vec![];
         for i in self.ty.params.len()..self.local_types.len() {
@@ -328,9 +328,9 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             };
             if lo.starts_with('R') {
                 if zero != "nil" {
-                    let _ = writeln!(head, "\t{lo} = 0");
+                    let _ = writeln!(head, "{lo} = 0");
                     if !hi.is_empty() {
-                        let _ = writeln!(head, "\t{hi} = 0");
+                        let _ = writeln!(head, "{hi} = 0");
                     }
                 }
             } else {
@@ -362,20 +362,21 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 .collect();
             let zeros_first = chunk.iter().take_while(|(_, z)| *z != "nil").count() == inits.len();
             if inits.is_empty() {
-                let _ = writeln!(head, "\tlocal {}", names.join(", "));
+                let _ = writeln!(head, "local {}", names.join(", "));
             } else if zeros_first {
-                let _ = writeln!(head, "\tlocal {} = {}", names.join(", "), inits.join(", "));
+                let _ = writeln!(head, "local {} = {}", names.join(", "), inits.join(", "));
             } else {
-                let _ = writeln!(head, "\tlocal {}", names.join(", "));
+                let _ = writeln!(head, "local {}", names.join(", "));
                 for (n, z) in chunk {
                     if *z != "nil" {
-                        let _ = writeln!(head, "\t{n} = {z}");
+                        let _ = writeln!(head, "{n} = {z}");
                     }
                 }
             }
         }
         head.push_str(&self.out);
         head.push_str("end");
+        let head = crate::prelude::use_aliases(&head);
         let mut facts = std::mem::take(&mut self.learned);
         facts.uses_r = false;
         (head, facts)
@@ -384,9 +385,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
     // ---- output -------------------------------------------------------------------------
 
     fn line(&mut self, s: &str) {
-        for _ in 0..self.indent {
-            self.out.push('\t');
-        }
+        // No indentation: it would be a large share of the output.
         self.out.push_str(s);
         self.out.push('\n');
     }
@@ -1916,7 +1915,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             O::I64TruncSatF32U | O::I64TruncSatF64U => self.eager64_un("sati64u"),
             O::F32ConvertI32S => {
                 let r = self.helper("f32r");
-                let s = self.helper("s32");
+                let s = self.helper("signed");
                 self.un(F32, |a| format!("{r}({s}({a}))"))
             }
             O::F32ConvertI32U => {
@@ -1953,7 +1952,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 self.un(F32, |a| format!("{r}({a})"))
             }
             O::F64ConvertI32S => {
-                let s = self.helper("s32");
+                let s = self.helper("signed");
                 self.un(F64, |a| format!("{s}({a})"))
             }
             O::F64ConvertI32U => self.un(F64, |a| format!("({a} + 0)")),

@@ -6,16 +6,92 @@
 //! such numbers (low, high); f32 is a double holding an f32 value exactly (NaN payloads in
 //! the top mantissa bits, signalling NaNs kept signalling); f64 is a double.
 
+/// Builtins used through chunk-level locals: shorter output, and the Luau compiler still
+/// treats a never-written local initialised from a builtin as that builtin (fastcall).
+pub const ALIASES: &[(&str, &str)] = &[
+    ("bit32.band", "band"),
+    ("bit32.bor", "bor"),
+    ("bit32.bxor", "bxor"),
+    ("bit32.lshift", "lsh"),
+    ("bit32.rshift", "rsh"),
+    ("bit32.arshift", "ash"),
+    ("bit32.lrotate", "rol"),
+    ("bit32.rrotate", "ror"),
+    ("bit32.countlz", "clz"),
+    ("bit32.countrz", "ctz"),
+    ("buffer.readu32", "ru32"),
+    ("buffer.readi32", "ri32"),
+    ("buffer.readu16", "ru16"),
+    ("buffer.readi16", "ri16"),
+    ("buffer.readu8", "ru8"),
+    ("buffer.readi8", "ri8"),
+    ("buffer.readf64", "rf64"),
+    ("buffer.readf32", "rf32"),
+    ("buffer.writeu32", "wu32"),
+    ("buffer.writeu16", "wu16"),
+    ("buffer.writeu8", "wu8"),
+    ("buffer.writef64", "wf64"),
+    ("buffer.writef32", "wf32"),
+    ("buffer.len", "blen"),
+    ("math.abs", "mabs"),
+    ("math.floor", "mfloor"),
+    ("math.ceil", "mceil"),
+];
+
+/// Rewrite builtin calls in generated code to their aliases.
+pub fn use_aliases(code: &str) -> String {
+    let mut out = code.to_string();
+    for (full, short) in ALIASES {
+        out = out.replace(&format!("{full}("), &format!("{short}("));
+    }
+    replace_token(&out, "4294967296", "W")
+}
+
+/// Replace `from` where it stands alone as a number token (not inside another literal).
+fn replace_token(s: &str, from: &str, to: &str) -> String {
+    let b = s.as_bytes();
+    let part = |c: u8| c.is_ascii_alphanumeric() || c == b'.' || c == b'_';
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    let mut i = 0;
+    while let Some(p) = s[i..].find(from) {
+        let start = i + p;
+        let end = start + from.len();
+        let before_ok = start == 0 || !part(b[start - 1]);
+        let after_ok = end == b.len() || !part(b[end]);
+        if before_ok && after_ok {
+            out.push_str(&s[last..start]);
+            out.push_str(to);
+            last = end;
+        }
+        i = end;
+    }
+    out.push_str(&s[last..]);
+    out
+}
+
+pub fn alias_decls() -> String {
+    let names: Vec<&str> = ALIASES.iter().map(|a| a.1).collect();
+    let vals: Vec<&str> = ALIASES.iter().map(|a| a.0).collect();
+    let mut s = String::new();
+    for (n, v) in names.chunks(10).zip(vals.chunks(10)) {
+        s.push_str(&format!("local {} = {}\n", n.join(", "), v.join(", ")));
+    }
+    // Never written, so the compiler folds it like a literal.
+    s.push_str("local W = 4294967296\n");
+    s
+}
+
 /// (name, dependencies, code). Order matters: a helper only uses helpers defined above it.
 pub const HELPERS: &[(&str, &[&str], &str)] = &[
     ("S", &[], "local S = buffer.create(8)\n"),
     ("trap", &[], "local function trap(msg)\n\terror(\"wasm trap: \" .. msg, 0)\nend\n"),
     ("f32r", &["S"], "local function f32r(x)\n\tbuffer.writef32(S, 0, x)\n\treturn buffer.readf32(S, 0)\nend\n"),
-    ("s32", &[], "local function s32(x)\n\tif x >= 2147483648 then\n\t\treturn x - 4294967296\n\tend\n\treturn x\nend\n"),
+    ("signed", &[], "local function signed(x)\n\tif x >= 2147483648 then\n\t\treturn x - 4294967296\n\tend\n\treturn x\nend\n"),
     ("mul32", &[], "local function mul32(a, b)\n\tlocal lo = a % 65536\n\treturn ((a - lo) / 65536 * b % 65536 * 65536 + lo * b) % 4294967296\nend\n"),
-    ("divs32", &["trap", "s32"], "local function divs32(a, b)\n\tif b == 0 then trap(\"integer divide by zero\") end\n\tif a == 2147483648 and b == 4294967295 then trap(\"integer overflow\") end\n\tlocal q = s32(a) / s32(b)\n\tif q >= 0 then q = math.floor(q) else q = math.ceil(q) end\n\treturn q % 4294967296\nend\n"),
+    ("divs32", &["trap", "signed"], "local function divs32(a, b)\n\tif b == 0 then trap(\"integer divide by zero\") end\n\tif a == 2147483648 and b == 4294967295 then trap(\"integer overflow\") end\n\tlocal q = signed(a) / signed(b)\n\tif q >= 0 then q = math.floor(q) else q = math.ceil(q) end\n\treturn q % 4294967296\nend\n"),
     ("divu32", &["trap"], "local function divu32(a, b)\n\tif b == 0 then trap(\"integer divide by zero\") end\n\treturn a // b\nend\n"),
-    ("rems32", &["trap", "s32"], "local function rems32(a, b)\n\tif b == 0 then trap(\"integer divide by zero\") end\n\treturn math.fmod(s32(a), s32(b)) % 4294967296\nend\n"),
+    ("rems32", &["trap", "signed"], "local function rems32(a, b)\n\tif b == 0 then trap(\"integer divide by zero\") end\n\treturn math.fmod(signed(a), signed(b)) % 4294967296\nend\n"),
     ("remu32", &["trap"], "local function remu32(a, b)\n\tif b == 0 then trap(\"integer divide by zero\") end\n\treturn a % b\nend\n"),
     ("popcnt32", &[], "local function popcnt32(x)\n\tx = x - bit32.band(bit32.rshift(x, 1), 0x55555555)\n\tx = bit32.band(x, 0x33333333) + bit32.band(bit32.rshift(x, 2), 0x33333333)\n\tx = bit32.band(x + bit32.rshift(x, 4), 0x0F0F0F0F)\n\treturn (x * 0x01010101) % 4294967296 // 16777216\nend\n"),
     ("ext8", &[], "local function ext8(x)\n\tx = x % 256\n\tif x >= 128 then return x + 4294967040 end\n\treturn x\nend\n"),
@@ -99,7 +175,7 @@ pub const RUNTIME: &[(&str, &[&str], &str)] = &[
     // Luau buffers stop at 1 GiB, so growth past 16384 pages fails like a wasm limit would.
     ("memgrow", &[], "local function memgrow(mo, n)\n\tlocal old = buffer.len(mo.buffer) // 65536\n\tlocal new = old + n\n\tif new > (mo.max or 65536) or new > 16384 then return 4294967295 end\n\tif n == 0 then return old end\n\tlocal nb = buffer.create(new * 65536)\n\tbuffer.copy(nb, 0, mo.buffer)\n\tmo.buffer = nb\n\tfor _, f in mo.listeners do f(nb) end\n\treturn old\nend\n"),
     ("linkerr", &[], "local function linkerr(msg)\n\terror(\"wasm link error: \" .. msg, 0)\nend\n"),
-    ("GMT", &["s32"], "local GMT = {__index = {\n\tget = function(g)\n\t\tif g.type == \"i32\" then return s32(g.v) end\n\t\tif g.type == \"i64\" then return g.v, g.h end\n\t\treturn g.v\n\tend,\n\tset = function(g, v, h)\n\t\tif g.type == \"i32\" then v = v % 4294967296 end\n\t\tif g.type == \"i64\" then v, h = v % 4294967296, h % 4294967296 end\n\t\tg.v, g.h = v, h\n\tend,\n}}\n"),
+    ("GMT", &["signed"], "local GMT = {__index = {\n\tget = function(g)\n\t\tif g.type == \"i32\" then return signed(g.v) end\n\t\tif g.type == \"i64\" then return g.v, g.h end\n\t\treturn g.v\n\tend,\n\tset = function(g, v, h)\n\t\tif g.type == \"i32\" then v = v % 4294967296 end\n\t\tif g.type == \"i64\" then v, h = v % 4294967296, h % 4294967296 end\n\t\tg.v, g.h = v, h\n\tend,\n}}\n"),
 ];
 
 /// All helpers, core first, so dependencies resolve in order.
@@ -119,14 +195,14 @@ pub fn emit_used(used: &std::collections::BTreeSet<&'static str>) -> String {
         }
     }
     // Emit in dependency order: repeatedly take the first helper whose deps are all emitted.
-    let mut out = String::new();
+    let mut out = alias_decls();
     let mut done: std::collections::BTreeSet<&str> = Default::default();
     while done.len() < need.len() {
         let mut progressed = false;
         for (name, deps, code) in &all {
             if need.contains(name) && !done.contains(name) && deps.iter().all(|d| done.contains(d))
             {
-                out.push_str(code);
+                out.push_str(&use_aliases(code));
                 done.insert(name);
                 progressed = true;
             }
