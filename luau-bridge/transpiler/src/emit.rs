@@ -21,6 +21,32 @@ fn type_name(t: ValType) -> &'static str {
     }
 }
 
+/// Budget of `instantiate`'s 200 locals, and of each function's 200 upvalues (a function
+/// may reference every local function and global plus the helpers and aliases).
+const MAX_LOCAL_FUNCS: usize = 50;
+const MAX_LOCAL_GLOBALS: usize = 40;
+
+/// The most called functions become locals (upvalue calls); the rest live in table `F`.
+fn plan_functions(m: &Module<'_>) -> Result<Vec<String>> {
+    let n = m.func_types.len();
+    let mut calls = vec![0u64; n];
+    for body in &m.bodies {
+        let mut r = body.get_operators_reader()?;
+        while !r.eof() {
+            if let wasmparser::Operator::Call { function_index } = r.read()? {
+                calls[function_index as usize] += 1;
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..n).filter(|&i| calls[i] > 0).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(calls[i]), i));
+    let mut names: Vec<String> = (0..n).map(|i| format!("F[{}]", i + 1)).collect();
+    for &i in order.iter().take(MAX_LOCAL_FUNCS) {
+        names[i] = format!("f{i}");
+    }
+    Ok(names)
+}
+
 struct Emitter<'m, 'a> {
     m: &'m Module<'a>,
     helpers: BTreeSet<&'static str>,
@@ -38,12 +64,19 @@ pub fn emit(m: &Module<'_>, opts: &Options) -> Result<String> {
         out: String::new(),
     };
     e.helpers.insert("rethrow");
-    e.func_names = (0..m.func_types.len())
-        .map(|i| format!("F[{}]", i + 1))
-        .collect();
+    e.func_names = plan_functions(m)?;
     e.plan_globals();
 
     let mut body = String::new();
+    let locals: Vec<&str> = e
+        .func_names
+        .iter()
+        .filter(|n| n.starts_with('f'))
+        .map(|n| n.as_str())
+        .collect();
+    for chunk in locals.chunks(20) {
+        let _ = writeln!(body, "\tlocal {}", chunk.join(", "));
+    }
     e.emit_imports(&mut body);
     e.emit_definitions(&mut body);
 
@@ -103,7 +136,7 @@ impl Emitter<'_, '_> {
             .filter(|(_, k, _)| *k == ExternalKind::Global)
             .map(|(_, _, i)| *i)
             .collect();
-        let many = m.globals.len() > 60;
+        let many = m.globals.len() > MAX_LOCAL_GLOBALS;
         for (i, g) in m.globals.iter().enumerate() {
             let imported = (i as u32) < m.num_imported_globals;
             let shared = g.mutable && (imported || exported.contains(&(i as u32)));
@@ -138,7 +171,7 @@ impl Emitter<'_, '_> {
         let (mut fi, mut ti, mut mi, mut gi) = (0usize, 0usize, 0usize, 0usize);
         self.helpers.insert("linkerr");
         let _ = writeln!(o, "\timports = imports or {{}}\n\tlocal IMPM, IMP");
-        if m.globals.len() > 60 {
+        if m.globals.len() > MAX_LOCAL_GLOBALS {
             let _ = writeln!(o, "\tlocal GT = {{}}");
         }
         for imp in &m.imports {
@@ -298,7 +331,7 @@ impl Emitter<'_, '_> {
             let _ = writeln!(o, "\tlocal T{t} = {{n = {}, max = {max}, f = {{}}, s = {{}}}}\n\tlocal TF{t}, TS{t} = T{t}.f, T{t}.s", l.initial);
         }
         // Globals.
-        let many = m.globals.len() > 60;
+        let many = m.globals.len() > MAX_LOCAL_GLOBALS;
         for i in m.num_imported_globals as usize..m.globals.len() {
             let g = &m.globals[i];
             let init = match g.init.as_ref().expect("defined global") {
