@@ -153,6 +153,8 @@ struct Translator<'c, 'm, 'a> {
     next_id: u32,
     /// Depth of blocks opened inside unreachable code.
     dead: u32,
+    /// Last eager slot assignment: (line start, slot, length of its target text, line end).
+    last_eager: Option<(usize, usize, usize, usize)>,
     out: String,
     indent: usize,
 }
@@ -178,6 +180,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             frames: vec![],
             next_id: 0,
             dead: 0,
+            last_eager: None,
             out: String::new(),
             indent: 1,
         }
@@ -595,7 +598,9 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         let k = self.stack.len();
         self.clobber_slot(k);
         let name = self.slot_name(k);
+        let start = self.out.len();
         self.line(&format!("{name} = {e}"));
+        self.last_eager = Some((start, k, name.len(), self.out.len()));
         let v = self.slot_val(k, ty);
         self.stack.push(v);
     }
@@ -605,7 +610,9 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         self.clobber_slot(k);
         let name = self.slot_name(k);
         let hn = self.slot_hi_name(k);
+        let start = self.out.len();
         self.line(&format!("{name}, {hn} = {call}"));
+        self.last_eager = Some((start, k, name.len() + 2 + hn.len(), self.out.len()));
         let v = self.slot_val(k, ValType::I64);
         self.stack.push(v);
     }
@@ -1076,7 +1083,22 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 let (lo, hi) = self.local_names[i].clone();
                 let idx = i as u32;
                 self.flush_where(|x| x.locals.contains(&idx));
-                if is_i64(v.ty) {
+                // The value was just computed into its slot by the last line: assign the
+                // local there instead of copying.
+                let fused = match (self.last_eager, v.slot) {
+                    (Some((start, k, len, end)), Some(vk)) if k == vk && end == self.out.len() => {
+                        let target = if is_i64(v.ty) {
+                            format!("{lo}, {hi}")
+                        } else {
+                            lo.clone()
+                        };
+                        self.out.replace_range(start..start + len, &target);
+                        true
+                    }
+                    _ => false,
+                };
+                if fused {
+                } else if is_i64(v.ty) {
                     self.line(&format!("{lo}, {hi} = {}, {}", v.e, v.h));
                 } else if v.e != lo {
                     let e = if v.ty == ValType::I32 {
