@@ -1391,6 +1391,47 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         self.push_eager64(format!("{h}({}, {}, {}, {})", a.e, a.h, b.e, b.h));
     }
 
+    /// i64 add/sub without a call: the carry (or borrow) is the floor quotient of the low sum.
+    fn add64_inline(&mut self, op: &str) {
+        let b = self.pop();
+        let a = self.pop();
+        let k = self.stack.len();
+        let a = self.simple_at(a, k);
+        let b = self.simple_at(b, k + 1);
+        let low = format!("({} {op} {})", a.e, b.e);
+        self.push_eager64(format!(
+            "{low} % 4294967296, ({} {op} {} + {low} // 4294967296) % 4294967296",
+            a.h, b.h
+        ));
+    }
+
+    /// i64 multiply; by a constant with both halves below 2^21 (FNV primes, small factors)
+    /// every partial product is exact in a double, so it is inlined.
+    fn mul64(&mut self) {
+        let n = self.stack.len();
+        let small = |v: &Val| -> Option<(u64, u64)> {
+            let l = v.e.parse::<u64>().ok()?;
+            let h = v.h.parse::<u64>().ok()?;
+            (l < (1 << 21) && h < (1 << 21)).then_some((l, h))
+        };
+        let (cb, ca) = (small(&self.stack[n - 1]), small(&self.stack[n - 2]));
+        let Some((cl, ch)) = cb.or(ca) else {
+            self.bin64_call("mul64");
+            return;
+        };
+        let b = self.pop();
+        let a = self.pop();
+        let x = if cb.is_some() { a } else { b };
+        let k = self.stack.len();
+        let x = self.simple_at(x, k);
+        let (xl, xh) = (x.e.clone(), x.h.clone());
+        let mut hi = format!("({xh} * {cl}) % 4294967296 + ({xl} * {cl}) // 4294967296");
+        if ch != 0 {
+            hi.push_str(&format!(" + ({xl} * {ch}) % 4294967296"));
+        }
+        self.push_eager64(format!("({xl} * {cl}) % 4294967296, ({hi}) % 4294967296"));
+    }
+
     fn bin64_bitwise(&mut self, f: &str) {
         let b = self.pop();
         let a = self.pop();
@@ -1819,9 +1860,9 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 );
                 self.push(v);
             }
-            O::I64Add => self.bin64_call("add64"),
-            O::I64Sub => self.bin64_call("sub64"),
-            O::I64Mul => self.bin64_call("mul64"),
+            O::I64Add => self.add64_inline("+"),
+            O::I64Sub => self.add64_inline("-"),
+            O::I64Mul => self.mul64(),
             O::I64DivS => self.bin64_call("divs64"),
             O::I64DivU => self.bin64_call("divu64"),
             O::I64RemS => self.bin64_call("rems64"),
