@@ -747,6 +747,7 @@ impl Sim {
         let out = self.q.poll(now).expect("valid poll");
         self.seen = now;
         self.drain_events();
+        self.check_chat_freshness(&out);
         for r in &out {
             writeln!(self.log, "{now}: {r:?}").unwrap();
             self.check_request(r);
@@ -754,6 +755,59 @@ impl Sim {
         }
         self.check_budget();
         self.in_flight.extend(out);
+    }
+
+    /// An inference request goes out on fresh data, or after a freshness sync in the same
+    /// poll that carries every change of the agent not yet sent.
+    fn check_chat_freshness(&self, out: &[Request]) {
+        for (i, r) in out.iter().enumerate() {
+            let Some(a) = r.inference_agent else { continue };
+            let name = self.name(a);
+            let combat = self.q.in_combat(a, self.now)
+                || self.state.get(&name).is_some_and(|s| s == "Combat");
+            let threshold = if combat {
+                self.cfg.combat_freshness_s
+            } else {
+                self.cfg.freshness_s
+            };
+            if self.model_staleness(&name) <= threshold + EPS {
+                continue;
+            }
+            for (k, (v, seq)) in &self.local {
+                if k.0 != name || self.backend_value(k).0 == *v {
+                    continue;
+                }
+                // Changes already on their way count as synced; what is not yet sent must
+                // be young, or go in an urgent request ahead of the inference.
+                let sent = self.max_sent.get(k).copied().unwrap_or(0);
+                let sent_value = self.seq_value.get(&sent).map(|(_, v)| v);
+                let oldest_unsent = self
+                    .unsynced
+                    .get(k)
+                    .into_iter()
+                    .flatten()
+                    .filter(|(s, _)| *s > sent && sent_value != Some(&self.seq_value[s].1))
+                    .map(|(_, t)| *t)
+                    .reduce(f64::min);
+                if oldest_unsent.is_none_or(|t| self.now - t <= threshold + EPS) {
+                    continue;
+                }
+                let synced = out[..i].iter().any(|u| {
+                    u.kind == RequestKind::Urgent
+                        && u.changes.iter().any(|c| {
+                            c.seq.0 >= *seq
+                                && self.q.text(c.agent_name) == k.0
+                                && self.q.text(c.block) == k.1
+                                && self.q.text(c.field) == k.2
+                        })
+                });
+                assert!(
+                    synced,
+                    "inference for {name} at {} on stale data: {k:?} not synced first",
+                    self.now
+                );
+            }
+        }
     }
 
     /// Checks of one emitted request: caps, seqs, atomic groups, dependencies.

@@ -608,6 +608,8 @@ fn dependent_waits_for_its_dependency_in_the_same_request() {
     let mut t = 1.0;
     while t <= 30.0 {
         for r in q.poll(t).unwrap() {
+            // The high-priority change takes its routine dependency along, within 1 s.
+            assert!(t <= 2.0, "sent at {t}");
             seen.push(r);
         }
         t += 0.5;
@@ -655,7 +657,7 @@ fn removed_agent_releases_dependents_with_an_event() {
         .priority(Priority::High)
         .after(dep);
     let d = q.set(1.0, c).unwrap();
-    assert_quiet(&mut q, 1.0, 3.0, 0.5);
+    assert_quiet(&mut q, 1.0, 1.5, 0.1);
     q.remove_agent(b).unwrap();
     let ev = q.drain_events();
     assert!(
@@ -670,7 +672,7 @@ fn removed_agent_releases_dependents_with_an_event() {
         Event::AgentRemoved { agent, name, pending_fields: 1, chat_messages: 0 }
             if *agent == b && name == "npc-2"
     )));
-    let out = q.poll(3.5).unwrap();
+    let out = q.poll(2.0).unwrap();
     assert_eq!(out.len(), 1, "the dependent goes on its own: {out:?}");
     assert_eq!(all_fields(&q, &out), ["npc-1/status.following"]);
     // A new dependency on the dead change is refused.
@@ -2108,4 +2110,62 @@ fn leaving_combat_does_not_stretch_an_open_1s_debounce_window() {
     assert!(!q.in_combat(a, 10.5));
     let out = q.poll(10.5).unwrap();
     assert_eq!(values(&q, &out[0]), ["npc-1/inventory.x=2"]);
+}
+
+#[test]
+fn a_decision_sync_takes_the_dependencies_of_its_changes_along() {
+    let mut q = queue();
+    let a = q.agent("npc-1").unwrap();
+    let b = q.agent("npc-2").unwrap();
+    q.poll(0.0).unwrap();
+    let dep = q.set_location(0.0, b, "gate").unwrap();
+    q.set(
+        0.0,
+        npc_sync::Change::new(a, "status", "following", Value::str("npc-2")).after(dep),
+    )
+    .unwrap();
+    assert!(matches!(
+        q.decide(a, 16.0).unwrap(),
+        Decision::Syncing { .. }
+    ));
+    let out = q.poll(16.0).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].kind, RequestKind::Urgent);
+    assert_eq!(
+        all_fields(&q, &out),
+        ["npc-2/status.location", "npc-1/status.following"]
+    );
+}
+
+#[test]
+fn inference_waits_while_the_freshness_sync_cannot_go() {
+    let mut q = queue();
+    let a = q.agent("npc-1").unwrap();
+    let b = q.agent("npc-2").unwrap();
+    q.poll(0.0).unwrap();
+    let dep = q.set_state(0.0, b, "Combat").unwrap();
+    let first = q.poll(0.0).unwrap();
+    assert_eq!(first.len(), 1);
+    // a's change depends on b's, which is in flight and stays unacknowledged for a while.
+    q.set(
+        0.0,
+        npc_sync::Change::new(a, "status", "following", Value::str("npc-2")).after(dep),
+    )
+    .unwrap();
+    q.chat(15.5, a, "player", "hello").unwrap();
+    // At 16 s the data is 16 s old: a sync is needed but cannot go, so no inference yet.
+    let mut t = 15.5;
+    while t < 20.0 {
+        let out = q.poll(t).unwrap();
+        assert!(
+            out.iter().all(|r| r.kind != RequestKind::Inference),
+            "inference on stale data at {t}: {out:?}"
+        );
+        t += 0.25;
+    }
+    q.ack(first[0].id, &[]).unwrap();
+    let out = q.poll(20.0).unwrap();
+    let kinds: Vec<RequestKind> = out.iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, [RequestKind::Urgent, RequestKind::Inference]);
+    assert_eq!(all_fields(&q, &out[..1]), ["npc-1/status.following"]);
 }

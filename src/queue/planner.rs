@@ -174,6 +174,12 @@ impl Queue {
 
         // Inference, one request per agent.
         for a in chat_due {
+            if self.sync_blocked(a, now) {
+                // Its freshness sync could not go (a dependency not yet acknowledged, a
+                // retry backing off, the budget): the agent would answer on stale data.
+                // The messages wait; an ack, a retry or a free call wakes the queue.
+                continue;
+            }
             if self.budget.available(now, Pool::Reserved) < 1 {
                 budget_blocked_reserved = true;
                 break;
@@ -248,6 +254,7 @@ impl Queue {
             let u = &self.units[id];
             (Reverse(u.priority), u.order, *id)
         });
+        self.promote_dependencies(&mut candidates);
         let max_blocks = self.cfg.max_agent_blocks_per_request as usize;
         let max_bytes = self.cfg.max_request_bytes as usize;
         let per_block = self.cfg.target == Target::LettaApi;
@@ -375,6 +382,59 @@ impl Queue {
         Built {
             drafts,
             budget_blocked,
+        }
+    }
+
+    /// Whether the agent has a change not yet sent that is older than its freshness
+    /// threshold: a freshness sync it needed did not go out.
+    fn sync_blocked(&self, agent: AgentId, now: f64) -> bool {
+        let Some(a) = self.agent_state(agent) else {
+            return false;
+        };
+        let threshold = if a.in_combat(now) {
+            self.cfg.combat_freshness_s
+        } else {
+            self.cfg.freshness_s
+        };
+        a.fields
+            .values()
+            .any(|f| f.unit.is_some() && f.pending_since.is_some_and(|t| now - t > threshold))
+    }
+
+    /// A unit that must go now takes the pending units it depends on with it: otherwise a
+    /// high-priority change, a decision sync or a freshness sync ahead of inference would
+    /// wait for the routine batch whenever it depends on a routine change. Dependencies go
+    /// first in the request anyway, so this costs nothing but their earlier send.
+    fn promote_dependencies(&self, candidates: &mut [(UnitId, Need)]) {
+        loop {
+            let mut changed = false;
+            for i in 0..candidates.len() {
+                if candidates[i].1 != Need::Mandatory {
+                    continue;
+                }
+                let Some(unit) = self.units.get(&candidates[i].0) else {
+                    continue;
+                };
+                for d in &unit.deps {
+                    let key = FieldKey {
+                        agent: d.on.agent,
+                        block: d.on.block,
+                        field: d.on.field,
+                    };
+                    let Some(on) = self.field(key).and_then(|f| f.unit) else {
+                        continue;
+                    };
+                    for c in candidates.iter_mut() {
+                        if c.0 == on && c.1 == Need::RideAlong {
+                            c.1 = Need::Mandatory;
+                            changed = true;
+                        }
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
         }
     }
 
