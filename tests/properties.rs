@@ -1192,6 +1192,7 @@ fn check_critical_latency(ops: &[CritOp]) {
     let mut pending: Vec<PendingCritical> = Vec::new();
     let mut calls = 0u32;
     for op in ops {
+        let mut syncing: Option<usize> = None;
         // Make the change; classify it independently of the queue.
         let made = match op {
             CritOp::State { slot, state: s } => {
@@ -1248,7 +1249,9 @@ fn check_critical_latency(ops: &[CritOp]) {
                 Some((i, "inventory", f.to_string(), v, id, false))
             }
             CritOp::Decide { slot } => {
-                q.decide(agents[*slot as usize], now).unwrap();
+                if let Decision::Syncing { .. } = q.decide(agents[*slot as usize], now).unwrap() {
+                    syncing = Some(*slot as usize);
+                }
                 None
             }
             CritOp::Advance { dt } => {
@@ -1270,6 +1273,28 @@ fn check_critical_latency(ops: &[CritOp]) {
         }
 
         let out = q.poll(now).unwrap();
+        if let Some(i) = syncing {
+            // A decision sync goes out urgent at the next poll, with every change of the
+            // agent the backend lacks; once acknowledged, the decision is fresh.
+            for (k, v) in &local {
+                if k.0 != i || backend.get(k).unwrap_or(&Value::Cleared) == v {
+                    continue;
+                }
+                let carried = out.iter().any(|r| {
+                    r.kind == RequestKind::Urgent
+                        && r.changes.iter().any(|c| {
+                            c.agent == agents[i]
+                                && q.text(c.block) == k.1
+                                && q.text(c.field) == k.2
+                                && c.value == *v
+                        })
+                });
+                assert!(
+                    carried,
+                    "decision sync of npc-{i} at {now} left {k:?} behind"
+                );
+            }
+        }
         for r in &out {
             calls += r.calls;
             for c in &r.changes {
@@ -1297,6 +1322,13 @@ fn check_critical_latency(ops: &[CritOp]) {
             q.ack(r.id, &[]).unwrap();
         }
         assert!(calls < 300, "the test means budget to spare");
+        if let Some(i) = syncing {
+            let d = q.decide(agents[i], now).unwrap();
+            assert!(
+                matches!(d, Decision::Fresh { .. }),
+                "npc-{i} still {d:?} after its sync was acknowledged"
+            );
+        }
         // What went back to the backend's value needs no send.
         pending.retain(|p| {
             let k = (p.slot, p.field.0.clone(), p.field.1.clone());
