@@ -379,7 +379,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         }
         head.push_str(&self.out);
         head.push_str("end");
-        let head = crate::prelude::use_aliases(&head);
+        let head = compact(&crate::prelude::use_aliases(&head));
         let mut facts = std::mem::take(&mut self.learned);
         facts.uses_r = false;
         (head, facts)
@@ -464,7 +464,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
     /// Boolean (condition) form of an i32 value.
     fn cond(v: &Val) -> String {
         if v.boolean {
-            v.e.clone()
+            strip_parens(&v.e).to_string()
         } else {
             format!("{} ~= 0", v.e)
         }
@@ -544,7 +544,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             } else {
                 v.e.clone()
             };
-            self.line(&format!("{name} = {e}"));
+            self.line(&format!("{name} = {}", strip_parens(&e)));
         }
         self.stack[j] = self.slot_val(j, v.ty);
     }
@@ -588,7 +588,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             } else {
                 v.e.clone()
             };
-            self.line(&format!("{name} = {e}"));
+            self.line(&format!("{name} = {}", strip_parens(&e)));
         }
         self.slot_val(k, v.ty)
     }
@@ -1106,7 +1106,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                     } else {
                         v.e.clone()
                     };
-                    self.line(&format!("{lo} = {e}"));
+                    self.line(&format!("{lo} = {}", strip_parens(&e)));
                 }
                 if matches!(op, O::LocalTee { .. }) {
                     let mut nv = Self::lit(self.local_types[i], lo, hi);
@@ -1133,7 +1133,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                     } else {
                         v.e.clone()
                     };
-                    self.line(&format!("{lo} = {e}"));
+                    self.line(&format!("{lo} = {}", strip_parens(&e)));
                 }
             }
             O::I32Const { value } => self.push(Self::lit(
@@ -2084,6 +2084,51 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         self.push(v);
         self.materialize(k);
     }
+}
+
+/// Drop the spaces around binary operators that cannot merge into other tokens (never `-`,
+/// which could form a comment). Function bodies hold no string literals with spaces.
+fn compact(code: &str) -> String {
+    let mut s = code.to_string();
+    for (from, to) in [
+        (" % ", "%"),
+        (" + ", "+"),
+        (" * ", "*"),
+        (" // ", "//"),
+        (" / ", "/"),
+        (" == ", "=="),
+        (" ~= ", "~="),
+        (" <= ", "<="),
+        (" >= ", ">="),
+        (" < ", "<"),
+        (" > ", ">"),
+        (", ", ","),
+    ] {
+        s = s.replace(from, to);
+    }
+    s
+}
+
+/// `e` without one pair of parentheses enclosing all of it.
+fn strip_parens(e: &str) -> &str {
+    let b = e.as_bytes();
+    if b.len() < 2 || b[0] != b'(' || b[b.len() - 1] != b')' {
+        return e;
+    }
+    let mut depth = 0i32;
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'(' => depth += 1,
+            b')' => {
+                depth -= 1;
+                if depth == 0 && i != b.len() - 1 {
+                    return e;
+                }
+            }
+            _ => {}
+        }
+    }
+    &e[1..e.len() - 1]
 }
 
 /// Signed order on canonical u32 values: flipping the sign bit maps it to unsigned order.
