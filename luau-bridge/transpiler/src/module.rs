@@ -130,8 +130,39 @@ fn const_val(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstVal> {
     }
 }
 
+/// Index (in the function index space) of the function whose body holds byte `offset`.
+fn function_at(wasm: &[u8], offset: usize) -> Option<u32> {
+    let mut imported = 0u32;
+    let mut defined = 0u32;
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.ok()? {
+            Payload::ImportSection(r) => {
+                for imp in r.into_imports() {
+                    if matches!(imp.ok()?.ty, TypeRef::Func(_)) {
+                        imported += 1;
+                    }
+                }
+            }
+            Payload::CodeSectionEntry(body) => {
+                if body.range().contains(&(offset as u64)) {
+                    return Some(imported + defined);
+                }
+                defined += 1;
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 pub fn parse(wasm: &[u8], features: WasmFeatures) -> Result<Module<'_>> {
-    Validator::new_with_features(features).validate_all(wasm)?;
+    if let Err(e) = Validator::new_with_features(features).validate_all(wasm) {
+        let mut err = Error::from(e);
+        if let Some(f) = err.offset.and_then(|off| function_at(wasm, off)) {
+            err = err.in_func(f);
+        }
+        return Err(err);
+    }
 
     let mut m = Module {
         types: vec![],
