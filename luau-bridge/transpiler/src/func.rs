@@ -535,9 +535,11 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
     fn assign_slot(&mut self, j: usize) {
         let v = self.stack[j].clone();
         let name = self.slot_name(j);
+        let start = self.out.len();
         if is_i64(v.ty) {
             let hn = self.slot_hi_name(j);
             self.line(&format!("{name}, {hn} = {}, {}", v.e, v.h));
+            self.last_eager = Some((start, j, name.len() + 2 + hn.len(), self.out.len()));
         } else {
             let e = if v.ty == ValType::I32 {
                 Self::num(&v)
@@ -545,6 +547,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 v.e.clone()
             };
             self.line(&format!("{name} = {}", strip_parens(&e)));
+            self.last_eager = Some((start, j, name.len(), self.out.len()));
         }
         self.stack[j] = self.slot_val(j, v.ty);
     }
