@@ -781,14 +781,19 @@ impl Sim {
                 // be young, or go in an urgent request ahead of the inference.
                 let sent = self.max_sent.get(k).copied().unwrap_or(0);
                 let sent_value = self.seq_value.get(&sent).map(|(_, v)| v);
-                let oldest_unsent = self
-                    .unsynced
-                    .get(k)
-                    .into_iter()
-                    .flatten()
-                    .filter(|(s, _)| *s > sent && sent_value != Some(&self.seq_value[s].1))
-                    .map(|(_, t)| *t)
-                    .reduce(f64::min);
+                // The start of the latest run of changes that differ from what was sent (a
+                // change back to the sent value needs nothing).
+                let mut oldest_unsent = None;
+                for (s, t) in self.unsynced.get(k).into_iter().flatten() {
+                    if *s <= sent {
+                        continue;
+                    }
+                    if sent_value == Some(&self.seq_value[s].1) {
+                        oldest_unsent = None;
+                    } else if oldest_unsent.is_none() {
+                        oldest_unsent = Some(*t);
+                    }
+                }
                 if oldest_unsent.is_none_or(|t| self.now - t <= threshold + EPS) {
                     continue;
                 }
