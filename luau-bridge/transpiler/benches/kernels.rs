@@ -76,6 +76,8 @@ fn main() {
     for native in [false, true] {
         let lua = Lua::new();
         lua.enable_jit(native);
+        // Sandboxed (safeenv), as in Roblox: builtin calls take the fastcall paths.
+        lua.sandbox(true).unwrap();
         let src = wasm_to_luau::transpile(
             &wasm,
             &Options {

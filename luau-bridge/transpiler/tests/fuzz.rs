@@ -139,6 +139,8 @@ fn run_module(wasm: &[u8], rng: &mut u64) -> Outcome {
     };
     let lua = Lua::new();
     lua.enable_jit(false);
+    // Sandboxed (safeenv), as in Roblox: builtin calls take the fastcall paths.
+    lua.sandbox(true).unwrap();
     let deadline = std::rc::Rc::new(std::cell::Cell::new(
         Instant::now() + Duration::from_secs(5),
     ));

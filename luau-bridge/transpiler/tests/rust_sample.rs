@@ -52,6 +52,8 @@ fn luau_lines(wasm: &[u8], native: bool) -> Vec<String> {
     .expect("transpile");
     let lua = Lua::new();
     lua.enable_jit(native);
+    // Sandboxed (safeenv), as in Roblox: builtin calls take the fastcall paths.
+    lua.sandbox(true).unwrap();
     let chunk: Table = lua
         .load(&src)
         .set_name("=rust_sample")

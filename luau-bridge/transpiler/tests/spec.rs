@@ -73,6 +73,8 @@ impl Runner {
     fn new(opts: Options, verbose: bool, file: &str) -> Runner {
         let lua = Lua::new();
         lua.enable_jit(opts.native);
+        // Sandboxed (safeenv), as in Roblox: builtin calls take the fastcall paths.
+        lua.sandbox(true).unwrap();
         let registry = lua.create_table().unwrap();
         let r = Runner {
             lua,

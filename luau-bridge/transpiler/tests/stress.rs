@@ -43,6 +43,8 @@ fn run(wasm: &[u8], args: &[i32]) -> Vec<Vec<i32>> {
         .expect("transpile");
         let lua = Lua::new();
         lua.enable_jit(native);
+        // Sandboxed (safeenv), as in Roblox: builtin calls take the fastcall paths.
+        lua.sandbox(true).unwrap();
         let chunk: mlua::Table = lua
             .load(&src)
             .set_name("=stress")
