@@ -50,6 +50,9 @@ struct Val {
     slot: Option<usize>,
     /// A plain name or literal: cheap to evaluate twice.
     simple: bool,
+    /// For i32 add/sub: the sum before reduction modulo 2^32 (|x| < 2^33). bit32 functions and
+    /// buffer writes reduce their operands themselves, so they can take this directly.
+    raw: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -434,6 +437,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             depth: 0,
             slot: Some(k),
             simple: true,
+            raw: None,
         }
     }
 
@@ -449,6 +453,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             depth: 0,
             slot: None,
             simple: true,
+            raw: None,
         }
     }
 
@@ -458,6 +463,14 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             format!("({} and 1 or 0)", v.e)
         } else {
             v.e.clone()
+        }
+    }
+
+    /// Form of an i32 value for consumers that reduce modulo 2^32 themselves.
+    fn bits(v: &Val) -> String {
+        match &v.raw {
+            Some(r) if !v.boolean => r.clone(),
+            _ => Self::num(v),
         }
     }
 
@@ -495,6 +508,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             depth: depth + 1,
             slot: None,
             simple: false,
+            raw: None,
         }
     }
 
@@ -1336,7 +1350,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         let a = if wide { self.simple_at(a, k) } else { a };
         let addr = self.addr(&a, m);
         let val = if v.ty == ValType::I32 {
-            Self::num(&v)
+            Self::bits(&v)
         } else {
             v.e.clone()
         };
@@ -1365,6 +1379,15 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         let a = self.pop();
         let e = f(&Self::num(&a), &Self::num(&b));
         let v = Self::derive(ty, e, String::new(), &[&a, &b]);
+        self.push(v);
+    }
+
+    /// Binary i32 op whose Luau form reduces its operands (bit32 functions).
+    fn bin_bits(&mut self, f: impl Fn(&str, &str) -> String) {
+        let b = self.pop();
+        let a = self.pop();
+        let e = f(&Self::bits(&a), &Self::bits(&b));
+        let v = Self::derive(ValType::I32, e, String::new(), &[&a, &b]);
         self.push(v);
     }
 
@@ -1722,8 +1745,15 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 let h = self.helper("popcnt32");
                 self.un(I32, |a| format!("{h}({a})"))
             }
-            O::I32Add => self.bin(I32, |a, b| format!("({a} + {b}) % {M32}")),
-            O::I32Sub => self.bin(I32, |a, b| format!("({a} - {b}) % {M32}")),
+            O::I32Add | O::I32Sub => {
+                let op = if matches!(op, O::I32Add) { "+" } else { "-" };
+                let b = self.pop();
+                let a = self.pop();
+                let raw = format!("({} {op} {})", Self::num(&a), Self::num(&b));
+                let mut v = Self::derive(I32, format!("{raw} % {M32}"), String::new(), &[&a, &b]);
+                v.raw = Some(raw);
+                self.push(v);
+            }
             O::I32Mul => {
                 let small = |s: &str| s.parse::<u64>().is_ok_and(|c| c < (1 << 21));
                 let (a_small, b_small) = {
@@ -1758,14 +1788,14 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                     self.eager_bin(I32, name);
                 }
             }
-            O::I32And => self.bin(I32, |a, b| format!("bit32.band({a}, {b})")),
-            O::I32Or => self.bin(I32, |a, b| format!("bit32.bor({a}, {b})")),
-            O::I32Xor => self.bin(I32, |a, b| format!("bit32.bxor({a}, {b})")),
-            O::I32Shl => self.bin(I32, |a, b| format!("bit32.lshift({a}, {})", mask(b, 31))),
-            O::I32ShrS => self.bin(I32, |a, b| format!("bit32.arshift({a}, {})", mask(b, 31))),
-            O::I32ShrU => self.bin(I32, |a, b| format!("bit32.rshift({a}, {})", mask(b, 31))),
-            O::I32Rotl => self.bin(I32, |a, b| format!("bit32.lrotate({a}, {})", mask(b, 31))),
-            O::I32Rotr => self.bin(I32, |a, b| format!("bit32.rrotate({a}, {})", mask(b, 31))),
+            O::I32And => self.bin_bits(|a, b| format!("bit32.band({a}, {b})")),
+            O::I32Or => self.bin_bits(|a, b| format!("bit32.bor({a}, {b})")),
+            O::I32Xor => self.bin_bits(|a, b| format!("bit32.bxor({a}, {b})")),
+            O::I32Shl => self.bin_bits(|a, b| format!("bit32.lshift({a}, {})", mask(b, 31))),
+            O::I32ShrS => self.bin_bits(|a, b| format!("bit32.arshift({a}, {})", mask(b, 31))),
+            O::I32ShrU => self.bin_bits(|a, b| format!("bit32.rshift({a}, {})", mask(b, 31))),
+            O::I32Rotl => self.bin_bits(|a, b| format!("bit32.lrotate({a}, {})", mask(b, 31))),
+            O::I32Rotr => self.bin_bits(|a, b| format!("bit32.rrotate({a}, {})", mask(b, 31))),
             O::I32Extend8S => {
                 let h = self.helper("ext8");
                 self.un(I32, |a| format!("{h}({a})"))
