@@ -163,6 +163,7 @@ impl Emitter<'_, '_> {
             ConstVal::GlobalGet(g) => self.global_names[*g as usize].clone(),
             ConstVal::RefNull => ("nil".into(), String::new()),
             ConstVal::RefFunc(f) => (self.func_names[*f as usize].clone(), String::new()),
+            ConstVal::NewArray(n) => (format!("{{n = {n}}}"), String::new()),
         }
     }
 
@@ -394,6 +395,7 @@ impl Emitter<'_, '_> {
                         fs.push(format!("[{}] = {lo}", j + 1));
                         ss.push(format!("[{}] = {lo} and FSIG[{lo}]", j + 1));
                     }
+                    ConstVal::NewArray(n) => fs.push(format!("[{}] = {{n = {n}}}", j + 1)),
                     _ => {}
                 }
             }

@@ -1705,6 +1705,18 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 "nil".into(),
                 String::new(),
             )),
+            O::RefEq => {
+                let b = self.pop();
+                let a = self.pop();
+                let mut v = Self::derive(
+                    I32,
+                    format!("({} == {})", a.e, b.e),
+                    String::new(),
+                    &[&a, &b],
+                );
+                v.boolean = true;
+                self.push(v);
+            }
             O::RefIsNull => {
                 let a = self.pop();
                 let mut v = Self::derive(I32, format!("({} == nil)", a.e), String::new(), &[&a]);

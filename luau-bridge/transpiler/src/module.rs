@@ -22,6 +22,8 @@ pub enum ConstVal {
     GlobalGet(u32),
     RefNull,
     RefFunc(u32),
+    /// `array.new_default` with a constant length: a fresh GC array (a Luau table).
+    NewArray(u32),
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +109,17 @@ fn const_val(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstVal> {
     let offset = reader.original_position();
     let op = reader.read()?;
     let v = match op {
+        Operator::I32Const { value } if !reader.eof() => {
+            // `i32.const n; array.new_default` is the one extended form supported.
+            let mut peek = reader.clone();
+            match peek.read()? {
+                Operator::ArrayNewDefault { .. } => {
+                    reader = peek;
+                    ConstVal::NewArray(value as u32)
+                }
+                _ => ConstVal::I32(value),
+            }
+        }
         Operator::I32Const { value } => ConstVal::I32(value),
         Operator::I64Const { value } => ConstVal::I64(value),
         Operator::F32Const { value } => ConstVal::F32(value.bits()),
@@ -187,10 +200,17 @@ pub fn parse(wasm: &[u8], features: WasmFeatures) -> Result<Module<'_>> {
                 for rec in r {
                     let rec = rec?;
                     for sub in rec.types() {
-                        let f = sub.unwrap_func();
-                        m.types.push(FuncType {
-                            params: f.params().to_vec(),
-                            results: f.results().to_vec(),
+                        // GC array/struct types keep their index; only arrays made by
+                        // `array.new_default` in constant expressions are supported.
+                        m.types.push(match &sub.composite_type.inner {
+                            wasmparser::CompositeInnerType::Func(f) => FuncType {
+                                params: f.params().to_vec(),
+                                results: f.results().to_vec(),
+                            },
+                            _ => FuncType {
+                                params: vec![],
+                                results: vec![],
+                            },
                         });
                     }
                 }

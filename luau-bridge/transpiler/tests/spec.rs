@@ -400,10 +400,12 @@ fn features_for(parent: &str) -> WasmFeatures {
         "sign-extension-ops" => base | WasmFeatures::SIGN_EXTENSION,
         "nontrapping-float-to-int-conversions" => base | WasmFeatures::SATURATING_FLOAT_TO_INT,
         "bulk-memory" => {
-            // The suite's copy of the proposal tests also uses typed function references.
+            // The suite's copy of the proposal tests also uses typed function references, and
+            // one table_init.wast module a GC array type.
             base | WasmFeatures::BULK_MEMORY
                 | WasmFeatures::REFERENCE_TYPES
                 | WasmFeatures::FUNCTION_REFERENCES
+                | WasmFeatures::GC
         }
         "multi-value" => base | WasmFeatures::MULTI_VALUE,
         _ => base,
