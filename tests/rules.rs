@@ -3,7 +3,7 @@
 //! was.
 
 use npc_sync::{
-    AgentId, ChangeId, Config, Confirmed, Decision, Error, Event, Priority, Queue, Request,
+    AgentId, Change, ChangeId, Config, Confirmed, Decision, Error, Event, Priority, Queue, Request,
     RequestId, RequestKind, Seq, Target, Value,
 };
 
@@ -2168,4 +2168,106 @@ fn inference_waits_while_the_freshness_sync_cannot_go() {
     let kinds: Vec<RequestKind> = out.iter().map(|r| r.kind).collect();
     assert_eq!(kinds, [RequestKind::Urgent, RequestKind::Inference]);
     assert_eq!(all_fields(&q, &out[..1]), ["npc-1/status.following"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// regressions: dependencies riding an in-flight value, respawned agents, removal reports
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_dependency_on_a_value_already_in_flight_survives_its_failure() {
+    let mut q = queue();
+    let a = q.agent("a").unwrap();
+    let b = q.agent("b").unwrap();
+    // b's location waits for nothing; a's torch depends on it and is already in flight.
+    q.set(
+        0.0,
+        Change::new(a, "status", "torch", Value::Bool(true)).priority(Priority::High),
+    )
+    .unwrap();
+    let sent = q.poll(1.0).unwrap();
+    assert_eq!(all_fields(&q, &sent), ["a/status.torch"]);
+    let dep = q.set_location(1.0, b, "gate").unwrap();
+    // The same value again, now depending on b's location: nothing new to send...
+    q.set(
+        1.0,
+        Change::new(a, "status", "torch", Value::Bool(true))
+            .priority(Priority::High)
+            .after(dep),
+    )
+    .unwrap();
+    // ...until the first send fails: the retry must wait for b's location.
+    q.fail(1.1, sent[0].id, None).unwrap();
+    let mut seen = Vec::new();
+    let mut t = 1.1;
+    while t < 40.0 {
+        for r in q.poll(t).unwrap() {
+            seen.push(fields(&q, &r));
+            q.ack(r.id, &[]).unwrap();
+        }
+        t += 0.1;
+    }
+    let flat: Vec<String> = seen.concat();
+    let torch = flat
+        .iter()
+        .position(|f| f == "a/status.torch")
+        .expect("torch resent");
+    let gate = flat
+        .iter()
+        .position(|f| f == "b/status.location")
+        .expect("location sent");
+    assert!(gate < torch, "dependency order broken: {seen:?}");
+}
+
+#[test]
+fn a_respawned_agent_remembers_what_the_backend_holds() {
+    let mut q = queue();
+    let a = q.agent("npc-1").unwrap();
+    q.join_group(0.0, a, "player_1", &[]).unwrap();
+    let sent = q.poll(1.0).unwrap();
+    ack_all(&mut q, &sent);
+    q.remove_agent(a).unwrap();
+    let again = q.agent("npc-1").unwrap();
+    assert_ne!(a, again);
+    // The backend still lists player_1: leaving must be sent, not skipped as a no-op.
+    q.leave_group(2.0, again, "player_1").unwrap();
+    let out = q.poll(3.0).unwrap();
+    assert_eq!(
+        out.iter().flat_map(|r| values(&q, r)).collect::<Vec<_>>(),
+        ["npc-1/group_members.player_1.is_present=<cleared>"]
+    );
+}
+
+#[test]
+fn removal_reports_only_dependencies_not_yet_delivered() {
+    let mut q = queue();
+    let a = q.agent("a").unwrap();
+    let b = q.agent("b").unwrap();
+    assert!(q.poll(0.0).unwrap().is_empty());
+    let delivered = q.set_location(0.0, a, "gate").unwrap();
+    let sent = q.poll(30.0).unwrap();
+    assert_eq!(all_fields(&q, &sent), ["a/status.location"]);
+    ack_all(&mut q, &sent);
+    let waiting = q.set_location(31.0, a, "tower").unwrap();
+    q.set(
+        31.0,
+        Change::new(b, "status", "x", Value::Number(1.0)).after(delivered),
+    )
+    .unwrap();
+    q.set(
+        31.0,
+        Change::new(b, "status", "y", Value::Number(2.0)).after(waiting),
+    )
+    .unwrap();
+    q.drain_events();
+    q.remove_agent(a).unwrap();
+    let released: Vec<ChangeId> = q
+        .drain_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::DependencyReleased { dependency, .. } => Some(dependency),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(released, [waiting]);
 }

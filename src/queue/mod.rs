@@ -146,6 +146,8 @@ pub struct Queue {
     pub(crate) next_wake: f64,
     pub(crate) dirty: bool,
     pub(crate) events: Vec<Event>,
+    /// What the backend holds for removed agents, by backend id, for when one comes back.
+    pub(crate) retired: BTreeMap<Sym, BTreeMap<(Sym, Sym), FieldState>>,
     pub(crate) rec: Recorder,
 }
 
@@ -173,6 +175,7 @@ impl Queue {
             next_wake: 0.0,
             dirty: true,
             events: Vec::new(),
+            retired: BTreeMap::new(),
             rec: Recorder::new(),
         })
     }
@@ -190,7 +193,12 @@ impl Queue {
             return Ok(*a);
         }
         let a = AgentId(self.agents.len() as u32);
-        self.agents.push(Some(AgentState::new(sym)));
+        let mut state = AgentState::new(sym);
+        if let Some(known) = self.retired.remove(&sym) {
+            // The same backend agent again: what its blocks hold did not change.
+            state.fields = known;
+        }
+        self.agents.push(Some(state));
         self.agent_names.push(sym);
         self.agent_index.insert(sym, a);
         Ok(a)
@@ -786,12 +794,36 @@ impl Queue {
                 }
             }
             None => {
-                // Equal to what the backend has or will have: nothing to send.
+                // Equal to what the backend has or will have: nothing to send. If that
+                // value is still in flight, the dependencies ride with it, so that a
+                // failure brings them back with the value instead of losing them.
                 self.rec.m.coalesced += 1;
+                if !deps.is_empty() {
+                    self.attach_deps_in_flight(key, deps);
+                }
                 self.settle(key);
             }
         }
         id
+    }
+
+    fn attach_deps_in_flight(&mut self, key: FieldKey, deps: Vec<Dep>) {
+        let Some(newest) = self
+            .field(key)
+            .and_then(|f| f.in_flight.iter().max_by_key(|v| v.seq))
+            .map(|v| v.request)
+        else {
+            return;
+        };
+        if let Some(req) = self.in_flight.get_mut(&newest) {
+            if let Some(u) = req
+                .units
+                .iter_mut()
+                .find(|u| u.entries.iter().any(|(k, _)| *k == key))
+            {
+                u.deps.extend(deps);
+            }
+        }
     }
 
     /// After a field stopped needing a send: nothing of it is waiting any more.
@@ -812,6 +844,30 @@ impl Queue {
         self.check_agent(agent)?;
         let state = self.agents[agent.0 as usize].take().expect("checked live");
         self.agent_index.remove(&state.name);
+        // Keep what the backend is known to hold, in case the agent comes back (a
+        // respawn): differential sync must not assume its blocks are empty. A send still
+        // in flight may or may not land: those fields are unsure.
+        let mut known = BTreeMap::new();
+        for (k, f) in &state.fields {
+            let in_flight = f.in_flight.iter().map(|v| v.seq).max();
+            let unsure = match (f.unsure, in_flight) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            if f.acked.is_some() || unsure.is_some() {
+                known.insert(
+                    *k,
+                    FieldState {
+                        acked: f.acked.clone(),
+                        unsure,
+                        ..FieldState::default()
+                    },
+                );
+            }
+        }
+        if !known.is_empty() {
+            self.retired.insert(state.name, known);
+        }
         self.dirty = true;
         let mut pending_fields = 0u32;
         let touching: Vec<UnitId> = self
@@ -835,11 +891,17 @@ impl Queue {
         for unit in self.units.values_mut() {
             let mut released = Vec::new();
             unit.deps.retain(|d| {
-                let gone = d.on.agent == agent && d.dependent.agent != agent;
-                if gone {
+                if d.on.agent != agent || d.dependent.agent == agent {
+                    return true;
+                }
+                // Already delivered: nothing to release, nothing to report.
+                let delivered = state.fields.get(&(d.on.block, d.on.field)).is_none_or(|f| {
+                    f.acked_seq().0 >= d.on.seq || (f.unit.is_none() && f.in_flight.is_empty())
+                });
+                if !delivered {
                     released.push(*d);
                 }
-                !gone
+                false
             });
             for d in released {
                 self.events.push(Event::DependencyReleased {
