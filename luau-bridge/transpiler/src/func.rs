@@ -53,6 +53,9 @@ struct Val {
     /// For i32 add/sub: the sum before reduction modulo 2^32 (|x| < 2^33). bit32 functions and
     /// buffer writes reduce their operands themselves, so they can take this directly.
     raw: Option<String>,
+    /// With `raw`: true for a sum in [0, 2^33), false for a difference in (-2^32, 2^32). A
+    /// statement then reduces it with one compare instead of `%` (which calls floor).
+    wrap: Option<bool>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -438,6 +441,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             slot: Some(k),
             simple: true,
             raw: None,
+            wrap: None,
         }
     }
 
@@ -454,6 +458,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             slot: None,
             simple: true,
             raw: None,
+            wrap: None,
         }
     }
 
@@ -464,6 +469,22 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         } else {
             v.e.clone()
         }
+    }
+
+    /// `target = v` for an unreduced i32 sum or difference: assign, then fix with one compare.
+    fn assign_wrapped(&mut self, target: &str, v: &Val) -> bool {
+        let (Some(raw), Some(add)) = (&v.raw, v.wrap) else {
+            return false;
+        };
+        self.line(&format!("{target} = {}", strip_parens(raw)));
+        if add {
+            self.line(&format!(
+                "if {target} >= 4294967296 then {target} -= 4294967296 end"
+            ));
+        } else {
+            self.line(&format!("if {target} < 0 then {target} += 4294967296 end"));
+        }
+        true
     }
 
     /// Form of an i32 value for consumers that reduce modulo 2^32 themselves.
@@ -509,6 +530,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             slot: None,
             simple: false,
             raw: None,
+            wrap: None,
         }
     }
 
@@ -555,13 +577,17 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             self.line(&format!("{name}, {hn} = {}, {}", v.e, v.h));
             self.last_eager = Some((start, j, name.len() + 2 + hn.len(), self.out.len()));
         } else {
-            let e = if v.ty == ValType::I32 {
-                Self::num(&v)
+            if self.assign_wrapped(&name, &v) {
+                self.last_eager = None;
             } else {
-                v.e.clone()
-            };
-            self.line(&format!("{name} = {}", strip_parens(&e)));
-            self.last_eager = Some((start, j, name.len(), self.out.len()));
+                let e = if v.ty == ValType::I32 {
+                    Self::num(&v)
+                } else {
+                    v.e.clone()
+                };
+                self.line(&format!("{name} = {}", strip_parens(&e)));
+                self.last_eager = Some((start, j, name.len(), self.out.len()));
+            }
         }
         self.stack[j] = self.slot_val(j, v.ty);
     }
@@ -1117,6 +1143,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 if fused {
                 } else if is_i64(v.ty) {
                     self.line(&format!("{lo}, {hi} = {}, {}", v.e, v.h));
+                } else if self.assign_wrapped(&lo, &v) {
                 } else if v.e != lo {
                     let e = if v.ty == ValType::I32 {
                         Self::num(&v)
@@ -1758,12 +1785,22 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 self.un(I32, |a| format!("{h}({a})"))
             }
             O::I32Add | O::I32Sub => {
-                let op = if matches!(op, O::I32Add) { "+" } else { "-" };
+                let mut add = matches!(op, O::I32Add);
                 let b = self.pop();
                 let a = self.pop();
-                let raw = format!("({} {op} {})", Self::num(&a), Self::num(&b));
+                let mut be = Self::num(&b);
+                // `x + 0xFFFFFFFF` reads better, and reduces cheaper, as `x - 1`.
+                if let Ok(c) = be.parse::<u64>() {
+                    if c >= 0x8000_0000 {
+                        be = ((1u64 << 32) - c).to_string();
+                        add = !add;
+                    }
+                }
+                let op = if add { "+" } else { "-" };
+                let raw = format!("({} {op} {be})", Self::num(&a));
                 let mut v = Self::derive(I32, format!("{raw} % {M32}"), String::new(), &[&a, &b]);
                 v.raw = Some(raw);
+                v.wrap = Some(add);
                 self.push(v);
             }
             O::I32Mul => {
