@@ -2,9 +2,9 @@
 //! transpiled Luau must agree on every exported function's results and traps, called in the
 //! same order with the same arguments.
 //!
-//! The bounded run here is part of `cargo test`; a long run is the same test with
-//! `FUZZ_ITERS=100000` (and `FUZZ_SEED=n` to start elsewhere). Prints
-//! `fuzz: N passed, M failed`.
+//! The bounded run here is part of `cargo test`; a long run is
+//! `cargo bench -p wasm-to-luau --bench fuzz_long` (100,000 seeds) or this test with
+//! `FUZZ_ITERS=n` (and `FUZZ_SEED=n` to start elsewhere). Prints `fuzz: N passed, M failed`.
 use arbitrary::Unstructured;
 use mlua::{Lua, MultiValue, Table, Value, VmState};
 use std::time::{Duration, Instant};
@@ -270,6 +270,11 @@ fn run_module(wasm: &[u8], rng: &mut u64) -> Outcome {
 
 #[test]
 fn differential_against_wasmi() {
+    run();
+}
+
+/// Also the body of the long-run bench target (benches/fuzz_long.rs).
+pub fn run() {
     let iters: u64 = std::env::var("FUZZ_ITERS")
         .ok()
         .and_then(|s| s.parse().ok())
