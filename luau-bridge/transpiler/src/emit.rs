@@ -141,7 +141,7 @@ impl Emitter<'_, '_> {
             let imported = (i as u32) < m.num_imported_globals;
             let shared = g.mutable && (imported || exported.contains(&(i as u32)));
             let names = if shared {
-                (format!("G{i}.v"), format!("G{i}.h"))
+                (format!("{}.v", cell_name(i)), format!("{}.h", cell_name(i)))
             } else if many {
                 (format!("GT[{}]", 2 * i + 1), format!("GT[{}]", 2 * i + 2))
             } else {
@@ -171,7 +171,10 @@ impl Emitter<'_, '_> {
         let m = self.m;
         let (mut fi, mut ti, mut mi, mut gi) = (0usize, 0usize, 0usize, 0usize);
         self.helpers.insert("linkerr");
-        let _ = writeln!(o, "\timports = imports or {{}}\n\tlocal IMPM, IMP");
+        let _ = writeln!(
+            o,
+            "\timports = imports or {{}}\n\tlocal IMPM, IMP, GC = nil, nil, {{}}"
+        );
         if m.globals.len() > MAX_LOCAL_GLOBALS {
             let _ = writeln!(o, "\tlocal GT = {{}}");
         }
@@ -226,7 +229,7 @@ impl Emitter<'_, '_> {
                     self.helpers.insert("GMT");
                     if *mutable {
                         let _ = writeln!(o, "\tif type(IMP) ~= \"table\" or IMP.type ~= \"{tn}\" or IMP.mutable ~= true then linkerr(\"incompatible import type for \" .. {what}) end");
-                        let _ = writeln!(o, "\tlocal G{gi} = IMP");
+                        let _ = writeln!(o, "\t{}{} = IMP", local_kw(gi), cell_name(gi));
                     } else {
                         // Plain Luau numbers are accepted for immutable globals.
                         let (lo, hi) = self.global_names[gi].clone();
@@ -234,7 +237,9 @@ impl Emitter<'_, '_> {
                             ValType::I32 => "IMP % 4294967296",
                             _ => "IMP",
                         };
-                        let _ = writeln!(o, "\tlocal {}, {}", plain(&lo), plain(&hi));
+                        if !lo.starts_with("GT[") {
+                            let _ = writeln!(o, "\tlocal {}, {}", plain(&lo), plain(&hi));
+                        }
                         let _ = writeln!(o, "\tif type(IMP) == \"table\" then\n\t\tif IMP.type ~= \"{tn}\" or IMP.mutable then linkerr(\"incompatible import type for \" .. {what}) end\n\t\t{lo}, {hi} = IMP.v, IMP.h");
                         let num_ok = matches!(ty, ValType::I32 | ValType::F32 | ValType::F64);
                         if num_ok {
@@ -342,10 +347,10 @@ impl Emitter<'_, '_> {
             };
             let (lo, hi) = self.global_names[i].clone();
             let wide = g.ty == ValType::I64;
-            if lo.starts_with('G') && !lo.starts_with("GT") {
+            if is_cell(&lo) {
                 self.helpers.insert("GMT");
                 let h = if wide { init.1.clone() } else { "nil".into() };
-                let _ = writeln!(o, "\tlocal G{i} = setmetatable({{type = \"{}\", mutable = true, v = {}, h = {h}}}, GMT)", type_name(g.ty), init.0);
+                let _ = writeln!(o, "\t{}{} = setmetatable({{type = \"{}\", mutable = true, v = {}, h = {h}}}, GMT)", local_kw(i), cell_name(i), type_name(g.ty), init.0);
             } else if many {
                 let _ = writeln!(o, "\t{lo} = {}", init.0);
                 if wide {
@@ -552,8 +557,8 @@ impl Emitter<'_, '_> {
                 ExternalKind::Global => {
                     let g = &m.globals[*idx as usize];
                     let (lo, hi) = self.global_names[*idx as usize].clone();
-                    if lo.starts_with('G') && !lo.starts_with("GT") {
-                        let _ = writeln!(o, "\texports[{key}] = G{idx}");
+                    if is_cell(&lo) {
+                        let _ = writeln!(o, "\texports[{key}] = {}", cell_name(*idx as usize));
                     } else {
                         self.helpers.insert("GMT");
                         let h = if g.ty == ValType::I64 {
@@ -570,6 +575,30 @@ impl Emitter<'_, '_> {
         let _ = writeln!(o, "\tsetmetatable(exports, {{__wasm = META}})");
         "exports".into()
     }
+}
+
+/// Shared (imported or exported mutable) globals live in cells; the first ones are locals of
+/// `instantiate`, the rest entries of table `GC` (a function has at most 200 locals).
+const MAX_LOCAL_CELLS: usize = 40;
+
+fn cell_name(i: usize) -> String {
+    if i < MAX_LOCAL_CELLS {
+        format!("G{i}")
+    } else {
+        format!("GC[{i}]")
+    }
+}
+
+fn local_kw(i: usize) -> &'static str {
+    if i < MAX_LOCAL_CELLS {
+        "local "
+    } else {
+        ""
+    }
+}
+
+fn is_cell(name: &str) -> bool {
+    name.starts_with('G') && !name.starts_with("GT")
 }
 
 fn plain(name: &str) -> &str {

@@ -239,3 +239,104 @@ fn two_hundred_thousand_instructions() {
         l
     });
 }
+
+#[test]
+fn many_globals_and_imports() {
+    // 80 imported immutable globals and 120 exported mutable globals: more than the 200
+    // locals `instantiate` may declare if each became one.
+    use wasm_encoder::{ConstExpr, EntityType, GlobalSection, GlobalType, ImportSection};
+    let (ni, ng) = (80u32, 120u32);
+    let mut m = Module::new();
+    let mut types = TypeSection::new();
+    types.ty().function([ValType::I32], [ValType::I32]);
+    m.section(&types);
+    let mut imports = ImportSection::new();
+    for i in 0..ni {
+        let gt = GlobalType {
+            val_type: ValType::I32,
+            mutable: false,
+            shared: false,
+        };
+        imports.import("env", &format!("c{i}"), EntityType::Global(gt));
+    }
+    m.section(&imports);
+    let mut funcs = FunctionSection::new();
+    funcs.function(0);
+    m.section(&funcs);
+    let mut globals = GlobalSection::new();
+    for i in 0..ng {
+        let gt = GlobalType {
+            val_type: ValType::I32,
+            mutable: true,
+            shared: false,
+        };
+        globals.global(gt, &ConstExpr::i32_const(i as i32));
+    }
+    m.section(&globals);
+    let mut exports = ExportSection::new();
+    exports.export("f", ExportKind::Func, 0);
+    for i in 0..ng {
+        exports.export(&format!("g{i}"), ExportKind::Global, ni + i);
+    }
+    m.section(&exports);
+    let mut f = Function::new(vec![]);
+    for i in 0..ng {
+        f.instruction(&I::GlobalGet(ni + i));
+        f.instruction(&I::GlobalGet(i % ni));
+        f.instruction(&I::I32Add);
+        f.instruction(&I::LocalGet(0));
+        f.instruction(&I::I32Add);
+        f.instruction(&I::GlobalSet(ni + i));
+    }
+    f.instruction(&I::I32Const(0));
+    for i in 0..ng {
+        f.instruction(&I::GlobalGet(ni + i));
+        f.instruction(&I::I32Add);
+    }
+    f.instruction(&I::End);
+    let mut code = CodeSection::new();
+    code.function(&f);
+    m.section(&code);
+    let wasm = m.finish();
+    for native in [false, true] {
+        let src = wasm_to_luau::transpile(
+            &wasm,
+            &Options {
+                native,
+                ..Options::default()
+            },
+        )
+        .expect("transpile");
+        let lua = Lua::new();
+        lua.enable_jit(native);
+        lua.sandbox(true).unwrap();
+        let chunk: mlua::Table = lua
+            .load(&src)
+            .set_name("=stress")
+            .eval()
+            .expect("chunk loads");
+        let env = lua.create_table().unwrap();
+        for i in 0..ni {
+            env.set(format!("c{i}"), i * 3).unwrap();
+        }
+        let imports = lua.create_table().unwrap();
+        imports.set("env", env).unwrap();
+        let inst: mlua::Table = chunk
+            .get::<mlua::Function>("instantiate")
+            .unwrap()
+            .call(imports)
+            .unwrap();
+        let ex: mlua::Table = inst.get("exports").unwrap();
+        let f: mlua::Function = ex.get("f").unwrap();
+        let got: i32 = f.call(5).unwrap();
+        let want: i32 = (0..ng as i32).map(|i| i + (i % ni as i32) * 3 + 5).sum();
+        assert_eq!(got, want);
+        let g7: mlua::Table = ex.get("g119").unwrap();
+        let get: mlua::Function = lua
+            .load("local g = ... return g:get()")
+            .into_function()
+            .unwrap();
+        let v: i32 = get.call(g7).unwrap();
+        assert_eq!(v, 119 + (119 % 80) * 3 + 5);
+    }
+}
