@@ -238,7 +238,7 @@ impl Emitter<'_, '_> {
                             _ => "IMP",
                         };
                         if !lo.starts_with("GT[") {
-                            let _ = writeln!(o, "\tlocal {}, {}", plain(&lo), plain(&hi));
+                            let _ = writeln!(o, "\tlocal {}, {}", lo, hi);
                         }
                         let _ = writeln!(o, "\tif type(IMP) == \"table\" then\n\t\tif IMP.type ~= \"{tn}\" or IMP.mutable then linkerr(\"incompatible import type for \" .. {what}) end\n\t\t{lo}, {hi} = IMP.v, IMP.h");
                         let num_ok = matches!(ty, ValType::I32 | ValType::F32 | ValType::F64);
@@ -599,8 +599,4 @@ fn local_kw(i: usize) -> &'static str {
 
 fn is_cell(name: &str) -> bool {
     name.starts_with('G') && !name.starts_with("GT")
-}
-
-fn plain(name: &str) -> &str {
-    name
 }

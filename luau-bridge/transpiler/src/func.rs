@@ -1213,7 +1213,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
     fn br_table_tree(&mut self, idx: &str, ranges: &[(u32, u32, u32)], default: u32) {
         // Values below the index are the branch values; they stay in place for every target.
         if ranges.is_empty() {
-            self.branch_keep(default);
+            self.branch(default);
             return;
         }
         if ranges.len() == 1 {
@@ -1225,11 +1225,11 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             };
             self.line(&format!("if {c} then"));
             self.indent += 1;
-            self.branch_keep(t);
+            self.branch(t);
             self.indent -= 1;
             self.line("else");
             self.indent += 1;
-            self.branch_keep(default);
+            self.branch(default);
             self.indent -= 1;
             self.line("end");
             return;
@@ -1245,10 +1245,6 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         self.br_table_tree(idx, &ranges[mid..], default);
         self.indent -= 1;
         self.line("end");
-    }
-
-    fn branch_keep(&mut self, depth: u32) {
-        self.branch(depth);
     }
 
     fn call_args(&self, vals: &[Val]) -> Vec<String> {
@@ -1309,18 +1305,20 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         let args: Vec<Val> = self.stack.split_off(self.stack.len() - n);
         self.flush_where(|x| x.globals);
         let k = self.stack.len();
-        // Evaluate the index first, into the first result slot area (above the arguments'
-        // own slots which are no longer on the stack but may still be read by `args`).
-        let tmp = k + n + 1;
+        // Evaluate the index first, into a slot above everything the arguments still read.
+        let read = args
+            .iter()
+            .chain([&idx])
+            .filter_map(|v| v.max_slot)
+            .max()
+            .map_or(0, |m| m + 1);
+        let tmp = (k + n + 1).max(read);
         self.note_height(tmp);
         let tn = self.slot_name(tmp);
         let e = Self::num(&idx);
         self.line(&format!("{tn} = {e} + 1"));
         let sig = sig_key(&ty);
-        let chk = self.helper("trap");
-        let _ = chk;
-        let tc = self.ctx.helpers.insert("callind");
-        let _ = tc;
+        self.helper("callind");
         self.line(&format!(
             "if TS{table}[{tn}] ~= \"{sig}\" then callind(T{table}, {tn}) end"
         ));
