@@ -487,6 +487,16 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         true
     }
 
+    /// Materialise unreduced sums among stack entries `from..from+n`: as statements they
+    /// reduce with a compare, cheaper than the `%` an expression needs.
+    fn canon_at(&mut self, from: usize, n: usize) {
+        for j in from..from + n {
+            if self.stack[j].wrap.is_some() {
+                self.materialize(j);
+            }
+        }
+    }
+
     /// Form of an i32 value for consumers that reduce modulo 2^32 themselves.
     fn bits(v: &Val) -> String {
         match &v.raw {
@@ -786,6 +796,9 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         };
         if kind == Kind::Func {
             let top = self.stack.len();
+            if !conditional {
+                self.canon_at(top - arity, arity);
+            }
             let vals = self.stack[top - arity..].to_vec();
             let mut rs = vec![];
             for v in &vals {
@@ -1289,6 +1302,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         let m = self.ctx.module;
         let ty = &m.types[m.func_types[f as usize] as usize];
         let n = ty.params.len();
+        self.canon_at(self.stack.len() - n, n);
         let args: Vec<Val> = self.stack.split_off(self.stack.len() - n);
         self.flush_where(|x| x.globals);
         let a = self.call_args(&args).join(", ");
@@ -1340,6 +1354,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
     }
 
     fn load(&mut self, ty: ValType, m: &MemArg, f: &str, post: Option<&str>) {
+        self.canon_at(self.stack.len() - 1, 1);
         let a = self.pop();
         let addr = self.addr(&a, m);
         let e = match post {
@@ -1369,6 +1384,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
     }
 
     fn store(&mut self, m: &MemArg, f: &str, wide: bool) {
+        self.canon_at(self.stack.len() - 2, 1);
         let v = self.pop();
         let a = self.pop();
         let k = self.stack.len();
