@@ -94,11 +94,23 @@ pub fn emit(m: &Module<'_>, opts: &Options) -> Result<String> {
         };
         let _ = writeln!(body, "{} = {}", e.func_names[fi], text);
     }
-    for i in 0..m.func_types.len() {
-        let sig = sig_key(&m.types[m.func_types[i] as usize]);
-        let _ = writeln!(body, "\tFSIG[{}] = \"{sig}\"", e.func_names[i]);
+    // Signatures of function values, for references stored by instructions or taken from
+    // globals (segments of function indices carry their signatures directly).
+    let refs_from_globals = m
+        .elems
+        .iter()
+        .any(|s| s.items.iter().any(|c| matches!(c, ConstVal::GlobalGet(_))));
+    if refs_from_globals
+        || ["tset", "tgrow", "tfill"]
+            .iter()
+            .any(|h| e.helpers.contains(h))
+    {
+        for i in 0..m.func_types.len() {
+            let sig = sig_key(&m.types[m.func_types[i] as usize]);
+            let _ = writeln!(body, "\tFSIG[{}] = \"{sig}\"", e.func_names[i]);
+        }
+        e.helpers.insert("FSIG");
     }
-    e.helpers.insert("FSIG");
     e.finish_globals(&mut body);
     e.emit_segments(&mut body, opts);
     let exports = e.emit_exports(&mut body);

@@ -2201,6 +2201,10 @@ fn compact(code: &str) -> String {
         (", ", ","),
         (" -= ", "-="),
         (" += ", "+="),
+        // After `==`, `~=`, `<=`, `>=` above, what is left of ` = ` is assignment.
+        (" = ", "="),
+        ("then\nbreak\nend\n", "then break end\n"),
+        ("then\ncontinue\nend\n", "then continue end\n"),
     ] {
         s = s.replace(from, to);
     }
