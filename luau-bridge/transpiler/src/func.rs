@@ -1492,7 +1492,13 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         let k = self.stack.len();
         let x = self.simple_at(x, k);
         let (xl, xh) = (x.e.clone(), x.h.clone());
-        let mut hi = format!("({xh} * {cl}) % 4294967296 + ({xl} * {cl}) // 4294967296");
+        // Below 2^20 the high partial product stays under 2^52, so the sum is exact unreduced.
+        let xh_cl = if cl < (1 << 20) {
+            format!("{xh} * {cl}")
+        } else {
+            format!("({xh} * {cl}) % 4294967296")
+        };
+        let mut hi = format!("{xh_cl} + ({xl} * {cl}) // 4294967296");
         if ch != 0 {
             hi.push_str(&format!(" + ({xl} * {ch}) % 4294967296"));
         }
