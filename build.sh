@@ -51,7 +51,15 @@ lint() {
 
 run_tests() {
   step "tests (unit, integration, property, simulator, transpiler spec suite)"
-  cargo test --workspace --release
+  local log
+  log=$(mktemp)
+  local status=0
+  cargo test --workspace --release 2>&1 | tee "$log" || status=$?
+  # One closing line for the whole run: the sum of every test binary's result line.
+  awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+       END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
+  rm -f "$log"
+  return "$status"
 }
 
 bench() {
