@@ -310,22 +310,7 @@ impl World {
     }
 
     fn tool_chain(&mut self, q: &mut Queue, backend: &mut Backend, now: f64, i: usize) {
-        let leaves: Vec<String> = {
-            let n = &mut self.npcs[i];
-            let due: Vec<String> = n
-                .pending_leaves
-                .iter()
-                .filter(|(t, _)| *t <= now)
-                .map(|(_, m)| m.clone())
-                .collect();
-            n.pending_leaves.retain(|(t, _)| *t > now);
-            due
-        };
-        for m in leaves {
-            if self.npcs[i].members.contains(&m) {
-                self.leave(q, now, i, &m);
-            }
-        }
+        self.leave_due(q, now, i);
         if now < self.npcs[i].next_event_at {
             return;
         }
@@ -382,23 +367,25 @@ impl World {
         self.npcs[i].idle_until = now + 2.0;
     }
 
-    fn group_churn(&mut self, q: &mut Queue, now: f64, i: usize) {
-        let due: Vec<String> = {
-            let n = &mut self.npcs[i];
-            let d = n
-                .pending_leaves
-                .iter()
-                .filter(|(t, _)| *t <= now)
-                .map(|(_, m)| m.clone())
-                .collect();
-            n.pending_leaves.retain(|(t, _)| *t > now);
-            d
-        };
+    /// Members whose scheduled leave time has come leave.
+    fn leave_due(&mut self, q: &mut Queue, now: f64, i: usize) {
+        let n = &mut self.npcs[i];
+        let due: Vec<String> = n
+            .pending_leaves
+            .iter()
+            .filter(|(t, _)| *t <= now)
+            .map(|(_, m)| m.clone())
+            .collect();
+        n.pending_leaves.retain(|(t, _)| *t > now);
         for m in due {
             if self.npcs[i].members.contains(&m) {
                 self.leave(q, now, i, &m);
             }
         }
+    }
+
+    fn group_churn(&mut self, q: &mut Queue, now: f64, i: usize) {
+        self.leave_due(q, now, i);
         if now < self.npcs[i].next_event_at {
             return;
         }
