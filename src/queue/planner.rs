@@ -706,32 +706,42 @@ impl Queue {
 }
 
 /// Depth-first search for a cycle in the waits-for graph; returns its edges, each with the
-/// unit that owns the dependency.
+/// unit that owns the dependency. Iterative, so a long chain of dependencies cannot exhaust
+/// a small WebAssembly stack.
 fn find_cycle(
-    u: UnitId,
+    root: UnitId,
     edges: &BTreeMap<UnitId, Vec<(UnitId, Dep)>>,
     state: &mut BTreeMap<UnitId, u8>,
     path: &mut Vec<(UnitId, Dep)>,
 ) -> Option<Vec<(UnitId, Dep)>> {
-    state.insert(u, 1);
-    for (v, d) in edges.get(&u).map(|e| e.as_slice()).unwrap_or(&[]) {
-        match state.get(v) {
+    // Each frame: a unit and the index of its next edge to follow.
+    let mut stack: Vec<(UnitId, usize)> = Vec::new();
+    stack.push((root, 0));
+    state.insert(root, 1);
+    while let Some(top) = stack.last_mut() {
+        let (u, next) = (top.0, top.1);
+        let out = edges.get(&u).map(|e| e.as_slice()).unwrap_or(&[]);
+        let Some(&(v, d)) = out.get(next) else {
+            state.insert(u, 2);
+            stack.pop();
+            path.pop();
+            continue;
+        };
+        top.1 += 1;
+        match state.get(&v) {
             Some(1) => {
-                let start = path.iter().position(|(x, _)| x == v).unwrap_or(path.len());
+                let start = path.iter().position(|(x, _)| *x == v).unwrap_or(path.len());
                 let mut c: Vec<(UnitId, Dep)> = path[start..].to_vec();
-                c.push((u, *d));
+                c.push((u, d));
                 return Some(c);
             }
             Some(_) => {}
             None => {
-                path.push((u, *d));
-                if let Some(c) = find_cycle(*v, edges, state, path) {
-                    return Some(c);
-                }
-                path.pop();
+                path.push((u, d));
+                state.insert(v, 1);
+                stack.push((v, 0));
             }
         }
     }
-    state.insert(u, 2);
     None
 }
