@@ -56,6 +56,8 @@ struct Val {
     /// With `raw`: true for a sum in [0, 2^33), false for a difference in (-2^32, 2^32). A
     /// statement then reduces it with one compare instead of `%` (which calls floor).
     wrap: Option<bool>,
+    /// An i32 known to be at most this (set for sums proved not to wrap).
+    bound: Option<u64>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -102,6 +104,9 @@ pub struct Facts {
     local_uses: Vec<u32>,
     uses_b: bool,
     uses_r: bool,
+    /// The body reads the memory buffer `M`: pass 2 keeps it in a local (reloaded after
+    /// calls and `memory.grow`), saving an upvalue read per access.
+    uses_mem: bool,
 }
 
 pub struct Ctx<'m, 'a> {
@@ -163,6 +168,10 @@ struct Translator<'c, 'm, 'a> {
     last_eager: Option<(usize, usize, usize, usize)>,
     out: String,
     indent: usize,
+    /// Upper bounds of i32 locals known at this point of straight-line code (a successful
+    /// memory access at a local's address proves it below 2^30, the largest memory).
+    /// Cleared where paths merge (`loop`, `else`, `end`); dropped when the local is set.
+    ub: std::collections::HashMap<u32, u64>,
 }
 
 fn is_i64(t: ValType) -> bool {
@@ -189,6 +198,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             last_eager: None,
             out: String::new(),
             indent: 1,
+            ub: std::collections::HashMap::new(),
         }
     }
 
@@ -324,6 +334,9 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         if self.learned.uses_r {
             let _ = writeln!(head, "local R = {{}}");
         }
+        if self.facts.uses_mem {
+            let _ = writeln!(head, "local M = M");
+        }
         for s in spilled_params {
             let _ = writeln!(head, "{s}");
         }
@@ -383,6 +396,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 }
             }
         }
+        self.learned.uses_mem = self.out.contains("(M, ") || self.out.contains("(M)");
         head.push_str(&self.out);
         head.push_str("end");
         let head = compact(&crate::prelude::use_aliases(&head));
@@ -442,6 +456,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             simple: true,
             raw: None,
             wrap: None,
+            bound: None,
         }
     }
 
@@ -459,6 +474,50 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             simple: true,
             raw: None,
             wrap: None,
+            bound: None,
+        }
+    }
+
+    /// The wasm local `v` reads, if `v` is exactly that local's current value.
+    fn plain_local(&self, v: &Val) -> Option<u32> {
+        match v.locals[..] {
+            [l] if v.ty == ValType::I32
+                && !v.boolean
+                && v.slot.is_none()
+                && v.raw.is_none()
+                && v.e == self.local_names[l as usize].0 =>
+            {
+                Some(l)
+            }
+            _ => None,
+        }
+    }
+
+    /// A known upper bound of an i32 value.
+    fn ub_of(&self, v: &Val) -> Option<u64> {
+        if v.ty != ValType::I32 || v.boolean {
+            return None;
+        }
+        if v.bound.is_some() {
+            return v.bound;
+        }
+        if let Ok(c) = v.e.parse::<u64>() {
+            return Some(c);
+        }
+        self.plain_local(v).and_then(|l| self.ub.get(&l).copied())
+    }
+
+    /// After a memory access at address `a` (plus an offset) succeeded: if `a` is a local,
+    /// it is below the largest memory size, 2^30.
+    fn note_access(&mut self, a: &Val) {
+        if let Some(l) = self.plain_local(a) {
+            let b = self
+                .ub
+                .get(&l)
+                .copied()
+                .unwrap_or(u64::MAX)
+                .min((1 << 30) - 1);
+            self.ub.insert(l, b);
         }
     }
 
@@ -541,6 +600,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             simple: false,
             raw: None,
             wrap: None,
+            bound: None,
         }
     }
 
@@ -972,6 +1032,9 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
 
     fn op(&mut self, op: &Operator<'_>) -> Result<()> {
         use Operator as O;
+        if matches!(op, O::Loop { .. } | O::Else | O::End) {
+            self.ub.clear();
+        }
         if self.cur_unreachable() {
             match op {
                 O::Block { .. } | O::Loop { .. } | O::If { .. } => {
@@ -1138,6 +1201,10 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 let v = self.pop();
                 let (lo, hi) = self.local_names[i].clone();
                 let idx = i as u32;
+                match self.ub_of(&v) {
+                    Some(b) => self.ub.insert(idx, b),
+                    None => self.ub.remove(&idx),
+                };
                 self.flush_where(|x| x.locals.contains(&idx));
                 // The value was just computed into its slot by the last line: assign the
                 // local there instead of copying.
@@ -1275,10 +1342,18 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         out
     }
 
+    /// After anything that may grow memory (a call, `memory.grow`): refresh the local `M`.
+    fn reload_mem(&mut self) {
+        if self.facts.uses_mem {
+            self.line("M = MO.buffer");
+        }
+    }
+
     fn push_results(&mut self, results: &[ValType], call: String) {
         let k = self.stack.len();
         if results.is_empty() {
             self.line(&call);
+            self.reload_mem();
             return;
         }
         for i in 0..results.len() {
@@ -1292,6 +1367,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             }
         }
         self.line(&format!("{} = {call}", lhs.join(", ")));
+        self.reload_mem();
         for (i, t) in results.iter().enumerate() {
             let v = self.slot_val(k + i, *t);
             self.stack.push(v);
@@ -1362,6 +1438,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             None => format!("buffer.{f}(M, {addr})"),
         };
         self.push_eager(ty, e);
+        self.note_access(&a);
     }
 
     /// i64 loads narrower than 64 bits: low half from `f`, high half sign or zero.
@@ -1381,6 +1458,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         }
         let v = self.slot_val(k, ValType::I64);
         self.stack.push(v);
+        self.note_access(&a);
     }
 
     fn store(&mut self, m: &MemArg, f: &str, wide: bool) {
@@ -1406,6 +1484,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         } else {
             self.line(&format!("buffer.{f}(M, {addr}, {val})"));
         }
+        self.note_access(&a);
     }
 
     fn un(&mut self, ty: ValType, f: impl Fn(&str) -> String) {
@@ -1601,12 +1680,14 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 self.line(&format!("{s} = buffer.readu32(M, {addr})"));
                 let v = self.slot_val(k, I64);
                 self.stack.push(v);
+                self.note_access(&a);
             }
             O::F32Load { memarg } => {
                 let a = self.pop();
                 let addr = self.addr(&a, memarg);
                 let h = self.helper("f32load");
                 self.push_eager(F32, format!("{h}(M, {addr})"));
+                self.note_access(&a);
             }
             O::F64Load { memarg } => self.load(F64, memarg, "readf64", None),
             O::I32Load8S { memarg } => self.load(I32, memarg, "readi8", Some(" % 4294967296")),
@@ -1627,6 +1708,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 let addr = self.addr(&a, memarg);
                 let h = self.helper("f32store");
                 self.line(&format!("{h}(M, {addr}, {})", v.e));
+                self.note_access(&a);
             }
             O::F64Store { memarg } => self.store(memarg, "writef64", false),
             O::I32Store8 { memarg } | O::I64Store8 { memarg } => {
@@ -1640,6 +1722,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             O::MemoryGrow { .. } => {
                 let a = self.pop();
                 self.push_eager(I32, format!("MG({})", Self::num(&a)));
+                self.reload_mem();
             }
             O::MemoryFill { .. } => {
                 let n = self.pop();
@@ -1817,6 +1900,18 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                     }
                 }
                 let op = if add { "+" } else { "-" };
+                if add {
+                    if let (Some(x), Some(y)) = (self.ub_of(&a), self.ub_of(&b)) {
+                        if x + y < 1 << 32 {
+                            // Provably no wrap: no reduction.
+                            let e = format!("({} + {be})", Self::num(&a));
+                            let mut v = Self::derive(I32, e, String::new(), &[&a, &b]);
+                            v.bound = Some(x + y);
+                            self.push(v);
+                            return Ok(());
+                        }
+                    }
+                }
                 let raw = format!("({} {op} {be})", Self::num(&a));
                 let mut v = Self::derive(I32, format!("{raw} % {M32}"), String::new(), &[&a, &b]);
                 v.raw = Some(raw);
