@@ -89,6 +89,7 @@ pub fn emit(m: &Module<'_>, opts: &Options) -> Result<String> {
                 helpers: &mut e.helpers,
                 global_names: &e.global_names,
                 func_names: &e.func_names,
+                native: opts.native,
             };
             func::translate(&mut ctx, i)?
         };

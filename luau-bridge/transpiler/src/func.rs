@@ -117,6 +117,8 @@ pub struct Ctx<'m, 'a> {
     pub global_names: &'m [(String, String)],
     /// Luau expression to call function `i`.
     pub func_names: &'m [String],
+    /// Output for native codegen (else tuned for the interpreter).
+    pub native: bool,
 }
 
 pub fn translate(ctx: &mut Ctx<'_, '_>, def_index: usize) -> Result<String> {
@@ -337,6 +339,25 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         if self.facts.uses_mem {
             let _ = writeln!(head, "local M = M");
         }
+        // Registers holding 0 and 2^32 for reductions; the dead assignment keeps Luau from
+        // folding them back into constants.
+        let kz = self.out.contains("< KZ then");
+        let kw = self.out.contains(">= KW then");
+        match (kz, kw) {
+            (true, true) => {
+                let _ = writeln!(head, "local KZ, KW = 0, 4294967296");
+                let _ = writeln!(head, "if false then KZ, KW = 0, 0 end");
+            }
+            (true, false) => {
+                let _ = writeln!(head, "local KZ = 0");
+                let _ = writeln!(head, "if false then KZ = 0 end");
+            }
+            (false, true) => {
+                let _ = writeln!(head, "local KW = 4294967296");
+                let _ = writeln!(head, "if false then KW = 0 end");
+            }
+            (false, false) => {}
+        }
         for s in spilled_params {
             let _ = writeln!(head, "{s}");
         }
@@ -536,12 +557,21 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             return false;
         };
         self.line(&format!("{target} = {}", strip_parens(raw)));
+        // The interpreter compares with a constant by loading it first: compare with a
+        // register holding it instead (`KZ`/`KW`, declared by `finish`).
+        let (z, w) = if self.ctx.native {
+            ("0", "4294967296")
+        } else {
+            ("KZ", "KW")
+        };
         if add {
             self.line(&format!(
-                "if {target} >= 4294967296 then {target} -= 4294967296 end"
+                "if {target} >= {w} then {target} -= 4294967296 end"
             ));
         } else {
-            self.line(&format!("if {target} < 0 then {target} += 4294967296 end"));
+            self.line(&format!(
+                "if {target} < {z} then {target} += 4294967296 end"
+            ));
         }
         true
     }
@@ -1516,6 +1546,46 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         self.stack.last_mut().unwrap().boolean = true;
     }
 
+    /// Signed compare (`op`: 0 `<`, 1 `>`, 2 `<=`, 3 `>=`) of a plain variable with a
+    /// constant, as one or two unsigned compares instead of flipping the sign bit with
+    /// `bit32.bxor`. Returns false (nothing popped) when the operands do not fit.
+    fn signed_cmp_const(&mut self, op: u8) -> bool {
+        let n = self.stack.len();
+        let (a, b) = (&self.stack[n - 2], &self.stack[n - 1]);
+        let plain = |v: &Val| v.simple && !v.boolean && v.e.parse::<u64>().is_err();
+        let (x, c, mut op) = match (a.e.parse::<u64>(), b.e.parse::<u64>()) {
+            (Err(_), Ok(c)) if plain(a) => (a.e.clone(), c, op),
+            // c OP x is x OP' c with the sides swapped.
+            (Ok(c), Err(_)) if plain(b) => (b.e.clone(), c, [1, 0, 3, 2][op as usize]),
+            _ => return false,
+        };
+        let mut k = c as u32 as i32 as i64;
+        // x > k is x >= k + 1; x <= k is x < k + 1.
+        if op == 1 || op == 2 {
+            k += 1;
+            op = if op == 1 { 3 } else { 0 };
+        }
+        if !(-(1 << 31) < k && k <= i32::MAX as i64) || k == 0 {
+            return false;
+        }
+        let u = (k + (1 << 32)) % (1 << 32);
+        const H: u64 = 0x8000_0000;
+        let e = match (op == 0, k > 0) {
+            (true, true) => format!("{x} < {u} or {x} >= {H}"),
+            (true, false) => format!("{x} >= {H} and {x} < {u}"),
+            (false, true) => format!("{x} >= {u} and {x} < {H}"),
+            (false, false) => format!("{x} < {H} or {x} >= {u}"),
+        };
+        // Two pairs: users strip one (`cond`) and may embed the rest in `and`/`or` chains.
+        let e = format!("(({e}))");
+        let b = self.pop();
+        let a = self.pop();
+        let mut v = Self::derive(ValType::I32, e, String::new(), &[&a, &b]);
+        v.boolean = true;
+        self.push(v);
+        true
+    }
+
     fn eager_bin(&mut self, ty: ValType, helper: &'static str) {
         let b = self.pop();
         let a = self.pop();
@@ -1877,6 +1947,10 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             O::I32GtU => self.cmp(|a, b| format!("({a} > {b})")),
             O::I32LeU => self.cmp(|a, b| format!("({a} <= {b})")),
             O::I32GeU => self.cmp(|a, b| format!("({a} >= {b})")),
+            O::I32LtS if self.signed_cmp_const(0) => {}
+            O::I32GtS if self.signed_cmp_const(1) => {}
+            O::I32LeS if self.signed_cmp_const(2) => {}
+            O::I32GeS if self.signed_cmp_const(3) => {}
             O::I32LtS => self.cmp(|a, b| format!("({} < {})", flip(a), flip(b))),
             O::I32GtS => self.cmp(|a, b| format!("({} > {})", flip(a), flip(b))),
             O::I32LeS => self.cmp(|a, b| format!("({} <= {})", flip(a), flip(b))),
