@@ -107,6 +107,9 @@ pub struct Facts {
     /// The body reads the memory buffer `M`: pass 2 keeps it in a local (reloaded after
     /// calls and `memory.grow`), saving an upvalue read per access.
     uses_mem: bool,
+    /// Locals set in the function's first straight-line code before any read: they need
+    /// no zero initialisation.
+    set_first: BTreeSet<u32>,
 }
 
 pub struct Ctx<'m, 'a> {
@@ -174,6 +177,10 @@ struct Translator<'c, 'm, 'a> {
     /// memory access at a local's address proves it below 2^30, the largest memory).
     /// Cleared where paths merge (`loop`, `else`, `end`); dropped when the local is set.
     ub: std::collections::HashMap<u32, u64>,
+    /// Still in the straight-line code at the start of the body.
+    entry: bool,
+    /// Locals read so far in that code.
+    entry_reads: BTreeSet<u32>,
 }
 
 fn is_i64(t: ValType) -> bool {
@@ -201,6 +208,8 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             out: String::new(),
             indent: 1,
             ub: std::collections::HashMap::new(),
+            entry: true,
+            entry_reads: BTreeSet::new(),
         }
     }
 
@@ -364,7 +373,9 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         let mut decls: Vec<(String, &'static str)> = vec![];
         for i in self.ty.params.len()..self.local_types.len() {
             let (lo, hi) = &self.local_names[i];
-            let zero = if matches!(self.local_types[i], ValType::Ref(_)) {
+            let zero = if matches!(self.local_types[i], ValType::Ref(_))
+                || self.facts.set_first.contains(&(i as u32))
+            {
                 "nil"
             } else {
                 "0"
@@ -395,6 +406,8 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         if self.learned.uses_b {
             decls.push(("B".to_string(), "nil"));
         }
+        // Zero-initialised names first, so that one `local … = 0, …` covers them.
+        decls.sort_by_key(|(_, z)| *z == "nil");
         // Declare in chunks; zero-initialised names get explicit values.
         for chunk in decls.chunks(40) {
             let names: Vec<&str> = chunk.iter().map(|(n, _)| n.as_str()).collect();
@@ -1065,6 +1078,21 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         if matches!(op, O::Loop { .. } | O::Else | O::End) {
             self.ub.clear();
         }
+        if matches!(
+            op,
+            O::Block { .. }
+                | O::Loop { .. }
+                | O::If { .. }
+                | O::Else
+                | O::End
+                | O::Br { .. }
+                | O::BrIf { .. }
+                | O::BrTable { .. }
+                | O::Return
+                | O::Unreachable
+        ) {
+            self.entry = false;
+        }
         if self.cur_unreachable() {
             match op {
                 O::Block { .. } | O::Loop { .. } | O::If { .. } => {
@@ -1219,6 +1247,9 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             }
             O::LocalGet { local_index } => {
                 let i = *local_index as usize;
+                if self.entry {
+                    self.entry_reads.insert(i as u32);
+                }
                 self.learned.local_uses[i] += 1;
                 let (lo, hi) = self.local_names[i].clone();
                 let mut v = Self::lit(self.local_types[i], lo, hi);
@@ -1227,6 +1258,9 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             }
             O::LocalSet { local_index } | O::LocalTee { local_index } => {
                 let i = *local_index as usize;
+                if self.entry && !self.entry_reads.contains(&(i as u32)) {
+                    self.learned.set_first.insert(i as u32);
+                }
                 self.learned.local_uses[i] += 1;
                 let v = self.pop();
                 let (lo, hi) = self.local_names[i].clone();
