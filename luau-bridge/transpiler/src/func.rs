@@ -93,6 +93,9 @@ struct Frame {
     /// Stack contents (the params) to restore at `else`.
     if_params: Vec<Val>,
     indent_at_open: usize,
+    /// A block whose only branch is one `br_if` at its top level: lowered without a Luau
+    /// construct, the rest of the block under `if not cond then`.
+    guarded: bool,
 }
 
 /// What pass 1 learned about a function, used by pass 2.
@@ -110,6 +113,10 @@ pub struct Facts {
     /// Locals set in the function's first straight-line code before any read: they need
     /// no zero initialisation.
     set_first: BTreeSet<u32>,
+    /// Blocks (no params, no results) branched to by `br_if`s at their own top level.
+    brif_top: BTreeSet<u32>,
+    /// Blocks branched to any other way, or by more than one such `br_if`.
+    not_guarded: BTreeSet<u32>,
 }
 
 pub struct Ctx<'m, 'a> {
@@ -315,6 +322,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             else_seen: false,
             if_params: vec![],
             indent_at_open: 1,
+            guarded: false,
         });
         Ok(())
     }
@@ -807,7 +815,14 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         let targeted = !self.final_pass || self.facts.targeted.contains(&id);
         // Deeply nested blocks go flat, keeping Luau's syntactic nesting bounded.
         let flat = targeted && kind == Kind::Block && self.indent > FLAT_INDENT;
-        let luau_loop = targeted && !flat;
+        let guarded = targeted
+            && !flat
+            && self.final_pass
+            && kind == Kind::Block
+            && params.is_empty()
+            && results.is_empty()
+            && !self.facts.not_guarded.contains(&id);
+        let luau_loop = targeted && !flat && !guarded;
         let indent_at_open = self.indent;
         match kind {
             Kind::Block if luau_loop => {
@@ -849,6 +864,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             else_seen: false,
             if_params,
             indent_at_open,
+            guarded,
         });
     }
 
@@ -922,6 +938,12 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             return false;
         }
         self.learned.targeted.insert(id);
+        if kind == Kind::Block {
+            let top_brif = conditional && ti == self.frames.len() - 1 && arity == 0;
+            if !top_brif || !self.learned.brif_top.insert(id) {
+                self.learned.not_guarded.insert(id);
+            }
+        }
         if kind != Kind::Loop {
             self.frames[ti].end_reachable = true;
         }
@@ -1153,6 +1175,17 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 let c = Self::cond(&c);
                 // Values stay on the stack if the branch is not taken: force them first.
                 self.flush_all();
+                let top = self.frames.len() - 1;
+                if *relative_depth == 0 && self.frames[top].guarded {
+                    // The rest of the block runs only if the branch is not taken.
+                    let id = self.frames[top].id;
+                    self.learned.targeted.insert(id);
+                    self.frames[top].end_reachable = true;
+                    self.line(&format!("if not ({c}) then"));
+                    self.indent += 1;
+                    self.frames[top].guards += 1;
+                    return Ok(());
+                }
                 self.line(&format!("if {c} then"));
                 self.indent += 1;
                 let set_b = self.branch_ex(*relative_depth, true);
