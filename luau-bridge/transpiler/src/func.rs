@@ -1653,6 +1653,55 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         true
     }
 
+    /// Signed compare of two i32 loads just made into the top two slots, with nothing in
+    /// between: load them signed (`readi32`) and compare directly. The slots are read by
+    /// nothing but this compare. Returns false (nothing changed) when the pattern differs.
+    fn signed_cmp_loads(&mut self, op: &str) -> bool {
+        let n = self.stack.len();
+        if self.stack[n - 2].slot != Some(n - 2) || self.stack[n - 1].slot != Some(n - 1) {
+            return false;
+        }
+        let (na, nb) = (self.slot_name(n - 2), self.slot_name(n - 1));
+        if na.starts_with('R') || nb.starts_with('R') {
+            return false;
+        }
+        let Some(body) = self.out.strip_suffix('\n') else {
+            return false;
+        };
+        let Some((rest, lb)) = body.rsplit_once('\n') else {
+            return false;
+        };
+        let la = rest.rsplit_once('\n').map_or(rest, |(_, l)| l);
+        let (pa, pb) = (
+            format!("{na} = buffer.readu32(M, "),
+            format!("{nb} = buffer.readu32(M, "),
+        );
+        // The second address must not read the first slot.
+        let reads_a = lb[pb.len().min(lb.len())..]
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .any(|t| t == na);
+        if !la.starts_with(&pa) || !lb.starts_with(&pb) || reads_a {
+            return false;
+        }
+        let lb_start = self.out.len() - 1 - lb.len();
+        let la_start = lb_start - 1 - la.len();
+        let at = la_start + na.len() + " = buffer.read".len();
+        self.out.replace_range(at..at + 3, "i32");
+        let at = lb_start + nb.len() + " = buffer.read".len();
+        self.out.replace_range(at..at + 3, "i32");
+        let b = self.pop();
+        let a = self.pop();
+        let mut v = Self::derive(
+            ValType::I32,
+            format!("({na} {op} {nb})"),
+            String::new(),
+            &[&a, &b],
+        );
+        v.boolean = true;
+        self.push(v);
+        true
+    }
+
     fn eager_bin(&mut self, ty: ValType, helper: &'static str) {
         let b = self.pop();
         let a = self.pop();
@@ -2014,6 +2063,10 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             O::I32GtU => self.cmp(|a, b| format!("({a} > {b})")),
             O::I32LeU => self.cmp(|a, b| format!("({a} <= {b})")),
             O::I32GeU => self.cmp(|a, b| format!("({a} >= {b})")),
+            O::I32LtS if self.signed_cmp_loads("<") => {}
+            O::I32GtS if self.signed_cmp_loads(">") => {}
+            O::I32LeS if self.signed_cmp_loads("<=") => {}
+            O::I32GeS if self.signed_cmp_loads(">=") => {}
             O::I32LtS if self.signed_cmp_const(0) => {}
             O::I32GtS if self.signed_cmp_const(1) => {}
             O::I32LeS if self.signed_cmp_const(2) => {}
