@@ -375,6 +375,12 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             }
             (false, false) => {}
         }
+        for k in 1..=4 {
+            if self.out.contains(&format!("< KL{k} then")) {
+                let _ = writeln!(head, "local KL{k} = {}", 1u64 << (32 - k));
+                let _ = writeln!(head, "if false then KL{k} = 0 end");
+            }
+        }
         for s in spilled_params {
             let _ = writeln!(head, "{s}");
         }
@@ -1600,6 +1606,43 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
     }
 
     /// Binary i32 op whose Luau form reduces its operands (bit32 functions).
+    /// `x << k` for a plain variable and a constant k in 1..=4 as a multiplication when it
+    /// cannot wrap: always if bounds prove `x < 2^(32-k)`, else (interpreted output only)
+    /// behind that compare with a register `KL{k}`, falling back to `bit32.lshift`.
+    fn shl_small(&mut self) -> bool {
+        let n = self.stack.len();
+        let (a, b) = (&self.stack[n - 2], &self.stack[n - 1]);
+        let Ok(c) = b.e.parse::<u64>() else {
+            return false;
+        };
+        let k = c & 31;
+        if !(1..=4).contains(&k)
+            || a.ty != ValType::I32
+            || a.boolean
+            || !a.simple
+            || a.raw.is_some()
+            || a.e.parse::<u64>().is_ok()
+        {
+            return false;
+        }
+        let (lim, m) = (1u64 << (32 - k), 1u64 << k);
+        let x = a.e.clone();
+        let (e, bound) = match self.ub_of(a) {
+            Some(u) if u < lim => (format!("({x} * {m})"), Some(u * m)),
+            _ if self.ctx.native => return false,
+            _ => (
+                format!("(if {x} < KL{k} then {x} * {m} else bit32.lshift({x}, {k}))"),
+                None,
+            ),
+        };
+        let b = self.pop();
+        let a = self.pop();
+        let mut v = Self::derive(ValType::I32, e, String::new(), &[&a, &b]);
+        v.bound = bound;
+        self.push(v);
+        true
+    }
+
     fn bin_bits(&mut self, f: impl Fn(&str, &str) -> String) {
         let b = self.pop();
         let a = self.pop();
@@ -2149,6 +2192,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             O::I32And => self.bin_bits(|a, b| format!("bit32.band({a}, {b})")),
             O::I32Or => self.bin_bits(|a, b| format!("bit32.bor({a}, {b})")),
             O::I32Xor => self.bin_bits(|a, b| format!("bit32.bxor({a}, {b})")),
+            O::I32Shl if self.shl_small() => {}
             O::I32Shl => self.bin_bits(|a, b| format!("bit32.lshift({a}, {})", mask(b, 31))),
             O::I32ShrS => self.bin_bits(|a, b| format!("bit32.arshift({a}, {})", mask(b, 31))),
             O::I32ShrU => self.bin_bits(|a, b| format!("bit32.rshift({a}, {})", mask(b, 31))),
