@@ -58,6 +58,8 @@ struct Val {
     wrap: Option<bool>,
     /// An i32 known to be at most this (set for sums proved not to wrap).
     bound: Option<u64>,
+    /// An i32 whose low this many bits are known zero.
+    tz: Option<u32>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -184,6 +186,8 @@ struct Translator<'c, 'm, 'a> {
     /// memory access at a local's address proves it below 2^30, the largest memory).
     /// Cleared where paths merge (`loop`, `else`, `end`); dropped when the local is set.
     ub: std::collections::HashMap<u32, u64>,
+    /// Known zero low bits of i32 locals, kept like `ub`.
+    tzl: std::collections::HashMap<u32, u32>,
     /// Still in the straight-line code at the start of the body.
     entry: bool,
     /// Locals read so far in that code.
@@ -215,6 +219,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             out: String::new(),
             indent: 1,
             ub: std::collections::HashMap::new(),
+            tzl: std::collections::HashMap::new(),
             entry: true,
             entry_reads: BTreeSet::new(),
         }
@@ -505,6 +510,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             raw: None,
             wrap: None,
             bound: None,
+            tz: None,
         }
     }
 
@@ -523,6 +529,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             raw: None,
             wrap: None,
             bound: None,
+            tz: None,
         }
     }
 
@@ -553,6 +560,46 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             return Some(c);
         }
         self.plain_local(v).and_then(|l| self.ub.get(&l).copied())
+    }
+
+    /// Known zero low bits of an i32 value.
+    fn tz_of(&self, v: &Val) -> Option<u32> {
+        if v.ty != ValType::I32 || v.boolean {
+            return None;
+        }
+        if v.tz.is_some() {
+            return v.tz;
+        }
+        if let Ok(c) = v.e.parse::<u64>() {
+            return (c != 0).then(|| c.trailing_zeros().min(32));
+        }
+        self.plain_local(v).and_then(|l| self.tzl.get(&l).copied())
+    }
+
+    /// `x | c` where the bits of the constant `c` are known zero in `x`: `x + c`.
+    fn or_low(&mut self) -> bool {
+        let n = self.stack.len();
+        let (a, b) = (&self.stack[n - 2], &self.stack[n - 1]);
+        let (x, c) = match (a.e.parse::<u64>(), b.e.parse::<u64>()) {
+            (Err(_), Ok(c)) => (a, c),
+            (Ok(c), Err(_)) => (b, c),
+            _ => return false,
+        };
+        let Some(z) = self.tz_of(x) else {
+            return false;
+        };
+        if c == 0 || z >= 32 || c >= 1 << z {
+            return false;
+        }
+        let e = format!("({} + {c})", x.e);
+        let bound = self.ub_of(x).map(|u| u + c);
+        let b = self.pop();
+        let a = self.pop();
+        let mut v = Self::derive(ValType::I32, e, String::new(), &[&a, &b]);
+        v.bound = bound;
+        v.tz = Some(c.trailing_zeros());
+        self.push(v);
+        true
     }
 
     /// After a memory access at address `a` (plus an offset) succeeded: if `a` is a local,
@@ -658,6 +705,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             raw: None,
             wrap: None,
             bound: None,
+            tz: None,
         }
     }
 
@@ -1105,6 +1153,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         use Operator as O;
         if matches!(op, O::Loop { .. } | O::Else | O::End) {
             self.ub.clear();
+            self.tzl.clear();
         }
         if matches!(
             op,
@@ -1307,6 +1356,10 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 match self.ub_of(&v) {
                     Some(b) => self.ub.insert(idx, b),
                     None => self.ub.remove(&idx),
+                };
+                match self.tz_of(&v) {
+                    Some(z) => self.tzl.insert(idx, z),
+                    None => self.tzl.remove(&idx),
                 };
                 self.flush_where(|x| x.locals.contains(&idx));
                 // The value was just computed into its slot by the last line: assign the
@@ -1639,6 +1692,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         let a = self.pop();
         let mut v = Self::derive(ValType::I32, e, String::new(), &[&a, &b]);
         v.bound = bound;
+        v.tz = Some(k as u32);
         self.push(v);
         true
     }
@@ -2190,6 +2244,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 }
             }
             O::I32And => self.bin_bits(|a, b| format!("bit32.band({a}, {b})")),
+            O::I32Or if self.or_low() => {}
             O::I32Or => self.bin_bits(|a, b| format!("bit32.bor({a}, {b})")),
             O::I32Xor => self.bin_bits(|a, b| format!("bit32.bxor({a}, {b})")),
             O::I32Shl if self.shl_small() => {}
