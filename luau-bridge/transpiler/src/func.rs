@@ -98,6 +98,10 @@ struct Frame {
     /// A block whose only branch is one `br_if` at its top level: lowered without a Luau
     /// construct, the rest of the block under `if not cond then`.
     guarded: bool,
+    /// A loop whose only branch is the `br_if 0` ending its body: `repeat … until not c`.
+    /// `tail_cond` holds `c` once that `br_if` is lowered.
+    tail_loop: bool,
+    tail_cond: Option<String>,
 }
 
 /// What pass 1 learned about a function, used by pass 2.
@@ -119,6 +123,10 @@ pub struct Facts {
     brif_top: BTreeSet<u32>,
     /// Blocks branched to any other way, or by more than one such `br_if`.
     not_guarded: BTreeSet<u32>,
+    /// Loops (no params, no results) whose body ends with a `br_if 0`.
+    tail_brif: BTreeSet<u32>,
+    /// Loops branched to any other way.
+    not_tail: BTreeSet<u32>,
 }
 
 pub struct Ctx<'m, 'a> {
@@ -188,6 +196,8 @@ struct Translator<'c, 'm, 'a> {
     ub: std::collections::HashMap<u32, u64>,
     /// Known zero low bits of i32 locals, kept like `ub`.
     tzl: std::collections::HashMap<u32, u32>,
+    /// A loop whose `br_if 0` was the last operator: it qualifies if the next is its `end`.
+    tail_candidate: Option<u32>,
     /// Still in the straight-line code at the start of the body.
     entry: bool,
     /// Locals read so far in that code.
@@ -221,6 +231,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             ub: std::collections::HashMap::new(),
             tzl: std::collections::HashMap::new(),
             entry: true,
+            tail_candidate: None,
             entry_reads: BTreeSet::new(),
         }
     }
@@ -328,6 +339,8 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             if_params: vec![],
             indent_at_open: 1,
             guarded: false,
+            tail_loop: false,
+            tail_cond: None,
         });
         Ok(())
     }
@@ -877,9 +890,20 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             && results.is_empty()
             && !self.facts.not_guarded.contains(&id);
         let luau_loop = targeted && !flat && !guarded;
+        let tail_loop = luau_loop
+            && self.final_pass
+            && kind == Kind::Loop
+            && params.is_empty()
+            && results.is_empty()
+            && self.facts.tail_brif.contains(&id)
+            && !self.facts.not_tail.contains(&id);
         let indent_at_open = self.indent;
         match kind {
             Kind::Block if luau_loop => {
+                self.line("repeat");
+                self.indent += 1;
+            }
+            Kind::Loop if tail_loop => {
                 self.line("repeat");
                 self.indent += 1;
             }
@@ -919,6 +943,8 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             if_params,
             indent_at_open,
             guarded,
+            tail_loop,
+            tail_cond: None,
         });
     }
 
@@ -992,6 +1018,13 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             return false;
         }
         self.learned.targeted.insert(id);
+        if kind == Kind::Loop {
+            if conditional && ti == self.frames.len() - 1 && self.learned.tail_brif.insert(id) {
+                self.tail_candidate = Some(id);
+            } else {
+                self.learned.not_tail.insert(id);
+            }
+        }
         if kind == Kind::Block {
             let top_brif = conditional && ti == self.frames.len() - 1 && arity == 0;
             if !top_brif || !self.learned.brif_top.insert(id) {
@@ -1090,6 +1123,20 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 self.indent -= 1;
                 self.line("until true");
             }
+            Kind::Loop if f.tail_loop => match &f.tail_cond {
+                Some(c) if fallthrough => {
+                    self.indent -= 1;
+                    self.line(&format!("until not ({c})"));
+                }
+                _ => {
+                    // Lowered as a plain loop after all (`continue` re-tests `false`).
+                    if fallthrough {
+                        self.line("break");
+                    }
+                    self.indent -= 1;
+                    self.line("until false");
+                }
+            },
             Kind::Loop if f.luau_loop => {
                 if fallthrough {
                     self.line("break");
@@ -1151,6 +1198,11 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
 
     fn op(&mut self, op: &Operator<'_>) -> Result<()> {
         use Operator as O;
+        if let Some(id) = self.tail_candidate.take() {
+            if !matches!(op, O::End) {
+                self.learned.not_tail.insert(id);
+            }
+        }
         if matches!(op, O::Loop { .. } | O::Else | O::End) {
             self.ub.clear();
             self.tzl.clear();
@@ -1231,6 +1283,17 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 // Values stay on the stack if the branch is not taken: force them first.
                 self.flush_all();
                 let top = self.frames.len() - 1;
+                if *relative_depth == 0
+                    && self.frames[top].tail_loop
+                    && self.frames[top].guards == 0
+                    && self.frames[top].tail_cond.is_none()
+                {
+                    // The loop's end follows: the condition goes to its `until`.
+                    let id = self.frames[top].id;
+                    self.learned.targeted.insert(id);
+                    self.frames[top].tail_cond = Some(c);
+                    return Ok(());
+                }
                 if *relative_depth == 0 && self.frames[top].guarded {
                     // The rest of the block runs only if the branch is not taken.
                     let id = self.frames[top].id;
