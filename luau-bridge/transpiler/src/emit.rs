@@ -273,26 +273,9 @@ impl Emitter<'_, '_> {
     /// Wrap a host function so it is called with the internal value conventions.
     fn host_wrapper(&mut self, ty: &FuncType) -> String {
         self.helpers.insert("signed");
-        let mut params = vec![];
-        let mut args = vec![];
-        for (i, t) in ty.params.iter().enumerate() {
-            match t {
-                ValType::I32 => {
-                    params.push(format!("a{i}"));
-                    args.push(format!("signed(a{i})"));
-                }
-                ValType::I64 => {
-                    params.push(format!("a{i}"));
-                    params.push(format!("b{i}"));
-                    args.push(format!("a{i}"));
-                    args.push(format!("b{i}"));
-                }
-                _ => {
-                    params.push(format!("a{i}"));
-                    args.push(format!("a{i}"));
-                }
-            }
-        }
+        // Internal i32 is unsigned; a host sees it signed. i64 halves pass as they are.
+        let (params, args) =
+            boundary_params(&ty.params, |a| format!("signed({a})"), |h| h.to_string());
         let mut rs = vec![];
         let mut conv = vec![];
         let mut k = 0;
@@ -492,26 +475,9 @@ impl Emitter<'_, '_> {
         let m = self.m;
         let ty = &m.types[m.func_types[f as usize] as usize];
         self.helpers.insert("signed");
-        let mut params = vec![];
-        let mut args = vec![];
-        for (i, t) in ty.params.iter().enumerate() {
-            match t {
-                ValType::I32 => {
-                    params.push(format!("a{i}"));
-                    args.push(format!("a{i} % 4294967296"));
-                }
-                ValType::I64 => {
-                    params.push(format!("a{i}"));
-                    params.push(format!("b{i}"));
-                    args.push(format!("a{i} % 4294967296"));
-                    args.push(format!("b{i} % 4294967296"));
-                }
-                _ => {
-                    params.push(format!("a{i}"));
-                    args.push(format!("a{i}"));
-                }
-            }
-        }
+        // Callers may pass any integral number: i32 and both i64 halves are taken mod 2^32.
+        let wrap = |a: &str| format!("{a} % 4294967296");
+        let (params, args) = boundary_params(&ty.params, wrap, wrap);
         let mut rs = vec![];
         let mut conv = vec![];
         for (k, t) in ty.results.iter().enumerate() {
@@ -612,4 +578,32 @@ fn local_kw(i: usize) -> &'static str {
 
 fn is_cell(name: &str) -> bool {
     name.starts_with('G') && !name.starts_with("GT")
+}
+
+/// Parameter names and the converted arguments of a boundary wrapper: one name per value
+/// (an i64 takes two, low and high), `i32` and `i64_half` converting a name into the argument
+/// passed on; floats and references pass unchanged.
+fn boundary_params(
+    types: &[ValType],
+    i32: impl Fn(&str) -> String,
+    i64_half: impl Fn(&str) -> String,
+) -> (Vec<String>, Vec<String>) {
+    let mut params = vec![];
+    let mut args = vec![];
+    for (i, t) in types.iter().enumerate() {
+        let (a, b) = (format!("a{i}"), format!("b{i}"));
+        match t {
+            ValType::I32 => args.push(i32(&a)),
+            ValType::I64 => {
+                args.push(i64_half(&a));
+                args.push(i64_half(&b));
+            }
+            _ => args.push(a.clone()),
+        }
+        params.push(a);
+        if *t == ValType::I64 {
+            params.push(b);
+        }
+    }
+    (params, args)
 }
