@@ -5,8 +5,10 @@
 //! The bounded run here is part of `cargo test`; a long run is
 //! `cargo bench -p wasm-to-luau --bench fuzz_long` (100,000 seeds) or this test with
 //! `FUZZ_ITERS=n` (and `FUZZ_SEED=n` to start elsewhere). Prints `fuzz: N passed, M failed`.
+mod common;
+
 use arbitrary::Unstructured;
-use mlua::{Lua, MultiValue, Table, Value, VmState};
+use mlua::{MultiValue, Table, Value, VmState};
 use std::time::{Duration, Instant};
 use wasm_to_luau::Options;
 use wasmi::{Engine, Linker, Module as WModule, Store, Val, ValType};
@@ -143,10 +145,7 @@ fn run_module(wasm: &[u8], rng: &mut u64, native: bool) -> Outcome {
         Ok(s) => s,
         Err(e) => return Outcome::Disagree(format!("transpile failed: {e}")),
     };
-    let lua = Lua::new();
-    lua.enable_jit(native);
-    // Sandboxed (safeenv), as in Roblox: builtin calls take the fastcall paths.
-    lua.sandbox(true).unwrap();
+    let lua = common::luau(native);
     let deadline = std::rc::Rc::new(std::cell::Cell::new(
         Instant::now() + Duration::from_secs(5),
     ));

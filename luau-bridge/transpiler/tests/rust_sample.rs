@@ -1,7 +1,9 @@
 //! Real Rust: samples/rust-sample built for wasm32-unknown-unknown (std) and wasm32v1-none
 //! (no_std + alloc), transpiled, run in Luau (interpreted and native); every result must equal
 //! the natively built sample's. Needs `rustup target add wasm32-unknown-unknown wasm32v1-none`.
-use mlua::{Lua, Table};
+mod common;
+
+use mlua::Table;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use wasm_to_luau::Options;
@@ -42,23 +44,7 @@ fn build_wasm(target: &str, extra: &[&str]) -> Vec<u8> {
 
 /// The same lines as src/bin/native.rs, computed through the transpiled module.
 fn luau_lines(wasm: &[u8], native: bool) -> Vec<String> {
-    let src = wasm_to_luau::transpile(
-        wasm,
-        &Options {
-            native,
-            ..Options::default()
-        },
-    )
-    .expect("transpile");
-    let lua = Lua::new();
-    lua.enable_jit(native);
-    // Sandboxed (safeenv), as in Roblox: builtin calls take the fastcall paths.
-    lua.sandbox(true).unwrap();
-    let chunk: Table = lua
-        .load(&src)
-        .set_name("=rust_sample")
-        .eval()
-        .expect("load");
+    let (lua, chunk) = common::load(wasm, native, "rust_sample");
     let inst: Table = chunk
         .get::<mlua::Function>("instantiate")
         .unwrap()

