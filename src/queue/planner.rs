@@ -294,6 +294,12 @@ impl Queue {
                         continue;
                     }
                 }
+                // Whatever the current request satisfies is a superset of what a new one
+                // would: a unit still waiting for a dependency is skipped before it is
+                // materialised (its strings cloned) on every pass.
+                if !self.deps_satisfied(uid, drafts.last()) {
+                    continue;
+                }
                 let (changes, blocks, bytes) = self.materialize(uid);
                 let fits = |d: &Draft| {
                     let new_blocks = blocks
