@@ -74,6 +74,11 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// `forget_agent` names an agent that is still registered (remove it first).
+    AgentLive {
+        /// Agent id.
+        agent: String,
+    },
     /// `Retry-After` is NaN, infinite or negative.
     BadRetryAfter {
         /// The value given.
@@ -123,6 +128,10 @@ impl fmt::Display for Error {
                     "{request} is not in flight (never emitted, or already reported)"
                 )
             }
+            Error::AgentLive { agent } => write!(
+                f,
+                "agent '{agent}' is still registered: remove it before forgetting it"
+            ),
             Error::BadGroup { reason } => write!(f, "atomic group rejected: {reason}"),
             Error::BadRetryAfter { value } => {
                 write!(
