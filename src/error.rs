@@ -81,6 +81,11 @@ pub enum Error {
         /// The number given.
         index: u32,
     },
+    /// `forget_agent` names an agent that is still registered (remove it first).
+    AgentLive {
+        /// Agent id.
+        agent: String,
+    },
     /// `Retry-After` is NaN, infinite or negative.
     BadRetryAfter {
         /// The value given.
@@ -130,6 +135,10 @@ impl fmt::Display for Error {
                     "{request} is not in flight (never emitted, or already reported)"
                 )
             }
+            Error::AgentLive { agent } => write!(
+                f,
+                "agent '{agent}' is still registered: remove it before forgetting it"
+            ),
             Error::BadGroup { reason } => write!(f, "atomic group rejected: {reason}"),
             Error::UnknownHandle { what, index } => {
                 write!(f, "{what} handle #{index} was not issued by this queue")

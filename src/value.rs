@@ -26,7 +26,9 @@ impl Value {
     /// counted as up to 6 bytes each for control characters, 2 for quotes and backslashes).
     pub(crate) fn json_bytes(&self) -> usize {
         match self {
-            Value::Number(_) => 24,
+            // Shortest round-trip digits, exponent outside [1e-6, 1e21), as JavaScript
+            // writes them: at most 25 bytes ("-0.0000012345678901234567").
+            Value::Number(_) => 25,
             Value::Bool(_) => 5,
             Value::Cleared => 4,
             Value::Str(s) => 2 + json_string_bytes(s),

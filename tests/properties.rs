@@ -502,8 +502,22 @@ impl Sim {
                         let blocks: BTreeSet<(AgentId, &str)> =
                             list.iter().map(|c| (c.agent, c.block)).collect();
                         let too_big = blocks.len() > self.cfg.max_agent_blocks_per_request as usize;
+                        // A dependency on a field the group sets again after its dependent
+                        // (change 0) would be delivered after it.
+                        let dep_later = dep_on
+                            .and_then(|d| self.seq_value.get(&d.seq().0))
+                            .is_some_and(|(k, _)| {
+                                list.iter()
+                                    .skip(1)
+                                    .any(|c| key(&self.name(c.agent), c.block, c.field) == *k)
+                            });
+                        // Merged with the pending groups it shares fields with, it would
+                        // exceed the caps.
+                        let merge_too_big = matches!(&e, npc_sync::Error::BadGroup { reason } if reason.starts_with("merged with"));
                         assert!(
                             dup || too_big
+                                || dep_later
+                                || merge_too_big
                                 || dep_on.is_some_and(|d| {
                                     self.removed.contains(&self.names[&d.agent()])
                                 }),
@@ -832,14 +846,9 @@ impl Sim {
         for k in &keys {
             blocks.insert((k.0.clone(), k.1.clone()));
         }
-        // The size cap holds, except for a request that is one atomic group alone: groups
-        // that grew past the cap by merging are never split (see the report).
-        let one_group = r
-            .changes
-            .first()
-            .is_some_and(|c| c.group.is_some() && r.changes.iter().all(|x| x.group == c.group));
+        // The size caps are hard caps, merged atomic groups included.
         assert!(
-            blocks.len() <= self.cfg.max_agent_blocks_per_request as usize || one_group,
+            blocks.len() <= self.cfg.max_agent_blocks_per_request as usize,
             "{} agent-blocks in {r:?}",
             blocks.len()
         );
@@ -1221,8 +1230,9 @@ fn check_critical_latency(ops: &[CritOp]) {
                 let k = (i, "status".to_string(), "health".to_string());
                 let reference = backend.get(&k).or(local.get(&k)).cloned();
                 let id = q.set_health(now, agents[i], *hp as f64).unwrap();
+                // Only a drop is a combat health change; a heal is never critical.
                 let critical =
-                    matches!(reference, Some(Value::Number(r)) if (r - *hp as f64).abs() >= 20.0);
+                    matches!(reference, Some(Value::Number(r)) if r - *hp as f64 >= 20.0);
                 Some((
                     i,
                     "status",

@@ -14,7 +14,7 @@ use crate::ids::{AgentId, ChangeId, GroupId, RequestId, Seq, Sym, UnitId};
 use crate::metrics::{Metrics, Recorder};
 use crate::names;
 use crate::symbols::{Limits, Symbols};
-use crate::value::Value;
+use crate::value::{json_string_bytes, Value};
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::String;
@@ -142,8 +142,14 @@ pub struct Queue {
     pub(crate) latest_now: f64,
     /// Routine batch schedule (set at the first poll).
     pub(crate) next_batch_at: Option<f64>,
-    /// A `Retry-After` pauses every kind of request until this time.
+    /// A `Retry-After` holds routine batches and inference until this time; urgent
+    /// requests go on at most once per combat debounce window.
     pub(crate) paused_until: f64,
+    /// When the last urgent request was emitted (paces them during a pause).
+    pub(crate) last_urgent_at: Option<f64>,
+    /// Letta's API: the agent-blocks with a write in flight, and the request writing each
+    /// (at most one write per agent-block in flight).
+    pub(crate) busy_blocks: BTreeMap<(AgentId, Sym), RequestId>,
     /// Nothing can be due before this time unless `dirty`.
     pub(crate) next_wake: f64,
     pub(crate) dirty: bool,
@@ -176,6 +182,8 @@ impl Queue {
             latest_now: 0.0,
             next_batch_at: None,
             paused_until: 0.0,
+            last_urgent_at: None,
+            busy_blocks: BTreeMap::new(),
             next_wake: 0.0,
             dirty: true,
             events: Vec::new(),
@@ -238,6 +246,33 @@ impl Queue {
         m.in_flight = self.in_flight.len() as u64;
         m.queue_depth = self.units.values().map(|u| u.entries.len() as u64).sum();
         m
+    }
+
+    /// Field records the queue holds: of live agents, and what it remembers of removed
+    /// agents' backend state (for a respawn). Bounded by what the game and the backend
+    /// hold, not by history: departed group members and cleared fields are freed once
+    /// the backend has them.
+    pub fn tracked_fields(&self) -> usize {
+        let live: usize = self.agents.iter().flatten().map(|a| a.fields.len()).sum();
+        let retired: usize = self.retired.values().map(|r| r.len()).sum();
+        live + retired
+    }
+
+    /// Forgets what the queue remembers of a removed agent's backend state: call it when
+    /// the backend agent is deleted and the id will not come back. An unknown or live id
+    /// is an error naming it.
+    pub fn forget_agent(&mut self, id: &str) -> Result<(), Error> {
+        Symbols::check_name("agent id", id)?;
+        let sym = self.symbols.lookup(id);
+        if let Some(a) = sym.and_then(|s| self.agent_index.get(&s)) {
+            return Err(Error::AgentLive {
+                agent: String::from(self.agent_name(*a).unwrap_or(id)),
+            });
+        }
+        if let Some(s) = sym {
+            self.retired.remove(&s);
+        }
+        Ok(())
     }
 
     /// Events since the last call, oldest first.
@@ -366,11 +401,13 @@ impl Queue {
                     value: *n,
                 })
             }
-            Value::Str(s) if s.len() > Limits::VALUE_BYTES => {
+            // The limit counts the value as the request body carries it (JSON-escaped),
+            // so that one change of maximal size always fits the body cap.
+            Value::Str(s) if json_string_bytes(s) > Limits::VALUE_BYTES => {
                 return Err(Error::BadString {
                     what: "string value",
                     len: s.len(),
-                    reason: "longer than the 16 KiB limit",
+                    reason: "longer than the 16 KiB limit once JSON-escaped (control characters take 6 bytes, quotes and backslashes 2)",
                 })
             }
             _ => {}
@@ -428,8 +465,9 @@ impl Queue {
     }
 
     /// Sets `status.health`. The change's size against what the backend has (or will have
-    /// once in-flight sends land) picks the priority: 20 points or more is critical and
-    /// enters combat mode, 10 to 20 is high, less is kept for the next routine batch.
+    /// once in-flight sends land) picks the priority: a drop of 20 points or more is
+    /// critical and enters combat mode, a drop or a heal of 10 points or more is high
+    /// (a heal is never critical), less is kept for the next routine batch.
     pub fn set_health(&mut self, now: f64, agent: AgentId, health: f64) -> Result<ChangeId, Error> {
         if !health.is_finite() || health < 0.0 {
             return Err(Error::BadNumber {
@@ -443,11 +481,19 @@ impl Queue {
         let reference = self.health_reference(agent);
         let priority = match reference {
             None => Priority::Normal,
+            // A heal is never a combat health drop: at most high priority.
+            Some(r) if health > r => {
+                if health - r >= self.cfg.health_notable_points {
+                    Priority::High
+                } else {
+                    Priority::Normal
+                }
+            }
             Some(r) => {
-                let delta = if health > r { health - r } else { r - health };
-                if delta >= self.cfg.health_critical_points {
+                let drop = r - health;
+                if drop >= self.cfg.health_critical_points {
                     Priority::Critical
-                } else if delta >= self.cfg.health_notable_points {
+                } else if drop >= self.cfg.health_notable_points {
                     Priority::High
                 } else {
                     Priority::Normal
@@ -480,26 +526,14 @@ impl Queue {
 
     /// Sets `status.state`. Entering or leaving `Combat` is critical; entering it starts
     /// combat mode, which lasts while the state is `Combat` and `combat_exit_s` after.
+    ///
+    /// The rule holds for every change of `status.state`, however it is made (`set`,
+    /// `atomic`): this call is a shorthand.
     pub fn set_state(&mut self, now: f64, agent: AgentId, state: &str) -> Result<ChangeId, Error> {
-        self.check_time("now", now)?;
-        let was = self.check_agent(agent)?.in_combat_state;
-        let is = state == names::COMBAT_STATE;
-        let priority = if was != is {
-            Priority::Critical
-        } else {
-            Priority::Normal
-        };
-        let id = self.set(
+        self.set(
             now,
-            Change::new(agent, names::STATUS, names::STATE, Value::str(state)).priority(priority),
-        )?;
-        let exit = self.cfg.combat_exit_s;
-        let a = self.agent_mut(agent);
-        a.in_combat_state = is;
-        if was || is {
-            a.combat_until = now + exit;
-        }
-        Ok(id)
+            Change::new(agent, names::STATUS, names::STATE, Value::str(state)),
+        )
     }
 
     /// A group member joins: `group_members.<member>.is_present = true`, plus the given
@@ -511,6 +545,18 @@ impl Queue {
         member: &str,
         fields: &[(&str, Value)],
     ) -> Result<ChangeId, Error> {
+        // A member's fields are `<member>.<field>`: a field name without a dot keeps the
+        // member part unambiguous even when member ids contain dots (`guard`, `guard.2`).
+        for (f, _) in fields {
+            if f.contains('.') || f.is_empty() {
+                return Err(Error::BadString {
+                    what: "group member field",
+                    len: f.len(),
+                    reason:
+                        "must be non-empty and contain no '.' (it follows the member id after one)",
+                });
+            }
+        }
         let present = format!("{member}.{}", names::IS_PRESENT);
         let mut all = Vec::with_capacity(fields.len() + 1);
         let named: Vec<String> = fields
@@ -553,14 +599,15 @@ impl Queue {
         Symbols::check_name("group member", member)?;
         let a = self.check_agent(agent)?;
         let present = format!("{member}.{}", names::IS_PRESENT);
-        let prefix = format!("{member}.");
         let mut others: Vec<String> = Vec::new();
         if let Some(gm) = self.symbols.lookup(names::GROUP_MEMBERS) {
             for ((b, f), fs) in &a.fields {
                 let name = self.symbols.text(*f);
                 let set = fs.local.as_ref().is_some_and(|l| l.value != Value::Cleared)
                     || fs.acked.as_ref().is_some_and(|(v, _)| *v != Value::Cleared);
-                if *b == gm && set && name.starts_with(&prefix) && name != present {
+                // The member is everything before the last dot (field names have none).
+                let of_member = name.rsplit_once('.').is_some_and(|(m, _)| m == member);
+                if *b == gm && set && of_member && name != present {
                     others.push(String::from(name));
                 }
             }
@@ -633,61 +680,60 @@ impl Queue {
                 &c.value,
             );
         }
-        if blocks.len() > self.cfg.max_agent_blocks_per_request as usize {
-            return Err(Error::BadGroup {
-                reason: format!(
-                    "it writes {} agent-blocks; one request holds at most {} (max_agent_blocks_per_request)",
-                    blocks.len(),
-                    self.cfg.max_agent_blocks_per_request
-                ),
-            });
-        }
-        // On Letta's API each agent-block is one call: a group costing more calls than
-        // routine traffic may spend in a minute could never be sent.
-        if self.cfg.target == crate::config::Target::LettaApi
-            && blocks.len() > self.cfg.routine_calls() as usize
-        {
-            return Err(Error::BadGroup {
-                reason: format!(
-                    "it writes {} agent-blocks, each one call on Letta's API; routine traffic may spend at most {} calls a minute (budget_per_minute, routine_share)",
-                    blocks.len(),
-                    self.cfg.routine_calls()
-                ),
-            });
-        }
-        if bytes + planner::REQUEST_OVERHEAD_BYTES > self.cfg.max_request_bytes as usize {
-            return Err(Error::BadGroup {
-                reason: format!(
-                    "its body would be about {} bytes; one request holds at most {} (max_request_bytes)",
-                    bytes + planner::REQUEST_OVERHEAD_BYTES,
-                    self.cfg.max_request_bytes
-                ),
-            });
+        self.check_group_order(changes)?;
+        self.check_group_caps("it", blocks.len(), bytes)?;
+        // A group that shares a field with pending units merges with them: the merged
+        // unit must fit the caps too, or the group is refused (the caps are hard caps).
+        let merging = self.units_merging_with(changes);
+        if !merging.is_empty() {
+            let mut all_blocks: BTreeSet<(AgentId, Sym)> = BTreeSet::new();
+            let mut merged_bytes = bytes;
+            let own: BTreeSet<(AgentId, Option<Sym>, Option<Sym>)> = changes
+                .iter()
+                .map(|c| {
+                    (
+                        c.agent,
+                        self.symbols.lookup(c.block),
+                        self.symbols.lookup(c.field),
+                    )
+                })
+                .collect();
+            for c in changes {
+                if let Some(b) = self.symbols.lookup(c.block) {
+                    all_blocks.insert((c.agent, b));
+                }
+            }
+            let mut new_blocks = blocks.len();
+            for uid in &merging {
+                for e in &self.units[uid].entries {
+                    if !own.contains(&(e.agent, Some(e.block), Some(e.field))) {
+                        merged_bytes += self.entry_bytes(*e);
+                    }
+                    if all_blocks.insert((e.agent, e.block)) {
+                        new_blocks += 1;
+                    }
+                }
+            }
+            let what = format!(
+                "merged with the {} pending unit(s) it shares fields with, it",
+                merging.len()
+            );
+            self.check_group_caps(&what, new_blocks, merged_bytes)?;
         }
         self.observe_time(now);
 
         let gid = GroupId(self.next_group);
         self.next_group += 1;
         let uid = self.new_unit_id();
-        let mut unit = Unit {
-            entries: Vec::new(),
-            group: Some(gid),
-            priority: Priority::Low,
-            deps: Vec::new(),
-            order: self.next_seq,
-            high_since: None,
-            critical_since: None,
-            not_before: 0.0,
-            attempts: 0,
-        };
+        let mut unit = Unit::new(Vec::new(), Some(gid), self.next_seq);
         let mut ids = Vec::with_capacity(changes.len());
         let mut own = Vec::with_capacity(changes.len());
         let mut earlier: Vec<FieldKey> = Vec::new();
         for c in changes {
-            let (key, seq) = self.record_local(now, c);
+            let (key, seq, priority) = self.record_local(now, c);
             let id = change_id(key, seq);
             ids.push(id);
-            unit.raise(c.priority, now);
+            unit.raise(priority, now);
             for d in &c.depends_on {
                 unit.deps.push(Dep {
                     on: *d,
@@ -732,16 +778,125 @@ impl Queue {
         Ok(ids)
     }
 
+    /// A dependency on a field this same group sets again later would be delivered after
+    /// its dependent (the group travels in the order given): refused, naming both.
+    fn check_group_order(&self, changes: &[Change<'_>]) -> Result<(), Error> {
+        for (i, c) in changes.iter().enumerate() {
+            for d in &c.depends_on {
+                let later = changes.iter().enumerate().skip(i + 1).find(|(_, o)| {
+                    o.agent == d.agent
+                        && self.symbols.lookup(o.block) == Some(d.block)
+                        && self.symbols.lookup(o.field) == Some(d.field)
+                });
+                if let Some((j, o)) = later {
+                    return Err(Error::BadGroup {
+                        reason: format!(
+                            "change {i} depends on {d} of {}.{}, which change {j} of this group sets again after it: the group would deliver the dependency after its dependent (put change {j} first)",
+                            o.block, o.field
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The caps one atomic group (alone or merged) must fit: they are hard caps.
+    fn check_group_caps(&self, what: &str, blocks: usize, bytes: usize) -> Result<(), Error> {
+        if blocks > self.cfg.max_agent_blocks_per_request as usize {
+            return Err(Error::BadGroup {
+                reason: format!(
+                    "{what} writes {blocks} agent-blocks; one request holds at most {} (max_agent_blocks_per_request)",
+                    self.cfg.max_agent_blocks_per_request
+                ),
+            });
+        }
+        // On Letta's API each agent-block is one call: a group costing more calls than
+        // routine traffic may spend in a minute could never be sent.
+        if self.cfg.target == crate::config::Target::LettaApi
+            && blocks > self.cfg.routine_calls() as usize
+        {
+            return Err(Error::BadGroup {
+                reason: format!(
+                    "{what} writes {blocks} agent-blocks, each one call on Letta's API; routine traffic may spend at most {} calls a minute (budget_per_minute, routine_share)",
+                    self.cfg.routine_calls()
+                ),
+            });
+        }
+        let body = bytes + planner::REQUEST_OVERHEAD_BYTES;
+        if body > self.cfg.max_request_bytes as usize {
+            return Err(Error::BadGroup {
+                reason: format!(
+                    "{what} would make a body of up to {body} bytes; one request holds at most {} (max_request_bytes)",
+                    self.cfg.max_request_bytes
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether these fields, merged with the pending units that carry any of them, fit
+    /// the caps of one request.
+    pub(crate) fn merge_fits(&self, entries: &[FieldKey]) -> bool {
+        let mut keys: BTreeSet<FieldKey> = entries.iter().copied().collect();
+        for k in entries {
+            if let Some(u) = self.field(*k).and_then(|f| f.unit) {
+                keys.extend(self.units[&u].entries.iter().copied());
+            }
+        }
+        let blocks: BTreeSet<(AgentId, Sym)> = keys.iter().map(|k| (k.agent, k.block)).collect();
+        let bytes = keys.iter().map(|k| self.entry_bytes(*k)).sum();
+        self.check_group_caps("", blocks.len(), bytes).is_ok()
+    }
+
+    /// The pending units an atomic group of these changes would merge with.
+    fn units_merging_with(&self, changes: &[Change<'_>]) -> BTreeSet<UnitId> {
+        let mut out = BTreeSet::new();
+        for c in changes {
+            let (Some(block), Some(field)) =
+                (self.symbols.lookup(c.block), self.symbols.lookup(c.field))
+            else {
+                continue;
+            };
+            let key = FieldKey {
+                agent: c.agent,
+                block,
+                field,
+            };
+            if let Some(u) = self.field(key).and_then(|f| f.unit) {
+                out.insert(u);
+            }
+        }
+        out
+    }
+
+    /// Upper bound of one pending field's bytes in a request, at its latest value.
+    pub(crate) fn entry_bytes(&self, key: FieldKey) -> usize {
+        let value = self
+            .field(key)
+            .and_then(|f| f.local.as_ref())
+            .map(|l| &l.value)
+            .unwrap_or(&Value::Cleared);
+        planner::change_bytes(
+            self.agent_name(key.agent).unwrap_or(""),
+            self.symbols.text(key.block),
+            self.symbols.text(key.field),
+            value,
+        )
+    }
+
     pub(crate) fn new_unit_id(&mut self) -> UnitId {
         let u = UnitId(self.next_unit);
         self.next_unit += 1;
         u
     }
 
-    /// Records a change as the field's latest local value and issues its handle.
-    fn record_local(&mut self, _now: f64, c: &Change<'_>) -> (FieldKey, u64) {
+    /// Records a change as the field's latest local value and issues its handle (see
+    /// [`Queue::record_key`], which owns the rules a change's field implies).
+    fn record_local(&mut self, now: f64, c: &Change<'_>) -> (FieldKey, u64, Priority) {
         let key = self.resolve(c);
-        (key, self.record_key(key, c.value.clone()))
+        let (seq, priority) = self.record_key(now, key, c.value.clone(), c.priority);
+        (key, seq, priority)
     }
 
     /// The field a change names, interning its block and field names.
@@ -753,17 +908,42 @@ impl Queue {
         }
     }
 
-    /// Records a value as the field's latest local value; returns its sequence number.
-    pub(crate) fn record_key(&mut self, key: FieldKey, value: Value) -> u64 {
+    /// Records a value as the field's latest local value; returns its sequence number and
+    /// its priority. Every path that takes in a change (`set` and its conveniences, the
+    /// slot path, `atomic`, group joins and leaves) comes through here, so the rules a
+    /// change's field implies live here: a change of `status.state` into or out of
+    /// `Combat` is critical and moves combat mode.
+    pub(crate) fn record_key(
+        &mut self,
+        now: f64,
+        key: FieldKey,
+        value: Value,
+        mut priority: Priority,
+    ) -> (u64, Priority) {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.rec.m.changes_in += 1;
+        let is_state = self.symbols.text(key.block) == names::STATUS
+            && self.symbols.text(key.field) == names::STATE;
+        let is_combat = is_state && matches!(&value, Value::Str(s) if s == names::COMBAT_STATE);
         let fs = self.field_mut(key);
         fs.local = Some(Local {
             value,
             seq: Seq(seq),
         });
-        seq
+        if is_state {
+            let exit = self.cfg.combat_exit_s;
+            let a = self.agent_mut(key.agent);
+            let was = a.in_combat_state;
+            a.in_combat_state = is_combat;
+            if was || is_combat {
+                a.combat_until = now + exit;
+            }
+            if was != is_combat {
+                priority = Priority::Critical;
+            }
+        }
+        (seq, priority)
     }
 
     /// Applies one validated standalone change: coalesces it into the field's pending
@@ -782,7 +962,7 @@ impl Queue {
         priority: Priority,
         depends_on: &[ChangeId],
     ) -> ChangeId {
-        let seq = self.record_key(key, value);
+        let (seq, priority) = self.record_key(now, key, value, priority);
         self.dirty = true;
         let needs = self.field(key).is_some_and(|f| f.needs_send());
         let existing = self.field(key).and_then(|f| f.unit);
@@ -812,17 +992,8 @@ impl Queue {
             }
             None if needs => {
                 let uid = self.new_unit_id();
-                let mut unit = Unit {
-                    entries: alloc::vec![key],
-                    group: None,
-                    priority: Priority::Low,
-                    deps,
-                    order: seq,
-                    high_since: None,
-                    critical_since: None,
-                    not_before: 0.0,
-                    attempts: 0,
-                };
+                let mut unit = Unit::new(alloc::vec![key], None, seq);
+                unit.deps = deps;
                 unit.raise(priority, now);
                 self.units.insert(uid, unit);
                 let f = self.field_mut(key);
@@ -864,14 +1035,30 @@ impl Queue {
         }
     }
 
-    /// After a field stopped needing a send: nothing of it is waiting any more.
+    /// After a field stopped needing a send: nothing of it is waiting any more. What it
+    /// waited for is delivered by the send in flight (which inherits its age), or already
+    /// held by the backend. A record left saying nothing is freed.
     pub(crate) fn settle(&mut self, key: FieldKey) {
-        let f = self.field_mut(key);
+        let Some(f) = self
+            .agents
+            .get_mut(key.agent.0 as usize)
+            .and_then(|a| a.as_mut())
+            .and_then(|a| a.fields.get_mut(&(key.block, key.field)))
+        else {
+            return;
+        };
         if f.unit.is_some() {
             return;
         }
         if !f.needs_send() {
-            f.pending_since = None;
+            if let Some(p) = f.pending_since.take() {
+                f.inherit_age(p);
+            }
+        }
+        if f.is_vacant() {
+            self.agent_mut(key.agent)
+                .fields
+                .remove(&(key.block, key.field));
         }
     }
 
@@ -892,7 +1079,9 @@ impl Queue {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
             };
-            if f.acked.is_some() || unsure.is_some() {
+            // A field the backend holds as absent needs no record: no record means absent.
+            let held = f.acked.as_ref().is_some_and(|(v, _)| *v != Value::Cleared);
+            if held || unsure.is_some() {
                 known.insert(
                     *k,
                     FieldState {
@@ -948,9 +1137,18 @@ impl Queue {
                 });
             }
         }
+        // A dependency travelling in flight with its dependent stays until the outcome: if
+        // the request fails, the dependent returns without it and `fail` reports the
+        // release. One already acknowledged is simply dropped.
         for req in self.in_flight.values_mut() {
             for u in &mut req.units {
-                u.deps.retain(|d| d.on.agent != agent);
+                u.deps.retain(|d| {
+                    d.on.agent != agent
+                        || state
+                            .fields
+                            .get(&(d.on.block, d.on.field))
+                            .is_some_and(|f| f.acked_seq().0 < d.on.seq)
+                });
             }
         }
         self.rec.m.agents_removed += 1;

@@ -20,6 +20,8 @@ pub(crate) struct SentUnit {
     pub(crate) deps: Vec<Dep>,
     pub(crate) order: u64,
     pub(crate) attempts: u32,
+    /// When its oldest critical change not yet delivered was made.
+    pub(crate) critical_since: Option<f64>,
 }
 
 #[derive(Clone, Debug)]
@@ -29,6 +31,8 @@ pub(crate) struct InFlightRequest {
     /// Agents whose decision sync this request carries.
     pub(crate) synced: Vec<AgentId>,
     pub(crate) inference: Option<(AgentId, Vec<ChatMessage>, u32)>,
+    /// When it was emitted (critical latency is measured to the attempt that lands).
+    pub(crate) emitted_at: f64,
 }
 
 impl Queue {
@@ -39,7 +43,13 @@ impl Queue {
             return Err(Error::UnknownRequest { request });
         }
         for c in confirmed {
-            self.check_agent(c.agent)?;
+            match self.check_agent(c.agent) {
+                // Removed while the request was in flight: its part of the answer is moot.
+                Err(Error::AgentRemoved { .. }) => {}
+                other => {
+                    other?;
+                }
+            }
             Symbols::check_name("block label", &c.block)?;
             Symbols::check_name("field name", &c.field)?;
             if let Value::Number(n) = c.value {
@@ -51,14 +61,24 @@ impl Queue {
                     });
                 }
             }
-            if c.seq.0 >= self.next_seq {
-                return Err(Error::UnknownChange { seq: c.seq.0 });
-            }
         }
         let req = self.in_flight.remove(&request).expect("checked");
         self.dirty = true;
+        self.release_blocks(request, &req);
+        // Sequence numbers beyond any this queue issued come from an earlier run of the
+        // server (a restart): the counter moves past them, so what this run sends is
+        // applied, and values this run set are renumbered below.
+        let issued = self.next_seq;
+        for c in confirmed {
+            if c.seq.0 >= self.next_seq {
+                self.next_seq = c.seq.0 + 1;
+            }
+        }
         let mut touched: Vec<FieldKey> = Vec::new();
         for unit in &req.units {
+            if let Some(since) = unit.critical_since {
+                self.rec.critical_latency.record(req.emitted_at - since);
+            }
             for (key, seq) in &unit.entries {
                 if self.agent_state(key.agent).is_none() {
                     continue;
@@ -80,11 +100,15 @@ impl Queue {
                     if f.unsure.is_some_and(|u| u <= f.acked_seq()) {
                         f.unsure = None;
                     }
+                    f.settle_lag();
                 }
                 touched.push(*key);
             }
         }
         for c in confirmed {
+            if self.agent_state(c.agent).is_none() {
+                continue;
+            }
             let block = self.symbols.intern(&c.block);
             let field = self.symbols.intern(&c.field);
             let key = FieldKey {
@@ -93,6 +117,7 @@ impl Queue {
                 field,
             };
             let mut drop_unit = None;
+            let renumber = self.next_seq;
             let f = self.field_mut(key);
             if c.seq >= f.acked_seq() {
                 f.acked = Some((c.value.clone(), c.seq));
@@ -101,13 +126,25 @@ impl Queue {
                 }
             }
             let local_seq = f.local.as_ref().map(|l| l.seq).unwrap_or_default();
-            if c.seq > local_seq {
+            let from_earlier_run = c.seq.0 >= issued;
+            let mut renumbered = false;
+            if let (true, Some(local)) = (from_earlier_run, f.local.as_mut()) {
+                // The game's value of this run is newer than anything an earlier run
+                // left: it keeps its place and is numbered to win.
+                if local.value != c.value {
+                    local.seq = Seq(renumber);
+                    renumbered = true;
+                }
+            } else if c.seq > local_seq {
                 // The backend holds something newer than anything this queue made.
                 f.local = Some(super::state::Local {
                     value: c.value.clone(),
                     seq: c.seq,
                 });
                 drop_unit = f.unit;
+            }
+            if renumbered {
+                self.next_seq += 1;
             }
             if let Some(uid) = drop_unit {
                 if self.units.get(&uid).is_some_and(|u| u.group.is_none()) {
@@ -146,6 +183,7 @@ impl Queue {
         self.observe_time(now);
         self.dirty = true;
         self.rec.m.failures += 1;
+        self.release_blocks(request, &req);
         if let Some(ra) = retry_after {
             self.paused_until = self.paused_until.max(now + ra);
         }
@@ -174,17 +212,8 @@ impl Queue {
                     if f.needs_send() || sent.group.is_some() {
                         f.pending_since = Some(f.pending_since.map_or(o, |p: f64| p.min(o)));
                     } else {
-                        // A newer value in flight supersedes this one; it inherits the age
-                        // so staleness is never under-reported.
-                        let acked = f.acked_seq();
-                        if let Some(newest) = f
-                            .in_flight
-                            .iter_mut()
-                            .filter(|v| v.seq > acked)
-                            .max_by_key(|v| v.seq)
-                        {
-                            newest.oldest = newest.oldest.min(o);
-                        }
+                        // A newer value in flight supersedes this one.
+                        f.inherit_age(o);
                     }
                 }
                 live.push((*key, *seq));
@@ -192,21 +221,32 @@ impl Queue {
             if live.is_empty() {
                 continue;
             }
-            let mut unit = Unit {
-                entries: live.iter().map(|(k, _)| *k).collect(),
-                group: sent.group,
-                priority: sent.priority,
-                deps: sent.deps,
-                order: sent.order,
-                high_since: if sent.priority >= Priority::High {
-                    Some(now)
+            // A dependency whose agent was removed while both were in flight will never
+            // be delivered now: released, with a report.
+            let mut deps = Vec::with_capacity(sent.deps.len());
+            for d in sent.deps {
+                if self.agent_state(d.on.agent).is_some() {
+                    deps.push(d);
                 } else {
-                    None
-                },
-                critical_since: None,
-                not_before: now + delay,
-                attempts,
-            };
+                    self.events.push(super::Event::DependencyReleased {
+                        dependent: d.dependent,
+                        dependency: d.on,
+                    });
+                }
+            }
+            let mut unit = Unit::new(
+                live.iter().map(|(k, _)| *k).collect(),
+                sent.group,
+                sent.order,
+            );
+            unit.priority = sent.priority;
+            unit.deps = deps;
+            if sent.priority >= Priority::High {
+                unit.high_since = Some(now);
+            }
+            unit.critical_since = sent.critical_since;
+            unit.not_before = now + delay;
+            unit.attempts = attempts;
             if unit.group.is_none() {
                 let key = unit.entries[0];
                 let f = self.field_mut(key);
@@ -226,7 +266,17 @@ impl Queue {
                 }
             }
             // A field has at most one pending unit: a newer one merges into the returning
-            // unit, which keeps its place and its backoff.
+            // unit, which keeps its place and its backoff. The caps are hard caps: if the
+            // merged unit would exceed them, the merge is refused and the returning group
+            // gives up the fields newer pending units carry (their values supersede its
+            // own) and keeps the rest whole.
+            if unit.group.is_some() && !self.merge_fits(&unit.entries) {
+                unit.entries
+                    .retain(|k| self.field(*k).is_none_or(|f| f.unit.is_none()));
+                if unit.entries.is_empty() {
+                    continue;
+                }
+            }
             let uid = self.new_unit_id();
             let mut i = 0;
             while i < unit.entries.len() {
@@ -281,6 +331,20 @@ impl Queue {
         Ok(())
     }
 
+    /// The request's outcome is known: the agent-blocks it wrote may be written again.
+    fn release_blocks(&mut self, request: RequestId, req: &InFlightRequest) {
+        if self.busy_blocks.is_empty() {
+            return;
+        }
+        for u in &req.units {
+            for (k, _) in &u.entries {
+                if self.busy_blocks.get(&(k.agent, k.block)) == Some(&request) {
+                    self.busy_blocks.remove(&(k.agent, k.block));
+                }
+            }
+        }
+    }
+
     /// Restores the rule that a field whose local value must be sent has a pending unit.
     pub(crate) fn reconcile(&mut self, key: FieldKey) {
         if self.agent_state(key.agent).is_none() {
@@ -295,20 +359,9 @@ impl Queue {
             }
             let seq = f.local.as_ref().map(|l| l.seq.0).unwrap_or(0);
             let uid = self.new_unit_id();
-            self.units.insert(
-                uid,
-                Unit {
-                    entries: alloc::vec![key],
-                    group: None,
-                    priority: Priority::Normal,
-                    deps: Vec::new(),
-                    order: seq,
-                    high_since: None,
-                    critical_since: None,
-                    not_before: 0.0,
-                    attempts: 0,
-                },
-            );
+            let mut unit = Unit::new(alloc::vec![key], None, seq);
+            unit.priority = Priority::Normal;
+            self.units.insert(uid, unit);
             self.field_mut(key).unit = Some(uid);
         }
         self.settle(key);

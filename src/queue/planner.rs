@@ -19,18 +19,32 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use core::cmp::Reverse;
 
-/// Upper bound of a request's JSON envelope (batch endpoint encoding, see README).
-pub(crate) const REQUEST_OVERHEAD_BYTES: usize = 64;
-/// Upper bound of one change's JSON punctuation and keys, besides its strings and value.
-const CHANGE_OVERHEAD_BYTES: usize = 64;
+/// Upper bound of a request's JSON envelope (batch endpoint encoding, see README):
+/// `{"request_id":N,"kind":"inference","changes":[]}` with N up to 20 digits is 67 bytes;
+/// an inference request's `"agent_id":,"messages":[]` besides the id's string is 26 more.
+pub(crate) const REQUEST_OVERHEAD_BYTES: usize = 128;
+/// Upper bound of one change's JSON punctuation and keys, besides its strings and value:
+/// `{"agent_id":,"block":,"field":,"value":,"seq":,"group":},` is 57 bytes, plus up to 20
+/// digits each for `seq` and `group`.
+const CHANGE_OVERHEAD_BYTES: usize = 97;
+/// Upper bound of one chat message's punctuation and keys: `{"sender":,"text":},`.
+const MESSAGE_OVERHEAD_BYTES: usize = 20;
 
 /// Upper bound of one change's bytes in a batch endpoint body.
 pub(crate) fn change_bytes(agent: &str, block: &str, field: &str, value: &Value) -> usize {
     CHANGE_OVERHEAD_BYTES
+        + 2
         + json_string_bytes(agent)
+        + 2
         + json_string_bytes(block)
+        + 2
         + json_string_bytes(field)
         + value.json_bytes()
+}
+
+/// Upper bound of one chat message's bytes in an inference body.
+fn message_bytes(m: &crate::request::ChatMessage) -> usize {
+    MESSAGE_OVERHEAD_BYTES + 2 + json_string_bytes(&m.sender) + 2 + json_string_bytes(&m.text)
 }
 
 /// A request being filled.
@@ -42,7 +56,6 @@ struct Draft {
     agent_blocks: BTreeSet<(AgentId, Sym)>,
     bytes: usize,
     fields: BTreeMap<FieldKey, Seq>,
-    first_critical: Vec<(u32, f64)>,
 }
 
 /// Whether a unit may open a request of its own or only fill one for free.
@@ -68,16 +81,21 @@ impl Queue {
             return Ok(out);
         }
         self.dirty = false;
-        if now < self.paused_until {
-            self.next_wake = self.paused_until;
-            return Ok(out);
-        }
+        // A `Retry-After` holds routine batches and inference; critical changes and
+        // decision syncs still go, one urgent request per combat debounce window at most.
+        let paused = now < self.paused_until;
         let interval = self.cfg.batch_interval_s;
         let next_batch_at = *self.next_batch_at.get_or_insert(now + interval);
-        let mut wake = next_batch_at;
+        // During a pause, everything held is looked at again when it ends.
+        let mut wake = if paused {
+            self.paused_until
+        } else {
+            next_batch_at
+        };
 
-        // Chat buffers that must flush now.
-        let mut chat_due: Vec<AgentId> = Vec::new();
+        // Chat buffers that must flush now, longest waiting first: the reserve is shared
+        // fairly, whatever the agents' order.
+        let mut chat_due: Vec<(f64, AgentId)> = Vec::new();
         // One inference request per agent at a time: a second one could overtake a first
         // that fails and is retried, and the agent would read its messages out of order.
         // The ack or fail of the one in flight wakes the queue again.
@@ -88,18 +106,21 @@ impl Queue {
             .collect();
         for (i, a) in self.agents.iter().enumerate() {
             if let Some(a) = a {
-                if inferring.contains(&AgentId(i as u32)) {
+                if paused || inferring.contains(&AgentId(i as u32)) {
                     continue;
                 }
                 if let Some(due) = a.chat.due_at(&self.cfg) {
                     if due <= now {
-                        chat_due.push(AgentId(i as u32));
+                        let waiting_since = a.chat.messages.first().map_or(due, |m| m.at);
+                        chat_due.push((waiting_since, AgentId(i as u32)));
                     } else {
                         wake = wake.min(due);
                     }
                 }
             }
         }
+        chat_due.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+        let chat_due: Vec<AgentId> = chat_due.into_iter().map(|(_, a)| a).collect();
 
         // Urgent: due critical changes, decision syncs, and syncs ahead of inference.
         let mut urgent: BTreeSet<AgentId> = BTreeSet::new();
@@ -141,6 +162,15 @@ impl Queue {
             }
         }
         let mut budget_blocked_reserved = false;
+        if paused && !urgent.is_empty() {
+            if let Some(last) = self.last_urgent_at {
+                let next = last + self.cfg.combat_debounce_s;
+                if now < next {
+                    wake = wake.min(next);
+                    urgent.clear();
+                }
+            }
+        }
         if !urgent.is_empty() {
             // Other agents' pending changes fill the urgent requests where that costs no
             // call (the batch endpoint's request costs one call whatever it holds): it keeps
@@ -174,10 +204,10 @@ impl Queue {
 
         // Inference, one request per agent.
         for a in chat_due {
-            if self.sync_blocked(a, now) {
-                // Its freshness sync could not go (a dependency not yet acknowledged, a
-                // retry backing off, the budget): the agent would answer on stale data.
-                // The messages wait; an ack, a retry or a free call wakes the queue.
+            if !self.is_fresh(a, now)? {
+                // Its freshness sync is not acknowledged yet (in flight, failed, waiting
+                // for a dependency or the budget): the agent would answer on stale memory.
+                // The messages wait; the sync's ack wakes the queue.
                 continue;
             }
             if self.budget.available(now, Pool::Reserved) < 1 {
@@ -191,10 +221,13 @@ impl Queue {
         }
 
         // Batches: due high-priority changes and retries, and the routine batch.
-        let routine_due = now >= next_batch_at;
+        let routine_due = now >= next_batch_at && !paused;
         let mut candidates = Vec::new();
         let mut any_mandatory = false;
         for (id, u) in &self.units {
+            if paused {
+                break;
+            }
             if u.priority == Priority::Critical {
                 continue;
             }
@@ -301,6 +334,12 @@ impl Queue {
                     continue;
                 }
                 let (changes, blocks, bytes) = self.materialize(uid);
+                // Letta's PATCH replaces a whole block and checks no sequence number: one
+                // write per agent-block in flight, so no retry or slow answer can land
+                // after a newer write. The outcome of the one in flight wakes the queue.
+                if per_block && blocks.iter().any(|b| self.busy_blocks.contains_key(b)) {
+                    continue;
+                }
                 let fits = |d: &Draft| {
                     let new_blocks = blocks
                         .iter()
@@ -363,9 +402,6 @@ impl Queue {
                     entries.push((key, c.seq));
                     d.changes.push(c);
                 }
-                if let (Some(since), 0) = (unit.critical_since, unit.attempts) {
-                    d.first_critical.push((0, now - since));
-                }
                 d.units.push(SentUnit {
                     entries,
                     group: unit.group,
@@ -373,6 +409,7 @@ impl Queue {
                     deps: unit.deps,
                     order: unit.order,
                     attempts: unit.attempts,
+                    critical_since: unit.critical_since,
                 });
                 d.unit_ids.push(uid);
                 placed.insert(uid);
@@ -389,22 +426,6 @@ impl Queue {
             drafts,
             budget_blocked,
         }
-    }
-
-    /// Whether the agent has a change not yet sent that is older than its freshness
-    /// threshold: a freshness sync it needed did not go out.
-    fn sync_blocked(&self, agent: AgentId, now: f64) -> bool {
-        let Some(a) = self.agent_state(agent) else {
-            return false;
-        };
-        let threshold = if a.in_combat(now) {
-            self.cfg.combat_freshness_s
-        } else {
-            self.cfg.freshness_s
-        };
-        a.fields
-            .values()
-            .any(|f| f.unit.is_some() && f.pending_since.is_some_and(|t| now - t > threshold))
     }
 
     /// A unit that must go now takes the pending units it depends on with it: otherwise a
@@ -475,8 +496,9 @@ impl Queue {
                 if f.acked_seq().0 >= d.on.seq {
                     continue;
                 }
+                // A unit can wait for itself: a dependency it carries after its dependent.
                 if let Some(v) = f.unit {
-                    if v != *id && stuck.contains(&v) {
+                    if stuck.contains(&v) {
                         edges.entry(*id).or_default().push((v, *d));
                     }
                 }
@@ -562,15 +584,28 @@ impl Queue {
                 block: d.on.block,
                 field: d.on.field,
             };
-            if unit.entries.contains(&key) {
+            let seq = d.on.seq;
+            if self.field(key).is_some_and(|f| f.acked_seq().0 >= seq) {
                 return true;
+            }
+            // Carried by the unit itself: delivered first only if it comes first.
+            if let Some(p) = unit.entries.iter().position(|e| *e == key) {
+                let dependent = FieldKey {
+                    agent: d.dependent.agent,
+                    block: d.dependent.block,
+                    field: d.dependent.field,
+                };
+                return unit
+                    .entries
+                    .iter()
+                    .position(|e| *e == dependent)
+                    .is_none_or(|q| p <= q);
             }
             let Some(f) = self.field(key) else {
                 // Its agent was removed (the dependency was released) or never had it.
                 return true;
             };
-            let seq = d.on.seq;
-            if f.acked_seq().0 >= seq || (f.unit.is_none() && f.in_flight.is_empty()) {
+            if f.unit.is_none() && f.in_flight.is_empty() {
                 return true;
             }
             draft.is_some_and(|dr| dr.fields.get(&key).is_some_and(|s| s.0 >= seq))
@@ -600,8 +635,13 @@ impl Queue {
                 RequestKind::Inference => self.rec.m.requests_inference += 1,
             }
             self.rec.m.changes_sent += d.changes.len() as u64;
-            for (_, latency) in &d.first_critical {
-                self.rec.critical_latency.record(*latency);
+            if kind == RequestKind::Urgent {
+                self.last_urgent_at = Some(now);
+            }
+            if self.cfg.target == Target::LettaApi {
+                for b in &d.agent_blocks {
+                    self.busy_blocks.insert(*b, id);
+                }
             }
             let (combat_window, window) = (self.cfg.combat_debounce_s, self.cfg.debounce_s);
             let mut attempt = 1;
@@ -652,6 +692,7 @@ impl Queue {
                     units: d.units,
                     synced: carried,
                     inference: None,
+                    emitted_at: now,
                 },
             );
             out.push(Request {
@@ -669,8 +710,20 @@ impl Queue {
 
     fn emit_inference(&mut self, now: f64, agent: AgentId, out: &mut Vec<Request>) {
         let max = self.cfg.chat_max_messages as usize;
+        let cap = self.cfg.max_request_bytes as usize;
+        let mut bytes =
+            REQUEST_OVERHEAD_BYTES + json_string_bytes(self.agent_name(agent).unwrap_or(""));
         let a = self.agent_mut(agent);
-        let n = a.chat.messages.len().min(max);
+        // Up to the count and the body cap (a hard cap); one message always fits.
+        let mut n = 0;
+        for m in a.chat.messages.iter().take(max) {
+            let b = message_bytes(m);
+            if n > 0 && bytes + b > cap {
+                break;
+            }
+            bytes += b;
+            n += 1;
+        }
         let messages: Vec<_> = a.chat.messages.drain(..n).collect();
         let attempts = a.chat.attempts;
         a.chat.attempts = 0;
@@ -680,15 +733,6 @@ impl Queue {
         self.budget.spend(now, 1);
         self.rec.m.calls += 1;
         self.rec.m.requests_inference += 1;
-        let bytes = REQUEST_OVERHEAD_BYTES
-            + messages
-                .iter()
-                .map(|m| {
-                    CHANGE_OVERHEAD_BYTES
-                        + json_string_bytes(&m.sender)
-                        + json_string_bytes(&m.text)
-                })
-                .sum::<usize>();
         self.in_flight.insert(
             id,
             InFlightRequest {
@@ -696,6 +740,7 @@ impl Queue {
                 units: Vec::new(),
                 synced: Vec::new(),
                 inference: Some((agent, messages.clone(), attempts)),
+                emitted_at: now,
             },
         );
         out.push(Request {

@@ -48,6 +48,11 @@ pub(crate) struct FieldState {
     /// response) does not prove the backend did not apply it, so until a later send is
     /// acknowledged the backend's value is not known and differential sync is off.
     pub(crate) unsure: Option<Seq>,
+    /// When the oldest change was made that stopped waiting because the field went back
+    /// to the value in flight, while the backend did not hold the local value yet. If
+    /// the field diverges again before the backend holds the local value, that change
+    /// was never delivered: its age comes back (staleness is never under-reported).
+    pub(crate) lag_since: Option<f64>,
 }
 
 impl FieldState {
@@ -102,6 +107,58 @@ impl FieldState {
         }
     }
 
+    /// A change of this field stopped waiting on its own because the value the backend
+    /// will get is already in flight: that send delivers it, so it inherits the change's
+    /// age (staleness is never under-reported). With nothing newer than the acknowledged
+    /// value in flight, the backend already holds it and the age is dropped.
+    pub(crate) fn inherit_age(&mut self, oldest: f64) {
+        let acked = self.acked_seq();
+        if let Some(newest) = self
+            .in_flight
+            .iter_mut()
+            .filter(|v| v.seq > acked)
+            .max_by_key(|v| v.seq)
+        {
+            newest.oldest = newest.oldest.min(oldest);
+            self.lag_since = min_opt(self.lag_since, Some(oldest));
+        } else {
+            self.lag_since = None;
+        }
+    }
+
+    /// After an acknowledgement: the backend holds the local value (nothing lags any
+    /// more), or the field diverged again and what lagged is still undelivered.
+    pub(crate) fn settle_lag(&mut self) {
+        let Some(lag) = self.lag_since else { return };
+        let in_sync = match (&self.local, &self.acked) {
+            (Some(l), Some((v, _))) => l.value == *v,
+            (Some(l), None) => l.value == Value::Cleared,
+            (None, _) => true,
+        };
+        if in_sync && self.unsure.is_none() {
+            self.lag_since = None;
+        } else if self.needs_send() {
+            self.lag_since = None;
+            self.pending_since = min_opt(self.pending_since, Some(lag));
+        } else {
+            self.inherit_age(lag);
+        }
+    }
+
+    /// Whether the record says nothing the absence of a record does not: the field is
+    /// absent locally and at the backend, and nothing of it waits or travels. Such a
+    /// record (a departed group member's, a cleared field's) is freed.
+    pub(crate) fn is_vacant(&self) -> bool {
+        let absent = |v: Option<&Value>| v.is_none_or(|v| *v == Value::Cleared);
+        absent(self.local.as_ref().map(|l| &l.value))
+            && absent(self.acked.as_ref().map(|a| &a.0))
+            && self.in_flight.is_empty()
+            && self.unit.is_none()
+            && self.pending_since.is_none()
+            && self.unsure.is_none()
+            && self.lag_since.is_none()
+    }
+
     /// When the oldest change the backend does not have yet was made.
     pub(crate) fn oldest_undelivered(&self) -> Option<f64> {
         let acked = self.acked_seq();
@@ -133,8 +190,11 @@ pub(crate) struct Unit {
     pub(crate) order: u64,
     /// When the first change of high priority or above joined (drives the 1 s delay).
     pub(crate) high_since: Option<f64>,
-    /// When the first critical change joined (for the latency metric).
+    /// When the oldest critical change not yet delivered was made (for the latency
+    /// metric; kept across failed attempts, so retries count).
     pub(crate) critical_since: Option<f64>,
+    /// Holds a critical change made since the unit's last failed attempt.
+    pub(crate) fresh_critical: bool,
     /// Retry backoff: not emitted before this time.
     pub(crate) not_before: f64,
     /// Failed attempts so far.
@@ -142,6 +202,25 @@ pub(crate) struct Unit {
 }
 
 impl Unit {
+    /// An empty unit of low priority, due at once.
+    pub(crate) fn new(entries: Vec<FieldKey>, group: Option<GroupId>, order: u64) -> Unit {
+        Unit {
+            entries,
+            group,
+            priority: Priority::Low,
+            deps: Vec::new(),
+            order,
+            high_since: None,
+            critical_since: None,
+            fresh_critical: false,
+            not_before: 0.0,
+            attempts: 0,
+        }
+    }
+
+    /// A new change of `priority` joins the unit. A new critical change is not held back
+    /// by an older failure's retry backoff: only its agent's combat debounce and the
+    /// budget may delay it.
     pub(crate) fn raise(&mut self, priority: Priority, now: f64) {
         if priority > self.priority {
             self.priority = priority;
@@ -149,13 +228,18 @@ impl Unit {
         if priority >= Priority::High && self.high_since.is_none() {
             self.high_since = Some(now);
         }
-        if priority == Priority::Critical && self.critical_since.is_none() {
-            self.critical_since = Some(now);
+        if priority == Priority::Critical {
+            if self.critical_since.is_none() {
+                self.critical_since = Some(now);
+            }
+            self.not_before = 0.0;
+            self.fresh_critical = true;
         }
     }
 
     /// Takes in another unit's content (it is then dropped by the caller). Both units'
-    /// orders survive: see [`merge_order`].
+    /// orders survive: see [`merge_order`]. The merged unit backs off as long as the
+    /// longer of the two, unless either holds a critical change not tried yet.
     pub(crate) fn absorb(&mut self, other: Unit) {
         merge_order(&mut self.entries, &other.entries);
         if self.group.is_none() {
@@ -168,7 +252,12 @@ impl Unit {
         self.order = self.order.min(other.order);
         self.high_since = min_opt(self.high_since, other.high_since);
         self.critical_since = min_opt(self.critical_since, other.critical_since);
-        self.not_before = self.not_before.max(other.not_before);
+        self.fresh_critical |= other.fresh_critical;
+        self.not_before = if self.fresh_critical {
+            0.0
+        } else {
+            self.not_before.max(other.not_before)
+        };
         self.attempts = self.attempts.max(other.attempts);
     }
 

@@ -140,6 +140,12 @@ pub(crate) fn describe(e: &Error, out: &mut Vec<u8>) -> i32 {
             m.s("atomic group rejected: ").s(reason);
             11
         }
+        Error::AgentLive { agent } => {
+            m.s("agent '")
+                .s(agent)
+                .s("' is still registered: remove it before forgetting it");
+            16
+        }
         Error::BadRetryAfter { value } => {
             m.s("`retry_after` must be a finite number of seconds of 0 or more, got ")
                 .num(*value);
