@@ -5,7 +5,7 @@
 use super::state::FieldKey;
 use super::{Priority, Queue};
 use crate::error::Error;
-use crate::ids::{AgentId, ChangeId, Sym};
+use crate::ids::{AgentId, ChangeId, Sym, UnitId};
 use crate::symbols::{Limits, Symbols};
 use crate::value::Value;
 use alloc::collections::BTreeMap;
@@ -28,10 +28,34 @@ impl Slot {
     }
 }
 
+/// What a change learnt about its field's pending unit: that unit, and a priority it had
+/// then. A unit's priority only rises while it exists and unit ids are never reused, so
+/// while the field still names that unit, a change of at most that priority (and of at
+/// most normal priority, which never starts the high or critical clocks) with no
+/// dependency leaves the unit as it is: the change need not look the unit up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct UnitHint {
+    unit: UnitId,
+    priority: Priority,
+}
+
+impl UnitHint {
+    pub(crate) fn new(unit: UnitId, priority: Priority) -> Self {
+        UnitHint { unit, priority }
+    }
+
+    /// Whether a change of `priority` to a field whose unit is `unit` leaves it unchanged.
+    pub(crate) fn covers(self, unit: UnitId, priority: Priority) -> bool {
+        self.unit == unit && priority <= self.priority && priority <= Priority::Normal
+    }
+}
+
 /// Every slot issued, and the slot of each field that has one.
 #[derive(Default)]
 pub(crate) struct SlotTable {
     keys: Vec<FieldKey>,
+    /// Per slot, what its last change learnt about the field's unit.
+    hints: Vec<Option<UnitHint>>,
     index: BTreeMap<FieldKey, Slot>,
 }
 
@@ -81,6 +105,7 @@ impl Queue {
         }
         let slot = Slot(self.slots.keys.len() as u32);
         self.slots.keys.push(key);
+        self.slots.hints.push(None);
         self.slots.index.insert(key, slot);
         Ok(slot)
     }
@@ -145,6 +170,9 @@ impl Queue {
             self.check_dependency(*d)?;
         }
         self.observe_time(now);
-        Ok(self.apply_key(now, key, value, priority, depends_on))
+        let hint = self.slots.hints[slot.0 as usize];
+        let (id, hint) = self.apply_key(now, key, value, priority, depends_on, hint);
+        self.slots.hints[slot.0 as usize] = hint;
+        Ok(id)
     }
 }
