@@ -450,7 +450,11 @@ impl Facade {
 
     /// `nsq_set`.
     pub fn set(&mut self, now: f64, slot: i32, kind: i32, len: i32, x: f64, prio: i32) -> f64 {
-        let deps = core::mem::take(&mut self.deps);
+        let deps = if self.deps.is_empty() {
+            Vec::new()
+        } else {
+            core::mem::take(&mut self.deps)
+        };
         let r = (|| {
             let value = self.value(kind, len, x)?;
             let priority = self.priority(prio)?;
