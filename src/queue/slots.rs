@@ -2,10 +2,10 @@
 //! integer, so a change call from a facade (the Luau bridge) carries numbers only: no name
 //! is interned, checked or compared per call.
 
-use super::state::FieldKey;
+use super::state::{FieldKey, Local};
 use super::{Priority, Queue};
 use crate::error::Error;
-use crate::ids::{AgentId, ChangeId, Sym, UnitId};
+use crate::ids::{AgentId, ChangeId, Seq, Sym, UnitId};
 use crate::symbols::{Limits, Symbols};
 use crate::value::Value;
 use alloc::collections::BTreeMap;
@@ -142,6 +142,65 @@ impl Queue {
         })
     }
 
+    /// The common change in one pass: a field already pending whose unit the slot's hint
+    /// covers, and a value that still needs sending. Exactly what the general path does
+    /// then (every check, a new seq, the local value, `changes_in` and `coalesced` counted,
+    /// the unit unchanged), without its lookups and branches. Anything else, errors
+    /// included, hands the value back for the general path.
+    fn set_slot_fast(
+        &mut self,
+        now: f64,
+        slot: Slot,
+        value: Value,
+        priority: Priority,
+    ) -> Result<ChangeId, Value> {
+        if !(now.is_finite() && now >= 0.0 && now >= self.latest_now) {
+            return Err(value);
+        }
+        let i = slot.0 as usize;
+        let (Some(&key), Some(Some(hint))) = (self.slots.keys.get(i), self.slots.hints.get(i))
+        else {
+            return Err(value);
+        };
+        match &value {
+            Value::Number(n) if !n.is_finite() => return Err(value),
+            Value::Str(s) if s.len() > Limits::VALUE_BYTES => return Err(value),
+            _ => {}
+        }
+        let Some(Some(agent)) = self.agents.get_mut(key.agent.0 as usize) else {
+            return Err(value);
+        };
+        let Some(f) = agent.fields.get_mut(&(key.block, key.field)) else {
+            return Err(value);
+        };
+        // A new seq is above every seq sent, so the value needs sending exactly when it
+        // differs from what the backend has or will have.
+        let Some(unit) = f.unit else {
+            return Err(value);
+        };
+        if !hint.covers(unit, priority) || f.equals_target(&value) {
+            return Err(value);
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        f.local = Some(Local {
+            value,
+            seq: Seq(seq),
+        });
+        if now > self.latest_now {
+            self.latest_now = now;
+        }
+        self.rec.m.changes_in += 1;
+        self.rec.m.coalesced += 1;
+        self.dirty = true;
+        Ok(ChangeId {
+            seq,
+            agent: key.agent,
+            block: key.block,
+            field: key.field,
+        })
+    }
+
     /// The agent a slot belongs to.
     pub fn slot_agent(&self, slot: Slot) -> Option<AgentId> {
         self.slots.keys.get(slot.0 as usize).map(|k| k.agent)
@@ -157,6 +216,14 @@ impl Queue {
         priority: Priority,
         depends_on: &[ChangeId],
     ) -> Result<ChangeId, Error> {
+        let value = if depends_on.is_empty() {
+            match self.set_slot_fast(now, slot, value, priority) {
+                Ok(id) => return Ok(id),
+                Err(value) => value,
+            }
+        } else {
+            value
+        };
         self.check_time("now", now)?;
         let key = self.slot_key(slot)?;
         self.check_agent(key.agent)?;
