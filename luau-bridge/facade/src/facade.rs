@@ -120,6 +120,11 @@ impl Facade {
         (&self.poll.requests, &self.poll.changes, &self.poll.messages)
     }
 
+    /// The address and bytes of the last poll's text area (record addresses point into it).
+    pub fn poll_text(&self) -> (u32, &[u8]) {
+        (records::addr(&self.poll.text), &self.poll.text)
+    }
+
     /// Event records of the last `drain_events`.
     pub fn event_records(&self) -> &[u8] {
         &self.events
