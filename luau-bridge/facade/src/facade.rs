@@ -474,6 +474,12 @@ impl Facade {
                 }
             }
         }
+        self.set_general(now, slot, kind, len, x, prio)
+    }
+
+    /// `nsq_set` with dependencies, text or interned values, inside a group, or failing.
+    #[inline(never)]
+    fn set_general(&mut self, now: f64, slot: i32, kind: i32, len: i32, x: f64, prio: i32) -> f64 {
         let deps = if self.deps.is_empty() {
             Vec::new()
         } else {
