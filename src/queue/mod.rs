@@ -23,6 +23,7 @@ use alloc::vec::Vec;
 pub use decide::Decision;
 use outcome::InFlightRequest;
 pub use slots::Slot;
+use slots::UnitHint;
 use state::{AgentState, Dep, FieldKey, FieldState, Local, Unit};
 
 /// How urgently a change must reach the backend.
@@ -891,12 +892,12 @@ impl Queue {
         u
     }
 
-    /// Records a change as the field's latest local value and issues its handle (see
-    /// [`Queue::record_key`], which owns the rules a change's field implies).
+    /// Records a change as the field's latest local value and issues its handle; returns
+    /// its priority under [`Queue::field_rules`].
     fn record_local(&mut self, now: f64, c: &Change<'_>) -> (FieldKey, u64, Priority) {
         let key = self.resolve(c);
-        let (seq, priority) = self.record_key(now, key, c.value.clone(), c.priority);
-        (key, seq, priority)
+        let priority = self.field_rules(now, key, &c.value, c.priority);
+        (key, self.record_key(key, c.value.clone()).0, priority)
     }
 
     /// The field a change names, interning its block and field names.
@@ -908,52 +909,68 @@ impl Queue {
         }
     }
 
-    /// Records a value as the field's latest local value; returns its sequence number and
-    /// its priority. Every path that takes in a change (`set` and its conveniences, the
-    /// slot path, `atomic`, group joins and leaves) comes through here, so the rules a
-    /// change's field implies live here: a change of `status.state` into or out of
-    /// `Combat` is critical and moves combat mode.
-    pub(crate) fn record_key(
+    /// Whether a field is the agent's `status.state` (the field combat mode follows).
+    pub(crate) fn is_state_field(&self, key: FieldKey) -> bool {
+        self.symbols.text(key.block) == names::STATUS
+            && self.symbols.text(key.field) == names::STATE
+    }
+
+    /// The rules a change's field implies, owned here for every path that takes in a
+    /// change (`set` and its conveniences, the slot path, `atomic`, group joins and
+    /// leaves): a change of `status.state` into or out of `Combat` is critical and moves
+    /// combat mode. Returns the change's priority. (The slot path's one-pass shortcut never
+    /// runs for `status.state`: `slots.rs` keeps no unit hint for it.)
+    pub(crate) fn field_rules(
         &mut self,
         now: f64,
         key: FieldKey,
-        value: Value,
-        mut priority: Priority,
-    ) -> (u64, Priority) {
+        value: &Value,
+        priority: Priority,
+    ) -> Priority {
+        if !self.is_state_field(key) {
+            return priority;
+        }
+        let is_combat = matches!(value, Value::Str(s) if s == names::COMBAT_STATE);
+        let exit = self.cfg.combat_exit_s;
+        let a = self.agent_mut(key.agent);
+        let was = a.in_combat_state;
+        a.in_combat_state = is_combat;
+        if was || is_combat {
+            a.combat_until = now + exit;
+        }
+        if was != is_combat {
+            Priority::Critical
+        } else {
+            priority
+        }
+    }
+
+    /// Records a value as the field's latest local value; returns its sequence number and
+    /// the field (one lookup for the whole change: lookups dominate its cost in Luau).
+    pub(crate) fn record_key(&mut self, key: FieldKey, value: Value) -> (u64, &mut FieldState) {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.rec.m.changes_in += 1;
-        let is_state = self.symbols.text(key.block) == names::STATUS
-            && self.symbols.text(key.field) == names::STATE;
-        let is_combat = is_state && matches!(&value, Value::Str(s) if s == names::COMBAT_STATE);
         let fs = self.field_mut(key);
         fs.local = Some(Local {
             value,
             seq: Seq(seq),
         });
-        if is_state {
-            let exit = self.cfg.combat_exit_s;
-            let a = self.agent_mut(key.agent);
-            let was = a.in_combat_state;
-            a.in_combat_state = is_combat;
-            if was || is_combat {
-                a.combat_until = now + exit;
-            }
-            if was != is_combat {
-                priority = Priority::Critical;
-            }
-        }
-        (seq, priority)
+        (seq, fs)
     }
 
     /// Applies one validated standalone change: coalesces it into the field's pending
     /// unit, or drops what no longer needs sending.
     fn apply(&mut self, now: f64, c: &Change<'_>) -> ChangeId {
         let key = self.resolve(c);
-        self.apply_key(now, key, c.value.clone(), c.priority, &c.depends_on)
+        self.apply_key(now, key, c.value.clone(), c.priority, &c.depends_on, None)
+            .0
     }
 
     /// [`Queue::apply`] of a field already resolved (the slot path of `slots.rs`).
+    ///
+    /// `hint` is what an earlier change of this field learnt about its pending unit (see
+    /// [`UnitHint`]); the hint after this change is returned with the handle.
     pub(crate) fn apply_key(
         &mut self,
         now: f64,
@@ -961,46 +978,62 @@ impl Queue {
         value: Value,
         priority: Priority,
         depends_on: &[ChangeId],
-    ) -> ChangeId {
-        let (seq, priority) = self.record_key(now, key, value, priority);
+        hint: Option<UnitHint>,
+    ) -> (ChangeId, Option<UnitHint>) {
+        let priority = self.field_rules(now, key, &value, priority);
+        let (seq, f) = self.record_key(key, value);
+        let needs = f.needs_send();
+        let existing = f.unit;
         self.dirty = true;
-        let needs = self.field(key).is_some_and(|f| f.needs_send());
-        let existing = self.field(key).and_then(|f| f.unit);
         let id = change_id(key, seq);
-        let deps: Vec<Dep> = depends_on
-            .iter()
-            .map(|d| Dep {
-                on: *d,
-                dependent: id,
-            })
-            .collect();
+        let deps: Vec<Dep> = if depends_on.is_empty() {
+            Vec::new()
+        } else {
+            depends_on
+                .iter()
+                .map(|d| Dep {
+                    on: *d,
+                    dependent: id,
+                })
+                .collect()
+        };
         match existing {
             Some(uid) => {
                 // Coalesce: the unit sends the latest value. A group keeps the field even if
                 // it now equals the backend's value, so it stays whole.
                 self.rec.m.coalesced += 1;
-                let is_group = self.units.get(&uid).is_some_and(|u| u.group.is_some());
-                if needs || is_group {
-                    let unit = self.units.get_mut(&uid).expect("field's unit exists");
-                    unit.raise(priority, now);
-                    unit.deps.extend(deps);
-                } else {
-                    self.units.remove(&uid);
-                    self.field_mut(key).unit = None;
-                    self.settle(key);
+                if needs && deps.is_empty() && hint.is_some_and(|h| h.covers(uid, priority)) {
+                    // Raising the unit would change nothing: skip looking it up.
+                    return (id, hint);
                 }
+                let kept = match self.units.get_mut(&uid) {
+                    Some(unit) if needs || unit.group.is_some() => {
+                        unit.raise(priority, now);
+                        unit.deps.extend(deps);
+                        Some(UnitHint::new(uid, unit.priority))
+                    }
+                    _ => None,
+                };
+                if kept.is_some() {
+                    return (id, kept);
+                }
+                self.units.remove(&uid);
+                self.field_mut(key).unit = None;
+                self.settle(key);
             }
             None if needs => {
                 let uid = self.new_unit_id();
                 let mut unit = Unit::new(alloc::vec![key], None, seq);
                 unit.deps = deps;
                 unit.raise(priority, now);
+                let hint = UnitHint::new(uid, unit.priority);
                 self.units.insert(uid, unit);
                 let f = self.field_mut(key);
                 f.unit = Some(uid);
                 if f.pending_since.is_none() {
                     f.pending_since = Some(now);
                 }
+                return (id, Some(hint));
             }
             None => {
                 // Equal to what the backend has or will have: nothing to send. If that
@@ -1013,7 +1046,7 @@ impl Queue {
                 self.settle(key);
             }
         }
-        id
+        (id, None)
     }
 
     fn attach_deps_in_flight(&mut self, key: FieldKey, deps: Vec<Dep>) {

@@ -78,3 +78,83 @@ fn invalid_module_is_rejected_without_output() {
     assert_eq!(r.status.code(), Some(1));
     assert!(!out.exists());
 }
+
+/// The bench-kernels module: big enough to need several parts at a small limit.
+fn sample_wasm() -> Vec<u8> {
+    let kernels = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/bench-kernels");
+    let target = tmp("split-target");
+    let ok = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--target", "wasm32-unknown-unknown"])
+        .arg("--manifest-path")
+        .arg(format!("{kernels}/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "building samples/bench-kernels");
+    let dir = target.join("wasm32-unknown-unknown/release");
+    let wasm = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "wasm"))
+        .expect("a .wasm");
+    std::fs::read(wasm).unwrap()
+}
+
+#[test]
+fn split_output_stays_under_the_limit_and_is_deterministic() {
+    let input = tmp("kernels.wasm");
+    std::fs::write(&input, sample_wasm()).unwrap();
+    let run = |dir: &str| {
+        let d = tmp(dir);
+        std::fs::create_dir_all(&d).unwrap();
+        let out = d.join("Core.luau");
+        let o = bin()
+            .arg(&input)
+            .args(["--split-chars", "8000", "-o"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let mut files: Vec<(String, String)> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| {
+                (
+                    p.file_name().unwrap().to_string_lossy().to_string(),
+                    std::fs::read_to_string(&p).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let a = run("split-a");
+    assert!(
+        a.len() >= 3,
+        "several parts: {:?}",
+        a.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    assert!(a.iter().all(|(_, text)| text.len() <= 8000));
+    assert_eq!(a[0].0, "Core.luau");
+    assert_eq!(a[1].0, "Core_2.luau");
+    assert!(a[0].1.contains("local P2 = require(script.Parent.Core_2)"));
+    assert_eq!(a, run("split-b"), "split output must be deterministic");
+    // A limit no function fits, and a split without -o: errors, no output.
+    let o = bin()
+        .arg(&input)
+        .args(["--split-chars", "100", "-o"])
+        .arg(tmp("split-c.luau"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("more than the split limit of 100"));
+    assert!(!tmp("split-c.luau").exists());
+    let o = bin()
+        .arg(&input)
+        .args(["--split-chars", "8000"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("needs -o"));
+}
