@@ -23,6 +23,7 @@ use alloc::vec::Vec;
 pub use decide::Decision;
 use outcome::InFlightRequest;
 pub use slots::Slot;
+use slots::UnitHint;
 use state::{AgentState, Dep, FieldKey, FieldState, Local, Unit};
 
 /// How urgently a change must reach the backend.
@@ -741,7 +742,7 @@ impl Queue {
     /// Records a change as the field's latest local value and issues its handle.
     fn record_local(&mut self, _now: f64, c: &Change<'_>) -> (FieldKey, u64) {
         let key = self.resolve(c);
-        (key, self.record_key(key, c.value.clone()))
+        (key, self.record_key(key, c.value.clone()).0)
     }
 
     /// The field a change names, interning its block and field names.
@@ -753,8 +754,9 @@ impl Queue {
         }
     }
 
-    /// Records a value as the field's latest local value; returns its sequence number.
-    pub(crate) fn record_key(&mut self, key: FieldKey, value: Value) -> u64 {
+    /// Records a value as the field's latest local value; returns its sequence number and
+    /// the field (one lookup for the whole change: lookups dominate its cost in Luau).
+    pub(crate) fn record_key(&mut self, key: FieldKey, value: Value) -> (u64, &mut FieldState) {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.rec.m.changes_in += 1;
@@ -763,17 +765,21 @@ impl Queue {
             value,
             seq: Seq(seq),
         });
-        seq
+        (seq, fs)
     }
 
     /// Applies one validated standalone change: coalesces it into the field's pending
     /// unit, or drops what no longer needs sending.
     fn apply(&mut self, now: f64, c: &Change<'_>) -> ChangeId {
         let key = self.resolve(c);
-        self.apply_key(now, key, c.value.clone(), c.priority, &c.depends_on)
+        self.apply_key(now, key, c.value.clone(), c.priority, &c.depends_on, None)
+            .0
     }
 
     /// [`Queue::apply`] of a field already resolved (the slot path of `slots.rs`).
+    ///
+    /// `hint` is what an earlier change of this field learnt about its pending unit (see
+    /// [`UnitHint`]); the hint after this change is returned with the handle.
     pub(crate) fn apply_key(
         &mut self,
         now: f64,
@@ -781,34 +787,47 @@ impl Queue {
         value: Value,
         priority: Priority,
         depends_on: &[ChangeId],
-    ) -> ChangeId {
-        let seq = self.record_key(key, value);
+        hint: Option<UnitHint>,
+    ) -> (ChangeId, Option<UnitHint>) {
+        let (seq, f) = self.record_key(key, value);
+        let needs = f.needs_send();
+        let existing = f.unit;
         self.dirty = true;
-        let needs = self.field(key).is_some_and(|f| f.needs_send());
-        let existing = self.field(key).and_then(|f| f.unit);
         let id = change_id(key, seq);
-        let deps: Vec<Dep> = depends_on
-            .iter()
-            .map(|d| Dep {
-                on: *d,
-                dependent: id,
-            })
-            .collect();
+        let deps: Vec<Dep> = if depends_on.is_empty() {
+            Vec::new()
+        } else {
+            depends_on
+                .iter()
+                .map(|d| Dep {
+                    on: *d,
+                    dependent: id,
+                })
+                .collect()
+        };
         match existing {
             Some(uid) => {
                 // Coalesce: the unit sends the latest value. A group keeps the field even if
                 // it now equals the backend's value, so it stays whole.
                 self.rec.m.coalesced += 1;
-                let is_group = self.units.get(&uid).is_some_and(|u| u.group.is_some());
-                if needs || is_group {
-                    let unit = self.units.get_mut(&uid).expect("field's unit exists");
-                    unit.raise(priority, now);
-                    unit.deps.extend(deps);
-                } else {
-                    self.units.remove(&uid);
-                    self.field_mut(key).unit = None;
-                    self.settle(key);
+                if needs && deps.is_empty() && hint.is_some_and(|h| h.covers(uid, priority)) {
+                    // Raising the unit would change nothing: skip looking it up.
+                    return (id, hint);
                 }
+                let kept = match self.units.get_mut(&uid) {
+                    Some(unit) if needs || unit.group.is_some() => {
+                        unit.raise(priority, now);
+                        unit.deps.extend(deps);
+                        Some(UnitHint::new(uid, unit.priority))
+                    }
+                    _ => None,
+                };
+                if kept.is_some() {
+                    return (id, kept);
+                }
+                self.units.remove(&uid);
+                self.field_mut(key).unit = None;
+                self.settle(key);
             }
             None if needs => {
                 let uid = self.new_unit_id();
@@ -824,12 +843,14 @@ impl Queue {
                     attempts: 0,
                 };
                 unit.raise(priority, now);
+                let hint = UnitHint::new(uid, unit.priority);
                 self.units.insert(uid, unit);
                 let f = self.field_mut(key);
                 f.unit = Some(uid);
                 if f.pending_since.is_none() {
                     f.pending_since = Some(now);
                 }
+                return (id, Some(hint));
             }
             None => {
                 // Equal to what the backend has or will have: nothing to send. If that
@@ -842,7 +863,7 @@ impl Queue {
                 self.settle(key);
             }
         }
-        id
+        (id, None)
     }
 
     fn attach_deps_in_flight(&mut self, key: FieldKey, deps: Vec<Dep>) {

@@ -2,10 +2,10 @@
 //! integer, so a change call from a facade (the Luau bridge) carries numbers only: no name
 //! is interned, checked or compared per call.
 
-use super::state::FieldKey;
+use super::state::{FieldKey, Local};
 use super::{Priority, Queue};
 use crate::error::Error;
-use crate::ids::{AgentId, ChangeId, Sym};
+use crate::ids::{AgentId, ChangeId, Seq, Sym, UnitId};
 use crate::symbols::{Limits, Symbols};
 use crate::value::Value;
 use alloc::collections::BTreeMap;
@@ -28,10 +28,34 @@ impl Slot {
     }
 }
 
+/// What a change learnt about its field's pending unit: that unit, and a priority it had
+/// then. A unit's priority only rises while it exists and unit ids are never reused, so
+/// while the field still names that unit, a change of at most that priority (and of at
+/// most normal priority, which never starts the high or critical clocks) with no
+/// dependency leaves the unit as it is: the change need not look the unit up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct UnitHint {
+    unit: UnitId,
+    priority: Priority,
+}
+
+impl UnitHint {
+    pub(crate) fn new(unit: UnitId, priority: Priority) -> Self {
+        UnitHint { unit, priority }
+    }
+
+    /// Whether a change of `priority` to a field whose unit is `unit` leaves it unchanged.
+    pub(crate) fn covers(self, unit: UnitId, priority: Priority) -> bool {
+        self.unit == unit && priority <= self.priority && priority <= Priority::Normal
+    }
+}
+
 /// Every slot issued, and the slot of each field that has one.
 #[derive(Default)]
 pub(crate) struct SlotTable {
     keys: Vec<FieldKey>,
+    /// Per slot, what its last change learnt about the field's unit.
+    hints: Vec<Option<UnitHint>>,
     index: BTreeMap<FieldKey, Slot>,
 }
 
@@ -81,6 +105,7 @@ impl Queue {
         }
         let slot = Slot(self.slots.keys.len() as u32);
         self.slots.keys.push(key);
+        self.slots.hints.push(None);
         self.slots.index.insert(key, slot);
         Ok(slot)
     }
@@ -117,6 +142,65 @@ impl Queue {
         })
     }
 
+    /// The common change in one pass: a field already pending whose unit the slot's hint
+    /// covers, and a value that still needs sending. Exactly what the general path does
+    /// then (every check, a new seq, the local value, `changes_in` and `coalesced` counted,
+    /// the unit unchanged), without its lookups and branches. Anything else, errors
+    /// included, hands the value back for the general path.
+    fn set_slot_fast(
+        &mut self,
+        now: f64,
+        slot: Slot,
+        value: Value,
+        priority: Priority,
+    ) -> Result<ChangeId, Value> {
+        if !(now.is_finite() && now >= 0.0 && now >= self.latest_now) {
+            return Err(value);
+        }
+        let i = slot.0 as usize;
+        let (Some(&key), Some(Some(hint))) = (self.slots.keys.get(i), self.slots.hints.get(i))
+        else {
+            return Err(value);
+        };
+        match &value {
+            Value::Number(n) if !n.is_finite() => return Err(value),
+            Value::Str(s) if s.len() > Limits::VALUE_BYTES => return Err(value),
+            _ => {}
+        }
+        let Some(Some(agent)) = self.agents.get_mut(key.agent.0 as usize) else {
+            return Err(value);
+        };
+        let Some(f) = agent.fields.get_mut(&(key.block, key.field)) else {
+            return Err(value);
+        };
+        // A new seq is above every seq sent, so the value needs sending exactly when it
+        // differs from what the backend has or will have.
+        let Some(unit) = f.unit else {
+            return Err(value);
+        };
+        if !hint.covers(unit, priority) || f.equals_target(&value) {
+            return Err(value);
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        f.local = Some(Local {
+            value,
+            seq: Seq(seq),
+        });
+        if now > self.latest_now {
+            self.latest_now = now;
+        }
+        self.rec.m.changes_in += 1;
+        self.rec.m.coalesced += 1;
+        self.dirty = true;
+        Ok(ChangeId {
+            seq,
+            agent: key.agent,
+            block: key.block,
+            field: key.field,
+        })
+    }
+
     /// The agent a slot belongs to.
     pub fn slot_agent(&self, slot: Slot) -> Option<AgentId> {
         self.slots.keys.get(slot.0 as usize).map(|k| k.agent)
@@ -132,6 +216,14 @@ impl Queue {
         priority: Priority,
         depends_on: &[ChangeId],
     ) -> Result<ChangeId, Error> {
+        let value = if depends_on.is_empty() {
+            match self.set_slot_fast(now, slot, value, priority) {
+                Ok(id) => return Ok(id),
+                Err(value) => value,
+            }
+        } else {
+            value
+        };
         self.check_time("now", now)?;
         let key = self.slot_key(slot)?;
         self.check_agent(key.agent)?;
@@ -145,6 +237,9 @@ impl Queue {
             self.check_dependency(*d)?;
         }
         self.observe_time(now);
-        Ok(self.apply_key(now, key, value, priority, depends_on))
+        let hint = self.slots.hints[slot.0 as usize];
+        let (id, hint) = self.apply_key(now, key, value, priority, depends_on, hint);
+        self.slots.hints[slot.0 as usize] = hint;
+        Ok(id)
     }
 }

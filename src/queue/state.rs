@@ -80,7 +80,7 @@ impl FieldState {
         }
     }
 
-    fn equals_target(&self, v: &Value) -> bool {
+    pub(crate) fn equals_target(&self, v: &Value) -> bool {
         if let Some(u) = self.unsure {
             // Unless a later send is in flight (it supersedes the unsure one if it lands,
             // and renews the doubt if it fails), the backend may hold anything.

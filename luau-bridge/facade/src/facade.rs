@@ -57,6 +57,14 @@ impl Default for Facade {
     }
 }
 
+/// Priorities by their ABI number.
+const PRIORITIES: [Priority; 4] = [
+    Priority::Low,
+    Priority::Normal,
+    Priority::High,
+    Priority::Critical,
+];
+
 /// The largest integer an f64 holds exactly (2^53 - 1).
 const MAX_EXACT: f64 = 9007199254740991.0;
 
@@ -217,18 +225,13 @@ impl Facade {
     }
 
     fn priority(&mut self, p: i32) -> Res<Priority> {
-        Ok(match p {
-            0 => Priority::Low,
-            1 => Priority::Normal,
-            2 => Priority::High,
-            3 => Priority::Critical,
-            _ => {
-                return Err(self.facade_error(
-                    ErrorCode::BadArgument,
-                    "priority must be 0 (low), 1 (normal), 2 (high) or 3 (critical)",
-                ))
-            }
-        })
+        match PRIORITIES.get(p as usize) {
+            Some(p) => Ok(*p),
+            _ => Err(self.facade_error(
+                ErrorCode::BadArgument,
+                "priority must be 0 (low), 1 (normal), 2 (high) or 3 (critical)",
+            )),
+        }
     }
 
     fn agent(&mut self, a: i32) -> Res<AgentId> {
@@ -450,7 +453,27 @@ impl Facade {
 
     /// `nsq_set`.
     pub fn set(&mut self, now: f64, slot: i32, kind: i32, len: i32, x: f64, prio: i32) -> f64 {
-        let deps = core::mem::take(&mut self.deps);
+        // The hot path: a number, bool or clear, no dependency, no group open. An error
+        // here changes nothing and is reported by the general path below.
+        if self.deps.is_empty() && self.group.is_none() && (0..=3).contains(&prio) {
+            let value = match kind {
+                0 => Some(Value::Cleared),
+                1 => Some(Value::Number(x)),
+                2 => Some(Value::Bool(x != 0.0)),
+                _ => None,
+            };
+            if let (Some(q), Some(v)) = (self.queue.as_mut(), value) {
+                let p = PRIORITIES[prio as usize];
+                if let Ok(id) = q.set_slot(now, Slot::from_index(slot as u32), v, p, &[]) {
+                    return id.seq().0 as f64;
+                }
+            }
+        }
+        let deps = if self.deps.is_empty() {
+            Vec::new()
+        } else {
+            core::mem::take(&mut self.deps)
+        };
         let r = (|| {
             let value = self.value(kind, len, x)?;
             let priority = self.priority(prio)?;
