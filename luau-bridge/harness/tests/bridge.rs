@@ -237,3 +237,356 @@ return table.concat(out, "\n"), sync:stats().changesIn
     assert!(lines[0].contains("health"), "{}", lines[0]);
     assert_eq!(changes_in, 1.0, "no failed call queued anything");
 }
+
+#[test]
+fn atomic_groups_travel_whole_and_dependencies_in_order() {
+    let server = TestServer::start();
+    let r = vm(false);
+    let (n, rejected, changes_before, changes_after): (u32, String, f64, f64) = run(
+        &r,
+        &server,
+        r#"
+local sync = NpcSync.new({ target = { kind = "batch", url = base .. "/batch" }, settings = { batchInterval = 1 } })
+local hs = sync:atomic(function(tx)
+	tx:setLocation("npc-1", "forge")
+	tx:setState("npc-1", "Crafting")
+	tx:joinGroup("npc-1", "player_7", { role = "buyer" })
+end)
+local before = sync:stats().changesIn
+local ok, err = pcall(sync.atomic, sync, function(tx)
+	tx:setLocation("npc-1", "nowhere")
+	error("tool failed")
+end)
+assert(not ok)
+local okLeave, errLeave = pcall(sync.atomic, sync, function(tx)
+	tx:leaveGroup("npc-1", "player_7")
+end)
+assert(not okLeave)
+local after = sync:stats().changesIn
+local crafted = sync:after(hs[1]):toolResult("npc-1", "status", "crafted", "sword")
+assert(crafted.seq > hs[#hs].seq)
+sync:start()
+task.wait(2.5)
+return #hs, tostring(err) .. " | " .. tostring(errLeave), before, after
+"#,
+    );
+    assert_eq!(n, 4, "location, state, is_present, role");
+    assert!(rejected.contains("tool failed"), "{rejected}");
+    assert!(rejected.contains("NpcSync:leaveGroup"), "{rejected}");
+    assert_eq!(
+        changes_before, changes_after,
+        "a failed atomic() queues nothing"
+    );
+    let bodies = bodies(&server);
+    // the group's four changes in one request, in the order given, under one group id
+    let group: Vec<&Json> = bodies
+        .iter()
+        .flat_map(|b| b["changes"].as_array().unwrap())
+        .filter(|c| c.get("group").is_some())
+        .collect();
+    assert_eq!(group.len(), 4, "{bodies:?}");
+    let gid = group[0]["group"].clone();
+    assert!(group.iter().all(|c| c["group"] == gid));
+    let fields: Vec<&str> = group.iter().map(|c| c["field"].as_str().unwrap()).collect();
+    assert_eq!(
+        fields,
+        ["location", "state", "player_7.is_present", "player_7.role"]
+    );
+    let seqs: Vec<f64> = group.iter().map(|c| c["seq"].as_f64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+    // the tool result is never delivered before the location it depends on
+    let pos = |f: &str| {
+        bodies.iter().enumerate().find_map(|(i, b)| {
+            b["changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .position(|c| c["field"] == f)
+                .map(|j| (i, j))
+        })
+    };
+    assert!(pos("location").unwrap() < pos("crafted").unwrap());
+    assert_eq!(
+        field(&server, "npc-1", "status", "crafted"),
+        Some(Json::from("sword"))
+    );
+    assert_eq!(
+        field(&server, "npc-1", "group_members", "player_7.role"),
+        Some(Json::from("buyer"))
+    );
+}
+
+#[test]
+fn failures_are_retried_until_the_backend_has_everything() {
+    let server = TestServer::start();
+    // 503, then 429 with Retry-After 2, then no answer within the client's timeout
+    server.inject(&[
+        Answer::Status(503),
+        Answer::TooMany(2),
+        Answer::Hang(Duration::from_millis(700)),
+    ]);
+    let r = vm(false);
+    let (failures, http_failures, http_errors, depth): (f64, f64, f64, f64) = run(
+        &r,
+        &server,
+        r#"
+local sync = NpcSync.new({ target = { kind = "batch", url = base .. "/batch" }, settings = { batchInterval = 1 } })
+sync:start()
+sync:setLocation("npc-1", "gate")
+sync:setHealth("npc-1", 80)
+task.wait(3)
+sync:setLocation("npc-1", "wall") -- newer value while retries go on
+local ok = sync:flushAll(40)
+assert(ok, "flushAll timed out")
+local s = sync:stats()
+return s.failures, s.httpFailures, s.httpErrors, s.queueDepth
+"#,
+    );
+    assert_eq!(
+        failures, 3.0,
+        "each injected fault is reported as a failure"
+    );
+    assert_eq!(http_failures, 2.0, "503 and 429 are answers");
+    assert_eq!(http_errors, 1.0, "the timeout is an error");
+    assert_eq!(depth, 0.0);
+    assert_eq!(
+        field(&server, "npc-1", "status", "location"),
+        Some(Json::from("wall"))
+    );
+    assert_eq!(
+        field(&server, "npc-1", "status", "health"),
+        Some(Json::from(80))
+    );
+    let answers: Vec<Answer> = server.with(|s| s.log.iter().map(|l| l.answer.clone()).collect());
+    assert!(answers.len() >= 4, "{answers:?}");
+}
+
+#[test]
+fn retry_after_holds_traffic_back() {
+    let server = TestServer::start();
+    server.inject(&[Answer::TooMany(3)]);
+    let r = vm(false);
+    let times: Vec<f64> = {
+        let t: mlua::Table = run(
+            &r,
+            &server,
+            r#"
+local sync = NpcSync.new({ target = { kind = "batch", url = base .. "/batch" }, settings = { batchInterval = 1 } })
+local times = {}
+sync:setLocation("npc-1", "gate")
+local calls = 0
+for _ = 1, 60 * 8 do
+	sync:step()
+	local c = sync:stats().httpCalls
+	if c > calls then
+		calls = c
+		table.insert(times, os.clock())
+	end
+	task.wait()
+end
+return times
+"#,
+        );
+        t.sequence_values::<f64>().map(|v| v.unwrap()).collect()
+    };
+    assert_eq!(times.len(), 2, "one 429, one retry: {times:?}");
+    assert!(
+        times[1] - times[0] >= 3.0,
+        "the retry waited for Retry-After: {times:?}"
+    );
+}
+
+#[test]
+fn wait_fresh_says_fresh_or_timeout() {
+    let server = TestServer::start();
+    let r = vm(false);
+    let (a, a_why, b, b_why, c, c_why, d_why): (bool, String, bool, String, bool, String, String) =
+        run(
+            &r,
+            &server,
+            r#"
+local sync = NpcSync.new({ target = { kind = "batch", url = base .. "/batch" },
+	settings = { debounce = 0.5, combatDebounce = 0.5, freshness = 1, combatFreshness = 1 } })
+sync:start()
+sync:setLocation("npc-1", "gate")
+local a, aWhy = sync:waitFresh("npc-1", 5) -- young changes: fresh at once
+sync:setLocation("npc-2", "wall")
+task.wait(1.5)
+local d = sync:decide("npc-2")
+assert(not d.fresh and d.threshold == 1, "a 1.5 s old change is stale under freshness 1")
+local b, bWhy = sync:waitFresh("npc-2", 5) -- stale: synced urgently, then fresh
+sync:setLocation("npc-3", "moat")
+task.wait(1.5)
+harness.holdHttp(true) -- the backend never answers
+local c, cWhy = sync:waitFresh("npc-3", 0.5)
+harness.holdHttp(false)
+sync:setLocation("npc-4", "keep")
+task.wait(1.5)
+harness.holdHttp(true)
+local dWhy
+task.spawn(function()
+	local _, why = sync:waitFresh("npc-4", 10)
+	dWhy = why
+end)
+task.wait(0.1)
+sync:removeAgent("npc-4")
+task.wait(0.1)
+harness.holdHttp(false)
+return a, aWhy, b, bWhy, c, cWhy, dWhy
+"#,
+        );
+    assert_eq!((a, a_why.as_str()), (true, "fresh"));
+    assert_eq!((b, b_why.as_str()), (true, "fresh"));
+    assert_eq!((c, c_why.as_str()), (false, "timeout"));
+    assert_eq!(d_why, "removed");
+    assert_eq!(
+        field(&server, "npc-2", "status", "location"),
+        Some(Json::from("wall"))
+    );
+}
+
+#[test]
+fn flush_all_sends_every_pending_change_and_chat() {
+    let server = TestServer::start();
+    let r = vm(false);
+    let (ok, why, idle_calls): (bool, String, f64) = run(
+        &r,
+        &server,
+        r#"
+local sync = NpcSync.new({ target = { kind = "batch", url = base .. "/batch" } })
+for i = 1, 20 do
+	sync:setLocation("npc-" .. i, "square")
+	sync:setStatus("npc-" .. i, "coins", i)
+end
+sync:chat("npc-3", "player_1", "hello there")
+local ok, why = sync:flushAll(25) -- routine batches are 30 s apart: flushAll does not wait for one
+return ok, why, sync:stats().httpCalls
+"#,
+    );
+    assert!(ok, "{why}");
+    assert!(idle_calls >= 2.0);
+    for i in 1..=20 {
+        let a = format!("npc-{i}");
+        assert_eq!(
+            field(&server, &a, "status", "location"),
+            Some(Json::from("square"))
+        );
+        assert_eq!(field(&server, &a, "status", "coins"), Some(Json::from(i)));
+    }
+    let inference: Vec<Json> = bodies(&server)
+        .into_iter()
+        .filter(|b| b["kind"] == "inference")
+        .collect();
+    assert_eq!(inference.len(), 1);
+    assert_eq!(inference[0]["agent_id"], "npc-3");
+    assert_eq!(inference[0]["messages"][0]["sender"], "player_1");
+    assert_eq!(inference[0]["messages"][0]["text"], "hello there");
+}
+
+#[test]
+fn letta_target_patches_whole_blocks_and_posts_messages() {
+    let server = TestServer::start();
+    let r = vm(false);
+    let _: () = run(
+        &r,
+        &server,
+        r#"
+local Http = game:GetService("HttpService")
+local sync = NpcSync.new({ target = { kind = "letta", baseUrl = base, apiKey = Http:GetSecret("letta_key") } })
+sync:setLocation("agent-1", "market")
+sync:setStatus("agent-1", "torch", true)
+sync:setHealth("agent-1", 90)
+sync:joinGroup("agent-1", "player_2", { role = "guard" })
+sync:chat("agent-1", "player_2", "follow me")
+assert(sync:flushAll(25))
+sync:setLocation("agent-1", "gate")
+assert(sync:flushAll(25))
+"#,
+    );
+    server.with(|s| {
+        for l in &s.log {
+            assert_eq!(l.headers["authorization"], "Bearer sk-test-1");
+        }
+        assert_eq!(
+            s.blocks[&("agent-1".to_string(), "status".to_string())],
+            "health: 90\nlocation: gate\ntorch: true"
+        );
+        assert_eq!(
+            s.blocks[&("agent-1".to_string(), "group_members".to_string())],
+            "player_2.is_present: true\nplayer_2.role: guard"
+        );
+        assert_eq!(s.messages.len(), 1);
+        assert_eq!(s.messages[0].0, "agent-1");
+        assert_eq!(s.messages[0].1["messages"][0]["content"], "follow me");
+        assert_eq!(s.messages[0].1["messages"][0]["name"], "player_2");
+        assert!(s
+            .log
+            .iter()
+            .all(|l| l.method == "PATCH" || l.method == "POST"));
+    });
+}
+
+#[test]
+fn http_calls_in_flight_stay_within_the_bound() {
+    let server = TestServer::start();
+    let r = vm(false);
+    let (held, max_seen, calls): (u32, f64, f64) = run(
+        &r,
+        &server,
+        r#"
+local Http = game:GetService("HttpService")
+local sync = NpcSync.new({ target = { kind = "letta", baseUrl = base, apiKey = "k" }, maxInFlight = 2 })
+for i = 1, 5 do
+	sync:setLocation("agent-" .. i, "hall")
+end
+harness.holdHttp(true)
+sync:flushAll(0) -- emits the requests, returns at once
+local held = harness.httpWaiting()
+harness.holdHttp(false)
+assert(sync:flushAll(25))
+local s = sync:stats()
+return held, s.httpMaxInFlight, s.httpCalls
+"#,
+    );
+    assert_eq!(
+        held, 2,
+        "only maxInFlight calls start while answers are outstanding"
+    );
+    assert_eq!(max_seen, 2.0);
+    assert_eq!(calls, 5.0);
+    server.with(|s| assert!(s.max_concurrent <= 2));
+}
+
+#[test]
+fn removals_and_released_dependencies_are_reported() {
+    let server = TestServer::start();
+    let r = vm(false);
+    let (kinds, dropped): (String, f64) = run(
+        &r,
+        &server,
+        r#"
+local sync = NpcSync.new({ target = { kind = "batch", url = base .. "/batch" } })
+local seen = {}
+sync.events:Connect(function(e)
+	table.insert(seen, e)
+end)
+local moved = sync:setLocation("npc-1", "gate")
+sync:after(moved):setStatus("npc-2", "follows", "npc-1")
+sync:removeAgent("npc-1")
+task.wait()
+sync:step()
+task.wait()
+local kinds, dropped = {}, 0
+for _, e in seen do
+	table.insert(kinds, e.kind .. ":" .. e.agentId)
+	if e.kind == "agentRemoved" then
+		dropped = e.fieldsDropped
+	end
+end
+table.sort(kinds)
+return table.concat(kinds, ","), dropped
+"#,
+    );
+    assert_eq!(kinds, "agentRemoved:npc-1,dependencyReleased:npc-2");
+    assert_eq!(dropped, 1.0);
+}
