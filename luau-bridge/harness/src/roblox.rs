@@ -84,7 +84,7 @@ impl Roblox {
             .set_name("=prelude")
             .call(native)?;
         let g = lua.globals();
-        for k in ["game", "task", "os"] {
+        for k in ["game", "task", "os", "warn"] {
             g.set(k, env.get::<Value>(k)?)?;
         }
         let harness: Table = env.get("harness")?;
@@ -238,6 +238,13 @@ fn natives(lua: &Lua, hub: &Arc<HttpHub>, opts: &Options) -> mlua::Result<Table>
     t.set(
         "jsonDecode",
         lua.create_function(|lua, s: String| json::decode(lua, &s))?,
+    )?;
+    t.set(
+        "warn",
+        lua.create_function(|_, s: String| {
+            eprintln!("warn: {s}");
+            Ok(())
+        })?,
     )?;
     let secrets: BTreeMap<String, String> = opts.secrets.iter().cloned().collect();
     t.set(
