@@ -590,3 +590,65 @@ return table.concat(kinds, ","), dropped
     assert_eq!(kinds, "agentRemoved:npc-1,dependencyReleased:npc-2");
     assert_eq!(dropped, 1.0);
 }
+
+#[test]
+fn combat_and_critical_changes_leave_at_the_next_step() {
+    let server = TestServer::start();
+    let r = vm(true);
+    let (urgent, in_combat_frames): (f64, u32) = run(
+        &r,
+        &server,
+        r#"
+local sync = NpcSync.new({ target = { kind = "batch", url = base .. "/batch" } })
+sync:setHealth("npc-1", 100)
+sync:setLocation("npc-1", "gate")
+assert(sync:flushAll(25))
+sync:setState("npc-1", "Combat") -- critical: leaves at the next step, with no batch wait
+sync:setStatus("npc-1", "target", "wolf") -- rides along with it
+local frames = 0
+while sync:stats().requestsUrgent == 0 and frames < 10 do
+	sync:step()
+	task.wait()
+	frames += 1
+end
+task.wait()
+sync:step()
+sync:setHealth("npc-1", 70) -- a 30 point drop: critical, after the 1 s combat debounce
+sync:start()
+task.wait(1.5)
+return sync:stats().requestsUrgent, frames
+"#,
+    );
+    assert!(
+        urgent >= 2.0,
+        "the Combat state and the health drop each went urgent"
+    );
+    assert!(
+        in_combat_frames <= 2,
+        "no batch wait: {in_combat_frames} frames"
+    );
+    assert_eq!(
+        field(&server, "npc-1", "status", "state"),
+        Some(Json::from("Combat"))
+    );
+    assert_eq!(
+        field(&server, "npc-1", "status", "target"),
+        Some(Json::from("wolf"))
+    );
+    assert_eq!(
+        field(&server, "npc-1", "status", "health"),
+        Some(Json::from(70))
+    );
+    let kinds: Vec<String> = bodies(&server)
+        .iter()
+        .filter(|b| {
+            b["changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["field"] == "state")
+        })
+        .map(|b| b["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["urgent"]);
+}
