@@ -147,6 +147,7 @@ impl Queue {
     /// then (every check, a new seq, the local value, `changes_in` and `coalesced` counted,
     /// the unit unchanged), without its lookups and branches. Anything else, errors
     /// included, hands the value back for the general path.
+    #[inline(always)]
     fn set_slot_fast(
         &mut self,
         now: f64,
@@ -154,7 +155,11 @@ impl Queue {
         value: Value,
         priority: Priority,
     ) -> Result<ChangeId, Value> {
-        if !(now.is_finite() && now >= 0.0 && now >= self.latest_now) {
+        // `x - x == 0.0` is finiteness as one float operation (`is_finite` compiles to
+        // 64-bit integer work, which costs far more in Luau).
+        #[allow(clippy::eq_op)]
+        let finite = |x: f64| x - x == 0.0;
+        if !(finite(now) && now >= 0.0 && now >= self.latest_now) {
             return Err(value);
         }
         let i = slot.0 as usize;
@@ -163,7 +168,7 @@ impl Queue {
             return Err(value);
         };
         match &value {
-            Value::Number(n) if !n.is_finite() => return Err(value),
+            Value::Number(n) if !finite(*n) => return Err(value),
             Value::Str(s) if s.len() > Limits::VALUE_BYTES => return Err(value),
             _ => {}
         }
@@ -178,7 +183,19 @@ impl Queue {
         let Some(unit) = f.unit else {
             return Err(value);
         };
-        if !hint.covers(unit, priority) || f.equals_target(&value) {
+        if !hint.covers(unit, priority) {
+            return Err(value);
+        }
+        // Nothing in flight and no doubt: the backend holds the acknowledged value.
+        let equal = if f.in_flight.is_empty() && f.unsure.is_none() {
+            match &f.acked {
+                None => value == Value::Cleared,
+                Some((v, _)) => *v == value,
+            }
+        } else {
+            f.equals_target(&value)
+        };
+        if equal {
             return Err(value);
         }
         let seq = self.next_seq;
@@ -224,6 +241,20 @@ impl Queue {
         } else {
             value
         };
+        self.set_slot_general(now, slot, value, priority, depends_on)
+    }
+
+    /// Everything [`Queue::set_slot`] does besides its one-pass path; kept out of line so
+    /// the hot function stays small (a transpiled function sets up all its locals on entry).
+    #[inline(never)]
+    fn set_slot_general(
+        &mut self,
+        now: f64,
+        slot: Slot,
+        value: Value,
+        priority: Priority,
+        depends_on: &[ChangeId],
+    ) -> Result<ChangeId, Error> {
         self.check_time("now", now)?;
         let key = self.slot_key(slot)?;
         self.check_agent(key.agent)?;

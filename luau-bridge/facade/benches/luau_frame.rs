@@ -141,7 +141,7 @@ fn luau_run(dir: &Path, native: bool, npcs: u32, frames: u32) -> Run {
 fn native_run(npcs: u32, frames: u32) -> Run {
     let mut f = Facade::new();
     assert_eq!(f.init(), 0);
-    let mut intern = |f: &mut Facade, s: &str| {
+    let intern = |f: &mut Facade, s: &str| {
         f.scratch()[..s.len()].copy_from_slice(s.as_bytes());
         f.intern(s.len() as i32)
     };

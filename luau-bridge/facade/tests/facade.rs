@@ -1,0 +1,346 @@
+//! The facade's calls and records (luau-bridge/ABI.md), natively: codes, messages, record
+//! layouts, staging (dependencies, atomic groups, joins, confirmed fields).
+
+use npc_sync_luau::{Facade, CHANGE_RECORD, EVENT_RECORD, MESSAGE_RECORD, REQUEST_RECORD};
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+fn i32_at(b: &[u8], at: usize) -> i32 {
+    i32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+fn f64_at(b: &[u8], at: usize) -> f64 {
+    f64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+fn error(f: &Facade) -> String {
+    String::from_utf8(f.error().to_vec()).unwrap()
+}
+
+fn put(f: &mut Facade, s: &str) -> i32 {
+    f.scratch()[..s.len()].copy_from_slice(s.as_bytes());
+    s.len() as i32
+}
+
+fn intern(f: &mut Facade, s: &str) -> i32 {
+    let n = put(f, s);
+    let sym = f.intern(n);
+    assert!(sym >= 0, "intern {s}: {}", error(f));
+    sym
+}
+
+fn sym_text(f: &mut Facade, sym: u32) -> String {
+    let n = f.sym_text(sym as i32);
+    assert!(n >= 0);
+    String::from_utf8(f.scratch()[..n as usize].to_vec()).unwrap()
+}
+
+fn ready() -> Facade {
+    let mut f = Facade::new();
+    assert_eq!(f.init(), 0);
+    f
+}
+
+fn agent(f: &mut Facade, id: &str) -> i32 {
+    let s = intern(f, id);
+    f.agent_handle(s)
+}
+
+fn slot(f: &mut Facade, a: i32, block: &str, field: &str) -> i32 {
+    let (b, x) = (intern(f, block), intern(f, field));
+    let s = f.slot(a, b, x);
+    assert!(s >= 0, "{}", error(f));
+    s
+}
+
+/// One decoded change record: seq, group, agent, block, field, value as text.
+fn changes(f: &mut Facade) -> Vec<(f64, f64, u32, String, String, String)> {
+    let (_, c, _) = f.poll_records();
+    let c = c.to_vec();
+    let (base, text) = f.poll_text();
+    let text = text.to_vec();
+    let mut out = vec![];
+    for r in c.chunks(CHANGE_RECORD) {
+        let value = match u32_at(r, 32) {
+            0 => "null".to_string(),
+            1 => format!("{}", f64_at(r, 40)),
+            2 => format!("{}", f64_at(r, 40) != 0.0),
+            3 => {
+                let at = f64_at(r, 40) as u32 - base;
+                let len = u32_at(r, 36);
+                String::from_utf8(text[at as usize..(at + len) as usize].to_vec()).unwrap()
+            }
+            k => panic!("value kind {k}"),
+        };
+        out.push((
+            f64_at(r, 0),
+            f64_at(r, 8),
+            u32_at(r, 16),
+            sym_text(f, u32_at(r, 24)),
+            sym_text(f, u32_at(r, 28)),
+            value,
+        ));
+    }
+    out
+}
+
+#[test]
+fn setup_is_validated() {
+    let mut f = Facade::new();
+    assert_eq!(f.intern(0), -15, "nothing works before init");
+    assert!(error(&f).contains("nsq_init"));
+    assert_eq!(f.config(99, 1.0), -14);
+    assert!(error(&f).contains("unknown setting key"), "{}", error(&f));
+    assert_eq!(f.config(9, 1.5), -14);
+    assert_eq!(
+        error(&f),
+        "invalid setting `budget_per_minute`: must be a whole number in range"
+    );
+    assert_eq!(f.config(21, 2.0), -14);
+    assert!(error(&f).contains("target"));
+    assert_eq!(f.config(2, 2.0), 0); // freshness_s below the debounce: invalid as a whole
+    assert_eq!(f.init(), -1);
+    assert!(
+        error(&f).starts_with("invalid setting `freshness_s`"),
+        "{}",
+        error(&f)
+    );
+    assert_eq!(f.config(2, 15.0), 0);
+    assert_eq!(f.init(), 0);
+    assert_eq!(f.init(), -15, "init twice");
+    assert_eq!(f.config(2, 15.0), -15, "settings are fixed after init");
+}
+
+#[test]
+fn changes_come_out_as_records() {
+    let mut f = ready();
+    let a = agent(&mut f, "npc-1");
+    let again = agent(&mut f, "npc-1");
+    assert_eq!(a, again, "one agent per id");
+    let x = slot(&mut f, a, "status", "x");
+    let loc = slot(&mut f, a, "status", "location");
+    let desc = slot(&mut f, a, "status", "description");
+    let torch = slot(&mut f, a, "status", "torch");
+    assert_eq!(slot(&mut f, a, "status", "x"), x, "one slot per field");
+    let gate = intern(&mut f, "gate");
+    let s1 = f.set(1.0, x, 1, 0, 62.5, 1);
+    assert_eq!(s1, 1.0);
+    assert_eq!(f.set(1.0, loc, 4, 0, gate as f64, 1), 2.0);
+    let n = put(&mut f, "a long walk");
+    assert_eq!(f.set(1.0, desc, 3, n, 0.0, 1), 3.0);
+    assert_eq!(f.set(1.0, torch, 2, 0, 1.0, 3), 4.0);
+    // Critical: the torch goes out at the next poll, with the agent's other fields.
+    let n = f.poll(1.0);
+    assert_eq!(n, 1);
+    let (reqs, _, _) = f.poll_records();
+    assert_eq!(reqs.len(), REQUEST_RECORD);
+    assert_eq!(f64_at(reqs, 0), 1.0, "request id");
+    assert_eq!(u32_at(reqs, 8), 1, "urgent");
+    assert_eq!((u32_at(reqs, 12), u32_at(reqs, 16)), (0, 4));
+    assert_eq!(i32_at(reqs, 28), -1, "not inference");
+    assert_eq!(u32_at(reqs, 32), 1, "one call");
+    assert!(u32_at(reqs, 36) > 0, "body bytes");
+    assert_eq!(u32_at(reqs, 40), 1, "first attempt");
+    let header = f.header().to_vec();
+    assert_eq!(u32_at(&header, 0), 1);
+    assert_eq!(u32_at(&header, 8), 4);
+    let got = changes(&mut f);
+    let fields: Vec<(&str, &str)> = got.iter().map(|c| (c.4.as_str(), c.5.as_str())).collect();
+    assert_eq!(
+        fields,
+        [
+            ("torch", "true"),
+            ("x", "62.5"),
+            ("location", "gate"),
+            ("description", "a long walk")
+        ]
+    );
+    assert!(got
+        .iter()
+        .all(|c| c.2 == a as u32 && c.3 == "status" && c.1 == 0.0));
+    assert_eq!(f.ack(1.0), 0);
+    assert_eq!(f.ack(1.0), -10, "acked twice");
+    assert_eq!(
+        error(&f),
+        "request #1 is not in flight (never emitted, or already reported)"
+    );
+}
+
+#[test]
+fn bad_calls_have_codes_and_messages() {
+    let mut f = ready();
+    let a = agent(&mut f, "npc-1");
+    let x = slot(&mut f, a, "status", "x");
+    assert_eq!(f.set(1.0, 77, 1, 0, 1.0, 1), -13.0);
+    assert_eq!(error(&f), "slot handle #77 was not issued by this queue");
+    assert_eq!(f.set(1.0, x, 1, 0, f64::NAN, 1), -4.0);
+    assert_eq!(
+        error(&f),
+        "agent 'npc-1', field `status.x`: number must be finite, got NaN"
+    );
+    assert_eq!(f.set(1.0, x, 9, 0, 1.0, 1), -14.0);
+    assert!(error(&f).starts_with("value kind must be"));
+    assert_eq!(f.set(1.0, x, 1, 0, 1.0, 7), -14.0);
+    assert!(error(&f).starts_with("priority must be"));
+    assert_eq!(f.set(2.0, x, 1, 0, 1.0, 1), 1.0);
+    assert_eq!(f.set(1.0, x, 1, 0, 2.0, 1), -3.0);
+    assert_eq!(
+        error(&f),
+        "`now` went backwards: 1 is before 2, a time already seen"
+    );
+    assert_eq!(
+        f.set(2.0, x, 3, 1 << 20, 0.0, 1),
+        -14.0,
+        "text beyond the scratch"
+    );
+    f.scratch()[0] = 0xff;
+    assert_eq!(f.set(2.0, x, 3, 1, 0.0, 1), -14.0);
+    assert!(error(&f).contains("UTF-8"));
+    assert_eq!(f.set_health(2.0, a, -5.0), -4.0);
+    assert_eq!(
+        f.agent_handle(12345),
+        -13,
+        "an agent id must be an issued sym"
+    );
+    assert_eq!(f.decide(2.0, 40), -6);
+    assert_eq!(error(&f), "agent handle #40 was not issued by this queue");
+    assert_eq!(f.fail_request(2.0, 5.0, f64::INFINITY), -12);
+    // Nothing of the failed calls was applied: one change so far.
+    assert_eq!(f.metrics(), 0);
+    let m = f.metrics_record().to_vec();
+    assert_eq!(f64_at(&m, 5 * 8), 1.0, "changes_in");
+}
+
+#[test]
+fn atomic_groups_and_dependencies() {
+    let mut f = ready();
+    let a = agent(&mut f, "npc-1");
+    let loc = slot(&mut f, a, "status", "location");
+    let state = slot(&mut f, a, "status", "state");
+    let tool = slot(&mut f, a, "tools", "result");
+    let (cave, walking) = (intern(&mut f, "cave"), intern(&mut f, "Walking"));
+    assert_eq!(f.atomic_begin(), 0);
+    assert_eq!(f.atomic_begin(), -16, "one group at a time");
+    assert_eq!(f.set(1.0, loc, 4, 0, cave as f64, 1), 0.0, "staged");
+    assert_eq!(f.set(1.0, state, 4, 0, walking as f64, 1), 0.0);
+    assert_eq!(f.set_health(1.0, a, 50.0), -16.0, "only nsq_set stages");
+    let first = f.atomic_commit(1.0);
+    assert_eq!(first, 1.0);
+    assert_eq!(f.atomic_commit(1.0), -16.0, "nothing open");
+    // The tool result waits for the group's location change.
+    assert_eq!(f.after(first, loc), 0);
+    assert_eq!(f.set(1.0, tool, 1, 0, 7.0, 2), 3.0);
+    assert_eq!(f.after(99.0, loc), 0);
+    assert_eq!(f.set(1.0, tool, 1, 0, 8.0, 2), -8.0, "unknown change");
+    let n = f.poll(2.5);
+    assert!(n >= 1, "{n}");
+    let got = changes(&mut f);
+    let group: Vec<_> = got
+        .iter()
+        .filter(|c| c.1 > 0.0)
+        .map(|c| c.4.clone())
+        .collect();
+    assert_eq!(group, ["location", "state"], "whole, in order");
+    let pos = |name: &str| got.iter().position(|c| c.4 == name).unwrap();
+    assert!(pos("location") < pos("result"));
+}
+
+#[test]
+fn groups_members_chat_and_events() {
+    let mut f = ready();
+    let a = agent(&mut f, "npc-1");
+    let member = intern(&mut f, "ally");
+    let hp = intern(&mut f, "health");
+    assert_eq!(f.join_field(hp, 1, 0, 80.0), 0);
+    assert_eq!(f.join(1.0, a, member), 1.0);
+    assert_eq!(f.poll(2.5), 1);
+    let got = changes(&mut f);
+    let names: Vec<_> = got
+        .iter()
+        .map(|c| (c.3.clone(), c.4.clone(), c.5.clone()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (
+                "group_members".into(),
+                "ally.is_present".into(),
+                "true".into()
+            ),
+            ("group_members".into(), "ally.health".into(), "80".into())
+        ]
+    );
+    assert_eq!(f.ack(1.0), 0);
+    assert!(f.leave(3.0, a, member) > 0.0);
+    // Chat: sender then text at the scratch start.
+    let s = put(&mut f, "player-9hello there");
+    assert_eq!(s, 19);
+    assert_eq!(f.chat(3.0, a, 8, 11), 0);
+    assert_eq!(f.poll(5.0), 2, "the leave (high) and the inference");
+    let (reqs, _, msgs) = f.poll_records();
+    let (reqs, msgs) = (reqs.to_vec(), msgs.to_vec());
+    let inference = reqs
+        .chunks(REQUEST_RECORD)
+        .find(|r| u32_at(r, 8) == 2)
+        .unwrap();
+    assert_eq!(i32_at(inference, 28), a);
+    assert_eq!(sym_text(&mut f, i32_at(inference, 44) as u32), "npc-1");
+    assert_eq!(u32_at(inference, 24), 1);
+    let m = &msgs[u32_at(inference, 20) as usize * MESSAGE_RECORD..];
+    let (base, text) = f.poll_text();
+    let at = |addr: u32, len: u32| {
+        String::from_utf8(text[(addr - base) as usize..(addr - base + len) as usize].to_vec())
+            .unwrap()
+    };
+    assert_eq!(at(u32_at(m, 0), u32_at(m, 4)), "player-9");
+    assert_eq!(at(u32_at(m, 8), u32_at(m, 12)), "hello there");
+    assert_eq!(f64_at(m, 16), 3.0);
+    // Removing the agent reports what it had waiting.
+    assert_eq!(f.chat(5.0, a, 8, 11), 0);
+    assert_eq!(f.remove_agent(a), 0);
+    assert_eq!(f.remove_agent(a), -7);
+    assert_eq!(f.drain_events(), 1);
+    let ev = f.event_records().to_vec();
+    assert_eq!(ev.len(), EVENT_RECORD);
+    assert_eq!((u32_at(&ev, 0), u32_at(&ev, 4)), (1, a as u32));
+    assert_eq!(f64_at(&ev, 16), 1.0, "one chat message dropped");
+    assert_eq!(sym_text(&mut f, u32_at(&ev, 24)), "npc-1");
+}
+
+#[test]
+fn outcomes_decisions_and_metrics() {
+    let mut f = ready();
+    let a = agent(&mut f, "npc-1");
+    let x = slot(&mut f, a, "status", "x");
+    assert_eq!(f.set(0.0, x, 1, 0, 1.0, 2), 1.0);
+    assert_eq!(f.poll(1.0), 1);
+    // A 429: paused for Retry-After, then the change goes again.
+    assert_eq!(f.fail_request(1.0, 1.0, 3.0), 0);
+    assert_eq!(f.poll(2.0), 0);
+    assert_eq!(f.poll(4.5), 1);
+    let (reqs, _, _) = f.poll_records();
+    assert_eq!(u32_at(reqs, 40), 2, "second attempt");
+    let id = f64_at(reqs, 0);
+    // The backend confirms the field's value (merged by the ack).
+    let status = intern(&mut f, "status");
+    let xs = intern(&mut f, "x");
+    assert_eq!(
+        f.confirm(a, status, xs, 1, 0, 1.0, 1.5),
+        -14,
+        "seq not whole"
+    );
+    assert_eq!(f.confirm(a, status, xs, 1, 0, 1.0, 1.0), 0);
+    assert_eq!(f.ack(id), 0);
+    assert_eq!(f.is_fresh(4.5, a), 1);
+    assert_eq!(f.decide(30.0, a), 0);
+    assert_eq!(f64_at(f.header(), 32), 0.0, "nothing undelivered");
+    assert_eq!(f.in_flight(), 0);
+    assert_eq!(f.is_idle(), 1);
+    assert_eq!(f.in_combat(30.0, a), 0);
+    assert_eq!(f.metrics(), 0);
+    let m = f.metrics_record().to_vec();
+    assert_eq!(m.len(), 27 * 8);
+    let v = |i: usize| f64_at(&m, i * 8);
+    // batch, urgent, failures, decisions fresh
+    assert_eq!((v(0), v(1), v(10), v(11)), (2.0, 0.0, 1.0, 1.0));
+}
