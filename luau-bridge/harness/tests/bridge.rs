@@ -652,3 +652,23 @@ return sync:stats().requestsUrgent, frames
         .collect();
     assert_eq!(kinds, ["urgent"]);
 }
+
+#[test]
+fn long_text_values_survive_interning_in_the_same_call() {
+    let server = TestServer::start();
+    let r = vm(false);
+    let _: () = run(
+        &r,
+        &server,
+        r#"
+local sync = NpcSync.new({ target = { kind = "batch", url = base .. "/batch" } })
+-- over 64 bytes: passed as one-off text in the scratch, next to names being interned
+sync:joinGroup("npc-1", "player_5", { bio = string.rep("brave and loyal; ", 8) })
+assert(sync:flushAll(25))
+"#,
+    );
+    assert_eq!(
+        field(&server, "npc-1", "group_members", "player_5.bio"),
+        Some(Json::from("brave and loyal; ".repeat(8)))
+    );
+}
