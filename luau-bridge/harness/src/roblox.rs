@@ -69,6 +69,7 @@ pub struct Roblox {
     harness: Table,
     script_parent: Table,
     instance_mt: Table,
+    base: Table,
 }
 
 impl Roblox {
@@ -112,7 +113,12 @@ impl Roblox {
             children.raw_set(leaf, inst)?;
         }
         let script_parent: Table = services.get("ServerScriptService")?;
-        g.set("require", tree::require_fn(&lua, modules)?)?;
+        let base = lua.create_table()?;
+        g.set("require", tree::require_fn(&lua, modules, base.clone())?)?;
+        for pair in g.pairs::<Value, Value>() {
+            let (k, v) = pair?;
+            base.raw_set(k, v)?;
+        }
         lua.sandbox(true)?;
         Ok(Roblox {
             lua,
@@ -120,6 +126,7 @@ impl Roblox {
             harness,
             script_parent,
             instance_mt,
+            base,
         })
     }
 
@@ -139,12 +146,7 @@ impl Roblox {
         script.raw_set("Parent", self.script_parent.clone())?;
         script.raw_set("__children", self.lua.create_table()?)?;
         script.set_metatable(Some(self.instance_mt.clone()))?;
-        let env = self.lua.create_table()?;
-        env.raw_set("script", script)?;
-        let mt = self.lua.create_table()?;
-        mt.raw_set("__index", self.lua.globals())?;
-        env.set_metatable(Some(mt))?;
-        env.set_safeenv(true);
+        let env = tree::script_env(&self.lua, &self.base, script)?;
         let f = self
             .lua
             .load(src)

@@ -74,10 +74,25 @@ pub fn mount(
     Ok(inst)
 }
 
-/// The global `require`: runs a mounted ModuleScript once, in its own sandboxed environment
-/// (`script` = its instance; every other global read through to the shared, read-only
-/// globals), and caches its value.
-pub fn require_fn(lua: &Lua, modules: Rc<RefCell<Modules>>) -> mlua::Result<Function> {
+/// A script's environment: every global of `base` copied in, plus `script`, marked safe.
+/// The globals are copied rather than reached through `__index` so that Luau resolves
+/// imports (`buffer.readu32`, `math.floor`) when a closure is made and takes the fast
+/// builtin calls, as it does in Roblox; through a metatable every such access would be a
+/// slow lookup and the benchmarks would measure the stand-in, not the code.
+pub fn script_env(lua: &Lua, base: &Table, script: Table) -> mlua::Result<Table> {
+    let env = lua.create_table()?;
+    for pair in base.pairs::<Value, Value>() {
+        let (k, v) = pair?;
+        env.raw_set(k, v)?;
+    }
+    env.raw_set("script", script)?;
+    env.set_safeenv(true);
+    Ok(env)
+}
+
+/// The global `require`: runs a mounted ModuleScript once, in its own environment
+/// ([`script_env`] over `base`, the globals), and caches its value.
+pub fn require_fn(lua: &Lua, modules: Rc<RefCell<Modules>>, base: Table) -> mlua::Result<Function> {
     lua.create_function(move |lua, inst: Table| {
         let key = inst.to_pointer() as usize;
         let path = {
@@ -95,12 +110,7 @@ pub fn require_fn(lua: &Lua, modules: Rc<RefCell<Modules>>) -> mlua::Result<Func
             })?
         };
         let src = std::fs::read_to_string(&path).map_err(mlua::Error::external)?;
-        let env = lua.create_table()?;
-        env.raw_set("script", inst.clone())?;
-        let mt = lua.create_table()?;
-        mt.raw_set("__index", lua.globals())?;
-        env.set_metatable(Some(mt))?;
-        env.set_safeenv(true);
+        let env = script_env(lua, &base, inst.clone())?;
         modules.borrow_mut().loading.push(key);
         let name: String = inst.raw_get("Name")?;
         let result = lua
