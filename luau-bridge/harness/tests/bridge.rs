@@ -672,3 +672,23 @@ assert(sync:flushAll(25))
         Some(Json::from("brave and loyal; ".repeat(8)))
     );
 }
+
+#[test]
+fn a_removed_agent_can_come_back_under_the_same_id() {
+    let server = TestServer::start();
+    let r = vm(false);
+    let _: () = run(
+        &r,
+        &server,
+        r#"
+local sync = NpcSync.new({ target = { kind = "batch", url = base .. "/batch" } })
+sync:setStatus("npc-1", "hp", 5)
+sync:removeAgent("npc-1")
+-- the caches forgot it: the same value is a new change for the new agent, not skipped
+local h = sync:setStatus("npc-1", "hp", 5)
+assert(h.seq == 2, "a new change, got seq " .. h.seq)
+assert(sync:flushAll(25))
+"#,
+    );
+    assert_eq!(field(&server, "npc-1", "status", "hp"), Some(Json::from(5)));
+}
