@@ -30,6 +30,45 @@ setup() {
     done
   fi
   cargo --version
+  setup_luau_lint
+}
+
+# ---- Luau bridge lint: StyLua (Luau syntax) and selene over luau-bridge/src and examples ----
+STYLUA_VERSION="2.6.0"
+SELENE_VERSION="0.31.0"
+
+# selene parses Luau only when built with its default `roblox` feature: a build without it
+# (or none) is replaced.
+selene_reads_luau() {
+  command -v selene >/dev/null 2>&1 || return 1
+  local d
+  d=$(mktemp -d)
+  printf 'std = "luau"\n' >"$d/selene.toml"
+  printf 'local x: number = 1\nx += 1\nprint(x)\n' >"$d/probe.luau"
+  local ok=0
+  (cd "$d" && selene probe.luau >/dev/null 2>&1) || ok=1
+  rm -rf "$d"
+  return "$ok"
+}
+
+setup_luau_lint() {
+  step "Luau lint tools (StyLua $STYLUA_VERSION with Luau syntax, selene $SELENE_VERSION)"
+  command -v stylua >/dev/null 2>&1 ||
+    cargo install stylua --version "$STYLUA_VERSION" --features luau --locked
+  selene_reads_luau ||
+    cargo install selene --version "$SELENE_VERSION" --locked --force
+  stylua --version
+  selene --version
+}
+
+lint_luau() {
+  step "Luau bridge and examples: StyLua and selene clean"
+  (
+    cd luau-bridge
+    stylua --check src examples
+    # selene lints the files it is given (a directory would only yield its *.lua files)
+    find src examples -name '*.luau' -print0 | xargs -0 selene
+  )
 }
 
 build() {
@@ -107,6 +146,7 @@ lint() {
   step "the core builds as no_std WebAssembly 1.0 (no clock, no I/O can creep in)"
   cargo build --release -p npc-sync --lib --target wasm32v1-none
   cargo clippy --release -p npc-sync-luau --lib --target wasm32v1-none -- -D warnings
+  lint_luau
 }
 
 run_tests() {
@@ -131,6 +171,8 @@ bench() {
   roblox
   step "the core through pkg/roblox in Luau (interpreted, native) and natively: cost per change and per frame"
   cargo bench -p npc-sync-luau --bench luau_frame
+  step "NpcSync (the bridge over the generated core, from pkg/roblox) in Luau, interpreted and native: cost per change and per frame"
+  cargo bench -p npc-sync-luau-harness --bench bridge_frame
 }
 
 case "${1:-all}" in
