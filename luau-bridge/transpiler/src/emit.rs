@@ -10,6 +10,15 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 use wasmparser::{ExternalKind, ValType};
 
+// The helpers the instance code calls by name, for use in format strings.
+const FSIG: Helper = Helper::Fsig;
+const GMT: Helper = Helper::Gmt;
+const LINKERR: Helper = Helper::Linkerr;
+const MEMGROW: Helper = Helper::Memgrow;
+const RETHROW: Helper = Helper::Rethrow;
+const SIGNED: Helper = Helper::Signed;
+const TRAP: Helper = Helper::Trap;
+
 fn type_name(t: ValType) -> &'static str {
     match t {
         ValType::I32 => "i32",
@@ -113,7 +122,7 @@ pub fn emit(m: &Module<'_>, opts: &Options) -> Result<String> {
     {
         for i in 0..m.func_types.len() {
             let sig = sig_key(&m.types[m.func_types[i] as usize]);
-            let _ = writeln!(body, "\tFSIG[{}] = \"{sig}\"", e.func_names[i]);
+            let _ = writeln!(body, "\t{FSIG}[{}] = \"{sig}\"", e.func_names[i]);
         }
         e.helpers.insert(Helper::Fsig);
     }
@@ -123,7 +132,7 @@ pub fn emit(m: &Module<'_>, opts: &Options) -> Result<String> {
     if let Some(s) = m.start {
         let _ = writeln!(
             body,
-            "\tdo\n\t\tlocal ok, err = pcall({})\n\t\tif not ok then rethrow(err) end\n\tend",
+            "\tdo\n\t\tlocal ok, err = pcall({})\n\t\tif not ok then {RETHROW}(err) end\n\tend",
             e.func_names[s as usize]
         );
     }
@@ -229,16 +238,16 @@ impl Emitter<'_, '_> {
             let _ = writeln!(o, "\tIMP = IMPM and IMPM[{nm}]");
             let _ = writeln!(
                 o,
-                "\tif IMP == nil then linkerr(\"unknown import \" .. {what}) end"
+                "\tif IMP == nil then {LINKERR}(\"unknown import \" .. {what}) end"
             );
             match &imp.kind {
                 ImportKind::Func(t) => {
                     let ty = &m.types[*t as usize];
                     let sig = sig_key(ty);
                     let name = self.func_names[fi].clone();
-                    let _ = writeln!(o, "\tif type(IMP) ~= \"function\" then linkerr(\"incompatible import type for \" .. {what}) end");
+                    let _ = writeln!(o, "\tif type(IMP) ~= \"function\" then {LINKERR}(\"incompatible import type for \" .. {what}) end");
                     let _ = writeln!(o, "\tdo\n\t\tlocal mt = getmetatable(IMPM)\n\t\tlocal info = type(mt) == \"table\" and mt.__wasm and mt.__wasm[IMP]");
-                    let _ = writeln!(o, "\t\tif info then\n\t\t\tif info[2] ~= \"{sig}\" then linkerr(\"incompatible import type for \" .. {what}) end\n\t\t\t{name} = info[1]");
+                    let _ = writeln!(o, "\t\tif info then\n\t\t\tif info[2] ~= \"{sig}\" then {LINKERR}(\"incompatible import type for \" .. {what}) end\n\t\t\t{name} = info[1]");
                     let _ = writeln!(
                         o,
                         "\t\telse\n\t\t\tlocal host = IMP\n\t\t\t{name} = {}\n\t\tend\n\tend",
@@ -247,19 +256,19 @@ impl Emitter<'_, '_> {
                     fi += 1;
                 }
                 ImportKind::Memory { initial, maximum } => {
-                    let _ = writeln!(o, "\tif type(IMP) ~= \"table\" or type(IMP.buffer) ~= \"buffer\" then linkerr(\"incompatible import type for \" .. {what}) end");
-                    let _ = writeln!(o, "\tif buffer.len(IMP.buffer) // 65536 < {initial} then linkerr(\"incompatible import type for \" .. {what}) end");
+                    let _ = writeln!(o, "\tif type(IMP) ~= \"table\" or type(IMP.buffer) ~= \"buffer\" then {LINKERR}(\"incompatible import type for \" .. {what}) end");
+                    let _ = writeln!(o, "\tif buffer.len(IMP.buffer) // 65536 < {initial} then {LINKERR}(\"incompatible import type for \" .. {what}) end");
                     if let Some(mx) = maximum {
-                        let _ = writeln!(o, "\tif IMP.max == nil or IMP.max > {mx} then linkerr(\"incompatible import type for \" .. {what}) end");
+                        let _ = writeln!(o, "\tif IMP.max == nil or IMP.max > {mx} then {LINKERR}(\"incompatible import type for \" .. {what}) end");
                     }
                     let _ = writeln!(o, "\tlocal MO = IMP\n\tlocal M = MO.buffer\n\ttable.insert(MO.listeners, function(b) M = b end)");
                     mi += 1;
                 }
                 ImportKind::Table { initial, maximum } => {
-                    let _ = writeln!(o, "\tif type(IMP) ~= \"table\" or type(IMP.f) ~= \"table\" or IMP.n == nil then linkerr(\"incompatible import type for \" .. {what}) end");
-                    let _ = writeln!(o, "\tif IMP.n < {initial} then linkerr(\"incompatible import type for \" .. {what}) end");
+                    let _ = writeln!(o, "\tif type(IMP) ~= \"table\" or type(IMP.f) ~= \"table\" or IMP.n == nil then {LINKERR}(\"incompatible import type for \" .. {what}) end");
+                    let _ = writeln!(o, "\tif IMP.n < {initial} then {LINKERR}(\"incompatible import type for \" .. {what}) end");
                     if let Some(mx) = maximum {
-                        let _ = writeln!(o, "\tif IMP.max == nil or IMP.max > {mx} then linkerr(\"incompatible import type for \" .. {what}) end");
+                        let _ = writeln!(o, "\tif IMP.max == nil or IMP.max > {mx} then {LINKERR}(\"incompatible import type for \" .. {what}) end");
                     }
                     let _ = writeln!(
                         o,
@@ -271,7 +280,7 @@ impl Emitter<'_, '_> {
                     let tn = type_name(*ty);
                     self.helpers.insert(Helper::Gmt);
                     if *mutable {
-                        let _ = writeln!(o, "\tif type(IMP) ~= \"table\" or IMP.type ~= \"{tn}\" or IMP.mutable ~= true then linkerr(\"incompatible import type for \" .. {what}) end");
+                        let _ = writeln!(o, "\tif type(IMP) ~= \"table\" or IMP.type ~= \"{tn}\" or IMP.mutable ~= true then {LINKERR}(\"incompatible import type for \" .. {what}) end");
                         let _ = writeln!(o, "\t{}{} = IMP", self.local_kw(gi), self.cell_name(gi));
                     } else {
                         // Plain Luau numbers are accepted for immutable globals.
@@ -283,7 +292,7 @@ impl Emitter<'_, '_> {
                         if !lo.starts_with("GT[") {
                             let _ = writeln!(o, "\tlocal {}, {}", lo, hi);
                         }
-                        let _ = writeln!(o, "\tif type(IMP) == \"table\" then\n\t\tif IMP.type ~= \"{tn}\" or IMP.mutable then linkerr(\"incompatible import type for \" .. {what}) end\n\t\t{lo}, {hi} = IMP.v, IMP.h");
+                        let _ = writeln!(o, "\tif type(IMP) == \"table\" then\n\t\tif IMP.type ~= \"{tn}\" or IMP.mutable then {LINKERR}(\"incompatible import type for \" .. {what}) end\n\t\t{lo}, {hi} = IMP.v, IMP.h");
                         let num_ok = matches!(ty, ValType::I32 | ValType::F32 | ValType::F64);
                         if num_ok {
                             let _ = writeln!(
@@ -379,7 +388,7 @@ impl Emitter<'_, '_> {
             if is_cell(&lo) {
                 self.helpers.insert(Helper::Gmt);
                 let h = if wide { init.1.clone() } else { "nil".into() };
-                let _ = writeln!(o, "\t{}{} = setmetatable({{type = \"{}\", mutable = true, v = {}, h = {h}}}, GMT)", self.local_kw(i), self.cell_name(i), type_name(g.ty), init.0);
+                let _ = writeln!(o, "\t{}{} = setmetatable({{type = \"{}\", mutable = true, v = {}, h = {h}}}, {GMT})", self.local_kw(i), self.cell_name(i), type_name(g.ty), init.0);
             } else if many {
                 let _ = writeln!(o, "\t{lo} = {}", init.0);
                 if wide {
@@ -427,7 +436,7 @@ impl Emitter<'_, '_> {
                     ConstVal::GlobalGet(g) => {
                         let (lo, _) = self.global_names[*g as usize].clone();
                         fs.push(format!("[{}] = {lo}", j + 1));
-                        ss.push(format!("[{}] = {lo} and FSIG[{lo}]", j + 1));
+                        ss.push(format!("[{}] = {lo} and {FSIG}[{lo}]", j + 1));
                     }
                     ConstVal::NewArray(n) => fs.push(format!("[{}] = {{n = {n}}}", j + 1)),
                     _ => {}
@@ -456,13 +465,13 @@ impl Emitter<'_, '_> {
             for seg in &m.elems {
                 if let ElemMode::Active { table, offset } = &seg.mode {
                     let off = self.const_expr(offset).0;
-                    let _ = writeln!(o, "\tif {off} + {} > T{table}.n then trap(\"out of bounds table access\") end", seg.items.len());
+                    let _ = writeln!(o, "\tif {off} + {} > T{table}.n then {TRAP}(\"out of bounds table access\") end", seg.items.len());
                 }
             }
             for d in &m.datas {
                 if let Some((_, offset)) = &d.active {
                     let off = self.const_expr(offset).0;
-                    let _ = writeln!(o, "\tif {off} + {} > buffer.len(M) then trap(\"out of bounds memory access\") end", d.bytes.len());
+                    let _ = writeln!(o, "\tif {off} + {} > buffer.len(M) then {TRAP}(\"out of bounds memory access\") end", d.bytes.len());
                 }
             }
         }
@@ -522,7 +531,7 @@ impl Emitter<'_, '_> {
             match t {
                 ValType::I32 => {
                     rs.push(format!("r{k}"));
-                    conv.push(format!("signed(r{k})"));
+                    conv.push(format!("{SIGNED}(r{k})"));
                 }
                 ValType::I64 => {
                     rs.push(format!("r{k}"));
@@ -545,7 +554,7 @@ impl Emitter<'_, '_> {
             lhs.extend(rs);
         }
         format!(
-            "function({})\n\t\tlocal {} = pcall({})\n\t\tif not ok then rethrow({}) end\n\t\treturn {}\n\tend",
+            "function({})\n\t\tlocal {} = pcall({})\n\t\tif not ok then {RETHROW}({}) end\n\t\treturn {}\n\tend",
             params.join(", "),
             lhs.join(", "),
             call_args.join(", "),
@@ -583,7 +592,7 @@ impl Emitter<'_, '_> {
                         } else {
                             "nil".into()
                         };
-                        let _ = writeln!(o, "\texports[{key}] = setmetatable({{type = \"{}\", mutable = false, v = {lo}, h = {h}}}, GMT)", type_name(g.ty));
+                        let _ = writeln!(o, "\texports[{key}] = setmetatable({{type = \"{}\", mutable = false, v = {lo}, h = {h}}}, {GMT})", type_name(g.ty));
                     }
                 }
                 _ => {}
@@ -778,7 +787,7 @@ pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<S
             "return function(SH)\n\tlocal F, GT, GC, D, E = SH.F, SH.GT, SH.GC, SH.D, SH.E\n",
         );
         if has_mem {
-            o.push_str("\tlocal MO = SH.MO\n\tlocal M = MO.buffer\n\ttable.insert(MO.listeners, function(b) M = b end)\n\tlocal function MG(n) return memgrow(MO, n) end\n");
+            let _ = writeln!(o, "\tlocal MO = SH.MO\n\tlocal M = MO.buffer\n\ttable.insert(MO.listeners, function(b) M = b end)\n\tlocal function MG(n) return {MEMGROW}(MO, n) end");
         }
         for t in 0..m.tables.len() {
             let _ = writeln!(
@@ -845,7 +854,7 @@ pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<S
     {
         for i in 0..n {
             let sig = sig_key(&m.types[m.func_types[i] as usize]);
-            let _ = writeln!(body, "\tFSIG[{}] = \"{sig}\"", e.func_names[i]);
+            let _ = writeln!(body, "\t{FSIG}[{}] = \"{sig}\"", e.func_names[i]);
         }
         e.helpers.insert(Helper::Fsig);
     }
@@ -855,7 +864,7 @@ pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<S
     if let Some(s) = m.start {
         let _ = writeln!(
             body,
-            "\tdo\n\t\tlocal ok, err = pcall({})\n\t\tif not ok then rethrow(err) end\n\tend",
+            "\tdo\n\t\tlocal ok, err = pcall({})\n\t\tif not ok then {RETHROW}(err) end\n\tend",
             e.func_names[s as usize]
         );
     }

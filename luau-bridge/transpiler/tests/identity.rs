@@ -1,8 +1,9 @@
 //! Byte-identity check for refactors of the transpiler: transpiles every module the spec
 //! suite loads (the same files and features as tests/spec.rs), the kernels
 //! (samples/bench-kernels) and the real-Rust sample (samples/rust-sample, both variants),
-//! interpreted and native, and writes one line per output: `name mode hash length` (FNV-1a
-//! 64 of the Luau text, or of the error message when transpiling fails).
+//! interpreted and native, and those three split into parts of at most 60,000 characters;
+//! writes one line per output: `name mode hash length` (FNV-1a 64 of the Luau text, or of
+//! the error message when transpiling fails).
 //!
 //! Ignored by default (it builds the samples). Run it before and after a change and compare:
 //!
@@ -203,6 +204,23 @@ fn write_output_hashes() {
                 std::fs::create_dir_all(d).unwrap();
                 std::fs::write(Path::new(d).join(file), &text).unwrap();
             }
+        }
+    }
+    // Split output (--split-chars) of the real-Rust builds, every part hashed.
+    let split = wasm_to_luau::Split {
+        max_chars: 60_000,
+        require: "require(script.Parent.Part_{n})".into(),
+    };
+    for (name, wasm, opts) in inputs.0.iter().filter(|i| !i.0.contains('#')) {
+        let parts = wasm_to_luau::transpile_split(wasm, opts, &split).expect("split");
+        for (k, text) in parts.iter().enumerate() {
+            writeln!(
+                report,
+                "{name} split{k} {:016x} {}",
+                fnv(text.as_bytes()),
+                text.len()
+            )
+            .unwrap();
         }
     }
     std::fs::write(&out_path, &report).unwrap();
