@@ -1,7 +1,7 @@
 //! Module-level emission: the chunk, `instantiate`, imports, memories, tables, globals,
 //! segments, exports and the boundary wrappers.
 use crate::error::Result;
-use crate::func;
+use crate::lower;
 use crate::module::{ConstVal, ElemMode, FuncType, ImportKind, Module};
 use crate::names::{f32_lit, f64_lit, lua_string, sig_key};
 use crate::prelude::Helper;
@@ -98,14 +98,14 @@ pub fn emit(m: &Module<'_>, opts: &Options) -> Result<String> {
     for i in 0..m.bodies.len() {
         let fi = m.num_imported_funcs as usize + i;
         let text = {
-            let mut ctx = func::Ctx {
+            let mut ctx = lower::Ctx {
                 module: m,
                 helpers: &mut e.helpers,
                 global_names: &e.global_names,
                 func_names: &e.func_names,
                 native: opts.native,
             };
-            func::translate(&mut ctx, i)?
+            lower::translate(&mut ctx, i)?
         };
         let _ = writeln!(body, "{} = {}", e.func_names[fi], text);
     }
@@ -672,14 +672,14 @@ fn translate_one(
     native: bool,
     def: usize,
 ) -> Result<String> {
-    let mut ctx = func::Ctx {
+    let mut ctx = lower::Ctx {
         module: m,
         helpers,
         global_names,
         func_names,
         native,
     };
-    func::translate(&mut ctx, def)
+    lower::translate(&mut ctx, def)
 }
 
 /// The chunk header every output starts with.

@@ -31,104 +31,15 @@ const MAX_EXPR_DEPTH: u32 = 12;
 /// at 1000 nested constructs; flat blocks add at most one guard level each).
 const FLAT_INDENT: usize = 60;
 
-#[derive(Clone, Debug)]
-struct Val {
-    ty: ValType,
-    /// Luau expression (the low half for i64).
-    e: String,
-    /// High half for i64.
-    h: String,
-    /// `e` is a Luau boolean standing for an i32 0/1.
-    boolean: bool,
-    /// Wasm locals the expression reads.
-    locals: Vec<u32>,
-    /// Reads globals (so a call or global.set forces it).
-    globals: bool,
-    /// Highest stack slot the expression reads, if any.
-    max_slot: Option<usize>,
-    depth: u32,
-    /// The value is exactly the slot variable at this height.
-    slot: Option<usize>,
-    /// A plain name or literal: cheap to evaluate twice.
-    simple: bool,
-    /// For i32 add/sub: the sum before reduction modulo 2^32 (|x| < 2^33). bit32 functions and
-    /// buffer writes reduce their operands themselves, so they can take this directly.
-    raw: Option<String>,
-    /// With `raw`: true for a sum in [0, 2^33), false for a difference in (-2^32, 2^32). A
-    /// statement then reduces it with one compare instead of `%` (which calls floor).
-    wrap: Option<bool>,
-    /// An i32 known to be at most this (set for sums proved not to wrap).
-    bound: Option<u64>,
-    /// An i32 whose low this many bits are known zero.
-    tz: Option<u32>,
-}
+mod facts;
+mod frame;
+mod text;
+mod val;
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
-    Block,
-    Loop,
-    If,
-    Func,
-}
-
-#[derive(Debug)]
-struct Frame {
-    kind: Kind,
-    id: u32,
-    base: usize,
-    params: Vec<ValType>,
-    results: Vec<ValType>,
-    /// Emitted as a Luau loop construct, so `break`/`continue` reach it.
-    luau_loop: bool,
-    /// Lowered without a Luau construct (to bound nesting): its end is a resume point that
-    /// code skipped by a pending `B` reaches through `if B == nil then` guards.
-    flat: bool,
-    /// Guards opened in the current arm of this construct.
-    guards: usize,
-    /// A branch setting `B` to a target outside this construct leaves through its end.
-    pending_out: bool,
-    /// Some branch set `B` to this construct's id.
-    b_target: bool,
-    unreachable: bool,
-    /// Whether the end of this construct is reachable from inside (fallthrough or branch).
-    end_reachable: bool,
-    else_seen: bool,
-    /// Stack contents (the params) to restore at `else`.
-    if_params: Vec<Val>,
-    indent_at_open: usize,
-    /// A block whose only branch is one `br_if` at its top level: lowered without a Luau
-    /// construct, the rest of the block under `if not cond then`.
-    guarded: bool,
-    /// A loop whose only branch is the `br_if 0` ending its body: `repeat … until not c`.
-    /// `tail_cond` holds `c` once that `br_if` is lowered.
-    tail_loop: bool,
-    tail_cond: Option<String>,
-}
-
-/// What pass 1 learned about a function, used by pass 2.
-#[derive(Default, Clone)]
-pub struct Facts {
-    targeted: BTreeSet<u32>,
-    max_height: usize,
-    hi_slots: BTreeSet<usize>,
-    local_uses: Vec<u32>,
-    uses_b: bool,
-    uses_r: bool,
-    /// The body reads the memory buffer `M`: pass 2 keeps it in a local (reloaded after
-    /// calls and `memory.grow`), saving an upvalue read per access.
-    uses_mem: bool,
-    /// Locals set in the function's first straight-line code before any read: they need
-    /// no zero initialisation.
-    set_first: BTreeSet<u32>,
-    /// Blocks (no params, no results) branched to by `br_if`s at their own top level.
-    brif_top: BTreeSet<u32>,
-    /// Blocks branched to any other way, or by more than one such `br_if`.
-    not_guarded: BTreeSet<u32>,
-    /// Loops (no params, no results) whose body ends with a `br_if 0`.
-    tail_brif: BTreeSet<u32>,
-    /// Loops branched to any other way.
-    not_tail: BTreeSet<u32>,
-}
+use facts::Facts;
+use frame::{Frame, Kind};
+use text::{compact, flip, mask, strip_parens};
+use val::Val;
 
 pub struct Ctx<'m, 'a> {
     pub module: &'m Module<'a>,
@@ -2666,71 +2577,5 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         };
         self.push(v);
         self.materialize(k);
-    }
-}
-
-/// Drop the spaces around binary operators that cannot merge into other tokens (never `-`,
-/// which could form a comment). Function bodies hold no string literals with spaces.
-fn compact(code: &str) -> String {
-    let mut s = code.to_string();
-    for (from, to) in [
-        (" % ", "%"),
-        (" + ", "+"),
-        (" * ", "*"),
-        (" // ", "//"),
-        (" / ", "/"),
-        (" == ", "=="),
-        (" ~= ", "~="),
-        (" <= ", "<="),
-        (" >= ", ">="),
-        (" < ", "<"),
-        (" > ", ">"),
-        (", ", ","),
-        (" -= ", "-="),
-        (" += ", "+="),
-        // After `==`, `~=`, `<=`, `>=` above, what is left of ` = ` is assignment.
-        (" = ", "="),
-        ("then\nbreak\nend\n", "then break end\n"),
-        ("then\ncontinue\nend\n", "then continue end\n"),
-    ] {
-        s = s.replace(from, to);
-    }
-    s
-}
-
-/// `e` without one pair of parentheses enclosing all of it.
-fn strip_parens(e: &str) -> &str {
-    let b = e.as_bytes();
-    if b.len() < 2 || b[0] != b'(' || b[b.len() - 1] != b')' {
-        return e;
-    }
-    let mut depth = 0i32;
-    for (i, &c) in b.iter().enumerate() {
-        match c {
-            b'(' => depth += 1,
-            b')' => {
-                depth -= 1;
-                if depth == 0 && i != b.len() - 1 {
-                    return e;
-                }
-            }
-            _ => {}
-        }
-    }
-    &e[1..e.len() - 1]
-}
-
-/// Signed order on canonical u32 values: flipping the sign bit maps it to unsigned order.
-fn flip(a: &str) -> String {
-    match a.parse::<u64>() {
-        Ok(c) => (c ^ 0x8000_0000).to_string(),
-        Err(_) => format!("bit32.bxor({a}, 2147483648)"),
-    }
-}
-
-fn mask(b: &str, m: u64) -> String {
-    match b.parse::<u64>() {
-        Ok(c) => (c & m).to_string(),
-        Err(_) => format!("bit32.band({b}, {m})"),
     }
 }
