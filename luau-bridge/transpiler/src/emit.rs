@@ -1,13 +1,23 @@
 //! Module-level emission: the chunk, `instantiate`, imports, memories, tables, globals,
 //! segments, exports and the boundary wrappers.
 use crate::error::Result;
-use crate::func;
+use crate::lower;
 use crate::module::{ConstVal, ElemMode, FuncType, ImportKind, Module};
 use crate::names::{f32_lit, f64_lit, lua_string, sig_key};
+use crate::prelude::Helper;
 use crate::Options;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 use wasmparser::{ExternalKind, ValType};
+
+// The helpers the instance code calls by name, for use in format strings.
+const FSIG: Helper = Helper::Fsig;
+const GMT: Helper = Helper::Gmt;
+const LINKERR: Helper = Helper::Linkerr;
+const MEMGROW: Helper = Helper::Memgrow;
+const RETHROW: Helper = Helper::Rethrow;
+const SIGNED: Helper = Helper::Signed;
+const TRAP: Helper = Helper::Trap;
 
 fn type_name(t: ValType) -> &'static str {
     match t {
@@ -52,7 +62,7 @@ struct Emitter<'m, 'a> {
     /// Output split into several chunks: every global lives in a table (`GT`, cells in
     /// `GC`) the parts share.
     split: bool,
-    helpers: BTreeSet<&'static str>,
+    helpers: BTreeSet<Helper>,
     global_names: Vec<(String, String)>,
     func_names: Vec<String>,
     out: String,
@@ -67,7 +77,7 @@ pub fn emit(m: &Module<'_>, opts: &Options) -> Result<String> {
         func_names: vec![],
         out: String::new(),
     };
-    e.helpers.insert("rethrow");
+    e.helpers.insert(Helper::Rethrow);
     e.func_names = plan_functions(m)?;
     e.plan_globals();
 
@@ -88,14 +98,14 @@ pub fn emit(m: &Module<'_>, opts: &Options) -> Result<String> {
     for i in 0..m.bodies.len() {
         let fi = m.num_imported_funcs as usize + i;
         let text = {
-            let mut ctx = func::Ctx {
+            let mut ctx = lower::Ctx {
                 module: m,
                 helpers: &mut e.helpers,
                 global_names: &e.global_names,
                 func_names: &e.func_names,
                 native: opts.native,
             };
-            func::translate(&mut ctx, i)?
+            lower::translate(&mut ctx, i)?
         };
         let _ = writeln!(body, "{} = {}", e.func_names[fi], text);
     }
@@ -106,15 +116,15 @@ pub fn emit(m: &Module<'_>, opts: &Options) -> Result<String> {
         .iter()
         .any(|s| s.items.iter().any(|c| matches!(c, ConstVal::GlobalGet(_))));
     if refs_from_globals
-        || ["tset", "tgrow", "tfill"]
+        || [Helper::Tset, Helper::Tgrow, Helper::Tfill]
             .iter()
             .any(|h| e.helpers.contains(h))
     {
         for i in 0..m.func_types.len() {
             let sig = sig_key(&m.types[m.func_types[i] as usize]);
-            let _ = writeln!(body, "\tFSIG[{}] = \"{sig}\"", e.func_names[i]);
+            let _ = writeln!(body, "\t{FSIG}[{}] = \"{sig}\"", e.func_names[i]);
         }
-        e.helpers.insert("FSIG");
+        e.helpers.insert(Helper::Fsig);
     }
     e.finish_globals(&mut body);
     e.emit_segments(&mut body, opts);
@@ -122,7 +132,7 @@ pub fn emit(m: &Module<'_>, opts: &Options) -> Result<String> {
     if let Some(s) = m.start {
         let _ = writeln!(
             body,
-            "\tdo\n\t\tlocal ok, err = pcall({})\n\t\tif not ok then rethrow(err) end\n\tend",
+            "\tdo\n\t\tlocal ok, err = pcall({})\n\t\tif not ok then {RETHROW}(err) end\n\tend",
             e.func_names[s as usize]
         );
     }
@@ -212,7 +222,7 @@ impl Emitter<'_, '_> {
     fn emit_imports(&mut self, o: &mut String) {
         let m = self.m;
         let (mut fi, mut ti, mut mi, mut gi) = (0usize, 0usize, 0usize, 0usize);
-        self.helpers.insert("linkerr");
+        self.helpers.insert(Helper::Linkerr);
         let _ = writeln!(
             o,
             "\timports = imports or {{}}\n\tlocal IMPM, IMP, GC = nil, nil, {{}}"
@@ -228,16 +238,16 @@ impl Emitter<'_, '_> {
             let _ = writeln!(o, "\tIMP = IMPM and IMPM[{nm}]");
             let _ = writeln!(
                 o,
-                "\tif IMP == nil then linkerr(\"unknown import \" .. {what}) end"
+                "\tif IMP == nil then {LINKERR}(\"unknown import \" .. {what}) end"
             );
             match &imp.kind {
                 ImportKind::Func(t) => {
                     let ty = &m.types[*t as usize];
                     let sig = sig_key(ty);
                     let name = self.func_names[fi].clone();
-                    let _ = writeln!(o, "\tif type(IMP) ~= \"function\" then linkerr(\"incompatible import type for \" .. {what}) end");
+                    let _ = writeln!(o, "\tif type(IMP) ~= \"function\" then {LINKERR}(\"incompatible import type for \" .. {what}) end");
                     let _ = writeln!(o, "\tdo\n\t\tlocal mt = getmetatable(IMPM)\n\t\tlocal info = type(mt) == \"table\" and mt.__wasm and mt.__wasm[IMP]");
-                    let _ = writeln!(o, "\t\tif info then\n\t\t\tif info[2] ~= \"{sig}\" then linkerr(\"incompatible import type for \" .. {what}) end\n\t\t\t{name} = info[1]");
+                    let _ = writeln!(o, "\t\tif info then\n\t\t\tif info[2] ~= \"{sig}\" then {LINKERR}(\"incompatible import type for \" .. {what}) end\n\t\t\t{name} = info[1]");
                     let _ = writeln!(
                         o,
                         "\t\telse\n\t\t\tlocal host = IMP\n\t\t\t{name} = {}\n\t\tend\n\tend",
@@ -246,19 +256,19 @@ impl Emitter<'_, '_> {
                     fi += 1;
                 }
                 ImportKind::Memory { initial, maximum } => {
-                    let _ = writeln!(o, "\tif type(IMP) ~= \"table\" or type(IMP.buffer) ~= \"buffer\" then linkerr(\"incompatible import type for \" .. {what}) end");
-                    let _ = writeln!(o, "\tif buffer.len(IMP.buffer) // 65536 < {initial} then linkerr(\"incompatible import type for \" .. {what}) end");
+                    let _ = writeln!(o, "\tif type(IMP) ~= \"table\" or type(IMP.buffer) ~= \"buffer\" then {LINKERR}(\"incompatible import type for \" .. {what}) end");
+                    let _ = writeln!(o, "\tif buffer.len(IMP.buffer) // 65536 < {initial} then {LINKERR}(\"incompatible import type for \" .. {what}) end");
                     if let Some(mx) = maximum {
-                        let _ = writeln!(o, "\tif IMP.max == nil or IMP.max > {mx} then linkerr(\"incompatible import type for \" .. {what}) end");
+                        let _ = writeln!(o, "\tif IMP.max == nil or IMP.max > {mx} then {LINKERR}(\"incompatible import type for \" .. {what}) end");
                     }
                     let _ = writeln!(o, "\tlocal MO = IMP\n\tlocal M = MO.buffer\n\ttable.insert(MO.listeners, function(b) M = b end)");
                     mi += 1;
                 }
                 ImportKind::Table { initial, maximum } => {
-                    let _ = writeln!(o, "\tif type(IMP) ~= \"table\" or type(IMP.f) ~= \"table\" or IMP.n == nil then linkerr(\"incompatible import type for \" .. {what}) end");
-                    let _ = writeln!(o, "\tif IMP.n < {initial} then linkerr(\"incompatible import type for \" .. {what}) end");
+                    let _ = writeln!(o, "\tif type(IMP) ~= \"table\" or type(IMP.f) ~= \"table\" or IMP.n == nil then {LINKERR}(\"incompatible import type for \" .. {what}) end");
+                    let _ = writeln!(o, "\tif IMP.n < {initial} then {LINKERR}(\"incompatible import type for \" .. {what}) end");
                     if let Some(mx) = maximum {
-                        let _ = writeln!(o, "\tif IMP.max == nil or IMP.max > {mx} then linkerr(\"incompatible import type for \" .. {what}) end");
+                        let _ = writeln!(o, "\tif IMP.max == nil or IMP.max > {mx} then {LINKERR}(\"incompatible import type for \" .. {what}) end");
                     }
                     let _ = writeln!(
                         o,
@@ -268,9 +278,9 @@ impl Emitter<'_, '_> {
                 }
                 ImportKind::Global { ty, mutable } => {
                     let tn = type_name(*ty);
-                    self.helpers.insert("GMT");
+                    self.helpers.insert(Helper::Gmt);
                     if *mutable {
-                        let _ = writeln!(o, "\tif type(IMP) ~= \"table\" or IMP.type ~= \"{tn}\" or IMP.mutable ~= true then linkerr(\"incompatible import type for \" .. {what}) end");
+                        let _ = writeln!(o, "\tif type(IMP) ~= \"table\" or IMP.type ~= \"{tn}\" or IMP.mutable ~= true then {LINKERR}(\"incompatible import type for \" .. {what}) end");
                         let _ = writeln!(o, "\t{}{} = IMP", self.local_kw(gi), self.cell_name(gi));
                     } else {
                         // Plain Luau numbers are accepted for immutable globals.
@@ -282,7 +292,7 @@ impl Emitter<'_, '_> {
                         if !lo.starts_with("GT[") {
                             let _ = writeln!(o, "\tlocal {}, {}", lo, hi);
                         }
-                        let _ = writeln!(o, "\tif type(IMP) == \"table\" then\n\t\tif IMP.type ~= \"{tn}\" or IMP.mutable then linkerr(\"incompatible import type for \" .. {what}) end\n\t\t{lo}, {hi} = IMP.v, IMP.h");
+                        let _ = writeln!(o, "\tif type(IMP) == \"table\" then\n\t\tif IMP.type ~= \"{tn}\" or IMP.mutable then {LINKERR}(\"incompatible import type for \" .. {what}) end\n\t\t{lo}, {hi} = IMP.v, IMP.h");
                         let num_ok = matches!(ty, ValType::I32 | ValType::F32 | ValType::F64);
                         if num_ok {
                             let _ = writeln!(
@@ -301,10 +311,11 @@ impl Emitter<'_, '_> {
 
     /// Wrap a host function so it is called with the internal value conventions.
     fn host_wrapper(&mut self, ty: &FuncType) -> String {
-        self.helpers.insert("signed");
+        let hf = Helper::Signed;
+        self.helpers.insert(hf);
         // Internal i32 is unsigned; a host sees it signed. i64 halves pass as they are.
         let (params, args) =
-            boundary_params(&ty.params, |a| format!("signed({a})"), |h| h.to_string());
+            boundary_params(&ty.params, |a| format!("{hf}({a})"), |h| h.to_string());
         let mut rs = vec![];
         let mut conv = vec![];
         let mut k = 0;
@@ -346,14 +357,16 @@ impl Emitter<'_, '_> {
         let m = self.m;
         // Memory.
         if m.memories.len() > m.num_imported_memories as usize {
-            self.helpers.insert("newmem");
+            let hf = Helper::Newmem;
+            self.helpers.insert(hf);
             let l = &m.memories[m.num_imported_memories as usize];
             let max = l.maximum.map_or("nil".to_string(), |x| x.to_string());
-            let _ = writeln!(o, "\tlocal MO = newmem({}, {max})\n\tlocal M = MO.buffer\n\ttable.insert(MO.listeners, function(b) M = b end)", l.initial.min(1 << 20));
+            let _ = writeln!(o, "\tlocal MO = {hf}({}, {max})\n\tlocal M = MO.buffer\n\ttable.insert(MO.listeners, function(b) M = b end)", l.initial.min(1 << 20));
         }
         if !m.memories.is_empty() {
-            self.helpers.insert("memgrow");
-            let _ = writeln!(o, "\tlocal function MG(n) return memgrow(MO, n) end");
+            let hf = Helper::Memgrow;
+            self.helpers.insert(hf);
+            let _ = writeln!(o, "\tlocal function MG(n) return {hf}(MO, n) end");
         }
         // Tables.
         for t in m.num_imported_tables as usize..m.tables.len() {
@@ -373,9 +386,9 @@ impl Emitter<'_, '_> {
             let (lo, hi) = self.global_names[i].clone();
             let wide = g.ty == ValType::I64;
             if is_cell(&lo) {
-                self.helpers.insert("GMT");
+                self.helpers.insert(Helper::Gmt);
                 let h = if wide { init.1.clone() } else { "nil".into() };
-                let _ = writeln!(o, "\t{}{} = setmetatable({{type = \"{}\", mutable = true, v = {}, h = {h}}}, GMT)", self.local_kw(i), self.cell_name(i), type_name(g.ty), init.0);
+                let _ = writeln!(o, "\t{}{} = setmetatable({{type = \"{}\", mutable = true, v = {}, h = {h}}}, {GMT})", self.local_kw(i), self.cell_name(i), type_name(g.ty), init.0);
             } else if many {
                 let _ = writeln!(o, "\t{lo} = {}", init.0);
                 if wide {
@@ -405,7 +418,7 @@ impl Emitter<'_, '_> {
 
     fn emit_segments(&mut self, o: &mut String, opts: &Options) {
         let m = self.m;
-        self.helpers.insert("trap");
+        self.helpers.insert(Helper::Trap);
         // Element segments as lists of (function, signature).
         for (i, seg) in m.elems.iter().enumerate() {
             let mut fs = vec![];
@@ -423,7 +436,7 @@ impl Emitter<'_, '_> {
                     ConstVal::GlobalGet(g) => {
                         let (lo, _) = self.global_names[*g as usize].clone();
                         fs.push(format!("[{}] = {lo}", j + 1));
-                        ss.push(format!("[{}] = {lo} and FSIG[{lo}]", j + 1));
+                        ss.push(format!("[{}] = {lo} and {FSIG}[{lo}]", j + 1));
                     }
                     ConstVal::NewArray(n) => fs.push(format!("[{}] = {{n = {n}}}", j + 1)),
                     _ => {}
@@ -452,45 +465,50 @@ impl Emitter<'_, '_> {
             for seg in &m.elems {
                 if let ElemMode::Active { table, offset } = &seg.mode {
                     let off = self.const_expr(offset).0;
-                    let _ = writeln!(o, "\tif {off} + {} > T{table}.n then trap(\"out of bounds table access\") end", seg.items.len());
+                    let _ = writeln!(o, "\tif {off} + {} > T{table}.n then {TRAP}(\"out of bounds table access\") end", seg.items.len());
                 }
             }
             for d in &m.datas {
                 if let Some((_, offset)) = &d.active {
                     let off = self.const_expr(offset).0;
-                    let _ = writeln!(o, "\tif {off} + {} > buffer.len(M) then trap(\"out of bounds memory access\") end", d.bytes.len());
+                    let _ = writeln!(o, "\tif {off} + {} > buffer.len(M) then {TRAP}(\"out of bounds memory access\") end", d.bytes.len());
                 }
             }
         }
         for (i, seg) in m.elems.iter().enumerate() {
             match &seg.mode {
                 ElemMode::Active { table, offset } => {
-                    self.helpers.insert("tinit");
-                    self.helpers.insert("EDROPPED");
+                    let ti = Helper::Tinit;
+                    self.helpers.insert(ti);
+                    let hf = Helper::Edropped;
+                    self.helpers.insert(hf);
                     let off = self.const_expr(offset).0;
                     let _ = writeln!(
                         o,
-                        "\ttinit(T{table}, E[{}], {off}, 0, {})\n\tE[{}] = EDROPPED",
+                        "\t{ti}(T{table}, E[{}], {off}, 0, {})\n\tE[{}] = {hf}",
                         i + 1,
                         seg.items.len(),
                         i + 1
                     );
                 }
                 ElemMode::Declared => {
-                    self.helpers.insert("EDROPPED");
-                    let _ = writeln!(o, "\tE[{}] = EDROPPED", i + 1);
+                    let hf = Helper::Edropped;
+                    self.helpers.insert(hf);
+                    let _ = writeln!(o, "\tE[{}] = {hf}", i + 1);
                 }
                 ElemMode::Passive => {}
             }
         }
         for (i, d) in m.datas.iter().enumerate() {
             if let Some((_, offset)) = &d.active {
-                self.helpers.insert("minit");
-                self.helpers.insert("DROPPED");
+                let mi = Helper::Minit;
+                self.helpers.insert(mi);
+                let hf = Helper::Dropped;
+                self.helpers.insert(hf);
                 let off = self.const_expr(offset).0;
                 let _ = writeln!(
                     o,
-                    "\tminit(M, D[{}], {off}, 0, {})\n\tD[{}] = DROPPED",
+                    "\t{mi}(M, D[{}], {off}, 0, {})\n\tD[{}] = {hf}",
                     i + 1,
                     d.bytes.len(),
                     i + 1
@@ -503,7 +521,7 @@ impl Emitter<'_, '_> {
     fn export_wrapper(&mut self, f: u32) -> String {
         let m = self.m;
         let ty = &m.types[m.func_types[f as usize] as usize];
-        self.helpers.insert("signed");
+        self.helpers.insert(Helper::Signed);
         // Callers may pass any integral number: i32 and both i64 halves are taken mod 2^32.
         let wrap = |a: &str| format!("{a} % 4294967296");
         let (params, args) = boundary_params(&ty.params, wrap, wrap);
@@ -513,7 +531,7 @@ impl Emitter<'_, '_> {
             match t {
                 ValType::I32 => {
                     rs.push(format!("r{k}"));
-                    conv.push(format!("signed(r{k})"));
+                    conv.push(format!("{SIGNED}(r{k})"));
                 }
                 ValType::I64 => {
                     rs.push(format!("r{k}"));
@@ -536,7 +554,7 @@ impl Emitter<'_, '_> {
             lhs.extend(rs);
         }
         format!(
-            "function({})\n\t\tlocal {} = pcall({})\n\t\tif not ok then rethrow({}) end\n\t\treturn {}\n\tend",
+            "function({})\n\t\tlocal {} = pcall({})\n\t\tif not ok then {RETHROW}({}) end\n\t\treturn {}\n\tend",
             params.join(", "),
             lhs.join(", "),
             call_args.join(", "),
@@ -568,13 +586,13 @@ impl Emitter<'_, '_> {
                     if is_cell(&lo) {
                         let _ = writeln!(o, "\texports[{key}] = {}", self.cell_name(*idx as usize));
                     } else {
-                        self.helpers.insert("GMT");
+                        self.helpers.insert(Helper::Gmt);
                         let h = if g.ty == ValType::I64 {
                             hi
                         } else {
                             "nil".into()
                         };
-                        let _ = writeln!(o, "\texports[{key}] = setmetatable({{type = \"{}\", mutable = false, v = {lo}, h = {h}}}, GMT)", type_name(g.ty));
+                        let _ = writeln!(o, "\texports[{key}] = setmetatable({{type = \"{}\", mutable = false, v = {lo}, h = {h}}}, {GMT})", type_name(g.ty));
                     }
                 }
                 _ => {}
@@ -648,20 +666,20 @@ fn call_counts(m: &Module<'_>, bodies: &[usize]) -> Result<Vec<u64>> {
 /// Translates function body `def` with the given names, collecting its helpers.
 fn translate_one(
     m: &Module<'_>,
-    helpers: &mut BTreeSet<&'static str>,
+    helpers: &mut BTreeSet<Helper>,
     global_names: &[(String, String)],
     func_names: &[String],
     native: bool,
     def: usize,
 ) -> Result<String> {
-    let mut ctx = func::Ctx {
+    let mut ctx = lower::Ctx {
         module: m,
         helpers,
         global_names,
         func_names,
         native,
     };
-    func::translate(&mut ctx, def)
+    lower::translate(&mut ctx, def)
 }
 
 /// The chunk header every output starts with.
@@ -689,17 +707,17 @@ pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<S
         func_names: via_table.clone(),
         out: String::new(),
     };
-    e.helpers.insert("rethrow");
+    e.helpers.insert(Helper::Rethrow);
     e.plan_globals();
     let has_mem = !m.memories.is_empty();
 
     // Pass 1: every call through `F`, to measure each function and pack the parts.
-    let mut sized: Vec<(usize, BTreeSet<&'static str>)> = Vec::with_capacity(m.bodies.len());
+    let mut sized: Vec<(usize, BTreeSet<Helper>)> = Vec::with_capacity(m.bodies.len());
     for i in 0..m.bodies.len() {
         let mut h = BTreeSet::new();
         let text = translate_one(m, &mut h, &e.global_names, &via_table, opts.native, i)?;
         if has_mem {
-            h.insert("memgrow");
+            h.insert(Helper::Memgrow);
         }
         sized.push((text.len() + 16, h));
     }
@@ -709,7 +727,7 @@ pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<S
     let mut parts: Vec<Vec<usize>> = vec![];
     let (mut cur, mut cur_len, mut cur_helpers) = (Vec::new(), 0usize, BTreeSet::new());
     for (i, (len, h)) in sized.iter().enumerate() {
-        let mut with: BTreeSet<&'static str> = cur_helpers.clone();
+        let mut with: BTreeSet<Helper> = cur_helpers.clone();
         with.extend(h.iter().copied());
         let prelude = crate::prelude::emit_used_split(&with, crate::prelude::SHARED).len();
         if !cur.is_empty() && cur_len + len + prelude + fixed > split.max_chars {
@@ -736,7 +754,7 @@ pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<S
 
     // Pass 2: each part, its most called own functions as locals.
     let mut outs: Vec<String> = vec![String::new()];
-    let mut shared_used: BTreeSet<&'static str> = BTreeSet::new();
+    let mut shared_used: BTreeSet<Helper> = BTreeSet::new();
     for (k, part) in parts.iter().enumerate() {
         let calls = call_counts(m, part)?;
         let mut own: Vec<usize> = part.iter().map(|&d| nimp + d).collect();
@@ -759,7 +777,7 @@ pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<S
             let _ = writeln!(body, "{} = {}", names[nimp + d], text);
         }
         if has_mem {
-            helpers.insert("memgrow");
+            helpers.insert(Helper::Memgrow);
         }
         let mut o = chunk_header(opts, &format!(" (part {} of {})", k + 2, parts.len() + 1));
         o.push_str(&crate::prelude::emit_used_split(
@@ -770,7 +788,7 @@ pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<S
             "return function(SH)\n\tlocal F, GT, GC, D, E = SH.F, SH.GT, SH.GC, SH.D, SH.E\n",
         );
         if has_mem {
-            o.push_str("\tlocal MO = SH.MO\n\tlocal M = MO.buffer\n\ttable.insert(MO.listeners, function(b) M = b end)\n\tlocal function MG(n) return memgrow(MO, n) end\n");
+            let _ = writeln!(o, "\tlocal MO = SH.MO\n\tlocal M = MO.buffer\n\ttable.insert(MO.listeners, function(b) M = b end)\n\tlocal function MG(n) return {MEMGROW}(MO, n) end");
         }
         for t in 0..m.tables.len() {
             let _ = writeln!(
@@ -778,9 +796,10 @@ pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<S
                 "\tlocal T{t} = SH.T[{t}]\n\tlocal TF{t}, TS{t} = T{t}.f, T{t}.s"
             );
         }
-        for name in crate::prelude::SHARED {
-            if crate::prelude::closes_over(&helpers, name) {
-                shared_used.insert(name);
+        for &h in crate::prelude::SHARED {
+            if crate::prelude::closes_over(&helpers, h) {
+                shared_used.insert(h);
+                let name = h.name();
                 let _ = writeln!(o, "\t{name} = SH.{name}");
             }
         }
@@ -814,8 +833,9 @@ pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<S
         .map(|t| format!("[{t}] = T{t}"))
         .collect();
     sh.push(format!("T = {{{}}}", tables.join(", ")));
-    for name in &shared_used {
-        e.helpers.insert(name);
+    for &h in &shared_used {
+        e.helpers.insert(h);
+        let name = h.name();
         sh.push(format!("{name} = {name}"));
     }
     let _ = writeln!(body, "\tlocal SH = {{{}}}", sh.join(", "));
@@ -826,18 +846,18 @@ pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<S
         .elems
         .iter()
         .any(|s| s.items.iter().any(|c| matches!(c, ConstVal::GlobalGet(_))));
-    let parts_use_fsig = shared_used.contains("FSIG");
+    let parts_use_fsig = shared_used.contains(&Helper::Fsig);
     if refs_from_globals
         || parts_use_fsig
-        || ["tset", "tgrow", "tfill"]
+        || [Helper::Tset, Helper::Tgrow, Helper::Tfill]
             .iter()
             .any(|h| e.helpers.contains(h))
     {
         for i in 0..n {
             let sig = sig_key(&m.types[m.func_types[i] as usize]);
-            let _ = writeln!(body, "\tFSIG[{}] = \"{sig}\"", e.func_names[i]);
+            let _ = writeln!(body, "\t{FSIG}[{}] = \"{sig}\"", e.func_names[i]);
         }
-        e.helpers.insert("FSIG");
+        e.helpers.insert(Helper::Fsig);
     }
     e.finish_globals(&mut body);
     e.emit_segments(&mut body, opts);
@@ -845,7 +865,7 @@ pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<S
     if let Some(s) = m.start {
         let _ = writeln!(
             body,
-            "\tdo\n\t\tlocal ok, err = pcall({})\n\t\tif not ok then rethrow(err) end\n\tend",
+            "\tdo\n\t\tlocal ok, err = pcall({})\n\t\tif not ok then {RETHROW}(err) end\n\tend",
             e.func_names[s as usize]
         );
     }

@@ -4,7 +4,7 @@
 //! README for the instance interface and value conventions at the boundary.
 mod emit;
 pub mod error;
-mod func;
+mod lower;
 mod module;
 mod names;
 mod prelude;

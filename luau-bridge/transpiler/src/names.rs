@@ -1,6 +1,7 @@
 //! Rendering of literals and names: numbers that read back bit-exact, strings that carry any
 //! byte, and the signature keys that `call_indirect` compares.
 use crate::module::FuncType;
+use crate::prelude::Helper;
 use std::collections::BTreeSet;
 use wasmparser::ValType;
 
@@ -34,11 +35,12 @@ fn finite_lit(v: f64) -> String {
     }
 }
 
-pub fn f64_lit(bits: u64, helpers: &mut BTreeSet<&'static str>) -> String {
+pub fn f64_lit(bits: u64, helpers: &mut BTreeSet<Helper>) -> String {
     let v = f64::from_bits(bits);
     if v.is_nan() {
-        helpers.insert("f64frombits");
-        format!("f64frombits({}, {})", bits as u32, (bits >> 32) as u32)
+        let hf = Helper::F64frombits;
+        helpers.insert(hf);
+        format!("{hf}({}, {})", bits as u32, (bits >> 32) as u32)
     } else if v.is_infinite() {
         if v > 0.0 {
             "math.huge".into()
@@ -50,11 +52,12 @@ pub fn f64_lit(bits: u64, helpers: &mut BTreeSet<&'static str>) -> String {
     }
 }
 
-pub fn f32_lit(bits: u32, helpers: &mut BTreeSet<&'static str>) -> String {
+pub fn f32_lit(bits: u32, helpers: &mut BTreeSet<Helper>) -> String {
     let v = f32::from_bits(bits);
     if v.is_nan() {
-        helpers.insert("f32frombits");
-        format!("f32frombits({bits})")
+        let hf = Helper::F32frombits;
+        helpers.insert(hf);
+        format!("{hf}({bits})")
     } else {
         f64_lit((v as f64).to_bits(), helpers)
     }

@@ -16,6 +16,7 @@
 use crate::error::{Error, Result};
 use crate::module::{FuncType, Module};
 use crate::names::{f32_lit, f64_lit, sig_key};
+use crate::prelude::Helper;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 use wasmparser::{BlockType, MemArg, Operator, ValType};
@@ -30,109 +31,20 @@ const MAX_EXPR_DEPTH: u32 = 12;
 /// at 1000 nested constructs; flat blocks add at most one guard level each).
 const FLAT_INDENT: usize = 60;
 
-#[derive(Clone, Debug)]
-struct Val {
-    ty: ValType,
-    /// Luau expression (the low half for i64).
-    e: String,
-    /// High half for i64.
-    h: String,
-    /// `e` is a Luau boolean standing for an i32 0/1.
-    boolean: bool,
-    /// Wasm locals the expression reads.
-    locals: Vec<u32>,
-    /// Reads globals (so a call or global.set forces it).
-    globals: bool,
-    /// Highest stack slot the expression reads, if any.
-    max_slot: Option<usize>,
-    depth: u32,
-    /// The value is exactly the slot variable at this height.
-    slot: Option<usize>,
-    /// A plain name or literal: cheap to evaluate twice.
-    simple: bool,
-    /// For i32 add/sub: the sum before reduction modulo 2^32 (|x| < 2^33). bit32 functions and
-    /// buffer writes reduce their operands themselves, so they can take this directly.
-    raw: Option<String>,
-    /// With `raw`: true for a sum in [0, 2^33), false for a difference in (-2^32, 2^32). A
-    /// statement then reduces it with one compare instead of `%` (which calls floor).
-    wrap: Option<bool>,
-    /// An i32 known to be at most this (set for sums proved not to wrap).
-    bound: Option<u64>,
-    /// An i32 whose low this many bits are known zero.
-    tz: Option<u32>,
-}
+mod facts;
+mod frame;
+mod text;
+mod val;
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
-    Block,
-    Loop,
-    If,
-    Func,
-}
-
-#[derive(Debug)]
-struct Frame {
-    kind: Kind,
-    id: u32,
-    base: usize,
-    params: Vec<ValType>,
-    results: Vec<ValType>,
-    /// Emitted as a Luau loop construct, so `break`/`continue` reach it.
-    luau_loop: bool,
-    /// Lowered without a Luau construct (to bound nesting): its end is a resume point that
-    /// code skipped by a pending `B` reaches through `if B == nil then` guards.
-    flat: bool,
-    /// Guards opened in the current arm of this construct.
-    guards: usize,
-    /// A branch setting `B` to a target outside this construct leaves through its end.
-    pending_out: bool,
-    /// Some branch set `B` to this construct's id.
-    b_target: bool,
-    unreachable: bool,
-    /// Whether the end of this construct is reachable from inside (fallthrough or branch).
-    end_reachable: bool,
-    else_seen: bool,
-    /// Stack contents (the params) to restore at `else`.
-    if_params: Vec<Val>,
-    indent_at_open: usize,
-    /// A block whose only branch is one `br_if` at its top level: lowered without a Luau
-    /// construct, the rest of the block under `if not cond then`.
-    guarded: bool,
-    /// A loop whose only branch is the `br_if 0` ending its body: `repeat … until not c`.
-    /// `tail_cond` holds `c` once that `br_if` is lowered.
-    tail_loop: bool,
-    tail_cond: Option<String>,
-}
-
-/// What pass 1 learned about a function, used by pass 2.
-#[derive(Default, Clone)]
-pub struct Facts {
-    targeted: BTreeSet<u32>,
-    max_height: usize,
-    hi_slots: BTreeSet<usize>,
-    local_uses: Vec<u32>,
-    uses_b: bool,
-    uses_r: bool,
-    /// The body reads the memory buffer `M`: pass 2 keeps it in a local (reloaded after
-    /// calls and `memory.grow`), saving an upvalue read per access.
-    uses_mem: bool,
-    /// Locals set in the function's first straight-line code before any read: they need
-    /// no zero initialisation.
-    set_first: BTreeSet<u32>,
-    /// Blocks (no params, no results) branched to by `br_if`s at their own top level.
-    brif_top: BTreeSet<u32>,
-    /// Blocks branched to any other way, or by more than one such `br_if`.
-    not_guarded: BTreeSet<u32>,
-    /// Loops (no params, no results) whose body ends with a `br_if 0`.
-    tail_brif: BTreeSet<u32>,
-    /// Loops branched to any other way.
-    not_tail: BTreeSet<u32>,
-}
+use facts::Facts;
+use frame::{Frame, Kind};
+use text::{compact, flip, mask, strip_parens};
+use val::Val;
 
 pub struct Ctx<'m, 'a> {
     pub module: &'m Module<'a>,
     /// Helpers used anywhere, for the prelude.
-    pub helpers: &'m mut BTreeSet<&'static str>,
+    pub helpers: &'m mut BTreeSet<Helper>,
     /// Luau expression naming a global's low/only part and high part.
     pub global_names: &'m [(String, String)],
     /// Luau expression to call function `i`.
@@ -236,9 +148,9 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         }
     }
 
-    fn helper(&mut self, name: &'static str) -> &'static str {
-        self.ctx.helpers.insert(name);
-        name
+    fn helper(&mut self, h: Helper) -> &'static str {
+        self.ctx.helpers.insert(h);
+        h.name()
     }
 
     fn load_locals(&mut self, body: &wasmparser::FunctionBody<'_>) -> Result<()> {
@@ -1242,7 +1154,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         match op {
             O::Nop => {}
             O::Unreachable => {
-                let t = self.helper("trap");
+                let t = self.helper(Helper::Trap);
                 self.line(&format!("{t}(\"unreachable\")"));
                 self.set_unreachable();
             }
@@ -1627,9 +1539,9 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         let e = Self::num(&idx);
         self.line(&format!("{tn} = {e} + 1"));
         let sig = sig_key(&ty);
-        self.helper("callind");
+        let hf = self.helper(Helper::Callind);
         self.line(&format!(
-            "if TS{table}[{tn}] ~= \"{sig}\" then callind(T{table}, {tn}) end"
+            "if TS{table}[{tn}] ~= \"{sig}\" then {hf}(T{table}, {tn}) end"
         ));
         let a = self.call_args(&args).join(", ");
         let call = format!("TF{table}[{tn}]({a})");
@@ -1862,21 +1774,21 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         true
     }
 
-    fn eager_bin(&mut self, ty: ValType, helper: &'static str) {
+    fn eager_bin(&mut self, ty: ValType, helper: Helper) {
         let b = self.pop();
         let a = self.pop();
         let h = self.helper(helper);
         self.push_eager(ty, format!("{h}({}, {})", Self::num(&a), Self::num(&b)));
     }
 
-    fn eager_un(&mut self, ty: ValType, helper: &'static str) {
+    fn eager_un(&mut self, ty: ValType, helper: Helper) {
         let a = self.pop();
         let h = self.helper(helper);
         self.push_eager(ty, format!("{h}({})", Self::num(&a)));
     }
 
     /// Binary i64 op through a helper returning (lo, hi).
-    fn bin64_call(&mut self, helper: &'static str) {
+    fn bin64_call(&mut self, helper: Helper) {
         let b = self.pop();
         let a = self.pop();
         let h = self.helper(helper);
@@ -1908,7 +1820,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         };
         let (cb, ca) = (small(&self.stack[n - 1]), small(&self.stack[n - 2]));
         let Some((cl, ch)) = cb.or(ca) else {
-            self.bin64_call("mul64");
+            self.bin64_call(Helper::Mul64);
             return;
         };
         let b = self.pop();
@@ -1942,7 +1854,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         self.push(v);
     }
 
-    fn shift64(&mut self, helper: &'static str) {
+    fn shift64(&mut self, helper: Helper) {
         let b = self.pop();
         let a = self.pop();
         let h = self.helper(helper);
@@ -1965,7 +1877,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
     }
 
     fn f32op(&mut self, f: impl Fn(&str, &str) -> String) {
-        let r = self.helper("f32r");
+        let r = self.helper(Helper::F32r);
         self.bin(ValType::F32, |a, b| format!("{r}({})", f(a, b)));
     }
 
@@ -1983,12 +1895,13 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 | ("/", "(-1.0)")
         );
         let be = if identity {
-            self.ctx.helpers.insert("NF");
+            let hf = Helper::Nf;
+            self.ctx.helpers.insert(hf);
             match b.e.as_str() {
-                "0.0" => "NF[1]".to_string(),
-                "(-0.0)" => "NF[2]".to_string(),
-                "1.0" => "NF[3]".to_string(),
-                _ => "NF[4]".to_string(),
+                "0.0" => format!("{hf}[1]"),
+                "(-0.0)" => format!("{hf}[2]"),
+                "1.0" => format!("{hf}[3]"),
+                _ => format!("{hf}[4]"),
             }
         } else {
             b.e.clone()
@@ -2031,7 +1944,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             O::F32Load { memarg } => {
                 let a = self.pop();
                 let addr = self.addr(&a, memarg);
-                let h = self.helper("f32load");
+                let h = self.helper(Helper::F32load);
                 self.push_eager(F32, format!("{h}(M, {addr})"));
                 self.note_access(&a);
             }
@@ -2052,7 +1965,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 let v = self.pop();
                 let a = self.pop();
                 let addr = self.addr(&a, memarg);
-                let h = self.helper("f32store");
+                let h = self.helper(Helper::F32store);
                 self.line(&format!("{h}(M, {addr}, {})", v.e));
                 self.note_access(&a);
             }
@@ -2074,7 +1987,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 let n = self.pop();
                 let v = self.pop();
                 let d = self.pop();
-                let h = self.helper("mfill");
+                let h = self.helper(Helper::Mfill);
                 self.line(&format!(
                     "{h}(M, {}, {}, {})",
                     Self::num(&d),
@@ -2086,7 +1999,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 let n = self.pop();
                 let s = self.pop();
                 let d = self.pop();
-                let h = self.helper("mcopy");
+                let h = self.helper(Helper::Mcopy);
                 self.line(&format!(
                     "{h}(M, {}, {}, {})",
                     Self::num(&d),
@@ -2098,7 +2011,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 let n = self.pop();
                 let s = self.pop();
                 let d = self.pop();
-                let h = self.helper("minit");
+                let h = self.helper(Helper::Minit);
                 self.line(&format!(
                     "{h}(M, D[{}], {}, {}, {})",
                     data_index + 1,
@@ -2108,8 +2021,8 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 ));
             }
             O::DataDrop { data_index } => {
-                self.helper("DROPPED");
-                self.line(&format!("D[{}] = DROPPED", data_index + 1))
+                let hf = self.helper(Helper::Dropped);
+                self.line(&format!("D[{}] = {hf}", data_index + 1))
             }
             // ---- tables ----
             O::TableInit { elem_index, table } => {
@@ -2117,9 +2030,9 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 let s = self.pop();
                 let d = self.pop();
                 self.flush_where(|x| x.globals);
-                self.helper("tinit");
+                let hf = self.helper(Helper::Tinit);
                 self.line(&format!(
-                    "tinit(T{table}, E[{}], {}, {}, {})",
+                    "{hf}(T{table}, E[{}], {}, {}, {})",
                     elem_index + 1,
                     Self::num(&d),
                     Self::num(&s),
@@ -2127,8 +2040,8 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 ));
             }
             O::ElemDrop { elem_index } => {
-                self.helper("EDROPPED");
-                self.line(&format!("E[{}] = EDROPPED", elem_index + 1))
+                let hf = self.helper(Helper::Edropped);
+                self.line(&format!("E[{}] = {hf}", elem_index + 1))
             }
             O::TableCopy {
                 dst_table,
@@ -2137,9 +2050,9 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 let n = self.pop();
                 let s = self.pop();
                 let d = self.pop();
-                self.helper("tcopy");
+                let hf = self.helper(Helper::Tcopy);
                 self.line(&format!(
-                    "tcopy(T{dst_table}, T{src_table}, {}, {}, {})",
+                    "{hf}(T{dst_table}, T{src_table}, {}, {}, {})",
                     Self::num(&d),
                     Self::num(&s),
                     Self::num(&n)
@@ -2149,28 +2062,28 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             O::TableGet { table } => {
                 let a = self.pop();
                 let t = ValType::Ref(wasmparser::RefType::FUNCREF);
-                self.helper("tget");
-                self.push_eager(t, format!("tget(T{table}, {})", Self::num(&a)));
+                let hf = self.helper(Helper::Tget);
+                self.push_eager(t, format!("{hf}(T{table}, {})", Self::num(&a)));
             }
             O::TableSet { table } => {
                 let v = self.pop();
                 let a = self.pop();
-                self.helper("tset");
-                self.line(&format!("tset(T{table}, {}, {})", Self::num(&a), v.e));
+                let hf = self.helper(Helper::Tset);
+                self.line(&format!("{hf}(T{table}, {}, {})", Self::num(&a), v.e));
             }
             O::TableGrow { table } => {
                 let n = self.pop();
                 let v = self.pop();
-                self.helper("tgrow");
-                self.push_eager(I32, format!("tgrow(T{table}, {}, {})", v.e, Self::num(&n)));
+                let hf = self.helper(Helper::Tgrow);
+                self.push_eager(I32, format!("{hf}(T{table}, {}, {})", v.e, Self::num(&n)));
             }
             O::TableFill { table } => {
                 let n = self.pop();
                 let v = self.pop();
                 let d = self.pop();
-                self.helper("tfill");
+                let hf = self.helper(Helper::Tfill);
                 self.line(&format!(
-                    "tfill(T{table}, {}, {}, {})",
+                    "{hf}(T{table}, {}, {}, {})",
                     Self::num(&d),
                     v.e,
                     Self::num(&n)
@@ -2238,7 +2151,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             O::I32Clz => self.un(I32, |a| format!("bit32.countlz({a})")),
             O::I32Ctz => self.un(I32, |a| format!("bit32.countrz({a})")),
             O::I32Popcnt => {
-                let h = self.helper("popcnt32");
+                let h = self.helper(Helper::Popcnt32);
                 self.un(I32, |a| format!("{h}({a})"))
             }
             O::I32Add | O::I32Sub => {
@@ -2281,7 +2194,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 if a_small || b_small {
                     self.bin(I32, |a, b| format!("({a} * {b}) % {M32}"))
                 } else {
-                    let h = self.helper("mul32");
+                    let h = self.helper(Helper::Mul32);
                     self.bin(I32, |a, b| format!("{h}({a}, {b})"))
                 }
             }
@@ -2289,11 +2202,11 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 let divisor = self.stack.last().unwrap().e.parse::<u64>().ok();
                 let signed = matches!(op, O::I32DivS | O::I32RemS);
                 let safe = divisor.is_some_and(|c| c != 0 && !(signed && c == 0xFFFF_FFFF));
-                let (name, pure): (&'static str, Option<&str>) = match op {
-                    O::I32DivU => ("divu32", Some("//")),
-                    O::I32RemU => ("remu32", Some("%")),
-                    O::I32DivS => ("divs32", None),
-                    _ => ("rems32", None),
+                let (name, pure): (Helper, Option<&str>) = match op {
+                    O::I32DivU => (Helper::Divu32, Some("//")),
+                    O::I32RemU => (Helper::Remu32, Some("%")),
+                    O::I32DivS => (Helper::Divs32, None),
+                    _ => (Helper::Rems32, None),
                 };
                 if safe {
                     if let Some(p) = pure {
@@ -2317,11 +2230,11 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             O::I32Rotl => self.bin_bits(|a, b| format!("bit32.lrotate({a}, {})", mask(b, 31))),
             O::I32Rotr => self.bin_bits(|a, b| format!("bit32.rrotate({a}, {})", mask(b, 31))),
             O::I32Extend8S => {
-                let h = self.helper("ext8");
+                let h = self.helper(Helper::Ext8);
                 self.un(I32, |a| format!("{h}({a})"))
             }
             O::I32Extend16S => {
-                let h = self.helper("ext16");
+                let h = self.helper(Helper::Ext16);
                 self.un(I32, |a| format!("{h}({a})"))
             }
             // ---- i64 ----
@@ -2341,15 +2254,29 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             }
             O::I64Ne => self.cmp64(|a, b, _| format!("({} ~= {} or {} ~= {})", a.e, b.e, a.h, b.h)),
             O::I64LtU => self.cmp64(|a, b, t| {
-                format!("{}({}, {}, {}, {})", t.helper("ltu64"), a.e, a.h, b.e, b.h)
+                format!(
+                    "{}({}, {}, {}, {})",
+                    t.helper(Helper::Ltu64),
+                    a.e,
+                    a.h,
+                    b.e,
+                    b.h
+                )
             }),
             O::I64GtU => self.cmp64(|a, b, t| {
-                format!("{}({}, {}, {}, {})", t.helper("ltu64"), b.e, b.h, a.e, a.h)
+                format!(
+                    "{}({}, {}, {}, {})",
+                    t.helper(Helper::Ltu64),
+                    b.e,
+                    b.h,
+                    a.e,
+                    a.h
+                )
             }),
             O::I64LeU => self.cmp64(|a, b, t| {
                 format!(
                     "(not {}({}, {}, {}, {}))",
-                    t.helper("ltu64"),
+                    t.helper(Helper::Ltu64),
                     b.e,
                     b.h,
                     a.e,
@@ -2359,7 +2286,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             O::I64GeU => self.cmp64(|a, b, t| {
                 format!(
                     "(not {}({}, {}, {}, {}))",
-                    t.helper("ltu64"),
+                    t.helper(Helper::Ltu64),
                     a.e,
                     a.h,
                     b.e,
@@ -2367,15 +2294,29 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 )
             }),
             O::I64LtS => self.cmp64(|a, b, t| {
-                format!("{}({}, {}, {}, {})", t.helper("lts64"), a.e, a.h, b.e, b.h)
+                format!(
+                    "{}({}, {}, {}, {})",
+                    t.helper(Helper::Lts64),
+                    a.e,
+                    a.h,
+                    b.e,
+                    b.h
+                )
             }),
             O::I64GtS => self.cmp64(|a, b, t| {
-                format!("{}({}, {}, {}, {})", t.helper("lts64"), b.e, b.h, a.e, a.h)
+                format!(
+                    "{}({}, {}, {}, {})",
+                    t.helper(Helper::Lts64),
+                    b.e,
+                    b.h,
+                    a.e,
+                    a.h
+                )
             }),
             O::I64LeS => self.cmp64(|a, b, t| {
                 format!(
                     "(not {}({}, {}, {}, {}))",
-                    t.helper("lts64"),
+                    t.helper(Helper::Lts64),
                     b.e,
                     b.h,
                     a.e,
@@ -2385,7 +2326,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             O::I64GeS => self.cmp64(|a, b, t| {
                 format!(
                     "(not {}({}, {}, {}, {}))",
-                    t.helper("lts64"),
+                    t.helper(Helper::Lts64),
                     a.e,
                     a.h,
                     b.e,
@@ -2395,16 +2336,16 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             O::I64Clz | O::I64Ctz => {
                 let a = self.pop();
                 let h = self.helper(if matches!(op, O::I64Clz) {
-                    "clz64"
+                    Helper::Clz64
                 } else {
-                    "ctz64"
+                    Helper::Ctz64
                 });
                 let v = Self::derive(I64, format!("{h}({}, {})", a.e, a.h), "0".into(), &[&a]);
                 self.push(v);
             }
             O::I64Popcnt => {
                 let a = self.pop();
-                let h = self.helper("popcnt32");
+                let h = self.helper(Helper::Popcnt32);
                 let v = Self::derive(
                     I64,
                     format!("({h}({}) + {h}({}))", a.e, a.h),
@@ -2416,24 +2357,24 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             O::I64Add => self.add64_inline("+"),
             O::I64Sub => self.add64_inline("-"),
             O::I64Mul => self.mul64(),
-            O::I64DivS => self.bin64_call("divs64"),
-            O::I64DivU => self.bin64_call("divu64"),
-            O::I64RemS => self.bin64_call("rems64"),
-            O::I64RemU => self.bin64_call("remu64"),
+            O::I64DivS => self.bin64_call(Helper::Divs64),
+            O::I64DivU => self.bin64_call(Helper::Divu64),
+            O::I64RemS => self.bin64_call(Helper::Rems64),
+            O::I64RemU => self.bin64_call(Helper::Remu64),
             O::I64And => self.bin64_bitwise("band"),
             O::I64Or => self.bin64_bitwise("bor"),
             O::I64Xor => self.bin64_bitwise("bxor"),
-            O::I64Shl => self.shift64("shl64"),
-            O::I64ShrS => self.shift64("shrs64"),
-            O::I64ShrU => self.shift64("shru64"),
-            O::I64Rotl => self.shift64("rotl64"),
-            O::I64Rotr => self.shift64("rotr64"),
+            O::I64Shl => self.shift64(Helper::Shl64),
+            O::I64ShrS => self.shift64(Helper::Shrs64),
+            O::I64ShrU => self.shift64(Helper::Shru64),
+            O::I64Rotl => self.shift64(Helper::Rotl64),
+            O::I64Rotr => self.shift64(Helper::Rotr64),
             O::I64Extend8S | O::I64Extend16S => {
                 let a = self.pop();
                 let h = self.helper(if matches!(op, O::I64Extend8S) {
-                    "ext8"
+                    Helper::Ext8
                 } else {
-                    "ext16"
+                    Helper::Ext16
                 });
                 let k = self.stack.len();
                 self.clobber_slot(k);
@@ -2474,17 +2415,17 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             O::F64Abs => self.un(F64, |a| format!("math.abs({a})")),
             O::F32Neg => self.un(F32, |a| format!("(-{a})")),
             O::F64Neg => self.un(F64, |a| format!("(-{a})")),
-            O::F32Ceil | O::F64Ceil => self.fun(op, "fceil"),
-            O::F32Floor | O::F64Floor => self.fun(op, "ffloor"),
-            O::F32Trunc | O::F64Trunc => self.fun(op, "ftruncf"),
-            O::F32Nearest | O::F64Nearest => self.fun(op, "fnearest"),
+            O::F32Ceil | O::F64Ceil => self.fun(op, Helper::Fceil),
+            O::F32Floor | O::F64Floor => self.fun(op, Helper::Ffloor),
+            O::F32Trunc | O::F64Trunc => self.fun(op, Helper::Ftruncf),
+            O::F32Nearest | O::F64Nearest => self.fun(op, Helper::Fnearest),
             O::F32Sqrt => {
-                let s = self.helper("fsqrt");
-                let r = self.helper("f32r");
+                let s = self.helper(Helper::Fsqrt);
+                let r = self.helper(Helper::F32r);
                 self.un(F32, |a| format!("{r}({s}({a}))"))
             }
             O::F64Sqrt => {
-                let s = self.helper("fsqrt");
+                let s = self.helper(Helper::Fsqrt);
                 self.un(F64, |a| format!("{s}({a})"))
             }
             O::F32Add => self.f32op(|a, b| format!("{a} + {b}")),
@@ -2497,12 +2438,12 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             O::F64Div => self.f64_arith("/"),
             O::F32Min | O::F64Min => {
                 let ty = if matches!(op, O::F32Min) { F32 } else { F64 };
-                let h = self.helper("fmin");
+                let h = self.helper(Helper::Fmin);
                 self.bin(ty, |a, b| format!("{h}({a}, {b})"))
             }
             O::F32Max | O::F64Max => {
                 let ty = if matches!(op, O::F32Max) { F32 } else { F64 };
-                let h = self.helper("fmax");
+                let h = self.helper(Helper::Fmax);
                 self.bin(ty, |a, b| format!("{h}({a}, {b})"))
             }
             O::F32Copysign | O::F64Copysign => {
@@ -2511,39 +2452,39 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 } else {
                     F64
                 };
-                let h = self.helper("fcopysign");
+                let h = self.helper(Helper::Fcopysign);
                 self.bin(ty, |a, b| format!("{h}({a}, {b})"))
             }
             // ---- conversions ----
-            O::I32TruncF32S | O::I32TruncF64S => self.eager_un(I32, "trunci32s"),
-            O::I32TruncF32U | O::I32TruncF64U => self.eager_un(I32, "trunci32u"),
+            O::I32TruncF32S | O::I32TruncF64S => self.eager_un(I32, Helper::Trunci32s),
+            O::I32TruncF32U | O::I32TruncF64U => self.eager_un(I32, Helper::Trunci32u),
             O::I32TruncSatF32S | O::I32TruncSatF64S => {
-                let h = self.helper("sati32s");
+                let h = self.helper(Helper::Sati32s);
                 self.un(I32, |a| format!("{h}({a})"))
             }
             O::I32TruncSatF32U | O::I32TruncSatF64U => {
-                let h = self.helper("sati32u");
+                let h = self.helper(Helper::Sati32u);
                 self.un(I32, |a| format!("{h}({a})"))
             }
-            O::I64TruncF32S | O::I64TruncF64S => self.eager64_un("trunci64s"),
-            O::I64TruncF32U | O::I64TruncF64U => self.eager64_un("trunci64u"),
-            O::I64TruncSatF32S | O::I64TruncSatF64S => self.eager64_un("sati64s"),
-            O::I64TruncSatF32U | O::I64TruncSatF64U => self.eager64_un("sati64u"),
+            O::I64TruncF32S | O::I64TruncF64S => self.eager64_un(Helper::Trunci64s),
+            O::I64TruncF32U | O::I64TruncF64U => self.eager64_un(Helper::Trunci64u),
+            O::I64TruncSatF32S | O::I64TruncSatF64S => self.eager64_un(Helper::Sati64s),
+            O::I64TruncSatF32U | O::I64TruncSatF64U => self.eager64_un(Helper::Sati64u),
             O::F32ConvertI32S => {
-                let r = self.helper("f32r");
-                let s = self.helper("signed");
+                let r = self.helper(Helper::F32r);
+                let s = self.helper(Helper::Signed);
                 self.un(F32, |a| format!("{r}({s}({a}))"))
             }
             O::F32ConvertI32U => {
-                let r = self.helper("f32r");
+                let r = self.helper(Helper::F32r);
                 self.un(F32, |a| format!("{r}({a})"))
             }
             O::F32ConvertI64S | O::F32ConvertI64U | O::F64ConvertI64S => {
                 let a = self.pop();
                 let h = self.helper(match op {
-                    O::F32ConvertI64S => "s64tof32",
-                    O::F32ConvertI64U => "u64tof32",
-                    _ => "i64tof64s",
+                    O::F32ConvertI64S => Helper::S64tof32,
+                    O::F32ConvertI64U => Helper::U64tof32,
+                    _ => Helper::I64tof64s,
                 });
                 let ty = if matches!(op, O::F64ConvertI64S) {
                     F64
@@ -2564,30 +2505,30 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 self.push(v);
             }
             O::F32DemoteF64 => {
-                let r = self.helper("f32r");
+                let r = self.helper(Helper::F32r);
                 self.un(F32, |a| format!("{r}({a})"))
             }
             O::F64ConvertI32S => {
-                let s = self.helper("signed");
+                let s = self.helper(Helper::Signed);
                 self.un(F64, |a| format!("{s}({a})"))
             }
             O::F64ConvertI32U => self.un(F64, |a| format!("({a} + 0)")),
             O::F64PromoteF32 => {
-                let h = self.helper("fpromote");
+                let h = self.helper(Helper::Fpromote);
                 self.un(F64, |a| format!("{h}({a})"))
             }
             O::I32ReinterpretF32 => {
-                let h = self.helper("f32bits");
+                let h = self.helper(Helper::F32bits);
                 self.un(I32, |a| format!("{h}({a})"))
             }
             O::F32ReinterpretI32 => {
-                let h = self.helper("f32frombits");
+                let h = self.helper(Helper::F32frombits);
                 self.un(F32, |a| format!("{h}({a})"))
             }
-            O::I64ReinterpretF64 => self.eager64_un("f64bits"),
+            O::I64ReinterpretF64 => self.eager64_un(Helper::F64bits),
             O::F64ReinterpretI64 => {
                 let a = self.pop();
-                let h = self.helper("f64frombits");
+                let h = self.helper(Helper::F64frombits);
                 let v = Self::derive(F64, format!("{h}({}, {})", a.e, a.h), String::new(), &[&a]);
                 self.push(v);
             }
@@ -2596,7 +2537,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         Ok(())
     }
 
-    fn fun(&mut self, op: &Operator<'_>, helper: &'static str) {
+    fn fun(&mut self, op: &Operator<'_>, helper: Helper) {
         let ty = match op {
             Operator::F32Ceil | Operator::F32Floor | Operator::F32Trunc | Operator::F32Nearest => {
                 ValType::F32
@@ -2607,7 +2548,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         self.un(ty, |a| format!("{h}({a})"));
     }
 
-    fn eager64_un(&mut self, helper: &'static str) {
+    fn eager64_un(&mut self, helper: Helper) {
         let a = self.pop();
         let h = self.helper(helper);
         self.push_eager64(format!("{h}({})", a.e));
@@ -2636,71 +2577,5 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         };
         self.push(v);
         self.materialize(k);
-    }
-}
-
-/// Drop the spaces around binary operators that cannot merge into other tokens (never `-`,
-/// which could form a comment). Function bodies hold no string literals with spaces.
-fn compact(code: &str) -> String {
-    let mut s = code.to_string();
-    for (from, to) in [
-        (" % ", "%"),
-        (" + ", "+"),
-        (" * ", "*"),
-        (" // ", "//"),
-        (" / ", "/"),
-        (" == ", "=="),
-        (" ~= ", "~="),
-        (" <= ", "<="),
-        (" >= ", ">="),
-        (" < ", "<"),
-        (" > ", ">"),
-        (", ", ","),
-        (" -= ", "-="),
-        (" += ", "+="),
-        // After `==`, `~=`, `<=`, `>=` above, what is left of ` = ` is assignment.
-        (" = ", "="),
-        ("then\nbreak\nend\n", "then break end\n"),
-        ("then\ncontinue\nend\n", "then continue end\n"),
-    ] {
-        s = s.replace(from, to);
-    }
-    s
-}
-
-/// `e` without one pair of parentheses enclosing all of it.
-fn strip_parens(e: &str) -> &str {
-    let b = e.as_bytes();
-    if b.len() < 2 || b[0] != b'(' || b[b.len() - 1] != b')' {
-        return e;
-    }
-    let mut depth = 0i32;
-    for (i, &c) in b.iter().enumerate() {
-        match c {
-            b'(' => depth += 1,
-            b')' => {
-                depth -= 1;
-                if depth == 0 && i != b.len() - 1 {
-                    return e;
-                }
-            }
-            _ => {}
-        }
-    }
-    &e[1..e.len() - 1]
-}
-
-/// Signed order on canonical u32 values: flipping the sign bit maps it to unsigned order.
-fn flip(a: &str) -> String {
-    match a.parse::<u64>() {
-        Ok(c) => (c ^ 0x8000_0000).to_string(),
-        Err(_) => format!("bit32.bxor({a}, 2147483648)"),
-    }
-}
-
-fn mask(b: &str, m: u64) -> String {
-    match b.parse::<u64>() {
-        Ok(c) => (c & m).to_string(),
-        Err(_) => format!("bit32.band({b}, {m})"),
     }
 }
