@@ -706,11 +706,8 @@ impl Queue {
 
         let gid = GroupId(self.next_group);
         self.next_group += 1;
-        let uid = self.new_unit_id();
         let mut unit = Unit::new(Vec::new(), Some(gid), self.next_seq);
         let mut ids = Vec::with_capacity(changes.len());
-        let mut own = Vec::with_capacity(changes.len());
-        let mut earlier: Vec<FieldKey> = Vec::new();
         for c in changes {
             let (key, seq, priority) = self.record_local(now, c);
             let id = change_id(key, seq);
@@ -722,42 +719,62 @@ impl Queue {
                     dependent: id,
                 });
             }
-            own.push(key);
+            unit.entries.push(key);
             let field = self.field_mut(key);
             if field.pending_since.is_none() {
                 field.pending_since = Some(now);
             }
-            // A field has one pending unit: whatever carried it joins this group. An
-            // earlier group's changes go ahead of the new ones, in their order, so both
-            // groups keep theirs; a lone field simply takes its place in the new group.
-            if let Some(other) = field.unit.take() {
-                if let Some(mut o) = self.units.remove(&other) {
-                    self.rec.m.coalesced += 1;
-                    let entries = core::mem::take(&mut o.entries);
-                    for e in &entries {
-                        self.field_mut(*e).unit = None;
-                    }
-                    if o.group.is_some() {
-                        state::merge_order(&mut earlier, &entries);
-                    }
-                    unit.absorb(o);
-                }
-            }
-            self.field_mut(key).unit = Some(uid);
         }
-        // Where the two orders contradict, the new group's order wins: every field the
-        // groups share now carries the new group's value, so the earlier group's changes
-        // to those fields are superseded and will never be sent, while all of the new
-        // group's changes are. The earlier group's other changes keep their order.
-        let mut merged = own;
-        state::merge_order(&mut merged, &earlier);
-        unit.entries = merged;
-        for e in unit.entries.clone() {
-            self.field_mut(e).unit = Some(uid);
-        }
-        self.units.insert(uid, unit);
+        let merged = self.place_unit(unit, Recency::Newer);
+        self.rec.m.coalesced += merged;
         self.dirty = true;
         Ok(ids)
+    }
+
+    /// Puts a unit among the pending ones. A field has at most one pending unit, so the
+    /// units already carrying any of its fields merge into it ([`Unit::absorb`]: the
+    /// rules on priority, backoff and latency of a merge live there). Where the two
+    /// orders contradict, the newer changes' order wins: the fields both hold carry the
+    /// newer values, so the older unit's changes to them are superseded and never sent;
+    /// every other change keeps its place in its own unit's order. Every path that merges
+    /// units (`atomic`, a failed unit coming back) comes through here. Returns how many
+    /// pending units merged in.
+    pub(crate) fn place_unit(&mut self, mut unit: Unit, recency: Recency) -> u64 {
+        let uid = self.new_unit_id();
+        let mut merged = 0;
+        // Only the unit's own fields can belong to other units: a merged unit's fields
+        // pointed at it, and it is gone.
+        for key in unit.entries.clone() {
+            let Some(other) = self.field(key).and_then(|f| f.unit) else {
+                continue;
+            };
+            let Some(o) = self.units.remove(&other) else {
+                continue;
+            };
+            for e in &o.entries {
+                self.field_mut(*e).unit = None;
+            }
+            let order = match recency {
+                Recency::Newer => {
+                    let mut m = unit.entries.clone();
+                    state::merge_order(&mut m, &o.entries);
+                    m
+                }
+                Recency::Older => {
+                    let mut m = o.entries.clone();
+                    state::merge_order(&mut m, &unit.entries);
+                    m
+                }
+            };
+            unit.absorb(o);
+            unit.entries = order;
+            merged += 1;
+        }
+        for e in &unit.entries {
+            self.field_mut(*e).unit = Some(uid);
+        }
+        self.units.insert(uid, unit);
+        merged
     }
 
     /// A dependency on a field this same group sets again later would be delivered after
@@ -1146,6 +1163,14 @@ impl Queue {
             });
         Ok(())
     }
+}
+
+/// Whether a unit being placed holds newer changes than the pending units it merges with
+/// (a new atomic group) or older ones (a failed unit coming back).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recency {
+    Newer,
+    Older,
 }
 
 fn change_id(key: FieldKey, seq: u64) -> ChangeId {
