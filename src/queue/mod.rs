@@ -932,7 +932,6 @@ impl Queue {
     /// unit, or drops what no longer needs sending.
     fn apply(&mut self, now: f64, c: &Change<'_>) -> ChangeId {
         let (key, seq, priority) = self.record_local(now, c);
-        self.dirty = true;
         let needs = self.field(key).is_some_and(|f| f.needs_send());
         let existing = self.field(key).and_then(|f| f.unit);
         let id = change_id(key, seq);
@@ -955,9 +954,11 @@ impl Queue {
                     unit.raise(priority, now);
                     unit.deps.extend(deps);
                 } else {
+                    // A unit gone may free a dependent: look at everything again.
                     self.units.remove(&uid);
                     self.field_mut(key).unit = None;
                     self.settle(key);
+                    self.dirty = true;
                 }
             }
             None if needs => {
@@ -983,7 +984,67 @@ impl Queue {
                 self.settle(key);
             }
         }
+        self.note_due(now, c, key);
         id
+    }
+
+    /// A change can make something due before the queue's next wake: lower the wake to
+    /// when its unit is due, so that `poll` in a frame with nothing due returns at once
+    /// instead of looking at every pending unit (the hot path: a location set every
+    /// frame is due only with the routine batch, already in the wake). Where the effect
+    /// is not local to the change's unit (combat mode moved, a decision or chat waiting
+    /// on the agent, no schedule yet) the next poll looks at everything.
+    fn note_due(&mut self, now: f64, c: &Change<'_>, key: FieldKey) {
+        let Some(a) = self.agent_state(c.agent) else {
+            return;
+        };
+        let combat_field =
+            c.block == names::STATUS && (c.field == names::STATE || c.field == names::HEALTH);
+        if combat_field
+            || a.sync_requested
+            || !a.chat.messages.is_empty()
+            || self.next_batch_at.is_none()
+        {
+            self.dirty = true;
+            return;
+        }
+        let Some(u) = self
+            .field(key)
+            .and_then(|f| f.unit)
+            .and_then(|id| self.units.get(&id))
+        else {
+            return;
+        };
+        let due = if u.not_before > now {
+            u.not_before
+        } else {
+            match u.priority {
+                Priority::Critical => {
+                    let mut ready = u.not_before;
+                    for e in &u.entries {
+                        if let Some(a) = self.agent_state(e.agent) {
+                            if let Some(last) = a.last_critical_emit {
+                                let window = if a.in_combat(now) {
+                                    self.cfg.combat_debounce_s
+                                } else {
+                                    self.cfg.debounce_s
+                                };
+                                ready = ready.max(last + window.min(a.last_critical_window));
+                            }
+                        }
+                    }
+                    ready
+                }
+                Priority::High if u.attempts == 0 => u
+                    .high_since
+                    .map_or(now, |t| t + self.cfg.high_priority_delay_s),
+                // Due with the routine batch (or its retry), already in the wake.
+                _ => return,
+            }
+        };
+        if due < self.next_wake {
+            self.next_wake = due;
+        }
     }
 
     fn attach_deps_in_flight(&mut self, key: FieldKey, deps: Vec<Dep>) {
