@@ -15,7 +15,9 @@ cd "$(dirname "$0")/.."
 npcs=${1:-100}
 seconds=${2:-300}
 cargo build --release --bin npc-sync-sim >/dev/null
-sim=./target/release/npc-sync-sim
+# A private copy: a rebuild while the sweep runs must not change the binary under it.
+sim=$(mktemp -d)/npc-sync-sim
+cp ./target/release/npc-sync-sim "$sim"
 bad=0
 runs=0
 

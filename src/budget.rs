@@ -22,12 +22,15 @@ pub(crate) struct Budget {
     /// Calls emitted in the last 60 s, oldest first: (time, calls).
     window: VecDeque<(f64, u32)>,
     used: u32,
-    /// Pacing tokens: refill at `(limit - burst) / 60` per second up to `burst`, so that a
-    /// full burst plus a minute of refill never exceeds the limit: the rolling window then
-    /// never stalls traffic for long.
+    /// Pacing tokens left after the last spend: they refill at `(limit - burst) / 60` per
+    /// second up to `burst`, so that a full burst plus a minute of refill never exceeds
+    /// the limit: the rolling window then never stalls traffic for long.
     tokens: f64,
     burst: f64,
-    refilled_at: Option<f64>,
+    /// When the last spend happened. The tokens at any time are computed from it, so
+    /// looking at the budget never changes it: how often the queue is polled does not
+    /// move a single token (not even by rounding).
+    spent_at: Option<f64>,
 }
 
 impl Budget {
@@ -49,7 +52,7 @@ impl Budget {
             used: 0,
             tokens: cfg.budget_burst as f64,
             burst: cfg.budget_burst as f64,
-            refilled_at: None,
+            spent_at: None,
         }
     }
 
@@ -62,11 +65,14 @@ impl Budget {
                 break;
             }
         }
-        if let Some(last) = self.refilled_at {
-            let rate = self.rate();
-            self.tokens = (self.tokens + (now - last) * rate).min(self.burst);
+    }
+
+    /// Pacing tokens at `now`.
+    fn tokens_at(&self, now: f64) -> f64 {
+        match self.spent_at {
+            Some(last) => (self.tokens + (now - last) * self.rate()).min(self.burst),
+            None => self.tokens,
         }
-        self.refilled_at = Some(now);
     }
 
     /// Calls that may be spent now from `pool`.
@@ -78,7 +84,7 @@ impl Budget {
         };
         let by_window = cap.saturating_sub(self.used);
         // Pacing is a whole number of tokens; a fraction is not a call.
-        let by_pace = self.tokens as u32;
+        let by_pace = self.tokens_at(now) as u32;
         by_window.min(by_pace)
     }
 
@@ -95,7 +101,7 @@ impl Budget {
     /// Whether the pacing bucket is full (nothing spent for a while).
     pub(crate) fn burst_full(&mut self, now: f64) -> bool {
         self.advance(now);
-        self.tokens >= self.burst
+        self.tokens_at(now) >= self.burst
     }
 
     pub(crate) fn spend(&mut self, now: f64, calls: u32) {
@@ -104,7 +110,8 @@ impl Budget {
         }
         self.advance(now);
         self.used += calls;
-        self.tokens -= calls as f64;
+        self.tokens = self.tokens_at(now) - calls as f64;
+        self.spent_at = Some(now);
         match self.window.back_mut() {
             Some((t, c)) if *t == now => *c += calls,
             _ => self.window.push_back((now, calls)),
@@ -136,9 +143,10 @@ impl Budget {
                 need -= calls;
             }
         }
-        if self.tokens < 1.0 {
+        let tokens = self.tokens_at(now);
+        if tokens < 1.0 {
             let rate = self.rate();
-            let pace_at = now + (1.0 - self.tokens) / rate;
+            let pace_at = now + (1.0 - tokens) / rate;
             if pace_at > at {
                 at = pace_at;
             }

@@ -60,7 +60,8 @@ pub struct Metrics {
     pub staleness: LatencySummary,
     /// Staleness when decisions in combat proceeded.
     pub staleness_combat: LatencySummary,
-    /// From a critical change to its first emission.
+    /// From a critical change to the emission of the attempt that was acknowledged: a
+    /// change that had to be retried counts its retries.
     pub critical_latency: LatencySummary,
     /// Chat messages received.
     pub chat_messages: u64,

@@ -725,11 +725,8 @@ impl Queue {
 
         let gid = GroupId(self.next_group);
         self.next_group += 1;
-        let uid = self.new_unit_id();
         let mut unit = Unit::new(Vec::new(), Some(gid), self.next_seq);
         let mut ids = Vec::with_capacity(changes.len());
-        let mut own = Vec::with_capacity(changes.len());
-        let mut earlier: Vec<FieldKey> = Vec::new();
         for c in changes {
             let (key, seq, priority) = self.record_local(now, c);
             let id = change_id(key, seq);
@@ -741,42 +738,62 @@ impl Queue {
                     dependent: id,
                 });
             }
-            own.push(key);
+            unit.entries.push(key);
             let field = self.field_mut(key);
             if field.pending_since.is_none() {
                 field.pending_since = Some(now);
             }
-            // A field has one pending unit: whatever carried it joins this group. An
-            // earlier group's changes go ahead of the new ones, in their order, so both
-            // groups keep theirs; a lone field simply takes its place in the new group.
-            if let Some(other) = field.unit.take() {
-                if let Some(mut o) = self.units.remove(&other) {
-                    self.rec.m.coalesced += 1;
-                    let entries = core::mem::take(&mut o.entries);
-                    for e in &entries {
-                        self.field_mut(*e).unit = None;
-                    }
-                    if o.group.is_some() {
-                        state::merge_order(&mut earlier, &entries);
-                    }
-                    unit.absorb(o);
-                }
-            }
-            self.field_mut(key).unit = Some(uid);
         }
-        // Where the two orders contradict, the new group's order wins: every field the
-        // groups share now carries the new group's value, so the earlier group's changes
-        // to those fields are superseded and will never be sent, while all of the new
-        // group's changes are. The earlier group's other changes keep their order.
-        let mut merged = own;
-        state::merge_order(&mut merged, &earlier);
-        unit.entries = merged;
-        for e in unit.entries.clone() {
-            self.field_mut(e).unit = Some(uid);
-        }
-        self.units.insert(uid, unit);
+        let merged = self.place_unit(unit, Recency::Newer);
+        self.rec.m.coalesced += merged;
         self.dirty = true;
         Ok(ids)
+    }
+
+    /// Puts a unit among the pending ones. A field has at most one pending unit, so the
+    /// units already carrying any of its fields merge into it ([`Unit::absorb`]: the
+    /// rules on priority, backoff and latency of a merge live there). Where the two
+    /// orders contradict, the newer changes' order wins: the fields both hold carry the
+    /// newer values, so the older unit's changes to them are superseded and never sent;
+    /// every other change keeps its place in its own unit's order. Every path that merges
+    /// units (`atomic`, a failed unit coming back) comes through here. Returns how many
+    /// pending units merged in.
+    pub(crate) fn place_unit(&mut self, mut unit: Unit, recency: Recency) -> u64 {
+        let uid = self.new_unit_id();
+        let mut merged = 0;
+        // Only the unit's own fields can belong to other units: a merged unit's fields
+        // pointed at it, and it is gone.
+        for key in unit.entries.clone() {
+            let Some(other) = self.field(key).and_then(|f| f.unit) else {
+                continue;
+            };
+            let Some(o) = self.units.remove(&other) else {
+                continue;
+            };
+            for e in &o.entries {
+                self.field_mut(*e).unit = None;
+            }
+            let order = match recency {
+                Recency::Newer => {
+                    let mut m = unit.entries.clone();
+                    state::merge_order(&mut m, &o.entries);
+                    m
+                }
+                Recency::Older => {
+                    let mut m = o.entries.clone();
+                    state::merge_order(&mut m, &unit.entries);
+                    m
+                }
+            };
+            unit.absorb(o);
+            unit.entries = order;
+            merged += 1;
+        }
+        for e in &unit.entries {
+            self.field_mut(*e).unit = Some(uid);
+        }
+        self.units.insert(uid, unit);
+        merged
     }
 
     /// A dependency on a field this same group sets again later would be delivered after
@@ -984,7 +1001,6 @@ impl Queue {
         let (seq, f) = self.record_key(key, value);
         let needs = f.needs_send();
         let existing = f.unit;
-        self.dirty = true;
         let id = change_id(key, seq);
         let deps: Vec<Dep> = if depends_on.is_empty() {
             Vec::new()
@@ -997,29 +1013,32 @@ impl Queue {
                 })
                 .collect()
         };
-        match existing {
+        let hint = match existing {
             Some(uid) => {
                 // Coalesce: the unit sends the latest value. A group keeps the field even if
                 // it now equals the backend's value, so it stays whole.
                 self.rec.m.coalesced += 1;
                 if needs && deps.is_empty() && hint.is_some_and(|h| h.covers(uid, priority)) {
                     // Raising the unit would change nothing: skip looking it up.
-                    return (id, hint);
-                }
-                let kept = match self.units.get_mut(&uid) {
-                    Some(unit) if needs || unit.group.is_some() => {
-                        unit.raise(priority, now);
-                        unit.deps.extend(deps);
-                        Some(UnitHint::new(uid, unit.priority))
+                    hint
+                } else {
+                    let kept = match self.units.get_mut(&uid) {
+                        Some(unit) if needs || unit.group.is_some() => {
+                            unit.raise(priority, now);
+                            unit.deps.extend(deps);
+                            Some(UnitHint::new(uid, unit.priority))
+                        }
+                        _ => None,
+                    };
+                    if kept.is_none() {
+                        // A unit gone may free a dependent: look at everything again.
+                        self.units.remove(&uid);
+                        self.field_mut(key).unit = None;
+                        self.settle(key);
+                        self.dirty = true;
                     }
-                    _ => None,
-                };
-                if kept.is_some() {
-                    return (id, kept);
+                    kept
                 }
-                self.units.remove(&uid);
-                self.field_mut(key).unit = None;
-                self.settle(key);
             }
             None if needs => {
                 let uid = self.new_unit_id();
@@ -1033,7 +1052,7 @@ impl Queue {
                 if f.pending_since.is_none() {
                     f.pending_since = Some(now);
                 }
-                return (id, Some(hint));
+                Some(hint)
             }
             None => {
                 // Equal to what the backend has or will have: nothing to send. If that
@@ -1044,9 +1063,72 @@ impl Queue {
                     self.attach_deps_in_flight(key, deps);
                 }
                 self.settle(key);
+                None
             }
+        };
+        self.note_due(now, key);
+        (id, hint)
+    }
+
+    /// A change can make something due before the queue's next wake: lower the wake to
+    /// when its unit is due, so that `poll` in a frame with nothing due returns at once
+    /// instead of looking at every pending unit (the hot path: a location set every
+    /// frame is due only with the routine batch, already in the wake). Where the effect
+    /// is not local to the change's unit (combat mode moved, a decision or chat waiting
+    /// on the agent, no schedule yet) the next poll looks at everything.
+    pub(crate) fn note_due(&mut self, now: f64, key: FieldKey) {
+        let combat_field = self.symbols.text(key.block) == names::STATUS && {
+            let field = self.symbols.text(key.field);
+            field == names::STATE || field == names::HEALTH
+        };
+        let Some(a) = self.agent_state(key.agent) else {
+            return;
+        };
+        if combat_field
+            || a.sync_requested
+            || !a.chat.messages.is_empty()
+            || self.next_batch_at.is_none()
+        {
+            self.dirty = true;
+            return;
         }
-        (id, None)
+        let Some(u) = self
+            .field(key)
+            .and_then(|f| f.unit)
+            .and_then(|id| self.units.get(&id))
+        else {
+            return;
+        };
+        let due = if u.not_before > now {
+            u.not_before
+        } else {
+            match u.priority {
+                Priority::Critical => {
+                    let mut ready = u.not_before;
+                    for e in &u.entries {
+                        if let Some(a) = self.agent_state(e.agent) {
+                            if let Some(last) = a.last_critical_emit {
+                                let window = if a.in_combat(now) {
+                                    self.cfg.combat_debounce_s
+                                } else {
+                                    self.cfg.debounce_s
+                                };
+                                ready = ready.max(last + window.min(a.last_critical_window));
+                            }
+                        }
+                    }
+                    ready
+                }
+                Priority::High if u.attempts == 0 => u
+                    .high_since
+                    .map_or(now, |t| t + self.cfg.high_priority_delay_s),
+                // Due with the routine batch (or its retry), already in the wake.
+                _ => return,
+            }
+        };
+        if due < self.next_wake {
+            self.next_wake = due;
+        }
     }
 
     fn attach_deps_in_flight(&mut self, key: FieldKey, deps: Vec<Dep>) {
@@ -1226,6 +1308,14 @@ impl Queue {
             });
         Ok(())
     }
+}
+
+/// Whether a unit being placed holds newer changes than the pending units it merges with
+/// (a new atomic group) or older ones (a failed unit coming back).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recency {
+    Newer,
+    Older,
 }
 
 fn change_id(key: FieldKey, seq: u64) -> ChangeId {

@@ -1,7 +1,7 @@
 //! What happens when the bridge reports a request's outcome.
 
-use super::state::{merge_order, Dep, FieldKey, Unit};
-use super::{Priority, Queue};
+use super::state::{Dep, FieldKey, Unit};
+use super::{Priority, Queue, Recency};
 use crate::backoff::retry_delay;
 use crate::error::Error;
 use crate::ids::{AgentId, GroupId, RequestId, Seq};
@@ -249,27 +249,17 @@ impl Queue {
             unit.attempts = attempts;
             if unit.group.is_none() {
                 let key = unit.entries[0];
-                let f = self.field_mut(key);
-                if !f.needs_send() {
+                if !self.field_mut(key).needs_send() {
                     // A newer value is already in flight or acknowledged, or the backend
                     // already holds this one.
                     self.settle(key);
                     continue;
                 }
-                if let Some(existing) = f.unit {
-                    // The field already waits in a unit (maybe a group, whose order must
-                    // not change): it carries the retry.
-                    unit.entries.clear();
-                    let target = self.units.get_mut(&existing).expect("field's unit exists");
-                    target.absorb(unit);
-                    continue;
-                }
             }
-            // A field has at most one pending unit: a newer one merges into the returning
-            // unit, which keeps its place and its backoff. The caps are hard caps: if the
-            // merged unit would exceed them, the merge is refused and the returning group
-            // gives up the fields newer pending units carry (their values supersede its
-            // own) and keeps the rest whole.
+            // The caps are hard caps: if merging with the newer pending units that share
+            // its fields would exceed them, the merge is refused and the returning group
+            // gives up the fields those units carry (their values supersede its own) and
+            // keeps the rest whole.
             if unit.group.is_some() && !self.merge_fits(&unit.entries) {
                 unit.entries
                     .retain(|k| self.field(*k).is_none_or(|f| f.unit.is_none()));
@@ -277,33 +267,8 @@ impl Queue {
                     continue;
                 }
             }
-            let uid = self.new_unit_id();
-            let mut i = 0;
-            while i < unit.entries.len() {
-                let key = unit.entries[i];
-                if let Some(other) = self.field_mut(key).unit.take() {
-                    if let Some(o) = self.units.remove(&other) {
-                        for e in &o.entries {
-                            self.field_mut(*e).unit = None;
-                        }
-                        // The waiting unit is newer: the fields both hold carry its values,
-                        // so where the two orders contradict, its order wins (the returning
-                        // group's changes to those fields are superseded, never sent).
-                        let mut merged = o.entries.clone();
-                        merge_order(&mut merged, &unit.entries);
-                        unit.absorb(o);
-                        unit.entries = merged;
-                        // The entries moved: look at all of them again.
-                        i = 0;
-                        continue;
-                    }
-                }
-                i += 1;
-            }
-            for e in unit.entries.clone() {
-                self.field_mut(e).unit = Some(uid);
-            }
-            self.units.insert(uid, unit);
+            // It keeps its place and its backoff; the newer units' order wins.
+            self.place_unit(unit, Recency::Older);
         }
         for agent in req.synced {
             if let Some(a) = self

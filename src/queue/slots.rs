@@ -209,7 +209,8 @@ impl Queue {
         }
         self.rec.m.changes_in += 1;
         self.rec.m.coalesced += 1;
-        self.dirty = true;
+        // The same wake rule as every other change (`Queue::note_due`).
+        self.note_due(now, key);
         Ok(ChangeId {
             seq,
             agent: key.agent,

@@ -146,6 +146,9 @@ fn run(args: &Args) -> Result<Report, String> {
     let drain_frames = (DRAIN_LIMIT_S * FPS) as u64;
     let progress_every = (frames / 10).max(1);
     let mut drained_at = None;
+    // SIM_TRACE=1: every request on stderr (frame, id, kind, sequence numbers), to find
+    // where two builds of the queue diverge.
+    let trace = std::env::var("SIM_TRACE").is_ok();
     for frame in 0..frames + drain_frames {
         let now = frame as f64 / FPS;
         let playing = frame < frames;
@@ -163,6 +166,14 @@ fn run(args: &Args) -> Result<Report, String> {
             break;
         }
         for r in q.poll(now).map_err(|e| e.to_string())? {
+            if trace {
+                eprintln!(
+                    "{frame} {:?} {:?} {:?}",
+                    r.id,
+                    r.kind,
+                    r.changes.iter().map(|c| c.seq.0).collect::<Vec<_>>()
+                );
+            }
             requests += 1;
             calls += r.calls as u64;
             window.push_back((now, r.calls));
