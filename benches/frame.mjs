@@ -1,0 +1,49 @@
+// Frame cost in Node through pkg/node: the same workload as benches/frame.rs (read its
+// header): N NPCs each change `status.position` (a number, new every frame) at 60 Hz, then
+// one poll, every request acknowledged at once; 2,400 frames after a 120-frame warm-up.
+//
+// Prints one line per case, exactly:
+// `frame runtime=node npcs=N ms=X share=Y us_per_change=Z`
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+
+const require = createRequire(import.meta.url);
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const { SyncQueue } = require(path.join(root, "pkg/node"));
+
+const FRAMES = 2400;
+const WARMUP_FRAMES = 120;
+const FRAME_MS = 16.7;
+
+/** Milliseconds spent in change calls and in the whole frames. */
+function run(npcs, frames) {
+  const q = new SyncQueue({});
+  const agents = Array.from({ length: npcs }, (_, i) => `npc-${i}`);
+  let inChanges = 0;
+  let inFrames = 0;
+  for (let f = 0; f < frames; f++) {
+    const now = f / 60;
+    const t0 = performance.now();
+    for (const agent of agents) {
+      q.set(now, { agent, block: "status", field: "position", value: f });
+    }
+    const t1 = performance.now();
+    for (const r of q.poll(now)) q.ack(r.id);
+    const t2 = performance.now();
+    inChanges += t1 - t0;
+    inFrames += t2 - t0;
+  }
+  q.free();
+  return [inChanges, inFrames];
+}
+
+for (const npcs of [100, 1000]) {
+  run(npcs, WARMUP_FRAMES);
+  const [inChanges, inFrames] = run(npcs, FRAMES);
+  const ms = inFrames / FRAMES;
+  const usPerChange = (inChanges * 1e3) / (npcs * FRAMES);
+  console.log(
+    `frame runtime=node npcs=${npcs} ms=${ms.toFixed(3)} share=${(ms / FRAME_MS).toFixed(4)} us_per_change=${usPerChange.toFixed(3)}`,
+  );
+}

@@ -1,0 +1,56 @@
+//! Frame cost natively: the workload every runtime's frame bench runs (this file,
+//! `benches/frame.mjs` for Node, the Luau bench through the ModuleScript). N NPCs each
+//! change `status.position` (a number, new every frame) at 60 Hz, then one `poll`, every
+//! request acknowledged at once; 2,400 frames (40 s, so one routine batch of every NPC's
+//! field falls inside), after a 120-frame warm-up on a separate queue.
+//!
+//! Prints one line per case, exactly:
+//! `frame runtime=native npcs=N ms=X share=Y us_per_change=Z`
+//! where `ms` is the mean cost of a frame (change calls + poll + acks), `share` is
+//! `ms / 16.7` (a 60 Hz frame), and `us_per_change` the mean cost of one change call.
+
+use npc_sync::{AgentId, Change, Config, Queue, Value};
+use std::hint::black_box;
+use std::time::Instant;
+
+const FRAMES: u32 = 2_400;
+const WARMUP_FRAMES: u32 = 120;
+const FRAME_MS: f64 = 16.7;
+
+/// Seconds spent in change calls and in the whole frames.
+fn run(npcs: usize, frames: u32) -> (f64, f64) {
+    let mut q = Queue::new(Config::default()).expect("default config");
+    let agents: Vec<AgentId> = (0..npcs)
+        .map(|i| q.agent(&format!("npc-{i}")).expect("agent id"))
+        .collect();
+    let (mut in_changes, mut in_frames) = (0.0, 0.0);
+    for f in 0..frames {
+        let now = f64::from(f) / 60.0;
+        let t0 = Instant::now();
+        for a in &agents {
+            let c = Change::new(*a, "status", "position", Value::Number(f64::from(f)));
+            black_box(q.set(now, c).expect("change"));
+        }
+        let t1 = Instant::now();
+        for r in q.poll(now).expect("poll") {
+            q.ack(r.id, &[]).expect("ack");
+        }
+        let t2 = Instant::now();
+        in_changes += (t1 - t0).as_secs_f64();
+        in_frames += (t2 - t0).as_secs_f64();
+    }
+    (in_changes, in_frames)
+}
+
+fn main() {
+    for npcs in [100usize, 1_000] {
+        run(npcs, WARMUP_FRAMES);
+        let (in_changes, in_frames) = run(npcs, FRAMES);
+        let ms = in_frames * 1e3 / f64::from(FRAMES);
+        let us_per_change = in_changes * 1e6 / (npcs as f64 * f64::from(FRAMES));
+        println!(
+            "frame runtime=native npcs={npcs} ms={ms:.3} share={:.4} us_per_change={us_per_change:.3}",
+            ms / FRAME_MS
+        );
+    }
+}
