@@ -49,59 +49,26 @@ use wasm_bindgen::JsCast;
 #[wasm_bindgen]
 pub struct SyncQueue {
     q: Queue,
+    change_shape: Shape,
+    confirmed_shape: Shape,
+}
+
+/// serde-wasm-bindgen's errors are JS `Error`s: their message only.
+fn serde_message(e: serde_wasm_bindgen::Error) -> String {
+    let e = JsValue::from(e);
+    match e.dyn_ref::<js_sys::Error>() {
+        Some(err) => String::from(err.message()),
+        None => alloc::format!("{e:?}"),
+    }
 }
 
 fn to_js<T: Serialize>(v: &T) -> JsResult<JsValue> {
     v.serialize(&serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true))
-        .map_err(|e| JsError::input("result", e.to_string()))
+        .map_err(|e| JsError::input("result", serde_message(e)))
 }
 
 fn from_js<T: DeserializeOwned>(what: &str, v: &JsValue) -> JsResult<T> {
-    serde_wasm_bindgen::from_value(v.clone()).map_err(|e| {
-        // serde-wasm-bindgen's errors are JS `Error`s: keep their message only.
-        let e = JsValue::from(e);
-        let message = match e.dyn_ref::<js_sys::Error>() {
-            Some(err) => String::from(err.message()),
-            None => alloc::format!("{e:?}"),
-        };
-        JsError::input(what, message)
-    })
-}
-
-/// An object argument with only these keys (serde-wasm-bindgen reads the keys it knows
-/// and would let a misspelt optional key, `priorty`, pass unnoticed).
-fn object_in<T: DeserializeOwned>(what: &str, v: &JsValue, keys: &[&str]) -> JsResult<T> {
-    if !v.is_object() || js_sys::Array::is_array(v) {
-        return Err(JsError::input(
-            what,
-            alloc::format!("must be an object, got {}", config::type_of(v)),
-        ));
-    }
-    for key in js_sys::Object::keys(v.unchecked_ref::<js_sys::Object>()).iter() {
-        let key = key.as_string().unwrap_or_default();
-        if !keys.contains(&key.as_str()) {
-            return Err(JsError::input(
-                what,
-                alloc::format!("unknown key `{key}` (known: {})", keys.join(", ")),
-            ));
-        }
-    }
-    from_js(what, v)
-}
-
-/// A list argument whose items are objects with only these keys.
-fn objects_in<T: DeserializeOwned>(what: &str, v: &JsValue, keys: &[&str]) -> JsResult<Vec<T>> {
-    if !js_sys::Array::is_array(v) {
-        return Err(JsError::input(
-            what,
-            alloc::format!("must be a list, got {}", config::type_of(v)),
-        ));
-    }
-    let list: &js_sys::Array = v.unchecked_ref();
-    list.iter()
-        .enumerate()
-        .map(|(i, item)| object_in(&alloc::format!("{what}[{i}]"), &item, keys))
-        .collect()
+    serde_wasm_bindgen::from_value(v.clone()).map_err(|e| JsError::input(what, serde_message(e)))
 }
 
 /// A string argument, checked (wasm-bindgen would otherwise coerce anything to a string).
@@ -114,7 +81,56 @@ fn string(what: &str, v: &JsValue) -> JsResult<String> {
     })
 }
 
-use alloc::string::ToString;
+/// The keys an object argument may have, in Rust (for messages) and as a JavaScript array
+/// made once per queue (the check runs on the JavaScript side: one call per object instead
+/// of one per key).
+struct Shape {
+    keys: &'static [&'static str],
+    js: JsValue,
+}
+
+impl Shape {
+    fn new(keys: &'static [&'static str]) -> Shape {
+        let js: js_sys::Array = keys.iter().map(|k| JsValue::from_str(k)).collect();
+        Shape {
+            keys,
+            js: js.into(),
+        }
+    }
+
+    /// An object argument with only these keys (serde-wasm-bindgen reads the keys it
+    /// knows and would let a misspelt optional key, `priorty`, pass unnoticed).
+    fn object_in<T: DeserializeOwned>(&self, what: &str, v: &JsValue) -> JsResult<T> {
+        if !v.is_object() || js_sys::Array::is_array(v) {
+            return Err(JsError::input(
+                what,
+                alloc::format!("must be an object, got {}", config::type_of(v)),
+            ));
+        }
+        if let Some(key) = types::unknown_key(v, &self.js) {
+            return Err(JsError::input(
+                what,
+                alloc::format!("unknown key `{key}` (known: {})", self.keys.join(", ")),
+            ));
+        }
+        from_js(what, v)
+    }
+
+    /// A list argument whose items are objects with only these keys.
+    fn objects_in<T: DeserializeOwned>(&self, what: &str, v: &JsValue) -> JsResult<Vec<T>> {
+        if !js_sys::Array::is_array(v) {
+            return Err(JsError::input(
+                what,
+                alloc::format!("must be a list, got {}", config::type_of(v)),
+            ));
+        }
+        let list: &js_sys::Array = v.unchecked_ref();
+        list.iter()
+            .enumerate()
+            .map(|(i, item)| self.object_in(&alloc::format!("{what}[{i}]"), &item))
+            .collect()
+    }
+}
 
 #[wasm_bindgen]
 impl SyncQueue {
@@ -130,6 +146,8 @@ impl SyncQueue {
         let cfg = config::config_from_js(&config.map_or(JsValue::UNDEFINED, JsValue::from))?;
         Ok(SyncQueue {
             q: Queue::new(cfg)?,
+            change_shape: Shape::new(ChangeIn::KEYS),
+            confirmed_shape: Shape::new(ConfirmedIn::KEYS),
         })
     }
 
@@ -161,7 +179,15 @@ impl SyncQueue {
     }
 
     fn handle_out(id: ChangeId) -> JsResult<JsValue> {
-        to_js(&HandleJs::from(id))
+        // One call into JavaScript with four numbers: several times cheaper than building
+        // the object property by property from Rust, and change calls are the hot path.
+        let h = HandleJs::from(id);
+        Ok(types::make_handle(
+            h.seq,
+            h.agent_handle,
+            h.block_sym,
+            h.field_sym,
+        ))
     }
 
     /// Queues one field change; returns its handle (for `after`).
@@ -177,7 +203,7 @@ impl SyncQueue {
         now: f64,
         #[wasm_bindgen(unchecked_param_type = "FieldChange")] change: JsValue,
     ) -> Result<JsValue, JsError> {
-        let c: ChangeIn = object_in("change", &change, ChangeIn::KEYS)?;
+        let c: ChangeIn = self.change_shape.object_in("change", &change)?;
         let (c, agent, deps) = self.change_in(c)?;
         let mut native = Change::new(agent, &c.block, &c.field, c.value.0)
             .priority(c.priority.map_or(Priority::Normal, Priority::from));
@@ -336,7 +362,7 @@ impl SyncQueue {
         now: f64,
         #[wasm_bindgen(unchecked_param_type = "FieldChange[]")] changes: JsValue,
     ) -> Result<JsValue, JsError> {
-        let list: Vec<ChangeIn> = objects_in("changes", &changes, ChangeIn::KEYS)?;
+        let list: Vec<ChangeIn> = self.change_shape.objects_in("changes", &changes)?;
         let mut resolved = Vec::with_capacity(list.len());
         for c in list {
             resolved.push(self.change_in(c)?);
@@ -415,7 +441,7 @@ impl SyncQueue {
     ) -> Result<(), JsError> {
         let id = request(request_id)?;
         let list: Vec<ConfirmedIn> = match confirmed {
-            Some(v) => objects_in("confirmed", &v.into(), ConfirmedIn::KEYS)?,
+            Some(v) => self.confirmed_shape.objects_in("confirmed", &v.into())?,
             None => Vec::new(),
         };
         let mut native = Vec::with_capacity(list.len());

@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
-use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::prelude::{wasm_bindgen, JsValue};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = r#"
@@ -200,6 +200,29 @@ extern "C" {
     /// `MemberFields`, optional in `joinGroup`.
     #[wasm_bindgen(typescript_type = "MemberFields")]
     pub type MemberFieldsArg;
+}
+
+#[wasm_bindgen(inline_js = "
+export function make_handle(seq, agentHandle, blockSym, fieldSym) {
+  return { seq, agentHandle, blockSym, fieldSym };
+}
+export function unknown_key(obj, keys) {
+  for (const k of Object.keys(obj)) if (!keys.includes(k)) return k;
+  return undefined;
+}
+")]
+extern "C" {
+    /// A `ChangeHandle` object, built on the JavaScript side (one call with four numbers
+    /// instead of building it property by property from Rust: change calls are the hot
+    /// path).
+    pub(crate) fn make_handle(
+        seq: f64,
+        agent_handle: u32,
+        block_sym: u32,
+        field_sym: u32,
+    ) -> JsValue;
+    /// The first own key of `obj` that is not in `keys`, if any.
+    pub(crate) fn unknown_key(obj: &JsValue, keys: &JsValue) -> Option<String>;
 }
 
 // ----- inputs -----
