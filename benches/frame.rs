@@ -2,7 +2,9 @@
 //! `benches/frame.mjs` for Node, the Luau bench through the ModuleScript). N NPCs each
 //! change `status.position` (a number, new every frame) at 60 Hz, then one `poll`, every
 //! request acknowledged at once; 2,400 frames (40 s, so one routine batch of every NPC's
-//! field falls inside), after a 120-frame warm-up on a separate queue.
+//! field falls inside), after a 120-frame warm-up on a separate queue. Each case runs
+//! three times on fresh queues and reports its fastest run (the machine is shared: the
+//! slower runs measure the neighbours).
 //!
 //! Prints one line per case, exactly:
 //! `frame runtime=native npcs=N ms=X share=Y us_per_change=Z`
@@ -16,6 +18,7 @@ use std::time::Instant;
 const FRAMES: u32 = 2_400;
 const WARMUP_FRAMES: u32 = 120;
 const FRAME_MS: f64 = 16.7;
+const RUNS: usize = 3;
 
 /// Seconds spent in change calls and in the whole frames.
 fn run(npcs: usize, frames: u32) -> (f64, f64) {
@@ -45,7 +48,10 @@ fn run(npcs: usize, frames: u32) -> (f64, f64) {
 fn main() {
     for npcs in [100usize, 1_000] {
         run(npcs, WARMUP_FRAMES);
-        let (in_changes, in_frames) = run(npcs, FRAMES);
+        let (in_changes, in_frames) = (0..RUNS)
+            .map(|_| run(npcs, FRAMES))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .expect("at least one run");
         let ms = in_frames * 1e3 / f64::from(FRAMES);
         let us_per_change = in_changes * 1e6 / (npcs as f64 * f64::from(FRAMES));
         println!(
