@@ -5,6 +5,7 @@
 #   ./build.sh test     every test (what CI runs)
 #   ./build.sh bench    the benchmarks (ratios measured in one run)
 #   ./build.sh setup    only install what is missing
+#   ./build.sh roblox   regenerate pkg/roblox (the ModuleScripts Roblox developers use)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -35,7 +36,65 @@ setup() {
 build() {
   step "build (release)"
   cargo build --release --workspace
+  roblox
   build_node
+}
+
+# ---- pkg/roblox: the core as ModuleScripts (luau-bridge/ABI.md) plus the Luau bridge ----
+# The committed files are what this generates with this rustc; another version emits other
+# (equally valid) wasm, so the diff check of `./build.sh test` needs this one.
+LUAU_RUSTC="1.95.0"
+# Studio plugins (Rojo live sync, script.Source) cannot write a script longer than this.
+ROBLOX_MAX_CHARS=200000
+# Each generated chunk stays below this, leaving room under the limit.
+ROBLOX_SPLIT_CHARS=190000
+
+# cargo of the pinned rustc: the default one if it is that version, else rustup's.
+luau_cargo() {
+  if rustc --version | grep -q "^rustc $LUAU_RUSTC "; then
+    cargo "$@"
+  elif command -v rustup >/dev/null 2>&1; then
+    rustup toolchain list | grep -q "^$LUAU_RUSTC" ||
+      rustup toolchain install "$LUAU_RUSTC" --profile minimal --target wasm32v1-none
+    cargo "+$LUAU_RUSTC" "$@"
+  else
+    echo "pkg/roblox is generated with rustc $LUAU_RUSTC; found $(rustc --version) and no rustup" >&2
+    return 1
+  fi
+}
+
+roblox() {
+  step "pkg/roblox: core (wasm32v1-none, profile luau) -> wasm-to-luau -> ModuleScripts + bridge"
+  luau_cargo build --profile luau -p npc-sync-luau --lib --target wasm32v1-none
+  cargo build --release -p wasm-to-luau --bin wasm-to-luau
+  local out=pkg/roblox
+  rm -rf "$out"
+  mkdir -p "$out"
+  ./target/release/wasm-to-luau target/wasm32v1-none/luau/npc_sync_luau.wasm --native \
+    --split-chars "$ROBLOX_SPLIT_CHARS" -o "$out/NpcSyncCore.luau"
+  if [ -d luau-bridge/src ]; then
+    cp -R luau-bridge/src/. "$out/"
+  fi
+  cp luau-bridge/pkg-roblox-README.md "$out/README.md"
+  local f n
+  for f in "$out"/*.luau; do
+    n=$(wc -m <"$f")
+    if [ "$n" -ge "$ROBLOX_MAX_CHARS" ]; then
+      echo "$f: $n characters; a ModuleScript must stay under $ROBLOX_MAX_CHARS" >&2
+      return 1
+    fi
+  done
+  wc -m "$out"/*.luau
+}
+
+roblox_check() {
+  roblox
+  step "pkg/roblox is what the sources generate (git diff)"
+  if ! git diff --exit-code --stat -- pkg/roblox || [ -n "$(git status --porcelain -- pkg/roblox)" ]; then
+    git status --short -- pkg/roblox
+    echo "pkg/roblox differs from what the sources generate: run ./build.sh roblox and commit it" >&2
+    return 1
+  fi
 }
 
 # ----- the Node package (pkg/node) -----
@@ -104,6 +163,7 @@ lint() {
   cargo clippy --workspace --all-targets --release -- -D warnings
   step "the core builds as no_std WebAssembly 1.0 (no clock, no I/O can creep in)"
   cargo build --release -p npc-sync --lib --target wasm32v1-none
+  cargo clippy --release -p npc-sync-luau --lib --target wasm32v1-none -- -D warnings
 }
 
 run_tests() {
@@ -126,6 +186,9 @@ bench() {
   if [ -d luau-bridge/transpiler/benches ]; then
     cargo bench -p wasm-to-luau
   fi
+  roblox
+  step "the core through pkg/roblox in Luau (interpreted, native) and natively: cost per change and per frame"
+  cargo bench -p npc-sync-luau --bench luau_frame
 }
 
 case "${1:-all}" in
@@ -143,18 +206,20 @@ case "${1:-all}" in
   test)
     setup
     lint
+    roblox_check
     run_tests
     build_node
     test_node
     compare_traces
     ;;
+  roblox) roblox ;;
   bench)
     setup
     build_node
     bench
     ;;
   *)
-    echo "usage: ./build.sh [all|setup|build|demo|test|bench]" >&2
+    echo "usage: ./build.sh [all|setup|build|demo|test|bench|roblox]" >&2
     exit 2
     ;;
 esac

@@ -42,7 +42,9 @@ pub(crate) fn retry_delay(
         }
     }
     let jittered = raw * (1.0 + cfg.retry_jitter * rng.unit());
-    let delay = jittered.clamp(cfg.retry_base_s, cfg.retry_max_s);
+    // Not `f64::clamp`: its panic message formats floats, which would pull float
+    // formatting into the Luau build. Validation guarantees base <= max, so this equals it.
+    let delay = jittered.max(cfg.retry_base_s).min(cfg.retry_max_s);
     match retry_after {
         Some(ra) if ra > delay => ra,
         _ => delay,

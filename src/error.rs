@@ -74,6 +74,13 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A handle passed as a number (a slot, an interned string) was never issued.
+    UnknownHandle {
+        /// What kind of handle.
+        what: &'static str,
+        /// The number given.
+        index: u32,
+    },
     /// `Retry-After` is NaN, infinite or negative.
     BadRetryAfter {
         /// The value given.
@@ -98,6 +105,7 @@ impl Error {
             Error::DependencyRemoved { .. } => "DependencyRemoved",
             Error::UnknownRequest { .. } => "UnknownRequest",
             Error::BadGroup { .. } => "BadGroup",
+            Error::UnknownHandle { .. } => "UnknownHandle",
             Error::BadRetryAfter { .. } => "BadRetryAfter",
         }
     }
@@ -146,6 +154,9 @@ impl fmt::Display for Error {
                 )
             }
             Error::BadGroup { reason } => write!(f, "atomic group rejected: {reason}"),
+            Error::UnknownHandle { what, index } => {
+                write!(f, "{what} handle #{index} was not issued by this queue")
+            }
             Error::BadRetryAfter { value } => {
                 write!(
                     f,

@@ -61,6 +61,10 @@ impl Symbols {
         sym
     }
 
+    pub(crate) fn get(&self, sym: Sym) -> Option<&str> {
+        self.texts.get(sym.0 as usize).map(String::as_str)
+    }
+
     pub(crate) fn text(&self, sym: Sym) -> &str {
         self.texts
             .get(sym.0 as usize)

@@ -3,6 +3,7 @@
 mod decide;
 mod outcome;
 mod planner;
+mod slots;
 mod state;
 
 use crate::backoff::Rng;
@@ -21,6 +22,7 @@ use alloc::vec::Vec;
 
 pub use decide::Decision;
 use outcome::InFlightRequest;
+pub use slots::Slot;
 use state::{AgentState, Dep, FieldKey, FieldState, Local, Unit};
 
 /// How urgently a change must reach the backend.
@@ -149,6 +151,8 @@ pub struct Queue {
     /// What the backend holds for removed agents, by backend id, for when one comes back.
     pub(crate) retired: BTreeMap<Sym, BTreeMap<(Sym, Sym), FieldState>>,
     pub(crate) rec: Recorder,
+    /// Field slots issued to facades.
+    pub(crate) slots: slots::SlotTable,
 }
 
 impl Queue {
@@ -177,6 +181,7 @@ impl Queue {
             events: Vec::new(),
             retired: BTreeMap::new(),
             rec: Recorder::new(),
+            slots: slots::SlotTable::default(),
         })
     }
 
@@ -209,7 +214,8 @@ impl Queue {
         self.agent_sym(agent).map(|s| self.symbols.text(s))
     }
 
-    fn agent_sym(&self, agent: AgentId) -> Option<Sym> {
+    /// The interned backend id of an agent (also of a removed one).
+    pub fn agent_sym(&self, agent: AgentId) -> Option<Sym> {
         self.agent_names.get(agent.0 as usize).copied()
     }
 
@@ -337,11 +343,26 @@ impl Queue {
         self.check_agent(c.agent)?;
         Symbols::check_name("block label", c.block)?;
         Symbols::check_name("field name", c.field)?;
-        match &c.value {
+        self.check_value(c.agent, c.block, c.field, &c.value)?;
+        for d in &c.depends_on {
+            self.check_dependency(*d)?;
+        }
+        Ok(())
+    }
+
+    /// A value may be stored: numbers finite, strings within the limit.
+    pub(crate) fn check_value(
+        &self,
+        agent: AgentId,
+        block: &str,
+        field: &str,
+        value: &Value,
+    ) -> Result<(), Error> {
+        match value {
             Value::Number(n) if !n.is_finite() => {
                 return Err(Error::BadNumber {
-                    agent: String::from(self.agent_name(c.agent).unwrap_or("?")),
-                    field: format!("{}.{}", c.block, c.field),
+                    agent: String::from(self.agent_name(agent).unwrap_or("?")),
+                    field: format!("{block}.{field}"),
                     value: *n,
                 })
             }
@@ -354,13 +375,10 @@ impl Queue {
             }
             _ => {}
         }
-        for d in &c.depends_on {
-            self.check_dependency(*d)?;
-        }
         Ok(())
     }
 
-    fn check_dependency(&self, d: ChangeId) -> Result<(), Error> {
+    pub(crate) fn check_dependency(&self, d: ChangeId) -> Result<(), Error> {
         if d.seq == 0 || d.seq >= self.next_seq || d.agent.0 as usize >= self.agents.len() {
             return Err(Error::UnknownChange { seq: d.seq });
         }
@@ -722,34 +740,54 @@ impl Queue {
 
     /// Records a change as the field's latest local value and issues its handle.
     fn record_local(&mut self, _now: f64, c: &Change<'_>) -> (FieldKey, u64) {
-        let block = self.symbols.intern(c.block);
-        let field = self.symbols.intern(c.field);
-        let key = FieldKey {
+        let key = self.resolve(c);
+        (key, self.record_key(key, c.value.clone()))
+    }
+
+    /// The field a change names, interning its block and field names.
+    fn resolve(&mut self, c: &Change<'_>) -> FieldKey {
+        FieldKey {
             agent: c.agent,
-            block,
-            field,
-        };
+            block: self.symbols.intern(c.block),
+            field: self.symbols.intern(c.field),
+        }
+    }
+
+    /// Records a value as the field's latest local value; returns its sequence number.
+    pub(crate) fn record_key(&mut self, key: FieldKey, value: Value) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.rec.m.changes_in += 1;
         let fs = self.field_mut(key);
         fs.local = Some(Local {
-            value: c.value.clone(),
+            value,
             seq: Seq(seq),
         });
-        (key, seq)
+        seq
     }
 
     /// Applies one validated standalone change: coalesces it into the field's pending
     /// unit, or drops what no longer needs sending.
     fn apply(&mut self, now: f64, c: &Change<'_>) -> ChangeId {
-        let (key, seq) = self.record_local(now, c);
+        let key = self.resolve(c);
+        self.apply_key(now, key, c.value.clone(), c.priority, &c.depends_on)
+    }
+
+    /// [`Queue::apply`] of a field already resolved (the slot path of `slots.rs`).
+    pub(crate) fn apply_key(
+        &mut self,
+        now: f64,
+        key: FieldKey,
+        value: Value,
+        priority: Priority,
+        depends_on: &[ChangeId],
+    ) -> ChangeId {
+        let seq = self.record_key(key, value);
         self.dirty = true;
         let needs = self.field(key).is_some_and(|f| f.needs_send());
         let existing = self.field(key).and_then(|f| f.unit);
         let id = change_id(key, seq);
-        let deps: Vec<Dep> = c
-            .depends_on
+        let deps: Vec<Dep> = depends_on
             .iter()
             .map(|d| Dep {
                 on: *d,
@@ -764,7 +802,7 @@ impl Queue {
                 let is_group = self.units.get(&uid).is_some_and(|u| u.group.is_some());
                 if needs || is_group {
                     let unit = self.units.get_mut(&uid).expect("field's unit exists");
-                    unit.raise(c.priority, now);
+                    unit.raise(priority, now);
                     unit.deps.extend(deps);
                 } else {
                     self.units.remove(&uid);
@@ -785,7 +823,7 @@ impl Queue {
                     not_before: 0.0,
                     attempts: 0,
                 };
-                unit.raise(c.priority, now);
+                unit.raise(priority, now);
                 self.units.insert(uid, unit);
                 let f = self.field_mut(key);
                 f.unit = Some(uid);

@@ -49,6 +49,9 @@ fn plan_functions(m: &Module<'_>) -> Result<Vec<String>> {
 
 struct Emitter<'m, 'a> {
     m: &'m Module<'a>,
+    /// Output split into several chunks: every global lives in a table (`GT`, cells in
+    /// `GC`) the parts share.
+    split: bool,
     helpers: BTreeSet<&'static str>,
     global_names: Vec<(String, String)>,
     func_names: Vec<String>,
@@ -58,6 +61,7 @@ struct Emitter<'m, 'a> {
 pub fn emit(m: &Module<'_>, opts: &Options) -> Result<String> {
     let mut e = Emitter {
         m,
+        split: false,
         helpers: BTreeSet::new(),
         global_names: vec![],
         func_names: vec![],
@@ -141,6 +145,28 @@ pub fn emit(m: &Module<'_>, opts: &Options) -> Result<String> {
 }
 
 impl Emitter<'_, '_> {
+    /// Globals live in table `GT` rather than in locals of `instantiate`.
+    fn many_globals(&self) -> bool {
+        self.split || self.m.globals.len() > MAX_LOCAL_GLOBALS
+    }
+
+    /// The Luau name of shared global `i`'s cell.
+    fn cell_name(&self, i: usize) -> String {
+        if i < MAX_LOCAL_CELLS && !self.split {
+            format!("G{i}")
+        } else {
+            format!("GC[{i}]")
+        }
+    }
+
+    fn local_kw(&self, i: usize) -> &'static str {
+        if i < MAX_LOCAL_CELLS && !self.split {
+            "local "
+        } else {
+            ""
+        }
+    }
+
     fn plan_globals(&mut self) {
         let m = self.m;
         let exported: BTreeSet<u32> = m
@@ -149,12 +175,15 @@ impl Emitter<'_, '_> {
             .filter(|(_, k, _)| *k == ExternalKind::Global)
             .map(|(_, _, i)| *i)
             .collect();
-        let many = m.globals.len() > MAX_LOCAL_GLOBALS;
+        let many = self.many_globals();
         for (i, g) in m.globals.iter().enumerate() {
             let imported = (i as u32) < m.num_imported_globals;
             let shared = g.mutable && (imported || exported.contains(&(i as u32)));
             let names = if shared {
-                (format!("{}.v", cell_name(i)), format!("{}.h", cell_name(i)))
+                (
+                    format!("{}.v", self.cell_name(i)),
+                    format!("{}.h", self.cell_name(i)),
+                )
             } else if many {
                 (format!("GT[{}]", 2 * i + 1), format!("GT[{}]", 2 * i + 2))
             } else {
@@ -188,7 +217,7 @@ impl Emitter<'_, '_> {
             o,
             "\timports = imports or {{}}\n\tlocal IMPM, IMP, GC = nil, nil, {{}}"
         );
-        if m.globals.len() > MAX_LOCAL_GLOBALS {
+        if self.many_globals() {
             let _ = writeln!(o, "\tlocal GT = {{}}");
         }
         for imp in &m.imports {
@@ -242,7 +271,7 @@ impl Emitter<'_, '_> {
                     self.helpers.insert("GMT");
                     if *mutable {
                         let _ = writeln!(o, "\tif type(IMP) ~= \"table\" or IMP.type ~= \"{tn}\" or IMP.mutable ~= true then linkerr(\"incompatible import type for \" .. {what}) end");
-                        let _ = writeln!(o, "\t{}{} = IMP", local_kw(gi), cell_name(gi));
+                        let _ = writeln!(o, "\t{}{} = IMP", self.local_kw(gi), self.cell_name(gi));
                     } else {
                         // Plain Luau numbers are accepted for immutable globals.
                         let (lo, hi) = self.global_names[gi].clone();
@@ -333,7 +362,7 @@ impl Emitter<'_, '_> {
             let _ = writeln!(o, "\tlocal T{t} = {{n = {}, max = {max}, f = {{}}, s = {{}}}}\n\tlocal TF{t}, TS{t} = T{t}.f, T{t}.s", l.initial);
         }
         // Globals.
-        let many = m.globals.len() > MAX_LOCAL_GLOBALS;
+        let many = self.many_globals();
         for i in m.num_imported_globals as usize..m.globals.len() {
             let g = &m.globals[i];
             let init = match g.init.as_ref().expect("defined global") {
@@ -346,7 +375,7 @@ impl Emitter<'_, '_> {
             if is_cell(&lo) {
                 self.helpers.insert("GMT");
                 let h = if wide { init.1.clone() } else { "nil".into() };
-                let _ = writeln!(o, "\t{}{} = setmetatable({{type = \"{}\", mutable = true, v = {}, h = {h}}}, GMT)", local_kw(i), cell_name(i), type_name(g.ty), init.0);
+                let _ = writeln!(o, "\t{}{} = setmetatable({{type = \"{}\", mutable = true, v = {}, h = {h}}}, GMT)", self.local_kw(i), self.cell_name(i), type_name(g.ty), init.0);
             } else if many {
                 let _ = writeln!(o, "\t{lo} = {}", init.0);
                 if wide {
@@ -537,7 +566,7 @@ impl Emitter<'_, '_> {
                     let g = &m.globals[*idx as usize];
                     let (lo, hi) = self.global_names[*idx as usize].clone();
                     if is_cell(&lo) {
-                        let _ = writeln!(o, "\texports[{key}] = {}", cell_name(*idx as usize));
+                        let _ = writeln!(o, "\texports[{key}] = {}", self.cell_name(*idx as usize));
                     } else {
                         self.helpers.insert("GMT");
                         let h = if g.ty == ValType::I64 {
@@ -559,22 +588,6 @@ impl Emitter<'_, '_> {
 /// Shared (imported or exported mutable) globals live in cells; the first ones are locals of
 /// `instantiate`, the rest entries of table `GC` (a function has at most 200 locals).
 const MAX_LOCAL_CELLS: usize = 40;
-
-fn cell_name(i: usize) -> String {
-    if i < MAX_LOCAL_CELLS {
-        format!("G{i}")
-    } else {
-        format!("GC[{i}]")
-    }
-}
-
-fn local_kw(i: usize) -> &'static str {
-    if i < MAX_LOCAL_CELLS {
-        "local "
-    } else {
-        ""
-    }
-}
 
 fn is_cell(name: &str) -> bool {
     name.starts_with('G') && !name.starts_with("GT")
@@ -606,4 +619,259 @@ fn boundary_params(
         }
     }
     (params, args)
+}
+
+/// How a module is split into several chunks (see the README, "Splitting the output").
+#[derive(Clone, Debug)]
+pub struct Split {
+    /// Most characters (bytes) one output chunk may have.
+    pub max_chars: usize,
+    /// Luau expression that loads part `n` (2, 3, ...) from the main chunk; `{n}` stands for
+    /// the number, e.g. `require(script.Parent.Core_{n})`.
+    pub require: String,
+}
+
+/// Calls from the given function bodies to each function index.
+fn call_counts(m: &Module<'_>, bodies: &[usize]) -> Result<Vec<u64>> {
+    let mut calls = vec![0u64; m.func_types.len()];
+    for &b in bodies {
+        let mut r = m.bodies[b].get_operators_reader()?;
+        while !r.eof() {
+            if let wasmparser::Operator::Call { function_index } = r.read()? {
+                calls[function_index as usize] += 1;
+            }
+        }
+    }
+    Ok(calls)
+}
+
+/// Translates function body `def` with the given names, collecting its helpers.
+fn translate_one(
+    m: &Module<'_>,
+    helpers: &mut BTreeSet<&'static str>,
+    global_names: &[(String, String)],
+    func_names: &[String],
+    native: bool,
+    def: usize,
+) -> Result<String> {
+    let mut ctx = func::Ctx {
+        module: m,
+        helpers,
+        global_names,
+        func_names,
+        native,
+    };
+    func::translate(&mut ctx, def)
+}
+
+/// The chunk header every output starts with.
+fn chunk_header(opts: &Options, what: &str) -> String {
+    let mut out = String::from("--!optimize 2\n");
+    if opts.native {
+        out.push_str("--!native\n");
+    }
+    let _ = writeln!(out, "-- Generated by wasm-to-luau{what}. Do not edit.");
+    out
+}
+
+/// The module as a main chunk (the instance interface, as [`emit`] gives it) and parts
+/// holding the function bodies, each at most `split.max_chars` long. Deterministic:
+/// functions are packed into parts in index order.
+pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<String>> {
+    let n = m.func_types.len();
+    let nimp = m.num_imported_funcs as usize;
+    let via_table: Vec<String> = (0..n).map(|i| format!("F[{}]", i + 1)).collect();
+    let mut e = Emitter {
+        m,
+        split: true,
+        helpers: BTreeSet::new(),
+        global_names: vec![],
+        func_names: via_table.clone(),
+        out: String::new(),
+    };
+    e.helpers.insert("rethrow");
+    e.plan_globals();
+    let has_mem = !m.memories.is_empty();
+
+    // Pass 1: every call through `F`, to measure each function and pack the parts.
+    let mut sized: Vec<(usize, BTreeSet<&'static str>)> = Vec::with_capacity(m.bodies.len());
+    for i in 0..m.bodies.len() {
+        let mut h = BTreeSet::new();
+        let text = translate_one(m, &mut h, &e.global_names, &via_table, opts.native, i)?;
+        if has_mem {
+            h.insert("memgrow");
+        }
+        sized.push((text.len() + 16, h));
+    }
+    // Part header, table and local declarations, the closing lines: bounded by this.
+    let fixed = 4096 + 200 * m.tables.len();
+    let mut parts: Vec<Vec<usize>> = vec![];
+    let (mut cur, mut cur_len, mut cur_helpers) = (Vec::new(), 0usize, BTreeSet::new());
+    for (i, (len, h)) in sized.iter().enumerate() {
+        let mut with: BTreeSet<&'static str> = cur_helpers.clone();
+        with.extend(h.iter().copied());
+        let prelude = crate::prelude::emit_used_split(&with, crate::prelude::SHARED).len();
+        if !cur.is_empty() && cur_len + len + prelude + fixed > split.max_chars {
+            parts.push(std::mem::take(&mut cur));
+            cur_len = 0;
+            with = h.clone();
+        }
+        let prelude = crate::prelude::emit_used_split(&with, crate::prelude::SHARED).len();
+        if len + prelude + fixed > split.max_chars {
+            return Err(crate::error::Error::new(format!(
+                "function {} alone takes {} characters of Luau with the runtime helpers it needs: more than the split limit of {}",
+                nimp + i,
+                len + prelude + fixed,
+                split.max_chars
+            )));
+        }
+        cur.push(i);
+        cur_len += len;
+        cur_helpers = with;
+    }
+    if !cur.is_empty() {
+        parts.push(cur);
+    }
+
+    // Pass 2: each part, its most called own functions as locals.
+    let mut outs: Vec<String> = vec![String::new()];
+    let mut shared_used: BTreeSet<&'static str> = BTreeSet::new();
+    for (k, part) in parts.iter().enumerate() {
+        let calls = call_counts(m, part)?;
+        let mut own: Vec<usize> = part.iter().map(|&d| nimp + d).collect();
+        own.sort_by_key(|&f| (std::cmp::Reverse(calls[f]), f));
+        let mut names = via_table.clone();
+        let mut locals: Vec<usize> = own
+            .iter()
+            .copied()
+            .filter(|&f| calls[f] > 0)
+            .take(MAX_LOCAL_FUNCS)
+            .collect();
+        locals.sort_unstable();
+        for &f in &locals {
+            names[f] = format!("f{f}");
+        }
+        let mut helpers = BTreeSet::new();
+        let mut body = String::new();
+        for &d in part {
+            let text = translate_one(m, &mut helpers, &e.global_names, &names, opts.native, d)?;
+            let _ = writeln!(body, "{} = {}", names[nimp + d], text);
+        }
+        if has_mem {
+            helpers.insert("memgrow");
+        }
+        let mut o = chunk_header(opts, &format!(" (part {} of {})", k + 2, parts.len() + 1));
+        o.push_str(&crate::prelude::emit_used_split(
+            &helpers,
+            crate::prelude::SHARED,
+        ));
+        o.push_str(
+            "return function(SH)\n\tlocal F, GT, GC, D, E = SH.F, SH.GT, SH.GC, SH.D, SH.E\n",
+        );
+        if has_mem {
+            o.push_str("\tlocal MO = SH.MO\n\tlocal M = MO.buffer\n\ttable.insert(MO.listeners, function(b) M = b end)\n\tlocal function MG(n) return memgrow(MO, n) end\n");
+        }
+        for t in 0..m.tables.len() {
+            let _ = writeln!(
+                o,
+                "\tlocal T{t} = SH.T[{t}]\n\tlocal TF{t}, TS{t} = T{t}.f, T{t}.s"
+            );
+        }
+        for name in crate::prelude::SHARED {
+            if crate::prelude::closes_over(&helpers, name) {
+                shared_used.insert(name);
+                let _ = writeln!(o, "\t{name} = SH.{name}");
+            }
+        }
+        let local_names: Vec<String> = locals.iter().map(|f| format!("f{f}")).collect();
+        for chunk in local_names.chunks(20) {
+            let _ = writeln!(o, "\tlocal {}", chunk.join(", "));
+        }
+        o.push_str(&body);
+        for &f in &locals {
+            let _ = writeln!(o, "\tF[{}] = f{f}", f + 1);
+        }
+        o.push_str("end\n");
+        outs.push(o);
+    }
+
+    // The main chunk: instantiate as in `emit`, linking the parts in place of the bodies.
+    let mut body = String::new();
+    e.emit_imports(&mut body);
+    e.emit_definitions(&mut body);
+    let mut sh = vec![
+        "F = F".to_string(),
+        "GT = GT".into(),
+        "GC = GC".into(),
+        "D = D".into(),
+        "E = E".into(),
+    ];
+    if has_mem {
+        sh.push("MO = MO".into());
+    }
+    let tables: Vec<String> = (0..m.tables.len())
+        .map(|t| format!("[{t}] = T{t}"))
+        .collect();
+    sh.push(format!("T = {{{}}}", tables.join(", ")));
+    for name in &shared_used {
+        e.helpers.insert(name);
+        sh.push(format!("{name} = {name}"));
+    }
+    let _ = writeln!(body, "\tlocal SH = {{{}}}", sh.join(", "));
+    for k in 0..parts.len() {
+        let _ = writeln!(body, "\tP{}(SH)", k + 2);
+    }
+    let refs_from_globals = m
+        .elems
+        .iter()
+        .any(|s| s.items.iter().any(|c| matches!(c, ConstVal::GlobalGet(_))));
+    let parts_use_fsig = shared_used.contains("FSIG");
+    if refs_from_globals
+        || parts_use_fsig
+        || ["tset", "tgrow", "tfill"]
+            .iter()
+            .any(|h| e.helpers.contains(h))
+    {
+        for i in 0..n {
+            let sig = sig_key(&m.types[m.func_types[i] as usize]);
+            let _ = writeln!(body, "\tFSIG[{}] = \"{sig}\"", e.func_names[i]);
+        }
+        e.helpers.insert("FSIG");
+    }
+    e.finish_globals(&mut body);
+    e.emit_segments(&mut body, opts);
+    let exports = e.emit_exports(&mut body);
+    if let Some(s) = m.start {
+        let _ = writeln!(
+            body,
+            "\tdo\n\t\tlocal ok, err = pcall({})\n\t\tif not ok then rethrow(err) end\n\tend",
+            e.func_names[s as usize]
+        );
+    }
+    let _ = writeln!(body, "\treturn {{exports = {exports}}}");
+    let mut out = chunk_header(
+        opts,
+        &format!(" (main chunk; parts 2 to {})", parts.len() + 1),
+    );
+    out.push_str(&crate::prelude::emit_used(&e.helpers));
+    for k in 0..parts.len() {
+        let _ = writeln!(
+            out,
+            "local P{} = {}",
+            k + 2,
+            split.require.replace("{n}", &(k + 2).to_string())
+        );
+    }
+    out.push_str("local function instantiate(imports)\n\tlocal F = {}\n");
+    out.push_str(&body);
+    out.push_str("end\nreturn {instantiate = instantiate}\n");
+    if out.len() > split.max_chars {
+        return Err(crate::error::Error::new(format!(
+            "the main chunk (imports, data segments, exports) takes {} characters: more than the split limit of {}",
+            out.len(),
+            split.max_chars
+        )));
+    }
+    outs[0] = out;
+    Ok(outs)
 }

@@ -9,6 +9,7 @@ mod module;
 mod names;
 mod prelude;
 
+pub use emit::Split;
 pub use error::{Error, Result};
 pub use wasmparser::WasmFeatures;
 
@@ -44,4 +45,13 @@ pub fn default_features() -> WasmFeatures {
 pub fn transpile(wasm: &[u8], opts: &Options) -> Result<String> {
     let m = module::parse(wasm, opts.features)?;
     emit::emit(&m, opts)
+}
+
+/// Validate `wasm` and translate it to a main chunk and parts, each at most
+/// `split.max_chars` characters (see the README, "Splitting the output"). The first string
+/// is the main chunk (the instance interface); string `k` (from 1) is part `k + 1`, which
+/// the main chunk loads with `split.require`.
+pub fn transpile_split(wasm: &[u8], opts: &Options, split: &Split) -> Result<Vec<String>> {
+    let m = module::parse(wasm, opts.features)?;
+    emit::emit_split(&m, opts, split)
 }

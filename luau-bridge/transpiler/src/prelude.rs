@@ -180,6 +180,37 @@ pub const RUNTIME: &[(&str, &[&str], &str)] = &[
 
 /// All helpers, core first, so dependencies resolve in order.
 pub fn emit_used(used: &std::collections::BTreeSet<&'static str>) -> String {
+    emit_used_split(used, &[])
+}
+
+/// Helpers holding state every part of a split module must share (identity-compared
+/// sentinels, the weak table of function signatures): a part declares them and takes the
+/// main module's values when it is linked.
+pub const SHARED: &[&str] = &["DROPPED", "EDROPPED", "FSIG"];
+
+/// Whether `name` is among `used` or the helpers they depend on.
+pub fn closes_over(used: &std::collections::BTreeSet<&'static str>, name: &str) -> bool {
+    let all: Vec<&(&str, &[&str], &str)> = HELPERS.iter().chain(RUNTIME.iter()).collect();
+    let mut need: std::collections::BTreeSet<&str> = used.iter().copied().collect();
+    loop {
+        let before = need.len();
+        for (n, deps, _) in &all {
+            if need.contains(n) {
+                need.extend(deps.iter().copied());
+            }
+        }
+        if need.len() == before {
+            return need.contains(name);
+        }
+    }
+}
+
+/// [`emit_used`], with each helper named in `declared_only` declared (`local NAME`) rather
+/// than defined.
+pub fn emit_used_split(
+    used: &std::collections::BTreeSet<&'static str>,
+    declared_only: &[&str],
+) -> String {
     let all: Vec<&(&str, &[&str], &str)> = HELPERS.iter().chain(RUNTIME.iter()).collect();
     let mut need: std::collections::BTreeSet<&str> = used.iter().copied().collect();
     // Close over dependencies (the lists are short; iterate to a fixed point).
@@ -202,7 +233,11 @@ pub fn emit_used(used: &std::collections::BTreeSet<&'static str>) -> String {
         for (name, deps, code) in &all {
             if need.contains(name) && !done.contains(name) && deps.iter().all(|d| done.contains(d))
             {
-                out.push_str(&use_aliases(code));
+                if declared_only.contains(name) {
+                    out.push_str(&format!("local {name}\n"));
+                } else {
+                    out.push_str(&use_aliases(code));
+                }
                 done.insert(name);
                 progressed = true;
             }

@@ -1,0 +1,241 @@
+//! The fixed-layout output records of luau-bridge/ABI.md, written little-endian into
+//! byte vectors the bridge reads with `buffer.read*`.
+
+use alloc::vec::Vec;
+use npc_sync::{Event, Metrics, Queue, Request, RequestKind, Value};
+
+/// Bytes of the output header.
+pub const HEADER_BYTES: usize = 56;
+/// Bytes of one request record.
+pub const REQUEST_RECORD: usize = 48;
+/// Bytes of one change record.
+pub const CHANGE_RECORD: usize = 48;
+/// Bytes of one chat message record.
+pub const MESSAGE_RECORD: usize = 24;
+/// Bytes of one event record.
+pub const EVENT_RECORD: usize = 32;
+/// Number of f64 values in the metrics record.
+pub const METRICS_COUNT: usize = 27;
+
+/// Header offsets (ABI.md, "Output header").
+pub(crate) mod at {
+    pub const REQUESTS: usize = 0;
+    pub const CHANGES: usize = 8;
+    pub const MESSAGES: usize = 16;
+    pub const EVENTS: usize = 24;
+    pub const STALENESS: usize = 32;
+    pub const THRESHOLD: usize = 40;
+    pub const METRICS: usize = 48;
+}
+
+/// The address of bytes in linear memory (on wasm32 a pointer is the address).
+pub(crate) fn addr(bytes: &[u8]) -> u32 {
+    bytes.as_ptr() as usize as u32
+}
+
+pub(crate) fn put_u32(v: &mut Vec<u8>, x: u32) {
+    v.extend_from_slice(&x.to_le_bytes());
+}
+
+pub(crate) fn put_i32(v: &mut Vec<u8>, x: i32) {
+    v.extend_from_slice(&x.to_le_bytes());
+}
+
+pub(crate) fn put_f64(v: &mut Vec<u8>, x: f64) {
+    v.extend_from_slice(&x.to_le_bytes());
+}
+
+pub(crate) fn set_u32(h: &mut [u8], at: usize, x: u32) {
+    h[at..at + 4].copy_from_slice(&x.to_le_bytes());
+}
+
+pub(crate) fn set_f64(h: &mut [u8], at: usize, x: f64) {
+    h[at..at + 8].copy_from_slice(&x.to_le_bytes());
+}
+
+/// The arrays one poll writes. Their addresses go into the header once all are written
+/// (a vector may move while it grows; text is reserved up front so its addresses, written
+/// into the records, stay valid).
+#[derive(Default)]
+pub(crate) struct PollOut {
+    pub(crate) requests: Vec<u8>,
+    pub(crate) changes: Vec<u8>,
+    pub(crate) messages: Vec<u8>,
+    pub(crate) text: Vec<u8>,
+}
+
+fn kind_code(k: RequestKind) -> u32 {
+    match k {
+        RequestKind::Batch => 0,
+        RequestKind::Urgent => 1,
+        RequestKind::Inference => 2,
+    }
+}
+
+impl PollOut {
+    pub(crate) fn write(&mut self, q: &Queue, reqs: &[Request]) {
+        self.requests.clear();
+        self.changes.clear();
+        self.messages.clear();
+        self.text.clear();
+        let mut text_bytes = 0usize;
+        for r in reqs {
+            for c in &r.changes {
+                if let Value::Str(s) = &c.value {
+                    text_bytes += s.len();
+                }
+            }
+            for m in &r.messages {
+                text_bytes += m.sender.len() + m.text.len();
+            }
+        }
+        // Reserved once: pushing below never reallocates, so addresses taken stay valid.
+        self.text.reserve(text_bytes.max(1));
+        let (mut n_changes, mut n_messages) = (0u32, 0u32);
+        for r in reqs {
+            let o = &mut self.requests;
+            put_f64(o, r.id.0 as f64);
+            put_u32(o, kind_code(r.kind));
+            put_u32(o, n_changes);
+            put_u32(o, r.changes.len() as u32);
+            put_u32(o, n_messages);
+            put_u32(o, r.messages.len() as u32);
+            match r.inference_agent {
+                Some(a) => put_i32(o, a.index() as i32),
+                None => put_i32(o, -1),
+            }
+            put_u32(o, r.calls);
+            put_u32(o, r.body_bytes);
+            put_u32(o, r.attempt);
+            match r.inference_agent.and_then(|a| q.agent_sym(a)) {
+                Some(s) => put_i32(o, s.0 as i32),
+                None => put_i32(o, -1),
+            }
+            for c in &r.changes {
+                let o = &mut self.changes;
+                put_f64(o, c.seq.0 as f64);
+                put_f64(o, c.group.map_or(0.0, |g| g.0 as f64));
+                put_u32(o, c.agent.index());
+                put_u32(o, c.agent_name.0);
+                put_u32(o, c.block.0);
+                put_u32(o, c.field.0);
+                let (kind, len, x) = match &c.value {
+                    Value::Cleared => (0, 0, 0.0),
+                    Value::Number(n) => (1, 0, *n),
+                    Value::Bool(b) => (2, 0, if *b { 1.0 } else { 0.0 }),
+                    Value::Str(s) => {
+                        let at = push_text(&mut self.text, s.as_bytes());
+                        (3, s.len() as u32, at as f64)
+                    }
+                };
+                put_u32(o, kind);
+                put_u32(o, len);
+                put_f64(o, x);
+            }
+            n_changes += r.changes.len() as u32;
+            for m in &r.messages {
+                let s = push_text(&mut self.text, m.sender.as_bytes());
+                let t = push_text(&mut self.text, m.text.as_bytes());
+                let o = &mut self.messages;
+                put_u32(o, s);
+                put_u32(o, m.sender.len() as u32);
+                put_u32(o, t);
+                put_u32(o, m.text.len() as u32);
+                put_f64(o, m.at);
+            }
+            n_messages += r.messages.len() as u32;
+        }
+    }
+
+    pub(crate) fn fill_header(&self, h: &mut [u8], n_requests: usize) {
+        set_u32(h, at::REQUESTS, n_requests as u32);
+        set_u32(h, at::REQUESTS + 4, addr(&self.requests));
+        set_u32(h, at::CHANGES, (self.changes.len() / CHANGE_RECORD) as u32);
+        set_u32(h, at::CHANGES + 4, addr(&self.changes));
+        set_u32(
+            h,
+            at::MESSAGES,
+            (self.messages.len() / MESSAGE_RECORD) as u32,
+        );
+        set_u32(h, at::MESSAGES + 4, addr(&self.messages));
+    }
+}
+
+/// Appends bytes to the reserved text area; returns their address.
+fn push_text(text: &mut Vec<u8>, bytes: &[u8]) -> u32 {
+    debug_assert!(text.capacity() - text.len() >= bytes.len());
+    let at = addr(text) + text.len() as u32;
+    text.extend_from_slice(bytes);
+    at
+}
+
+/// Event records (ABI.md, "Event record").
+pub(crate) fn write_events(q: &Queue, events: &[Event], o: &mut Vec<u8>) {
+    o.clear();
+    for e in events {
+        match e {
+            Event::AgentRemoved {
+                agent,
+                pending_fields,
+                chat_messages,
+                ..
+            } => {
+                put_u32(o, 1);
+                put_u32(o, agent.index());
+                put_f64(o, *pending_fields as f64);
+                put_f64(o, *chat_messages as f64);
+                put_u32(o, q.agent_sym(*agent).map_or(0, |s| s.0));
+                put_u32(o, 0);
+            }
+            Event::DependencyReleased {
+                dependent,
+                dependency,
+            } => {
+                put_u32(o, 2);
+                put_u32(o, dependent.agent().index());
+                put_f64(o, dependent.seq().0 as f64);
+                put_f64(o, dependency.seq().0 as f64);
+                put_u32(o, dependency.agent().index());
+                put_u32(o, 0);
+            }
+            Event::GroupTrimmed { group, agent } => {
+                put_u32(o, 3);
+                put_u32(o, agent.index());
+                put_f64(o, group.0 as f64);
+                put_f64(o, 0.0);
+                put_u32(o, 0);
+                put_u32(o, 0);
+            }
+        }
+    }
+}
+
+/// The metrics record (ABI.md, "Metrics record"), in that order.
+pub(crate) fn write_metrics(m: &Metrics, o: &mut Vec<u8>) {
+    o.clear();
+    let summaries = [m.staleness, m.staleness_combat, m.critical_latency];
+    let mut vals: Vec<f64> = alloc::vec![
+        m.requests_batch as f64,
+        m.requests_urgent as f64,
+        m.requests_inference as f64,
+        m.calls as f64,
+        m.calls_last_minute as f64,
+        m.changes_in as f64,
+        m.changes_sent as f64,
+        m.coalesced as f64,
+        m.queue_depth as f64,
+        m.in_flight as f64,
+        m.failures as f64,
+        m.decisions_fresh as f64,
+        m.decisions_synced as f64,
+    ];
+    for s in summaries {
+        vals.extend_from_slice(&[s.count as f64, s.p50, s.p99, s.max]);
+    }
+    vals.push(m.chat_messages as f64);
+    vals.push(m.agents_removed as f64);
+    debug_assert_eq!(vals.len(), METRICS_COUNT);
+    for v in vals {
+        put_f64(o, v);
+    }
+}
