@@ -997,3 +997,29 @@ fn groups_trace() {
     assert!(all.contains(&"npc-1/group_members.player_7.is_present=null".to_string()));
     assert!(!all.iter().any(|f| f.contains("player_9")), "{all:?}");
 }
+
+#[test]
+fn mixed_trace_loses_nothing() {
+    let r = run("mixed");
+    let q = r.q.as_ref().unwrap();
+    // The trace ends with a long wait and an ack of everything: the queue drained, and
+    // every field the trace set holds, acknowledged, its latest local value.
+    assert!(q.is_idle());
+    let mut checked = 0;
+    for (agent, block, field) in r.last_passed.keys() {
+        let Some(a) = (0..64)
+            .map(AgentId::from_index)
+            .find(|a| q.agent_name(*a) == Some(agent.as_str()) && q.is_fresh(*a, 0.0).is_ok())
+        else {
+            continue; // removed
+        };
+        let local = q.local_value(a, block, field).cloned();
+        let acked = q.acked_value(a, block, field).map(|(v, _)| v.clone());
+        match (local, acked) {
+            (Some(Value::Cleared), None) => {}
+            (l, k) => assert_eq!(l, k, "{agent}/{block}.{field}"),
+        }
+        checked += 1;
+    }
+    assert!(checked > 30, "{checked}");
+}
