@@ -1009,6 +1009,7 @@ fn mixed_trace_loses_nothing() {
     for (agent, block, field) in r.last_passed.keys() {
         let Some(a) = (0..64)
             .map(AgentId::from_index)
+            // `is_fresh` refuses a removed agent: only live ones are checked.
             .find(|a| q.agent_name(*a) == Some(agent.as_str()) && q.is_fresh(*a, 0.0).is_ok())
         else {
             continue; // removed
