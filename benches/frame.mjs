@@ -1,7 +1,8 @@
-// Frame cost in Node through pkg/node: the same workload as benches/frame.rs (read its
-// header): N NPCs each change `status.position` (a number, new every frame) at 60 Hz, then
-// one poll, every request acknowledged at once; 2,400 frames after a 120-frame warm-up,
-// three runs per case on fresh queues, the fastest reported.
+// Frame cost in Node through pkg/node: the same workload as benches/frame.rs and
+// luau-bridge/facade/benches/luau_frame.rs (read their headers): N NPCs each change
+// `status.x` to a new number (frame + NPC index + 1) at 60 Hz, then one poll, every request
+// acknowledged at once; frames 1 to 1,900 (NSQ_FRAMES) after a 120-frame warm-up, three
+// runs per case on fresh queues, the fastest reported.
 //
 // Prints one line per case, exactly:
 // `frame runtime=node npcs=N ms=X share=Y us_per_change=Z`
@@ -13,7 +14,7 @@ const require = createRequire(import.meta.url);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const { SyncQueue } = require(path.join(root, "pkg/node"));
 
-const FRAMES = 2400;
+const FRAMES = Number(process.env.NSQ_FRAMES ?? 1900);
 const WARMUP_FRAMES = 120;
 const FRAME_MS = 16.7;
 const RUNS = 3;
@@ -24,11 +25,11 @@ function run(npcs, frames) {
   const agents = Array.from({ length: npcs }, (_, i) => `npc-${i}`);
   let inChanges = 0;
   let inFrames = 0;
-  for (let f = 0; f < frames; f++) {
+  for (let f = 1; f <= frames; f++) {
     const now = f / 60;
     const t0 = performance.now();
-    for (const agent of agents) {
-      q.set(now, { agent, block: "status", field: "position", value: f });
+    for (let i = 0; i < npcs; i++) {
+      q.set(now, { agent: agents[i], block: "status", field: "x", value: f + i + 1 });
     }
     const t1 = performance.now();
     for (const r of q.poll(now)) q.ack(r.id);
