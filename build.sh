@@ -31,6 +31,7 @@ setup() {
   fi
   cargo --version
   setup_luau_lint
+  setup_node
 }
 
 # ---- Luau bridge lint: StyLua (Luau syntax) and selene over luau-bridge/src and examples ----
@@ -75,6 +76,7 @@ build() {
   step "build (release)"
   cargo build --release --workspace
   roblox
+  build_node
 }
 
 # ---- pkg/roblox: the core as ModuleScripts (luau-bridge/ABI.md) plus the Luau bridge ----
@@ -134,6 +136,61 @@ roblox_check() {
   fi
 }
 
+# ----- the Node package (pkg/node) -----
+
+# wasm-pack uses the installed wasm-bindgen CLI only if it matches the crate's pin.
+WASM_BINDGEN_VERSION=0.2.130
+
+setup_node() {
+  step "Node tools: node, wasm-bindgen CLI $WASM_BINDGEN_VERSION, wasm-pack"
+  if ! command -v node >/dev/null 2>&1; then
+    echo "node is missing: install Node 20 or later (https://nodejs.org)" >&2
+    exit 1
+  fi
+  if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $WASM_BINDGEN_VERSION"; then
+    # Not --locked: the CLI's lockfile pins a webpki-roots the registry may not serve.
+    cargo install wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION"
+  fi
+  command -v wasm-pack >/dev/null 2>&1 || cargo install wasm-pack
+  echo "node $(node --version), $(wasm-bindgen --version), $(wasm-pack --version)"
+}
+
+build_node() {
+  step "pkg/node: the npm package (wasm-pack build --target nodejs)"
+  # The crate js/ links the core with feature `js`; wasm-opt is off in its metadata.
+  wasm-pack --quiet build js --release --target nodejs --out-dir ../pkg/node
+  ls -l pkg/node/*.wasm pkg/node/*.js pkg/node/*.d.ts
+}
+
+test_node() {
+  step "Node tests (node --test over tests/node, loading pkg/node)"
+  node --test tests/node/*.test.mjs
+}
+
+compare_traces() {
+  step "differential traces: every runtime's output byte-identical to the native one"
+  local runtimes=(node luau)
+  local failed=0 n=0 t name rt
+  for t in tests/traces/*.jsonl; do
+    name=$(basename "$t" .jsonl)
+    n=$((n + 1))
+    for rt in "${runtimes[@]}"; do
+      if ! cmp "target/traces/$name.native.out" "target/traces/$name.$rt.out"; then
+        diff -u "target/traces/$name.native.out" "target/traces/$name.$rt.out" | head -n 20 || true
+        failed=$((failed + 1))
+      fi
+    done
+  done
+  echo "traces: $n traces, runtimes native ${runtimes[*]}, $failed differences"
+  [ "$failed" -eq 0 ]
+}
+
+bench_frame() {
+  step "frame cost: 100 and 1,000 NPCs each changing a status field every frame, plus polling"
+  cargo bench -p npc-sync --bench frame
+  node benches/frame.mjs
+}
+
 demo() {
   step "demo: 100 NPCs in combat for 600 simulated seconds, against a simulated backend"
   ./target/release/npc-sync-sim --scenario combat --npcs 100 --seconds 600
@@ -165,6 +222,7 @@ run_tests() {
 bench() {
   step "benchmarks"
   cargo bench -p npc-sync --bench queue
+  bench_frame
   if [ -d luau-bridge/transpiler/benches ]; then
     cargo bench -p wasm-to-luau
   fi
@@ -192,10 +250,14 @@ case "${1:-all}" in
     lint
     roblox_check
     run_tests
+    build_node
+    test_node
+    compare_traces
     ;;
   roblox) roblox ;;
   bench)
     setup
+    build_node
     bench
     ;;
   *)

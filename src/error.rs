@@ -93,6 +93,29 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The variant's name (`"UnknownRequest"`, `"BadGroup"`, ...): a stable code for
+    /// facades (the Node package's `Error.code`) and the differential traces, whose
+    /// messages may be worded per runtime.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Config(_) => "Config",
+            Error::BadTime { .. } => "BadTime",
+            Error::TimeWentBackwards { .. } => "TimeWentBackwards",
+            Error::BadNumber { .. } => "BadNumber",
+            Error::BadString { .. } => "BadString",
+            Error::UnknownAgent { .. } => "UnknownAgent",
+            Error::AgentRemoved { .. } => "AgentRemoved",
+            Error::UnknownChange { .. } => "UnknownChange",
+            Error::DependencyRemoved { .. } => "DependencyRemoved",
+            Error::UnknownRequest { .. } => "UnknownRequest",
+            Error::BadGroup { .. } => "BadGroup",
+            Error::UnknownHandle { .. } => "UnknownHandle",
+            Error::BadRetryAfter { .. } => "BadRetryAfter",
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

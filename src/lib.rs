@@ -23,7 +23,9 @@
 //! assert!(matches!(q.decide(guard, 1.0).unwrap(), Decision::Fresh { .. }));
 //! ```
 #![no_std]
-#![forbid(unsafe_code)]
+// wasm-bindgen's generated glue needs `unsafe`; everything hand-written stays without it.
+#![cfg_attr(not(feature = "js"), forbid(unsafe_code))]
+#![cfg_attr(feature = "js", deny(unsafe_code))]
 #![warn(missing_docs)]
 
 extern crate alloc;
@@ -36,6 +38,10 @@ mod chat;
 mod config;
 mod error;
 mod ids;
+/// The Node facade: a `SyncQueue` class for JavaScript (feature `js`, built into `pkg/node`).
+#[cfg(feature = "js")]
+#[allow(unsafe_code)]
+pub mod js;
 mod metrics;
 mod queue;
 mod request;
