@@ -111,6 +111,7 @@ impl Error {
             Error::UnknownRequest { .. } => "UnknownRequest",
             Error::BadGroup { .. } => "BadGroup",
             Error::UnknownHandle { .. } => "UnknownHandle",
+            Error::AgentLive { .. } => "AgentLive",
             Error::BadRetryAfter { .. } => "BadRetryAfter",
         }
     }
