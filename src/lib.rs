@@ -31,6 +31,7 @@ extern crate alloc;
 extern crate std;
 
 mod backoff;
+pub mod block_text;
 mod budget;
 mod chat;
 mod config;
