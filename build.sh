@@ -29,6 +29,20 @@ setup() {
     done
   fi
   cargo --version
+  setup_postgres
+}
+
+# The gateway's tests start their own PostgreSQL cluster from the system's binaries.
+setup_postgres() {
+  step "PostgreSQL (for npc-sync-gateway's shared-store tests)"
+  if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    echo "PostgreSQL binaries present"
+    return
+  fi
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends postgresql
 }
 
 build() {
@@ -65,6 +79,7 @@ run_tests() {
 bench() {
   step "benchmarks"
   cargo bench -p npc-sync --bench queue
+  cargo bench -p npc-sync-gateway --bench gateway
   if [ -d luau-bridge/transpiler/benches ]; then
     cargo bench -p wasm-to-luau
   fi
