@@ -145,9 +145,11 @@ impl Config {
                     toml::Value::String(s) => s,
                     toml::Value::Integer(i) => i.to_string(),
                     toml::Value::Float(f) => f.to_string(),
-                    other => return Err(format!(
+                    other => {
+                        return Err(format!(
                         "config file {path}: option `{k}` must be a string or a number, is {other}"
-                    )),
+                    ))
+                    }
                 };
                 values.insert(k, v);
             }

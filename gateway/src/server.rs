@@ -100,23 +100,17 @@ fn authorized(headers: &HeaderMap, token: &str) -> bool {
     given.len() == token.len() && bool::from(given.ct_eq(token.as_bytes()))
 }
 
-fn server_id(headers: &HeaderMap) -> Result<String, Response> {
-    let v = headers.get(SERVER_HEADER).ok_or_else(|| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("missing header `{SERVER_HEADER}` (the game server's JobId)"),
-        )
-    })?;
-    let s = v.to_str().map_err(|_| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("header `{SERVER_HEADER}` must be visible ASCII"),
-        )
-    })?;
+/// The game server id, or why the header is not one.
+fn server_id(headers: &HeaderMap) -> Result<String, String> {
+    let v = headers
+        .get(SERVER_HEADER)
+        .ok_or_else(|| format!("missing header `{SERVER_HEADER}` (the game server's JobId)"))?;
+    let s = v
+        .to_str()
+        .map_err(|_| format!("header `{SERVER_HEADER}` must be visible ASCII"))?;
     if s.is_empty() || s.len() > MAX_SERVER_ID {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            format!("header `{SERVER_HEADER}` must be 1 to {MAX_SERVER_ID} bytes"),
+        return Err(format!(
+            "header `{SERVER_HEADER}` must be 1 to {MAX_SERVER_ID} bytes"
         ));
     }
     Ok(s.to_string())
@@ -151,7 +145,7 @@ async fn handle(s: Arc<AppState>, req: Request) -> Response {
     }
     let server = match server_id(&parts.headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     if let Err(wait) = s.rates.take(&server) {
         let mut r = error(

@@ -153,39 +153,40 @@ async fn two_instances_on_postgres_never_regress_a_field() {
     assert!(rejected > 0, "the run produced no conflicting writes");
     let highest = highest.lock().unwrap().clone();
     // Letta holds the highest seq of every field, and no PATCH ever moved a field back.
-    let st = letta.state.lock().unwrap();
-    for a in 0..AGENTS {
-        let key = (format!("agent-{a}"), "status".to_string());
-        let parsed = npc_sync::block_text::parse(&st.blocks[&key].0);
-        assert!(parsed.errors.is_empty());
-        for f in 0..FIELDS {
-            let want = highest.get(&field_key(a, f)).copied();
-            let got = parsed
-                .fields
-                .iter()
-                .find(|(n, _)| *n == format!("f{f}"))
-                .map(|(_, v)| match v {
-                    npc_sync::Value::Number(n) => *n as u64,
-                    other => panic!("f{f} holds {other:?}"),
-                });
-            assert_eq!(got, want, "agent-{a} f{f}");
-        }
-        let mut last: HashMap<String, f64> = HashMap::new();
-        for value in &st.history[&key] {
-            for (name, v) in npc_sync::block_text::parse(value).fields {
-                let npc_sync::Value::Number(n) = v else {
-                    panic!()
-                };
-                let prev = last.insert(name.clone(), n).unwrap_or(0.0);
-                assert!(
-                    n >= prev,
-                    "agent-{a} {name} went back from {prev} to {n} in Letta"
-                );
+    let patches = {
+        let st = letta.state.lock().unwrap();
+        for a in 0..AGENTS {
+            let key = (format!("agent-{a}"), "status".to_string());
+            let parsed = npc_sync::block_text::parse(&st.blocks[&key].0);
+            assert!(parsed.errors.is_empty());
+            for f in 0..FIELDS {
+                let want = highest.get(&field_key(a, f)).copied();
+                let got = parsed
+                    .fields
+                    .iter()
+                    .find(|(n, _)| *n == format!("f{f}"))
+                    .map(|(_, v)| match v {
+                        npc_sync::Value::Number(n) => *n as u64,
+                        other => panic!("f{f} holds {other:?}"),
+                    });
+                assert_eq!(got, want, "agent-{a} f{f}");
+            }
+            let mut last: HashMap<String, f64> = HashMap::new();
+            for value in &st.history[&key] {
+                for (name, v) in npc_sync::block_text::parse(value).fields {
+                    let npc_sync::Value::Number(n) = v else {
+                        panic!()
+                    };
+                    let prev = last.insert(name.clone(), n).unwrap_or(0.0);
+                    assert!(
+                        n >= prev,
+                        "agent-{a} {name} went back from {prev} to {n} in Letta"
+                    );
+                }
             }
         }
-    }
-    let patches = st.history.values().map(Vec::len).sum::<usize>();
-    drop(st);
+        st.history.values().map(Vec::len).sum::<usize>()
+    };
     // The database agrees.
     let (client, conn) = tokio_postgres::connect(&pg.url, tokio_postgres::NoTls)
         .await
