@@ -32,6 +32,7 @@ setup() {
   cargo --version
   setup_luau_lint
   setup_node
+  setup_postgres
 }
 
 # ---- Luau bridge lint: StyLua (Luau syntax) and selene over luau-bridge/src and examples ----
@@ -70,6 +71,19 @@ lint_luau() {
     # selene lints the files it is given (a directory would only yield its *.lua files)
     find src examples -name '*.luau' -print0 | xargs -0 selene
   )
+}
+
+# The gateway's tests start their own PostgreSQL cluster from the system's binaries.
+setup_postgres() {
+  step "PostgreSQL (for npc-sync-gateway's shared-store tests)"
+  if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    echo "PostgreSQL binaries present"
+    return
+  fi
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends postgresql
 }
 
 build() {
@@ -223,6 +237,7 @@ bench() {
   step "benchmarks"
   cargo bench -p npc-sync --bench queue
   bench_frame
+  cargo bench -p npc-sync-gateway --bench gateway
   if [ -d luau-bridge/transpiler/benches ]; then
     cargo bench -p wasm-to-luau
   fi

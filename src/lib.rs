@@ -33,6 +33,7 @@ extern crate alloc;
 extern crate std;
 
 mod backoff;
+pub mod block_text;
 mod budget;
 mod chat;
 mod config;
