@@ -15,7 +15,10 @@ pub struct Change {
     pub block: String,
     /// Field name inside the block.
     pub field: String,
-    /// `null` (cleared), a string, a finite number or a boolean.
+    /// `null` (cleared), a string, a finite number or a boolean. A missing `value` is a
+    /// cleared field too: Roblox's `HttpService:JSONEncode` cannot write `null`, so the Luau
+    /// bridge leaves the key out.
+    #[serde(default)]
     pub value: Json,
     /// The game's sequence number of this change; applied only when higher than stored.
     pub seq: u64,
@@ -233,5 +236,22 @@ pub fn from_core(v: &npc_sync::Value) -> Json {
             .map(Json::Number)
             .unwrap_or(Json::Null),
         npc_sync::Value::Str(s) => Json::String(s.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_without_value_is_a_cleared_field() {
+        let body = br#"{"request_id": 3, "kind": "batch", "changes": [
+            {"agent_id": "a", "block": "group_members", "field": "p1.present", "seq": 9}]}"#;
+        let parsed = parse(body).expect("a missing value is accepted");
+        let Body::Changes { changes, .. } = &parsed else {
+            panic!("a batch body parses as changes: {parsed:?}");
+        };
+        assert_eq!(changes[0].value, Json::Null);
+        assert_eq!(to_core(&changes[0].value), npc_sync::Value::Cleared);
     }
 }

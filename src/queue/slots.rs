@@ -273,11 +273,7 @@ impl Queue {
         let (id, hint) = self.apply_key(now, key, value, priority, depends_on, hint);
         // `status.state` keeps no hint, so its changes always meet the combat rule of
         // `field_rules` on this path.
-        self.slots.hints[slot.0 as usize] = if self.is_state_field(key) {
-            None
-        } else {
-            hint
-        };
+        self.slots.hints[slot.0 as usize] = if self.is_state_field(key) { None } else { hint };
         Ok(id)
     }
 }
