@@ -11,12 +11,16 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// A table; `head` may be empty (no header row).
 fn table(head: &[&str], rows: &[Vec<String>]) -> String {
-    let mut s = String::from("<table><tr>");
-    for h in head {
-        s += &format!("<th>{}</th>", esc(h));
+    let mut s = String::from("<table>");
+    if !head.is_empty() {
+        s += "<tr>";
+        for h in head {
+            s += &format!("<th>{}</th>", esc(h));
+        }
+        s += "</tr>";
     }
-    s += "</tr>";
     for r in rows {
         s += "<tr>";
         for c in r {
@@ -56,8 +60,8 @@ table{{border-collapse:collapse;margin:8px 0 20px}}td,th{{border:1px solid #bbb;
 th{{background:#eee}}svg{{display:block;margin:8px 0 24px}}.row{{display:flex;gap:40px}}\
 </style></head><body>\n<h1>npc-sync demo: {}</h1>\n<div class=\"row\"><div><h2>Run</h2>{}</div><div><h2>Summary</h2>{}</div></div>\n",
         esc(scenario),
-        table(&["", ""], &run),
-        table(&["", ""], &summary)
+        table(&[], &run),
+        table(&[], &summary)
     );
     for (id, svg) in plots {
         s += &format!("<div id=\"{id}\">{svg}</div>\n");

@@ -81,7 +81,10 @@ pub fn requests(t: &Timeline) -> Result<String, ReportError> {
             .build_cartesian_2d(0f64..end, (LOG_FLOOR..top).log_scale())
             .map_err(draw_err)?;
         c.configure_mesh()
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 15))
             .x_desc("time (s)")
+            .x_label_formatter(&|v| format!("{v:.0}"))
             .y_desc("requests per second (log scale)")
             .y_label_formatter(&|v| format!("{v}"))
             .draw()
@@ -159,7 +162,10 @@ pub fn staleness(t: &Timeline) -> Result<String, ReportError> {
             .build_cartesian_2d(0f64..end, (FLOOR..top).log_scale())
             .map_err(draw_err)?;
         c.configure_mesh()
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 15))
             .x_desc("time (s)")
+            .x_label_formatter(&|v| format!("{v:.0}"))
             .y_desc(format!("staleness (s, log scale; 0 drawn at {FLOOR})"))
             .y_label_formatter(&|v| format!("{v}"))
             .draw()
@@ -214,7 +220,10 @@ pub fn queue_depth(t: &Timeline) -> Result<String, ReportError> {
             .build_cartesian_2d(0f64..end, 0f64..top)
             .map_err(draw_err)?;
         c.configure_mesh()
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 15))
             .x_desc("time (s)")
+            .x_label_formatter(&|v| format!("{v:.0}"))
             .y_desc("fields / requests")
             .draw()
             .map_err(draw_err)?;
@@ -266,7 +275,10 @@ pub fn frame_cost(t: &Timeline) -> Result<String, ReportError> {
             .build_cartesian_2d(0f64..end, 0f64..top)
             .map_err(draw_err)?;
         c.configure_mesh()
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 15))
             .x_desc("time (s)")
+            .x_label_formatter(&|v| format!("{v:.0}"))
             .y_desc("ms per frame")
             .draw()
             .map_err(draw_err)?;
@@ -331,6 +343,8 @@ pub fn bench_cost(b: &BenchSummary) -> Result<String, ReportError> {
             .build_cartesian_2d((left..right).log_scale(), (0..n).into_segmented())
             .map_err(draw_err)?;
         c.configure_mesh()
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 15))
             .disable_y_mesh()
             .y_labels(rows.len() + 1)
             .y_label_formatter(&|v| match v {
