@@ -225,6 +225,7 @@ pub fn queue_depth(t: &Timeline) -> Result<String, ReportError> {
             .x_desc("time (s)")
             .x_label_formatter(&|v| format!("{v:.0}"))
             .y_desc("fields / requests")
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .draw()
             .map_err(draw_err)?;
         c.draw_series(LineSeries::new(

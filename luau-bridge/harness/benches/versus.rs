@@ -220,6 +220,10 @@ fn main() {
             for _ in 0..ROUNDS {
                 for (k, imp) in ["npcsync", "hand"].into_iter().enumerate() {
                     let r = run_luau(&server, &tr, imp, native);
+                    eprintln!(
+                        "  {runtime} {imp} {npcs} NPCs: {:.3} ms per frame",
+                        (r.calls_s + r.step_s) / f64::from(frames) * 1e3
+                    );
                     let faster = best[k]
                         .as_ref()
                         .is_none_or(|b| r.calls_s + r.step_s < b.calls_s + b.step_s);
