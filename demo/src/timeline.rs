@@ -1,15 +1,17 @@
 //! The report's input: one run's timeline, format `npc-sync-timeline/1`
 //! (`docs/demo-timeline.md`). Read and checked here, once: the plots trust what passes.
+//! A producer written in Rust (an end-to-end runner) can fill a [`Timeline`] and write it
+//! with [`Timeline::to_json`], which checks it the same way.
 
 use crate::error::ReportError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
 /// The format name a timeline must carry.
 pub const FORMAT: &str = "npc-sync-timeline/1";
 
 /// One run, second by second, and every decision that proceeded.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 pub struct Timeline {
     /// Always [`FORMAT`].
     pub format: String,
@@ -26,7 +28,7 @@ pub struct Timeline {
 }
 
 /// Limits drawn on the plots.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 pub struct Limits {
     /// HttpService's limit (500 a minute).
     pub http_per_minute: f64,
@@ -39,7 +41,7 @@ pub struct Limits {
 }
 
 /// One second of the run.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 pub struct Second {
     /// Start of the second, seconds from the run's start.
     pub t: f64,
@@ -62,7 +64,7 @@ pub struct Second {
 }
 
 /// One decision that proceeded.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 pub struct DecisionPoint {
     /// When, seconds from the run's start.
     pub t: f64,
@@ -160,6 +162,15 @@ impl Timeline {
             last = d.t;
         }
         Ok(())
+    }
+
+    /// The timeline as JSON, after the same checks as [`Timeline::parse`].
+    pub fn to_json(&self) -> Result<String, ReportError> {
+        self.validate()?;
+        serde_json::to_string(self).map_err(|e| ReportError::Parse {
+            what: "timeline".into(),
+            msg: e.to_string(),
+        })
     }
 
     /// A summary counter as a number, if present.

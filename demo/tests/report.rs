@@ -134,3 +134,22 @@ fn bad_timelines_are_refused_naming_the_field() {
         "frame_cost[0].ms: must be a finite number >= 0, got -3"
     );
 }
+
+#[test]
+fn a_timeline_written_by_to_json_reads_back_the_same_and_bad_ones_are_not_written() {
+    let t = parse(&sample()).unwrap();
+    let text = t.to_json().unwrap();
+    let back = Timeline::parse(&text).unwrap();
+    assert_eq!(back.seconds.len(), 120);
+    assert_eq!(back.decisions[2].staleness_s, 1.5);
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap(),
+        serde_json::from_str::<Value>(&back.to_json().unwrap()).unwrap()
+    );
+    let mut bad = back;
+    bad.seconds[7].calls = f64::NAN;
+    assert_eq!(
+        bad.to_json().unwrap_err().to_string(),
+        "seconds[7].calls: must be a finite number >= 0, got NaN"
+    );
+}
