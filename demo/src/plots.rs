@@ -341,7 +341,10 @@ pub fn bench_cost(b: &BenchSummary) -> Result<String, ReportError> {
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(230)
-            .build_cartesian_2d((left..right).log_scale(), (0..n).into_segmented())
+            .build_cartesian_2d(
+                (left..right).log_scale(),
+                (0..(n - 1).max(0)).into_segmented(),
+            )
             .map_err(draw_err)?;
         c.configure_mesh()
             .label_style(("sans-serif", 14))
