@@ -1,5 +1,4 @@
-//! Text-level helpers on emitted Luau (to be replaced by a typed expression, issue 6).
-
+//! Small text rewrites of rendered Luau.
 /// Drop the spaces around binary operators that cannot merge into other tokens (never `-`,
 /// which could form a comment). Function bodies hold no string literals with spaces.
 pub(super) fn compact(code: &str) -> String {
@@ -49,19 +48,4 @@ pub(super) fn strip_parens(e: &str) -> &str {
         }
     }
     &e[1..e.len() - 1]
-}
-
-/// Signed order on canonical u32 values: flipping the sign bit maps it to unsigned order.
-pub(super) fn flip(a: &str) -> String {
-    match a.parse::<u64>() {
-        Ok(c) => (c ^ 0x8000_0000).to_string(),
-        Err(_) => format!("bit32.bxor({a}, 2147483648)"),
-    }
-}
-
-pub(super) fn mask(b: &str, m: u64) -> String {
-    match b.parse::<u64>() {
-        Ok(c) => (c & m).to_string(),
-        Err(_) => format!("bit32.band({b}, {m})"),
-    }
 }

@@ -1,0 +1,37 @@
+//! Constants.
+use super::*;
+
+impl Translator<'_, '_, '_> {
+    /// Lowers one of the constants; `Ok(false)` when `op` is another operator.
+    pub(in crate::lower) fn constant_op(&mut self, op: &Operator<'_>) -> Result<bool> {
+        use Operator as O;
+        match op {
+            O::I32Const { value } => {
+                let c = *value as u32;
+                let mut v = Self::lit(ValType::I32, c.to_string(), String::new());
+                v.konst = Some((c.into(), 0));
+                self.push(v)
+            }
+            O::I64Const { value } => {
+                let (lo, hi) = (*value as u64 as u32, (*value as u64 >> 32) as u32);
+                let mut v = Self::lit(ValType::I64, lo.to_string(), hi.to_string());
+                v.konst = Some((lo.into(), hi.into()));
+                self.push(v)
+            }
+            O::F32Const { value } => {
+                let e = f32_lit(value.bits(), self.ctx.helpers);
+                let mut v = Self::lit(ValType::F32, e, String::new());
+                v.simple = !v.e.contains('(') || v.e.starts_with("(-");
+                self.push(v)
+            }
+            O::F64Const { value } => {
+                let e = f64_lit(value.bits(), self.ctx.helpers);
+                let mut v = Self::lit(ValType::F64, e, String::new());
+                v.simple = !v.e.contains('(') || v.e.starts_with("(-");
+                self.push(v)
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}

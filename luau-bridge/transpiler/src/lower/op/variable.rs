@@ -1,0 +1,98 @@
+//! Locals and globals.
+use super::*;
+
+impl Translator<'_, '_, '_> {
+    /// Lowers one of the locals and globals; `Ok(false)` when `op` is another operator.
+    pub(in crate::lower) fn variable_op(&mut self, op: &Operator<'_>) -> Result<bool> {
+        use Operator as O;
+        match op {
+            O::LocalGet { local_index } => {
+                let i = *local_index as usize;
+                if self.entry {
+                    self.entry_reads.insert(i as u32);
+                }
+                self.learned.local_uses[i] += 1;
+                let (lo, hi) = self.local_names[i].clone();
+                let mut v = Self::lit(self.local_types[i], lo, hi);
+                v.locals = vec![i as u32];
+                self.push(v);
+            }
+            O::LocalSet { local_index } | O::LocalTee { local_index } => {
+                let i = *local_index as usize;
+                if self.entry && !self.entry_reads.contains(&(i as u32)) {
+                    self.learned.set_first.insert(i as u32);
+                }
+                self.learned.local_uses[i] += 1;
+                let v = self.pop();
+                let (lo, hi) = self.local_names[i].clone();
+                let idx = i as u32;
+                match self.ub_of(&v) {
+                    Some(b) => self.ub.insert(idx, b),
+                    None => self.ub.remove(&idx),
+                };
+                match self.tz_of(&v) {
+                    Some(z) => self.tzl.insert(idx, z),
+                    None => self.tzl.remove(&idx),
+                };
+                self.flush_where(|x| x.locals.contains(&idx));
+                // The value was just computed into its slot by the last line: assign the
+                // local there instead of copying.
+                let fused = match (self.last_eager, v.slot) {
+                    (Some((start, k, len, end)), Some(vk)) if k == vk && end == self.out.len() => {
+                        let target = if is_i64(v.ty) {
+                            format!("{lo}, {hi}")
+                        } else {
+                            lo.clone()
+                        };
+                        self.out.replace_range(start..start + len, &target);
+                        // The recorded loads' positions no longer hold.
+                        self.loads = [None, None];
+                        true
+                    }
+                    _ => false,
+                };
+                if fused {
+                } else if is_i64(v.ty) {
+                    self.line(&format!("{lo}, {hi} = {}, {}", v.e, v.h));
+                } else if self.assign_wrapped(&lo, &v) {
+                } else if v.e != lo {
+                    let e = if v.ty == ValType::I32 {
+                        Self::num(&v)
+                    } else {
+                        v.e.clone()
+                    };
+                    self.line(&format!("{lo} = {}", strip_parens(&e)));
+                }
+                if matches!(op, O::LocalTee { .. }) {
+                    let mut nv = Self::lit(self.local_types[i], lo, hi);
+                    nv.locals = vec![idx];
+                    self.push(nv);
+                }
+            }
+            O::GlobalGet { global_index } => {
+                let g = &self.ctx.module.globals[*global_index as usize];
+                let (lo, hi) = self.ctx.global_names[*global_index as usize].clone();
+                let mut v = Self::lit(g.ty, lo, hi);
+                v.globals = true;
+                self.push(v);
+            }
+            O::GlobalSet { global_index } => {
+                let v = self.pop();
+                self.flush_where(|x| x.globals);
+                let (lo, hi) = self.ctx.global_names[*global_index as usize].clone();
+                if is_i64(v.ty) {
+                    self.line(&format!("{lo}, {hi} = {}, {}", v.e, v.h));
+                } else {
+                    let e = if v.ty == ValType::I32 {
+                        Self::num(&v)
+                    } else {
+                        v.e.clone()
+                    };
+                    self.line(&format!("{lo} = {}", strip_parens(&e)));
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
