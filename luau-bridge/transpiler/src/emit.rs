@@ -697,7 +697,6 @@ fn chunk_header(opts: &Options, what: &str) -> String {
 /// functions are packed into parts in index order.
 pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<String>> {
     let n = m.func_types.len();
-    let nimp = m.num_imported_funcs as usize;
     let via_table: Vec<String> = (0..n).map(|i| format!("F[{}]", i + 1)).collect();
     let mut e = Emitter {
         m,
@@ -709,13 +708,33 @@ pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<S
     };
     e.helpers.insert(Helper::Rethrow);
     e.plan_globals();
-    let has_mem = !m.memories.is_empty();
+    let parts = pack_parts(&e, opts, split)?;
+    let mut outs: Vec<String> = vec![String::new()];
+    let mut shared_used: BTreeSet<Helper> = BTreeSet::new();
+    for (k, part) in parts.iter().enumerate() {
+        outs.push(emit_part(
+            &e,
+            opts,
+            part,
+            (k, parts.len()),
+            &mut shared_used,
+        )?);
+    }
+    outs[0] = emit_main_chunk(e, opts, split, parts.len(), &shared_used)?;
+    Ok(outs)
+}
 
+/// Packs the function bodies into parts (lists of defined-function indices) in index order,
+/// measuring each function translated with every call through `F`.
+fn pack_parts(e: &Emitter<'_, '_>, opts: &Options, split: &Split) -> Result<Vec<Vec<usize>>> {
+    let m = e.m;
+    let nimp = m.num_imported_funcs as usize;
+    let has_mem = !m.memories.is_empty();
     // Pass 1: every call through `F`, to measure each function and pack the parts.
     let mut sized: Vec<(usize, BTreeSet<Helper>)> = Vec::with_capacity(m.bodies.len());
     for i in 0..m.bodies.len() {
         let mut h = BTreeSet::new();
-        let text = translate_one(m, &mut h, &e.global_names, &via_table, opts.native, i)?;
+        let text = translate_one(m, &mut h, &e.global_names, &e.func_names, opts.native, i)?;
         if has_mem {
             h.insert(Helper::Memgrow);
         }
@@ -751,71 +770,90 @@ pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<S
     if !cur.is_empty() {
         parts.push(cur);
     }
+    Ok(parts)
+}
 
-    // Pass 2: each part, its most called own functions as locals.
-    let mut outs: Vec<String> = vec![String::new()];
-    let mut shared_used: BTreeSet<Helper> = BTreeSet::new();
-    for (k, part) in parts.iter().enumerate() {
-        let calls = call_counts(m, part)?;
-        let mut own: Vec<usize> = part.iter().map(|&d| nimp + d).collect();
-        own.sort_by_key(|&f| (std::cmp::Reverse(calls[f]), f));
-        let mut names = via_table.clone();
-        let mut locals: Vec<usize> = own
-            .iter()
-            .copied()
-            .filter(|&f| calls[f] > 0)
-            .take(MAX_LOCAL_FUNCS)
-            .collect();
-        locals.sort_unstable();
-        for &f in &locals {
-            names[f] = format!("f{f}");
-        }
-        let mut helpers = BTreeSet::new();
-        let mut body = String::new();
-        for &d in part {
-            let text = translate_one(m, &mut helpers, &e.global_names, &names, opts.native, d)?;
-            let _ = writeln!(body, "{} = {}", names[nimp + d], text);
-        }
-        if has_mem {
-            helpers.insert(Helper::Memgrow);
-        }
-        let mut o = chunk_header(opts, &format!(" (part {} of {})", k + 2, parts.len() + 1));
-        o.push_str(&crate::prelude::emit_used_split(
-            &helpers,
-            crate::prelude::SHARED,
-        ));
-        o.push_str(
-            "return function(SH)\n\tlocal F, GT, GC, D, E = SH.F, SH.GT, SH.GC, SH.D, SH.E\n",
-        );
-        if has_mem {
-            let _ = writeln!(o, "\tlocal MO = SH.MO\n\tlocal M = MO.buffer\n\ttable.insert(MO.listeners, function(b) M = b end)\n\tlocal function MG(n) return {MEMGROW}(MO, n) end");
-        }
-        for t in 0..m.tables.len() {
-            let _ = writeln!(
-                o,
-                "\tlocal T{t} = SH.T[{t}]\n\tlocal TF{t}, TS{t} = T{t}.f, T{t}.s"
-            );
-        }
-        for &h in crate::prelude::SHARED {
-            if crate::prelude::closes_over(&helpers, h) {
-                shared_used.insert(h);
-                let name = h.name();
-                let _ = writeln!(o, "\t{name} = SH.{name}");
-            }
-        }
-        let local_names: Vec<String> = locals.iter().map(|f| format!("f{f}")).collect();
-        for chunk in local_names.chunks(20) {
-            let _ = writeln!(o, "\tlocal {}", chunk.join(", "));
-        }
-        o.push_str(&body);
-        for &f in &locals {
-            let _ = writeln!(o, "\tF[{}] = f{f}", f + 1);
-        }
-        o.push_str("end\n");
-        outs.push(o);
+/// Part `k` of `of` (the chunk numbered k + 2): the bodies of `part`, its most called own
+/// functions as locals; the shared helpers it closes over are added to `shared_used`.
+fn emit_part(
+    e: &Emitter<'_, '_>,
+    opts: &Options,
+    part: &[usize],
+    (k, of): (usize, usize),
+    shared_used: &mut BTreeSet<Helper>,
+) -> Result<String> {
+    let m = e.m;
+    let nimp = m.num_imported_funcs as usize;
+    let has_mem = !m.memories.is_empty();
+    let calls = call_counts(m, part)?;
+    let mut own: Vec<usize> = part.iter().map(|&d| nimp + d).collect();
+    own.sort_by_key(|&f| (std::cmp::Reverse(calls[f]), f));
+    let mut names = e.func_names.clone();
+    let mut locals: Vec<usize> = own
+        .iter()
+        .copied()
+        .filter(|&f| calls[f] > 0)
+        .take(MAX_LOCAL_FUNCS)
+        .collect();
+    locals.sort_unstable();
+    for &f in &locals {
+        names[f] = format!("f{f}");
     }
+    let mut helpers = BTreeSet::new();
+    let mut body = String::new();
+    for &d in part {
+        let text = translate_one(m, &mut helpers, &e.global_names, &names, opts.native, d)?;
+        let _ = writeln!(body, "{} = {}", names[nimp + d], text);
+    }
+    if has_mem {
+        helpers.insert(Helper::Memgrow);
+    }
+    let mut o = chunk_header(opts, &format!(" (part {} of {})", k + 2, of + 1));
+    o.push_str(&crate::prelude::emit_used_split(
+        &helpers,
+        crate::prelude::SHARED,
+    ));
+    o.push_str("return function(SH)\n\tlocal F, GT, GC, D, E = SH.F, SH.GT, SH.GC, SH.D, SH.E\n");
+    if has_mem {
+        let _ = writeln!(o, "\tlocal MO = SH.MO\n\tlocal M = MO.buffer\n\ttable.insert(MO.listeners, function(b) M = b end)\n\tlocal function MG(n) return {MEMGROW}(MO, n) end");
+    }
+    for t in 0..m.tables.len() {
+        let _ = writeln!(
+            o,
+            "\tlocal T{t} = SH.T[{t}]\n\tlocal TF{t}, TS{t} = T{t}.f, T{t}.s"
+        );
+    }
+    for &h in crate::prelude::SHARED {
+        if crate::prelude::closes_over(&helpers, h) {
+            shared_used.insert(h);
+            let name = h.name();
+            let _ = writeln!(o, "\t{name} = SH.{name}");
+        }
+    }
+    let local_names: Vec<String> = locals.iter().map(|f| format!("f{f}")).collect();
+    for chunk in local_names.chunks(20) {
+        let _ = writeln!(o, "\tlocal {}", chunk.join(", "));
+    }
+    o.push_str(&body);
+    for &f in &locals {
+        let _ = writeln!(o, "\tF[{}] = f{f}", f + 1);
+    }
+    o.push_str("end\n");
+    Ok(o)
+}
 
-    // The main chunk: instantiate as in `emit`, linking the parts in place of the bodies.
+/// The main chunk of a split output: `instantiate` as in [`emit`], linking the `nparts`
+/// parts in place of the bodies and sharing with them the helpers in `shared_used`.
+fn emit_main_chunk(
+    mut e: Emitter<'_, '_>,
+    opts: &Options,
+    split: &Split,
+    nparts: usize,
+    shared_used: &BTreeSet<Helper>,
+) -> Result<String> {
+    let m = e.m;
+    let n = m.func_types.len();
+    let has_mem = !m.memories.is_empty();
     let mut body = String::new();
     e.emit_imports(&mut body);
     e.emit_definitions(&mut body);
@@ -833,13 +871,13 @@ pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<S
         .map(|t| format!("[{t}] = T{t}"))
         .collect();
     sh.push(format!("T = {{{}}}", tables.join(", ")));
-    for &h in &shared_used {
+    for &h in shared_used {
         e.helpers.insert(h);
         let name = h.name();
         sh.push(format!("{name} = {name}"));
     }
     let _ = writeln!(body, "\tlocal SH = {{{}}}", sh.join(", "));
-    for k in 0..parts.len() {
+    for k in 0..nparts {
         let _ = writeln!(body, "\tP{}(SH)", k + 2);
     }
     let refs_from_globals = m
@@ -870,12 +908,9 @@ pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<S
         );
     }
     let _ = writeln!(body, "\treturn {{exports = {exports}}}");
-    let mut out = chunk_header(
-        opts,
-        &format!(" (main chunk; parts 2 to {})", parts.len() + 1),
-    );
+    let mut out = chunk_header(opts, &format!(" (main chunk; parts 2 to {})", nparts + 1));
     out.push_str(&crate::prelude::emit_used(&e.helpers));
-    for k in 0..parts.len() {
+    for k in 0..nparts {
         let _ = writeln!(
             out,
             "local P{} = {}",
@@ -893,6 +928,5 @@ pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<S
             split.max_chars
         )));
     }
-    outs[0] = out;
-    Ok(outs)
+    Ok(out)
 }
