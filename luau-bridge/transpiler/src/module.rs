@@ -2,8 +2,8 @@
 //! Nothing is emitted for a module the validator rejects.
 use crate::error::{Error, Result};
 use wasmparser::{
-    ElementItems, ElementKind, ExternalKind, FunctionBody, Operator, Parser, Payload, TypeRef,
-    ValType, Validator, WasmFeatures,
+    ElementItems, ElementKind, ExternalKind, FuncToValidate, FuncValidator, FunctionBody, Operator,
+    Parser, Payload, TypeRef, ValType, ValidPayload, Validator, ValidatorResources, WasmFeatures,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -93,6 +93,59 @@ pub struct Module<'a> {
     pub elems: Vec<Elem>,
     pub datas: Vec<Data<'a>>,
     pub bodies: Vec<FunctionBody<'a>>,
+    /// What validating each body again needs (the analysis walk reads operand types from
+    /// the validator), in the order of `bodies`.
+    pub checks: Vec<FuncCheck>,
+}
+
+/// The validator's view of one defined function, kept to walk its body again.
+#[derive(Clone)]
+pub struct FuncCheck {
+    resources: ValidatorResources,
+    index: u32,
+    ty: u32,
+    features: WasmFeatures,
+}
+
+impl FuncCheck {
+    /// A fresh validator for the function's body.
+    pub fn validator(&self) -> FuncValidator<ValidatorResources> {
+        FuncToValidate {
+            resources: self.resources.clone(),
+            index: self.index,
+            ty: self.ty,
+            features: self.features,
+        }
+        .into_validator(Default::default())
+    }
+}
+
+/// Validates the whole module as `Validator::validate_all` does (same checks, same first
+/// error), keeping each function's validation resources.
+fn validate(wasm: &[u8], features: WasmFeatures) -> Result<Vec<FuncCheck>> {
+    let mut validator = Validator::new_with_features(features);
+    let mut parser = Parser::new(0);
+    parser.set_features(features);
+    let mut funcs = vec![];
+    for payload in parser.parse_all(wasm) {
+        if let ValidPayload::Func(f, body) = validator.payload(&payload?)? {
+            funcs.push((f, body));
+        }
+    }
+    let mut checks = Vec::with_capacity(funcs.len());
+    let mut allocs = Default::default();
+    for (f, body) in funcs {
+        checks.push(FuncCheck {
+            resources: f.resources.clone(),
+            index: f.index,
+            ty: f.ty,
+            features: f.features,
+        });
+        let mut v = f.into_validator(allocs);
+        v.validate(&body)?;
+        allocs = v.into_allocations();
+    }
+    Ok(checks)
 }
 
 /// The feature set rustc emits for wasm32-unknown-unknown by default, which is what we accept.
@@ -173,14 +226,16 @@ fn function_at(wasm: &[u8], offset: usize) -> Option<u32> {
 /// Validates `wasm` with `features` and decodes it; an invalid module is an error naming the
 /// byte offset (and the function, for an error inside code).
 pub fn parse(wasm: &[u8], features: WasmFeatures) -> Result<Module<'_>> {
-    if let Err(e) = Validator::new_with_features(features).validate_all(wasm) {
-        let mut err = Error::from(e);
+    let checks = validate(wasm, features).map_err(|mut err| {
         if let Some(f) = err.offset.and_then(|off| function_at(wasm, off)) {
             err = err.in_func(f);
         }
-        return Err(err);
-    }
-    let mut m = Module::default();
+        err
+    })?;
+    let mut m = Module {
+        checks,
+        ..Module::default()
+    };
     for payload in Parser::new(0).parse_all(wasm) {
         m.read(payload?)?;
     }

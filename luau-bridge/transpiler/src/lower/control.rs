@@ -2,17 +2,6 @@
 use super::*;
 
 impl Translator<'_, '_, '_> {
-    pub(in crate::lower) fn block_sig(&self, bt: BlockType) -> (Vec<ValType>, Vec<ValType>) {
-        match bt {
-            BlockType::Empty => (vec![], vec![]),
-            BlockType::Type(t) => (vec![], vec![t]),
-            BlockType::FuncType(i) => {
-                let f = &self.ctx.module.types[i as usize];
-                (f.params.clone(), f.results.clone())
-            }
-        }
-    }
-
     pub(in crate::lower) fn cur_unreachable(&self) -> bool {
         self.frames.last().is_some_and(|f| f.unreachable)
     }
@@ -26,29 +15,26 @@ impl Translator<'_, '_, '_> {
     pub(in crate::lower) fn open(&mut self, kind: Kind, bt: BlockType, cond: Option<String>) {
         let id = self.next_id;
         self.next_id += 1;
-        let (params, results) = self.block_sig(bt);
+        let (params, results) = block_sig(self.ctx.module, bt);
         // Everything below stays on the stack across the construct: force it now, since the
         // construct may write locals and globals those values read.
         self.flush_all();
         let base = self.stack.len() - params.len();
-        let targeted = !self.final_pass || self.facts.targeted.contains(&id);
+        let targeted = self.facts.targeted.contains(&id);
         // Deeply nested blocks go flat, keeping Luau's syntactic nesting bounded.
         let flat = targeted && kind == Kind::Block && self.indent > FLAT_INDENT;
         let guarded = targeted
             && !flat
-            && self.final_pass
             && kind == Kind::Block
             && params.is_empty()
             && results.is_empty()
-            && !self.facts.not_guarded.contains(&id);
+            && self.facts.guardable(id);
         let luau_loop = targeted && !flat && !guarded;
         let tail_loop = luau_loop
-            && self.final_pass
             && kind == Kind::Loop
             && params.is_empty()
             && results.is_empty()
-            && self.facts.tail_brif.contains(&id)
-            && !self.facts.not_tail.contains(&id);
+            && self.facts.tail_loop(id);
         let lowering = if !targeted {
             Lowering::Inline
         } else if flat {
@@ -177,20 +163,6 @@ impl Translator<'_, '_, '_> {
             }
             return false;
         }
-        self.learned.targeted.insert(id);
-        if kind == Kind::Loop {
-            if conditional && ti == self.frames.len() - 1 && self.learned.tail_brif.insert(id) {
-                self.tail_candidate = Some(id);
-            } else {
-                self.learned.not_tail.insert(id);
-            }
-        }
-        if kind == Kind::Block {
-            let top_brif = conditional && ti == self.frames.len() - 1 && arity == 0;
-            if !top_brif || !self.learned.brif_top.insert(id) {
-                self.learned.not_guarded.insert(id);
-            }
-        }
         if kind != Kind::Loop {
             self.frames[ti].end_reachable = true;
         }
@@ -216,19 +188,19 @@ impl Translator<'_, '_, '_> {
                     self.frames[j].pending_out = true;
                 }
                 self.frames[ti].b_target = true;
-                self.learned.uses_b = true;
+                self.rec.uses_b = true;
                 self.line(&format!("B = {id}"));
                 self.line("break");
             }
             None => {
                 // Flat target with no Luau loop in between: the rest of each enclosing
                 // construct is unreachable or guarded, so execution reaches the target's end.
-                debug_assert!(self.frames[ti].flat() || !self.final_pass);
+                debug_assert!(self.frames[ti].flat());
                 for j in ti + 1..=top {
                     self.frames[j].pending_out = true;
                 }
                 self.frames[ti].b_target = true;
-                self.learned.uses_b = true;
+                self.rec.uses_b = true;
                 self.line(&format!("B = {id}"));
                 return true;
             }

@@ -13,7 +13,6 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 self.local_types.push(t);
             }
         }
-        self.learned.local_uses = vec![0; self.local_types.len()];
         // Decide which variables live in registers. Params come first, then the lowest stack
         // slots, then the most used locals, then the remaining slots.
         let n = self.local_types.len();
@@ -46,11 +45,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             slot_reg[k] = take(slot_cost(k), &mut budget);
         }
         let mut order: Vec<usize> = (nparams..n).collect();
-        if self.final_pass {
-            order.sort_by_key(|&i| {
-                std::cmp::Reverse(self.facts.local_uses.get(i).copied().unwrap_or(0))
-            });
-        }
+        order.sort_by_key(|&i| std::cmp::Reverse(self.facts.local_uses[i]));
         for i in order {
             local_reg[i] = take(cost(self.local_types[i]), &mut budget);
         }
@@ -77,8 +72,8 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             self.local_in_reg.push(local_reg[i]);
         }
         for (k, &reg) in slot_reg.iter().enumerate() {
-            self.slot_in_reg.push(reg || !self.final_pass);
-            if reg || !self.final_pass {
+            self.slot_in_reg.push(reg);
+            if reg {
                 self.slot_lo.push(format!("s{k}"));
                 self.slot_hi.push(format!("t{k}"));
             } else {
@@ -86,7 +81,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 self.slot_hi.push(next_spill());
             }
         }
-        self.learned.uses_r = spill > 0;
+        self.rec.uses_r = spill > 0;
         // Function-level frame: branches to it are returns.
         self.frames.push(Frame {
             kind: Kind::Func,
@@ -108,7 +103,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         Ok(())
     }
 
-    pub(in crate::lower) fn finish(mut self) -> (String, Facts) {
+    pub(in crate::lower) fn finish(self) -> String {
         // Header: parameters, then declarations of registers.
         let mut head = String::new();
         let mut params = vec![];
@@ -131,7 +126,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             }
         }
         let _ = writeln!(head, "function({})", params.join(", "));
-        if self.learned.uses_r {
+        if self.rec.uses_r {
             let _ = writeln!(head, "local R = {{}}");
         }
         if self.facts.uses_mem {
@@ -187,16 +182,16 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 }
             }
         }
-        let used = self.learned.max_height;
+        let used = self.rec.max_height;
         for k in 0..=used.min(self.slot_lo.len().saturating_sub(1)) {
             if self.slot_in_reg(k) {
                 decls.push((self.slot_lo[k].clone(), "nil"));
-                if self.learned.hi_slots.contains(&k) {
+                if self.rec.hi_slots.contains(&k) {
                     decls.push((self.slot_hi[k].clone(), "nil"));
                 }
             }
         }
-        if self.learned.uses_b {
+        if self.rec.uses_b {
             decls.push(("B".to_string(), "nil"));
         }
         // Zero-initialised names first, so that one `local … = 0, …` covers them.
@@ -223,17 +218,28 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 }
             }
         }
-        head.push_str(&self.out);
+        stmt::print(&self.out, &mut head);
         head.push_str("end");
-        let head = compact(&crate::prelude::use_aliases(&head));
-        let mut facts = std::mem::take(&mut self.learned);
-        facts.uses_r = false;
-        (head, facts)
+        compact(&crate::prelude::use_aliases(&head))
+    }
+
+    /// Emits `target = value`, computing a value eagerly into stack slot `slot`.
+    pub(in crate::lower) fn eager(&mut self, slot: usize, target: String, value: Rvalue) {
+        self.out.push(Stmt::Eager {
+            slot,
+            target,
+            value,
+        });
+    }
+
+    /// The last statement, when it computes a value eagerly into stack slot `k`.
+    pub(in crate::lower) fn last_eager_into(&mut self, k: usize) -> Option<&mut Stmt> {
+        self.out
+            .last_mut()
+            .filter(|s| matches!(s, Stmt::Eager { slot, .. } if *slot == k))
     }
 
     pub(in crate::lower) fn line(&mut self, s: &str) {
-        // No indentation: it would be a large share of the output.
-        self.out.push_str(s);
-        self.out.push('\n');
+        self.out.push(Stmt::Line(s.to_string()));
     }
 }

@@ -12,6 +12,11 @@
 //! `while true do ... break end` (br = `continue`); a branch crossing several of them sets the
 //! variable `B` to the target's id and breaks, each construct passed on the way dispatching on
 //! `B` after its `end`. Blocks never branched to emit no Luau construct at all.
+//!
+//! [`translate`] first walks the body once without emitting (`analysis.rs`) to learn what the
+//! lowering decides up front (which constructs are branched to and how, register allocation,
+//! memory use), then emits it once (`visit.rs`, `op/`), collecting statements (`stmt.rs`)
+//! that `function.rs` prints under the header.
 #![allow(clippy::needless_range_loop)]
 use crate::error::{Error, Result};
 use crate::module::{FuncType, Module};
@@ -21,13 +26,18 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 use wasmparser::{BlockType, MemArg, Operator, ValType};
 
+mod analysis;
 mod control;
 mod function;
 mod op;
 mod stack;
+mod stmt;
 mod text;
 mod visit;
 
+use analysis::Facts;
+use op::reads_memory;
+use stmt::{Rvalue, Stmt};
 use text::{compact, strip_parens};
 
 /// Variables beyond this many registers go to a per-call table `R`: Luau allows 200 locals
@@ -51,6 +61,8 @@ struct Val {
     boolean: bool,
     /// Wasm locals the expression reads.
     locals: Vec<u32>,
+    /// The value is this wasm local's variable itself (a `local.get`).
+    local: Option<u32>,
     /// Reads globals (so a call or global.set forces it).
     globals: bool,
     /// Highest stack slot the expression reads, if any.
@@ -159,31 +171,31 @@ impl Frame {
     }
 }
 
-/// What pass 1 learned about a function, used by pass 2.
-#[derive(Default, Clone)]
-pub struct Facts {
-    targeted: BTreeSet<u32>,
+/// What the emission itself records for the function header: the stack slots it used (and
+/// which of them hold i64 high halves), whether it used the branch label `B` and the spill
+/// table `R`.
+#[derive(Default)]
+struct Recorded {
     max_height: usize,
     hi_slots: BTreeSet<usize>,
-    local_uses: Vec<u32>,
     uses_b: bool,
+    /// Some local or slot is spilled into the table `R`.
     uses_r: bool,
-    /// The body reads the memory buffer `M`: pass 2 keeps it in a local (reloaded after
-    /// calls and `memory.grow`), saving an upvalue read per access.
-    uses_mem: bool,
-    /// Locals set in the function's first straight-line code before any read: they need
-    /// no zero initialisation.
-    set_first: BTreeSet<u32>,
-    /// Blocks (no params, no results) branched to by `br_if`s at their own top level.
-    brif_top: BTreeSet<u32>,
-    /// Blocks branched to any other way, or by more than one such `br_if`.
-    not_guarded: BTreeSet<u32>,
-    /// Loops (no params, no results) whose body ends with a `br_if 0`.
-    tail_brif: BTreeSet<u32>,
-    /// Loops branched to any other way.
-    not_tail: BTreeSet<u32>,
 }
 
+/// The parameter and result types of a block type.
+fn block_sig(m: &Module<'_>, bt: BlockType) -> (Vec<ValType>, Vec<ValType>) {
+    match bt {
+        BlockType::Empty => (vec![], vec![]),
+        BlockType::Type(t) => (vec![], vec![t]),
+        BlockType::FuncType(i) => {
+            let f = &m.types[i as usize];
+            (f.params.clone(), f.results.clone())
+        }
+    }
+}
+
+/// What lowering a function needs from the module being emitted.
 pub struct Ctx<'m, 'a> {
     pub module: &'m Module<'a>,
     /// Helpers used anywhere, for the prelude.
@@ -196,43 +208,37 @@ pub struct Ctx<'m, 'a> {
     pub native: bool,
 }
 
+/// Lowers defined function `def_index` to a Luau function expression (`function(...) ... end`).
 pub fn translate(ctx: &mut Ctx<'_, '_>, def_index: usize) -> Result<String> {
     let m = ctx.module;
     let func_index = m.num_imported_funcs + def_index as u32;
     let ty = m.types[m.func_types[func_index as usize] as usize].clone();
     let body = m.bodies[def_index].clone();
-    let run = |ctx: &mut Ctx<'_, '_>, facts: Option<&Facts>| -> Result<(String, Facts)> {
-        let mut t = Translator::new(ctx, ty.clone(), facts.cloned());
-        t.load_locals(&body).map_err(|e| e.in_func(func_index))?;
-        let mut reader = body
-            .get_operators_reader()
+    let facts = analysis::analyse(m, def_index).map_err(|e| e.in_func(func_index))?;
+    let mut t = Translator::new(ctx, ty, facts);
+    t.load_locals(&body).map_err(|e| e.in_func(func_index))?;
+    let mut reader = body
+        .get_operators_reader()
+        .map_err(|e| Error::from(e).in_func(func_index))?;
+    while !reader.eof() {
+        let offset = reader.original_position();
+        let op = reader
+            .read()
             .map_err(|e| Error::from(e).in_func(func_index))?;
-        while !reader.eof() {
-            let offset = reader.original_position();
-            let op = reader
-                .read()
-                .map_err(|e| Error::from(e).in_func(func_index))?;
-            t.op(&op).map_err(|mut e| {
-                e.offset.get_or_insert(offset as usize);
-                e.in_func(func_index)
-            })?;
-        }
-        Ok(t.finish())
-    };
-    let (_, facts) = run(ctx, None)?;
-    let (text, _) = run(ctx, Some(&facts))?;
-    Ok(text)
+        t.op(&op).map_err(|mut e| {
+            e.offset.get_or_insert(offset as usize);
+            e.in_func(func_index)
+        })?;
+    }
+    Ok(t.finish())
 }
 
 /// A statement `s{slot} = buffer.readu32(M, addr)`, recorded when emitted.
 #[derive(Clone, Copy, Debug)]
 struct LoadStmt {
     slot: usize,
-    /// Where the line starts and ends in the body.
-    start: usize,
-    end: usize,
-    /// Where `u32` of `readu32` is.
-    width_at: usize,
+    /// Its index in the body's statements.
+    at: usize,
 }
 
 /// Registers holding constants that the interpreted body compares with (the interpreter loads
@@ -251,10 +257,10 @@ struct ConstRegs {
 struct Translator<'c, 'm, 'a> {
     ctx: &'c mut Ctx<'m, 'a>,
     ty: FuncType,
+    /// What the analysis walk learned about the function.
     facts: Facts,
-    /// Pass 2 has the facts of pass 1.
-    final_pass: bool,
-    learned: Facts,
+    /// What the emission records for the header.
+    rec: Recorded,
     /// Constant registers the body compares with, declared by the header.
     regs: ConstRegs,
     local_types: Vec<ValType>,
@@ -271,12 +277,12 @@ struct Translator<'c, 'm, 'a> {
     next_id: u32,
     /// Depth of blocks opened inside unreachable code.
     dead: u32,
-    /// Last eager slot assignment: (line start, slot, length of its target text, line end).
-    last_eager: Option<(usize, usize, usize, usize)>,
     /// The last two i32 loads into their slots, oldest first: what the signed-compare fusion
     /// reads and patches.
     loads: [Option<LoadStmt>; 2],
-    out: String,
+    /// The body's statements so far.
+    out: Vec<Stmt>,
+    /// Nesting depth of the Luau constructs open (bounds nesting; not printed).
     indent: usize,
     /// Upper bounds of i32 locals known at this point of straight-line code (a successful
     /// memory access at a local's address proves it below 2^30, the largest memory).
@@ -284,12 +290,6 @@ struct Translator<'c, 'm, 'a> {
     ub: std::collections::HashMap<u32, u64>,
     /// Known zero low bits of i32 locals, kept like `ub`.
     tzl: std::collections::HashMap<u32, u32>,
-    /// A loop whose `br_if 0` was the last operator: it qualifies if the next is its `end`.
-    tail_candidate: Option<u32>,
-    /// Still in the straight-line code at the start of the body.
-    entry: bool,
-    /// Locals read so far in that code.
-    entry_reads: BTreeSet<u32>,
 }
 
 fn is_i64(t: ValType) -> bool {
@@ -297,14 +297,12 @@ fn is_i64(t: ValType) -> bool {
 }
 
 impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
-    fn new(ctx: &'c mut Ctx<'m, 'a>, ty: FuncType, facts: Option<Facts>) -> Self {
-        let final_pass = facts.is_some();
+    fn new(ctx: &'c mut Ctx<'m, 'a>, ty: FuncType, facts: Facts) -> Self {
         Translator {
             ctx,
             ty,
-            facts: facts.unwrap_or_default(),
-            final_pass,
-            learned: Facts::default(),
+            facts,
+            rec: Recorded::default(),
             regs: ConstRegs::default(),
             local_types: vec![],
             local_names: vec![],
@@ -316,15 +314,11 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             frames: vec![],
             next_id: 0,
             dead: 0,
-            last_eager: None,
             loads: [None, None],
-            out: String::new(),
+            out: Vec::new(),
             indent: 1,
             ub: std::collections::HashMap::new(),
             tzl: std::collections::HashMap::new(),
-            entry: true,
-            tail_candidate: None,
-            entry_reads: BTreeSet::new(),
         }
     }
 

@@ -3,13 +3,12 @@ use super::*;
 
 impl Translator<'_, '_, '_> {
     pub(in crate::lower) fn note_height(&mut self, h: usize) {
-        if h > self.learned.max_height {
-            self.learned.max_height = h;
+        if h > self.rec.max_height {
+            self.rec.max_height = h;
         }
     }
 
-    /// Whether stack slot `k` lives in registers (slots past the planned ones, seen only in
-    /// the first walk, do).
+    /// Whether stack slot `k` lives in registers.
     pub(in crate::lower) fn slot_in_reg(&self, k: usize) -> bool {
         self.slot_in_reg.get(k).copied().unwrap_or(true)
     }
@@ -21,7 +20,7 @@ impl Translator<'_, '_, '_> {
             .unwrap_or_else(|| format!("s{k}"))
     }
     pub(in crate::lower) fn slot_hi_name(&mut self, k: usize) -> String {
-        self.learned.hi_slots.insert(k);
+        self.rec.hi_slots.insert(k);
         self.slot_hi
             .get(k)
             .cloned()
@@ -52,6 +51,7 @@ impl Translator<'_, '_, '_> {
             bound: None,
             tz: None,
             konst: None,
+            local: None,
         }
     }
 
@@ -72,22 +72,14 @@ impl Translator<'_, '_, '_> {
             bound: None,
             tz: None,
             konst: None,
+            local: None,
         }
     }
 
     /// The wasm local `v` reads, if `v` is exactly that local's current value.
     pub(in crate::lower) fn plain_local(&self, v: &Val) -> Option<u32> {
-        match v.locals[..] {
-            [l] if v.ty == ValType::I32
-                && !v.boolean
-                && v.slot.is_none()
-                && v.raw.is_none()
-                && v.e == self.local_names[l as usize].0 =>
-            {
-                Some(l)
-            }
-            _ => None,
-        }
+        v.local
+            .filter(|_| v.ty == ValType::I32 && !v.boolean && v.slot.is_none() && v.raw.is_none())
     }
 
     /// A known upper bound of an i32 value.
@@ -251,6 +243,7 @@ impl Translator<'_, '_, '_> {
             bound: None,
             tz: None,
             konst: None,
+            local: None,
         }
     }
 
@@ -291,23 +284,17 @@ impl Translator<'_, '_, '_> {
     pub(in crate::lower) fn assign_slot(&mut self, j: usize) {
         let v = self.stack[j].clone();
         let name = self.slot_name(j);
-        let start = self.out.len();
         if is_i64(v.ty) {
             let hn = self.slot_hi_name(j);
-            self.line(&format!("{name}, {hn} = {}, {}", v.e, v.h));
-            self.last_eager = Some((start, j, name.len() + 2 + hn.len(), self.out.len()));
-        } else {
-            if self.assign_wrapped(&name, &v) {
-                self.last_eager = None;
+            let value = Rvalue::Expr(format!("{}, {}", v.e, v.h));
+            self.eager(j, format!("{name}, {hn}"), value);
+        } else if !self.assign_wrapped(&name, &v) {
+            let e = if v.ty == ValType::I32 {
+                Self::num(&v)
             } else {
-                let e = if v.ty == ValType::I32 {
-                    Self::num(&v)
-                } else {
-                    v.e.clone()
-                };
-                self.line(&format!("{name} = {}", strip_parens(&e)));
-                self.last_eager = Some((start, j, name.len(), self.out.len()));
-            }
+                v.e.clone()
+            };
+            self.eager(j, name, Rvalue::Expr(strip_parens(&e).to_string()));
         }
         self.stack[j] = self.slot_val(j, v.ty);
     }
@@ -358,12 +345,15 @@ impl Translator<'_, '_, '_> {
 
     /// Emit `slot(k) = expr` (eagerly evaluated) and push the slot.
     pub(in crate::lower) fn push_eager(&mut self, ty: ValType, e: String) {
+        self.push_eager_value(ty, Rvalue::Expr(e));
+    }
+
+    /// Emit `slot(k) = value` (eagerly evaluated) and push the slot.
+    pub(in crate::lower) fn push_eager_value(&mut self, ty: ValType, value: Rvalue) {
         let k = self.stack.len();
         self.clobber_slot(k);
         let name = self.slot_name(k);
-        let start = self.out.len();
-        self.line(&format!("{name} = {e}"));
-        self.last_eager = Some((start, k, name.len(), self.out.len()));
+        self.eager(k, name, value);
         let v = self.slot_val(k, ty);
         self.stack.push(v);
     }
@@ -373,9 +363,7 @@ impl Translator<'_, '_, '_> {
         self.clobber_slot(k);
         let name = self.slot_name(k);
         let hn = self.slot_hi_name(k);
-        let start = self.out.len();
-        self.line(&format!("{name}, {hn} = {call}"));
-        self.last_eager = Some((start, k, name.len() + 2 + hn.len(), self.out.len()));
+        self.eager(k, format!("{name}, {hn}"), Rvalue::Expr(call));
         let v = self.slot_val(k, ValType::I64);
         self.stack.push(v);
     }

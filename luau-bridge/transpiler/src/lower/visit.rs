@@ -6,29 +6,9 @@ impl Translator<'_, '_, '_> {
     /// Lowers one operator.
     pub(in crate::lower) fn op(&mut self, op: &Operator<'_>) -> Result<()> {
         use Operator as O;
-        if let Some(id) = self.tail_candidate.take() {
-            if !matches!(op, O::End) {
-                self.learned.not_tail.insert(id);
-            }
-        }
         if matches!(op, O::Loop { .. } | O::Else | O::End) {
             self.ub.clear();
             self.tzl.clear();
-        }
-        if matches!(
-            op,
-            O::Block { .. }
-                | O::Loop { .. }
-                | O::If { .. }
-                | O::Else
-                | O::End
-                | O::Br { .. }
-                | O::BrIf { .. }
-                | O::BrTable { .. }
-                | O::Return
-                | O::Unreachable
-        ) {
-            self.entry = false;
         }
         if self.cur_unreachable() {
             match op {

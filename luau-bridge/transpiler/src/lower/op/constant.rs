@@ -21,13 +21,14 @@ impl Translator<'_, '_, '_> {
             O::F32Const { value } => {
                 let e = f32_lit(value.bits(), self.ctx.helpers);
                 let mut v = Self::lit(ValType::F32, e, String::new());
-                v.simple = !v.e.contains('(') || v.e.starts_with("(-");
+                // A NaN is built by a helper call: not cheap to evaluate twice.
+                v.simple = !f32::from_bits(value.bits()).is_nan();
                 self.push(v)
             }
             O::F64Const { value } => {
                 let e = f64_lit(value.bits(), self.ctx.helpers);
                 let mut v = Self::lit(ValType::F64, e, String::new());
-                v.simple = !v.e.contains('(') || v.e.starts_with("(-");
+                v.simple = !f64::from_bits(value.bits()).is_nan();
                 self.push(v)
             }
             _ => return Ok(false),

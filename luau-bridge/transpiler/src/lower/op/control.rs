@@ -55,15 +55,11 @@ impl Translator<'_, '_, '_> {
                     && self.frames[top].tail_cond.is_none()
                 {
                     // The loop's end follows: the condition goes to its `until`.
-                    let id = self.frames[top].id;
-                    self.learned.targeted.insert(id);
                     self.frames[top].tail_cond = Some(c);
                     return Ok(true);
                 }
                 if *relative_depth == 0 && self.frames[top].guarded() {
                     // The rest of the block runs only if the branch is not taken.
-                    let id = self.frames[top].id;
-                    self.learned.targeted.insert(id);
                     self.frames[top].end_reachable = true;
                     self.line(&format!("if not ({c}) then"));
                     self.indent += 1;

@@ -266,11 +266,19 @@ impl Translator<'_, '_, '_> {
         let [Some(la), Some(lb)] = self.loads else {
             return false;
         };
-        if la.slot != n - 2 || lb.slot != n - 1 || la.end != lb.start || lb.end != self.out.len() {
+        if la.slot != n - 2 || lb.slot != n - 1 || la.at + 1 != lb.at || lb.at + 1 != self.out.len()
+        {
             return false;
         }
-        self.out.replace_range(la.width_at..la.width_at + 3, "i32");
-        self.out.replace_range(lb.width_at..lb.width_at + 3, "i32");
+        for at in [la.at, lb.at] {
+            if let Stmt::Eager {
+                value: Rvalue::Load32 { signed, .. },
+                ..
+            } = &mut self.out[at]
+            {
+                *signed = true;
+            }
+        }
         self.loads = [None, None];
         let b = self.pop();
         let a = self.pop();

@@ -131,8 +131,6 @@ impl Translator<'_, '_, '_> {
             }
             _ => return Ok(false),
         }
-        // Every memory operator but these reads the memory's buffer `M`.
-        self.learned.uses_mem |= !matches!(op, O::MemoryGrow { .. } | O::DataDrop { .. });
         Ok(true)
     }
 
@@ -150,22 +148,27 @@ impl Translator<'_, '_, '_> {
         self.canon_at(self.stack.len() - 1, 1);
         let a = self.pop();
         let addr = self.addr(&a, m);
-        let e = match post {
-            Some(p) => format!("buffer.{f}(M, {addr}){p}"),
-            None => format!("buffer.{f}(M, {addr})"),
-        };
-        self.push_eager(ty, e);
-        if let (ValType::I32, "readu32", None, Some((start, slot, len, end))) =
-            (ty, f, post, self.last_eager)
-        {
-            let width_at = start + len + " = buffer.read".len();
+        if let (ValType::I32, "readu32", None) = (ty, f, post) {
+            // Recorded for the signed-compare fusion, which may make it a signed load.
             let rec = LoadStmt {
-                slot,
-                start,
-                end,
-                width_at,
+                slot: self.stack.len(),
+                at: self.out.len(),
             };
+            let addr = addr.to_string();
+            self.push_eager_value(
+                ty,
+                Rvalue::Load32 {
+                    addr,
+                    signed: false,
+                },
+            );
             self.loads = [self.loads[1].take(), Some(rec)];
+        } else {
+            let e = match post {
+                Some(p) => format!("buffer.{f}(M, {addr}){p}"),
+                None => format!("buffer.{f}(M, {addr})"),
+            };
+            self.push_eager(ty, e);
         }
         self.note_access(&a);
     }
@@ -211,4 +214,40 @@ impl Translator<'_, '_, '_> {
         }
         self.note_access(&a);
     }
+}
+
+/// Whether `op` reads the memory's buffer `M` (every memory operator but `memory.grow` and
+/// `data.drop`): a function with one keeps `M` in a local.
+pub(in crate::lower) fn reads_memory(op: &Operator<'_>) -> bool {
+    use Operator as O;
+    matches!(
+        op,
+        O::I32Load { .. }
+            | O::I64Load { .. }
+            | O::F32Load { .. }
+            | O::F64Load { .. }
+            | O::I32Load8S { .. }
+            | O::I32Load8U { .. }
+            | O::I32Load16S { .. }
+            | O::I32Load16U { .. }
+            | O::I64Load8S { .. }
+            | O::I64Load8U { .. }
+            | O::I64Load16S { .. }
+            | O::I64Load16U { .. }
+            | O::I64Load32S { .. }
+            | O::I64Load32U { .. }
+            | O::I32Store { .. }
+            | O::I64Store { .. }
+            | O::F32Store { .. }
+            | O::F64Store { .. }
+            | O::I32Store8 { .. }
+            | O::I64Store8 { .. }
+            | O::I32Store16 { .. }
+            | O::I64Store16 { .. }
+            | O::I64Store32 { .. }
+            | O::MemorySize { .. }
+            | O::MemoryFill { .. }
+            | O::MemoryCopy { .. }
+            | O::MemoryInit { .. }
+    )
 }

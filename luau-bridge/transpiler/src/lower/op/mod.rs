@@ -12,6 +12,8 @@ mod parametric;
 mod table;
 mod variable;
 
+pub(in crate::lower) use memory::reads_memory;
+
 use super::*;
 
 impl Translator<'_, '_, '_> {

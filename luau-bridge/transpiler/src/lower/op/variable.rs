@@ -8,21 +8,14 @@ impl Translator<'_, '_, '_> {
         match op {
             O::LocalGet { local_index } => {
                 let i = *local_index as usize;
-                if self.entry {
-                    self.entry_reads.insert(i as u32);
-                }
-                self.learned.local_uses[i] += 1;
                 let (lo, hi) = self.local_names[i].clone();
                 let mut v = Self::lit(self.local_types[i], lo, hi);
                 v.locals = vec![i as u32];
+                v.local = Some(i as u32);
                 self.push(v);
             }
             O::LocalSet { local_index } | O::LocalTee { local_index } => {
                 let i = *local_index as usize;
-                if self.entry && !self.entry_reads.contains(&(i as u32)) {
-                    self.learned.set_first.insert(i as u32);
-                }
-                self.learned.local_uses[i] += 1;
                 let v = self.pop();
                 let (lo, hi) = self.local_names[i].clone();
                 let idx = i as u32;
@@ -37,15 +30,15 @@ impl Translator<'_, '_, '_> {
                 self.flush_where(|x| x.locals.contains(&idx));
                 // The value was just computed into its slot by the last line: assign the
                 // local there instead of copying.
-                let fused = match (self.last_eager, v.slot) {
-                    (Some((start, k, len, end)), Some(vk)) if k == vk && end == self.out.len() => {
-                        let target = if is_i64(v.ty) {
-                            format!("{lo}, {hi}")
-                        } else {
-                            lo.clone()
-                        };
-                        self.out.replace_range(start..start + len, &target);
-                        // The recorded loads' positions no longer hold.
+                let local = if is_i64(v.ty) {
+                    format!("{lo}, {hi}")
+                } else {
+                    lo.clone()
+                };
+                let fused = match v.slot.and_then(|k| self.last_eager_into(k)) {
+                    Some(Stmt::Eager { target, .. }) => {
+                        *target = local;
+                        // The recorded loads no longer load into their slots.
                         self.loads = [None, None];
                         true
                     }
@@ -66,6 +59,7 @@ impl Translator<'_, '_, '_> {
                 if matches!(op, O::LocalTee { .. }) {
                     let mut nv = Self::lit(self.local_types[i], lo, hi);
                     nv.locals = vec![idx];
+                    nv.local = Some(idx);
                     self.push(nv);
                 }
             }
