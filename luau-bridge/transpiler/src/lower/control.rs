@@ -108,12 +108,12 @@ impl Translator<'_, '_, '_> {
             lhs.push(self.slot_name(k));
             if is_i64(v.ty) {
                 lhs.push(self.slot_hi_name(k));
-                rhs.push(v.e.clone());
+                rhs.push(v.e.to_string());
                 rhs.push(v.h.clone());
             } else if v.ty == ValType::I32 {
                 rhs.push(Self::num(v));
             } else {
-                rhs.push(v.e.clone());
+                rhs.push(v.e.to_string());
             }
             self.note_height(k);
         }
@@ -149,11 +149,11 @@ impl Translator<'_, '_, '_> {
             for v in &vals {
                 match v.ty {
                     ValType::I64 => {
-                        rs.push(v.e.clone());
+                        rs.push(v.e.to_string());
                         rs.push(v.h.clone());
                     }
                     ValType::I32 => rs.push(Self::num(v)),
-                    _ => rs.push(v.e.clone()),
+                    _ => rs.push(v.e.to_string()),
                 }
             }
             if rs.is_empty() {

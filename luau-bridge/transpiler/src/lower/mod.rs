@@ -20,7 +20,7 @@
 #![allow(clippy::needless_range_loop)]
 use crate::error::{Error, Result};
 use crate::module::{FuncType, Module};
-use crate::names::{f32_lit, f64_lit, sig_key};
+use crate::names::{f32_literal, f64_literal, sig_key};
 use crate::prelude::Helper;
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -28,6 +28,7 @@ use wasmparser::{BlockType, MemArg, Operator, ValType};
 
 mod analysis;
 mod control;
+mod expr;
 mod function;
 mod op;
 mod stack;
@@ -36,9 +37,10 @@ mod text;
 mod visit;
 
 use analysis::Facts;
+use expr::Expr;
 use op::reads_memory;
 use stmt::{Rvalue, Stmt};
-use text::{compact, strip_parens};
+use text::compact;
 
 /// Variables beyond this many registers go to a per-call table `R`: Luau allows 200 locals
 /// and 255 registers per function, and expressions need temporaries too.
@@ -54,7 +56,7 @@ const FLAT_INDENT: usize = 60;
 struct Val {
     ty: ValType,
     /// Luau expression (the low half for i64).
-    e: String,
+    e: Expr,
     /// High half for i64.
     h: String,
     /// `e` is a Luau boolean standing for an i32 0/1.
@@ -63,6 +65,8 @@ struct Val {
     locals: Vec<u32>,
     /// The value is this wasm local's variable itself (a `local.get`).
     local: Option<u32>,
+    /// A float constant's value, as f64 bits.
+    fconst: Option<u64>,
     /// Reads globals (so a call or global.set forces it).
     globals: bool,
     /// Highest stack slot the expression reads, if any.
@@ -74,7 +78,7 @@ struct Val {
     simple: bool,
     /// For i32 add/sub: the sum before reduction modulo 2^32 (|x| < 2^33). bit32 functions and
     /// buffer writes reduce their operands themselves, so they can take this directly.
-    raw: Option<String>,
+    raw: Option<Expr>,
     /// With `raw`: true for a sum in [0, 2^33), false for a difference in (-2^32, 2^32). A
     /// statement then reduces it with one compare instead of `%` (which calls floor).
     wrap: Option<bool>,

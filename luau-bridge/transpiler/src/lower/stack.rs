@@ -37,7 +37,7 @@ impl Translator<'_, '_, '_> {
         };
         Val {
             ty,
-            e,
+            e: e.into(),
             h,
             boolean: false,
             locals: vec![],
@@ -52,13 +52,14 @@ impl Translator<'_, '_, '_> {
             tz: None,
             konst: None,
             local: None,
+            fconst: None,
         }
     }
 
-    pub(in crate::lower) fn lit(ty: ValType, e: String, h: String) -> Val {
+    pub(in crate::lower) fn lit(ty: ValType, e: impl Into<Expr>, h: String) -> Val {
         Val {
             ty,
-            e,
+            e: e.into(),
             h,
             boolean: false,
             locals: vec![],
@@ -73,6 +74,7 @@ impl Translator<'_, '_, '_> {
             tz: None,
             konst: None,
             local: None,
+            fconst: None,
         }
     }
 
@@ -125,7 +127,7 @@ impl Translator<'_, '_, '_> {
         if c == 0 || z >= 32 || c >= 1 << z {
             return false;
         }
-        let e = format!("({} + {c})", x.e);
+        let e = Expr::Group(format!("{} + {c}", x.e));
         let bound = self.ub_of(x).map(|u| u + c);
         let b = self.pop();
         let a = self.pop();
@@ -152,11 +154,21 @@ impl Translator<'_, '_, '_> {
 
     /// Numeric (0/1) form of an i32 value.
     pub(in crate::lower) fn num(v: &Val) -> String {
+        Self::num_expr(v).to_string()
+    }
+
+    /// Numeric form of a value as an expression (an i32 boolean becomes 0/1).
+    pub(in crate::lower) fn num_expr(v: &Val) -> Expr {
         if v.boolean {
-            format!("({} and 1 or 0)", v.e)
+            Expr::Group(format!("{} and 1 or 0", v.e))
         } else {
             v.e.clone()
         }
+    }
+
+    /// A value as an assignment's right-hand side: numeric, without enclosing parentheses.
+    pub(in crate::lower) fn num_bare(v: &Val) -> String {
+        Self::num_expr(v).bare().to_string()
     }
 
     /// `target = v` for an unreduced i32 sum or difference: assign, then fix with one compare.
@@ -164,7 +176,7 @@ impl Translator<'_, '_, '_> {
         let (Some(raw), Some(add)) = (&v.raw, v.wrap) else {
             return false;
         };
-        self.line(&format!("{target} = {}", strip_parens(raw)));
+        self.line(&format!("{target} = {}", raw.bare()));
         // The interpreter compares with a constant by loading it first: compare with a
         // register holding it instead (`KZ`/`KW`, declared by `finish`).
         let (z, w) = if self.ctx.native {
@@ -199,7 +211,7 @@ impl Translator<'_, '_, '_> {
     /// Form of an i32 value for consumers that reduce modulo 2^32 themselves.
     pub(in crate::lower) fn bits(v: &Val) -> String {
         match &v.raw {
-            Some(r) if !v.boolean => r.clone(),
+            Some(r) if !v.boolean => r.to_string(),
             _ => Self::num(v),
         }
     }
@@ -207,14 +219,19 @@ impl Translator<'_, '_, '_> {
     /// Boolean (condition) form of an i32 value.
     pub(in crate::lower) fn cond(v: &Val) -> String {
         if v.boolean {
-            strip_parens(&v.e).to_string()
+            v.e.bare().to_string()
         } else {
             format!("{} ~= 0", v.e)
         }
     }
 
     /// A new lazy value combining `args`.
-    pub(in crate::lower) fn derive(ty: ValType, e: String, h: String, args: &[&Val]) -> Val {
+    pub(in crate::lower) fn derive(
+        ty: ValType,
+        e: impl Into<Expr>,
+        h: String,
+        args: &[&Val],
+    ) -> Val {
         let mut locals = vec![];
         let mut globals = false;
         let mut max_slot: Option<usize> = None;
@@ -229,7 +246,7 @@ impl Translator<'_, '_, '_> {
         locals.dedup();
         Val {
             ty,
-            e,
+            e: e.into(),
             h,
             boolean: false,
             locals,
@@ -244,6 +261,7 @@ impl Translator<'_, '_, '_> {
             tz: None,
             konst: None,
             local: None,
+            fconst: None,
         }
     }
 
@@ -289,12 +307,7 @@ impl Translator<'_, '_, '_> {
             let value = Rvalue::Expr(format!("{}, {}", v.e, v.h));
             self.eager(j, format!("{name}, {hn}"), value);
         } else if !self.assign_wrapped(&name, &v) {
-            let e = if v.ty == ValType::I32 {
-                Self::num(&v)
-            } else {
-                v.e.clone()
-            };
-            self.eager(j, name, Rvalue::Expr(strip_parens(&e).to_string()));
+            self.eager(j, name, Rvalue::Expr(Self::num_bare(&v)));
         }
         self.stack[j] = self.slot_val(j, v.ty);
     }
@@ -333,12 +346,7 @@ impl Translator<'_, '_, '_> {
             let hn = self.slot_hi_name(k);
             self.line(&format!("{name}, {hn} = {}, {}", v.e, v.h));
         } else {
-            let e = if v.ty == ValType::I32 {
-                Self::num(&v)
-            } else {
-                v.e.clone()
-            };
-            self.line(&format!("{name} = {}", strip_parens(&e)));
+            self.line(&format!("{name} = {}", Self::num_bare(&v)));
         }
         self.slot_val(k, v.ty)
     }

@@ -21,11 +21,11 @@ impl Translator<'_, '_, '_> {
         for v in vals {
             match v.ty {
                 ValType::I64 => {
-                    out.push(v.e.clone());
+                    out.push(v.e.to_string());
                     out.push(v.h.clone());
                 }
                 ValType::I32 => out.push(Self::num(v)),
-                _ => out.push(v.e.clone()),
+                _ => out.push(v.e.to_string()),
             }
         }
         out

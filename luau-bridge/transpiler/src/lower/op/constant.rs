@@ -19,16 +19,18 @@ impl Translator<'_, '_, '_> {
                 self.push(v)
             }
             O::F32Const { value } => {
-                let e = f32_lit(value.bits(), self.ctx.helpers);
+                let e = Expr::from(f32_literal(value.bits(), self.ctx.helpers));
                 let mut v = Self::lit(ValType::F32, e, String::new());
                 // A NaN is built by a helper call: not cheap to evaluate twice.
                 v.simple = !f32::from_bits(value.bits()).is_nan();
+                v.fconst = Some(f64::from(f32::from_bits(value.bits())).to_bits());
                 self.push(v)
             }
             O::F64Const { value } => {
-                let e = f64_lit(value.bits(), self.ctx.helpers);
+                let e = Expr::from(f64_literal(value.bits(), self.ctx.helpers));
                 let mut v = Self::lit(ValType::F64, e, String::new());
                 v.simple = !f64::from_bits(value.bits()).is_nan();
+                v.fconst = Some(value.bits());
                 self.push(v)
             }
             _ => return Ok(false),

@@ -64,7 +64,7 @@ impl Translator<'_, '_, '_> {
                 let a = self.pop();
                 let v = Self::derive(
                     F64,
-                    format!("({} * 4294967296 + {})", a.h, a.e),
+                    Expr::Group(format!("{} * 4294967296 + {}", a.h, a.e)),
                     String::new(),
                     &[&a],
                 );
@@ -78,7 +78,7 @@ impl Translator<'_, '_, '_> {
                 let s = self.helper(Helper::Signed);
                 self.un(F64, |a| format!("{s}({a})"))
             }
-            O::F64ConvertI32U => self.un(F64, |a| format!("({a} + 0)")),
+            O::F64ConvertI32U => self.un(F64, |a| Expr::Group(format!("{a} + 0"))),
             O::F64PromoteF32 => {
                 let h = self.helper(Helper::Fpromote);
                 self.un(F64, |a| format!("{h}({a})"))

@@ -7,16 +7,16 @@ impl Translator<'_, '_, '_> {
         use Operator as O;
         use ValType::{F32, F64};
         match op {
-            O::F32Eq | O::F64Eq => self.cmp(|a, b| format!("({a} == {b})")),
-            O::F32Ne | O::F64Ne => self.cmp(|a, b| format!("({a} ~= {b})")),
-            O::F32Lt | O::F64Lt => self.cmp(|a, b| format!("({a} < {b})")),
-            O::F32Gt | O::F64Gt => self.cmp(|a, b| format!("({a} > {b})")),
-            O::F32Le | O::F64Le => self.cmp(|a, b| format!("({a} <= {b})")),
-            O::F32Ge | O::F64Ge => self.cmp(|a, b| format!("({a} >= {b})")),
+            O::F32Eq | O::F64Eq => self.cmp(|a, b| format!("{a} == {b}")),
+            O::F32Ne | O::F64Ne => self.cmp(|a, b| format!("{a} ~= {b}")),
+            O::F32Lt | O::F64Lt => self.cmp(|a, b| format!("{a} < {b}")),
+            O::F32Gt | O::F64Gt => self.cmp(|a, b| format!("{a} > {b}")),
+            O::F32Le | O::F64Le => self.cmp(|a, b| format!("{a} <= {b}")),
+            O::F32Ge | O::F64Ge => self.cmp(|a, b| format!("{a} >= {b}")),
             O::F32Abs => self.un(F32, |a| format!("math.abs({a})")),
             O::F64Abs => self.un(F64, |a| format!("math.abs({a})")),
-            O::F32Neg => self.un(F32, |a| format!("(-{a})")),
-            O::F64Neg => self.un(F64, |a| format!("(-{a})")),
+            O::F32Neg => self.un(F32, |a| Expr::Group(format!("-{a}"))),
+            O::F64Neg => self.un(F64, |a| Expr::Group(format!("-{a}"))),
             O::F32Ceil | O::F64Ceil => self.fun(op, Helper::Fceil),
             O::F32Floor | O::F64Floor => self.fun(op, Helper::Ffloor),
             O::F32Trunc | O::F64Trunc => self.fun(op, Helper::Ftruncf),
@@ -71,29 +71,28 @@ impl Translator<'_, '_, '_> {
     pub(in crate::lower) fn f64_arith(&mut self, op: &str) {
         let b = self.pop();
         let a = self.pop();
-        let identity = matches!(
-            (op, b.e.as_str()),
-            ("-", "0.0")
-                | ("-", "(-0.0)")
-                | ("+", "(-0.0)")
-                | ("*", "1.0")
-                | ("/", "1.0")
-                | ("/", "(-1.0)")
-        );
-        let be = if identity {
-            self.ctx.helpers.insert(Helper::Nf);
-            match b.e.as_str() {
-                "0.0" => "NF[1]".to_string(),
-                "(-0.0)" => "NF[2]".to_string(),
-                "1.0" => "NF[3]".to_string(),
-                _ => "NF[4]".to_string(),
+        // The constants are read from `NF = {0.0, -0.0, 1.0, -1.0}`.
+        const ZERO: u64 = 0;
+        const NEG_ZERO: u64 = 0x8000_0000_0000_0000;
+        const ONE: u64 = 0x3ff0_0000_0000_0000;
+        const NEG_ONE: u64 = 0xbff0_0000_0000_0000;
+        let nf = match (op, b.fconst) {
+            ("-", Some(ZERO)) => Some(1),
+            ("-" | "+", Some(NEG_ZERO)) => Some(2),
+            ("*" | "/", Some(ONE)) => Some(3),
+            ("/", Some(NEG_ONE)) => Some(4),
+            _ => None,
+        };
+        let be = match nf {
+            Some(i) => {
+                self.ctx.helpers.insert(Helper::Nf);
+                format!("NF[{i}]")
             }
-        } else {
-            b.e.clone()
+            None => b.e.to_string(),
         };
         let v = Self::derive(
             ValType::F64,
-            format!("({} {op} {be})", a.e),
+            Expr::Group(format!("{} {op} {be}", a.e)),
             String::new(),
             &[&a, &b],
         );

@@ -11,20 +11,20 @@ impl Translator<'_, '_, '_> {
             O::I32Eqz => {
                 let a = self.pop();
                 let e = if a.boolean {
-                    format!("(not {})", a.e)
+                    Expr::Group(format!("not {}", a.e))
                 } else {
-                    format!("({} == 0)", a.e)
+                    Expr::Group(format!("{} == 0", a.e))
                 };
                 let mut v = Self::derive(I32, e, String::new(), &[&a]);
                 v.boolean = true;
                 self.push(v);
             }
-            O::I32Eq => self.cmp(|a, b| format!("({a} == {b})")),
-            O::I32Ne => self.cmp(|a, b| format!("({a} ~= {b})")),
-            O::I32LtU => self.cmp(|a, b| format!("({a} < {b})")),
-            O::I32GtU => self.cmp(|a, b| format!("({a} > {b})")),
-            O::I32LeU => self.cmp(|a, b| format!("({a} <= {b})")),
-            O::I32GeU => self.cmp(|a, b| format!("({a} >= {b})")),
+            O::I32Eq => self.cmp(|a, b| format!("{a} == {b}")),
+            O::I32Ne => self.cmp(|a, b| format!("{a} ~= {b}")),
+            O::I32LtU => self.cmp(|a, b| format!("{a} < {b}")),
+            O::I32GtU => self.cmp(|a, b| format!("{a} > {b}")),
+            O::I32LeU => self.cmp(|a, b| format!("{a} <= {b}")),
+            O::I32GeU => self.cmp(|a, b| format!("{a} >= {b}")),
             O::I32LtS if self.signed_cmp_loads("<") => {}
             O::I32GtS if self.signed_cmp_loads(">") => {}
             O::I32LeS if self.signed_cmp_loads("<=") => {}
@@ -60,7 +60,7 @@ impl Translator<'_, '_, '_> {
                     if let (Some(x), Some(y)) = (self.ub_of(&a), self.ub_of(&b)) {
                         if x + y < 1 << 32 {
                             // Provably no wrap: no reduction.
-                            let e = format!("({} + {be})", Self::num(&a));
+                            let e = Expr::Group(format!("{} + {be}", Self::num(&a)));
                             let mut v = Self::derive(I32, e, String::new(), &[&a, &b]);
                             v.bound = Some(x + y);
                             self.push(v);
@@ -68,7 +68,7 @@ impl Translator<'_, '_, '_> {
                         }
                     }
                 }
-                let raw = format!("({} {op} {be})", Self::num(&a));
+                let raw = Expr::Group(format!("{} {op} {be}", Self::num(&a)));
                 let mut v = Self::derive(I32, format!("{raw} % {M32}"), String::new(), &[&a, &b]);
                 v.raw = Some(raw);
                 v.wrap = Some(add);
@@ -99,7 +99,7 @@ impl Translator<'_, '_, '_> {
                 };
                 if safe {
                     if let Some(p) = pure {
-                        self.bin(I32, |a, b| format!("({a} {p} {b})"));
+                        self.bin(I32, |a, b| Expr::Group(format!("{a} {p} {b}")));
                     } else {
                         let h = self.helper(name);
                         self.bin(I32, |a, b| format!("{h}({a}, {b})"));
@@ -154,10 +154,12 @@ impl Translator<'_, '_, '_> {
         let (lim, m) = (1u64 << (32 - k), 1u64 << k);
         let x = a.e.clone();
         let (e, bound) = match self.ub_of(a) {
-            Some(u) if u < lim => (format!("({x} * {m})"), Some(u * m)),
+            Some(u) if u < lim => (Expr::Group(format!("{x} * {m}")), Some(u * m)),
             _ if self.ctx.native => return false,
             _ => (
-                format!("(if {x} < KL{k} then {x} * {m} else bit32.lshift({x}, {k}))"),
+                Expr::Group(format!(
+                    "if {x} < KL{k} then {x} * {m} else bit32.lshift({x}, {k})"
+                )),
                 None,
             ),
         };
@@ -181,7 +183,7 @@ impl Translator<'_, '_, '_> {
             Some(c) => (c ^ 0x8000_0000).to_string(),
             None => format!("bit32.bxor({}, 2147483648)", Self::num(v)),
         };
-        let e = format!("({} {rel} {})", flip(&a), flip(&b));
+        let e = Expr::Group(format!("{} {rel} {}", flip(&a), flip(&b)));
         let v = Self::derive(ValType::I32, e, String::new(), &[&a, &b]);
         self.push(v);
         self.stack.last_mut().unwrap().boolean = true;
@@ -239,7 +241,7 @@ impl Translator<'_, '_, '_> {
             (false, false) => format!("{x} < {H} or {x} >= {u}"),
         };
         // Two pairs: users strip one (`cond`) and may embed the rest in `and`/`or` chains.
-        let e = format!("(({e}))");
+        let e = Expr::Group(format!("({e})"));
         let b = self.pop();
         let a = self.pop();
         let mut v = Self::derive(ValType::I32, e, String::new(), &[&a, &b]);
@@ -284,7 +286,7 @@ impl Translator<'_, '_, '_> {
         let a = self.pop();
         let mut v = Self::derive(
             ValType::I32,
-            format!("({na} {op} {nb})"),
+            Expr::Group(format!("{na} {op} {nb}")),
             String::new(),
             &[&a, &b],
         );

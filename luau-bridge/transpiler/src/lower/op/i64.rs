@@ -11,17 +11,17 @@ impl Translator<'_, '_, '_> {
                 let a = self.pop();
                 let mut v = Self::derive(
                     I32,
-                    format!("({} == 0 and {} == 0)", a.e, a.h),
+                    Expr::Group(format!("{} == 0 and {} == 0", a.e, a.h)),
                     String::new(),
                     &[&a],
                 );
                 v.boolean = true;
                 self.push(v);
             }
-            O::I64Eq => {
-                self.cmp64(|a, b, _| format!("({} == {} and {} == {})", a.e, b.e, a.h, b.h))
-            }
-            O::I64Ne => self.cmp64(|a, b, _| format!("({} ~= {} or {} ~= {})", a.e, b.e, a.h, b.h)),
+            O::I64Eq => self
+                .cmp64(|a, b, _| Expr::Group(format!("{} == {} and {} == {}", a.e, b.e, a.h, b.h))),
+            O::I64Ne => self
+                .cmp64(|a, b, _| Expr::Group(format!("{} ~= {} or {} ~= {}", a.e, b.e, a.h, b.h))),
             O::I64LtU => self.cmp64(|a, b, t| {
                 format!(
                     "{}({}, {}, {}, {})",
@@ -43,24 +43,24 @@ impl Translator<'_, '_, '_> {
                 )
             }),
             O::I64LeU => self.cmp64(|a, b, t| {
-                format!(
-                    "(not {}({}, {}, {}, {}))",
+                Expr::Group(format!(
+                    "not {}({}, {}, {}, {})",
                     t.helper(Helper::Ltu64),
                     b.e,
                     b.h,
                     a.e,
                     a.h
-                )
+                ))
             }),
             O::I64GeU => self.cmp64(|a, b, t| {
-                format!(
-                    "(not {}({}, {}, {}, {}))",
+                Expr::Group(format!(
+                    "not {}({}, {}, {}, {})",
                     t.helper(Helper::Ltu64),
                     a.e,
                     a.h,
                     b.e,
                     b.h
-                )
+                ))
             }),
             O::I64LtS => self.cmp64(|a, b, t| {
                 format!(
@@ -83,24 +83,24 @@ impl Translator<'_, '_, '_> {
                 )
             }),
             O::I64LeS => self.cmp64(|a, b, t| {
-                format!(
-                    "(not {}({}, {}, {}, {}))",
+                Expr::Group(format!(
+                    "not {}({}, {}, {}, {})",
                     t.helper(Helper::Lts64),
                     b.e,
                     b.h,
                     a.e,
                     a.h
-                )
+                ))
             }),
             O::I64GeS => self.cmp64(|a, b, t| {
-                format!(
-                    "(not {}({}, {}, {}, {}))",
+                Expr::Group(format!(
+                    "not {}({}, {}, {}, {})",
                     t.helper(Helper::Lts64),
                     a.e,
                     a.h,
                     b.e,
                     b.h
-                )
+                ))
             }),
             _ => return Ok(false),
         }
@@ -127,7 +127,7 @@ impl Translator<'_, '_, '_> {
                 let h = self.helper(Helper::Popcnt32);
                 let v = Self::derive(
                     I64,
-                    format!("({h}({}) + {h}({}))", a.e, a.h),
+                    Expr::Group(format!("{h}({}) + {h}({})", a.e, a.h)),
                     "0".into(),
                     &[&a],
                 );
@@ -166,7 +166,7 @@ impl Translator<'_, '_, '_> {
             }
             O::I64Extend32S => {
                 let a = self.pop();
-                self.extend_s(a.e.clone(), &a);
+                self.extend_s(a.e.to_string(), &a);
             }
             _ => return Ok(false),
         }
@@ -247,7 +247,10 @@ impl Translator<'_, '_, '_> {
     }
 
     /// i64 comparison producing a boolean; operands made simple since they are used twice.
-    pub(in crate::lower) fn cmp64(&mut self, f: impl Fn(&Val, &Val, &mut Self) -> String) {
+    pub(in crate::lower) fn cmp64<E: Into<Expr>>(
+        &mut self,
+        f: impl Fn(&Val, &Val, &mut Self) -> E,
+    ) {
         let b = self.pop();
         let a = self.pop();
         let k = self.stack.len();

@@ -203,7 +203,7 @@ impl Translator<'_, '_, '_> {
         let val = if v.ty == ValType::I32 {
             Self::bits(&v)
         } else {
-            v.e.clone()
+            v.e.to_string()
         };
         if wide {
             let hi_addr = addr.plus(4);

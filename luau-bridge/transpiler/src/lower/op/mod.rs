@@ -17,14 +17,18 @@ pub(in crate::lower) use memory::reads_memory;
 use super::*;
 
 impl Translator<'_, '_, '_> {
-    pub(in crate::lower) fn un(&mut self, ty: ValType, f: impl Fn(&str) -> String) {
+    pub(in crate::lower) fn un<E: Into<Expr>>(&mut self, ty: ValType, f: impl Fn(&str) -> E) {
         let a = self.pop();
         let e = f(&Self::num(&a));
         let v = Self::derive(ty, e, String::new(), &[&a]);
         self.push(v);
     }
 
-    pub(in crate::lower) fn bin(&mut self, ty: ValType, f: impl Fn(&str, &str) -> String) {
+    pub(in crate::lower) fn bin<E: Into<Expr>>(
+        &mut self,
+        ty: ValType,
+        f: impl Fn(&str, &str) -> E,
+    ) {
         let b = self.pop();
         let a = self.pop();
         let e = f(&Self::num(&a), &Self::num(&b));
@@ -32,8 +36,9 @@ impl Translator<'_, '_, '_> {
         self.push(v);
     }
 
+    /// A comparison `f(a, b)`, grouped: `(a == b)`.
     pub(in crate::lower) fn cmp(&mut self, f: impl Fn(&str, &str) -> String) {
-        self.bin(ValType::I32, f);
+        self.bin(ValType::I32, |a, b| Expr::Group(f(a, b)));
         self.stack.last_mut().unwrap().boolean = true;
     }
 

@@ -22,7 +22,7 @@ impl Translator<'_, '_, '_> {
                 if numeric && a.ty != ValType::I64 && !a.boolean && !b.boolean {
                     let v = Self::derive(
                         a.ty,
-                        format!("({c} and {} or {})", a.e, b.e),
+                        Expr::Group(format!("{c} and {} or {}", a.e, b.e)),
                         String::new(),
                         &[&a, &b],
                     );
@@ -36,7 +36,7 @@ impl Translator<'_, '_, '_> {
                     let (ae, be) = if a.ty == ValType::I32 {
                         (Self::num(&a), Self::num(&b))
                     } else {
-                        (a.e.clone(), b.e.clone())
+                        (a.e.to_string(), b.e.to_string())
                     };
                     if is_i64(a.ty) {
                         let hn = self.slot_hi_name(k);

@@ -73,7 +73,7 @@ impl Translator<'_, '_, '_> {
             }
             O::RefNull { .. } => self.push(Self::lit(
                 ValType::Ref(wasmparser::RefType::FUNCREF),
-                "nil".into(),
+                "nil".to_string(),
                 String::new(),
             )),
             O::RefEq => {
@@ -81,7 +81,7 @@ impl Translator<'_, '_, '_> {
                 let a = self.pop();
                 let mut v = Self::derive(
                     I32,
-                    format!("({} == {})", a.e, b.e),
+                    Expr::Group(format!("{} == {}", a.e, b.e)),
                     String::new(),
                     &[&a, &b],
                 );
@@ -90,7 +90,12 @@ impl Translator<'_, '_, '_> {
             }
             O::RefIsNull => {
                 let a = self.pop();
-                let mut v = Self::derive(I32, format!("({} == nil)", a.e), String::new(), &[&a]);
+                let mut v = Self::derive(
+                    I32,
+                    Expr::Group(format!("{} == nil", a.e)),
+                    String::new(),
+                    &[&a],
+                );
                 v.boolean = true;
                 self.push(v);
             }

@@ -48,13 +48,8 @@ impl Translator<'_, '_, '_> {
                 } else if is_i64(v.ty) {
                     self.line(&format!("{lo}, {hi} = {}, {}", v.e, v.h));
                 } else if self.assign_wrapped(&lo, &v) {
-                } else if v.e != lo {
-                    let e = if v.ty == ValType::I32 {
-                        Self::num(&v)
-                    } else {
-                        v.e.clone()
-                    };
-                    self.line(&format!("{lo} = {}", strip_parens(&e)));
+                } else if v.local != Some(idx) {
+                    self.line(&format!("{lo} = {}", Self::num_bare(&v)));
                 }
                 if matches!(op, O::LocalTee { .. }) {
                     let mut nv = Self::lit(self.local_types[i], lo, hi);
@@ -77,12 +72,7 @@ impl Translator<'_, '_, '_> {
                 if is_i64(v.ty) {
                     self.line(&format!("{lo}, {hi} = {}, {}", v.e, v.h));
                 } else {
-                    let e = if v.ty == ValType::I32 {
-                        Self::num(&v)
-                    } else {
-                        v.e.clone()
-                    };
-                    self.line(&format!("{lo} = {}", strip_parens(&e)));
+                    self.line(&format!("{lo} = {}", Self::num_bare(&v)));
                 }
             }
             _ => return Ok(false),
