@@ -37,7 +37,8 @@ const MAX_LOCAL_FUNCS: usize = 50;
 const MAX_LOCAL_GLOBALS: usize = 40;
 
 /// The most called functions become locals (upvalue calls); the rest live in table `F`.
-fn plan_functions(m: &Module<'_>) -> Result<Vec<String>> {
+/// Returns every function's name and the indices of the locals, in index order.
+fn plan_functions(m: &Module<'_>) -> Result<(Vec<String>, Vec<usize>)> {
     let n = m.func_types.len();
     let mut calls = vec![0u64; n];
     for body in &m.bodies {
@@ -51,10 +52,12 @@ fn plan_functions(m: &Module<'_>) -> Result<Vec<String>> {
     let mut order: Vec<usize> = (0..n).filter(|&i| calls[i] > 0).collect();
     order.sort_by_key(|&i| (std::cmp::Reverse(calls[i]), i));
     let mut names: Vec<String> = (0..n).map(|i| format!("F[{}]", i + 1)).collect();
-    for &i in order.iter().take(MAX_LOCAL_FUNCS) {
+    let mut locals: Vec<usize> = order.iter().copied().take(MAX_LOCAL_FUNCS).collect();
+    locals.sort_unstable();
+    for &i in &locals {
         names[i] = format!("f{i}");
     }
-    Ok(names)
+    Ok((names, locals))
 }
 
 struct Emitter<'m, 'a> {
@@ -64,8 +67,22 @@ struct Emitter<'m, 'a> {
     split: bool,
     helpers: BTreeSet<Helper>,
     global_names: Vec<(String, String)>,
+    /// Where each global lives, decided with its name.
+    global_homes: Vec<GlobalHome>,
     func_names: Vec<String>,
     out: String,
+}
+
+/// Where a wasm global lives in the chunk.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum GlobalHome {
+    /// A cell table `{v, h, …}` shared with importers or exporters (mutable and imported or
+    /// exported): a local `G{i}` or an entry of `GC`.
+    Cell,
+    /// Entries of the table `GT` (many globals, or split output).
+    Table,
+    /// Locals `g{i}`, `h{i}` of `instantiate`.
+    Local,
 }
 
 pub fn emit(m: &Module<'_>, opts: &Options) -> Result<String> {
@@ -74,19 +91,19 @@ pub fn emit(m: &Module<'_>, opts: &Options) -> Result<String> {
         split: false,
         helpers: BTreeSet::new(),
         global_names: vec![],
+        global_homes: vec![],
         func_names: vec![],
         out: String::new(),
     };
     e.helpers.insert(Helper::Rethrow);
-    e.func_names = plan_functions(m)?;
+    let (func_names, local_funcs) = plan_functions(m)?;
+    e.func_names = func_names;
     e.plan_globals();
 
     let mut body = String::new();
-    let locals: Vec<&str> = e
-        .func_names
+    let locals: Vec<&str> = local_funcs
         .iter()
-        .filter(|n| n.starts_with('f'))
-        .map(|n| n.as_str())
+        .map(|&i| e.func_names[i].as_str())
         .collect();
     for chunk in locals.chunks(20) {
         let _ = writeln!(body, "\tlocal {}", chunk.join(", "));
@@ -189,16 +206,16 @@ impl Emitter<'_, '_> {
         for (i, g) in m.globals.iter().enumerate() {
             let imported = (i as u32) < m.num_imported_globals;
             let shared = g.mutable && (imported || exported.contains(&(i as u32)));
-            let names = if shared {
-                (
-                    format!("{}.v", self.cell_name(i)),
-                    format!("{}.h", self.cell_name(i)),
-                )
+            let (home, names) = if shared {
+                let cell = self.cell_name(i);
+                (GlobalHome::Cell, (format!("{cell}.v"), format!("{cell}.h")))
             } else if many {
-                (format!("GT[{}]", 2 * i + 1), format!("GT[{}]", 2 * i + 2))
+                let names = (format!("GT[{}]", 2 * i + 1), format!("GT[{}]", 2 * i + 2));
+                (GlobalHome::Table, names)
             } else {
-                (format!("g{i}"), format!("h{i}"))
+                (GlobalHome::Local, (format!("g{i}"), format!("h{i}")))
             };
+            self.global_homes.push(home);
             self.global_names.push(names);
         }
     }
@@ -289,7 +306,7 @@ impl Emitter<'_, '_> {
                             ValType::I32 => "IMP % 4294967296",
                             _ => "IMP",
                         };
-                        if !lo.starts_with("GT[") {
+                        if self.global_homes[gi] != GlobalHome::Table {
                             let _ = writeln!(o, "\tlocal {}, {}", lo, hi);
                         }
                         let _ = writeln!(o, "\tif type(IMP) == \"table\" then\n\t\tif IMP.type ~= \"{tn}\" or IMP.mutable then {LINKERR}(\"incompatible import type for \" .. {what}) end\n\t\t{lo}, {hi} = IMP.v, IMP.h");
@@ -385,7 +402,7 @@ impl Emitter<'_, '_> {
             };
             let (lo, hi) = self.global_names[i].clone();
             let wide = g.ty == ValType::I64;
-            if is_cell(&lo) {
+            if self.global_homes[i] == GlobalHome::Cell {
                 self.helpers.insert(Helper::Gmt);
                 let h = if wide { init.1.clone() } else { "nil".into() };
                 let _ = writeln!(o, "\t{}{} = setmetatable({{type = \"{}\", mutable = true, v = {}, h = {h}}}, {GMT})", self.local_kw(i), self.cell_name(i), type_name(g.ty), init.0);
@@ -518,6 +535,7 @@ impl Emitter<'_, '_> {
     }
 
     /// Wrapper for an exported function: boundary conventions in and out, traps normalised.
+    /// Indented for its place in `emit_exports` (inside a `do` block of `instantiate`).
     fn export_wrapper(&mut self, f: u32) -> String {
         let m = self.m;
         let ty = &m.types[m.func_types[f as usize] as usize];
@@ -554,7 +572,7 @@ impl Emitter<'_, '_> {
             lhs.extend(rs);
         }
         format!(
-            "function({})\n\t\tlocal {} = pcall({})\n\t\tif not ok then {RETHROW}({}) end\n\t\treturn {}\n\tend",
+            "function({})\n\t\t\tlocal {} = pcall({})\n\t\t\tif not ok then {RETHROW}({}) end\n\t\t\treturn {}\n\t\tend",
             params.join(", "),
             lhs.join(", "),
             call_args.join(", "),
@@ -572,7 +590,7 @@ impl Emitter<'_, '_> {
                 ExternalKind::Func => {
                     let w = self.export_wrapper(*idx);
                     let sig = sig_key(&m.types[m.func_types[*idx as usize] as usize]);
-                    let _ = writeln!(o, "\tdo\n\t\tlocal w = {}\n\t\texports[{key}] = w\n\t\tMETA[w] = {{{}, \"{sig}\"}}\n\tend", w.replace("\n\t", "\n\t\t"), self.func_names[*idx as usize]);
+                    let _ = writeln!(o, "\tdo\n\t\tlocal w = {}\n\t\texports[{key}] = w\n\t\tMETA[w] = {{{}, \"{sig}\"}}\n\tend", w, self.func_names[*idx as usize]);
                 }
                 ExternalKind::Memory => {
                     let _ = writeln!(o, "\texports[{key}] = MO");
@@ -583,7 +601,7 @@ impl Emitter<'_, '_> {
                 ExternalKind::Global => {
                     let g = &m.globals[*idx as usize];
                     let (lo, hi) = self.global_names[*idx as usize].clone();
-                    if is_cell(&lo) {
+                    if self.global_homes[*idx as usize] == GlobalHome::Cell {
                         let _ = writeln!(o, "\texports[{key}] = {}", self.cell_name(*idx as usize));
                     } else {
                         self.helpers.insert(Helper::Gmt);
@@ -606,10 +624,6 @@ impl Emitter<'_, '_> {
 /// Shared (imported or exported mutable) globals live in cells; the first ones are locals of
 /// `instantiate`, the rest entries of table `GC` (a function has at most 200 locals).
 const MAX_LOCAL_CELLS: usize = 40;
-
-fn is_cell(name: &str) -> bool {
-    name.starts_with('G') && !name.starts_with("GT")
-}
 
 /// Parameter names and the converted arguments of a boundary wrapper: one name per value
 /// (an i64 takes two, low and high), `i32` and `i64_half` converting a name into the argument
@@ -703,6 +717,7 @@ pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<S
         split: true,
         helpers: BTreeSet::new(),
         global_names: vec![],
+        global_homes: vec![],
         func_names: via_table.clone(),
         out: String::new(),
     };
