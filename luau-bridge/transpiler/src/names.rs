@@ -51,13 +51,15 @@ impl FloatLit {
     }
 }
 
-/// An f64 literal that reads back bit-exact (NaNs through a helper, keeping the payload).
-pub fn f64_literal(bits: u64, helpers: &mut BTreeSet<Helper>) -> FloatLit {
+/// An f64 literal that reads back bit-exact (NaNs through a helper, keeping the payload);
+/// `compact` leaves out the space after the helper call's comma (function bodies).
+pub fn f64_literal(bits: u64, helpers: &mut BTreeSet<Helper>, compact: bool) -> FloatLit {
     let v = f64::from_bits(bits);
     if v.is_nan() {
         let hf = Helper::F64frombits;
         helpers.insert(hf);
-        return FloatLit::plain(format!("{hf}({}, {})", bits as u32, (bits >> 32) as u32));
+        let sep = if compact { "," } else { ", " };
+        return FloatLit::plain(format!("{hf}({}{sep}{})", bits as u32, (bits >> 32) as u32));
     }
     let abs = if v.is_infinite() {
         "math.huge".to_string()
@@ -75,25 +77,25 @@ pub fn f64_literal(bits: u64, helpers: &mut BTreeSet<Helper>) -> FloatLit {
 }
 
 /// An f32 literal (the f64 holding the same value; NaNs through a helper).
-pub fn f32_literal(bits: u32, helpers: &mut BTreeSet<Helper>) -> FloatLit {
+pub fn f32_literal(bits: u32, helpers: &mut BTreeSet<Helper>, compact: bool) -> FloatLit {
     let v = f32::from_bits(bits);
     if v.is_nan() {
         let hf = Helper::F32frombits;
         helpers.insert(hf);
         FloatLit::plain(format!("{hf}({bits})"))
     } else {
-        f64_literal((v as f64).to_bits(), helpers)
+        f64_literal((v as f64).to_bits(), helpers, compact)
     }
 }
 
 /// [`f64_literal`] as an expression safe anywhere.
 pub fn f64_lit(bits: u64, helpers: &mut BTreeSet<Helper>) -> String {
-    f64_literal(bits, helpers).whole()
+    f64_literal(bits, helpers, false).whole()
 }
 
 /// [`f32_literal`] as an expression safe anywhere.
 pub fn f32_lit(bits: u32, helpers: &mut BTreeSet<Helper>) -> String {
-    f32_literal(bits, helpers).whole()
+    f32_literal(bits, helpers, false).whole()
 }
 
 pub fn type_char(t: ValType) -> char {

@@ -65,7 +65,7 @@ impl Translator<'_, '_, '_> {
                     self.line("repeat");
                     self.indent += 1;
                 }
-                self.line(&format!("if {} then", cond.unwrap_or_default()));
+                self.if_then(cond.unwrap_or_default());
                 self.indent += 1;
             }
             _ => {}
@@ -118,7 +118,7 @@ impl Translator<'_, '_, '_> {
             self.note_height(k);
         }
         if !lhs.is_empty() {
-            self.line(&format!("{} = {}", lhs.join(", "), rhs.join(", ")));
+            self.line(&format!("{}={}", lhs.join(","), rhs.join(",")));
         }
     }
 
@@ -159,7 +159,7 @@ impl Translator<'_, '_, '_> {
             if rs.is_empty() {
                 self.line("return");
             } else {
-                self.line(&format!("return {}", rs.join(", ")));
+                self.line(&format!("return {}", rs.join(",")));
             }
             return false;
         }
@@ -175,9 +175,9 @@ impl Translator<'_, '_, '_> {
         match inner {
             Some(i) if i == ti => {
                 if kind == Kind::Loop {
-                    self.line("continue");
+                    self.jump(Jump::Continue);
                 } else {
-                    self.line("break");
+                    self.jump(Jump::Break);
                 }
             }
             _ if ti == top && self.frames[ti].flat() && !conditional => {
@@ -189,8 +189,8 @@ impl Translator<'_, '_, '_> {
                 }
                 self.frames[ti].b_target = true;
                 self.rec.uses_b = true;
-                self.line(&format!("B = {id}"));
-                self.line("break");
+                self.line(&format!("B={id}"));
+                self.jump(Jump::Break);
             }
             None => {
                 // Flat target with no Luau loop in between: the rest of each enclosing
@@ -201,7 +201,7 @@ impl Translator<'_, '_, '_> {
                 }
                 self.frames[ti].b_target = true;
                 self.rec.uses_b = true;
-                self.line(&format!("B = {id}"));
+                self.line(&format!("B={id}"));
                 return true;
             }
         }
@@ -212,7 +212,7 @@ impl Translator<'_, '_, '_> {
         let g = std::mem::take(&mut self.frames.last_mut().expect("frame").guards);
         for _ in 0..g {
             self.indent -= 1;
-            self.line("end");
+            self.end();
         }
     }
 
@@ -245,7 +245,7 @@ impl Translator<'_, '_, '_> {
                     // because `open` flushed them.
                 }
                 self.indent -= 1;
-                self.line("end");
+                self.end();
                 if f.luau_loop() {
                     self.indent -= 1;
                     self.line("until true");
@@ -263,7 +263,7 @@ impl Translator<'_, '_, '_> {
                 _ => {
                     // Lowered as a plain loop after all (`continue` re-tests `false`).
                     if fallthrough {
-                        self.line("break");
+                        self.jump(Jump::Break);
                     }
                     self.indent -= 1;
                     self.line("until false");
@@ -271,10 +271,10 @@ impl Translator<'_, '_, '_> {
             },
             Kind::Loop if f.luau_loop() => {
                 if fallthrough {
-                    self.line("break");
+                    self.jump(Jump::Break);
                 }
                 self.indent -= 1;
-                self.line("end");
+                self.end();
             }
             _ => {}
         }
@@ -285,7 +285,7 @@ impl Translator<'_, '_, '_> {
             self.stack.push(v);
         }
         if f.flat() && f.b_target {
-            self.line(&format!("if B == {} then B = nil end", f.id));
+            self.line(&format!("if B=={} then B=nil end", f.id));
         }
         if f.pending_out {
             // A branch to something further out is pending in `B`: leave the enclosing Luau
@@ -297,23 +297,23 @@ impl Translator<'_, '_, '_> {
                 self.frames[pi].luau_loop(),
             );
             if ploop {
-                self.line("if B ~= nil then");
+                self.if_then("B~=nil".to_string());
                 self.indent += 1;
                 if pkind == Kind::Loop {
-                    self.line(&format!("if B == {pid} then"));
+                    self.if_then(format!("B=={pid}"));
                     self.indent += 1;
-                    self.line("B = nil");
-                    self.line("continue");
+                    self.line("B=nil");
+                    self.jump(Jump::Continue);
                     self.indent -= 1;
-                    self.line("end");
+                    self.end();
                 } else {
-                    self.line(&format!("if B == {pid} then B = nil end"));
+                    self.line(&format!("if B=={pid} then B=nil end"));
                 }
-                self.line("break");
+                self.jump(Jump::Break);
                 self.indent -= 1;
-                self.line("end");
+                self.end();
             } else {
-                self.line("if B == nil then");
+                self.if_then("B==nil".to_string());
                 self.indent += 1;
                 self.frames[pi].guards += 1;
             }
@@ -340,11 +340,11 @@ impl Translator<'_, '_, '_> {
         if ranges.len() == 1 {
             let (lo, hi, t) = ranges[0];
             let c = if lo == hi {
-                format!("{idx} == {lo}")
+                format!("{idx}=={lo}")
             } else {
-                format!("{idx} >= {lo} and {idx} <= {hi}")
+                format!("{idx}>={lo} and {idx}<={hi}")
             };
-            self.line(&format!("if {c} then"));
+            self.if_then(c);
             self.indent += 1;
             self.branch(t);
             self.indent -= 1;
@@ -352,12 +352,12 @@ impl Translator<'_, '_, '_> {
             self.indent += 1;
             self.branch(default);
             self.indent -= 1;
-            self.line("end");
+            self.end();
             return;
         }
         let mid = ranges.len() / 2;
         let split = ranges[mid].0;
-        self.line(&format!("if {idx} < {split} then"));
+        self.if_then(format!("{idx}<{split}"));
         self.indent += 1;
         self.br_table_tree(idx, &ranges[..mid], default);
         self.indent -= 1;
@@ -365,6 +365,6 @@ impl Translator<'_, '_, '_> {
         self.indent += 1;
         self.br_table_tree(idx, &ranges[mid..], default);
         self.indent -= 1;
-        self.line("end");
+        self.end();
     }
 }

@@ -113,10 +113,10 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             let wide = is_i64(*t);
             if !self.local_in_reg[i] {
                 params.push(format!("p{i}"));
-                spilled_params.push(format!("{lo} = p{i}"));
+                spilled_params.push(format!("{lo}=p{i}"));
                 if wide {
                     params.push(format!("q{i}"));
-                    spilled_params.push(format!("{hi} = q{i}"));
+                    spilled_params.push(format!("{hi}=q{i}"));
                 }
             } else {
                 params.push(lo.clone());
@@ -125,34 +125,34 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 }
             }
         }
-        let _ = writeln!(head, "function({})", params.join(", "));
+        let _ = writeln!(head, "function({})", params.join(","));
         if self.rec.uses_r {
-            let _ = writeln!(head, "local R = {{}}");
+            let _ = writeln!(head, "local R={{}}");
         }
         if self.facts.uses_mem {
-            let _ = writeln!(head, "local M = M");
+            let _ = writeln!(head, "local M=M");
         }
         // Registers holding 0 and 2^32 for reductions; the dead assignment keeps Luau from
         // folding them back into constants.
         match (self.regs.kz, self.regs.kw) {
             (true, true) => {
-                let _ = writeln!(head, "local KZ, KW = 0, 4294967296");
-                let _ = writeln!(head, "if false then KZ, KW = 0, 0 end");
+                let _ = writeln!(head, "local KZ,KW=0,W");
+                let _ = writeln!(head, "if false then KZ,KW=0,0 end");
             }
             (true, false) => {
-                let _ = writeln!(head, "local KZ = 0");
-                let _ = writeln!(head, "if false then KZ = 0 end");
+                let _ = writeln!(head, "local KZ=0");
+                let _ = writeln!(head, "if false then KZ=0 end");
             }
             (false, true) => {
-                let _ = writeln!(head, "local KW = 4294967296");
-                let _ = writeln!(head, "if false then KW = 0 end");
+                let _ = writeln!(head, "local KW=W");
+                let _ = writeln!(head, "if false then KW=0 end");
             }
             (false, false) => {}
         }
         for k in 1..=4 {
             if self.regs.kl[k] {
-                let _ = writeln!(head, "local KL{k} = {}", 1u64 << (32 - k));
-                let _ = writeln!(head, "if false then KL{k} = 0 end");
+                let _ = writeln!(head, "local KL{k}={}", 1u64 << (32 - k));
+                let _ = writeln!(head, "if false then KL{k}=0 end");
             }
         }
         for s in spilled_params {
@@ -170,9 +170,9 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             };
             if !self.local_in_reg[i] {
                 if zero != "nil" {
-                    let _ = writeln!(head, "{lo} = 0");
+                    let _ = writeln!(head, "{lo}=0");
                     if !hi.is_empty() {
-                        let _ = writeln!(head, "{hi} = 0");
+                        let _ = writeln!(head, "{hi}=0");
                     }
                 }
             } else {
@@ -206,21 +206,36 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
                 .collect();
             let zeros_first = chunk.iter().take_while(|(_, z)| *z != "nil").count() == inits.len();
             if inits.is_empty() {
-                let _ = writeln!(head, "local {}", names.join(", "));
+                let _ = writeln!(head, "local {}", names.join(","));
             } else if zeros_first {
-                let _ = writeln!(head, "local {} = {}", names.join(", "), inits.join(", "));
+                let _ = writeln!(head, "local {}={}", names.join(","), inits.join(","));
             } else {
-                let _ = writeln!(head, "local {}", names.join(", "));
+                let _ = writeln!(head, "local {}", names.join(","));
                 for (n, z) in chunk {
                     if *z != "nil" {
-                        let _ = writeln!(head, "{n} = {z}");
+                        let _ = writeln!(head, "{n}={z}");
                     }
                 }
             }
         }
         stmt::print(&self.out, &mut head);
         head.push_str("end");
-        compact(&crate::prelude::use_aliases(&head))
+        head
+    }
+
+    /// Emits `if cond then`.
+    pub(in crate::lower) fn if_then(&mut self, cond: String) {
+        self.out.push(Stmt::If(cond));
+    }
+
+    /// Emits `break` or `continue`.
+    pub(in crate::lower) fn jump(&mut self, j: Jump) {
+        self.out.push(Stmt::Jump(j));
+    }
+
+    /// Emits `end`.
+    pub(in crate::lower) fn end(&mut self) {
+        self.out.push(Stmt::End);
     }
 
     /// Emits `target = value`, computing a value eagerly into stack slot `slot`.

@@ -39,8 +39,8 @@ mod visit;
 use analysis::Facts;
 use expr::Expr;
 use op::reads_memory;
-use stmt::{Rvalue, Stmt};
-use text::compact;
+use stmt::{Jump, Rvalue, Stmt};
+use text::builtin;
 
 /// Variables beyond this many registers go to a per-call table `R`: Luau allows 200 locals
 /// and 255 registers per function, and expressions need temporaries too.

@@ -127,7 +127,7 @@ impl Translator<'_, '_, '_> {
         if c == 0 || z >= 32 || c >= 1 << z {
             return false;
         }
-        let e = Expr::Group(format!("{} + {c}", x.e));
+        let e = Expr::Group(format!("{}+{c}", x.e));
         let bound = self.ub_of(x).map(|u| u + c);
         let b = self.pop();
         let a = self.pop();
@@ -176,24 +176,20 @@ impl Translator<'_, '_, '_> {
         let (Some(raw), Some(add)) = (&v.raw, v.wrap) else {
             return false;
         };
-        self.line(&format!("{target} = {}", raw.bare()));
+        self.line(&format!("{target}={}", raw.bare()));
         // The interpreter compares with a constant by loading it first: compare with a
         // register holding it instead (`KZ`/`KW`, declared by `finish`).
         let (z, w) = if self.ctx.native {
-            ("0", "4294967296")
+            ("0", "W")
         } else {
             ("KZ", "KW")
         };
         if add {
             self.regs.kw |= !self.ctx.native;
-            self.line(&format!(
-                "if {target} >= {w} then {target} -= 4294967296 end"
-            ));
+            self.line(&format!("if {target}>={w} then {target}-=W end"));
         } else {
             self.regs.kz |= !self.ctx.native;
-            self.line(&format!(
-                "if {target} < {z} then {target} += 4294967296 end"
-            ));
+            self.line(&format!("if {target}<{z} then {target}+=W end"));
         }
         true
     }
@@ -221,7 +217,7 @@ impl Translator<'_, '_, '_> {
         if v.boolean {
             v.e.bare().to_string()
         } else {
-            format!("{} ~= 0", v.e)
+            format!("{}~=0", v.e)
         }
     }
 
@@ -304,8 +300,8 @@ impl Translator<'_, '_, '_> {
         let name = self.slot_name(j);
         if is_i64(v.ty) {
             let hn = self.slot_hi_name(j);
-            let value = Rvalue::Expr(format!("{}, {}", v.e, v.h));
-            self.eager(j, format!("{name}, {hn}"), value);
+            let value = Rvalue::Expr(format!("{},{}", v.e, v.h));
+            self.eager(j, format!("{name},{hn}"), value);
         } else if !self.assign_wrapped(&name, &v) {
             self.eager(j, name, Rvalue::Expr(Self::num_bare(&v)));
         }
@@ -344,9 +340,9 @@ impl Translator<'_, '_, '_> {
         let name = self.slot_name(k);
         if is_i64(v.ty) {
             let hn = self.slot_hi_name(k);
-            self.line(&format!("{name}, {hn} = {}, {}", v.e, v.h));
+            self.line(&format!("{name},{hn}={},{}", v.e, v.h));
         } else {
-            self.line(&format!("{name} = {}", Self::num_bare(&v)));
+            self.line(&format!("{name}={}", Self::num_bare(&v)));
         }
         self.slot_val(k, v.ty)
     }
@@ -371,7 +367,7 @@ impl Translator<'_, '_, '_> {
         self.clobber_slot(k);
         let name = self.slot_name(k);
         let hn = self.slot_hi_name(k);
-        self.eager(k, format!("{name}, {hn}"), Rvalue::Expr(call));
+        self.eager(k, format!("{name},{hn}"), Rvalue::Expr(call));
         let v = self.slot_val(k, ValType::I64);
         self.stack.push(v);
     }

@@ -9,6 +9,12 @@ use std::fmt;
 pub(in crate::lower) enum Stmt {
     /// A rendered statement (possibly several lines).
     Line(String),
+    /// `if cond then`, opening a branch closed by an [`Stmt::End`].
+    If(String),
+    /// `break` or `continue`.
+    Jump(Jump),
+    /// `end`.
+    End,
     /// `target = value`: a value computed eagerly into stack slot `slot`.
     Eager {
         slot: usize,
@@ -16,6 +22,24 @@ pub(in crate::lower) enum Stmt {
         target: String,
         value: Rvalue,
     },
+}
+
+/// A jump out of a Luau loop construct.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(in crate::lower) enum Jump {
+    /// `break`: to after the construct (a wasm block's end).
+    Break,
+    /// `continue`: to the next iteration (a wasm loop's start).
+    Continue,
+}
+
+impl fmt::Display for Jump {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Jump::Break => "break",
+            Jump::Continue => "continue",
+        })
+    }
 }
 
 /// The right-hand side of an eager assignment.
@@ -31,21 +55,31 @@ impl fmt::Display for Rvalue {
         match self {
             Rvalue::Expr(e) => f.write_str(e),
             Rvalue::Load32 { addr, signed } => {
-                let w = if *signed { "i32" } else { "u32" };
-                write!(f, "buffer.read{w}(M, {addr})")
+                let read = if *signed { "readi32" } else { "readu32" };
+                write!(f, "{}(M,{addr})", super::builtin("buffer", read))
             }
         }
     }
 }
 
-/// Prints `body`, one statement a line. No indentation: it would be a large share of the
-/// output.
+/// Prints `body`, one statement a line; a branch holding only a jump takes one line
+/// (`if c then break end`). No indentation: it would be a large share of the output.
 pub(in crate::lower) fn print(body: &[Stmt], out: &mut String) {
     use fmt::Write as _;
-    for s in body {
-        let _ = match s {
+    let mut i = 0;
+    while i < body.len() {
+        if let [Stmt::If(c), Stmt::Jump(j), Stmt::End, ..] = &body[i..] {
+            let _ = writeln!(out, "if {c} then {j} end");
+            i += 3;
+            continue;
+        }
+        let _ = match &body[i] {
             Stmt::Line(l) => writeln!(out, "{l}"),
-            Stmt::Eager { target, value, .. } => writeln!(out, "{target} = {value}"),
+            Stmt::If(c) => writeln!(out, "if {c} then"),
+            Stmt::Jump(j) => writeln!(out, "{j}"),
+            Stmt::End => writeln!(out, "end"),
+            Stmt::Eager { target, value, .. } => writeln!(out, "{target}={value}"),
         };
+        i += 1;
     }
 }

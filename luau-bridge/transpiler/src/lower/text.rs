@@ -1,29 +1,17 @@
-//! The one text rewrite left: the finished function's spacing.
-/// Drop the spaces around binary operators that cannot merge into other tokens (never `-`,
-/// which could form a comment). Function bodies hold no string literals with spaces.
-pub(super) fn compact(code: &str) -> String {
-    let mut s = code.to_string();
-    for (from, to) in [
-        (" % ", "%"),
-        (" + ", "+"),
-        (" * ", "*"),
-        (" // ", "//"),
-        (" / ", "/"),
-        (" == ", "=="),
-        (" ~= ", "~="),
-        (" <= ", "<="),
-        (" >= ", ">="),
-        (" < ", "<"),
-        (" > ", ">"),
-        (", ", ","),
-        (" -= ", "-="),
-        (" += ", "+="),
-        // After `==`, `~=`, `<=`, `>=` above, what is left of ` = ` is assignment.
-        (" = ", "="),
-        ("then\nbreak\nend\n", "then break end\n"),
-        ("then\ncontinue\nend\n", "then continue end\n"),
-    ] {
-        s = s.replace(from, to);
+//! How operators and builtins are spelled in function bodies.
+
+/// A binary operator as printed between its operands: without spaces (the output is
+/// compact), except `-`, which next to a negative operand would start a `--` comment.
+pub(super) fn op(o: &str) -> &str {
+    if o == "-" {
+        " - "
+    } else {
+        o
     }
-    s
+}
+
+/// The chunk-level alias of `bit32.f` or `buffer.f` (generated code calls the alias, which
+/// the Luau compiler still treats as the builtin).
+pub(super) fn builtin(lib: &str, f: &str) -> &'static str {
+    crate::prelude::alias(lib, f)
 }

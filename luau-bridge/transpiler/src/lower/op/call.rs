@@ -34,7 +34,7 @@ impl Translator<'_, '_, '_> {
     /// After anything that may grow memory (a call, `memory.grow`): refresh the local `M`.
     pub(in crate::lower) fn reload_mem(&mut self) {
         if self.facts.uses_mem {
-            self.line("M = MO.buffer");
+            self.line("M=MO.buffer");
         }
     }
 
@@ -55,7 +55,7 @@ impl Translator<'_, '_, '_> {
                 lhs.push(self.slot_hi_name(k + i));
             }
         }
-        self.line(&format!("{} = {call}", lhs.join(", ")));
+        self.line(&format!("{}={call}", lhs.join(",")));
         self.reload_mem();
         for (i, t) in results.iter().enumerate() {
             let v = self.slot_val(k + i, *t);
@@ -70,7 +70,7 @@ impl Translator<'_, '_, '_> {
         self.canon_at(self.stack.len() - n, n);
         let args: Vec<Val> = self.stack.split_off(self.stack.len() - n);
         self.flush_where(|x| x.globals);
-        let a = self.call_args(&args).join(", ");
+        let a = self.call_args(&args).join(",");
         let call = format!("{}({a})", self.ctx.func_names[f as usize]);
         self.push_results(&ty.results.clone(), call);
         Ok(())
@@ -95,13 +95,13 @@ impl Translator<'_, '_, '_> {
         self.note_height(tmp);
         let tn = self.slot_name(tmp);
         let e = Self::num(&idx);
-        self.line(&format!("{tn} = {e} + 1"));
+        self.line(&format!("{tn}={e}+1"));
         let sig = sig_key(&ty);
         self.helper(Helper::Callind);
         self.line(&format!(
-            "if TS{table}[{tn}] ~= \"{sig}\" then callind(T{table}, {tn}) end"
+            "if TS{table}[{tn}]~=\"{sig}\" then callind(T{table},{tn}) end"
         ));
-        let a = self.call_args(&args).join(", ");
+        let a = self.call_args(&args).join(",");
         let call = format!("TF{table}[{tn}]({a})");
         self.push_results(&ty.results, call);
         Ok(())

@@ -19,7 +19,7 @@ impl Translator<'_, '_, '_> {
                 self.push(v)
             }
             O::F32Const { value } => {
-                let e = Expr::from(f32_literal(value.bits(), self.ctx.helpers));
+                let e = Expr::from(f32_literal(value.bits(), self.ctx.helpers, true));
                 let mut v = Self::lit(ValType::F32, e, String::new());
                 // A NaN is built by a helper call: not cheap to evaluate twice.
                 v.simple = !f32::from_bits(value.bits()).is_nan();
@@ -27,7 +27,7 @@ impl Translator<'_, '_, '_> {
                 self.push(v)
             }
             O::F64Const { value } => {
-                let e = Expr::from(f64_literal(value.bits(), self.ctx.helpers));
+                let e = Expr::from(f64_literal(value.bits(), self.ctx.helpers, true));
                 let mut v = Self::lit(ValType::F64, e, String::new());
                 v.simple = !f64::from_bits(value.bits()).is_nan();
                 v.fconst = Some(value.bits());

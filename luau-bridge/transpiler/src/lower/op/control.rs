@@ -61,19 +61,19 @@ impl Translator<'_, '_, '_> {
                 if *relative_depth == 0 && self.frames[top].guarded() {
                     // The rest of the block runs only if the branch is not taken.
                     self.frames[top].end_reachable = true;
-                    self.line(&format!("if not ({c}) then"));
+                    self.if_then(format!("not ({c})"));
                     self.indent += 1;
                     self.frames[top].guards += 1;
                     return Ok(true);
                 }
-                self.line(&format!("if {c} then"));
+                self.if_then(c);
                 self.indent += 1;
                 let set_b = self.branch_ex(*relative_depth, true);
                 self.indent -= 1;
-                self.line("end");
+                self.end();
                 if set_b {
                     // Not taken: continue; taken: skip to the flat target's end.
-                    self.line("if B == nil then");
+                    self.if_then("B==nil".to_string());
                     self.indent += 1;
                     self.frames.last_mut().expect("frame").guards += 1;
                 }

@@ -57,14 +57,14 @@ impl Translator<'_, '_, '_> {
                 } else {
                     F32
                 };
-                let v = Self::derive(ty, format!("{h}({}, {})", a.e, a.h), String::new(), &[&a]);
+                let v = Self::derive(ty, format!("{h}({},{})", a.e, a.h), String::new(), &[&a]);
                 self.push(v);
             }
             O::F64ConvertI64U => {
                 let a = self.pop();
                 let v = Self::derive(
                     F64,
-                    Expr::Group(format!("{} * 4294967296 + {}", a.h, a.e)),
+                    Expr::Group(format!("{}*W+{}", a.h, a.e)),
                     String::new(),
                     &[&a],
                 );
@@ -78,7 +78,7 @@ impl Translator<'_, '_, '_> {
                 let s = self.helper(Helper::Signed);
                 self.un(F64, |a| format!("{s}({a})"))
             }
-            O::F64ConvertI32U => self.un(F64, |a| Expr::Group(format!("{a} + 0"))),
+            O::F64ConvertI32U => self.un(F64, |a| Expr::Group(format!("{a}+0"))),
             O::F64PromoteF32 => {
                 let h = self.helper(Helper::Fpromote);
                 self.un(F64, |a| format!("{h}({a})"))
@@ -95,7 +95,7 @@ impl Translator<'_, '_, '_> {
             O::F64ReinterpretI64 => {
                 let a = self.pop();
                 let h = self.helper(Helper::F64frombits);
-                let v = Self::derive(F64, format!("{h}({}, {})", a.e, a.h), String::new(), &[&a]);
+                let v = Self::derive(F64, format!("{h}({},{})", a.e, a.h), String::new(), &[&a]);
                 self.push(v);
             }
             _ => return Ok(false),

@@ -7,14 +7,14 @@ impl Translator<'_, '_, '_> {
         use Operator as O;
         use ValType::{F32, F64};
         match op {
-            O::F32Eq | O::F64Eq => self.cmp(|a, b| format!("{a} == {b}")),
-            O::F32Ne | O::F64Ne => self.cmp(|a, b| format!("{a} ~= {b}")),
-            O::F32Lt | O::F64Lt => self.cmp(|a, b| format!("{a} < {b}")),
-            O::F32Gt | O::F64Gt => self.cmp(|a, b| format!("{a} > {b}")),
-            O::F32Le | O::F64Le => self.cmp(|a, b| format!("{a} <= {b}")),
-            O::F32Ge | O::F64Ge => self.cmp(|a, b| format!("{a} >= {b}")),
-            O::F32Abs => self.un(F32, |a| format!("math.abs({a})")),
-            O::F64Abs => self.un(F64, |a| format!("math.abs({a})")),
+            O::F32Eq | O::F64Eq => self.cmp(|a, b| format!("{a}=={b}")),
+            O::F32Ne | O::F64Ne => self.cmp(|a, b| format!("{a}~={b}")),
+            O::F32Lt | O::F64Lt => self.cmp(|a, b| format!("{a}<{b}")),
+            O::F32Gt | O::F64Gt => self.cmp(|a, b| format!("{a}>{b}")),
+            O::F32Le | O::F64Le => self.cmp(|a, b| format!("{a}<={b}")),
+            O::F32Ge | O::F64Ge => self.cmp(|a, b| format!("{a}>={b}")),
+            O::F32Abs => self.un(F32, |a| format!("mabs({a})")),
+            O::F64Abs => self.un(F64, |a| format!("mabs({a})")),
             O::F32Neg => self.un(F32, |a| Expr::Group(format!("-{a}"))),
             O::F64Neg => self.un(F64, |a| Expr::Group(format!("-{a}"))),
             O::F32Ceil | O::F64Ceil => self.fun(op, Helper::Fceil),
@@ -30,10 +30,10 @@ impl Translator<'_, '_, '_> {
                 let s = self.helper(Helper::Fsqrt);
                 self.un(F64, |a| format!("{s}({a})"))
             }
-            O::F32Add => self.f32op(|a, b| format!("{a} + {b}")),
+            O::F32Add => self.f32op(|a, b| format!("{a}+{b}")),
             O::F32Sub => self.f32op(|a, b| format!("{a} - {b}")),
-            O::F32Mul => self.f32op(|a, b| format!("{a} * {b}")),
-            O::F32Div => self.f32op(|a, b| format!("{a} / {b}")),
+            O::F32Mul => self.f32op(|a, b| format!("{a}*{b}")),
+            O::F32Div => self.f32op(|a, b| format!("{a}/{b}")),
             O::F64Add => self.f64_arith("+"),
             O::F64Sub => self.f64_arith("-"),
             O::F64Mul => self.f64_arith("*"),
@@ -41,12 +41,12 @@ impl Translator<'_, '_, '_> {
             O::F32Min | O::F64Min => {
                 let ty = if matches!(op, O::F32Min) { F32 } else { F64 };
                 let h = self.helper(Helper::Fmin);
-                self.bin(ty, |a, b| format!("{h}({a}, {b})"))
+                self.bin(ty, |a, b| format!("{h}({a},{b})"))
             }
             O::F32Max | O::F64Max => {
                 let ty = if matches!(op, O::F32Max) { F32 } else { F64 };
                 let h = self.helper(Helper::Fmax);
-                self.bin(ty, |a, b| format!("{h}({a}, {b})"))
+                self.bin(ty, |a, b| format!("{h}({a},{b})"))
             }
             O::F32Copysign | O::F64Copysign => {
                 let ty = if matches!(op, O::F32Copysign) {
@@ -55,7 +55,7 @@ impl Translator<'_, '_, '_> {
                     F64
                 };
                 let h = self.helper(Helper::Fcopysign);
-                self.bin(ty, |a, b| format!("{h}({a}, {b})"))
+                self.bin(ty, |a, b| format!("{h}({a},{b})"))
             }
             _ => return Ok(false),
         }
@@ -92,7 +92,7 @@ impl Translator<'_, '_, '_> {
         };
         let v = Self::derive(
             ValType::F64,
-            Expr::Group(format!("{} {op} {be}", a.e)),
+            Expr::Group(format!("{}{}{be}", a.e, text::op(op))),
             String::new(),
             &[&a, &b],
         );

@@ -6,25 +6,25 @@ impl Translator<'_, '_, '_> {
     pub(in crate::lower) fn i32_op(&mut self, op: &Operator<'_>) -> Result<bool> {
         use Operator as O;
         use ValType::I32;
-        const M32: &str = "4294967296";
+        const M32: &str = "W";
         match op {
             O::I32Eqz => {
                 let a = self.pop();
                 let e = if a.boolean {
                     Expr::Group(format!("not {}", a.e))
                 } else {
-                    Expr::Group(format!("{} == 0", a.e))
+                    Expr::Group(format!("{}==0", a.e))
                 };
                 let mut v = Self::derive(I32, e, String::new(), &[&a]);
                 v.boolean = true;
                 self.push(v);
             }
-            O::I32Eq => self.cmp(|a, b| format!("{a} == {b}")),
-            O::I32Ne => self.cmp(|a, b| format!("{a} ~= {b}")),
-            O::I32LtU => self.cmp(|a, b| format!("{a} < {b}")),
-            O::I32GtU => self.cmp(|a, b| format!("{a} > {b}")),
-            O::I32LeU => self.cmp(|a, b| format!("{a} <= {b}")),
-            O::I32GeU => self.cmp(|a, b| format!("{a} >= {b}")),
+            O::I32Eq => self.cmp(|a, b| format!("{a}=={b}")),
+            O::I32Ne => self.cmp(|a, b| format!("{a}~={b}")),
+            O::I32LtU => self.cmp(|a, b| format!("{a}<{b}")),
+            O::I32GtU => self.cmp(|a, b| format!("{a}>{b}")),
+            O::I32LeU => self.cmp(|a, b| format!("{a}<={b}")),
+            O::I32GeU => self.cmp(|a, b| format!("{a}>={b}")),
             O::I32LtS if self.signed_cmp_loads("<") => {}
             O::I32GtS if self.signed_cmp_loads(">") => {}
             O::I32LeS if self.signed_cmp_loads("<=") => {}
@@ -37,8 +37,8 @@ impl Translator<'_, '_, '_> {
             O::I32GtS => self.signed_cmp(">"),
             O::I32LeS => self.signed_cmp("<="),
             O::I32GeS => self.signed_cmp(">="),
-            O::I32Clz => self.un(I32, |a| format!("bit32.countlz({a})")),
-            O::I32Ctz => self.un(I32, |a| format!("bit32.countrz({a})")),
+            O::I32Clz => self.un(I32, |a| format!("clz({a})")),
+            O::I32Ctz => self.un(I32, |a| format!("ctz({a})")),
             O::I32Popcnt => {
                 let h = self.helper(Helper::Popcnt32);
                 self.un(I32, |a| format!("{h}({a})"))
@@ -60,7 +60,7 @@ impl Translator<'_, '_, '_> {
                     if let (Some(x), Some(y)) = (self.ub_of(&a), self.ub_of(&b)) {
                         if x + y < 1 << 32 {
                             // Provably no wrap: no reduction.
-                            let e = Expr::Group(format!("{} + {be}", Self::num(&a)));
+                            let e = Expr::Group(format!("{}+{be}", Self::num(&a)));
                             let mut v = Self::derive(I32, e, String::new(), &[&a, &b]);
                             v.bound = Some(x + y);
                             self.push(v);
@@ -68,8 +68,8 @@ impl Translator<'_, '_, '_> {
                         }
                     }
                 }
-                let raw = Expr::Group(format!("{} {op} {be}", Self::num(&a)));
-                let mut v = Self::derive(I32, format!("{raw} % {M32}"), String::new(), &[&a, &b]);
+                let raw = Expr::Group(format!("{}{}{be}", Self::num(&a), text::op(op)));
+                let mut v = Self::derive(I32, format!("{raw}%{M32}"), String::new(), &[&a, &b]);
                 v.raw = Some(raw);
                 v.wrap = Some(add);
                 self.push(v);
@@ -81,10 +81,10 @@ impl Translator<'_, '_, '_> {
                     (small(&self.stack[n - 2]), small(&self.stack[n - 1]))
                 };
                 if a_small || b_small {
-                    self.bin(I32, |a, b| format!("({a} * {b}) % {M32}"))
+                    self.bin(I32, |a, b| format!("({a}*{b})%{M32}"))
                 } else {
                     let h = self.helper(Helper::Mul32);
-                    self.bin(I32, |a, b| format!("{h}({a}, {b})"))
+                    self.bin(I32, |a, b| format!("{h}({a},{b})"))
                 }
             }
             O::I32DivU | O::I32RemU | O::I32DivS | O::I32RemS => {
@@ -99,19 +99,19 @@ impl Translator<'_, '_, '_> {
                 };
                 if safe {
                     if let Some(p) = pure {
-                        self.bin(I32, |a, b| Expr::Group(format!("{a} {p} {b}")));
+                        self.bin(I32, |a, b| Expr::Group(format!("{a}{}{b}", text::op(p))));
                     } else {
                         let h = self.helper(name);
-                        self.bin(I32, |a, b| format!("{h}({a}, {b})"));
+                        self.bin(I32, |a, b| format!("{h}({a},{b})"));
                     }
                 } else {
                     self.eager_bin(I32, name);
                 }
             }
-            O::I32And => self.bin_bits(|a, b| format!("bit32.band({a}, {b})")),
+            O::I32And => self.bin_bits(|a, b| format!("band({a},{b})")),
             O::I32Or if self.or_low() => {}
-            O::I32Or => self.bin_bits(|a, b| format!("bit32.bor({a}, {b})")),
-            O::I32Xor => self.bin_bits(|a, b| format!("bit32.bxor({a}, {b})")),
+            O::I32Or => self.bin_bits(|a, b| format!("bor({a},{b})")),
+            O::I32Xor => self.bin_bits(|a, b| format!("bxor({a},{b})")),
             O::I32Shl if self.shl_small() => {}
             O::I32Shl => self.shift("lshift"),
             O::I32ShrS => self.shift("arshift"),
@@ -154,12 +154,10 @@ impl Translator<'_, '_, '_> {
         let (lim, m) = (1u64 << (32 - k), 1u64 << k);
         let x = a.e.clone();
         let (e, bound) = match self.ub_of(a) {
-            Some(u) if u < lim => (Expr::Group(format!("{x} * {m}")), Some(u * m)),
+            Some(u) if u < lim => (Expr::Group(format!("{x}*{m}")), Some(u * m)),
             _ if self.ctx.native => return false,
             _ => (
-                Expr::Group(format!(
-                    "if {x} < KL{k} then {x} * {m} else bit32.lshift({x}, {k})"
-                )),
+                Expr::Group(format!("if {x}<KL{k} then {x}*{m} else lsh({x},{k})")),
                 None,
             ),
         };
@@ -181,9 +179,9 @@ impl Translator<'_, '_, '_> {
         let a = self.pop();
         let flip = |v: &Val| match v.const_lo() {
             Some(c) => (c ^ 0x8000_0000).to_string(),
-            None => format!("bit32.bxor({}, 2147483648)", Self::num(v)),
+            None => format!("bxor({},2147483648)", Self::num(v)),
         };
-        let e = Expr::Group(format!("{} {rel} {}", flip(&a), flip(&b)));
+        let e = Expr::Group(format!("{}{}{}", flip(&a), text::op(rel), flip(&b)));
         let v = Self::derive(ValType::I32, e, String::new(), &[&a, &b]);
         self.push(v);
         self.stack.last_mut().unwrap().boolean = true;
@@ -195,9 +193,9 @@ impl Translator<'_, '_, '_> {
         let a = self.pop();
         let count = match b.const_lo() {
             Some(c) => (c & 31).to_string(),
-            None => format!("bit32.band({}, 31)", Self::bits(&b)),
+            None => format!("band({},31)", Self::bits(&b)),
         };
-        let e = format!("bit32.{f}({}, {count})", Self::bits(&a));
+        let e = format!("{}({},{count})", builtin("bit32", f), Self::bits(&a));
         let v = Self::derive(ValType::I32, e, String::new(), &[&a, &b]);
         self.push(v);
     }
@@ -235,10 +233,10 @@ impl Translator<'_, '_, '_> {
         let u = (k + (1 << 32)) % (1 << 32);
         const H: u64 = 0x8000_0000;
         let e = match (op == 0, k > 0) {
-            (true, true) => format!("{x} < {u} or {x} >= {H}"),
-            (true, false) => format!("{x} >= {H} and {x} < {u}"),
-            (false, true) => format!("{x} >= {u} and {x} < {H}"),
-            (false, false) => format!("{x} < {H} or {x} >= {u}"),
+            (true, true) => format!("{x}<{u} or {x}>={H}"),
+            (true, false) => format!("{x}>={H} and {x}<{u}"),
+            (false, true) => format!("{x}>={u} and {x}<{H}"),
+            (false, false) => format!("{x}<{H} or {x}>={u}"),
         };
         // Two pairs: users strip one (`cond`) and may embed the rest in `and`/`or` chains.
         let e = Expr::Group(format!("({e})"));
@@ -286,7 +284,7 @@ impl Translator<'_, '_, '_> {
         let a = self.pop();
         let mut v = Self::derive(
             ValType::I32,
-            Expr::Group(format!("{na} {op} {nb}")),
+            Expr::Group(format!("{na}{}{nb}", text::op(op))),
             String::new(),
             &[&a, &b],
         );

@@ -11,20 +11,22 @@ impl Translator<'_, '_, '_> {
                 let a = self.pop();
                 let mut v = Self::derive(
                     I32,
-                    Expr::Group(format!("{} == 0 and {} == 0", a.e, a.h)),
+                    Expr::Group(format!("{}==0 and {}==0", a.e, a.h)),
                     String::new(),
                     &[&a],
                 );
                 v.boolean = true;
                 self.push(v);
             }
-            O::I64Eq => self
-                .cmp64(|a, b, _| Expr::Group(format!("{} == {} and {} == {}", a.e, b.e, a.h, b.h))),
-            O::I64Ne => self
-                .cmp64(|a, b, _| Expr::Group(format!("{} ~= {} or {} ~= {}", a.e, b.e, a.h, b.h))),
+            O::I64Eq => {
+                self.cmp64(|a, b, _| Expr::Group(format!("{}=={} and {}=={}", a.e, b.e, a.h, b.h)))
+            }
+            O::I64Ne => {
+                self.cmp64(|a, b, _| Expr::Group(format!("{}~={} or {}~={}", a.e, b.e, a.h, b.h)))
+            }
             O::I64LtU => self.cmp64(|a, b, t| {
                 format!(
-                    "{}({}, {}, {}, {})",
+                    "{}({},{},{},{})",
                     t.helper(Helper::Ltu64),
                     a.e,
                     a.h,
@@ -34,7 +36,7 @@ impl Translator<'_, '_, '_> {
             }),
             O::I64GtU => self.cmp64(|a, b, t| {
                 format!(
-                    "{}({}, {}, {}, {})",
+                    "{}({},{},{},{})",
                     t.helper(Helper::Ltu64),
                     b.e,
                     b.h,
@@ -44,7 +46,7 @@ impl Translator<'_, '_, '_> {
             }),
             O::I64LeU => self.cmp64(|a, b, t| {
                 Expr::Group(format!(
-                    "not {}({}, {}, {}, {})",
+                    "not {}({},{},{},{})",
                     t.helper(Helper::Ltu64),
                     b.e,
                     b.h,
@@ -54,7 +56,7 @@ impl Translator<'_, '_, '_> {
             }),
             O::I64GeU => self.cmp64(|a, b, t| {
                 Expr::Group(format!(
-                    "not {}({}, {}, {}, {})",
+                    "not {}({},{},{},{})",
                     t.helper(Helper::Ltu64),
                     a.e,
                     a.h,
@@ -64,7 +66,7 @@ impl Translator<'_, '_, '_> {
             }),
             O::I64LtS => self.cmp64(|a, b, t| {
                 format!(
-                    "{}({}, {}, {}, {})",
+                    "{}({},{},{},{})",
                     t.helper(Helper::Lts64),
                     a.e,
                     a.h,
@@ -74,7 +76,7 @@ impl Translator<'_, '_, '_> {
             }),
             O::I64GtS => self.cmp64(|a, b, t| {
                 format!(
-                    "{}({}, {}, {}, {})",
+                    "{}({},{},{},{})",
                     t.helper(Helper::Lts64),
                     b.e,
                     b.h,
@@ -84,7 +86,7 @@ impl Translator<'_, '_, '_> {
             }),
             O::I64LeS => self.cmp64(|a, b, t| {
                 Expr::Group(format!(
-                    "not {}({}, {}, {}, {})",
+                    "not {}({},{},{},{})",
                     t.helper(Helper::Lts64),
                     b.e,
                     b.h,
@@ -94,7 +96,7 @@ impl Translator<'_, '_, '_> {
             }),
             O::I64GeS => self.cmp64(|a, b, t| {
                 Expr::Group(format!(
-                    "not {}({}, {}, {}, {})",
+                    "not {}({},{},{},{})",
                     t.helper(Helper::Lts64),
                     a.e,
                     a.h,
@@ -119,7 +121,7 @@ impl Translator<'_, '_, '_> {
                 } else {
                     Helper::Ctz64
                 });
-                let v = Self::derive(I64, format!("{h}({}, {})", a.e, a.h), "0".into(), &[&a]);
+                let v = Self::derive(I64, format!("{h}({},{})", a.e, a.h), "0".into(), &[&a]);
                 self.push(v);
             }
             O::I64Popcnt => {
@@ -127,7 +129,7 @@ impl Translator<'_, '_, '_> {
                 let h = self.helper(Helper::Popcnt32);
                 let v = Self::derive(
                     I64,
-                    Expr::Group(format!("{h}({}) + {h}({})", a.e, a.h)),
+                    Expr::Group(format!("{h}({})+{h}({})", a.e, a.h)),
                     "0".into(),
                     &[&a],
                 );
@@ -159,8 +161,8 @@ impl Translator<'_, '_, '_> {
                 self.clobber_slot(k);
                 let s = self.slot_name(k);
                 let t = self.slot_hi_name(k);
-                self.line(&format!("{s} = {h}({})", a.e));
-                self.line(&format!("{t} = {s} >= 2147483648 and 4294967295 or 0"));
+                self.line(&format!("{s}={h}({})", a.e));
+                self.line(&format!("{t}={s}>=2147483648 and 4294967295 or 0"));
                 let v = self.slot_val(k, I64);
                 self.stack.push(v);
             }
@@ -178,7 +180,7 @@ impl Translator<'_, '_, '_> {
         let b = self.pop();
         let a = self.pop();
         let h = self.helper(helper);
-        self.push_eager64(format!("{h}({}, {}, {}, {})", a.e, a.h, b.e, b.h));
+        self.push_eager64(format!("{h}({},{},{},{})", a.e, a.h, b.e, b.h));
     }
 
     /// i64 add/sub without a call: the carry (or borrow) is the floor quotient of the low sum.
@@ -188,11 +190,9 @@ impl Translator<'_, '_, '_> {
         let k = self.stack.len();
         let a = self.simple_at(a, k);
         let b = self.simple_at(b, k + 1);
-        let low = format!("({} {op} {})", a.e, b.e);
-        self.push_eager64(format!(
-            "{low} % 4294967296, ({} {op} {} + {low} // 4294967296) % 4294967296",
-            a.h, b.h
-        ));
+        let op = text::op(op);
+        let low = format!("({}{op}{})", a.e, b.e);
+        self.push_eager64(format!("{low}%W,({}{op}{}+{low}//W)%W", a.h, b.h));
     }
 
     /// i64 multiply; by a constant with both halves below 2^21 (FNV primes, small factors)
@@ -216,15 +216,15 @@ impl Translator<'_, '_, '_> {
         let (xl, xh) = (x.e.clone(), x.h.clone());
         // Below 2^20 the high partial product stays under 2^52, so the sum is exact unreduced.
         let xh_cl = if cl < (1 << 20) {
-            format!("{xh} * {cl}")
+            format!("{xh}*{cl}")
         } else {
-            format!("({xh} * {cl}) % 4294967296")
+            format!("({xh}*{cl})%W")
         };
-        let mut hi = format!("{xh_cl} + ({xl} * {cl}) // 4294967296");
+        let mut hi = format!("{xh_cl}+({xl}*{cl})//W");
         if ch != 0 {
-            hi.push_str(&format!(" + ({xl} * {ch}) % 4294967296"));
+            hi.push_str(&format!("+({xl}*{ch})%W"));
         }
-        self.push_eager64(format!("({xl} * {cl}) % 4294967296, ({hi}) % 4294967296"));
+        self.push_eager64(format!("({xl}*{cl})%W,({hi})%W"));
     }
 
     pub(in crate::lower) fn bin64_bitwise(&mut self, f: &str) {
@@ -232,8 +232,8 @@ impl Translator<'_, '_, '_> {
         let a = self.pop();
         let v = Self::derive(
             ValType::I64,
-            format!("bit32.{f}({}, {})", a.e, b.e),
-            format!("bit32.{f}({}, {})", a.h, b.h),
+            format!("{}({},{})", builtin("bit32", f), a.e, b.e),
+            format!("{}({},{})", builtin("bit32", f), a.h, b.h),
             &[&a, &b],
         );
         self.push(v);
@@ -243,7 +243,7 @@ impl Translator<'_, '_, '_> {
         let b = self.pop();
         let a = self.pop();
         let h = self.helper(helper);
-        self.push_eager64(format!("{h}({}, {}, {})", a.e, a.h, b.e));
+        self.push_eager64(format!("{h}({},{},{})", a.e, a.h, b.e));
     }
 
     /// i64 comparison producing a boolean; operands made simple since they are used twice.
@@ -276,18 +276,18 @@ impl Translator<'_, '_, '_> {
             Self::derive(
                 ValType::I64,
                 e.clone(),
-                format!("({e} >= 2147483648 and 4294967295 or 0)"),
+                format!("({e}>=2147483648 and 4294967295 or 0)"),
                 &[a],
             )
         } else {
             self.clobber_slot(k);
             let s = self.slot_name(k);
-            self.line(&format!("{s} = {e}"));
+            self.line(&format!("{s}={e}"));
             let sv = self.slot_val(k, ValType::I32);
             Self::derive(
                 ValType::I64,
                 s.clone(),
-                format!("({s} >= 2147483648 and 4294967295 or 0)"),
+                format!("({s}>=2147483648 and 4294967295 or 0)"),
                 &[&sv],
             )
         };

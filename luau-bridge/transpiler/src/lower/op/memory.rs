@@ -13,7 +13,7 @@ impl Addr {
     fn plus(&self, n: u64) -> String {
         match self.konst {
             Some(c) => (c + n).to_string(),
-            None => format!("{} + {n}", self.text),
+            None => format!("{}+{n}", self.text),
         }
     }
 }
@@ -40,8 +40,8 @@ impl Translator<'_, '_, '_> {
                 self.clobber_slot(k);
                 let s = self.slot_name(k);
                 let t = self.slot_hi_name(k);
-                self.line(&format!("{t} = buffer.readu32(M, {hi_addr})"));
-                self.line(&format!("{s} = buffer.readu32(M, {addr})"));
+                self.line(&format!("{t}=ru32(M,{hi_addr})"));
+                self.line(&format!("{s}=ru32(M,{addr})"));
                 let v = self.slot_val(k, I64);
                 self.stack.push(v);
                 self.note_access(&a);
@@ -50,13 +50,13 @@ impl Translator<'_, '_, '_> {
                 let a = self.pop();
                 let addr = self.addr(&a, memarg);
                 let h = self.helper(Helper::F32load);
-                self.push_eager(F32, format!("{h}(M, {addr})"));
+                self.push_eager(F32, format!("{h}(M,{addr})"));
                 self.note_access(&a);
             }
             O::F64Load { memarg } => self.load(F64, memarg, "readf64", None),
-            O::I32Load8S { memarg } => self.load(I32, memarg, "readi8", Some(" % 4294967296")),
+            O::I32Load8S { memarg } => self.load(I32, memarg, "readi8", Some("%W")),
             O::I32Load8U { memarg } => self.load(I32, memarg, "readu8", None),
-            O::I32Load16S { memarg } => self.load(I32, memarg, "readi16", Some(" % 4294967296")),
+            O::I32Load16S { memarg } => self.load(I32, memarg, "readi16", Some("%W")),
             O::I32Load16U { memarg } => self.load(I32, memarg, "readu16", None),
             O::I64Load8S { memarg } => self.load64(memarg, "readi8", true),
             O::I64Load8U { memarg } => self.load64(memarg, "readu8", false),
@@ -71,7 +71,7 @@ impl Translator<'_, '_, '_> {
                 let a = self.pop();
                 let addr = self.addr(&a, memarg);
                 let h = self.helper(Helper::F32store);
-                self.line(&format!("{h}(M, {addr}, {})", v.e));
+                self.line(&format!("{h}(M,{addr},{})", v.e));
                 self.note_access(&a);
             }
             O::F64Store { memarg } => self.store(memarg, "writef64", false),
@@ -82,7 +82,7 @@ impl Translator<'_, '_, '_> {
                 self.store(memarg, "writeu16", false)
             }
             O::I64Store32 { memarg } => self.store(memarg, "writeu32", false),
-            O::MemorySize { .. } => self.push_eager(I32, "buffer.len(M) // 65536".into()),
+            O::MemorySize { .. } => self.push_eager(I32, "blen(M)//65536".into()),
             O::MemoryGrow { .. } => {
                 let a = self.pop();
                 self.push_eager(I32, format!("MG({})", Self::num(&a)));
@@ -94,7 +94,7 @@ impl Translator<'_, '_, '_> {
                 let d = self.pop();
                 let h = self.helper(Helper::Mfill);
                 self.line(&format!(
-                    "{h}(M, {}, {}, {})",
+                    "{h}(M,{},{},{})",
                     Self::num(&d),
                     Self::num(&v),
                     Self::num(&n)
@@ -106,7 +106,7 @@ impl Translator<'_, '_, '_> {
                 let d = self.pop();
                 let h = self.helper(Helper::Mcopy);
                 self.line(&format!(
-                    "{h}(M, {}, {}, {})",
+                    "{h}(M,{},{},{})",
                     Self::num(&d),
                     Self::num(&s),
                     Self::num(&n)
@@ -118,7 +118,7 @@ impl Translator<'_, '_, '_> {
                 let d = self.pop();
                 let h = self.helper(Helper::Minit);
                 self.line(&format!(
-                    "{h}(M, D[{}], {}, {}, {})",
+                    "{h}(M,D[{}],{},{},{})",
                     data_index + 1,
                     Self::num(&d),
                     Self::num(&s),
@@ -127,7 +127,7 @@ impl Translator<'_, '_, '_> {
             }
             O::DataDrop { data_index } => {
                 self.helper(Helper::Dropped);
-                self.line(&format!("D[{}] = DROPPED", data_index + 1))
+                self.line(&format!("D[{}]=DROPPED", data_index + 1))
             }
             _ => return Ok(false),
         }
@@ -139,7 +139,7 @@ impl Translator<'_, '_, '_> {
         let text = match konst {
             Some(c) => c.to_string(),
             None if m.offset == 0 => Self::num(a),
-            None => format!("{} + {}", Self::num(a), m.offset),
+            None => format!("{}+{}", Self::num(a), m.offset),
         };
         Addr { text, konst }
     }
@@ -165,8 +165,8 @@ impl Translator<'_, '_, '_> {
             self.loads = [self.loads[1].take(), Some(rec)];
         } else {
             let e = match post {
-                Some(p) => format!("buffer.{f}(M, {addr}){p}"),
-                None => format!("buffer.{f}(M, {addr})"),
+                Some(p) => format!("{}(M,{addr}){p}", builtin("buffer", f)),
+                None => format!("{}(M,{addr})", builtin("buffer", f)),
             };
             self.push_eager(ty, e);
         }
@@ -181,12 +181,12 @@ impl Translator<'_, '_, '_> {
         self.clobber_slot(k);
         let s = self.slot_name(k);
         let t = self.slot_hi_name(k);
-        self.line(&format!("{s} = buffer.{f}(M, {addr})"));
+        self.line(&format!("{s}={}(M,{addr})", builtin("buffer", f)));
         if signed {
-            self.line(&format!("{t} = {s} < 0 and 4294967295 or 0"));
-            self.line(&format!("{s} = {s} % 4294967296"));
+            self.line(&format!("{t}={s}<0 and 4294967295 or 0"));
+            self.line(&format!("{s}={s}%W"));
         } else {
-            self.line(&format!("{t} = 0"));
+            self.line(&format!("{t}=0"));
         }
         let v = self.slot_val(k, ValType::I64);
         self.stack.push(v);
@@ -207,10 +207,10 @@ impl Translator<'_, '_, '_> {
         };
         if wide {
             let hi_addr = addr.plus(4);
-            self.line(&format!("buffer.writeu32(M, {hi_addr}, {})", v.h));
-            self.line(&format!("buffer.writeu32(M, {addr}, {val})"));
+            self.line(&format!("wu32(M,{hi_addr},{})", v.h));
+            self.line(&format!("wu32(M,{addr},{val})"));
         } else {
-            self.line(&format!("buffer.{f}(M, {addr}, {val})"));
+            self.line(&format!("{}(M,{addr},{val})", builtin("buffer", f)));
         }
         self.note_access(&a);
     }

@@ -46,7 +46,7 @@ impl Translator<'_, '_, '_> {
         let b = self.pop();
         let a = self.pop();
         let h = self.helper(helper);
-        self.push_eager(ty, format!("{h}({}, {})", Self::num(&a), Self::num(&b)));
+        self.push_eager(ty, format!("{h}({},{})", Self::num(&a), Self::num(&b)));
     }
 
     pub(in crate::lower) fn eager_un(&mut self, ty: ValType, helper: Helper) {

@@ -41,11 +41,11 @@ impl Translator<'_, '_, '_> {
                     if is_i64(a.ty) {
                         let hn = self.slot_hi_name(k);
                         self.line(&format!(
-                            "if {c} then {name}, {hn} = {ae}, {} else {name}, {hn} = {be}, {} end",
+                            "if {c} then {name},{hn}={ae},{} else {name},{hn}={be},{} end",
                             a.h, b.h
                         ));
                     } else {
-                        self.line(&format!("if {c} then {name} = {ae} else {name} = {be} end"));
+                        self.line(&format!("if {c} then {name}={ae} else {name}={be} end"));
                     }
                     let v = self.slot_val(k, a.ty);
                     self.stack.push(v);

@@ -14,7 +14,7 @@ impl Translator<'_, '_, '_> {
                 self.flush_where(|x| x.globals);
                 self.helper(Helper::Tinit);
                 self.line(&format!(
-                    "tinit(T{table}, E[{}], {}, {}, {})",
+                    "tinit(T{table},E[{}],{},{},{})",
                     elem_index + 1,
                     Self::num(&d),
                     Self::num(&s),
@@ -23,7 +23,7 @@ impl Translator<'_, '_, '_> {
             }
             O::ElemDrop { elem_index } => {
                 self.helper(Helper::Edropped);
-                self.line(&format!("E[{}] = EDROPPED", elem_index + 1))
+                self.line(&format!("E[{}]=EDROPPED", elem_index + 1))
             }
             O::TableCopy {
                 dst_table,
@@ -34,7 +34,7 @@ impl Translator<'_, '_, '_> {
                 let d = self.pop();
                 self.helper(Helper::Tcopy);
                 self.line(&format!(
-                    "tcopy(T{dst_table}, T{src_table}, {}, {}, {})",
+                    "tcopy(T{dst_table},T{src_table},{},{},{})",
                     Self::num(&d),
                     Self::num(&s),
                     Self::num(&n)
@@ -45,19 +45,19 @@ impl Translator<'_, '_, '_> {
                 let a = self.pop();
                 let t = ValType::Ref(wasmparser::RefType::FUNCREF);
                 self.helper(Helper::Tget);
-                self.push_eager(t, format!("tget(T{table}, {})", Self::num(&a)));
+                self.push_eager(t, format!("tget(T{table},{})", Self::num(&a)));
             }
             O::TableSet { table } => {
                 let v = self.pop();
                 let a = self.pop();
                 self.helper(Helper::Tset);
-                self.line(&format!("tset(T{table}, {}, {})", Self::num(&a), v.e));
+                self.line(&format!("tset(T{table},{},{})", Self::num(&a), v.e));
             }
             O::TableGrow { table } => {
                 let n = self.pop();
                 let v = self.pop();
                 self.helper(Helper::Tgrow);
-                self.push_eager(I32, format!("tgrow(T{table}, {}, {})", v.e, Self::num(&n)));
+                self.push_eager(I32, format!("tgrow(T{table},{},{})", v.e, Self::num(&n)));
             }
             O::TableFill { table } => {
                 let n = self.pop();
@@ -65,7 +65,7 @@ impl Translator<'_, '_, '_> {
                 let d = self.pop();
                 self.helper(Helper::Tfill);
                 self.line(&format!(
-                    "tfill(T{table}, {}, {}, {})",
+                    "tfill(T{table},{},{},{})",
                     Self::num(&d),
                     v.e,
                     Self::num(&n)
@@ -81,7 +81,7 @@ impl Translator<'_, '_, '_> {
                 let a = self.pop();
                 let mut v = Self::derive(
                     I32,
-                    Expr::Group(format!("{} == {}", a.e, b.e)),
+                    Expr::Group(format!("{}=={}", a.e, b.e)),
                     String::new(),
                     &[&a, &b],
                 );
@@ -92,7 +92,7 @@ impl Translator<'_, '_, '_> {
                 let a = self.pop();
                 let mut v = Self::derive(
                     I32,
-                    Expr::Group(format!("{} == nil", a.e)),
+                    Expr::Group(format!("{}==nil", a.e)),
                     String::new(),
                     &[&a],
                 );

@@ -31,7 +31,7 @@ impl Translator<'_, '_, '_> {
                 // The value was just computed into its slot by the last line: assign the
                 // local there instead of copying.
                 let local = if is_i64(v.ty) {
-                    format!("{lo}, {hi}")
+                    format!("{lo},{hi}")
                 } else {
                     lo.clone()
                 };
@@ -46,10 +46,10 @@ impl Translator<'_, '_, '_> {
                 };
                 if fused {
                 } else if is_i64(v.ty) {
-                    self.line(&format!("{lo}, {hi} = {}, {}", v.e, v.h));
+                    self.line(&format!("{lo},{hi}={},{}", v.e, v.h));
                 } else if self.assign_wrapped(&lo, &v) {
                 } else if v.local != Some(idx) {
-                    self.line(&format!("{lo} = {}", Self::num_bare(&v)));
+                    self.line(&format!("{lo}={}", Self::num_bare(&v)));
                 }
                 if matches!(op, O::LocalTee { .. }) {
                     let mut nv = Self::lit(self.local_types[i], lo, hi);
@@ -70,9 +70,9 @@ impl Translator<'_, '_, '_> {
                 self.flush_where(|x| x.globals);
                 let (lo, hi) = self.ctx.global_names[*global_index as usize].clone();
                 if is_i64(v.ty) {
-                    self.line(&format!("{lo}, {hi} = {}, {}", v.e, v.h));
+                    self.line(&format!("{lo},{hi}={},{}", v.e, v.h));
                 } else {
-                    self.line(&format!("{lo} = {}", Self::num_bare(&v)));
+                    self.line(&format!("{lo}={}", Self::num_bare(&v)));
                 }
             }
             _ => return Ok(false),
