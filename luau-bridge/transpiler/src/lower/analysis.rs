@@ -283,3 +283,131 @@ fn is_control(op: &Operator<'_>) -> bool {
             | O::Unreachable
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_encoder::{
+        BlockType, CodeSection, Function, FunctionSection, Instruction as I, MemorySection,
+        MemoryType, Module as Enc, TypeSection, ValType as V,
+    };
+
+    /// Facts of the one function `(param i32) (result i64)` with locals `locals` and `body`.
+    fn facts(locals: &[V], body: &[I<'_>]) -> Facts {
+        let mut types = TypeSection::new();
+        types.ty().function([V::I32], [V::I64]);
+        let mut funcs = FunctionSection::new();
+        funcs.function(0);
+        let mut mems = MemorySection::new();
+        mems.memory(MemoryType {
+            minimum: 1,
+            maximum: None,
+            memory64: false,
+            shared: false,
+            page_size_log2: None,
+        });
+        let mut f = Function::new(locals.iter().map(|t| (1, *t)));
+        for i in body {
+            f.instruction(i);
+        }
+        let mut code = CodeSection::new();
+        code.function(&f);
+        let mut m = Enc::new();
+        m.section(&types)
+            .section(&funcs)
+            .section(&mems)
+            .section(&code);
+        let wasm = m.finish();
+        let module = crate::module::parse(&wasm, crate::module::default_features()).expect("valid");
+        analyse(&module, 0).expect("analysed")
+    }
+
+    #[test]
+    fn a_block_left_by_one_top_level_br_if_is_guardable_and_a_tail_loop_found() {
+        let f = facts(
+            &[V::I32],
+            &[
+                I::Block(BlockType::Empty), // 0: only `br_if 0` at its top level
+                I::LocalGet(0),
+                I::BrIf(0),
+                I::I32Const(1),
+                I::LocalSet(1),
+                I::End,
+                I::Block(BlockType::Empty), // 1: branched to from a nested block
+                I::Block(BlockType::Empty), // 2: never branched to
+                I::LocalGet(0),
+                I::BrIf(1),
+                I::End,
+                I::End,
+                I::Loop(BlockType::Empty), // 3: its body ends with its only branch
+                I::LocalGet(1),
+                I::BrIf(0),
+                I::End,
+                I::I64Const(7),
+                I::End,
+            ],
+        );
+        assert_eq!(f.targeted, [0, 1, 3].into());
+        assert!(f.guardable(0));
+        assert!(!f.guardable(1));
+        assert!(f.tail_loop(3));
+        assert!(!f.uses_mem);
+        // Local 1 is set at the start of block 0, but the entry's straight-line code ended
+        // at the `block`.
+        assert!(f.set_first.is_empty());
+        assert_eq!(f.local_uses, vec![2, 2]);
+        assert_eq!(f.max_height, 0);
+        assert_eq!(f.hi_slots, [0].into());
+    }
+
+    #[test]
+    fn dead_code_teaches_nothing() {
+        let f = facts(
+            &[V::I32],
+            &[
+                I::I32Const(3),
+                I::LocalSet(1), // set before any read: no zero initialisation
+                I::LocalGet(0),
+                I::I32Load(wasm_encoder::MemArg {
+                    offset: 0,
+                    align: 2,
+                    target: wasm_encoder::MemArgTarget::Memory(0),
+                    ordering: None,
+                }),
+                I::Drop,
+                I::I64Const(1),
+                I::Return,
+                I::Block(BlockType::Empty), // 0, dead
+                I::Br(0),
+                I::End,
+                I::Block(BlockType::Empty), // 1, dead
+                I::End,
+                I::I64Const(2),
+                I::End,
+            ],
+        );
+        assert!(f.targeted.is_empty());
+        assert!(f.uses_mem);
+        assert_eq!(f.set_first, [1].into());
+        assert_eq!(f.local_uses, vec![1, 1]);
+    }
+
+    #[test]
+    fn a_loop_with_another_branch_is_no_tail_loop() {
+        let f = facts(
+            &[V::I32],
+            &[
+                I::Loop(BlockType::Empty), // 0
+                I::LocalGet(0),
+                I::BrIf(0),
+                I::LocalGet(0),
+                I::BrIf(0), // a second branch to it
+                I::End,
+                I::I64Const(0),
+                I::End,
+            ],
+        );
+        assert_eq!(f.targeted, [0].into());
+        assert!(!f.tail_loop(0));
+    }
+}

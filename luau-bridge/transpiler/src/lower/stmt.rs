@@ -83,3 +83,62 @@ pub(in crate::lower) fn print(body: &[Stmt], out: &mut String) {
         i += 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn printed(body: &[Stmt]) -> String {
+        let mut out = String::new();
+        print(body, &mut out);
+        out
+    }
+
+    #[test]
+    fn a_branch_holding_only_a_jump_takes_one_line() {
+        let body = [
+            Stmt::If("a0==1".into()),
+            Stmt::Jump(Jump::Break),
+            Stmt::End,
+            Stmt::If("a1<2".into()),
+            Stmt::Jump(Jump::Continue),
+            Stmt::End,
+        ];
+        assert_eq!(
+            printed(&body),
+            "if a0==1 then break end\nif a1<2 then continue end\n"
+        );
+    }
+
+    #[test]
+    fn a_branch_with_more_than_a_jump_keeps_its_lines() {
+        let body = [
+            Stmt::If("a0==1".into()),
+            Stmt::Line("B=3".into()),
+            Stmt::Jump(Jump::Break),
+            Stmt::End,
+            Stmt::Jump(Jump::Break),
+        ];
+        assert_eq!(printed(&body), "if a0==1 then\nB=3\nbreak\nend\nbreak\n");
+    }
+
+    #[test]
+    fn fusions_edit_the_recorded_statement() {
+        let mut body = vec![Stmt::Eager {
+            slot: 0,
+            target: "s0".into(),
+            value: Rvalue::Load32 {
+                addr: "a0+4".into(),
+                signed: false,
+            },
+        }];
+        assert_eq!(printed(&body), "s0=ru32(M,a0+4)\n");
+        if let Stmt::Eager { target, value, .. } = &mut body[0] {
+            *target = "a1".into();
+            if let Rvalue::Load32 { signed, .. } = value {
+                *signed = true;
+            }
+        }
+        assert_eq!(printed(&body), "a1=ri32(M,a0+4)\n");
+    }
+}

@@ -15,3 +15,26 @@ pub(super) fn op(o: &str) -> &str {
 pub(super) fn builtin(lib: &str, f: &str) -> &'static str {
     crate::prelude::alias(lib, f)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_minus_keeps_its_spaces() {
+        assert_eq!(super::op("+"), "+");
+        assert_eq!(super::op("<="), "<=");
+        assert_eq!(super::op("-"), " - ");
+    }
+
+    #[test]
+    fn builtins_are_called_through_their_aliases() {
+        assert_eq!(super::builtin("bit32", "lshift"), "lsh");
+        assert_eq!(super::builtin("buffer", "readu32"), "ru32");
+        assert_eq!(super::builtin("buffer", "writef64"), "wf64");
+    }
+
+    #[test]
+    #[should_panic(expected = "no alias for bit32.nosuch")]
+    fn an_unknown_builtin_is_a_bug_caught_at_once() {
+        super::builtin("bit32", "nosuch");
+    }
+}
