@@ -14,6 +14,7 @@
 //! ```text
 //! NPC_FUZZ_CASES=200000 NPC_FUZZ_SEED=7 cargo test --release -p npc-sync --test fuzz_core
 //! NPC_FUZZ_REPLAY=<hex bytes printed by a failure> cargo test --release -p npc-sync --test fuzz_core
+//! NPC_FUZZ_REPLAY=<hex> NPC_FUZZ_SHRINK=1 cargo test ... # also prints a smaller failing list
 //! ```
 
 mod common;
@@ -177,9 +178,14 @@ fn decode(data: &[u8]) -> (Config, Vec<Op>) {
 /// The fuzz target: panics (with the model's message) on any broken invariant.
 fn fuzz_one(data: &[u8]) {
     let (cfg, ops) = decode(data);
+    check_ops(&cfg, &ops);
+}
+
+/// Runs `ops` twice against the model, checking every invariant and determinism.
+fn check_ops(cfg: &Config, ops: &[Op]) {
     let run = || {
         let mut sim = Sim::new(cfg.clone());
-        for op in &ops {
+        for op in ops {
             sim.step(op);
         }
         sim.drain_and_check();
@@ -187,6 +193,40 @@ fn fuzz_one(data: &[u8]) {
     };
     let first = run();
     assert!(first == run(), "the same input gave two outputs");
+}
+
+/// A smaller list of operations that still fails: drops runs of operations, halving the
+/// run length, for as long as the failure stays (to turn a finding into a test).
+fn shrink(cfg: &Config, mut ops: Vec<Op>) -> Vec<Op> {
+    let fails = |ops: &[Op]| std::panic::catch_unwind(|| check_ops(cfg, ops)).is_err();
+    // Quiet while trying: every failing attempt would print its panic.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    loop {
+        let before = ops.len();
+        let mut chunk = ops.len().max(2) / 2;
+        loop {
+            let mut i = 0;
+            while i < ops.len() {
+                let mut fewer = ops.clone();
+                fewer.drain(i..(i + chunk).min(ops.len()));
+                if fails(&fewer) {
+                    ops = fewer;
+                } else {
+                    i += chunk;
+                }
+            }
+            if chunk == 1 {
+                break;
+            }
+            chunk /= 2;
+        }
+        if ops.len() == before {
+            break;
+        }
+    }
+    std::panic::set_hook(hook);
+    ops
 }
 
 fn hex(data: &[u8]) -> String {
@@ -223,7 +263,16 @@ fn run_case(label: &str, data: &[u8]) {
 #[test]
 fn random_operation_sequences_keep_every_invariant() {
     if let Ok(h) = std::env::var("NPC_FUZZ_REPLAY") {
-        run_case("replay", &unhex(&h));
+        let data = unhex(&h);
+        if std::env::var("NPC_FUZZ_SHRINK").is_ok() {
+            let (cfg, ops) = decode(&data);
+            let small = shrink(&cfg, ops);
+            eprintln!(
+                "fuzz_core: shrunk to {} operations with {cfg:?}:\n{small:#?}",
+                small.len()
+            );
+        }
+        run_case("replay", &data);
         return;
     }
     let cases = env_u64("NPC_FUZZ_CASES", DEFAULT_CASES);
