@@ -260,6 +260,15 @@ run_tests() {
   return "$status"
 }
 
+# Long fuzz runs (the bounded ones are part of the tests); FUZZ_SEED picks another stream.
+fuzz() {
+  step "fuzzing: the core's API against the model, then the Luau facade against the native one"
+  NPC_FUZZ_CASES="${FUZZ_CORE_CASES:-20000}" NPC_FUZZ_SEED="${FUZZ_SEED:-1}" \
+    cargo test --release -p npc-sync --test fuzz_core -- --nocapture
+  NPC_FUZZ_LUAU_CASES="${FUZZ_LUAU_CASES:-200}" NPC_FUZZ_SEED="${FUZZ_SEED:-1}" \
+    cargo test --release -p npc-sync-luau --test fuzz_luau -- --nocapture
+}
+
 bench() {
   step "benchmarks"
   cargo bench -p npc-sync --bench queue
@@ -307,13 +316,14 @@ case "${1:-all}" in
     compare_traces
     ;;
   roblox) roblox ;;
+  fuzz) fuzz ;;
   bench)
     setup
     build_node
     bench
     ;;
   *)
-    echo "usage: ./build.sh [all|setup|build|demo|test|bench|roblox]" >&2
+    echo "usage: ./build.sh [all|setup|build|demo|test|bench|roblox|fuzz]" >&2
     exit 2
     ;;
 esac

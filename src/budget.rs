@@ -3,9 +3,9 @@
 //! a few seconds (which would stall critical traffic for the rest of the minute).
 
 use crate::config::Config;
-use alloc::collections::VecDeque;
+use crate::window::RollingWindow;
 
-pub(crate) const WINDOW_S: f64 = 60.0;
+const WINDOW_S: f64 = RollingWindow::SPAN_S;
 
 /// Which share of the budget a request may draw on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,9 +19,8 @@ pub(crate) enum Pool {
 pub(crate) struct Budget {
     limit: u32,
     routine_limit: u32,
-    /// Calls emitted in the last 60 s, oldest first: (time, calls).
-    window: VecDeque<(f64, u32)>,
-    used: u32,
+    /// Calls emitted in the last 60 s.
+    window: RollingWindow,
     /// Pacing tokens left after the last spend: they refill at `(limit - burst) / 60` per
     /// second up to `burst`, so that a full burst plus a minute of refill never exceeds
     /// the limit: the rolling window then never stalls traffic for long.
@@ -48,22 +47,10 @@ impl Budget {
         Budget {
             limit: cfg.budget_per_minute,
             routine_limit: cfg.routine_calls(),
-            window: VecDeque::new(),
-            used: 0,
+            window: RollingWindow::new(),
             tokens: cfg.budget_burst as f64,
             burst: cfg.budget_burst as f64,
             spent_at: None,
-        }
-    }
-
-    fn advance(&mut self, now: f64) {
-        while let Some(&(t, calls)) = self.window.front() {
-            if now - t >= WINDOW_S {
-                self.window.pop_front();
-                self.used -= calls;
-            } else {
-                break;
-            }
         }
     }
 
@@ -77,12 +64,7 @@ impl Budget {
 
     /// Calls that may be spent now from `pool`.
     pub(crate) fn available(&mut self, now: f64, pool: Pool) -> u32 {
-        self.advance(now);
-        let cap = match pool {
-            Pool::Routine => self.routine_limit,
-            Pool::Reserved => self.limit,
-        };
-        let by_window = cap.saturating_sub(self.used);
+        let by_window = self.window_available(now, pool);
         // Pacing is a whole number of tokens; a fraction is not a call.
         let by_pace = self.tokens_at(now) as u32;
         by_window.min(by_pace)
@@ -90,17 +72,18 @@ impl Budget {
 
     /// Calls the rolling window alone still allows from `pool`, pacing aside.
     pub(crate) fn window_available(&mut self, now: f64, pool: Pool) -> u32 {
-        self.advance(now);
-        let cap = match pool {
+        self.cap(pool).saturating_sub(self.window.total(now))
+    }
+
+    fn cap(&self, pool: Pool) -> u32 {
+        match pool {
             Pool::Routine => self.routine_limit,
             Pool::Reserved => self.limit,
-        };
-        cap.saturating_sub(self.used)
+        }
     }
 
     /// Whether the pacing bucket is full (nothing spent for a while).
     pub(crate) fn burst_full(&mut self, now: f64) -> bool {
-        self.advance(now);
         self.tokens_at(now) >= self.burst
     }
 
@@ -108,41 +91,20 @@ impl Budget {
         if calls == 0 {
             return;
         }
-        self.advance(now);
-        self.used += calls;
+        self.window.record(now, calls);
         self.tokens = self.tokens_at(now) - calls as f64;
         self.spent_at = Some(now);
-        match self.window.back_mut() {
-            Some((t, c)) if *t == now => *c += calls,
-            _ => self.window.push_back((now, calls)),
-        }
     }
 
     /// Calls spent in the last 60 s.
     pub(crate) fn used(&mut self, now: f64) -> u32 {
-        self.advance(now);
-        self.used
+        self.window.total(now)
     }
 
     /// The earliest time at which at least one call is available from `pool`, if not now.
     pub(crate) fn next_free(&mut self, now: f64, pool: Pool) -> f64 {
-        self.advance(now);
-        let cap = match pool {
-            Pool::Routine => self.routine_limit,
-            Pool::Reserved => self.limit,
-        };
-        let mut at = now;
-        if self.used >= cap {
-            // The window frees calls as its oldest entries age out.
-            let mut need = self.used + 1 - cap;
-            for &(t, calls) in &self.window {
-                at = t + WINDOW_S;
-                if calls >= need {
-                    break;
-                }
-                need -= calls;
-            }
-        }
+        // The window frees calls as its oldest entries age out.
+        let mut at = self.window.below_at(now, self.cap(pool));
         let tokens = self.tokens_at(now);
         if tokens < 1.0 {
             let rate = self.rate();

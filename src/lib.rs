@@ -49,6 +49,7 @@ mod request;
 mod stats;
 mod symbols;
 mod value;
+mod window;
 
 pub use config::{Config, ConfigError, Target};
 pub use error::Error;
@@ -58,6 +59,7 @@ pub use queue::{Change, Decision, Event, Priority, Queue, Slot};
 pub use request::{ChatMessage, Confirmed, Request, RequestKind, SentChange};
 pub use symbols::Limits;
 pub use value::Value;
+pub use window::RollingWindow;
 
 /// Well-known block and field names used by the convenience change calls.
 pub mod names {

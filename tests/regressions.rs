@@ -2,59 +2,13 @@
 //! replayed against the public API and checked against the rule it broke.
 
 use npc_sync::{
-    AgentId, Change, Config, Confirmed, Decision, Error, Event, Queue, Request, RequestKind, Seq,
-    Target, Value,
+    AgentId, Change, Confirmed, Decision, Error, Event, Queue, Request, RequestKind, Seq, Target,
+    Value,
 };
 use std::collections::BTreeSet;
 
-fn queue() -> Queue {
-    Queue::new(Config::default()).unwrap()
-}
-
-fn queue_with(f: impl FnOnce(&mut Config)) -> Queue {
-    let mut c = Config::default();
-    f(&mut c);
-    Queue::new(c).unwrap()
-}
-
-/// `block.field=value` of every change of a request, in order.
-fn values(q: &Queue, r: &Request) -> Vec<String> {
-    r.changes
-        .iter()
-        .map(|c| {
-            let v = match &c.value {
-                Value::Number(n) => format!("{n}"),
-                Value::Str(s) => s.clone(),
-                Value::Bool(b) => format!("{b}"),
-                Value::Cleared => "<cleared>".to_string(),
-            };
-            format!("{}.{}={}", q.text(c.block), q.text(c.field), v)
-        })
-        .collect()
-}
-
-fn ack_all(q: &mut Queue, rs: &[Request]) {
-    for r in rs {
-        q.ack(r.id, &[]).unwrap();
-    }
-}
-
-/// Polls every frame from `from` to `to` and returns everything emitted (not reported).
-fn poll_span(q: &mut Queue, from: f64, to: f64) -> Vec<(f64, Request)> {
-    let mut out = Vec::new();
-    let mut frame = (from * 60.0).round() as u64;
-    loop {
-        let t = frame as f64 / 60.0;
-        if t > to + 1e-9 {
-            break;
-        }
-        for r in q.poll(t).unwrap() {
-            out.push((t, r));
-        }
-        frame += 1;
-    }
-    out
-}
+mod common;
+use common::{ack_all, block_values, poll_span, queue, queue_with};
 
 // ---------------------------------------------------------------------------------------
 // JSON encoding of the batch endpoint body (README), written independently of the core.
@@ -187,7 +141,7 @@ fn issue7_02_letta_one_write_per_agent_block_in_flight() {
     let out = q.poll(32.0).unwrap();
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].kind, RequestKind::Urgent);
-    assert_eq!(values(&q, &out[0]), ["status.state=Combat"]);
+    assert_eq!(block_values(&q, &out[0]), ["status.state=Combat"]);
 }
 
 #[test]
@@ -297,7 +251,7 @@ fn issue7_05_dependency_after_its_dependent_in_one_group_is_refused() {
         Ok(_) => {
             // If accepted, the delivery order must still honour the dependency.
             let out = poll_span(&mut q, 1.0, 40.0);
-            let all: Vec<String> = out.iter().flat_map(|(_, r)| values(&q, r)).collect();
+            let all: Vec<String> = out.iter().flat_map(|(_, r)| block_values(&q, r)).collect();
             let loc = all.iter().position(|s| s.starts_with("status.location"));
             let res = all.iter().position(|s| s.starts_with("inventory.result"));
             assert!(loc < res, "{all:?}");
@@ -306,7 +260,7 @@ fn issue7_05_dependency_after_its_dependent_in_one_group_is_refused() {
     }
     // The queue is unchanged: the move still goes out alone.
     let out = q.poll(30.0).unwrap();
-    assert_eq!(values(&q, &out[0]), ["status.location=cave"]);
+    assert_eq!(block_values(&q, &out[0]), ["status.location=cave"]);
     // The same group in dependency order is fine.
     let ids = q
         .atomic(
@@ -392,7 +346,7 @@ fn issue7_07_new_critical_change_does_not_wait_for_an_old_backoff() {
     while fails < 3 {
         let out = q.poll(t).unwrap();
         if let Some(r) = out.first() {
-            assert_eq!(values(&q, r), ["status.health=70"]);
+            assert_eq!(block_values(&q, r), ["status.health=70"]);
             last_emit = t;
             q.fail(t + 0.1, r.id, None).unwrap();
             fails += 1;
@@ -410,7 +364,7 @@ fn issue7_07_new_critical_change_does_not_wait_for_an_old_backoff() {
         1,
         "the new critical change waited for an old backoff"
     );
-    assert_eq!(values(&q, &out[0]), ["status.health=35"]);
+    assert_eq!(block_values(&q, &out[0]), ["status.health=35"]);
     q.ack(out[0].id, &[]).unwrap();
     // The critical latency counts the retries: the drop to 70 at 31 s reached the backend
     // (superseded by 35) only now.
@@ -741,7 +695,7 @@ fn issue7_14_retry_after_holds_routine_traffic_not_critical_changes() {
     let out = q.poll(31.0).unwrap();
     assert_eq!(out.len(), 1, "critical change held by a Retry-After pause");
     assert_eq!(out[0].kind, RequestKind::Urgent);
-    assert!(values(&q, &out[0]).contains(&"status.health=60".to_string()));
+    assert!(block_values(&q, &out[0]).contains(&"status.health=60".to_string()));
     q.ack(out[0].id, &[]).unwrap();
     // Critical changes of two NPCs during the pause: at most one urgent request a second
     // (each NPC's own debounce alone would let one through every half second). Routine
@@ -811,7 +765,7 @@ fn issue7_15_inference_waits_for_its_freshness_sync_ack() {
                     inference_at.get_or_insert(t);
                 }
                 _ => {
-                    assert!(values(&q, &r).contains(&"status.location=gate".to_string()));
+                    assert!(block_values(&q, &r).contains(&"status.location=gate".to_string()));
                     synced_at.get_or_insert(t);
                 }
             }

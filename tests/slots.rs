@@ -5,20 +5,8 @@
 
 use npc_sync::{AgentId, Change, ChangeId, Config, Priority, Queue, RequestId, Slot, Value};
 
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+mod common;
+use common::Lcg;
 
 const FIELDS: [(&str, &str); 3] = [("status", "location"), ("status", "x"), ("mood", "level")];
 

@@ -16,9 +16,8 @@ mod timeline;
 mod world;
 
 use backend::{Backend, Outcome};
-use npc_sync::{Config, Queue, Target, Value};
+use npc_sync::{Config, Queue, RollingWindow, Target, Value};
 use report::Report;
-use std::collections::VecDeque;
 use std::process::ExitCode;
 use world::World;
 
@@ -144,9 +143,8 @@ fn run(args: &Args) -> Result<Report, String> {
     let mut q = Queue::new(cfg).map_err(|e| e.to_string())?;
     let mut world = World::new(&mut q, &args.scenario, args.npcs, args.seed)?;
     let mut backend = Backend::new(args.seed, args.fail_rate);
-    let mut window: VecDeque<(f64, u32)> = VecDeque::new();
-    let mut in_window = 0u32;
-    let mut max_per_min = 0u32;
+    // Every call the bridge would make, to measure the fullest minute (invariant 5).
+    let mut window = RollingWindow::new();
     let mut requests = 0u64;
     let mut calls = 0u64;
     let frames = (args.seconds * FPS).round() as u64;
@@ -187,20 +185,10 @@ fn run(args: &Args) -> Result<Report, String> {
             }
             requests += 1;
             calls += r.calls as u64;
-            window.push_back((now, r.calls));
             debug_assert!(r.calls >= 1);
-            in_window += r.calls;
+            window.record(now, r.calls);
             backend.send(&q, now, r);
         }
-        while let Some(&(t, c)) = window.front() {
-            if now - t >= 60.0 {
-                window.pop_front();
-                in_window -= c;
-            } else {
-                break;
-            }
-        }
-        max_per_min = max_per_min.max(in_window);
         for (id, outcome) in backend.step(&q, now) {
             match outcome {
                 Outcome::Ok => q.ack(id, &[]),
@@ -248,7 +236,7 @@ fn run(args: &Args) -> Result<Report, String> {
         report::Counts {
             requests,
             calls,
-            max_per_min,
+            max_per_min: window.peak(),
             lost: lost + chat_lost,
             drained_after_s: drained_at,
         },

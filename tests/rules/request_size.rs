@@ -1,0 +1,55 @@
+//! Rules of `docs/semantics.md`: request size.
+
+use super::*;
+
+#[test]
+fn more_than_100_agent_blocks_become_several_requests() {
+    let mut q = queue();
+    let agents: Vec<AgentId> = (0..250)
+        .map(|i| q.agent(&format!("npc-{i:03}")).unwrap())
+        .collect();
+    q.poll(0.0).unwrap();
+    for a in &agents {
+        q.set_location(1.0, *a, "plaza").unwrap();
+    }
+    let out = q.poll(30.0).unwrap();
+    let sizes: Vec<usize> = out.iter().map(|r| r.changes.len()).collect();
+    assert_eq!(sizes, [100, 100, 50]);
+    assert!(out.iter().all(|r| r.calls == 1));
+}
+
+#[test]
+fn bodies_over_64_kib_become_several_requests() {
+    let mut q = queue();
+    let agents: Vec<AgentId> = (0..10)
+        .map(|i| q.agent(&format!("npc-{i}")).unwrap())
+        .collect();
+    q.poll(0.0).unwrap();
+    let big = "x".repeat(10 * 1024);
+    for a in &agents {
+        q.set_description(1.0, *a, &big).unwrap();
+    }
+    let out = q.poll(30.0).unwrap();
+    assert!(out.len() >= 2, "{} requests", out.len());
+    assert!(out.iter().all(|r| r.body_bytes <= 64 * 1024));
+    assert_eq!(out.iter().map(|r| r.changes.len()).sum::<usize>(), 10);
+    // The estimate is an upper bound of a real JSON body.
+    for r in &out {
+        let real: usize = r
+            .changes
+            .iter()
+            .map(|c| {
+                format!(
+                    r#"{{"agent":"{}","block":"{}","field":"{}","value":{:?},"seq":{}}},"#,
+                    q.text(c.agent_name),
+                    q.text(c.block),
+                    q.text(c.field),
+                    c.value,
+                    c.seq.0
+                )
+                .len()
+            })
+            .sum();
+        assert!(real <= r.body_bytes as usize);
+    }
+}
