@@ -5,6 +5,7 @@
 //! line or an error text.
 
 use crate::metrics::Metrics;
+use crate::shutdown::{Phase, Shutdown};
 use serde_json::{json, Value as Json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -83,11 +84,17 @@ pub struct Letta {
     cfg: Arc<LettaConfig>,
     slots: Arc<Semaphore>,
     metrics: Arc<Metrics>,
+    shutdown: Shutdown,
 }
 
 impl Letta {
-    /// Builds the client.
-    pub fn new(cfg: LettaConfig, metrics: Arc<Metrics>) -> Result<Letta, String> {
+    /// Builds the client; its calls give up when `shutdown` reaches
+    /// [`Phase::Abandoning`].
+    pub fn new(
+        cfg: LettaConfig,
+        metrics: Arc<Metrics>,
+        shutdown: Shutdown,
+    ) -> Result<Letta, String> {
         let http = reqwest::Client::builder()
             .timeout(cfg.call_timeout)
             .build()
@@ -97,6 +104,7 @@ impl Letta {
             slots: Arc::new(Semaphore::new(cfg.concurrency)),
             cfg: Arc::new(cfg),
             metrics,
+            shutdown,
         })
     }
 
@@ -123,9 +131,22 @@ impl Letta {
             if let Some(b) = body {
                 req = req.json(b);
             }
-            let permit = self.slots.acquire().await.expect("semaphore never closed");
-            let started = Instant::now();
-            let result = req.send().await;
+            let abandoned = || LettaError::Unavailable {
+                call: call.clone(),
+                last: "the gateway is shutting down".into(),
+                retry_after: Some(1),
+            };
+            // A call Letta may still be handling is cut when the gateway shuts down: the
+            // caller answers 503, and the block stays behind in the store until written.
+            let (permit, result, started) = tokio::select! {
+                biased;
+                _ = self.shutdown.reached(Phase::Abandoning) => return Err(abandoned()),
+                r = async {
+                    let permit = self.slots.acquire().await.expect("semaphore never closed");
+                    let started = Instant::now();
+                    (permit, req.send().await, started)
+                } => r,
+            };
             let (failure, retry_after) = match result {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
@@ -171,7 +192,10 @@ impl Letta {
             }
             tracing::debug!(call = %call, failure = %failure, wait_ms = wait.as_millis() as u64, "Letta call retried");
             self.metrics.retry();
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                _ = self.shutdown.reached(Phase::Abandoning) => return Err(abandoned()),
+                _ = tokio::time::sleep(wait) => {}
+            }
             backoff = (backoff * 2).min(self.cfg.max_backoff);
         }
     }
