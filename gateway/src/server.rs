@@ -191,6 +191,8 @@ async fn handle(s: Arc<AppState>, req: Request) -> Response {
     let hash = body_hash(&bytes);
     let request_id = body.request_id();
     match s.store.answer(&server, request_id).await {
+        // An inference still running is waited for below.
+        Ok(Some(Record::InProgress { .. })) if matches!(body, Body::Inference { .. }) => {}
         Ok(Some(held)) => return replay(&server, request_id, hash, held),
         Ok(None) => {}
         Err(e) => return store_failure(e),
