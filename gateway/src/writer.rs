@@ -143,19 +143,46 @@ impl Writer {
             .unknown_blocks(keys.clone())
             .await
             .map_err(SyncError::Store)?;
-        for key in &unknown {
-            let (limit, fields, _) = self.read(key, deadline).await?;
-            self.store
-                .seed_block(key.clone(), fields, limit)
-                .await
-                .map_err(SyncError::Store)?;
-            self.mark_swept(key);
+        // Read at once (the Letta client bounds the calls in flight); the first failure
+        // in body order is the answer.
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, key) in keys.into_iter().enumerate() {
+            let first_sight = unknown.contains(&key);
+            if !first_sight && self.is_swept(&key) {
+                continue;
+            }
+            let w = self.clone();
+            tasks.spawn(async move {
+                let r = if first_sight {
+                    w.seed(&key, deadline).await
+                } else {
+                    w.sweep_one(&key, deadline).await
+                };
+                (i, r)
+            });
         }
-        for key in keys {
-            if !unknown.contains(&key) && !self.is_swept(&key) {
-                self.sweep_one(&key, deadline).await?;
+        let mut first_error: Option<(usize, SyncError)> = None;
+        while let Some(done) = tasks.join_next().await {
+            if let Ok((i, Err(e))) = done {
+                if first_error.as_ref().is_none_or(|(j, _)| i < *j) {
+                    first_error = Some((i, e));
+                }
             }
         }
+        match first_error {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads a block the store has never seen and records it.
+    async fn seed(&self, key: &BlockKey, deadline: Instant) -> Result<(), SyncError> {
+        let (limit, fields, _) = self.read(key, deadline).await?;
+        self.store
+            .seed_block(key.clone(), fields, limit)
+            .await
+            .map_err(SyncError::Store)?;
+        self.mark_swept(key);
         Ok(())
     }
 
