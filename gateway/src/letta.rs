@@ -1,8 +1,9 @@
 //! Letta's REST API as the gateway uses it: read a block, replace a block's value, send
-//! messages. Retries with exponential backoff on 409 (Letta's "CONFLICT ... Please retry"
-//! for concurrent writes of one block), 429 and 5xx and on lost connections, honouring
-//! `Retry-After`. The API key goes only into the `Authorization` header, never into a log
-//! line or an error text.
+//! messages. Retries with exponential backoff on 409 (Letta 0.16.8 answers a write of a
+//! block whose row another write holds with "The resource is currently locked by another
+//! operation. Please retry shortly." and `Retry-After: 1`), 429 and 5xx and on lost
+//! connections, honouring `Retry-After`. The API key goes only into the `Authorization`
+//! header, never into a log line or an error text.
 
 use crate::metrics::Metrics;
 use crate::shutdown::{Phase, Shutdown};
@@ -10,6 +11,11 @@ use serde_json::{json, Value as Json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
+
+/// Letta 0.16.8's block limit when none is set (`CORE_MEMORY_BLOCK_CHAR_LIMIT` in its
+/// `constants.py`): taken for a block read without a `limit`, and for a block a batch
+/// creates without reading it (the server always reads blocks first).
+pub const DEFAULT_BLOCK_LIMIT: usize = 100_000;
 
 /// Why a Letta call failed for good.
 #[derive(Debug, Clone)]
@@ -218,7 +224,10 @@ impl Letta {
                     .and_then(Json::as_str)
                     .unwrap_or("")
                     .to_string(),
-                limit: json.get("limit").and_then(Json::as_u64).unwrap_or(5000) as usize,
+                limit: json
+                    .get("limit")
+                    .and_then(Json::as_u64)
+                    .unwrap_or(DEFAULT_BLOCK_LIMIT as u64) as usize,
             })),
             Err(LettaError::Refused { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),

@@ -207,7 +207,7 @@ async fn apply_once(
         tx.execute(
             "INSERT INTO blocks (agent, block, version, written_version, char_limit) VALUES ($1, $2, 0, 0, $3)
              ON CONFLICT DO NOTHING",
-            &[&key.agent, &key.block, &(super::sqlite::DEFAULT_LIMIT as i64)],
+            &[&key.agent, &key.block, &(crate::letta::DEFAULT_BLOCK_LIMIT as i64)],
         )
         .await?;
         if applied {

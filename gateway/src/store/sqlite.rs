@@ -42,10 +42,6 @@ CREATE INDEX IF NOT EXISTS answers_created ON answers (created_ms);
 CREATE INDEX IF NOT EXISTS blocks_behind ON blocks (written_version, version);
 ";
 
-/// A block created by a batch without having been read from Letta gets this limit
-/// (Letta's default block limit); the server always reads blocks first.
-pub(crate) const DEFAULT_LIMIT: usize = 5000;
-
 /// SQLite-backed store.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -391,7 +387,7 @@ impl Store for SqliteStore {
                 let key = BlockKey { agent: ch.agent_id.clone(), block: ch.block.clone() };
                 tx.execute(
                     "INSERT OR IGNORE INTO blocks (agent, block, version, written_version, char_limit) VALUES (?1, ?2, 0, 0, ?3)",
-                    params![key.agent, key.block, super::sqlite::DEFAULT_LIMIT as i64],
+                    params![key.agent, key.block, crate::letta::DEFAULT_BLOCK_LIMIT as i64],
                 )
                 .map_err(db)?;
                 let held: Option<(String, i64)> = tx
