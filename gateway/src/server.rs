@@ -361,20 +361,10 @@ async fn apply(
         Ok(a) => a,
         Err(e) => return Err(store_failure(e)),
     };
-    let mut tasks = tokio::task::JoinSet::new();
-    for (key, version) in applied.versions.iter().cloned() {
-        let w = s.writer.clone();
-        tasks.spawn(async move { w.ensure(key, version, deadline).await });
-    }
-    let mut first_error = None;
-    while let Some(r) = tasks.join_next().await {
-        if let Ok(Err(e)) = r {
-            first_error.get_or_insert(e);
-        }
-    }
-    if let Some(e) = first_error {
-        return Err(sync_failure(e));
-    }
+    s.writer
+        .ensure_all(applied.versions.clone(), deadline)
+        .await
+        .map_err(sync_failure)?;
     let (mut n_applied, mut n_already) = (0u64, 0u64);
     let mut rejected = Vec::new();
     let mut confirmed = Vec::new();

@@ -10,7 +10,7 @@ use crate::body::from_core;
 use crate::letta::{Letta, LettaError};
 use crate::metrics::Metrics;
 use crate::shutdown::{Phase, Shutdown};
-use crate::store::{BlockKey, Snapshot, Store, StoreError, WriteClaim};
+use crate::store::{BlockKey, Snapshot, Store, StoreError, WantWrite, WriteClaim};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -344,6 +344,7 @@ impl Writer {
             .behind(now_ms())
             .await
             .map_err(SyncError::Store)?;
+        // One block at a time through `ensure`, so each failure is counted and logged.
         let mut tasks = tokio::task::JoinSet::new();
         for b in behind {
             let w = self.clone();
@@ -367,6 +368,82 @@ impl Writer {
         Ok(left)
     }
 
+    fn owner(&self) -> String {
+        format!(
+            "{}{}",
+            self.lease_prefix(),
+            self.next_owner.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// Returns once Letta holds at least the given version of every block: the leases of
+    /// all of them are claimed in one transaction, the free ones written at once (the
+    /// Letta client bounds the calls in flight), the busy ones waited for. The first
+    /// failure is the answer.
+    pub async fn ensure_all(
+        &self,
+        wants: Vec<(BlockKey, i64)>,
+        deadline: Instant,
+    ) -> Result<(), SyncError> {
+        for (key, _) in &wants {
+            self.metrics.waiting(key, 1);
+        }
+        let r = self.ensure_all_inner(&wants, deadline).await;
+        for (key, _) in &wants {
+            self.metrics.waiting(key, -1);
+        }
+        r
+    }
+
+    async fn ensure_all_inner(
+        &self,
+        wants: &[(BlockKey, i64)],
+        deadline: Instant,
+    ) -> Result<(), SyncError> {
+        let wanted: Vec<WantWrite> = wants
+            .iter()
+            .map(|(key, version)| WantWrite {
+                key: key.clone(),
+                version: *version,
+                owner: self.owner(),
+            })
+            .collect();
+        let now = now_ms();
+        let claims = self
+            .store
+            .claim_writes(wanted.clone(), now, now + self.lease.as_millis() as i64)
+            .await
+            .map_err(SyncError::Store)?;
+        let mut tasks = tokio::task::JoinSet::new();
+        for (want, claim) in wanted.into_iter().zip(claims) {
+            let w = self.clone();
+            match claim {
+                WriteClaim::Done => {}
+                WriteClaim::Leased(snap) => {
+                    tasks.spawn(async move {
+                        w.write_leased(&want.key, &want.owner, snap, deadline).await
+                    });
+                }
+                WriteClaim::Busy => {
+                    tasks.spawn(
+                        async move { w.ensure_inner(&want.key, want.version, deadline).await },
+                    );
+                }
+            }
+        }
+        let mut first_error = None;
+        while let Some(r) = tasks.join_next().await {
+            match r {
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Ok(Ok(())) => {}
+                Err(e) => tracing::error!(error = %e, "block write task failed"),
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
     /// Returns once Letta holds at least `version` of the block, writing it when no other
     /// writer (of any instance) holds its lease.
     pub async fn ensure(
@@ -375,9 +452,21 @@ impl Writer {
         version: i64,
         deadline: Instant,
     ) -> Result<(), SyncError> {
-        self.metrics.waiting(&key, 1);
-        let r = self.ensure_inner(&key, version, deadline).await;
-        self.metrics.waiting(&key, -1);
+        self.ensure_all(vec![(key, version)], deadline).await
+    }
+
+    /// Writes a leased block; gives the lease up when the write fails.
+    async fn write_leased(
+        &self,
+        key: &BlockKey,
+        owner: &str,
+        snap: Snapshot,
+        deadline: Instant,
+    ) -> Result<(), SyncError> {
+        let r = self.write(key, owner, snap, deadline).await;
+        if r.is_err() {
+            let _ = self.store.release(key.clone(), owner.to_string()).await;
+        }
         r
     }
 
@@ -392,29 +481,28 @@ impl Writer {
             if self.shutdown.phase() >= Phase::Abandoning {
                 return Err(SyncError::ShuttingDown(key.clone()));
             }
-            let owner = format!(
-                "{}{}",
-                self.lease_prefix(),
-                self.next_owner.fetch_add(1, Ordering::Relaxed)
-            );
+            let owner = self.owner();
             let now = now_ms();
             let until = now + self.lease.as_millis() as i64;
-            match self
+            let want = WantWrite {
+                key: key.clone(),
+                version,
+                owner: owner.clone(),
+            };
+            let claim = self
                 .store
-                .claim_write(key.clone(), version, owner.clone(), now, until)
+                .claim_writes(vec![want], now, until)
                 .await
                 .map_err(SyncError::Store)?
-            {
-                WriteClaim::Done => return Ok(()),
-                WriteClaim::Leased(snap) => {
-                    if let Err(e) = self.write(key, &owner, snap, deadline).await {
-                        let _ = self.store.release(key.clone(), owner).await;
-                        return Err(e);
-                    }
+                .pop();
+            match claim {
+                Some(WriteClaim::Done) => return Ok(()),
+                Some(WriteClaim::Leased(snap)) => {
+                    self.write_leased(key, &owner, snap, deadline).await?;
                     poll = Duration::from_millis(1);
                     continue;
                 }
-                WriteClaim::Busy => {}
+                Some(WriteClaim::Busy) | None => {}
             }
             if Instant::now() >= deadline {
                 return Err(SyncError::Timeout(key.clone()));

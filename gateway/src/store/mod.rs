@@ -107,7 +107,19 @@ pub enum Record {
     },
 }
 
-/// What [`Store::claim_write`] found.
+/// A write a request needs: Letta must hold `version` of the block; `owner` takes the
+/// lease if it is free.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WantWrite {
+    /// The block.
+    pub key: BlockKey,
+    /// The version Letta must hold.
+    pub version: i64,
+    /// The lease owner to record.
+    pub owner: String,
+}
+
+/// What [`Store::claim_writes`] found for one block.
 #[derive(Clone, Debug, PartialEq)]
 pub enum WriteClaim {
     /// Letta holds the version asked for already.
@@ -205,16 +217,15 @@ pub trait Store: Send + Sync {
     /// than the stored one, and only if every touched block still renders within its
     /// limit (otherwise nothing is stored).
     fn apply(&self, changes: Vec<Change>) -> StoreFuture<'_, Applied>;
-    /// In one transaction: `Done` when Letta holds at least `version`, else takes the
-    /// block's write lease if it is free or expired and returns the fields to write.
-    fn claim_write(
+    /// In one transaction, for each wanted write: `Done` when Letta holds at least its
+    /// version, else takes the block's write lease (for its owner) if it is free or
+    /// expired and returns the fields to write. Answers in the order asked.
+    fn claim_writes(
         &self,
-        key: BlockKey,
-        version: i64,
-        owner: String,
+        wanted: Vec<WantWrite>,
         now_ms: i64,
         until_ms: i64,
-    ) -> StoreFuture<'_, WriteClaim>;
+    ) -> StoreFuture<'_, Vec<WriteClaim>>;
     /// Records that Letta holds `version`. When a newer version is stored, keeps (and
     /// extends) the lease and returns it; otherwise releases the lease.
     fn finish_write(

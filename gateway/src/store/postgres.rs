@@ -5,7 +5,7 @@
 
 use super::{
     lock_order, merge_plan, outcome, Applied, Behind, BlockKey, FieldResult, Outcome, Record,
-    Snapshot, Store, StoreError, StoreFuture, StoredAnswer, WriteClaim,
+    Snapshot, Store, StoreError, StoreFuture, StoredAnswer, WantWrite, WriteClaim,
 };
 use crate::body::Change;
 use serde_json::Value as Json;
@@ -488,45 +488,60 @@ impl Store for PgStore {
         })
     }
 
-    fn claim_write(
+    fn claim_writes(
         &self,
-        key: BlockKey,
-        version: i64,
-        owner: String,
+        wanted: Vec<WantWrite>,
         now_ms: i64,
         until_ms: i64,
-    ) -> StoreFuture<'_, WriteClaim> {
+    ) -> StoreFuture<'_, Vec<WriteClaim>> {
         Box::pin(async move {
+            // Rows locked in block order, as every other transaction does.
+            let mut order: Vec<usize> = (0..wanted.len()).collect();
+            order.sort_by(|&a, &b| wanted[a].key.cmp(&wanted[b].key));
             let mut c = self.client().lock().await;
             let tx = c.transaction().await.map_err(db)?;
-            let got = tx
-                .query_opt(
-                    "UPDATE blocks SET lease_owner = $3, lease_until = $4
-                     WHERE agent = $1 AND block = $2 AND written_version < $6
-                     AND (lease_owner IS NULL OR lease_until < $5) RETURNING 1",
-                    &[&key.agent, &key.block, &owner, &until_ms, &now_ms, &version],
-                )
-                .await
-                .map_err(db)?;
-            let claim = if got.is_some() {
-                WriteClaim::Leased(snapshot(&tx, &key).await?)
-            } else {
-                let written: i64 = tx
-                    .query_one(
-                        "SELECT written_version FROM blocks WHERE agent = $1 AND block = $2",
-                        &[&key.agent, &key.block],
+            let mut out: Vec<Option<WriteClaim>> = vec![None; wanted.len()];
+            for i in order {
+                let w = &wanted[i];
+                let got = tx
+                    .query_opt(
+                        "UPDATE blocks SET lease_owner = $3, lease_until = $4
+                         WHERE agent = $1 AND block = $2 AND written_version < $6
+                         AND (lease_owner IS NULL OR lease_until < $5) RETURNING 1",
+                        &[
+                            &w.key.agent,
+                            &w.key.block,
+                            &w.owner,
+                            &until_ms,
+                            &now_ms,
+                            &w.version,
+                        ],
                     )
                     .await
-                    .map_err(db)?
-                    .get(0);
-                if written >= version {
-                    WriteClaim::Done
+                    .map_err(db)?;
+                out[i] = Some(if got.is_some() {
+                    WriteClaim::Leased(snapshot(&tx, &w.key).await?)
                 } else {
-                    WriteClaim::Busy
-                }
-            };
+                    let written: i64 = tx
+                        .query_one(
+                            "SELECT written_version FROM blocks WHERE agent = $1 AND block = $2",
+                            &[&w.key.agent, &w.key.block],
+                        )
+                        .await
+                        .map_err(db)?
+                        .get(0);
+                    if written >= w.version {
+                        WriteClaim::Done
+                    } else {
+                        WriteClaim::Busy
+                    }
+                });
+            }
             tx.commit().await.map_err(db)?;
-            Ok(claim)
+            Ok(out
+                .into_iter()
+                .map(|c| c.expect("every wanted write has a claim"))
+                .collect())
         })
     }
 

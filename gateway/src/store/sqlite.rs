@@ -9,7 +9,7 @@
 
 use super::{
     lock_order, merge_plan, outcome, Applied, Behind, BlockKey, FieldResult, Outcome, Record,
-    Snapshot, Store, StoreError, StoreFuture, StoredAnswer, WriteClaim,
+    Snapshot, Store, StoreError, StoreFuture, StoredAnswer, WantWrite, WriteClaim,
 };
 use crate::body::Change;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -443,42 +443,45 @@ impl Store for SqliteStore {
         })
     }
 
-    fn claim_write(
+    fn claim_writes(
         &self,
-        key: BlockKey,
-        version: i64,
-        owner: String,
+        wanted: Vec<WantWrite>,
         now_ms: i64,
         until_ms: i64,
-    ) -> StoreFuture<'_, WriteClaim> {
+    ) -> StoreFuture<'_, Vec<WriteClaim>> {
         self.run(move |c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db)?;
-            let written: i64 = tx
-                .query_row(
-                    "SELECT written_version FROM blocks WHERE agent = ?1 AND block = ?2",
-                    params![key.agent, key.block],
-                    |r| r.get(0),
-                )
-                .map_err(db)?;
-            if written >= version {
-                return Ok(WriteClaim::Done);
+            let mut out = Vec::with_capacity(wanted.len());
+            for w in wanted {
+                let written: i64 = tx
+                    .prepare_cached(
+                        "SELECT written_version FROM blocks WHERE agent = ?1 AND block = ?2",
+                    )
+                    .and_then(|mut s| s.query_row(params![w.key.agent, w.key.block], |r| r.get(0)))
+                    .map_err(db)?;
+                if written >= w.version {
+                    out.push(WriteClaim::Done);
+                    continue;
+                }
+                let got = tx
+                    .prepare_cached(
+                        "UPDATE blocks SET lease_owner = ?3, lease_until = ?4
+                         WHERE agent = ?1 AND block = ?2 AND (lease_owner IS NULL OR lease_until < ?5)",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![w.key.agent, w.key.block, w.owner, until_ms, now_ms])
+                    })
+                    .map_err(db)?;
+                out.push(if got == 1 {
+                    WriteClaim::Leased(snapshot(&tx, &w.key)?)
+                } else {
+                    WriteClaim::Busy
+                });
             }
-            let got = tx
-                .execute(
-                    "UPDATE blocks SET lease_owner = ?3, lease_until = ?4
-                     WHERE agent = ?1 AND block = ?2 AND (lease_owner IS NULL OR lease_until < ?5)",
-                    params![key.agent, key.block, owner, until_ms, now_ms],
-                )
-                .map_err(db)?;
-            let claim = if got == 1 {
-                WriteClaim::Leased(snapshot(&tx, &key)?)
-            } else {
-                WriteClaim::Busy
-            };
             tx.commit().map_err(db)?;
-            Ok(claim)
+            Ok(out)
         })
     }
 
