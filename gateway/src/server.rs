@@ -416,6 +416,11 @@ fn store_failure(e: StoreError) -> Response {
 
 fn sync_failure(e: SyncError) -> Response {
     tracing::warn!(error = %e, "Letta sync failed");
+    let e = match e {
+        // One owner for store failures: a block over its limit is a 422, the database a 503.
+        SyncError::Store(e) => return store_failure(e),
+        e => e,
+    };
     match &e {
         SyncError::NoSuchBlock(_) | SyncError::Unreadable { .. } => {
             error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
@@ -426,7 +431,8 @@ fn sync_failure(e: SyncError) -> Response {
         SyncError::Letta(LettaError::Unavailable { retry_after, .. }) => {
             unavailable(e.to_string(), retry_after.unwrap_or(1))
         }
-        SyncError::Timeout(_) | SyncError::ShuttingDown(_) => unavailable(e.to_string(), 1),
-        SyncError::Store(_) => unavailable(e.to_string(), 1),
+        SyncError::Timeout(_) | SyncError::ShuttingDown(_) | SyncError::Store(_) => {
+            unavailable(e.to_string(), 1)
+        }
     }
 }
