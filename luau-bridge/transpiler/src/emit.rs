@@ -37,7 +37,8 @@ const MAX_LOCAL_FUNCS: usize = 50;
 const MAX_LOCAL_GLOBALS: usize = 40;
 
 /// The most called functions become locals (upvalue calls); the rest live in table `F`.
-fn plan_functions(m: &Module<'_>) -> Result<Vec<String>> {
+/// Returns every function's name and the indices of the locals, in index order.
+fn plan_functions(m: &Module<'_>) -> Result<(Vec<String>, Vec<usize>)> {
     let n = m.func_types.len();
     let mut calls = vec![0u64; n];
     for body in &m.bodies {
@@ -51,10 +52,12 @@ fn plan_functions(m: &Module<'_>) -> Result<Vec<String>> {
     let mut order: Vec<usize> = (0..n).filter(|&i| calls[i] > 0).collect();
     order.sort_by_key(|&i| (std::cmp::Reverse(calls[i]), i));
     let mut names: Vec<String> = (0..n).map(|i| format!("F[{}]", i + 1)).collect();
-    for &i in order.iter().take(MAX_LOCAL_FUNCS) {
+    let mut locals: Vec<usize> = order.iter().copied().take(MAX_LOCAL_FUNCS).collect();
+    locals.sort_unstable();
+    for &i in &locals {
         names[i] = format!("f{i}");
     }
-    Ok(names)
+    Ok((names, locals))
 }
 
 struct Emitter<'m, 'a> {
@@ -64,8 +67,22 @@ struct Emitter<'m, 'a> {
     split: bool,
     helpers: BTreeSet<Helper>,
     global_names: Vec<(String, String)>,
+    /// Where each global lives, decided with its name.
+    global_homes: Vec<GlobalHome>,
     func_names: Vec<String>,
     out: String,
+}
+
+/// Where a wasm global lives in the chunk.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum GlobalHome {
+    /// A cell table `{v, h, …}` shared with importers or exporters (mutable and imported or
+    /// exported): a local `G{i}` or an entry of `GC`.
+    Cell,
+    /// Entries of the table `GT` (many globals, or split output).
+    Table,
+    /// Locals `g{i}`, `h{i}` of `instantiate`.
+    Local,
 }
 
 pub fn emit(m: &Module<'_>, opts: &Options) -> Result<String> {
@@ -74,19 +91,19 @@ pub fn emit(m: &Module<'_>, opts: &Options) -> Result<String> {
         split: false,
         helpers: BTreeSet::new(),
         global_names: vec![],
+        global_homes: vec![],
         func_names: vec![],
         out: String::new(),
     };
     e.helpers.insert(Helper::Rethrow);
-    e.func_names = plan_functions(m)?;
+    let (func_names, local_funcs) = plan_functions(m)?;
+    e.func_names = func_names;
     e.plan_globals();
 
     let mut body = String::new();
-    let locals: Vec<&str> = e
-        .func_names
+    let locals: Vec<&str> = local_funcs
         .iter()
-        .filter(|n| n.starts_with('f'))
-        .map(|n| n.as_str())
+        .map(|&i| e.func_names[i].as_str())
         .collect();
     for chunk in locals.chunks(20) {
         let _ = writeln!(body, "\tlocal {}", chunk.join(", "));
@@ -189,16 +206,16 @@ impl Emitter<'_, '_> {
         for (i, g) in m.globals.iter().enumerate() {
             let imported = (i as u32) < m.num_imported_globals;
             let shared = g.mutable && (imported || exported.contains(&(i as u32)));
-            let names = if shared {
-                (
-                    format!("{}.v", self.cell_name(i)),
-                    format!("{}.h", self.cell_name(i)),
-                )
+            let (home, names) = if shared {
+                let cell = self.cell_name(i);
+                (GlobalHome::Cell, (format!("{cell}.v"), format!("{cell}.h")))
             } else if many {
-                (format!("GT[{}]", 2 * i + 1), format!("GT[{}]", 2 * i + 2))
+                let names = (format!("GT[{}]", 2 * i + 1), format!("GT[{}]", 2 * i + 2));
+                (GlobalHome::Table, names)
             } else {
-                (format!("g{i}"), format!("h{i}"))
+                (GlobalHome::Local, (format!("g{i}"), format!("h{i}")))
             };
+            self.global_homes.push(home);
             self.global_names.push(names);
         }
     }
@@ -289,7 +306,7 @@ impl Emitter<'_, '_> {
                             ValType::I32 => "IMP % 4294967296",
                             _ => "IMP",
                         };
-                        if !lo.starts_with("GT[") {
+                        if self.global_homes[gi] != GlobalHome::Table {
                             let _ = writeln!(o, "\tlocal {}, {}", lo, hi);
                         }
                         let _ = writeln!(o, "\tif type(IMP) == \"table\" then\n\t\tif IMP.type ~= \"{tn}\" or IMP.mutable then {LINKERR}(\"incompatible import type for \" .. {what}) end\n\t\t{lo}, {hi} = IMP.v, IMP.h");
@@ -385,7 +402,7 @@ impl Emitter<'_, '_> {
             };
             let (lo, hi) = self.global_names[i].clone();
             let wide = g.ty == ValType::I64;
-            if is_cell(&lo) {
+            if self.global_homes[i] == GlobalHome::Cell {
                 self.helpers.insert(Helper::Gmt);
                 let h = if wide { init.1.clone() } else { "nil".into() };
                 let _ = writeln!(o, "\t{}{} = setmetatable({{type = \"{}\", mutable = true, v = {}, h = {h}}}, {GMT})", self.local_kw(i), self.cell_name(i), type_name(g.ty), init.0);
@@ -518,6 +535,7 @@ impl Emitter<'_, '_> {
     }
 
     /// Wrapper for an exported function: boundary conventions in and out, traps normalised.
+    /// Indented for its place in `emit_exports` (inside a `do` block of `instantiate`).
     fn export_wrapper(&mut self, f: u32) -> String {
         let m = self.m;
         let ty = &m.types[m.func_types[f as usize] as usize];
@@ -554,7 +572,7 @@ impl Emitter<'_, '_> {
             lhs.extend(rs);
         }
         format!(
-            "function({})\n\t\tlocal {} = pcall({})\n\t\tif not ok then {RETHROW}({}) end\n\t\treturn {}\n\tend",
+            "function({})\n\t\t\tlocal {} = pcall({})\n\t\t\tif not ok then {RETHROW}({}) end\n\t\t\treturn {}\n\t\tend",
             params.join(", "),
             lhs.join(", "),
             call_args.join(", "),
@@ -572,7 +590,7 @@ impl Emitter<'_, '_> {
                 ExternalKind::Func => {
                     let w = self.export_wrapper(*idx);
                     let sig = sig_key(&m.types[m.func_types[*idx as usize] as usize]);
-                    let _ = writeln!(o, "\tdo\n\t\tlocal w = {}\n\t\texports[{key}] = w\n\t\tMETA[w] = {{{}, \"{sig}\"}}\n\tend", w.replace("\n\t", "\n\t\t"), self.func_names[*idx as usize]);
+                    let _ = writeln!(o, "\tdo\n\t\tlocal w = {}\n\t\texports[{key}] = w\n\t\tMETA[w] = {{{}, \"{sig}\"}}\n\tend", w, self.func_names[*idx as usize]);
                 }
                 ExternalKind::Memory => {
                     let _ = writeln!(o, "\texports[{key}] = MO");
@@ -583,7 +601,7 @@ impl Emitter<'_, '_> {
                 ExternalKind::Global => {
                     let g = &m.globals[*idx as usize];
                     let (lo, hi) = self.global_names[*idx as usize].clone();
-                    if is_cell(&lo) {
+                    if self.global_homes[*idx as usize] == GlobalHome::Cell {
                         let _ = writeln!(o, "\texports[{key}] = {}", self.cell_name(*idx as usize));
                     } else {
                         self.helpers.insert(Helper::Gmt);
@@ -606,10 +624,6 @@ impl Emitter<'_, '_> {
 /// Shared (imported or exported mutable) globals live in cells; the first ones are locals of
 /// `instantiate`, the rest entries of table `GC` (a function has at most 200 locals).
 const MAX_LOCAL_CELLS: usize = 40;
-
-fn is_cell(name: &str) -> bool {
-    name.starts_with('G') && !name.starts_with("GT")
-}
 
 /// Parameter names and the converted arguments of a boundary wrapper: one name per value
 /// (an i64 takes two, low and high), `i32` and `i64_half` converting a name into the argument
@@ -697,25 +711,45 @@ fn chunk_header(opts: &Options, what: &str) -> String {
 /// functions are packed into parts in index order.
 pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<String>> {
     let n = m.func_types.len();
-    let nimp = m.num_imported_funcs as usize;
     let via_table: Vec<String> = (0..n).map(|i| format!("F[{}]", i + 1)).collect();
     let mut e = Emitter {
         m,
         split: true,
         helpers: BTreeSet::new(),
         global_names: vec![],
+        global_homes: vec![],
         func_names: via_table.clone(),
         out: String::new(),
     };
     e.helpers.insert(Helper::Rethrow);
     e.plan_globals();
-    let has_mem = !m.memories.is_empty();
+    let parts = pack_parts(&e, opts, split)?;
+    let mut outs: Vec<String> = vec![String::new()];
+    let mut shared_used: BTreeSet<Helper> = BTreeSet::new();
+    for (k, part) in parts.iter().enumerate() {
+        outs.push(emit_part(
+            &e,
+            opts,
+            part,
+            (k, parts.len()),
+            &mut shared_used,
+        )?);
+    }
+    outs[0] = emit_main_chunk(e, opts, split, parts.len(), &shared_used)?;
+    Ok(outs)
+}
 
+/// Packs the function bodies into parts (lists of defined-function indices) in index order,
+/// measuring each function translated with every call through `F`.
+fn pack_parts(e: &Emitter<'_, '_>, opts: &Options, split: &Split) -> Result<Vec<Vec<usize>>> {
+    let m = e.m;
+    let nimp = m.num_imported_funcs as usize;
+    let has_mem = !m.memories.is_empty();
     // Pass 1: every call through `F`, to measure each function and pack the parts.
     let mut sized: Vec<(usize, BTreeSet<Helper>)> = Vec::with_capacity(m.bodies.len());
     for i in 0..m.bodies.len() {
         let mut h = BTreeSet::new();
-        let text = translate_one(m, &mut h, &e.global_names, &via_table, opts.native, i)?;
+        let text = translate_one(m, &mut h, &e.global_names, &e.func_names, opts.native, i)?;
         if has_mem {
             h.insert(Helper::Memgrow);
         }
@@ -751,71 +785,90 @@ pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<S
     if !cur.is_empty() {
         parts.push(cur);
     }
+    Ok(parts)
+}
 
-    // Pass 2: each part, its most called own functions as locals.
-    let mut outs: Vec<String> = vec![String::new()];
-    let mut shared_used: BTreeSet<Helper> = BTreeSet::new();
-    for (k, part) in parts.iter().enumerate() {
-        let calls = call_counts(m, part)?;
-        let mut own: Vec<usize> = part.iter().map(|&d| nimp + d).collect();
-        own.sort_by_key(|&f| (std::cmp::Reverse(calls[f]), f));
-        let mut names = via_table.clone();
-        let mut locals: Vec<usize> = own
-            .iter()
-            .copied()
-            .filter(|&f| calls[f] > 0)
-            .take(MAX_LOCAL_FUNCS)
-            .collect();
-        locals.sort_unstable();
-        for &f in &locals {
-            names[f] = format!("f{f}");
-        }
-        let mut helpers = BTreeSet::new();
-        let mut body = String::new();
-        for &d in part {
-            let text = translate_one(m, &mut helpers, &e.global_names, &names, opts.native, d)?;
-            let _ = writeln!(body, "{} = {}", names[nimp + d], text);
-        }
-        if has_mem {
-            helpers.insert(Helper::Memgrow);
-        }
-        let mut o = chunk_header(opts, &format!(" (part {} of {})", k + 2, parts.len() + 1));
-        o.push_str(&crate::prelude::emit_used_split(
-            &helpers,
-            crate::prelude::SHARED,
-        ));
-        o.push_str(
-            "return function(SH)\n\tlocal F, GT, GC, D, E = SH.F, SH.GT, SH.GC, SH.D, SH.E\n",
-        );
-        if has_mem {
-            let _ = writeln!(o, "\tlocal MO = SH.MO\n\tlocal M = MO.buffer\n\ttable.insert(MO.listeners, function(b) M = b end)\n\tlocal function MG(n) return {MEMGROW}(MO, n) end");
-        }
-        for t in 0..m.tables.len() {
-            let _ = writeln!(
-                o,
-                "\tlocal T{t} = SH.T[{t}]\n\tlocal TF{t}, TS{t} = T{t}.f, T{t}.s"
-            );
-        }
-        for &h in crate::prelude::SHARED {
-            if crate::prelude::closes_over(&helpers, h) {
-                shared_used.insert(h);
-                let name = h.name();
-                let _ = writeln!(o, "\t{name} = SH.{name}");
-            }
-        }
-        let local_names: Vec<String> = locals.iter().map(|f| format!("f{f}")).collect();
-        for chunk in local_names.chunks(20) {
-            let _ = writeln!(o, "\tlocal {}", chunk.join(", "));
-        }
-        o.push_str(&body);
-        for &f in &locals {
-            let _ = writeln!(o, "\tF[{}] = f{f}", f + 1);
-        }
-        o.push_str("end\n");
-        outs.push(o);
+/// Part `k` of `of` (the chunk numbered k + 2): the bodies of `part`, its most called own
+/// functions as locals; the shared helpers it closes over are added to `shared_used`.
+fn emit_part(
+    e: &Emitter<'_, '_>,
+    opts: &Options,
+    part: &[usize],
+    (k, of): (usize, usize),
+    shared_used: &mut BTreeSet<Helper>,
+) -> Result<String> {
+    let m = e.m;
+    let nimp = m.num_imported_funcs as usize;
+    let has_mem = !m.memories.is_empty();
+    let calls = call_counts(m, part)?;
+    let mut own: Vec<usize> = part.iter().map(|&d| nimp + d).collect();
+    own.sort_by_key(|&f| (std::cmp::Reverse(calls[f]), f));
+    let mut names = e.func_names.clone();
+    let mut locals: Vec<usize> = own
+        .iter()
+        .copied()
+        .filter(|&f| calls[f] > 0)
+        .take(MAX_LOCAL_FUNCS)
+        .collect();
+    locals.sort_unstable();
+    for &f in &locals {
+        names[f] = format!("f{f}");
     }
+    let mut helpers = BTreeSet::new();
+    let mut body = String::new();
+    for &d in part {
+        let text = translate_one(m, &mut helpers, &e.global_names, &names, opts.native, d)?;
+        let _ = writeln!(body, "{} = {}", names[nimp + d], text);
+    }
+    if has_mem {
+        helpers.insert(Helper::Memgrow);
+    }
+    let mut o = chunk_header(opts, &format!(" (part {} of {})", k + 2, of + 1));
+    o.push_str(&crate::prelude::emit_used_split(
+        &helpers,
+        crate::prelude::SHARED,
+    ));
+    o.push_str("return function(SH)\n\tlocal F, GT, GC, D, E = SH.F, SH.GT, SH.GC, SH.D, SH.E\n");
+    if has_mem {
+        let _ = writeln!(o, "\tlocal MO = SH.MO\n\tlocal M = MO.buffer\n\ttable.insert(MO.listeners, function(b) M = b end)\n\tlocal function MG(n) return {MEMGROW}(MO, n) end");
+    }
+    for t in 0..m.tables.len() {
+        let _ = writeln!(
+            o,
+            "\tlocal T{t} = SH.T[{t}]\n\tlocal TF{t}, TS{t} = T{t}.f, T{t}.s"
+        );
+    }
+    for &h in crate::prelude::SHARED {
+        if crate::prelude::closes_over(&helpers, h) {
+            shared_used.insert(h);
+            let name = h.name();
+            let _ = writeln!(o, "\t{name} = SH.{name}");
+        }
+    }
+    let local_names: Vec<String> = locals.iter().map(|f| format!("f{f}")).collect();
+    for chunk in local_names.chunks(20) {
+        let _ = writeln!(o, "\tlocal {}", chunk.join(", "));
+    }
+    o.push_str(&body);
+    for &f in &locals {
+        let _ = writeln!(o, "\tF[{}] = f{f}", f + 1);
+    }
+    o.push_str("end\n");
+    Ok(o)
+}
 
-    // The main chunk: instantiate as in `emit`, linking the parts in place of the bodies.
+/// The main chunk of a split output: `instantiate` as in [`emit`], linking the `nparts`
+/// parts in place of the bodies and sharing with them the helpers in `shared_used`.
+fn emit_main_chunk(
+    mut e: Emitter<'_, '_>,
+    opts: &Options,
+    split: &Split,
+    nparts: usize,
+    shared_used: &BTreeSet<Helper>,
+) -> Result<String> {
+    let m = e.m;
+    let n = m.func_types.len();
+    let has_mem = !m.memories.is_empty();
     let mut body = String::new();
     e.emit_imports(&mut body);
     e.emit_definitions(&mut body);
@@ -833,13 +886,13 @@ pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<S
         .map(|t| format!("[{t}] = T{t}"))
         .collect();
     sh.push(format!("T = {{{}}}", tables.join(", ")));
-    for &h in &shared_used {
+    for &h in shared_used {
         e.helpers.insert(h);
         let name = h.name();
         sh.push(format!("{name} = {name}"));
     }
     let _ = writeln!(body, "\tlocal SH = {{{}}}", sh.join(", "));
-    for k in 0..parts.len() {
+    for k in 0..nparts {
         let _ = writeln!(body, "\tP{}(SH)", k + 2);
     }
     let refs_from_globals = m
@@ -870,12 +923,9 @@ pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<S
         );
     }
     let _ = writeln!(body, "\treturn {{exports = {exports}}}");
-    let mut out = chunk_header(
-        opts,
-        &format!(" (main chunk; parts 2 to {})", parts.len() + 1),
-    );
+    let mut out = chunk_header(opts, &format!(" (main chunk; parts 2 to {})", nparts + 1));
     out.push_str(&crate::prelude::emit_used(&e.helpers));
-    for k in 0..parts.len() {
+    for k in 0..nparts {
         let _ = writeln!(
             out,
             "local P{} = {}",
@@ -893,6 +943,5 @@ pub fn emit_split(m: &Module<'_>, opts: &Options, split: &Split) -> Result<Vec<S
             split.max_chars
         )));
     }
-    outs[0] = out;
-    Ok(outs)
+    Ok(out)
 }

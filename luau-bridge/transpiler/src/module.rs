@@ -2,8 +2,8 @@
 //! Nothing is emitted for a module the validator rejects.
 use crate::error::{Error, Result};
 use wasmparser::{
-    ElementItems, ElementKind, ExternalKind, FunctionBody, Operator, Parser, Payload, TypeRef,
-    ValType, Validator, WasmFeatures,
+    ElementItems, ElementKind, ExternalKind, FuncToValidate, FuncValidator, FunctionBody, Operator,
+    Parser, Payload, TypeRef, ValType, ValidPayload, Validator, ValidatorResources, WasmFeatures,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -74,6 +74,8 @@ pub struct Data<'a> {
     pub bytes: &'a [u8],
 }
 
+/// A decoded module: the facts the emitter reads.
+#[derive(Default)]
 pub struct Module<'a> {
     pub types: Vec<FuncType>,
     pub imports: Vec<Import>,
@@ -91,6 +93,59 @@ pub struct Module<'a> {
     pub elems: Vec<Elem>,
     pub datas: Vec<Data<'a>>,
     pub bodies: Vec<FunctionBody<'a>>,
+    /// What validating each body again needs (the analysis walk reads operand types from
+    /// the validator), in the order of `bodies`.
+    pub checks: Vec<FuncCheck>,
+}
+
+/// The validator's view of one defined function, kept to walk its body again.
+#[derive(Clone)]
+pub struct FuncCheck {
+    resources: ValidatorResources,
+    index: u32,
+    ty: u32,
+    features: WasmFeatures,
+}
+
+impl FuncCheck {
+    /// A fresh validator for the function's body.
+    pub fn validator(&self) -> FuncValidator<ValidatorResources> {
+        FuncToValidate {
+            resources: self.resources.clone(),
+            index: self.index,
+            ty: self.ty,
+            features: self.features,
+        }
+        .into_validator(Default::default())
+    }
+}
+
+/// Validates the whole module as `Validator::validate_all` does (same checks, same first
+/// error), keeping each function's validation resources.
+fn validate(wasm: &[u8], features: WasmFeatures) -> Result<Vec<FuncCheck>> {
+    let mut validator = Validator::new_with_features(features);
+    let mut parser = Parser::new(0);
+    parser.set_features(features);
+    let mut funcs = vec![];
+    for payload in parser.parse_all(wasm) {
+        if let ValidPayload::Func(f, body) = validator.payload(&payload?)? {
+            funcs.push((f, body));
+        }
+    }
+    let mut checks = Vec::with_capacity(funcs.len());
+    let mut allocs = Default::default();
+    for (f, body) in funcs {
+        checks.push(FuncCheck {
+            resources: f.resources.clone(),
+            index: f.index,
+            ty: f.ty,
+            features: f.features,
+        });
+        let mut v = f.into_validator(allocs);
+        v.validate(&body)?;
+        allocs = v.into_allocations();
+    }
+    Ok(checks)
 }
 
 /// The feature set rustc emits for wasm32-unknown-unknown by default, which is what we accept.
@@ -168,118 +223,54 @@ fn function_at(wasm: &[u8], offset: usize) -> Option<u32> {
     None
 }
 
+/// Validates `wasm` with `features` and decodes it; an invalid module is an error naming the
+/// byte offset (and the function, for an error inside code).
 pub fn parse(wasm: &[u8], features: WasmFeatures) -> Result<Module<'_>> {
-    if let Err(e) = Validator::new_with_features(features).validate_all(wasm) {
-        let mut err = Error::from(e);
+    let checks = validate(wasm, features).map_err(|mut err| {
         if let Some(f) = err.offset.and_then(|off| function_at(wasm, off)) {
             err = err.in_func(f);
         }
-        return Err(err);
-    }
-
+        err
+    })?;
     let mut m = Module {
-        types: vec![],
-        imports: vec![],
-        func_types: vec![],
-        num_imported_funcs: 0,
-        tables: vec![],
-        num_imported_tables: 0,
-        memories: vec![],
-        num_imported_memories: 0,
-        globals: vec![],
-        num_imported_globals: 0,
-        exports: vec![],
-        start: None,
-        elems: vec![],
-        datas: vec![],
-        bodies: vec![],
+        checks,
+        ..Module::default()
     };
     for payload in Parser::new(0).parse_all(wasm) {
-        match payload? {
+        m.read(payload?)?;
+    }
+    if m.memories.len() > 1 {
+        return Err(Error::new("unsupported: more than one memory"));
+    }
+    Ok(m)
+}
+
+impl<'a> Module<'a> {
+    /// Takes in one section (or code entry) of a validated module.
+    fn read(&mut self, payload: Payload<'a>) -> Result<()> {
+        match payload {
             Payload::TypeSection(r) => {
                 for rec in r {
-                    let rec = rec?;
-                    for sub in rec.types() {
-                        // GC array/struct types keep their index; only arrays made by
-                        // `array.new_default` in constant expressions are supported.
-                        m.types.push(match &sub.composite_type.inner {
-                            wasmparser::CompositeInnerType::Func(f) => FuncType {
-                                params: f.params().to_vec(),
-                                results: f.results().to_vec(),
-                            },
-                            _ => FuncType {
-                                params: vec![],
-                                results: vec![],
-                            },
-                        });
+                    for sub in rec?.types() {
+                        self.types.push(func_type(&sub.composite_type.inner));
                     }
                 }
             }
             Payload::ImportSection(r) => {
-                for (off, imp) in r.into_imports_with_offsets().map(|r| r.unwrap()) {
-                    let kind = match imp.ty {
-                        TypeRef::Func(t) => {
-                            m.func_types.push(t);
-                            m.num_imported_funcs += 1;
-                            ImportKind::Func(t)
-                        }
-                        TypeRef::Table(t) => {
-                            m.tables.push(Limits {
-                                initial: t.initial,
-                                maximum: t.maximum,
-                            });
-                            m.num_imported_tables += 1;
-                            ImportKind::Table {
-                                initial: t.initial,
-                                maximum: t.maximum,
-                            }
-                        }
-                        TypeRef::Memory(t) => {
-                            m.memories.push(Limits {
-                                initial: t.initial,
-                                maximum: t.maximum,
-                            });
-                            m.num_imported_memories += 1;
-                            ImportKind::Memory {
-                                initial: t.initial,
-                                maximum: t.maximum,
-                            }
-                        }
-                        TypeRef::Global(g) => {
-                            m.globals.push(Global {
-                                ty: g.content_type,
-                                mutable: g.mutable,
-                                init: None,
-                            });
-                            m.num_imported_globals += 1;
-                            ImportKind::Global {
-                                ty: g.content_type,
-                                mutable: g.mutable,
-                            }
-                        }
-                        other => {
-                            return Err(Error::at(
-                                format!("unsupported import {other:?}"),
-                                off as usize,
-                            ))
-                        }
-                    };
-                    m.imports.push(Import {
-                        module: imp.module.to_string(),
-                        name: imp.name.to_string(),
-                        kind,
-                    });
+                for imp in r.into_imports_with_offsets() {
+                    let (off, imp) = imp?;
+                    self.read_import(off as usize, imp)?;
                 }
             }
             Payload::FunctionSection(r) => {
                 for t in r {
-                    m.func_types.push(t?);
+                    self.func_types.push(t?);
                 }
             }
             Payload::TableSection(r) => {
                 for t in r {
                     let t = t?;
-                    m.tables.push(Limits {
+                    self.tables.push(Limits {
                         initial: t.ty.initial,
                         maximum: t.ty.maximum,
                     });
@@ -291,7 +282,7 @@ pub fn parse(wasm: &[u8], features: WasmFeatures) -> Result<Module<'_>> {
             Payload::MemorySection(r) => {
                 for t in r {
                     let t = t?;
-                    m.memories.push(Limits {
+                    self.memories.push(Limits {
                         initial: t.initial,
                         maximum: t.maximum,
                     });
@@ -300,7 +291,7 @@ pub fn parse(wasm: &[u8], features: WasmFeatures) -> Result<Module<'_>> {
             Payload::GlobalSection(r) => {
                 for g in r {
                     let g = g?;
-                    m.globals.push(Global {
+                    self.globals.push(Global {
                         ty: g.ty.content_type,
                         mutable: g.ty.mutable,
                         init: Some(const_val(&g.init_expr)?),
@@ -310,62 +301,134 @@ pub fn parse(wasm: &[u8], features: WasmFeatures) -> Result<Module<'_>> {
             Payload::ExportSection(r) => {
                 for e in r {
                     let e = e?;
-                    m.exports.push((e.name.to_string(), e.kind, e.index));
+                    self.exports.push((e.name.to_string(), e.kind, e.index));
                 }
             }
-            Payload::StartSection { func, .. } => m.start = Some(func),
+            Payload::StartSection { func, .. } => self.start = Some(func),
             Payload::ElementSection(r) => {
                 for e in r {
-                    let e = e?;
-                    let mode = match e.kind {
-                        ElementKind::Passive => ElemMode::Passive,
-                        ElementKind::Declared => ElemMode::Declared,
-                        ElementKind::Active {
-                            table_index,
-                            offset_expr,
-                        } => ElemMode::Active {
-                            table: table_index.unwrap_or(0),
-                            offset: const_val(&offset_expr)?,
-                        },
-                    };
-                    let mut items = vec![];
-                    match e.items {
-                        ElementItems::Functions(r) => {
-                            for f in r {
-                                items.push(ConstVal::RefFunc(f?));
-                            }
-                        }
-                        ElementItems::Expressions(_, r) => {
-                            for x in r {
-                                items.push(const_val(&x?)?);
-                            }
-                        }
-                    }
-                    m.elems.push(Elem { mode, items });
+                    self.elems.push(elem(e?)?);
                 }
             }
             Payload::DataSection(r) => {
                 for d in r {
-                    let d = d?;
-                    let active = match d.kind {
-                        wasmparser::DataKind::Passive => None,
-                        wasmparser::DataKind::Active {
-                            memory_index,
-                            offset_expr,
-                        } => Some((memory_index, const_val(&offset_expr)?)),
-                    };
-                    m.datas.push(Data {
-                        active,
-                        bytes: d.data,
-                    });
+                    self.datas.push(data(d?)?);
                 }
             }
-            Payload::CodeSectionEntry(body) => m.bodies.push(body),
+            Payload::CodeSectionEntry(body) => self.bodies.push(body),
             _ => {}
         }
+        Ok(())
     }
-    if m.memories.len() > 1 {
-        return Err(Error::new("unsupported: more than one memory"));
+
+    /// Takes in one import (at byte `off`), counting it among the imported items of its kind.
+    fn read_import(&mut self, off: usize, imp: wasmparser::Import<'_>) -> Result<()> {
+        let kind = match imp.ty {
+            TypeRef::Func(t) => {
+                self.func_types.push(t);
+                self.num_imported_funcs += 1;
+                ImportKind::Func(t)
+            }
+            TypeRef::Table(t) => {
+                self.tables.push(Limits {
+                    initial: t.initial,
+                    maximum: t.maximum,
+                });
+                self.num_imported_tables += 1;
+                ImportKind::Table {
+                    initial: t.initial,
+                    maximum: t.maximum,
+                }
+            }
+            TypeRef::Memory(t) => {
+                self.memories.push(Limits {
+                    initial: t.initial,
+                    maximum: t.maximum,
+                });
+                self.num_imported_memories += 1;
+                ImportKind::Memory {
+                    initial: t.initial,
+                    maximum: t.maximum,
+                }
+            }
+            TypeRef::Global(g) => {
+                self.globals.push(Global {
+                    ty: g.content_type,
+                    mutable: g.mutable,
+                    init: None,
+                });
+                self.num_imported_globals += 1;
+                ImportKind::Global {
+                    ty: g.content_type,
+                    mutable: g.mutable,
+                }
+            }
+            other => return Err(Error::at(format!("unsupported import {other:?}"), off)),
+        };
+        self.imports.push(Import {
+            module: imp.module.to_string(),
+            name: imp.name.to_string(),
+            kind,
+        });
+        Ok(())
     }
-    Ok(m)
+}
+
+/// A type section entry: a function type, or (GC array/struct types, which keep their index;
+/// only arrays made by `array.new_default` in constant expressions are supported) an empty one.
+fn func_type(inner: &wasmparser::CompositeInnerType) -> FuncType {
+    match inner {
+        wasmparser::CompositeInnerType::Func(f) => FuncType {
+            params: f.params().to_vec(),
+            results: f.results().to_vec(),
+        },
+        _ => FuncType {
+            params: vec![],
+            results: vec![],
+        },
+    }
+}
+
+/// An element segment: its mode and constant items.
+fn elem(e: wasmparser::Element<'_>) -> Result<Elem> {
+    let mode = match e.kind {
+        ElementKind::Passive => ElemMode::Passive,
+        ElementKind::Declared => ElemMode::Declared,
+        ElementKind::Active {
+            table_index,
+            offset_expr,
+        } => ElemMode::Active {
+            table: table_index.unwrap_or(0),
+            offset: const_val(&offset_expr)?,
+        },
+    };
+    let mut items = vec![];
+    match e.items {
+        ElementItems::Functions(r) => {
+            for f in r {
+                items.push(ConstVal::RefFunc(f?));
+            }
+        }
+        ElementItems::Expressions(_, r) => {
+            for x in r {
+                items.push(const_val(&x?)?);
+            }
+        }
+    }
+    Ok(Elem { mode, items })
+}
+
+/// A data segment: its placement (memory and offset, for an active one) and bytes.
+fn data<'a>(d: wasmparser::Data<'a>) -> Result<Data<'a>> {
+    let active = match d.kind {
+        wasmparser::DataKind::Passive => None,
+        wasmparser::DataKind::Active {
+            memory_index,
+            offset_expr,
+        } => Some((memory_index, const_val(&offset_expr)?)),
+    };
+    Ok(Data {
+        active,
+        bytes: d.data,
+    })
 }

@@ -26,41 +26,76 @@ pub fn lua_string(bytes: &[u8]) -> String {
     s
 }
 
-fn finite_lit(v: f64) -> String {
-    let s = format!("{:?}", v.abs());
-    if v.is_sign_negative() {
-        format!("(-{s})")
-    } else {
-        s
+/// A float literal: its text, and whether that text is a negation (`-1.5`), which needs
+/// parentheses wherever it is not a whole right-hand side.
+pub struct FloatLit {
+    pub text: String,
+    pub negated: bool,
+}
+
+impl FloatLit {
+    fn plain(text: String) -> Self {
+        FloatLit {
+            text,
+            negated: false,
+        }
+    }
+
+    /// The literal as an expression that is safe anywhere: a negation in parentheses.
+    pub fn whole(self) -> String {
+        if self.negated {
+            format!("({})", self.text)
+        } else {
+            self.text
+        }
     }
 }
 
-pub fn f64_lit(bits: u64, helpers: &mut BTreeSet<Helper>) -> String {
+/// An f64 literal that reads back bit-exact (NaNs through a helper, keeping the payload);
+/// `compact` leaves out the space after the helper call's comma (function bodies).
+pub fn f64_literal(bits: u64, helpers: &mut BTreeSet<Helper>, compact: bool) -> FloatLit {
     let v = f64::from_bits(bits);
     if v.is_nan() {
         let hf = Helper::F64frombits;
         helpers.insert(hf);
-        format!("{hf}({}, {})", bits as u32, (bits >> 32) as u32)
-    } else if v.is_infinite() {
-        if v > 0.0 {
-            "math.huge".into()
-        } else {
-            "(-math.huge)".into()
+        let sep = if compact { "," } else { ", " };
+        return FloatLit::plain(format!("{hf}({}{sep}{})", bits as u32, (bits >> 32) as u32));
+    }
+    let abs = if v.is_infinite() {
+        "math.huge".to_string()
+    } else {
+        format!("{:?}", v.abs())
+    };
+    if v.is_sign_negative() {
+        FloatLit {
+            text: format!("-{abs}"),
+            negated: true,
         }
     } else {
-        finite_lit(v)
+        FloatLit::plain(abs)
     }
 }
 
-pub fn f32_lit(bits: u32, helpers: &mut BTreeSet<Helper>) -> String {
+/// An f32 literal (the f64 holding the same value; NaNs through a helper).
+pub fn f32_literal(bits: u32, helpers: &mut BTreeSet<Helper>, compact: bool) -> FloatLit {
     let v = f32::from_bits(bits);
     if v.is_nan() {
         let hf = Helper::F32frombits;
         helpers.insert(hf);
-        format!("{hf}({bits})")
+        FloatLit::plain(format!("{hf}({bits})"))
     } else {
-        f64_lit((v as f64).to_bits(), helpers)
+        f64_literal((v as f64).to_bits(), helpers, compact)
     }
+}
+
+/// [`f64_literal`] as an expression safe anywhere.
+pub fn f64_lit(bits: u64, helpers: &mut BTreeSet<Helper>) -> String {
+    f64_literal(bits, helpers, false).whole()
+}
+
+/// [`f32_literal`] as an expression safe anywhere.
+pub fn f32_lit(bits: u32, helpers: &mut BTreeSet<Helper>) -> String {
+    f32_literal(bits, helpers, false).whole()
 }
 
 pub fn type_char(t: ValType) -> char {

@@ -43,7 +43,16 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("math.ceil", "mceil"),
 ];
 
-/// Rewrite builtin calls in generated code to their aliases.
+/// The chunk-level alias of builtin `lib.f` (e.g. `buffer`, `readu32` gives `ru32`).
+pub fn alias(lib: &str, f: &str) -> &'static str {
+    ALIASES
+        .iter()
+        .find(|(full, _)| full.strip_prefix(lib).and_then(|r| r.strip_prefix('.')) == Some(f))
+        .map(|a| a.1)
+        .unwrap_or_else(|| panic!("no alias for {lib}.{f}"))
+}
+
+/// Rewrite builtin calls in the runtime helpers' code to their aliases.
 pub fn use_aliases(code: &str) -> String {
     let mut out = code.to_string();
     for (full, short) in ALIASES {

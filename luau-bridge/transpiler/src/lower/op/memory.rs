@@ -1,0 +1,253 @@
+//! Linear memory: loads, stores, size, grow, bulk operations, data segments.
+use super::*;
+use std::fmt;
+
+/// A rendered memory address (base plus the static offset) and its value when constant.
+pub(in crate::lower) struct Addr {
+    text: String,
+    konst: Option<u64>,
+}
+
+impl Addr {
+    /// The address `n` bytes further on (the high word of an i64).
+    fn plus(&self, n: u64) -> String {
+        match self.konst {
+            Some(c) => (c + n).to_string(),
+            None => format!("{}+{n}", self.text),
+        }
+    }
+}
+
+impl fmt::Display for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Translator<'_, '_, '_> {
+    /// Lowers one of the linear memory: loads, stores, size, grow, bulk operations, data segments; `Ok(false)` when `op` is another operator.
+    pub(in crate::lower) fn memory_op(&mut self, op: &Operator<'_>) -> Result<bool> {
+        use Operator as O;
+        use ValType::{F32, F64, I32, I64};
+        match op {
+            O::I32Load { memarg } => self.load(I32, memarg, "readu32", None),
+            O::I64Load { memarg } => {
+                let a = self.pop();
+                let k = self.stack.len();
+                let a = self.simple_at(a, k);
+                let addr = self.addr(&a, memarg);
+                let hi_addr = addr.plus(4);
+                self.clobber_slot(k);
+                let s = self.slot_name(k);
+                let t = self.slot_hi_name(k);
+                self.line(&format!("{t}=ru32(M,{hi_addr})"));
+                self.line(&format!("{s}=ru32(M,{addr})"));
+                let v = self.slot_val(k, I64);
+                self.stack.push(v);
+                self.note_access(&a);
+            }
+            O::F32Load { memarg } => {
+                let a = self.pop();
+                let addr = self.addr(&a, memarg);
+                let h = self.helper(Helper::F32load);
+                self.push_eager(F32, format!("{h}(M,{addr})"));
+                self.note_access(&a);
+            }
+            O::F64Load { memarg } => self.load(F64, memarg, "readf64", None),
+            O::I32Load8S { memarg } => self.load(I32, memarg, "readi8", Some("%W")),
+            O::I32Load8U { memarg } => self.load(I32, memarg, "readu8", None),
+            O::I32Load16S { memarg } => self.load(I32, memarg, "readi16", Some("%W")),
+            O::I32Load16U { memarg } => self.load(I32, memarg, "readu16", None),
+            O::I64Load8S { memarg } => self.load64(memarg, "readi8", true),
+            O::I64Load8U { memarg } => self.load64(memarg, "readu8", false),
+            O::I64Load16S { memarg } => self.load64(memarg, "readi16", true),
+            O::I64Load16U { memarg } => self.load64(memarg, "readu16", false),
+            O::I64Load32S { memarg } => self.load64(memarg, "readi32", true),
+            O::I64Load32U { memarg } => self.load64(memarg, "readu32", false),
+            O::I32Store { memarg } => self.store(memarg, "writeu32", false),
+            O::I64Store { memarg } => self.store(memarg, "", true),
+            O::F32Store { memarg } => {
+                let v = self.pop();
+                let a = self.pop();
+                let addr = self.addr(&a, memarg);
+                let h = self.helper(Helper::F32store);
+                self.line(&format!("{h}(M,{addr},{})", v.e));
+                self.note_access(&a);
+            }
+            O::F64Store { memarg } => self.store(memarg, "writef64", false),
+            O::I32Store8 { memarg } | O::I64Store8 { memarg } => {
+                self.store(memarg, "writeu8", false)
+            }
+            O::I32Store16 { memarg } | O::I64Store16 { memarg } => {
+                self.store(memarg, "writeu16", false)
+            }
+            O::I64Store32 { memarg } => self.store(memarg, "writeu32", false),
+            O::MemorySize { .. } => self.push_eager(I32, "blen(M)//65536".into()),
+            O::MemoryGrow { .. } => {
+                let a = self.pop();
+                self.push_eager(I32, format!("MG({})", Self::num(&a)));
+                self.reload_mem();
+            }
+            O::MemoryFill { .. } => {
+                let n = self.pop();
+                let v = self.pop();
+                let d = self.pop();
+                let h = self.helper(Helper::Mfill);
+                self.line(&format!(
+                    "{h}(M,{},{},{})",
+                    Self::num(&d),
+                    Self::num(&v),
+                    Self::num(&n)
+                ));
+            }
+            O::MemoryCopy { .. } => {
+                let n = self.pop();
+                let s = self.pop();
+                let d = self.pop();
+                let h = self.helper(Helper::Mcopy);
+                self.line(&format!(
+                    "{h}(M,{},{},{})",
+                    Self::num(&d),
+                    Self::num(&s),
+                    Self::num(&n)
+                ));
+            }
+            O::MemoryInit { data_index, .. } => {
+                let n = self.pop();
+                let s = self.pop();
+                let d = self.pop();
+                let h = self.helper(Helper::Minit);
+                self.line(&format!(
+                    "{h}(M,D[{}],{},{},{})",
+                    data_index + 1,
+                    Self::num(&d),
+                    Self::num(&s),
+                    Self::num(&n)
+                ));
+            }
+            O::DataDrop { data_index } => {
+                self.helper(Helper::Dropped);
+                self.line(&format!("D[{}]=DROPPED", data_index + 1))
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    pub(in crate::lower) fn addr(&mut self, a: &Val, m: &MemArg) -> Addr {
+        let konst = a.const_lo().map(|c| c + m.offset);
+        let text = match konst {
+            Some(c) => c.to_string(),
+            None if m.offset == 0 => Self::num(a),
+            None => format!("{}+{}", Self::num(a), m.offset),
+        };
+        Addr { text, konst }
+    }
+
+    pub(in crate::lower) fn load(&mut self, ty: ValType, m: &MemArg, f: &str, post: Option<&str>) {
+        self.canon_at(self.stack.len() - 1, 1);
+        let a = self.pop();
+        let addr = self.addr(&a, m);
+        if let (ValType::I32, "readu32", None) = (ty, f, post) {
+            // Recorded for the signed-compare fusion, which may make it a signed load.
+            let rec = LoadStmt {
+                slot: self.stack.len(),
+                at: self.out.len(),
+            };
+            let addr = addr.to_string();
+            self.push_eager_value(
+                ty,
+                Rvalue::Load32 {
+                    addr,
+                    signed: false,
+                },
+            );
+            self.loads = [self.loads[1].take(), Some(rec)];
+        } else {
+            let e = match post {
+                Some(p) => format!("{}(M,{addr}){p}", builtin("buffer", f)),
+                None => format!("{}(M,{addr})", builtin("buffer", f)),
+            };
+            self.push_eager(ty, e);
+        }
+        self.note_access(&a);
+    }
+
+    /// i64 loads narrower than 64 bits: low half from `f`, high half sign or zero.
+    pub(in crate::lower) fn load64(&mut self, m: &MemArg, f: &str, signed: bool) {
+        let a = self.pop();
+        let addr = self.addr(&a, m);
+        let k = self.stack.len();
+        self.clobber_slot(k);
+        let s = self.slot_name(k);
+        let t = self.slot_hi_name(k);
+        self.line(&format!("{s}={}(M,{addr})", builtin("buffer", f)));
+        if signed {
+            self.line(&format!("{t}={s}<0 and 4294967295 or 0"));
+            self.line(&format!("{s}={s}%W"));
+        } else {
+            self.line(&format!("{t}=0"));
+        }
+        let v = self.slot_val(k, ValType::I64);
+        self.stack.push(v);
+        self.note_access(&a);
+    }
+
+    pub(in crate::lower) fn store(&mut self, m: &MemArg, f: &str, wide: bool) {
+        self.canon_at(self.stack.len() - 2, 1);
+        let v = self.pop();
+        let a = self.pop();
+        let k = self.stack.len();
+        let a = if wide { self.simple_at(a, k) } else { a };
+        let addr = self.addr(&a, m);
+        let val = if v.ty == ValType::I32 {
+            Self::bits(&v)
+        } else {
+            v.e.to_string()
+        };
+        if wide {
+            let hi_addr = addr.plus(4);
+            self.line(&format!("wu32(M,{hi_addr},{})", v.h));
+            self.line(&format!("wu32(M,{addr},{val})"));
+        } else {
+            self.line(&format!("{}(M,{addr},{val})", builtin("buffer", f)));
+        }
+        self.note_access(&a);
+    }
+}
+
+/// Whether `op` reads the memory's buffer `M` (every memory operator but `memory.grow` and
+/// `data.drop`): a function with one keeps `M` in a local.
+pub(in crate::lower) fn reads_memory(op: &Operator<'_>) -> bool {
+    use Operator as O;
+    matches!(
+        op,
+        O::I32Load { .. }
+            | O::I64Load { .. }
+            | O::F32Load { .. }
+            | O::F64Load { .. }
+            | O::I32Load8S { .. }
+            | O::I32Load8U { .. }
+            | O::I32Load16S { .. }
+            | O::I32Load16U { .. }
+            | O::I64Load8S { .. }
+            | O::I64Load8U { .. }
+            | O::I64Load16S { .. }
+            | O::I64Load16U { .. }
+            | O::I64Load32S { .. }
+            | O::I64Load32U { .. }
+            | O::I32Store { .. }
+            | O::I64Store { .. }
+            | O::F32Store { .. }
+            | O::F64Store { .. }
+            | O::I32Store8 { .. }
+            | O::I64Store8 { .. }
+            | O::I32Store16 { .. }
+            | O::I64Store16 { .. }
+            | O::I64Store32 { .. }
+            | O::MemorySize { .. }
+            | O::MemoryFill { .. }
+            | O::MemoryCopy { .. }
+            | O::MemoryInit { .. }
+    )
+}

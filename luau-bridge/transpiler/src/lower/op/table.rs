@@ -1,0 +1,112 @@
+//! Tables, element segments and references.
+use super::*;
+
+impl Translator<'_, '_, '_> {
+    /// Lowers one of the tables, element segments and references; `Ok(false)` when `op` is another operator.
+    pub(in crate::lower) fn table_op(&mut self, op: &Operator<'_>) -> Result<bool> {
+        use Operator as O;
+        use ValType::I32;
+        match op {
+            O::TableInit { elem_index, table } => {
+                let n = self.pop();
+                let s = self.pop();
+                let d = self.pop();
+                self.flush_where(|x| x.globals);
+                self.helper(Helper::Tinit);
+                self.line(&format!(
+                    "tinit(T{table},E[{}],{},{},{})",
+                    elem_index + 1,
+                    Self::num(&d),
+                    Self::num(&s),
+                    Self::num(&n)
+                ));
+            }
+            O::ElemDrop { elem_index } => {
+                self.helper(Helper::Edropped);
+                self.line(&format!("E[{}]=EDROPPED", elem_index + 1))
+            }
+            O::TableCopy {
+                dst_table,
+                src_table,
+            } => {
+                let n = self.pop();
+                let s = self.pop();
+                let d = self.pop();
+                self.helper(Helper::Tcopy);
+                self.line(&format!(
+                    "tcopy(T{dst_table},T{src_table},{},{},{})",
+                    Self::num(&d),
+                    Self::num(&s),
+                    Self::num(&n)
+                ));
+            }
+            O::TableSize { table } => self.push_eager(I32, format!("T{table}.n")),
+            O::TableGet { table } => {
+                let a = self.pop();
+                let t = ValType::Ref(wasmparser::RefType::FUNCREF);
+                self.helper(Helper::Tget);
+                self.push_eager(t, format!("tget(T{table},{})", Self::num(&a)));
+            }
+            O::TableSet { table } => {
+                let v = self.pop();
+                let a = self.pop();
+                self.helper(Helper::Tset);
+                self.line(&format!("tset(T{table},{},{})", Self::num(&a), v.e));
+            }
+            O::TableGrow { table } => {
+                let n = self.pop();
+                let v = self.pop();
+                self.helper(Helper::Tgrow);
+                self.push_eager(I32, format!("tgrow(T{table},{},{})", v.e, Self::num(&n)));
+            }
+            O::TableFill { table } => {
+                let n = self.pop();
+                let v = self.pop();
+                let d = self.pop();
+                self.helper(Helper::Tfill);
+                self.line(&format!(
+                    "tfill(T{table},{},{},{})",
+                    Self::num(&d),
+                    v.e,
+                    Self::num(&n)
+                ));
+            }
+            O::RefNull { .. } => self.push(Self::lit(
+                ValType::Ref(wasmparser::RefType::FUNCREF),
+                "nil".to_string(),
+                String::new(),
+            )),
+            O::RefEq => {
+                let b = self.pop();
+                let a = self.pop();
+                let mut v = Self::derive(
+                    I32,
+                    Expr::Group(format!("{}=={}", a.e, b.e)),
+                    String::new(),
+                    &[&a, &b],
+                );
+                v.boolean = true;
+                self.push(v);
+            }
+            O::RefIsNull => {
+                let a = self.pop();
+                let mut v = Self::derive(
+                    I32,
+                    Expr::Group(format!("{}==nil", a.e)),
+                    String::new(),
+                    &[&a],
+                );
+                v.boolean = true;
+                self.push(v);
+            }
+            O::RefFunc { function_index } => {
+                self.push_eager(
+                    ValType::Ref(wasmparser::RefType::FUNCREF),
+                    self.ctx.func_names[*function_index as usize].clone(),
+                );
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,82 @@
+//! Locals and globals.
+use super::*;
+
+impl Translator<'_, '_, '_> {
+    /// Lowers one of the locals and globals; `Ok(false)` when `op` is another operator.
+    pub(in crate::lower) fn variable_op(&mut self, op: &Operator<'_>) -> Result<bool> {
+        use Operator as O;
+        match op {
+            O::LocalGet { local_index } => {
+                let i = *local_index as usize;
+                let (lo, hi) = self.local_names[i].clone();
+                let mut v = Self::lit(self.local_types[i], lo, hi);
+                v.locals = vec![i as u32];
+                v.local = Some(i as u32);
+                self.push(v);
+            }
+            O::LocalSet { local_index } | O::LocalTee { local_index } => {
+                let i = *local_index as usize;
+                let v = self.pop();
+                let (lo, hi) = self.local_names[i].clone();
+                let idx = i as u32;
+                match self.ub_of(&v) {
+                    Some(b) => self.ub.insert(idx, b),
+                    None => self.ub.remove(&idx),
+                };
+                match self.tz_of(&v) {
+                    Some(z) => self.tzl.insert(idx, z),
+                    None => self.tzl.remove(&idx),
+                };
+                self.flush_where(|x| x.locals.contains(&idx));
+                // The value was just computed into its slot by the last line: assign the
+                // local there instead of copying.
+                let local = if is_i64(v.ty) {
+                    format!("{lo},{hi}")
+                } else {
+                    lo.clone()
+                };
+                let fused = match v.slot.and_then(|k| self.last_eager_into(k)) {
+                    Some(Stmt::Eager { target, .. }) => {
+                        *target = local;
+                        // The recorded loads no longer load into their slots.
+                        self.loads = [None, None];
+                        true
+                    }
+                    _ => false,
+                };
+                if fused {
+                } else if is_i64(v.ty) {
+                    self.line(&format!("{lo},{hi}={},{}", v.e, v.h));
+                } else if self.assign_wrapped(&lo, &v) {
+                } else if v.local != Some(idx) {
+                    self.line(&format!("{lo}={}", Self::num_bare(&v)));
+                }
+                if matches!(op, O::LocalTee { .. }) {
+                    let mut nv = Self::lit(self.local_types[i], lo, hi);
+                    nv.locals = vec![idx];
+                    nv.local = Some(idx);
+                    self.push(nv);
+                }
+            }
+            O::GlobalGet { global_index } => {
+                let g = &self.ctx.module.globals[*global_index as usize];
+                let (lo, hi) = self.ctx.global_names[*global_index as usize].clone();
+                let mut v = Self::lit(g.ty, lo, hi);
+                v.globals = true;
+                self.push(v);
+            }
+            O::GlobalSet { global_index } => {
+                let v = self.pop();
+                self.flush_where(|x| x.globals);
+                let (lo, hi) = self.ctx.global_names[*global_index as usize].clone();
+                if is_i64(v.ty) {
+                    self.line(&format!("{lo},{hi}={},{}", v.e, v.h));
+                } else {
+                    self.line(&format!("{lo}={}", Self::num_bare(&v)));
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
