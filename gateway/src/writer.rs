@@ -344,7 +344,8 @@ impl Writer {
             .behind(now_ms())
             .await
             .map_err(SyncError::Store)?;
-        // One block at a time through `ensure`, so each failure is counted and logged.
+        // Each block through its own `ensure` (all at once, bounded by the Letta client),
+        // so each failure is counted and logged.
         let mut tasks = tokio::task::JoinSet::new();
         for b in behind {
             let w = self.clone();
