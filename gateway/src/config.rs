@@ -50,7 +50,18 @@ pub struct Config {
     pub min_backoff: Duration,
     /// Longest Letta retry delay.
     pub max_backoff: Duration,
+    /// How long idempotency records (answers to request ids) are kept.
+    pub retention: Duration,
+    /// On shutdown, how long requests in flight may still finish before they are answered
+    /// 503 and their Letta writes given up.
+    pub shutdown_grace: Duration,
+    /// How often the catch-up writes the blocks Letta is behind on.
+    pub catch_up_interval: Duration,
 }
+
+/// The queue's longest retry delay (its backoff caps at 30 s); an idempotency record must
+/// outlive a few of them.
+const QUEUE_BACKOFF_CAP_S: u64 = 30;
 
 /// Every option: name, default (None: required or optional without default), meaning.
 pub const OPTIONS: &[(&str, Option<&str>, &str)] = &[
@@ -98,6 +109,21 @@ pub const OPTIONS: &[(&str, Option<&str>, &str)] = &[
     ("max_body_bytes", Some("262144"), "largest request body"),
     ("min_backoff_ms", Some("50"), "first Letta retry delay"),
     ("max_backoff_ms", Some("2000"), "longest Letta retry delay"),
+    (
+        "idempotency_retention_s",
+        Some("86400"),
+        "how long answers to request ids are kept for replays",
+    ),
+    (
+        "shutdown_grace_ms",
+        Some("5000"),
+        "on SIGTERM, how long requests in flight may finish",
+    ),
+    (
+        "catch_up_interval_ms",
+        Some("2000"),
+        "how often blocks Letta is behind on are written again",
+    ),
 ];
 
 /// The environment variable of an option.
@@ -252,7 +278,23 @@ impl Config {
         if lease < letta_call_timeout {
             return Err("option `lease_ms` must not be below `letta_call_timeout_ms` (a lease must outlast one write)".into());
         }
+        let retention_s = num(
+            "idempotency_retention_s",
+            2 * QUEUE_BACKOFF_CAP_S,
+            90 * 86_400,
+        )?;
+        let retention = Duration::from_secs(retention_s);
+        // A replay may come while the first answer is still being made: records must
+        // outlive a request (an in-progress claim older than that is a dead instance's).
+        if retention <= answer_timeout + letta_call_timeout {
+            return Err(format!(
+                "option `idempotency_retention_s` ({retention_s}) must be longer than `answer_timeout_ms` + `letta_call_timeout_ms`"
+            ));
+        }
         Ok(Config {
+            retention,
+            shutdown_grace: ms("shutdown_grace_ms", 0, 600_000)?,
+            catch_up_interval: ms("catch_up_interval_ms", 50, 3_600_000)?,
             listen,
             letta_url,
             letta_api_key: get("letta_api_key").filter(|k| !k.is_empty()),

@@ -1,14 +1,21 @@
 //! Letta's REST API as the gateway uses it: read a block, replace a block's value, send
-//! messages. Retries with exponential backoff on 409 (Letta's "CONFLICT ... Please retry"
-//! for concurrent writes of one block), 429 and 5xx and on lost connections, honouring
-//! `Retry-After`. The API key goes only into the `Authorization` header, never into a log
-//! line or an error text.
+//! messages. Retries with exponential backoff on 409 (Letta 0.16.8 answers a write of a
+//! block whose row another write holds with "The resource is currently locked by another
+//! operation. Please retry shortly." and `Retry-After: 1`), 429 and 5xx and on lost
+//! connections, honouring `Retry-After`. The API key goes only into the `Authorization`
+//! header, never into a log line or an error text.
 
 use crate::metrics::Metrics;
+use crate::shutdown::{Phase, Shutdown};
 use serde_json::{json, Value as Json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
+
+/// Letta 0.16.8's block limit when none is set (`CORE_MEMORY_BLOCK_CHAR_LIMIT` in its
+/// `constants.py`): taken for a block read without a `limit`, and for a block a batch
+/// creates without reading it (the server always reads blocks first).
+pub const DEFAULT_BLOCK_LIMIT: usize = 100_000;
 
 /// Why a Letta call failed for good.
 #[derive(Debug, Clone)]
@@ -83,11 +90,17 @@ pub struct Letta {
     cfg: Arc<LettaConfig>,
     slots: Arc<Semaphore>,
     metrics: Arc<Metrics>,
+    shutdown: Shutdown,
 }
 
 impl Letta {
-    /// Builds the client.
-    pub fn new(cfg: LettaConfig, metrics: Arc<Metrics>) -> Result<Letta, String> {
+    /// Builds the client; its calls give up when `shutdown` reaches
+    /// [`Phase::Abandoning`].
+    pub fn new(
+        cfg: LettaConfig,
+        metrics: Arc<Metrics>,
+        shutdown: Shutdown,
+    ) -> Result<Letta, String> {
         let http = reqwest::Client::builder()
             .timeout(cfg.call_timeout)
             .build()
@@ -97,6 +110,7 @@ impl Letta {
             slots: Arc::new(Semaphore::new(cfg.concurrency)),
             cfg: Arc::new(cfg),
             metrics,
+            shutdown,
         })
     }
 
@@ -123,9 +137,22 @@ impl Letta {
             if let Some(b) = body {
                 req = req.json(b);
             }
-            let permit = self.slots.acquire().await.expect("semaphore never closed");
-            let started = Instant::now();
-            let result = req.send().await;
+            let abandoned = || LettaError::Unavailable {
+                call: call.clone(),
+                last: "the gateway is shutting down".into(),
+                retry_after: Some(1),
+            };
+            // A call Letta may still be handling is cut when the gateway shuts down: the
+            // caller answers 503, and the block stays behind in the store until written.
+            let (permit, result, started) = tokio::select! {
+                biased;
+                _ = self.shutdown.reached(Phase::Abandoning) => return Err(abandoned()),
+                r = async {
+                    let permit = self.slots.acquire().await.expect("semaphore never closed");
+                    let started = Instant::now();
+                    (permit, req.send().await, started)
+                } => r,
+            };
             let (failure, retry_after) = match result {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
@@ -171,7 +198,10 @@ impl Letta {
             }
             tracing::debug!(call = %call, failure = %failure, wait_ms = wait.as_millis() as u64, "Letta call retried");
             self.metrics.retry();
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                _ = self.shutdown.reached(Phase::Abandoning) => return Err(abandoned()),
+                _ = tokio::time::sleep(wait) => {}
+            }
             backoff = (backoff * 2).min(self.cfg.max_backoff);
         }
     }
@@ -194,7 +224,10 @@ impl Letta {
                     .and_then(Json::as_str)
                     .unwrap_or("")
                     .to_string(),
-                limit: json.get("limit").and_then(Json::as_u64).unwrap_or(5000) as usize,
+                limit: json
+                    .get("limit")
+                    .and_then(Json::as_u64)
+                    .unwrap_or(DEFAULT_BLOCK_LIMIT as u64) as usize,
             })),
             Err(LettaError::Refused { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),

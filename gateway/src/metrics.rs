@@ -27,6 +27,12 @@ pub struct Metrics {
     letta: Mutex<BTreeMap<(&'static str, u16), u64>>,
     letta_latency: Mutex<BTreeMap<&'static str, Histogram>>,
     waiting: Mutex<BTreeMap<BlockKey, i64>>,
+    swept_ok: AtomicU64,
+    swept_failed: AtomicU64,
+    catch_up_ok: AtomicU64,
+    catch_up_failed: AtomicU64,
+    behind: AtomicU64,
+    pruned: AtomicU64,
 }
 
 impl Metrics {
@@ -70,6 +76,37 @@ impl Metrics {
         if *e <= 0 {
             w.remove(key);
         }
+    }
+
+    /// Blocks the start-up sweep read (`ok`) or could not read (`failed`).
+    pub fn swept(&self, ok: u64, failed: u64) {
+        self.swept_ok.fetch_add(ok, Ordering::Relaxed);
+        self.swept_failed.fetch_add(failed, Ordering::Relaxed);
+    }
+
+    /// One catch-up write of a block Letta was behind on, done or failed.
+    pub fn catch_up(&self, ok: bool) {
+        if ok {
+            &self.catch_up_ok
+        } else {
+            &self.catch_up_failed
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many agent-blocks Letta is behind on, as last counted.
+    pub fn set_behind(&self, n: u64) {
+        self.behind.store(n, Ordering::Relaxed);
+    }
+
+    /// How many agent-blocks Letta was behind on at the last count.
+    pub fn behind(&self) -> u64 {
+        self.behind.load(Ordering::Relaxed)
+    }
+
+    /// Idempotency records pruned.
+    pub fn pruned(&self, n: u64) {
+        self.pruned.fetch_add(n, Ordering::Relaxed);
     }
 
     /// The text exposition.
@@ -131,6 +168,39 @@ impl Metrics {
                 "npc_sync_gateway_letta_call_seconds_count{{op=\"{op}\"}} {}",
                 h.count
             );
+        }
+        for (name, kind, what) in [
+            (
+                "npc_sync_gateway_blocks_behind",
+                "gauge",
+                vec![("", &self.behind)],
+            ),
+            (
+                "npc_sync_gateway_sweep_blocks_total",
+                "counter",
+                vec![
+                    ("{outcome=\"read\"}", &self.swept_ok),
+                    ("{outcome=\"failed\"}", &self.swept_failed),
+                ],
+            ),
+            (
+                "npc_sync_gateway_catch_up_writes_total",
+                "counter",
+                vec![
+                    ("{outcome=\"written\"}", &self.catch_up_ok),
+                    ("{outcome=\"failed\"}", &self.catch_up_failed),
+                ],
+            ),
+            (
+                "npc_sync_gateway_idempotency_pruned_total",
+                "counter",
+                vec![("", &self.pruned)],
+            ),
+        ] {
+            let _ = writeln!(o, "# TYPE {name} {kind}");
+            for (labels, n) in what {
+                let _ = writeln!(o, "{name}{labels} {}", n.load(Ordering::Relaxed));
+            }
         }
         o.push_str("# TYPE npc_sync_gateway_block_queue_depth gauge\n");
         for (k, n) in self.waiting.lock().unwrap().iter() {

@@ -5,7 +5,8 @@ use crate::config::Config;
 use crate::letta::{Letta, LettaError};
 use crate::metrics::Metrics;
 use crate::rate::RateLimits;
-use crate::store::{BlockKey, Outcome, Store, StoreError, StoredAnswer};
+use crate::shutdown::{Phase, Shutdown};
+use crate::store::{BlockKey, Outcome, Record, Store, StoreError, StoredAnswer};
 use crate::writer::{SyncError, Writer};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -38,6 +39,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Per game server rate limits.
     pub rates: RateLimits,
+    /// The gateway's life phase.
+    pub shutdown: Shutdown,
 }
 
 /// The router.
@@ -50,24 +53,34 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// `/readyz`: 200 when the database answers and Letta's health endpoint does, else 503;
+/// the JSON body also tells where the start-up sweep is and how many agent-blocks Letta
+/// is behind on (the catch-up writes them).
 async fn readyz(State(s): State<Arc<AppState>>) -> Response {
     let db = s.store.ping().await;
     let letta = s.letta.healthy().await;
-    match (db, letta) {
-        (Ok(()), true) => (StatusCode::OK, "ready").into_response(),
-        (db, letta) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "not ready: database {}, Letta {}",
-                match db {
-                    Ok(()) => "open".to_string(),
-                    Err(e) => e.to_string(),
-                },
-                if letta { "reachable" } else { "unreachable" }
-            ),
-        )
-            .into_response(),
+    let behind = s.store.behind_count().await.ok();
+    if let Some(n) = behind {
+        s.metrics.set_behind(n);
     }
+    let sweep = s.writer.sweep_status();
+    let serving = s.shutdown.phase() == Phase::Serving;
+    let ready = db.is_ok() && letta && serving;
+    let body = json!({
+        "ready": ready,
+        "database": match &db { Ok(()) => "open".to_string(), Err(e) => e.to_string() },
+        "letta": if letta { "reachable" } else { "unreachable" },
+        "shutting_down": !serving,
+        "start_sweep": if sweep.running { "running" } else { "done" },
+        "blocks_unread": sweep.unread,
+        "blocks_behind": behind,
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 async fn metrics(State(s): State<Arc<AppState>>) -> Response {
@@ -140,6 +153,9 @@ async fn batch(State(s): State<Arc<AppState>>, req: Request) -> Response {
 
 async fn handle(s: Arc<AppState>, req: Request) -> Response {
     let (parts, raw) = req.into_parts();
+    if s.shutdown.phase() != Phase::Serving {
+        return unavailable("the gateway is shutting down; retry".into(), 1);
+    }
     if !authorized(&parts.headers, &s.config.token) {
         return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
     }
@@ -175,22 +191,9 @@ async fn handle(s: Arc<AppState>, req: Request) -> Response {
     let hash = body_hash(&bytes);
     let request_id = body.request_id();
     match s.store.answer(&server, request_id).await {
-        Ok(Some(stored)) if stored.body_hash != hash => {
-            return error(
-                StatusCode::CONFLICT,
-                format!("request_id {request_id} of game server '{server}' was already used for another body"),
-            )
-        }
-        Ok(Some(stored)) => {
-            let mut r = (
-                StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK),
-                [(header::CONTENT_TYPE, "application/json")],
-                stored.answer,
-            )
-                .into_response();
-            r.headers_mut().insert("idempotent-replay", HeaderValue::from_static("true"));
-            return r;
-        }
+        // An inference still running is waited for below.
+        Ok(Some(Record::InProgress { .. })) if matches!(body, Body::Inference { .. }) => {}
+        Ok(Some(held)) => return replay(&server, request_id, hash, held),
         Ok(None) => {}
         Err(e) => return store_failure(e),
     }
@@ -199,21 +202,38 @@ async fn handle(s: Arc<AppState>, req: Request) -> Response {
         Body::Changes { changes, .. } => apply(&s, request_id, changes, deadline).await,
         Body::Inference {
             agent_id, messages, ..
-        } => match s.letta.send_messages(&agent_id, &messages, deadline).await {
-            Ok(response) => Ok(json!({ "request_id": request_id, "response": response })),
-            Err(e) => Err(sync_failure(SyncError::Letta(e))),
-        },
+        } => {
+            return inference(
+                &s, &server, request_id, hash, &agent_id, &messages, deadline,
+            )
+            .await
+        }
     };
     let answer = match answer {
         Ok(a) => a.to_string(),
         Err(r) => return r,
     };
+    save_and_answer(&s, &server, request_id, hash, answer).await
+}
+
+/// Records the answer durably, then gives it.
+async fn save_and_answer(
+    s: &AppState,
+    server: &str,
+    request_id: u64,
+    hash: i64,
+    answer: String,
+) -> Response {
     let stored = StoredAnswer {
         body_hash: hash,
         status: 200,
         answer: answer.clone(),
     };
-    if let Err(e) = s.store.save_answer(&server, request_id, stored).await {
+    if let Err(e) = s
+        .store
+        .save_answer(server, request_id, stored, now_ms())
+        .await
+    {
         return store_failure(e);
     }
     (
@@ -222,6 +242,102 @@ async fn handle(s: Arc<AppState>, req: Request) -> Response {
         answer,
     )
         .into_response()
+}
+
+/// The answer to a request id that has a record: the stored answer again, or 409 when
+/// the id was used for another body, or 503 with `Retry-After` while the first attempt
+/// is still running.
+fn replay(server: &str, request_id: u64, hash: i64, held: Record) -> Response {
+    let held_hash = match &held {
+        Record::Done(a) => a.body_hash,
+        Record::InProgress { body_hash } => *body_hash,
+    };
+    if held_hash != hash {
+        return error(
+            StatusCode::CONFLICT,
+            format!("request_id {request_id} of game server '{server}' was already used for another body"),
+        );
+    }
+    match held {
+        Record::Done(stored) => {
+            let mut r = (
+                StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK),
+                [(header::CONTENT_TYPE, "application/json")],
+                stored.answer,
+            )
+                .into_response();
+            r.headers_mut()
+                .insert("idempotent-replay", HeaderValue::from_static("true"));
+            r
+        }
+        Record::InProgress { .. } => unavailable(
+            format!("request_id {request_id} of game server '{server}' is still being answered by an earlier attempt; retry for its answer"),
+            1,
+        ),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// An inference runs once per request id across all instances: it claims the id in the
+/// database first. A replay that finds the claim waits (until its own deadline) for the
+/// first attempt's answer instead of sending the messages to Letta again; a claim left by
+/// a dead instance is taken over once it is older than any attempt can run.
+async fn inference(
+    s: &AppState,
+    server: &str,
+    request_id: u64,
+    hash: i64,
+    agent_id: &str,
+    messages: &[body::Message],
+    deadline: Instant,
+) -> Response {
+    let stale = (s.config.answer_timeout + s.config.letta_call_timeout).as_millis() as i64 + 1000;
+    let mut poll = std::time::Duration::from_millis(10);
+    loop {
+        let now = now_ms();
+        match s
+            .store
+            .claim(server, request_id, hash, now, now - stale)
+            .await
+        {
+            Ok(None) => break,
+            Ok(Some(held @ Record::Done(_))) => return replay(server, request_id, hash, held),
+            Ok(Some(held)) => {
+                if Instant::now() + poll >= deadline || s.shutdown.phase() >= Phase::Abandoning {
+                    return replay(server, request_id, hash, held);
+                }
+                if let Record::InProgress { body_hash } = held {
+                    if body_hash != hash {
+                        return replay(server, request_id, hash, held);
+                    }
+                }
+            }
+            Err(e) => return store_failure(e),
+        }
+        tokio::select! {
+            _ = s.shutdown.reached(Phase::Abandoning) => {}
+            _ = tokio::time::sleep(poll) => {}
+        }
+        poll = (poll * 2).min(std::time::Duration::from_millis(200));
+    }
+    match s.letta.send_messages(agent_id, messages, deadline).await {
+        Ok(response) => {
+            let answer = json!({ "request_id": request_id, "response": response }).to_string();
+            save_and_answer(s, server, request_id, hash, answer).await
+        }
+        Err(e) => {
+            if let Err(e) = s.store.abandon(server, request_id).await {
+                tracing::error!(error = %e, "cannot drop the claim of a failed inference");
+            }
+            sync_failure(SyncError::Letta(e))
+        }
+    }
 }
 
 async fn apply(
@@ -245,20 +361,10 @@ async fn apply(
         Ok(a) => a,
         Err(e) => return Err(store_failure(e)),
     };
-    let mut tasks = tokio::task::JoinSet::new();
-    for (key, version) in applied.versions.iter().cloned() {
-        let w = s.writer.clone();
-        tasks.spawn(async move { w.ensure(key, version, deadline).await });
-    }
-    let mut first_error = None;
-    while let Some(r) = tasks.join_next().await {
-        if let Ok(Err(e)) = r {
-            first_error.get_or_insert(e);
-        }
-    }
-    if let Some(e) = first_error {
-        return Err(sync_failure(e));
-    }
+    s.writer
+        .ensure_all(applied.versions.clone(), deadline)
+        .await
+        .map_err(sync_failure)?;
     let (mut n_applied, mut n_already) = (0u64, 0u64);
     let mut rejected = Vec::new();
     let mut confirmed = Vec::new();
@@ -310,6 +416,11 @@ fn store_failure(e: StoreError) -> Response {
 
 fn sync_failure(e: SyncError) -> Response {
     tracing::warn!(error = %e, "Letta sync failed");
+    let e = match e {
+        // One owner for store failures: a block over its limit is a 422, the database a 503.
+        SyncError::Store(e) => return store_failure(e),
+        e => e,
+    };
     match &e {
         SyncError::NoSuchBlock(_) | SyncError::Unreadable { .. } => {
             error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
@@ -320,7 +431,8 @@ fn sync_failure(e: SyncError) -> Response {
         SyncError::Letta(LettaError::Unavailable { retry_after, .. }) => {
             unavailable(e.to_string(), retry_after.unwrap_or(1))
         }
-        SyncError::Timeout(_) => unavailable(e.to_string(), 1),
-        SyncError::Store(_) => unavailable(e.to_string(), 1),
+        SyncError::Timeout(_) | SyncError::ShuttingDown(_) | SyncError::Store(_) => {
+            unavailable(e.to_string(), 1)
+        }
     }
 }

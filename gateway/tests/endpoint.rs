@@ -438,3 +438,134 @@ async fn health_readiness_metrics_and_the_api_key_stays_secret() {
     );
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inference_replay_during_the_first_attempt_waits_for_its_answer() {
+    let (letta, gw, c) = setup("chat-concurrent", &[]).await;
+    let body = json!({"request_id": 4, "kind": "inference", "agent_id": "agent-1",
+        "messages": [{"sender": "player_1", "text": "hi"}]})
+    .to_string();
+    // Letta takes its time answering the first attempt; the queue's retry comes meanwhile.
+    letta.fault([Fault::Slow(std::time::Duration::from_millis(800))]);
+    let first = tokio::spawn({
+        let (c, url, body) = (c.clone(), gw.url.clone(), body.clone());
+        async move { post(&c, &url, "job-1", &body).await }
+    });
+    support::eventually("the first attempt reached Letta", || async {
+        letta.state.lock().unwrap().faults.is_empty()
+    })
+    .await;
+    let (s2, h2, a2) = post(&c, &gw.url, "job-1", &body).await;
+    let (s1, h1, a1) = first.await.unwrap();
+    assert_eq!((s1, s2), (200, 200), "{a1} {a2}");
+    assert_eq!(a1, a2, "the replay gets the first attempt's answer");
+    assert!(h1.get("idempotent-replay").is_none());
+    assert_eq!(h2.get("idempotent-replay").unwrap(), "true");
+    assert_eq!(
+        letta.state.lock().unwrap().messages.len(),
+        1,
+        "the messages went to Letta once"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inference_replay_past_its_deadline_gets_503_and_later_the_answer() {
+    let (letta, gw, c) = setup("chat-slow", &[("answer-timeout-ms", "300")]).await;
+    let body = json!({"request_id": 5, "kind": "inference", "agent_id": "agent-2",
+        "messages": [{"sender": "player_1", "text": "hello"}]})
+    .to_string();
+    letta.fault([Fault::Slow(std::time::Duration::from_millis(1500))]);
+    let first = tokio::spawn({
+        let (c, url, body) = (c.clone(), gw.url.clone(), body.clone());
+        async move { post(&c, &url, "job-1", &body).await }
+    });
+    support::eventually("the first attempt reached Letta", || async {
+        letta.state.lock().unwrap().faults.is_empty()
+    })
+    .await;
+    let (s2, h2, a2) = post(&c, &gw.url, "job-1", &body).await;
+    assert_eq!(s2, 503, "{a2}");
+    assert!(h2.get("retry-after").is_some());
+    assert!(
+        a2["error"]
+            .as_str()
+            .unwrap()
+            .contains("still being answered"),
+        "{a2}"
+    );
+    let (s1, _, a1) = first.await.unwrap();
+    assert_eq!(s1, 200, "{a1}");
+    let (s3, _, a3) = post(&c, &gw.url, "job-1", &body).await;
+    assert_eq!((s3, &a3), (200, &a1));
+    assert_eq!(letta.state.lock().unwrap().messages.len(), 1);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_would_overflow_a_block_stores_nothing() {
+    let (letta, gw, c) = setup("limit", &[]).await;
+    letta.put_block("agent-4", "status", "", 40);
+    let (s, _, a) = post(
+        &c,
+        &gw.url,
+        "job-1",
+        &batch(
+            1,
+            vec![change("agent-4", "status", "mood", json!("calm"), 1)],
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{a}");
+    // Fits alone, but not with what the block holds: refused whole.
+    let refused = batch(
+        2,
+        vec![
+            change("agent-1", "status", "location", json!("gate"), 2),
+            change("agent-4", "status", "mood", json!("furious"), 2),
+            change(
+                "agent-4",
+                "status",
+                "plan",
+                json!("storm the gate at dawn"),
+                3,
+            ),
+        ],
+    );
+    let (s, _, a) = post(&c, &gw.url, "job-1", &refused).await;
+    assert_eq!(s, 422, "{a}");
+    let msg = a["error"].as_str().unwrap();
+    for says in [
+        "agent 'agent-4'",
+        "block `status`",
+        "limit of 40",
+        "nothing applied",
+    ] {
+        assert!(msg.contains(says), "{msg:?} should say {says:?}");
+    }
+    // Nothing of it was stored: the same seqs are new, not already applied.
+    let (s, _, a) = post(
+        &c,
+        &gw.url,
+        "job-1",
+        &batch(
+            3,
+            vec![
+                change("agent-1", "status", "location", json!("gate"), 2),
+                change("agent-4", "status", "mood", json!("furious"), 2),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{a}");
+    assert_eq!(
+        (&a["applied"], &a["already_applied"]),
+        (&json!(2), &json!(0)),
+        "{a}"
+    );
+    assert_eq!(
+        letta.block("agent-4", "status").unwrap(),
+        "mood: \"furious\""
+    );
+    gw.stop().await;
+}

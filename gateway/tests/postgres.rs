@@ -210,3 +210,13 @@ async fn two_instances_on_postgres_never_regress_a_field() {
         gw.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_claims_and_pruning_match_sqlite() {
+    let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
+    let store = npc_sync_gateway::store::PgStore::connect(&pg.url, 2)
+        .await
+        .unwrap();
+    support::store_checks::claims(&store).await;
+    support::store_checks::pruning(&store).await;
+}

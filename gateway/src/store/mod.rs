@@ -94,6 +94,51 @@ pub struct StoredAnswer {
     pub answer: String,
 }
 
+/// What the store holds for a game server's request id.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Record {
+    /// Answered: a replay gets this answer again.
+    Done(StoredAnswer),
+    /// Claimed by a request still running (an inference whose messages are with Letta):
+    /// a replay waits for it rather than sending the messages again.
+    InProgress {
+        /// Hash of the body being answered.
+        body_hash: i64,
+    },
+}
+
+/// A write a request needs: Letta must hold `version` of the block; `owner` takes the
+/// lease if it is free.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WantWrite {
+    /// The block.
+    pub key: BlockKey,
+    /// The version Letta must hold.
+    pub version: i64,
+    /// The lease owner to record.
+    pub owner: String,
+}
+
+/// What [`Store::claim_writes`] found for one block.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WriteClaim {
+    /// Letta holds the version asked for already.
+    Done,
+    /// The lease is ours: write this snapshot.
+    Leased(Snapshot),
+    /// Another writer holds the lease.
+    Busy,
+}
+
+/// An agent-block Letta does not hold the newest version of.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Behind {
+    /// The block.
+    pub key: BlockKey,
+    /// Its newest version in the store.
+    pub version: i64,
+}
+
 /// Store failures.
 #[derive(Debug)]
 pub enum StoreError {
@@ -116,21 +161,37 @@ impl std::fmt::Display for StoreError {
 pub trait Store: Send + Sync {
     /// Checks the database answers.
     fn ping(&self) -> StoreFuture<'_, ()>;
-    /// The answer stored for a game server's request id.
-    fn answer<'a>(
+    /// What is recorded for a game server's request id.
+    fn answer<'a>(&'a self, server: &'a str, request_id: u64) -> StoreFuture<'a, Option<Record>>;
+    /// Claims a request id for a request that must run once (an inference): records it as
+    /// in progress unless something is recorded already (returned; `None`: claimed). An
+    /// in-progress record claimed before `stale_before_ms` belongs to an instance that died
+    /// and is taken over.
+    fn claim<'a>(
         &'a self,
         server: &'a str,
         request_id: u64,
-    ) -> StoreFuture<'a, Option<StoredAnswer>>;
-    /// Stores the answer to a request id (the first one stored wins).
+        body_hash: i64,
+        now_ms: i64,
+        stale_before_ms: i64,
+    ) -> StoreFuture<'a, Option<Record>>;
+    /// Stores the answer to a request id, durably (the first answer stored wins; it
+    /// replaces an in-progress claim).
     fn save_answer<'a>(
         &'a self,
         server: &'a str,
         request_id: u64,
         answer: StoredAnswer,
+        now_ms: i64,
     ) -> StoreFuture<'a, ()>;
+    /// Drops an in-progress claim of a request that failed (a retry may run it again).
+    fn abandon<'a>(&'a self, server: &'a str, request_id: u64) -> StoreFuture<'a, ()>;
+    /// Deletes idempotency records made before `before_ms`; returns how many.
+    fn prune(&self, before_ms: i64) -> StoreFuture<'_, u64>;
     /// Which of these blocks the store has never seen (they must be read from Letta first).
     fn unknown_blocks(&self, keys: Vec<BlockKey>) -> StoreFuture<'_, Vec<BlockKey>>;
+    /// Every agent-block the store knows (the start-up sweep reads them all from Letta).
+    fn known_blocks(&self) -> StoreFuture<'_, Vec<BlockKey>>;
     /// Records a block read from Letta: its fields at `seq` 0, already written. A block
     /// known already is left as it is.
     fn seed_block(
@@ -139,19 +200,32 @@ pub trait Store: Send + Sync {
         fields: Vec<(String, Json)>,
         limit: usize,
     ) -> StoreFuture<'_, ()>;
-    /// Applies a batch in one transaction: each change only if its `seq` is higher than
-    /// the stored one.
-    fn apply(&self, changes: Vec<Change>) -> StoreFuture<'_, Applied>;
-    /// The highest block version Letta is known to hold.
-    fn written_version(&self, key: BlockKey) -> StoreFuture<'_, i64>;
-    /// Takes the block's write lease if it is free or expired, and returns its fields.
-    fn try_lease(
+    /// Takes in a known block as Letta holds it now (the start-up sweep): fields the game
+    /// never wrote (`seq` 0) follow Letta (added, changed or cleared), fields the game
+    /// wrote keep the store's value, the limit follows Letta. When the block's text then
+    /// differs from `letta_text`, a new version is made so the catch-up writes it. Returns
+    /// whether Letta is behind the store. Fails (changing nothing) when the block would
+    /// not fit the limit.
+    fn merge_letta(
         &self,
         key: BlockKey,
-        owner: String,
+        fields: Vec<(String, Json)>,
+        limit: usize,
+        letta_text: String,
+    ) -> StoreFuture<'_, bool>;
+    /// Applies a batch in one durable transaction: each change only if its `seq` is higher
+    /// than the stored one, and only if every touched block still renders within its
+    /// limit (otherwise nothing is stored).
+    fn apply(&self, changes: Vec<Change>) -> StoreFuture<'_, Applied>;
+    /// In one transaction, for each wanted write: `Done` when Letta holds at least its
+    /// version, else takes the block's write lease (for its owner) if it is free or
+    /// expired and returns the fields to write. Answers in the order asked.
+    fn claim_writes(
+        &self,
+        wanted: Vec<WantWrite>,
         now_ms: i64,
         until_ms: i64,
-    ) -> StoreFuture<'_, Option<Snapshot>>;
+    ) -> StoreFuture<'_, Vec<WriteClaim>>;
     /// Records that Letta holds `version`. When a newer version is stored, keeps (and
     /// extends) the lease and returns it; otherwise releases the lease.
     fn finish_write(
@@ -163,8 +237,38 @@ pub trait Store: Send + Sync {
     ) -> StoreFuture<'_, Option<Snapshot>>;
     /// Gives a lease up (after a failed write).
     fn release(&self, key: BlockKey, owner: String) -> StoreFuture<'_, ()>;
-    /// Gives up every lease whose owner starts with `prefix` (this instance's, at start).
+    /// Gives up every lease whose owner starts with `prefix` (this instance's, at start
+    /// and at shutdown).
     fn release_all(&self, prefix: String) -> StoreFuture<'_, ()>;
+    /// Agent-blocks whose newest version Letta does not hold, and whose lease is free or
+    /// expired at `now_ms` (the catch-up writes them).
+    fn behind(&self, now_ms: i64) -> StoreFuture<'_, Vec<Behind>>;
+    /// How many agent-blocks Letta is behind on.
+    fn behind_count(&self) -> StoreFuture<'_, u64>;
+}
+
+/// How a store merges a block read from Letta into what it holds (one rule for both
+/// stores): returns the field writes to make, as (field, value) at `seq` 0.
+pub(crate) fn merge_plan(
+    held: &[(String, Json, u64)],
+    letta: &[(String, Json)],
+) -> Vec<(String, Json)> {
+    let mut out = Vec::new();
+    for (name, value) in letta {
+        match held.iter().find(|(n, _, _)| n == name) {
+            None => out.push((name.clone(), value.clone())),
+            Some((_, v, 0)) if v != value => out.push((name.clone(), value.clone())),
+            Some(_) => {}
+        }
+    }
+    for (name, value, seq) in held {
+        if *seq == 0 && !value.is_null() && !letta.iter().any(|(n, _)| n == name) {
+            out.push((name.clone(), Json::Null));
+        }
+    }
+    // In field order: the order a batch's transaction locks rows in.
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 /// The changes sorted by block and field, so every transaction takes row locks in one

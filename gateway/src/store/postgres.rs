@@ -4,8 +4,8 @@
 //! can never move it backwards; block leases are conditional updates too.
 
 use super::{
-    lock_order, outcome, Applied, BlockKey, FieldResult, Outcome, Snapshot, Store, StoreError,
-    StoreFuture, StoredAnswer,
+    lock_order, merge_plan, outcome, Applied, Behind, BlockKey, FieldResult, Outcome, Record,
+    Snapshot, Store, StoreError, StoreFuture, StoredAnswer, WantWrite, WriteClaim,
 };
 use crate::body::Change;
 use serde_json::Value as Json;
@@ -28,7 +28,11 @@ CREATE TABLE IF NOT EXISTS fields (
 CREATE TABLE IF NOT EXISTS answers (
   server TEXT NOT NULL, request_id BIGINT NOT NULL,
   body_hash BIGINT NOT NULL, status INTEGER NOT NULL, answer TEXT NOT NULL,
+  created_ms BIGINT NOT NULL DEFAULT 0,
   PRIMARY KEY (server, request_id));
+ALTER TABLE answers ADD COLUMN IF NOT EXISTS created_ms BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS answers_created ON answers (created_ms);
+CREATE INDEX IF NOT EXISTS blocks_behind ON blocks (written_version, version);
 ";
 
 /// PostgreSQL-backed store.
@@ -115,6 +119,34 @@ async fn snapshot(c: &impl GenericClient, key: &BlockKey) -> Result<Snapshot, St
     })
 }
 
+async fn lookup(
+    c: &impl GenericClient,
+    server: &str,
+    request_id: u64,
+) -> Result<Option<Record>, StoreError> {
+    let row = c
+        .query_opt(
+            "SELECT body_hash, status, answer FROM answers WHERE server = $1 AND request_id = $2",
+            &[&server, &(request_id as i64)],
+        )
+        .await
+        .map_err(db)?;
+    Ok(row.map(|r| {
+        let status = r.get::<_, i32>(1);
+        if status == 0 {
+            Record::InProgress {
+                body_hash: r.get(0),
+            }
+        } else {
+            Record::Done(StoredAnswer {
+                body_hash: r.get(0),
+                status: status as u16,
+                answer: r.get(2),
+            })
+        }
+    }))
+}
+
 fn retryable(e: &tokio_postgres::Error) -> bool {
     use tokio_postgres::error::SqlState;
     matches!(e.code(), Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE)
@@ -175,7 +207,7 @@ async fn apply_once(
         tx.execute(
             "INSERT INTO blocks (agent, block, version, written_version, char_limit) VALUES ($1, $2, 0, 0, $3)
              ON CONFLICT DO NOTHING",
-            &[&key.agent, &key.block, &(super::sqlite::DEFAULT_LIMIT as i64)],
+            &[&key.agent, &key.block, &(crate::letta::DEFAULT_BLOCK_LIMIT as i64)],
         )
         .await?;
         if applied {
@@ -222,25 +254,40 @@ impl Store for PgStore {
         })
     }
 
-    fn answer<'a>(
+    fn answer<'a>(&'a self, server: &'a str, request_id: u64) -> StoreFuture<'a, Option<Record>> {
+        Box::pin(async move {
+            let c = self.client().lock().await;
+            lookup(&*c, server, request_id).await
+        })
+    }
+
+    fn claim<'a>(
         &'a self,
         server: &'a str,
         request_id: u64,
-    ) -> StoreFuture<'a, Option<StoredAnswer>> {
+        body_hash: i64,
+        now_ms: i64,
+        stale_before_ms: i64,
+    ) -> StoreFuture<'a, Option<Record>> {
         Box::pin(async move {
             let c = self.client().lock().await;
-            let row = c
-                .query_opt(
-                    "SELECT body_hash, status, answer FROM answers WHERE server = $1 AND request_id = $2",
-                    &[&server, &(request_id as i64)],
+            // Insert a claim, or take over one left by a dead instance; the row lock of
+            // ON CONFLICT makes one of two racing instances the owner.
+            let got = c
+                .execute(
+                    "INSERT INTO answers (server, request_id, body_hash, status, answer, created_ms)
+                     VALUES ($1, $2, $3, 0, '', $4)
+                     ON CONFLICT (server, request_id) DO UPDATE SET body_hash = EXCLUDED.body_hash,
+                       created_ms = EXCLUDED.created_ms
+                     WHERE answers.status = 0 AND answers.created_ms < $5",
+                    &[&server, &(request_id as i64), &body_hash, &now_ms, &stale_before_ms],
                 )
                 .await
                 .map_err(db)?;
-            Ok(row.map(|r| StoredAnswer {
-                body_hash: r.get(0),
-                status: r.get::<_, i32>(1) as u16,
-                answer: r.get(2),
-            }))
+            if got == 1 {
+                return Ok(None);
+            }
+            lookup(&*c, server, request_id).await
         })
     }
 
@@ -249,17 +296,129 @@ impl Store for PgStore {
         server: &'a str,
         request_id: u64,
         a: StoredAnswer,
+        now_ms: i64,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let c = self.client().lock().await;
             c.execute(
-                "INSERT INTO answers (server, request_id, body_hash, status, answer) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT DO NOTHING",
-                &[&server, &(request_id as i64), &a.body_hash, &(a.status as i32), &a.answer],
+                "INSERT INTO answers (server, request_id, body_hash, status, answer, created_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (server, request_id) DO UPDATE SET body_hash = EXCLUDED.body_hash,
+                   status = EXCLUDED.status, answer = EXCLUDED.answer, created_ms = EXCLUDED.created_ms
+                 WHERE answers.status = 0",
+                &[&server, &(request_id as i64), &a.body_hash, &(a.status as i32), &a.answer, &now_ms],
             )
             .await
             .map(|_| ())
             .map_err(db)
+        })
+    }
+
+    fn abandon<'a>(&'a self, server: &'a str, request_id: u64) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let c = self.client().lock().await;
+            c.execute(
+                "DELETE FROM answers WHERE server = $1 AND request_id = $2 AND status = 0",
+                &[&server, &(request_id as i64)],
+            )
+            .await
+            .map(|_| ())
+            .map_err(db)
+        })
+    }
+
+    fn prune(&self, before_ms: i64) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let c = self.client().lock().await;
+            c.execute("DELETE FROM answers WHERE created_ms < $1", &[&before_ms])
+                .await
+                .map_err(db)
+        })
+    }
+
+    fn known_blocks(&self) -> StoreFuture<'_, Vec<BlockKey>> {
+        Box::pin(async move {
+            let c = self.client().lock().await;
+            let rows = c
+                .query("SELECT agent, block FROM blocks ORDER BY agent, block", &[])
+                .await
+                .map_err(db)?;
+            Ok(rows
+                .iter()
+                .map(|r| BlockKey {
+                    agent: r.get(0),
+                    block: r.get(1),
+                })
+                .collect())
+        })
+    }
+
+    fn merge_letta(
+        &self,
+        key: BlockKey,
+        letta: Vec<(String, Json)>,
+        limit: usize,
+        letta_text: String,
+    ) -> StoreFuture<'_, bool> {
+        Box::pin(async move {
+            let mut c = self.client().lock().await;
+            let tx = c.transaction().await.map_err(db)?;
+            // Rows are locked in a batch's order (fields by name, then the block), so this
+            // never deadlocks with one; a field a batch wrote meanwhile keeps its value
+            // (`WHERE fields.seq = 0`).
+            let rows = tx
+                .query(
+                    "SELECT field, value, seq FROM fields WHERE agent = $1 AND block = $2",
+                    &[&key.agent, &key.block],
+                )
+                .await
+                .map_err(db)?;
+            let mut held = Vec::new();
+            for r in &rows {
+                held.push((
+                    r.get::<_, String>(0),
+                    serde_json::from_str(r.get::<_, &str>(1)).map_err(db)?,
+                    r.get::<_, i64>(2) as u64,
+                ));
+            }
+            for (f, v) in merge_plan(&held, &letta) {
+                tx.execute(
+                    "INSERT INTO fields (agent, block, field, value, seq) VALUES ($1, $2, $3, $4, 0)
+                     ON CONFLICT (agent, block, field) DO UPDATE SET value = EXCLUDED.value WHERE fields.seq = 0",
+                    &[&key.agent, &key.block, &f, &v.to_string()],
+                )
+                .await
+                .map_err(db)?;
+            }
+            tx.execute(
+                "UPDATE blocks SET char_limit = $3 WHERE agent = $1 AND block = $2",
+                &[&key.agent, &key.block, &(limit as i64)],
+            )
+            .await
+            .map_err(db)?;
+            let snap = snapshot(&tx, &key).await?;
+            let text = snap
+                .render(&key.block)
+                .map_err(|e| StoreError::BlockTooLarge(format!("agent '{}': {e}", key.agent)))?;
+            if text != letta_text {
+                tx.execute(
+                    "UPDATE blocks SET version = version + 1 WHERE agent = $1 AND block = $2
+                     AND written_version >= version",
+                    &[&key.agent, &key.block],
+                )
+                .await
+                .map_err(db)?;
+            }
+            let behind: bool = tx
+                .query_one(
+                    "SELECT written_version < version FROM blocks WHERE agent = $1 AND block = $2",
+                    &[&key.agent, &key.block],
+                )
+                .await
+                .map_err(db)?
+                .get(0);
+            tx.commit().await.map_err(db)?;
+            Ok(behind)
         })
     }
 
@@ -329,45 +488,60 @@ impl Store for PgStore {
         })
     }
 
-    fn written_version(&self, key: BlockKey) -> StoreFuture<'_, i64> {
-        Box::pin(async move {
-            let c = self.client().lock().await;
-            let row = c
-                .query_one(
-                    "SELECT written_version FROM blocks WHERE agent = $1 AND block = $2",
-                    &[&key.agent, &key.block],
-                )
-                .await
-                .map_err(db)?;
-            Ok(row.get(0))
-        })
-    }
-
-    fn try_lease(
+    fn claim_writes(
         &self,
-        key: BlockKey,
-        owner: String,
+        wanted: Vec<WantWrite>,
         now_ms: i64,
         until_ms: i64,
-    ) -> StoreFuture<'_, Option<Snapshot>> {
+    ) -> StoreFuture<'_, Vec<WriteClaim>> {
         Box::pin(async move {
+            // Rows locked in block order, as every other transaction does.
+            let mut order: Vec<usize> = (0..wanted.len()).collect();
+            order.sort_by(|&a, &b| wanted[a].key.cmp(&wanted[b].key));
             let mut c = self.client().lock().await;
             let tx = c.transaction().await.map_err(db)?;
-            let got = tx
-                .execute(
-                    "UPDATE blocks SET lease_owner = $3, lease_until = $4
-                     WHERE agent = $1 AND block = $2 AND (lease_owner IS NULL OR lease_until < $5)",
-                    &[&key.agent, &key.block, &owner, &until_ms, &now_ms],
-                )
-                .await
-                .map_err(db)?;
-            let snap = if got == 1 {
-                Some(snapshot(&tx, &key).await?)
-            } else {
-                None
-            };
+            let mut out: Vec<Option<WriteClaim>> = vec![None; wanted.len()];
+            for i in order {
+                let w = &wanted[i];
+                let got = tx
+                    .query_opt(
+                        "UPDATE blocks SET lease_owner = $3, lease_until = $4
+                         WHERE agent = $1 AND block = $2 AND written_version < $6
+                         AND (lease_owner IS NULL OR lease_until < $5) RETURNING 1",
+                        &[
+                            &w.key.agent,
+                            &w.key.block,
+                            &w.owner,
+                            &until_ms,
+                            &now_ms,
+                            &w.version,
+                        ],
+                    )
+                    .await
+                    .map_err(db)?;
+                out[i] = Some(if got.is_some() {
+                    WriteClaim::Leased(snapshot(&tx, &w.key).await?)
+                } else {
+                    let written: i64 = tx
+                        .query_one(
+                            "SELECT written_version FROM blocks WHERE agent = $1 AND block = $2",
+                            &[&w.key.agent, &w.key.block],
+                        )
+                        .await
+                        .map_err(db)?
+                        .get(0);
+                    if written >= w.version {
+                        WriteClaim::Done
+                    } else {
+                        WriteClaim::Busy
+                    }
+                });
+            }
             tx.commit().await.map_err(db)?;
-            Ok(snap)
+            Ok(out
+                .into_iter()
+                .map(|c| c.expect("every wanted write has a claim"))
+                .collect())
         })
     }
 
@@ -439,6 +613,45 @@ impl Store for PgStore {
             .await
             .map(|_| ())
             .map_err(db)
+        })
+    }
+
+    fn behind(&self, now_ms: i64) -> StoreFuture<'_, Vec<Behind>> {
+        Box::pin(async move {
+            let c = self.client().lock().await;
+            let rows = c
+                .query(
+                    "SELECT agent, block, version FROM blocks WHERE written_version < version
+                     AND (lease_owner IS NULL OR lease_until < $1) ORDER BY agent, block",
+                    &[&now_ms],
+                )
+                .await
+                .map_err(db)?;
+            Ok(rows
+                .iter()
+                .map(|r| Behind {
+                    key: BlockKey {
+                        agent: r.get(0),
+                        block: r.get(1),
+                    },
+                    version: r.get(2),
+                })
+                .collect())
+        })
+    }
+
+    fn behind_count(&self) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let c = self.client().lock().await;
+            let n: i64 = c
+                .query_one(
+                    "SELECT COUNT(*) FROM blocks WHERE written_version < version",
+                    &[],
+                )
+                .await
+                .map_err(db)?
+                .get(0);
+            Ok(n as u64)
         })
     }
 }

@@ -1,6 +1,10 @@
 //! A Letta stand-in on 127.0.0.1: the block and message endpoints of Letta's REST API
-//! (paths, bodies, status codes), a concurrent PATCH of one block answered 409
-//! `CONFLICT ... Please retry` as Letta 0.16.8 does, and injectable faults.
+//! (paths, bodies, status codes), a concurrent PATCH of one block answered 409 with
+//! `Retry-After: 1`, and injectable faults. The texts are Letta 0.16.8's, read in its
+//! source (`letta/server/rest_api/app.py`: the 409 of a locked row;
+//! `services/agent_manager.py`: the 404 of a missing block). Unlike Letta it takes any
+//! agent id (Letta wants `agent-<uuid4>` and answers 422 otherwise), and it refuses a value
+//! over the block's limit (0.16.8 does not check it on PATCH; the gateway never sends one).
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode};
@@ -132,9 +136,21 @@ type Shared = State<Arc<Mutex<LettaState>>>;
 fn not_found(agent: &str, label: &str) -> Response {
     (
         StatusCode::NOT_FOUND,
-        Json(json!({"detail": format!("Block with label {label} not found in agent {agent}")})),
+        Json(json!({"detail": format!("No block with label '{label}' found for agent '{agent}'")})),
     )
         .into_response()
+}
+
+/// Letta's answer when the block's row is locked by another write.
+fn locked() -> Response {
+    let mut r = (
+        StatusCode::CONFLICT,
+        Json(json!({"detail": "The resource is currently locked by another operation. Please retry shortly."})),
+    )
+        .into_response();
+    r.headers_mut()
+        .insert("retry-after", HeaderValue::from_static("1"));
+    r
 }
 
 fn block_json(agent: &str, label: &str, value: &str, limit: usize) -> Value {
@@ -176,14 +192,7 @@ async fn fault(s: &Arc<Mutex<LettaState>>) -> Option<Response> {
                 .insert("retry-after", HeaderValue::from(secs));
             Some(r)
         }
-        Some(Fault::Conflict) => Some(
-            (
-                StatusCode::CONFLICT,
-                Json(json!({"detail":
-            "CONFLICT: Block is being updated by another request. Please retry."})),
-            )
-                .into_response(),
-        ),
+        Some(Fault::Conflict) => Some(locked()),
         // A panic in a handler ends its connection task: the client sees the connection
         // close without an answer, as with a crashed or restarted Letta.
         Some(Fault::Drop) => panic!("stand-in Letta: injected dropped connection"),
@@ -248,8 +257,7 @@ async fn patch_block(
         if !st.in_flight.insert(key.clone()) {
             st.conflicts += 1;
             drop(st);
-            return record(&s, (StatusCode::CONFLICT, Json(json!({"detail": format!(
-                "CONFLICT: Block {label} of agent {agent} is being updated by another request. Please retry.")}))).into_response());
+            return record(&s, locked());
         }
         st.patch_delay
     };

@@ -3,6 +3,7 @@
 
 pub mod letta;
 pub mod pg;
+pub mod store_checks;
 
 use npc_sync_gateway::config::Config;
 use serde_json::Value;
@@ -60,6 +61,48 @@ impl Gateway {
     pub async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         self.task.take().unwrap().await.unwrap().unwrap();
+    }
+}
+
+/// `/readyz`: status and JSON body.
+pub async fn ready(client: &reqwest::Client, gw: &str) -> (u16, Value) {
+    let r = client
+        .get(format!("{gw}/readyz"))
+        .send()
+        .await
+        .expect("gateway answers /readyz");
+    (
+        r.status().as_u16(),
+        r.json().await.expect("/readyz is JSON"),
+    )
+}
+
+/// `/metrics` as text.
+pub async fn metrics(client: &reqwest::Client, gw: &str) -> String {
+    client
+        .get(format!("{gw}/metrics"))
+        .send()
+        .await
+        .expect("gateway answers /metrics")
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Polls `check` every 20 ms until it holds; panics naming `what` after 30 s (a bound
+/// against hanging, not a timing assertion).
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "never happened: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
