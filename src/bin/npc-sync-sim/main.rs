@@ -3,10 +3,14 @@
 //!
 //! ```text
 //! npc-sync-sim --scenario combat --npcs 100 --seconds 600 [--fail-rate 0.3] [--seed 7]
-//!               [--target batch|letta] [--json]
+//!               [--target batch|letta] [--json] [--calls FILE]
 //! ```
+//!
+//! `--calls FILE` also writes every call the game made to the queue, frame by frame, as
+//! JSON lines (`calls.rs`): the scenario's input for the end-to-end runs (`e2e/`).
 
 mod backend;
+mod calls;
 mod report;
 mod rng;
 mod world;
@@ -30,11 +34,12 @@ struct Args {
     seed: u64,
     json: bool,
     target: Target,
+    calls: Option<std::path::PathBuf>,
 }
 
 const USAGE: &str =
     "usage: npc-sync-sim --scenario patrol|combat|tool-chain|group-churn|chat|mixed \
---npcs N --seconds S [--fail-rate F] [--seed K] [--target batch|letta] [--json]";
+--npcs N --seconds S [--fail-rate F] [--seed K] [--target batch|letta] [--json] [--calls FILE]";
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
@@ -45,6 +50,7 @@ fn parse_args() -> Result<Args, String> {
         seed: 1,
         json: false,
         target: Target::BatchEndpoint,
+        calls: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -72,6 +78,7 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|_| "--seed must be a whole number".to_string())?
             }
             "--json" => a.json = true,
+            "--calls" => a.calls = Some(value("--calls")?.into()),
             "--target" => {
                 a.target = match value("--target")?.as_str() {
                     "batch" => Target::BatchEndpoint,
@@ -136,6 +143,9 @@ fn run(args: &Args) -> Result<Report, String> {
     };
     let mut q = Queue::new(cfg).map_err(|e| e.to_string())?;
     let mut world = World::new(&mut q, &args.scenario, args.npcs, args.seed)?;
+    if args.calls.is_some() {
+        world.calls = Some(calls::CallLog::default());
+    }
     let mut backend = Backend::new(args.seed, args.fail_rate);
     let mut window: VecDeque<(f64, u32)> = VecDeque::new();
     let mut in_window = 0u32;
@@ -198,6 +208,11 @@ fn run(args: &Args) -> Result<Report, String> {
             }
             .map_err(|e| e.to_string())?;
         }
+    }
+
+    if let (Some(log), Some(path)) = (&world.calls, &args.calls) {
+        std::fs::write(path, log.to_jsonl())
+            .map_err(|e| format!("--calls {}: cannot write: {e}", path.display()))?;
     }
 
     // Converged: the backend holds exactly the game's final state.
