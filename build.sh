@@ -233,6 +233,17 @@ run_tests() {
   return "$status"
 }
 
+# ---- end-to-end runs (e2e/, issue 10): every simulator scenario through pkg/roblox (Luau)
+# and pkg/node, faults off and on, against the batch endpoint server and a Letta stand-in.
+# Bigger runs: ./target/release/npc-sync-e2e --npcs 50 (see e2e/src/bin/npc-sync-e2e.rs).
+e2e() {
+  step "end-to-end runs: 6 scenarios x faults off/on x batch/letta x luau/node"
+  cargo build --release -p npc-sync-e2e -p npc-sync-gateway --bins
+  cargo build --release -p npc-sync --bin npc-sync-sim
+  [ -f pkg/node/npc_sync_node.js ] || build_node
+  ./target/release/npc-sync-e2e
+}
+
 bench() {
   step "benchmarks"
   cargo bench -p npc-sync --bench queue
@@ -268,7 +279,9 @@ case "${1:-all}" in
     build_node
     test_node
     compare_traces
+    e2e
     ;;
+  e2e) e2e ;;
   roblox) roblox ;;
   bench)
     setup
@@ -276,7 +289,7 @@ case "${1:-all}" in
     bench
     ;;
   *)
-    echo "usage: ./build.sh [all|setup|build|demo|test|bench|roblox]" >&2
+    echo "usage: ./build.sh [all|setup|build|demo|test|bench|roblox|e2e]" >&2
     exit 2
     ;;
 esac
