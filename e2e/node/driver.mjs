@@ -164,21 +164,27 @@ let flushed = false;
 let why = "timeout";
 let flushStart = null;
 let lastNow = 0;
+// The queue's clock: the simulated time, plus what the shutdown adds. At shutdown the
+// driver does what the bridge's flushAll does (luau-bridge/src/process.luau): the queue's
+// clock jumps one batch interval ahead so routine batches are due now, and every agent's
+// sync is asked for at once (the core has no flush call). The proxy gets the simulated time.
+let offset = 0;
+const BATCH_INTERVAL = 30;
 for (let frame = 0; ; frame++) {
   const now = frame / FPS;
   lastNow = now;
   for (const o of await Promise.all(inFlight)) {
     if (o.ok) q.ack(o.id, o.confirmed);
-    else q.fail(now, o.id, o.retryAfter);
+    else q.fail(now + offset, o.id, o.retryAfter);
   }
   inFlight = [];
   if (frame < opts.frames) {
     while (next < calls.length && calls[next].f <= frame) apply(now, calls[next++]);
   } else {
     if (flushStart === null) {
-      // shutdown: ask for every agent's sync at once, then send until idle or out of time
       flushStart = now;
-      for (const a of agents) q.decide(now, a);
+      offset = BATCH_INTERVAL;
+      for (const a of agents) q.decide(now + offset, a);
     }
     if (q.isIdle()) {
       flushed = true;
@@ -187,7 +193,7 @@ for (let frame = 0; ; frame++) {
     }
     if (now - flushStart >= opts.flushTimeout) break;
   }
-  for (const r of q.poll(now)) inFlight.push(send(r, now));
+  for (const r of q.poll(now + offset)) inFlight.push(send(r, now));
 }
 const flushSeconds = flushStart === null ? 0 : lastNow - flushStart;
 console.log(JSON.stringify({ flushed, why, flushSeconds, httpCalls }));

@@ -144,10 +144,36 @@ impl Drop for Proxy {
     }
 }
 
+/// Serves one client connection: requests one after the other (keep-alive) until the
+/// client closes it, asks for `Connection: close`, or a fault cuts it.
 fn handle(sh: &Shared, conn: TcpStream) {
-    let Ok(mut req) = wire::read_request(&conn) else {
+    let Ok(read_half) = conn.try_clone() else {
         return;
     };
+    let mut reader = std::io::BufReader::new(read_half);
+    loop {
+        match wire::read_request(&mut reader) {
+            Ok(Some(req)) => {
+                if !handle_one(sh, &conn, req) {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(e) => {
+                if std::env::var_os("E2E_DEBUG").is_some() {
+                    eprintln!("proxy: unreadable request: {e}");
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Handles one request; whether the connection stays open.
+fn handle_one(sh: &Shared, conn: &TcpStream, mut req: Message) -> bool {
+    let keep_alive = !req
+        .header("connection")
+        .is_some_and(|v| v.eq_ignore_ascii_case("close"));
     let time = req
         .header(TIME_HEADER)
         .and_then(|t| t.parse::<f64>().ok())
@@ -165,20 +191,28 @@ fn handle(sh: &Shared, conn: TcpStream) {
     };
     let mut upstream_status = None;
     let mut client_status = None;
+    let mut open = keep_alive;
     match fault {
         Fault::ServerError(code) => {
             let body = br#"{"error":"injected server error"}"#;
-            wire::write_answer(&conn, code, &json_type(), body);
+            wire::write_answer(conn, code, &json_type(), body, keep_alive);
             client_status = Some(code);
         }
         Fault::TooMany(secs) => {
             let mut h = json_type();
             h.push(("retry-after".into(), secs.to_string()));
-            wire::write_answer(&conn, 429, &h, br#"{"error":"injected rate limit"}"#);
+            wire::write_answer(
+                conn,
+                429,
+                &h,
+                br#"{"error":"injected rate limit"}"#,
+                keep_alive,
+            );
             client_status = Some(429);
         }
         Fault::Dropped => {
             let _ = conn.shutdown(Shutdown::Both);
+            open = false;
         }
         Fault::Pass | Fault::Slow | Fault::LostResponse => {
             let answer = wire::exchange(sh.cfg.upstream, &req, sh.cfg.upstream_timeout)
@@ -192,13 +226,22 @@ fn handle(sh: &Shared, conn: TcpStream) {
             match fault {
                 Fault::LostResponse => {
                     let _ = conn.shutdown(Shutdown::Both);
+                    open = false;
                 }
                 Fault::Slow => {
                     std::thread::sleep(sh.cfg.slow_delay);
-                    wire::write_answer(&conn, answer.status, &answer.headers, &answer.body);
+                    // the client gave up long ago; whatever it reads now is not an answer
+                    let _ = conn.shutdown(Shutdown::Both);
+                    open = false;
                 }
                 _ => {
-                    wire::write_answer(&conn, answer.status, &answer.headers, &answer.body);
+                    wire::write_answer(
+                        conn,
+                        answer.status,
+                        &answer.headers,
+                        &answer.body,
+                        keep_alive,
+                    );
                     client_status = Some(answer.status);
                 }
             }
@@ -214,6 +257,7 @@ fn handle(sh: &Shared, conn: TcpStream) {
         upstream_status,
         client_status,
     });
+    open
 }
 
 fn json_type() -> Vec<(String, String)> {

@@ -41,6 +41,8 @@ pub struct RunResult {
     pub verdict: Verdict,
     /// Simulated seconds `flushAll` took.
     pub flush_seconds: f64,
+    /// HTTP calls the runtime says it made (the proxy's `requests` should match).
+    pub http_calls: u64,
 }
 
 impl RunResult {
@@ -149,6 +151,9 @@ pub fn run(cfg: &RunConfig, calls_text: &str, sc: &Scenario) -> Result<RunResult
     let records = proxy.settle(cfg.http_timeout * 4);
     let view = backend::letta_view(&letta);
     drop(gateway);
+    if let Some(dir) = std::env::var_os("E2E_DUMP") {
+        dump(Path::new(&dir), cfg, &records, &view);
+    }
     let verdict = check::check(
         sc,
         cfg.target,
@@ -161,5 +166,39 @@ pub fn run(cfg: &RunConfig, calls_text: &str, sc: &Scenario) -> Result<RunResult
         config: cfg.clone(),
         verdict,
         flush_seconds: outcome.flush_seconds,
+        http_calls: outcome.http_calls,
     })
+}
+
+/// `E2E_DUMP=DIR`: every proxy record and every Letta write of the run as text, to study a
+/// failing run.
+fn dump(dir: &Path, cfg: &RunConfig, records: &[crate::proxy::Record], view: &check::LettaView) {
+    let name = format!(
+        "{}-{}-{}-{}",
+        cfg.scenario,
+        if cfg.faults { "on" } else { "off" },
+        cfg.target.name(),
+        cfg.runtime.name()
+    );
+    let mut out = String::new();
+    for r in records {
+        out.push_str(&format!(
+            "{} t={:.3} f={} {} {} {:?} up={:?} client={:?} {}\n",
+            r.order,
+            r.time,
+            (r.time * 60.0).round(),
+            r.method,
+            r.path,
+            r.fault,
+            r.upstream_status,
+            r.client_status,
+            r.body
+        ));
+    }
+    out.push_str("---- letta writes\n");
+    for (a, b, t) in &view.writes {
+        out.push_str(&format!("{a}/{b}: {t:?}\n"));
+    }
+    let _ = std::fs::create_dir_all(dir);
+    let _ = std::fs::write(dir.join(format!("{name}.txt")), out);
 }

@@ -87,21 +87,23 @@ fn read_body(
     Ok(body)
 }
 
-/// Reads one request from a client.
-pub fn read_request(conn: &TcpStream) -> Result<Message, String> {
-    let mut r = BufReader::new(conn.try_clone().map_err(|e| e.to_string())?);
-    let (first, headers) = read_head(&mut r)?;
+/// Reads one request from a client's connection (`Ok(None)`: the client closed it).
+pub fn read_request(r: &mut BufReader<TcpStream>) -> Result<Option<Message>, String> {
+    if r.fill_buf().map_err(|e| e.to_string())?.is_empty() {
+        return Ok(None);
+    }
+    let (first, headers) = read_head(r)?;
     let mut parts = first.split_whitespace();
     let method = parts.next().unwrap_or("").to_string();
     let path = parts.next().unwrap_or("").to_string();
-    let body = read_body(&mut r, &headers, false)?;
-    Ok(Message {
+    let body = read_body(r, &headers, false)?;
+    Ok(Some(Message {
         method,
         path,
         status: 0,
         headers,
         body,
-    })
+    }))
 }
 
 /// Sends `req` to `addr` and reads the whole answer (the backend closes after it).
@@ -143,9 +145,15 @@ pub fn exchange(addr: SocketAddr, req: &Message, timeout: Duration) -> Result<Me
     })
 }
 
-/// Writes an answer and closes: `Content-Length`, `Connection: close`, the given headers
-/// (framing headers of the backend's answer are replaced).
-pub fn write_answer(mut conn: &TcpStream, status: u16, headers: &[(String, String)], body: &[u8]) {
+/// Writes an answer: `Content-Length`, `Connection` (`close` unless `keep_alive`), the
+/// given headers (framing headers of the backend's answer are replaced).
+pub fn write_answer(
+    mut conn: &TcpStream,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+    keep_alive: bool,
+) {
     let reason = match status {
         200 => "OK",
         429 => "Too Many Requests",
@@ -155,8 +163,9 @@ pub fn write_answer(mut conn: &TcpStream, status: u16, headers: &[(String, Strin
         _ => "Status",
     };
     let mut head = format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-length: {}\r\nconnection: close\r\n",
-        body.len()
+        "HTTP/1.1 {status} {reason}\r\ncontent-length: {}\r\nconnection: {}\r\n",
+        body.len(),
+        if keep_alive { "keep-alive" } else { "close" }
     );
     for (k, v) in headers {
         if !matches!(

@@ -163,12 +163,13 @@ fn main() -> ExitCode {
                             println!("{}", r.line());
                             let v = &r.verdict;
                             eprintln!(
-                                "  {npcs} NPCs, {} s; max calls in 60 s {} of {}; dependency violations {}; flushAll {:.2} s; {:.1} s wall",
+                                "  {npcs} NPCs, {} s; max calls in 60 s {} of {}; dependency violations {}; flushAll {:.2} s; HTTP calls made {}; {:.1} s wall",
                                 args.seconds,
                                 v.max_calls_per_minute,
                                 v.budget,
                                 v.dependency_violations,
                                 r.flush_seconds,
+                                r.http_calls,
                                 t0.elapsed().as_secs_f64()
                             );
                             if !v.passed() {
