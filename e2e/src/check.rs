@@ -377,3 +377,146 @@ pub fn check(
     v.converged = flushed && v.lost == 0;
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::faults::Fault;
+
+    const CALLS: &str = r#"{"f":0,"op":"location","agent":"a","value":"gate","seq":1}
+{"f":60,"op":"atomic","changes":[{"agent":"a","block":"status","field":"location","value":"forge","priority":"high","seq":2},{"agent":"a","block":"status","field":"state","value":"Working","priority":"high","seq":3},{"agent":"a","block":"group_members","field":"b.is_present","value":true,"priority":"high","seq":4}]}
+{"f":60,"op":"set","agent":"a","block":"inventory","field":"last_tool","value":"x","priority":"high","after":3,"seq":5}
+{"f":61,"op":"chat","agent":"a","sender":"p","text":"hi"}
+"#;
+
+    fn rec(order: u64, time: f64, body: serde_json::Value, status: u16) -> Record {
+        Record {
+            order,
+            time,
+            method: "POST".into(),
+            path: "/v1/batch".into(),
+            body: body.to_string(),
+            fault: Fault::Pass,
+            upstream_status: Some(status),
+            client_status: Some(status),
+        }
+    }
+
+    fn change(block: &str, field: &str, value: serde_json::Value, seq: u64) -> serde_json::Value {
+        serde_json::json!({"agent_id": "a", "block": block, "field": field, "value": value, "seq": seq})
+    }
+
+    fn full_letta() -> LettaView {
+        let mut blocks = BTreeMap::new();
+        let status = "location: \"forge\"\nstate: \"Working\"";
+        blocks.insert(("a".into(), "status".into()), status.into());
+        blocks.insert(
+            ("a".into(), "group_members".into()),
+            "b.is_present: true".into(),
+        );
+        blocks.insert(("a".into(), "inventory".into()), "last_tool: \"x\"".into());
+        LettaView {
+            writes: vec![
+                ("a".into(), "status".into(), "location: \"gate\"".into()),
+                ("a".into(), "status".into(), status.into()),
+            ],
+            blocks,
+            messages: vec![("a".into(), "hi".into())],
+        }
+    }
+
+    #[test]
+    fn a_clean_run_passes() {
+        let sc = Scenario::parse(CALLS).unwrap();
+        let records = vec![
+            rec(
+                0,
+                0.5,
+                serde_json::json!({"changes": [change("status", "location", "gate".into(), 1)]}),
+                200,
+            ),
+            rec(
+                1,
+                1.5,
+                serde_json::json!({"changes": [
+                    change("status", "location", "forge".into(), 2),
+                    change("status", "state", "Working".into(), 3),
+                    change("group_members", "b.is_present", true.into(), 4),
+                    change("inventory", "last_tool", "x".into(), 5),
+                ]}),
+                200,
+            ),
+        ];
+        let v = check(&sc, Target::Batch, &records, &full_letta(), true, 400);
+        assert!(v.passed(), "{v:?}");
+        assert_eq!(v.requests, 2);
+    }
+
+    #[test]
+    fn each_failure_is_counted() {
+        let sc = Scenario::parse(CALLS).unwrap();
+        // the group split over two requests, its dependent sent before the state
+        let records = vec![
+            rec(
+                0,
+                1.5,
+                serde_json::json!({"changes": [
+                    change("status", "location", "forge".into(), 2),
+                    change("inventory", "last_tool", "x".into(), 5),
+                ]}),
+                200,
+            ),
+            rec(
+                1,
+                1.5,
+                serde_json::json!({"changes": [
+                    change("status", "state", "Working".into(), 3),
+                    change("group_members", "b.is_present", true.into(), 4),
+                ]}),
+                200,
+            ),
+        ];
+        let mut letta = full_letta();
+        // a write that moves location back to "gate", and a chat never delivered
+        letta.writes.push((
+            "a".into(),
+            "status".into(),
+            "location: \"gate\"\nstate: \"Working\"".into(),
+        ));
+        letta.blocks.insert(
+            ("a".into(), "status".into()),
+            "location: \"gate\"\nstate: \"Working\"".into(),
+        );
+        letta.messages.clear();
+        let v = check(&sc, Target::Batch, &records, &letta, true, 400);
+        assert_eq!(v.lost, 2, "{v:?}");
+        assert_eq!(v.stale_overwrites, 1);
+        assert_eq!(v.split_groups, 1);
+        assert_eq!(v.dependency_violations, 1);
+        assert!(!v.converged && !v.passed());
+        // the budget: 3 calls in a minute over a budget of 2
+        let v = check(
+            &sc,
+            Target::Batch,
+            &[records[0].clone(), records[1].clone(), records[1].clone()],
+            &full_letta(),
+            true,
+            2,
+        );
+        assert_eq!(v.max_calls_per_minute, 3);
+        assert!(!v.passed());
+    }
+
+    #[test]
+    fn unreadable_block_text_counts_as_lost() {
+        let sc = Scenario::parse(CALLS).unwrap();
+        let mut letta = full_letta();
+        // unquoted strings (not the block format): neither line can be read
+        letta.blocks.insert(
+            ("a".into(), "status".into()),
+            "location: forge\nstate: Working".into(),
+        );
+        let v = check(&sc, Target::Letta, &[], &letta, true, 400);
+        assert_eq!(v.lost, 4, "{v:?}"); // 2 unreadable lines + 2 fields not at the backend
+    }
+}
