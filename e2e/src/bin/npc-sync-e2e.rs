@@ -30,8 +30,10 @@ const SCENARIOS: [&str; 6] = [
 /// shared cores (`--npcs` runs bigger ones).
 fn default_npcs(scenario: &str) -> u32 {
     match scenario {
-        "mixed" => 10,
-        _ => 6,
+        // combat spends the whole budget with few NPCs; its runs are the longest
+        "combat" => 4,
+        // one NPC of each behaviour
+        _ => 5,
     }
 }
 
