@@ -196,4 +196,9 @@ for (let frame = 0; ; frame++) {
   for (const r of q.poll(now + offset)) inFlight.push(send(r, now));
 }
 const flushSeconds = flushStart === null ? 0 : lastNow - flushStart;
+if (!flushed) {
+  // what is left, for the report (stderr; the last stdout line stays the report)
+  const m = q.metrics();
+  console.error(`flush incomplete after ${flushSeconds} s: queueDepth ${m.queueDepth}, metrics ${JSON.stringify(m)}`);
+}
 console.log(JSON.stringify({ flushed, why, flushSeconds, httpCalls }));

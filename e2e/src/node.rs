@@ -31,6 +31,9 @@ pub fn run(spec: &RunSpec) -> Result<Outcome, String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        eprintln!("  node: {line}");
+    }
     let last = stdout.lines().last().unwrap_or("");
     Outcome::from_json(last)
 }
