@@ -238,6 +238,7 @@ run_tests() {
 # Bigger runs: ./target/release/npc-sync-e2e --npcs 50 (see e2e/src/bin/npc-sync-e2e.rs).
 e2e() {
   step "end-to-end runs: 6 scenarios x faults off/on x batch/letta x luau/node"
+  (cd luau-bridge && stylua --check ../e2e/luau && selene ../e2e/luau/driver.luau)
   cargo build --release -p npc-sync-e2e -p npc-sync-gateway --bins
   cargo build --release -p npc-sync --bin npc-sync-sim
   [ -f pkg/node/npc_sync_node.js ] || build_node
