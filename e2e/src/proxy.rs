@@ -147,6 +147,7 @@ impl Drop for Proxy {
 /// Serves one client connection: requests one after the other (keep-alive) until the
 /// client closes it, asks for `Connection: close`, or a fault cuts it.
 fn handle(sh: &Shared, conn: TcpStream) {
+    let _ = conn.set_nodelay(true);
     let Ok(read_half) = conn.try_clone() else {
         return;
     };

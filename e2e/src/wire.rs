@@ -125,9 +125,10 @@ pub fn exchange(addr: SocketAddr, req: &Message, timeout: Duration) -> Result<Me
         }
     }
     head.push_str("\r\n");
-    s.write_all(head.as_bytes())
-        .and_then(|_| s.write_all(&req.body))
-        .map_err(|e| e.to_string())?;
+    s.set_nodelay(true).ok();
+    let mut all = head.into_bytes();
+    all.extend_from_slice(&req.body);
+    s.write_all(&all).map_err(|e| e.to_string())?;
     let mut r = BufReader::new(s);
     let (first, headers) = read_head(&mut r)?;
     let status: u16 = first
@@ -176,8 +177,10 @@ pub fn write_answer(
         }
     }
     head.push_str("\r\n");
-    let _ = conn.write_all(head.as_bytes());
-    let _ = conn.write_all(body);
+    // one write: a head and a body in two segments would wait on the client's delayed ACK
+    let mut all = head.into_bytes();
+    all.extend_from_slice(body);
+    let _ = conn.write_all(&all);
     let _ = conn.flush();
 }
 
