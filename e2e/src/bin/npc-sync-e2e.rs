@@ -6,7 +6,7 @@
 //! ```
 //!
 //! Defaults: every scenario, 600 simulated seconds, the NPC counts of [`default_npcs`],
-//! faults off and on, both targets, both runtimes (24 runs). Needs the release binaries
+//! faults off and on, both targets, both runtimes (48 runs). Needs the release binaries
 //! `npc-sync-sim` and `npc-sync-gateway` and pkg/node built (`./build.sh e2e` does all).
 //! Exits 1 if any run fails a check.
 
