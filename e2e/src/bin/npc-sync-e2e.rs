@@ -26,7 +26,7 @@ const SCENARIOS: [&str; 6] = [
     "mixed",
 ];
 
-/// NPCs per scenario for the default set: chosen so the 24 runs take a few minutes on two
+/// NPCs per scenario for the default set: chosen so the 48 runs take about 9 minutes on two
 /// shared cores (`--npcs` runs bigger ones).
 fn default_npcs(scenario: &str) -> u32 {
     match scenario {
