@@ -269,6 +269,18 @@ fuzz() {
     cargo test --release -p npc-sync-luau --test fuzz_luau -- --nocapture
 }
 
+# ---- end-to-end runs (e2e/, issue 10): every simulator scenario through pkg/roblox (Luau)
+# and pkg/node, faults off and on, against the batch endpoint server and a Letta stand-in.
+# Bigger runs: ./target/release/npc-sync-e2e --npcs 50 (see e2e/src/bin/npc-sync-e2e.rs).
+e2e() {
+  step "end-to-end runs: 6 scenarios x faults off/on x batch/letta x luau/node"
+  (cd luau-bridge && stylua --check ../e2e/luau && selene ../e2e/luau/driver.luau)
+  cargo build --release -p npc-sync-e2e -p npc-sync-gateway --bins
+  cargo build --release -p npc-sync --bin npc-sync-sim
+  [ -f pkg/node/npc_sync_node.js ] || build_node
+  ./target/release/npc-sync-e2e
+}
+
 bench() {
   step "benchmarks"
   cargo bench -p npc-sync --bench queue
@@ -314,7 +326,9 @@ case "${1:-all}" in
     build_node
     test_node
     compare_traces
+    e2e
     ;;
+  e2e) e2e ;;
   roblox) roblox ;;
   fuzz) fuzz ;;
   bench)
@@ -323,7 +337,7 @@ case "${1:-all}" in
     bench
     ;;
   *)
-    echo "usage: ./build.sh [all|setup|build|demo|test|bench|roblox|fuzz]" >&2
+    echo "usage: ./build.sh [all|setup|build|demo|test|bench|roblox|fuzz|e2e]" >&2
     exit 2
     ;;
 esac

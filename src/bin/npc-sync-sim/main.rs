@@ -3,13 +3,16 @@
 //!
 //! ```text
 //! npc-sync-sim --scenario combat --npcs 100 --seconds 600 [--fail-rate 0.3] [--seed 7]
-//!               [--target batch|letta] [--json] [--timeline FILE]
+//!               [--target batch|letta] [--json] [--timeline FILE] [--calls FILE]
 //! ```
 //!
 //! `--timeline FILE` also writes the run second by second and every decision as JSON (the
-//! demo report's input, `docs/demo-timeline.md`).
+//! demo report's input, `docs/demo-timeline.md`). `--calls FILE` also writes every call the
+//! game made to the queue, frame by frame, as JSON lines (`calls.rs`): the scenario's input
+//! for the end-to-end runs (`e2e/`).
 
 mod backend;
+mod calls;
 mod report;
 mod rng;
 mod timeline;
@@ -34,11 +37,12 @@ struct Args {
     json: bool,
     target: Target,
     timeline: Option<std::path::PathBuf>,
+    calls: Option<std::path::PathBuf>,
 }
 
 const USAGE: &str =
     "usage: npc-sync-sim --scenario patrol|combat|tool-chain|group-churn|chat|mixed \
---npcs N --seconds S [--fail-rate F] [--seed K] [--target batch|letta] [--json] [--timeline FILE]";
+--npcs N --seconds S [--fail-rate F] [--seed K] [--target batch|letta] [--json] [--timeline FILE] [--calls FILE]";
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
@@ -50,6 +54,7 @@ fn parse_args() -> Result<Args, String> {
         json: false,
         target: Target::BatchEndpoint,
         timeline: None,
+        calls: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -78,6 +83,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--json" => a.json = true,
             "--timeline" => a.timeline = Some(value("--timeline")?.into()),
+            "--calls" => a.calls = Some(value("--calls")?.into()),
             "--target" => {
                 a.target = match value("--target")?.as_str() {
                     "batch" => Target::BatchEndpoint,
@@ -142,6 +148,9 @@ fn run(args: &Args) -> Result<Report, String> {
     };
     let mut q = Queue::new(cfg).map_err(|e| e.to_string())?;
     let mut world = World::new(&mut q, &args.scenario, args.npcs, args.seed)?;
+    if args.calls.is_some() {
+        world.calls = Some(calls::CallLog::default());
+    }
     let mut backend = Backend::new(args.seed, args.fail_rate);
     // Every call the bridge would make, to measure the fullest minute (invariant 5).
     let mut window = RollingWindow::new();
@@ -200,6 +209,11 @@ fn run(args: &Args) -> Result<Report, String> {
         if let Some(t) = timeline.as_mut() {
             t.frame_end(&mut q, &world, now);
         }
+    }
+
+    if let (Some(log), Some(path)) = (&world.calls, &args.calls) {
+        std::fs::write(path, log.to_jsonl())
+            .map_err(|e| format!("--calls {}: cannot write: {e}", path.display()))?;
     }
 
     // Converged: the backend holds exactly the game's final state.

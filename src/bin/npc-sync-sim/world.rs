@@ -4,6 +4,7 @@
 //! of the queue.
 
 use crate::backend::{Backend, FieldName};
+use crate::calls::{CallLog, GameCall, GroupChange};
 use crate::rng::Rng;
 use crate::timeline::DecisionSample;
 use npc_sync::{Change, ChangeId, Decision, Queue, Value};
@@ -70,6 +71,8 @@ pub struct World {
     chat_counter: u64,
     combat_threshold: f64,
     threshold: f64,
+    /// `--calls`: every call the game makes, for replaying the scenario elsewhere.
+    pub calls: Option<CallLog>,
 }
 
 const DECISION_TIMEOUT_S: f64 = 5.0;
@@ -135,6 +138,7 @@ impl World {
             chat_counter: 0,
             combat_threshold: cfg.combat_freshness_s,
             threshold: cfg.freshness_s,
+            calls: None,
         })
     }
 
@@ -149,9 +153,26 @@ impl World {
         self.tally.naive += 1;
     }
 
+    /// Notes a call for `--calls` (a no-op without it).
+    fn note(&mut self, now: f64, call: impl FnOnce() -> GameCall) {
+        if let Some(log) = self.calls.as_mut() {
+            log.note(now, call());
+        }
+    }
+
     fn set(&mut self, q: &mut Queue, now: f64, c: Change<'_>) -> ChangeId {
         let (block, field, value) = (c.block.to_string(), c.field.to_string(), c.value.clone());
+        let (priority, after) = (c.priority, c.depends_on.first().map(|d| d.seq().0));
         let id = q.set(now, c).expect("valid change");
+        self.note(now, || GameCall::Set {
+            agent: name(q, id.agent()),
+            block: block.clone(),
+            field: field.clone(),
+            value: value.clone(),
+            priority,
+            after,
+            seq: id.seq().0,
+        });
         self.record(id, &block, &field, value, now);
         id
     }
@@ -160,18 +181,33 @@ impl World {
         let a = self.npcs[i].agent;
         self.npcs[i].health = h;
         let id = q.set_health(now, a, h).expect("valid health");
+        self.note(now, || GameCall::Health {
+            agent: name(q, a),
+            value: h,
+            seq: id.seq().0,
+        });
         self.record(id, "status", "health", Value::Number(h), now);
     }
 
     fn set_state(&mut self, q: &mut Queue, now: f64, i: usize, s: &str) {
         let a = self.npcs[i].agent;
         let id = q.set_state(now, a, s).expect("valid state");
+        self.note(now, || GameCall::State {
+            agent: name(q, a),
+            value: s.to_string(),
+            seq: id.seq().0,
+        });
         self.record(id, "status", "state", Value::str(s), now);
     }
 
     fn join(&mut self, q: &mut Queue, now: f64, i: usize, member: &str) {
         let a = self.npcs[i].agent;
         let id = q.join_group(now, a, member, &[]).expect("valid join");
+        self.note(now, || GameCall::Join {
+            agent: name(q, a),
+            member: member.to_string(),
+            seq: id.seq().0,
+        });
         self.npcs[i].members.insert(member.to_string());
         self.record(
             id,
@@ -185,6 +221,11 @@ impl World {
     fn leave(&mut self, q: &mut Queue, now: f64, i: usize, member: &str) {
         let a = self.npcs[i].agent;
         let id = q.leave_group(now, a, member).expect("valid leave");
+        self.note(now, || GameCall::Leave {
+            agent: name(q, a),
+            member: member.to_string(),
+            seq: id.seq().0,
+        });
         self.npcs[i].members.remove(member);
         self.record(
             id,
@@ -234,6 +275,11 @@ impl World {
             n.location = loc.clone();
             let a = n.agent;
             let id = q.set_location(now, a, &loc).expect("valid location");
+            self.note(now, || GameCall::Location {
+                agent: name(q, a),
+                value: loc.clone(),
+                seq: id.seq().0,
+            });
             self.record(id, "status", "location", Value::Str(loc), now);
         }
     }
@@ -303,6 +349,14 @@ impl World {
                         critical,
                     )
                     .expect("valid tool result");
+                self.note(now, || GameCall::Tool {
+                    agent: name(q, a),
+                    block: "status".into(),
+                    field: "last_action".into(),
+                    value: Value::str(action),
+                    critical,
+                    seq: id.seq().0,
+                });
                 self.record(id, "status", "last_action", Value::str(action), now);
             }
         } else if self.npcs[i].health < 100.0 && now >= self.npcs[i].next_heal_at {
@@ -335,6 +389,20 @@ impl World {
             Ok(ids) => ids,
             Err(e) => panic!("tool chain rejected: {e}"),
         };
+        self.note(now, || GameCall::Atomic {
+            changes: group
+                .iter()
+                .zip(&ids)
+                .map(|(c, id)| GroupChange {
+                    agent: name(q, a),
+                    block: c.block.to_string(),
+                    field: c.field.to_string(),
+                    value: c.value.clone(),
+                    priority: c.priority,
+                    seq: id.seq().0,
+                })
+                .collect(),
+        });
         let mut members = Vec::new();
         for (c, id) in group.iter().zip(&ids) {
             self.record(*id, c.block, c.field, c.value.clone(), now);
@@ -418,6 +486,11 @@ impl World {
         let sender = format!("player_{}", self.rng.below(40));
         let text = format!("msg-{} from {sender}", self.chat_counter);
         q.chat(now, a, &sender, &text).expect("valid chat");
+        self.note(now, || GameCall::Chat {
+            agent: name(q, a),
+            sender: sender.clone(),
+            text: text.clone(),
+        });
         self.tally.chat_sent += 1;
         self.tally.naive += 1;
         self.npcs[i].chat_left -= 1;
@@ -442,6 +515,7 @@ impl World {
         } else {
             self.rng.range(4.0, 8.0)
         };
+        self.note(now, || GameCall::Decide { agent: name(q, a) });
         match q.decide(a, now).expect("valid decide") {
             Decision::Fresh { .. } => {
                 let s = self.staleness(backend, a.index(), now);
@@ -527,4 +601,9 @@ impl World {
             0.0
         }
     }
+}
+
+/// The backend id of a world NPC (every one is registered in `World::new`).
+fn name(q: &Queue, a: npc_sync::AgentId) -> String {
+    q.agent_name(a).unwrap_or_default().to_string()
 }

@@ -1,0 +1,204 @@
+// The end-to-end driver in Node: replays a scenario's calls (npc-sync-sim --calls) frame by
+// frame through pkg/node's SyncQueue, sending each request with fetch the way a Node
+// developer would (README "Using it from Node"), then flushes at shutdown within
+// `flushTimeout` simulated seconds. Each frame's answers are reported at the next frame.
+//
+//   node e2e/node/driver.mjs CALLS.jsonl OPTIONS_JSON
+//
+// OPTIONS_JSON is what e2e/src/runtime.rs writes ({ frames, flushTimeout, httpTimeoutMs,
+// config: { target } }). Every request carries the simulated time in `x-e2e-time` for the
+// proxy. The last stdout line is the report: { flushed, why, flushSeconds, httpCalls }.
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+
+const require = createRequire(import.meta.url);
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const { SyncQueue } = require(path.join(root, "pkg/node"));
+
+const [callsPath, optsJson] = process.argv.slice(2);
+const opts = JSON.parse(optsJson);
+const target = opts.config.target;
+const FPS = 60;
+const q = new SyncQueue({ target: target.kind === "letta" ? "letta" : "batch" });
+
+// ---- the wire -------------------------------------------------------------------------
+
+let httpCalls = 0;
+
+async function call(url, method, headers, body, now) {
+  httpCalls += 1;
+  try {
+    const res = await fetch(url, {
+      method,
+      headers: { "content-type": "application/json", "x-e2e-time": String(now), ...headers },
+      body,
+      signal: AbortSignal.timeout(opts.httpTimeoutMs),
+    });
+    const text = await res.text();
+    const ra = Number(res.headers.get("retry-after"));
+    return { ok: res.ok, text, retryAfter: res.headers.has("retry-after") && ra >= 0 ? ra : null };
+  } catch {
+    return { ok: false, text: "", retryAfter: null }; // timeout, dropped connection
+  }
+}
+
+// Letta: a block's text from its fields (docs/letta-block-format.md).
+function quote(s) {
+  let out = '"';
+  for (const ch of s) {
+    const c = ch.codePointAt(0);
+    if (ch === '"') out += '\\"';
+    else if (ch === "\\") out += "\\\\";
+    else if (ch === "\n") out += "\\n";
+    else if (ch === "\r") out += "\\r";
+    else if (ch === "\t") out += "\\t";
+    else if (c < 0x20 || c === 0x7f) out += `\\u{${c.toString(16)}}`;
+    else out += ch;
+  }
+  return out + '"';
+}
+function renderValue(v) {
+  if (typeof v === "string") return quote(v);
+  if (typeof v === "number") return Object.is(v, -0) ? "-0" : String(v);
+  return String(v);
+}
+function render(fields) {
+  const names = [...fields.keys()].filter((n) => fields.get(n) !== null);
+  names.sort((a, b) => (Buffer.from(a) < Buffer.from(b) ? -1 : Buffer.from(a) > Buffer.from(b) ? 1 : 0));
+  return names.map((n) => `${n}: ${renderValue(fields.get(n))}`).join("\n");
+}
+const lettaBlocks = new Map(); // "agent\0block" -> Map(field -> value), as last sent
+
+async function sendBatch(r, now) {
+  const body =
+    r.kind === "inference"
+      ? { request_id: r.id, kind: "inference", agent_id: r.agent, messages: r.messages.map((m) => ({ sender: m.sender, text: m.text })) }
+      : {
+          request_id: r.id,
+          kind: r.kind,
+          changes: r.changes.map((c) => ({
+            agent_id: c.agent, block: c.block, field: c.field, value: c.value, seq: c.seq,
+            ...(c.group !== null ? { group: c.group } : {}),
+          })),
+        };
+  const res = await call(target.url, "POST", target.headers, JSON.stringify(body), now);
+  let confirmed = [];
+  if (res.ok) {
+    try {
+      confirmed = (JSON.parse(res.text).confirmed ?? []).map((c) => ({
+        agent: c.agent_id, block: c.block, field: c.field, value: c.value ?? null, seq: c.seq,
+      }));
+    } catch {
+      confirmed = [];
+    }
+  }
+  return { id: r.id, ok: res.ok, retryAfter: res.retryAfter, confirmed };
+}
+
+async function sendLetta(r, now) {
+  const headers = { authorization: `Bearer ${target.apiKey}` };
+  const enc = encodeURIComponent;
+  let results;
+  if (r.kind === "inference") {
+    const body = { messages: r.messages.map((m) => ({ role: "user", name: m.sender, content: m.text })) };
+    results = [await call(`${target.baseUrl}/v1/agents/${enc(r.agent)}/messages`, "POST", headers, JSON.stringify(body), now)];
+  } else {
+    const order = [];
+    for (const c of r.changes) {
+      const key = `${c.agent}\0${c.block}`;
+      if (!lettaBlocks.has(key)) lettaBlocks.set(key, new Map());
+      if (!order.includes(key)) order.push(key);
+      lettaBlocks.get(key).set(c.field, c.value);
+    }
+    results = await Promise.all(
+      order.map((key) => {
+        const [agent, block] = key.split("\0");
+        const url = `${target.baseUrl}/v1/agents/${enc(agent)}/core-memory/blocks/${enc(block)}`;
+        return call(url, "PATCH", headers, JSON.stringify({ value: render(lettaBlocks.get(key)) }), now);
+      }),
+    );
+  }
+  const failed = results.filter((x) => !x.ok);
+  const retryAfter = failed.reduce((m, x) => (x.retryAfter !== null && (m === null || x.retryAfter > m) ? x.retryAfter : m), null);
+  return { id: r.id, ok: failed.length === 0, retryAfter, confirmed: [] };
+}
+
+const send = target.kind === "letta" ? sendLetta : sendBatch;
+
+// ---- the game -------------------------------------------------------------------------
+
+const handles = new Map(); // the simulator's seq -> this run's handle
+const agents = new Set();
+function apply(now, c) {
+  if (c.agent) agents.add(c.agent);
+  switch (c.op) {
+    case "location": handles.set(c.seq, q.setLocation(now, c.agent, c.value)); break;
+    case "state": handles.set(c.seq, q.setState(now, c.agent, c.value)); break;
+    case "health": handles.set(c.seq, q.setHealth(now, c.agent, c.value)); break;
+    case "set": {
+      const change = { agent: c.agent, block: c.block, field: c.field, value: c.value, priority: c.priority };
+      if (c.after !== null) change.after = [handles.get(c.after)];
+      handles.set(c.seq, q.set(now, change));
+      break;
+    }
+    case "tool": handles.set(c.seq, q.toolResult(now, c.agent, c.block, c.field, c.value, c.critical)); break;
+    case "join": handles.set(c.seq, q.joinGroup(now, c.agent, c.member)); break;
+    case "leave": handles.set(c.seq, q.leaveGroup(now, c.agent, c.member)); break;
+    case "atomic": {
+      const ids = q.atomic(now, c.changes.map((x) => ({ agent: x.agent, block: x.block, field: x.field, value: x.value, priority: x.priority })));
+      c.changes.forEach((x, i) => handles.set(x.seq, ids[i]));
+      break;
+    }
+    case "chat": q.chat(now, c.agent, c.sender, c.text); break;
+    case "decide": q.decide(now, c.agent); break;
+    default: throw new Error(`unknown op ${c.op}`);
+  }
+}
+
+const calls = readFileSync(callsPath, "utf8").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
+let next = 0;
+let inFlight = [];
+let flushed = false;
+let why = "timeout";
+let flushStart = null;
+let lastNow = 0;
+// The queue's clock: the simulated time, plus what the shutdown adds. At shutdown the
+// driver does what the bridge's flushAll does (luau-bridge/src/process.luau): the queue's
+// clock jumps one batch interval ahead so routine batches are due now, and every agent's
+// sync is asked for at once (the core has no flush call). The proxy gets the simulated time.
+let offset = 0;
+const BATCH_INTERVAL = 30;
+for (let frame = 0; ; frame++) {
+  const now = frame / FPS;
+  lastNow = now;
+  for (const o of await Promise.all(inFlight)) {
+    if (o.ok) q.ack(o.id, o.confirmed);
+    else q.fail(now + offset, o.id, o.retryAfter);
+  }
+  inFlight = [];
+  if (frame < opts.frames) {
+    while (next < calls.length && calls[next].f <= frame) apply(now, calls[next++]);
+  } else {
+    if (flushStart === null) {
+      flushStart = now;
+      offset = BATCH_INTERVAL;
+      for (const a of agents) q.decide(now + offset, a);
+    }
+    if (q.isIdle()) {
+      flushed = true;
+      why = "flushed";
+      break;
+    }
+    if (now - flushStart >= opts.flushTimeout) break;
+  }
+  for (const r of q.poll(now + offset)) inFlight.push(send(r, now));
+}
+const flushSeconds = flushStart === null ? 0 : lastNow - flushStart;
+if (!flushed) {
+  // what is left, for the report (stderr; the last stdout line stays the report)
+  const m = q.metrics();
+  console.error(`flush incomplete after ${flushSeconds} s: queueDepth ${m.queueDepth}, metrics ${JSON.stringify(m)}`);
+}
+console.log(JSON.stringify({ flushed, why, flushSeconds, httpCalls }));

@@ -1,0 +1,214 @@
+//! `npc-sync-e2e`: the end-to-end runs of issue 10, one line per run.
+//!
+//! ```text
+//! npc-sync-e2e [--scenarios patrol,combat,...] [--npcs N] [--seconds S] [--seed K]
+//!              [--faults off,on] [--targets batch,letta] [--runtimes luau,node]
+//! ```
+//!
+//! Defaults: every scenario, 600 simulated seconds, the NPC counts of [`default_npcs`],
+//! faults off and on, both targets, both runtimes (48 runs). Needs the release binaries
+//! `npc-sync-sim` and `npc-sync-gateway` and pkg/node built (`./build.sh e2e` does all).
+//! Exits 1 if any run fails a check.
+
+use npc_sync_e2e::check::Target;
+use npc_sync_e2e::run::{self, RunConfig};
+use npc_sync_e2e::runtime::Runtime;
+use npc_sync_e2e::scenario::Scenario;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+const SCENARIOS: [&str; 6] = [
+    "patrol",
+    "combat",
+    "tool-chain",
+    "group-churn",
+    "chat",
+    "mixed",
+];
+
+/// NPCs per scenario for the default set: chosen so the 48 runs take about 9 minutes on two
+/// shared cores (`--npcs` runs bigger ones).
+fn default_npcs(scenario: &str) -> u32 {
+    match scenario {
+        // combat spends the whole budget with few NPCs; its runs are the longest
+        "combat" => 4,
+        // one NPC of each behaviour
+        _ => 5,
+    }
+}
+
+struct Args {
+    scenarios: Vec<String>,
+    npcs: Option<u32>,
+    seconds: f64,
+    seed: u64,
+    faults: Vec<bool>,
+    targets: Vec<Target>,
+    runtimes: Vec<Runtime>,
+}
+
+fn list<T>(v: &str, name: &str, f: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, String> {
+    v.split(',')
+        .map(|s| f(s.trim()).ok_or_else(|| format!("{name}: unknown value '{s}'")))
+        .collect()
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        scenarios: SCENARIOS.iter().map(|s| s.to_string()).collect(),
+        npcs: None,
+        seconds: 600.0,
+        seed: 1,
+        faults: vec![false, true],
+        targets: vec![Target::Batch, Target::Letta],
+        runtimes: vec![Runtime::Luau, Runtime::Node],
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--scenarios" => {
+                a.scenarios = list(&value()?, "--scenarios", |s| {
+                    SCENARIOS.contains(&s).then(|| s.to_string())
+                })?
+            }
+            "--npcs" => {
+                let n: u32 = value()?
+                    .parse()
+                    .map_err(|_| "--npcs must be a whole number")?;
+                if n == 0 || n > 1000 {
+                    return Err("--npcs must be from 1 to 1000".into());
+                }
+                a.npcs = Some(n)
+            }
+            "--seconds" => {
+                let s: f64 = value()?.parse().map_err(|_| "--seconds must be a number")?;
+                if !(s > 0.0 && s <= 86_400.0) {
+                    return Err("--seconds must be above 0 and at most 86400".into());
+                }
+                a.seconds = s
+            }
+            "--seed" => {
+                a.seed = value()?
+                    .parse()
+                    .map_err(|_| "--seed must be a whole number")?
+            }
+            "--faults" => {
+                a.faults = list(&value()?, "--faults", |s| match s {
+                    "off" => Some(false),
+                    "on" => Some(true),
+                    _ => None,
+                })?
+            }
+            "--targets" => {
+                a.targets = list(&value()?, "--targets", |s| match s {
+                    "batch" => Some(Target::Batch),
+                    "letta" => Some(Target::Letta),
+                    _ => None,
+                })?
+            }
+            "--runtimes" => {
+                a.runtimes = list(&value()?, "--runtimes", |s| match s {
+                    "luau" => Some(Runtime::Luau),
+                    "node" => Some(Runtime::Node),
+                    _ => None,
+                })?
+            }
+            other => return Err(format!("unknown argument '{other}'")),
+        }
+    }
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("npc-sync-e2e: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut failed = 0;
+    let mut runs = 0;
+    let started = Instant::now();
+    for scenario in &args.scenarios {
+        let npcs = args.npcs.unwrap_or_else(|| default_npcs(scenario));
+        let calls = match run::generate_calls(scenario, npcs, args.seconds, args.seed) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("npc-sync-e2e: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let sc = match Scenario::parse(&calls) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("npc-sync-e2e: {scenario}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        for &faults in &args.faults {
+            for &target in &args.targets {
+                for &runtime in &args.runtimes {
+                    let cfg = RunConfig {
+                        scenario: scenario.clone(),
+                        faults,
+                        target,
+                        runtime,
+                        seed: args.seed,
+                        http_timeout: Duration::from_millis(300),
+                    };
+                    let t0 = Instant::now();
+                    runs += 1;
+                    match run::run(&cfg, &calls, &sc) {
+                        Ok(r) => {
+                            println!("{}", r.line());
+                            let v = &r.verdict;
+                            eprintln!(
+                                "  {npcs} NPCs, {} s; max calls in 60 s {} of {}; dependency violations {}; flushAll {:.2} s; HTTP calls made {}; {:.1} s wall",
+                                args.seconds,
+                                v.max_calls_per_minute,
+                                v.budget,
+                                v.dependency_violations,
+                                r.flush_seconds,
+                                r.http_calls,
+                                t0.elapsed().as_secs_f64()
+                            );
+                            if !v.passed() {
+                                failed += 1;
+                                for d in &v.details {
+                                    eprintln!("  FAIL {d}");
+                                }
+                                if v.max_calls_per_minute > v.budget {
+                                    eprintln!(
+                                        "  FAIL budget: {} calls in 60 s, over {}",
+                                        v.max_calls_per_minute, v.budget
+                                    );
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            failed += 1;
+                            println!(
+                                "e2e {scenario} faults={} target={} runtime={} error: {e}",
+                                if faults { "on" } else { "off" },
+                                target.name(),
+                                runtime.name()
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    eprintln!(
+        "e2e: {runs} runs, {} passed, {failed} failed, {:.0} s",
+        runs - failed,
+        started.elapsed().as_secs_f64()
+    );
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
