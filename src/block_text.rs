@@ -168,24 +168,15 @@ where
             }
             out.push('\n');
         }
-        out.push_str(name);
-        out.push_str(": ");
-        match value {
-            Value::Number(n) if !n.is_finite() => {
+        if let Value::Number(n) = value {
+            if !n.is_finite() {
                 return Err(BlockTextError::NonFinite {
                     block: block.to_string(),
                     field: name.to_string(),
-                })
+                });
             }
-            // f64's Display is the shortest text that parses back to the same value and
-            // never uses an exponent; the core already links it for its error messages.
-            Value::Number(n) => {
-                let _ = write!(out, "{n}");
-            }
-            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Value::Str(s) => push_quoted(&mut out, s),
-            Value::Cleared => unreachable!("cleared fields were filtered out"),
         }
+        push_line(&mut out, name, value);
     }
     let chars = out.chars().count();
     if chars > limit {
@@ -196,6 +187,38 @@ where
         });
     }
     Ok(out)
+}
+
+/// Appends one `name: value` line (no line break). A cleared value writes nothing.
+fn push_line(out: &mut String, name: &str, value: &Value) {
+    let value_text = |out: &mut String| match value {
+        // f64's Display is the shortest text that parses back to the same value and
+        // never uses an exponent.
+        Value::Number(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Str(s) => push_quoted(out, s),
+        Value::Cleared => {}
+    };
+    if *value == Value::Cleared {
+        return;
+    }
+    out.push_str(name);
+    out.push_str(": ");
+    value_text(out);
+}
+
+/// Characters (as Letta counts them) of the line [`render`] writes for one field, without
+/// its line break; `None` for a cleared field (no line). The queue bounds a block's text
+/// with it before a change is accepted.
+pub fn line_chars(name: &str, value: &Value) -> Option<usize> {
+    if *value == Value::Cleared {
+        return None;
+    }
+    let mut line = String::new();
+    push_line(&mut line, name, value);
+    Some(line.chars().count())
 }
 
 fn push_quoted(out: &mut String, s: &str) {
@@ -404,6 +427,20 @@ mod tests {
         let lines: Vec<usize> = p.errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![2, 3, 4, 5, 7, 8]);
         assert_eq!(p.errors[0].text, "free text");
+    }
+
+    #[test]
+    fn line_chars_is_the_rendered_line() {
+        for v in [
+            Value::Number(0.1),
+            Value::Number(-3.0),
+            Value::Bool(false),
+            Value::str("a\"é\n"),
+        ] {
+            let text = render("s", [("név", &v)], 1000).unwrap();
+            assert_eq!(line_chars("név", &v), Some(text.chars().count()));
+        }
+        assert_eq!(line_chars("x", &Value::Cleared), None);
     }
 
     #[test]
