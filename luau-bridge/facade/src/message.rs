@@ -2,6 +2,7 @@
 //! is the same as the native `Display` of [`npc_sync::Error`] wherever a number is integral.
 
 use alloc::vec::Vec;
+use npc_sync::block_text::BlockTextError;
 use npc_sync::Error;
 
 /// A message being written.
@@ -150,6 +151,58 @@ pub(crate) fn describe(e: &Error, out: &mut Vec<u8>) -> i32 {
             m.s("`retry_after` must be a finite number of seconds of 0 or more, got ")
                 .num(*value);
             12
+        }
+        Error::BlockText { agent, error } => {
+            m.s("agent '").s(agent).s("': ");
+            match error {
+                BlockTextError::TooLarge {
+                    block,
+                    chars,
+                    limit,
+                } => {
+                    m.s("block `")
+                        .s(block)
+                        .s("` renders to ")
+                        .int(*chars as u64)
+                        .s(" characters, over its limit of ")
+                        .int(*limit as u64);
+                }
+                BlockTextError::BadFieldName {
+                    block,
+                    field,
+                    reason,
+                } => {
+                    m.s("block `")
+                        .s(block)
+                        .s("`, field name \"")
+                        .s(field)
+                        .s("\": ")
+                        .s(reason);
+                }
+                BlockTextError::DuplicateField { block, field } => {
+                    m.s("block `")
+                        .s(block)
+                        .s("`: field `")
+                        .s(field)
+                        .s("` is given twice");
+                }
+                BlockTextError::NonFinite { block, field } => {
+                    m.s("block `")
+                        .s(block)
+                        .s("`, field `")
+                        .s(field)
+                        .s("`: number is not finite");
+                }
+            }
+            17
+        }
+        Error::BlockBusy { agent, block } => {
+            m.s("agent '")
+                .s(agent)
+                .s("', block `")
+                .s(block)
+                .s("`: a write of it is in flight; take in what Letta holds before writing it");
+            18
         }
         Error::UnknownHandle { what, index } => {
             m.s(what)
