@@ -591,13 +591,13 @@ impl Replay {
                     block,
                     lines,
                 } => {
-                    let at: Vec<String> = lines.iter().map(|l| l.line.to_string()).collect();
                     writeln!(
                         o,
-                        "event block_unreadable agent={} block={} lines={}",
+                        "event block_unreadable agent={} block={} lines={} first={}",
                         name(*agent),
                         string(block),
-                        at.join(",")
+                        lines.len(),
+                        lines.first().map_or(0, |l| l.line)
                     )
                     .unwrap()
                 }
@@ -1092,7 +1092,7 @@ fn letta_blocks_trace() {
     // written with Letta's other fields, the free text dropped.
     assert!(
         out.contains(
-            "ok unreadable=1\nevent block_unreadable agent=\"npc-1\" block=\"status\" lines=4\n"
+            "ok unreadable=1\nevent block_unreadable agent=\"npc-1\" block=\"status\" lines=1 first=4\n"
         ),
         "{out}"
     );

@@ -249,7 +249,7 @@ export function replay(name, text) {
       } else if (e.type === "dependencyReleased") {
         w(`event dependency_released dependent=${e.dependent.seq} dependency=${e.dependency.seq}`);
       } else if (e.type === "blockUnreadable") {
-        w(`event block_unreadable agent=${str(e.agent)} block=${str(e.block)} lines=${e.lines.map((l) => l.line).join(",")}`);
+        w(`event block_unreadable agent=${str(e.agent)} block=${str(e.block)} lines=${e.lines.length} first=${e.lines[0]?.line ?? 0}`);
       } else {
         w(`event group_trimmed group=${e.group} agent=${str(e.agent)}`);
       }
