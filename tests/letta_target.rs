@@ -409,3 +409,22 @@ fn a_change_handle_names_a_change_that_was_made() {
         Err(Error::UnknownChange { seq: other.seq().0 })
     );
 }
+
+#[test]
+fn a_read_field_the_queue_cannot_hold_is_an_unreadable_line_in_line_order() {
+    let mut q = letta(|_| {});
+    let a = q.agent("npc-1").unwrap();
+    let long_name = "n".repeat(300); // names hold at most 256 bytes
+    let text = format!("free text\n{long_name}: 1\nok: true\n: 2");
+    assert_eq!(q.load_block(0.0, a, "status", &text).unwrap(), 3);
+    let ev = q.drain_events();
+    let [Event::BlockUnreadable { lines, .. }] = ev.as_slice() else {
+        panic!("{ev:?}")
+    };
+    let at: Vec<usize> = lines.iter().map(|l| l.line).collect();
+    assert_eq!(at, [1, 2, 4]);
+    assert_eq!(
+        q.acked_value(a, "status", "ok"),
+        Some((&Value::Bool(true), Seq(0)))
+    );
+}

@@ -15,12 +15,16 @@ use super::{Event, Queue};
 use crate::block_text::{self, BlockTextError};
 use crate::config::Target;
 use crate::error::Error;
-use crate::ids::{AgentId, Seq, Sym};
+use crate::ids::{AgentId, RequestId, Seq, Sym};
 use crate::request::{BlockWrite, SentChange};
 use crate::symbols::Symbols;
 use crate::value::Value;
 use alloc::string::String;
 use alloc::vec::Vec;
+
+/// In `Queue::busy_blocks`: the block's text is being read from Letta (no request has
+/// id 0), so nothing of it is written until `load_block`.
+pub(crate) const READING: RequestId = RequestId(0);
 
 /// A proposed value of one field of one block, checked by [`Queue::check_block_texts`].
 pub(crate) type Proposed<'a> = (AgentId, &'a str, &'a str, &'a Value);
@@ -56,6 +60,21 @@ fn widest(a: Option<usize>, b: Option<usize>) -> Option<usize> {
 impl Queue {
     fn letta(&self) -> bool {
         self.cfg.target == Target::LettaApi
+    }
+
+    /// The records of one agent-block's fields, by field name. (A filter over the agent's
+    /// fields rather than a range query: the same iteration the rest of the core uses, so
+    /// the Luau build gains no second copy of the map's search code.)
+    fn block_fields(
+        &self,
+        agent: AgentId,
+        block: Sym,
+    ) -> impl Iterator<Item = (Sym, &super::state::FieldState)> {
+        self.agent_state(agent)
+            .into_iter()
+            .flat_map(|a| a.fields.iter())
+            .filter(move |((b, _), _)| *b == block)
+            .map(|((_, f), fs)| (*f, fs))
     }
 
     /// Letta's API: refuses changes a block could not be rendered with: a field name the
@@ -113,9 +132,9 @@ impl Queue {
     fn block_bound(&self, agent: AgentId, block: &str, own: &[(&str, &Value)]) -> (usize, usize) {
         let (mut before, mut after) = (Bound::default(), Bound::default());
         let mut matched = 0;
-        if let (Some(a), Some(b)) = (self.agent_state(agent), self.symbols.lookup(block)) {
-            for ((_, f), fs) in a.fields.range((b, Sym(0))..=(b, Sym(u32::MAX))) {
-                let name = self.symbols.text(*f);
+        if let Some(b) = self.symbols.lookup(block) {
+            for (f, fs) in self.block_fields(agent, b) {
+                let name = self.symbols.text(f);
                 let line = |v: &Value| block_text::line_chars(name, v);
                 let mut sent = fs.acked.as_ref().and_then(|(v, _)| line(v));
                 for v in &fs.in_flight {
@@ -169,12 +188,10 @@ impl Queue {
                     .iter()
                     .any(|c| c.agent == agent && c.block == block && c.field == f)
             };
-            if let Some(a) = self.agent_state(agent) {
-                for ((_, f), fs) in a.fields.range((block, Sym(0))..=(block, Sym(u32::MAX))) {
-                    if let Some((v, _)) = &fs.acked {
-                        if !sent(*f) {
-                            fields.push((self.symbols.text(*f), v));
-                        }
+            for (f, fs) in self.block_fields(agent, block) {
+                if let Some((v, _)) = &fs.acked {
+                    if !sent(f) {
+                        fields.push((self.symbols.text(f), v));
                     }
                 }
             }
@@ -208,7 +225,11 @@ impl Queue {
         self.check_agent(agent)?;
         Symbols::check_name("block label", block)?;
         let b = self.symbols.intern(block);
-        self.awaiting_read.insert((agent, b));
+        // On the batch endpoint the server applies fields by sequence number: nothing to
+        // wait for.
+        if self.letta() {
+            self.busy_blocks.entry((agent, b)).or_insert(READING);
+        }
         Ok(())
     }
 
@@ -230,7 +251,11 @@ impl Queue {
         self.check_agent(agent)?;
         Symbols::check_name("block label", block)?;
         if let Some(b) = self.symbols.lookup(block) {
-            if self.busy_blocks.contains_key(&(agent, b)) {
+            if self
+                .busy_blocks
+                .get(&(agent, b))
+                .is_some_and(|r| *r != READING)
+            {
                 return Err(Error::BlockBusy {
                     agent: String::from(self.agent_name(agent).unwrap_or("?")),
                     block: String::from(block),
@@ -254,29 +279,31 @@ impl Queue {
                             .is_some_and(|r| r.starts_with(": "))
                     })
                     .map_or(0, |i| i + 1);
-                parsed.errors.push(block_text::LineError {
-                    line,
-                    text: name,
-                    reason: "field name or value longer than the queue holds",
-                });
+                // In line order among the other unreadable lines (no sort: it would add
+                // a sort's code to the Luau build for a list that is almost always empty).
+                let at = parsed.errors.partition_point(|e| e.line < line);
+                parsed.errors.insert(
+                    at,
+                    block_text::LineError {
+                        line,
+                        text: name,
+                        reason: "field name or value longer than the queue holds",
+                    },
+                );
             }
         }
-        parsed.errors.sort_by_key(|e| e.line);
         self.observe_time(now);
         self.dirty = true;
         let b = self.symbols.intern(block);
-        self.awaiting_read.remove(&(agent, b));
+        if self.busy_blocks.get(&(agent, b)) == Some(&READING) {
+            self.busy_blocks.remove(&(agent, b));
+        }
         let mut touched: Vec<FieldKey> = Vec::new();
         let held: Vec<Sym> = self
-            .agent_state(agent)
-            .map(|a| {
-                a.fields
-                    .range((b, Sym(0))..=(b, Sym(u32::MAX)))
-                    .filter(|(_, fs)| fs.acked.is_some() || fs.unsure.is_some())
-                    .map(|((_, f), _)| *f)
-                    .collect()
-            })
-            .unwrap_or_default();
+            .block_fields(agent, b)
+            .filter(|(_, fs)| fs.acked.is_some() || fs.unsure.is_some())
+            .map(|(f, _)| f)
+            .collect();
         for f in held {
             let name = self.symbols.text(f);
             if !kept.iter().any(|(n, _)| n == name) {

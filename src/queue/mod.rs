@@ -22,6 +22,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 pub use decide::Decision;
+use letta::READING;
 use outcome::InFlightRequest;
 pub use slots::Slot;
 use slots::UnitHint;
@@ -161,12 +162,10 @@ pub struct Queue {
     pub(crate) paused_until: f64,
     /// When the last urgent request was emitted (paces them during a pause).
     pub(crate) last_urgent_at: Option<f64>,
-    /// Letta's API: the agent-blocks with a write in flight, and the request writing each
-    /// (at most one write per agent-block in flight).
+    /// Letta's API: the agent-blocks that may not be written now, and why: the request
+    /// writing each (at most one write per agent-block in flight), or [`READING`] while
+    /// its text is being read from Letta ([`Queue::await_block`], [`Queue::load_block`]).
     pub(crate) busy_blocks: BTreeMap<(AgentId, Sym), RequestId>,
-    /// Letta's API: agent-blocks whose text is being read from Letta; nothing of them is
-    /// written until it is taken in ([`Queue::await_block`], [`Queue::load_block`]).
-    pub(crate) awaiting_read: BTreeSet<(AgentId, Sym)>,
     /// Set during [`Queue::flush`]: everything pending is due now.
     pub(crate) flushing: bool,
     /// Nothing can be due before this time unless `dirty`.
@@ -203,7 +202,6 @@ impl Queue {
             paused_until: 0.0,
             last_urgent_at: None,
             busy_blocks: BTreeMap::new(),
-            awaiting_read: BTreeSet::new(),
             flushing: false,
             next_wake: 0.0,
             dirty: true,
@@ -1297,7 +1295,15 @@ impl Queue {
                 });
             }
         }
-        self.awaiting_read.retain(|(a, _)| *a != agent);
+        let reading: Vec<(AgentId, Sym)> = self
+            .busy_blocks
+            .iter()
+            .filter(|(k, r)| k.0 == agent && **r == READING)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in reading {
+            self.busy_blocks.remove(&k);
+        }
         self.rec.m.agents_removed += 1;
         self.events.push(Event::AgentRemoved {
             agent,

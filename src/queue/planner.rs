@@ -354,15 +354,10 @@ impl Queue {
                 let (changes, blocks, bytes) = self.materialize(uid);
                 // Letta's PATCH replaces a whole block and checks no sequence number: one
                 // write per agent-block in flight, so no retry or slow answer can land
-                // after a newer write. The outcome of the one in flight wakes the queue.
+                // after a newer write. The outcome of the one in flight wakes the queue; a
+                // block still being read from Letta waits for the read (`load_block` wakes
+                // the queue).
                 if per_block && blocks.iter().any(|b| self.busy_blocks.contains_key(b)) {
-                    continue;
-                }
-                // A block still being read from Letta waits for the read (`load_block`
-                // wakes the queue).
-                if !self.awaiting_read.is_empty()
-                    && blocks.iter().any(|b| self.awaiting_read.contains(b))
-                {
                     continue;
                 }
                 let fits = |d: &Draft| {
