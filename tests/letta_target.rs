@@ -428,3 +428,21 @@ fn a_read_field_the_queue_cannot_hold_is_an_unreadable_line_in_line_order() {
         Some((&Value::Bool(true), Seq(0)))
     );
 }
+
+#[test]
+fn block_reads_are_counted_in_the_budget_and_never_exceed_it() {
+    let mut q = letta(|c| {
+        c.budget_per_minute = 10;
+        c.budget_burst = 10;
+        c.routine_share = 0.5;
+    });
+    let taken = (0..10).filter(|_| q.take_read_call(0.0).unwrap()).count();
+    assert_eq!(taken, 5, "the routine share of 10 calls");
+    assert_eq!(q.metrics().calls, 5);
+    // The routine writes wait for room too; the budget frees as the minute rolls.
+    let a = q.agent("npc-1").unwrap();
+    q.set_location(0.0, a, "x").unwrap();
+    assert!(q.flush(0.0).unwrap().is_empty());
+    assert!(q.take_read_call(61.0).unwrap());
+    assert!(matches!(q.take_read_call(-1.0), Err(Error::BadTime { .. })));
+}

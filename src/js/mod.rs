@@ -468,6 +468,17 @@ impl SyncQueue {
         Ok(self.q.await_block(a, &block)?)
     }
 
+    /// Letta's API: asks the budget for one block read (a `GET` of an agent-block) now:
+    /// `true` when it is counted and may be made, `false` when the budget has no room.
+    ///
+    /// ```js
+    /// if (q.takeReadCall(now)) getBlock("npc-1", "status").then((b) => q.loadBlock(clock(), "npc-1", "status", b.value));
+    /// ```
+    #[wasm_bindgen(js_name = takeReadCall)]
+    pub fn take_read_call(&mut self, now: f64) -> Result<bool, JsError> {
+        Ok(self.q.take_read_call(now)?)
+    }
+
     /// Letta's API: an agent-block's text as read by `GET
     /// /v1/agents/{id}/core-memory/blocks/{label}` (`""` for a 404) becomes what the queue
     /// knows Letta holds. Returns the number of lines that are not fields of the block

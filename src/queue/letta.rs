@@ -233,6 +233,21 @@ impl Queue {
         Ok(())
     }
 
+    /// Letta's API: asks the budget for one block read (`GET` of an agent-block) at `now`.
+    /// `true`: the call is counted (routine share of the budget, like the routine batches
+    /// it precedes) and may be made now; `false`: the budget has no room, ask again later.
+    /// Reads are HTTP calls like any other: the budget is never exceeded, whoever makes them.
+    pub fn take_read_call(&mut self, now: f64) -> Result<bool, Error> {
+        self.check_time("now", now)?;
+        self.observe_time(now);
+        if self.budget.available(now, crate::budget::Pool::Routine) < 1 {
+            return Ok(false);
+        }
+        self.budget.spend(now, 1);
+        self.rec.m.calls += 1;
+        Ok(true)
+    }
+
     /// Takes in an agent-block's text as read from Letta (a 404 is the empty text): its
     /// fields ([`block_text::parse`]) become the acknowledged state, and fields the text
     /// does not hold are acknowledged as absent. A field changed locally is still sent

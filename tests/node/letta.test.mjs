@@ -77,3 +77,10 @@ test("flush sends what poll holds back; Retry-After must be given as a number of
   q.fail(0.2, rs[1].id);
   assert.equal(q.flush(0.2).length, 1, "the retry goes without its backoff");
 });
+
+test("block reads are counted in the budget", () => {
+  const q = new SyncQueue({ target: "letta", budgetPerMinute: 4, budgetBurst: 4, routineShare: 0.5 });
+  assert.deepEqual([1, 2, 3].map(() => q.takeReadCall(0)), [true, true, false]);
+  assert.equal(q.metrics().calls, 2);
+  throwsCode(() => q.takeReadCall(NaN), "BadTime");
+});

@@ -150,6 +150,10 @@ pub extern "C" fn nsq_await_block(agent: i32, block: i32) -> i32 {
     f().await_block(agent, block)
 }
 #[no_mangle]
+pub extern "C" fn nsq_take_read_call(now: f64) -> i32 {
+    f().take_read_call(now)
+}
+#[no_mangle]
 pub extern "C" fn nsq_stage_text(len: i32) -> i32 {
     f().stage_text(len)
 }

@@ -888,6 +888,13 @@ impl Facade {
         self.status(r)
     }
 
+    /// `nsq_take_read_call`: 1 when the budget counts one block read now, 0 when it has
+    /// no room (ask again later).
+    pub fn take_read_call(&mut self, now: f64) -> i32 {
+        let r = (|| Ok(self.q()?.take_read_call(now).map_err(core)? as i32))();
+        self.status(r)
+    }
+
     /// `nsq_stage_text`: appends the scratch area's first `len` bytes to the text the next
     /// `nsq_load_block` takes (a block's text may be longer than the scratch area).
     pub fn stage_text(&mut self, len: i32) -> i32 {

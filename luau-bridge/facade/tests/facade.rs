@@ -416,6 +416,8 @@ fn blocks_read_from_letta_are_staged_then_loaded() {
     let status = intern(&mut f, "status");
     let loc = slot(&mut f, a, "status", "location");
     assert_eq!(f.await_block(a, status), 0);
+    assert_eq!(f.take_read_call(0.0), 1, "the budget has room for the read");
+    assert_eq!(f.take_read_call(-1.0), -2, "a bad time is refused");
     let plaza = intern(&mut f, "plaza");
     assert_eq!(f.set(0.0, loc, 4, 0, plaza as f64, 1), 1.0);
     assert_eq!(f.flush(0.0), 0, "the write waits for the read");

@@ -523,18 +523,20 @@ assert(sync:flushAll(25))
         assert_eq!(s.messages[0].0, "agent-1");
         assert_eq!(s.messages[0].1["messages"][0]["content"], "follow me");
         assert_eq!(s.messages[0].1["messages"][0]["name"], "player_2");
-        // Each agent-block is read once (404: empty), before its first write.
-        let gets: Vec<&str> = s
+        // Each agent-block is read once (404: empty), before its first write (the two reads
+        // run at once: sorted, their arrival order is not fixed).
+        let mut gets: Vec<&str> = s
             .log
             .iter()
             .filter(|l| l.method == "GET")
             .map(|l| l.path.as_str())
             .collect();
+        gets.sort();
         assert_eq!(
             gets,
             [
-                "/v1/agents/agent-1/core-memory/blocks/status",
-                "/v1/agents/agent-1/core-memory/blocks/group_members"
+                "/v1/agents/agent-1/core-memory/blocks/group_members",
+                "/v1/agents/agent-1/core-memory/blocks/status"
             ]
         );
         let first_patch = s.log.iter().position(|l| l.method == "PATCH").unwrap();
