@@ -207,7 +207,33 @@ bench_frame() {
 
 demo() {
   step "demo: 100 NPCs in combat for 600 simulated seconds, against a simulated backend"
-  ./target/release/npc-sync-sim --scenario combat --npcs 100 --seconds 600
+  mkdir -p target/demo
+  ./target/release/npc-sync-sim --scenario combat --npcs 100 --seconds 600 \
+    --timeline target/demo/timeline.json
+  demo_report
+}
+
+# The report of the demo's timeline (format: docs/demo-timeline.md), with the frame bench's
+# cost by runtime when `./build.sh bench` has written it. Ends by printing the report's path.
+demo_report() {
+  step "demo report: plots of the run (plotters), the summary table, then the report's path"
+  local bench=()
+  if [ -f target/bench/summary.json ]; then
+    bench=(--bench target/bench/summary.json)
+  fi
+  ./target/release/npc-sync-demo-report --timeline target/demo/timeline.json "${bench[@]}" \
+    -o target/demo/report.html
+}
+
+# tests/bench/HandQueue.luau (the hand-written queue of the frame bench), with luau-bridge's
+# StyLua and selene settings.
+lint_bench_luau() {
+  step "tests/bench: StyLua and selene clean"
+  (
+    cd luau-bridge
+    stylua --check --config-path stylua.toml ../tests/bench
+    selene ../tests/bench/*.luau
+  )
 }
 
 lint() {
@@ -218,6 +244,7 @@ lint() {
   cargo build --release -p npc-sync --lib --target wasm32v1-none
   cargo clippy --release -p npc-sync-luau --lib --target wasm32v1-none -- -D warnings
   lint_luau
+  lint_bench_luau
 }
 
 run_tests() {
@@ -246,6 +273,16 @@ bench() {
   cargo bench -p npc-sync-luau --bench luau_frame
   step "NpcSync (the bridge over the generated core, from pkg/roblox) in Luau, interpreted and native: cost per change and per frame"
   cargo bench -p npc-sync-luau-harness --bench bridge_frame
+  bench_versus
+}
+
+# Issue 10: the ModuleScript against tests/bench/HandQueue.luau on one trace (interpreted,
+# native), the core natively and in Node on it, and requests per minute naive against
+# npc-sync per simulator scenario; writes target/bench/summary.json and prints the tables.
+bench_versus() {
+  step "frame cost against a hand-written Luau queue, same trace (target/bench/summary.json)"
+  cargo build --release --bin npc-sync-sim
+  cargo bench -p npc-sync-luau-harness --bench versus
 }
 
 case "${1:-all}" in

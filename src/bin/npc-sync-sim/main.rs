@@ -3,12 +3,16 @@
 //!
 //! ```text
 //! npc-sync-sim --scenario combat --npcs 100 --seconds 600 [--fail-rate 0.3] [--seed 7]
-//!               [--target batch|letta] [--json]
+//!               [--target batch|letta] [--json] [--timeline FILE]
 //! ```
+//!
+//! `--timeline FILE` also writes the run second by second and every decision as JSON (the
+//! demo report's input, `docs/demo-timeline.md`).
 
 mod backend;
 mod report;
 mod rng;
+mod timeline;
 mod world;
 
 use backend::{Backend, Outcome};
@@ -30,11 +34,12 @@ struct Args {
     seed: u64,
     json: bool,
     target: Target,
+    timeline: Option<std::path::PathBuf>,
 }
 
 const USAGE: &str =
     "usage: npc-sync-sim --scenario patrol|combat|tool-chain|group-churn|chat|mixed \
---npcs N --seconds S [--fail-rate F] [--seed K] [--target batch|letta] [--json]";
+--npcs N --seconds S [--fail-rate F] [--seed K] [--target batch|letta] [--json] [--timeline FILE]";
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
@@ -45,6 +50,7 @@ fn parse_args() -> Result<Args, String> {
         seed: 1,
         json: false,
         target: Target::BatchEndpoint,
+        timeline: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -72,6 +78,7 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|_| "--seed must be a whole number".to_string())?
             }
             "--json" => a.json = true,
+            "--timeline" => a.timeline = Some(value("--timeline")?.into()),
             "--target" => {
                 a.target = match value("--target")?.as_str() {
                     "batch" => Target::BatchEndpoint,
@@ -149,8 +156,12 @@ fn run(args: &Args) -> Result<Report, String> {
     // SIM_TRACE=1: every request on stderr (frame, id, kind, sequence numbers), to find
     // where two builds of the queue diverge.
     let trace = std::env::var("SIM_TRACE").is_ok();
+    let mut timeline = args.timeline.as_ref().map(|_| timeline::Recorder::new());
     for frame in 0..frames + drain_frames {
         let now = frame as f64 / FPS;
+        if let Some(t) = timeline.as_mut() {
+            t.frame_start();
+        }
         let playing = frame < frames;
         if playing {
             world.step(&mut q, &mut backend, now, 1.0 / FPS);
@@ -198,6 +209,9 @@ fn run(args: &Args) -> Result<Report, String> {
             }
             .map_err(|e| e.to_string())?;
         }
+        if let Some(t) = timeline.as_mut() {
+            t.frame_end(&mut q, &world, now);
+        }
     }
 
     // Converged: the backend holds exactly the game's final state.
@@ -226,7 +240,7 @@ fn run(args: &Args) -> Result<Report, String> {
         .chat_sent
         .saturating_sub(backend.checks.chat_delivered);
     let m = q.metrics();
-    Ok(Report::new(
+    let report = Report::new(
         args,
         &world,
         &backend,
@@ -238,5 +252,23 @@ fn run(args: &Args) -> Result<Report, String> {
             lost: lost + chat_lost,
             drained_after_s: drained_at,
         },
-    ))
+    );
+    if let (Some(t), Some(path)) = (timeline, &args.timeline) {
+        let run = format!(
+            "{{\"source\":\"npc-sync-sim\",\"runtime\":\"native\",\"scenario\":\"{}\",\"npcs\":{},\"seconds\":{},\"seed\":{},\"fail_rate\":{},\"target\":\"{}\"}}",
+            args.scenario,
+            args.npcs,
+            args.seconds,
+            args.seed,
+            args.fail_rate,
+            match args.target {
+                Target::BatchEndpoint => "batch",
+                Target::LettaApi => "letta",
+            }
+        );
+        let text = t.finish(&mut q, &world, &run, &report.json());
+        std::fs::write(path, text)
+            .map_err(|e| format!("--timeline {}: cannot write: {e}", path.display()))?;
+    }
+    Ok(report)
 }

@@ -5,6 +5,7 @@
 
 use crate::backend::{Backend, FieldName};
 use crate::rng::Rng;
+use crate::timeline::DecisionSample;
 use npc_sync::{Change, ChangeId, Decision, Queue, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -54,6 +55,8 @@ pub struct Tally {
     pub freshness_violations: u64,
     pub groups: u64,
     pub dependencies: u64,
+    /// Every decision that proceeded, for `--timeline`.
+    pub decision_log: Vec<DecisionSample>,
 }
 
 pub struct World {
@@ -461,6 +464,13 @@ impl World {
                         }
                     }
                 }
+                self.tally.decision_log.push(DecisionSample {
+                    t: now,
+                    agent: i as u32,
+                    staleness_s: s,
+                    threshold_s: threshold,
+                    combat,
+                });
                 self.tally.staleness_max = self.tally.staleness_max.max(s);
                 if combat {
                     self.tally.staleness_max_combat = self.tally.staleness_max_combat.max(s);
