@@ -774,3 +774,35 @@ assert(sync:flushAll(25))
     );
     assert_eq!(field(&server, "npc-1", "status", "hp"), Some(Json::from(5)));
 }
+
+#[test]
+fn letta_block_reads_wait_for_the_budget() {
+    let server = TestServer::start();
+    let r = vm(false);
+    let (early, later): (f64, f64) = run(
+        &r,
+        &server,
+        r#"
+-- 5 calls a minute, 2 of them routine: the block reads (two per agent) take the budget
+-- one by one and never exceed it; the rest wait, without blocking the frame.
+local sync = NpcSync.new({
+	target = { kind = "letta", baseUrl = base, apiKey = "k" },
+	settings = { budgetPerMinute = 5, budgetBurst = 5, routineShare = 0.4 },
+})
+for i = 1, 3 do
+	sync:setLocation("agent-" .. i, "hall")
+end
+sync:step()
+task.wait(1)
+sync:step()
+local early = sync:stats().httpCalls
+return early, sync:stats().calls
+"#,
+    );
+    assert_eq!(early, 2.0, "two routine calls of budget: two reads");
+    assert_eq!(later, 2.0, "the core counted them");
+    server.with(|s| {
+        assert_eq!(s.log.len(), 2);
+        assert!(s.log.iter().all(|l| l.method == "GET"));
+    });
+}
