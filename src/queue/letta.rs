@@ -102,6 +102,14 @@ impl Queue {
                     },
                 )
             })?;
+            // One change whose field's longest line does not grow cannot lengthen the
+            // block's longest text: no need to bound the whole block (the per-frame case).
+            if changes.len() == 1 {
+                let key = self.symbols.lookup(block).zip(self.symbols.lookup(field));
+                if key.is_some_and(|(b, f)| !self.line_grows(agent, b, f, changes[0].3)) {
+                    continue;
+                }
+            }
             if seen.contains(&(agent, block)) {
                 continue;
             }
@@ -126,6 +134,48 @@ impl Queue {
             }
         }
         Ok(())
+    }
+
+    /// [`Queue::check_block_texts`] of one change of a field already resolved (the slot
+    /// path): the common change, one whose line does not grow, costs no name lookup.
+    pub(crate) fn check_block_text_of(&self, key: FieldKey, value: &Value) -> Result<(), Error> {
+        if !self.letta() {
+            return Ok(());
+        }
+        let named = block_text::check_field_name(self.symbols.text(key.field)).is_ok();
+        if named && !self.line_grows(key.agent, key.block, key.field, value) {
+            return Ok(());
+        }
+        self.check_block_texts(&[(
+            key.agent,
+            self.symbols.text(key.block),
+            self.symbols.text(key.field),
+            value,
+        )])
+    }
+
+    /// Whether `value` would make the field's longest line (over its acknowledged value,
+    /// values in flight and latest local value) longer. A field not held yet grows (and
+    /// so meets the whole check, its name's included).
+    fn line_grows(&self, agent: AgentId, block: Sym, field: Sym, value: &Value) -> bool {
+        let Some(fs) = self
+            .agent_state(agent)
+            .and_then(|a| a.fields.get(&(block, field)))
+        else {
+            return true;
+        };
+        let field = self.symbols.text(field);
+        let line = |v: &Value| block_text::line_chars(field, v);
+        let mut longest = fs.acked.as_ref().and_then(|(v, _)| line(v));
+        for v in &fs.in_flight {
+            longest = widest(longest, line(&v.value));
+        }
+        longest = widest(longest, fs.local.as_ref().and_then(|l| line(&l.value)));
+        match (line(value), longest) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(n), Some(m)) => n > m,
+        }
     }
 
     /// The longest text a block can be written with, before and after the `own` changes.
@@ -190,8 +240,11 @@ impl Queue {
             };
             for (f, fs) in self.block_fields(agent, block) {
                 if let Some((v, _)) = &fs.acked {
-                    if !sent(f) {
-                        fields.push((self.symbols.text(f), v));
+                    // A name the format cannot hold can only come from confirmed state
+                    // (`ack`); it is left out rather than fail the whole block's text.
+                    let name = self.symbols.text(f);
+                    if !sent(f) && block_text::check_field_name(name).is_ok() {
+                        fields.push((name, v));
                     }
                 }
             }

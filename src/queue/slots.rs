@@ -274,12 +274,7 @@ impl Queue {
         for d in depends_on {
             self.check_dependency(*d)?;
         }
-        self.check_block_texts(&[(
-            key.agent,
-            self.symbols.text(key.block),
-            self.symbols.text(key.field),
-            &value,
-        )])?;
+        self.check_block_text_of(key, &value)?;
         self.observe_time(now);
         let hint = self.slots.hints[slot.0 as usize];
         let (id, hint) = self.apply_key(now, key, value, priority, depends_on, hint);
