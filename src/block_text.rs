@@ -168,24 +168,15 @@ where
             }
             out.push('\n');
         }
-        out.push_str(name);
-        out.push_str(": ");
-        match value {
-            Value::Number(n) if !n.is_finite() => {
+        if let Value::Number(n) = value {
+            if !n.is_finite() {
                 return Err(BlockTextError::NonFinite {
                     block: block.to_string(),
                     field: name.to_string(),
-                })
+                });
             }
-            // f64's Display is the shortest text that parses back to the same value and
-            // never uses an exponent; the core already links it for its error messages.
-            Value::Number(n) => {
-                let _ = write!(out, "{n}");
-            }
-            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Value::Str(s) => push_quoted(&mut out, s),
-            Value::Cleared => unreachable!("cleared fields were filtered out"),
         }
+        push_line(&mut out, name, value);
     }
     let chars = out.chars().count();
     if chars > limit {
@@ -198,22 +189,78 @@ where
     Ok(out)
 }
 
-fn push_quoted(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+/// Appends one `name: value` line (no line break). A cleared value writes nothing.
+fn push_line(out: &mut String, name: &str, value: &Value) {
+    let _ = write_line(out, name, value);
+}
+
+/// Writes one `name: value` line to any sink: a `String` for [`render`], a character
+/// counter for [`line_chars`] (the same text, so the two cannot disagree).
+fn write_line<W: Write>(out: &mut W, name: &str, value: &Value) -> fmt::Result {
+    if *value == Value::Cleared {
+        return Ok(());
+    }
+    out.write_str(name)?;
+    out.write_str(": ")?;
+    match value {
+        // f64's Display is the shortest text that parses back to the same value and
+        // never uses an exponent.
+        Value::Number(n) => write!(out, "{n}"),
+        Value::Bool(b) => out.write_str(if *b { "true" } else { "false" }),
+        Value::Str(s) => write_quoted(out, s),
+        Value::Cleared => Ok(()),
+    }
+}
+
+/// Counts the characters written to it (Unicode scalar values, as Letta counts them).
+struct CharCount(usize);
+
+impl Write for CharCount {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0 += s.chars().count();
+        Ok(())
+    }
+}
+
+/// Characters (as Letta counts them) of the line [`render`] writes for one field, without
+/// its line break; `None` for a cleared field (no line). The queue bounds a block's text
+/// with it before a change is accepted (counted, not allocated: it runs on every change).
+pub fn line_chars(name: &str, value: &Value) -> Option<usize> {
+    if *value == Value::Cleared {
+        return None;
+    }
+    if let Value::Number(x) = value {
+        // Whole numbers (the common case: health, counts) by their digits, without
+        // formatting: `Display` writes them as the integer, `-` for a negative sign.
+        if *x == (*x as i64) as f64 && *x > -1e15 && *x < 1e15 {
+            let (mut digits, mut m) = (1, (*x as i64).unsigned_abs());
+            while m >= 10 {
+                m /= 10;
+                digits += 1;
             }
-            c => out.push(c),
+            let sign = usize::from(x.is_sign_negative());
+            return Some(name.chars().count() + 2 + sign + digits);
         }
     }
-    out.push('"');
+    let mut n = CharCount(0);
+    let _ = write_line(&mut n, name, value);
+    Some(n.0)
+}
+
+fn write_quoted<W: Write>(out: &mut W, s: &str) -> fmt::Result {
+    out.write_char('"')?;
+    for c in s.chars() {
+        match c {
+            '"' => out.write_str("\\\"")?,
+            '\\' => out.write_str("\\\\")?,
+            '\n' => out.write_str("\\n")?,
+            '\r' => out.write_str("\\r")?,
+            '\t' => out.write_str("\\t")?,
+            c if c.is_control() => write!(out, "\\u{{{:x}}}", c as u32)?,
+            c => out.write_char(c)?,
+        }
+    }
+    out.write_char('"')
 }
 
 /// Reads a block's text back into fields. Empty lines are skipped; every other line that
@@ -404,6 +451,37 @@ mod tests {
         let lines: Vec<usize> = p.errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![2, 3, 4, 5, 7, 8]);
         assert_eq!(p.errors[0].text, "free text");
+    }
+
+    #[test]
+    fn line_chars_is_the_rendered_line() {
+        for v in [
+            Value::Number(0.1),
+            Value::Number(-3.0),
+            Value::Bool(false),
+            Value::str("a\"é\n"),
+        ] {
+            let text = render("s", [("név", &v)], 1000).unwrap();
+            assert_eq!(line_chars("név", &v), Some(text.chars().count()));
+        }
+        assert_eq!(line_chars("x", &Value::Cleared), None);
+        // Whole numbers are counted by their digits: the same as the rendered line.
+        for n in [
+            0.0,
+            -0.0,
+            7.0,
+            -7.0,
+            10.0,
+            99.0,
+            100.0,
+            -123456.0,
+            999999999999999.0,
+            1e15,
+        ] {
+            let v = Value::Number(n);
+            let text = render("s", [("hp", &v)], 1000).unwrap();
+            assert_eq!(line_chars("hp", &v), Some(text.chars().count()), "{n}");
+        }
     }
 
     #[test]

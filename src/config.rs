@@ -1,5 +1,7 @@
 //! Settings, their defaults (semantics.md) and their validation as a whole.
 
+use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt;
 
 /// How the bridge turns requests into HTTP calls; the budget counts calls, so the queue
@@ -64,6 +66,13 @@ pub struct Config {
     pub chat_max_messages: u32,
     /// How requests become HTTP calls.
     pub target: Target,
+    /// Letta's API: a block's rendered text may hold at most this many characters
+    /// (Unicode scalar values) unless `block_limits` names its label. Letta's own default
+    /// block limit is 5,000 characters.
+    pub default_block_limit: u32,
+    /// Letta's API: the limit of each block label that differs from
+    /// `default_block_limit` (each label at most once).
+    pub block_limits: Vec<(String, u32)>,
 }
 
 impl Default for Config {
@@ -91,6 +100,8 @@ impl Default for Config {
             chat_max_wait_s: 1.5,
             chat_max_messages: 16,
             target: Target::BatchEndpoint,
+            default_block_limit: DEFAULT_BLOCK_LIMIT,
+            block_limits: Vec::new(),
         }
     }
 }
@@ -112,6 +123,8 @@ impl fmt::Display for ConfigError {
 
 /// HttpService's hard limit per game server.
 pub const HTTP_SERVICE_LIMIT_PER_MINUTE: u32 = 500;
+/// Letta's default limit of a block's value, in characters.
+pub const DEFAULT_BLOCK_LIMIT: u32 = 5000;
 /// The smallest body that still holds one change of maximal size.
 const MIN_REQUEST_BYTES: u32 = 24 * 1024;
 
@@ -235,7 +248,32 @@ impl Config {
         if self.chat_max_wait_s < self.chat_window_s {
             return Err(err("chat_max_wait_s", "must not be below chat_window_s"));
         }
+        if self.default_block_limit == 0 {
+            return Err(err("default_block_limit", "must be at least 1 character"));
+        }
+        for (i, (label, limit)) in self.block_limits.iter().enumerate() {
+            if label.is_empty() || label.len() > crate::symbols::Limits::NAME_BYTES {
+                return Err(err(
+                    "block_limits",
+                    "a block label must be 1 to 256 bytes long",
+                ));
+            }
+            if *limit == 0 {
+                return Err(err("block_limits", "a limit must be at least 1 character"));
+            }
+            if self.block_limits[..i].iter().any(|(l, _)| l == label) {
+                return Err(err("block_limits", "a block label is given twice"));
+            }
+        }
         Ok(())
+    }
+
+    /// The limit in characters of a block's rendered text (Letta's API).
+    pub fn block_limit(&self, label: &str) -> u32 {
+        self.block_limits
+            .iter()
+            .find(|(l, _)| l == label)
+            .map_or(self.default_block_limit, |(_, n)| *n)
     }
 
     /// Calls routine traffic may use per rolling minute.
@@ -277,7 +315,14 @@ mod tests {
             (c.chat_window_s, c.chat_max_wait_s, c.chat_max_messages),
             (0.5, 1.5, 16)
         );
+        assert_eq!(c.default_block_limit, 5000);
         assert!(c.validate().is_ok());
+        let mut c = Config::default();
+        c.block_limits.push(("persona".into(), 200));
+        assert_eq!(
+            (c.block_limit("persona"), c.block_limit("status")),
+            (200, 5000)
+        );
     }
 
     fn rejects(f: impl FnOnce(&mut Config), setting: &str) {
@@ -311,5 +356,18 @@ mod tests {
         rejects(|c| c.chat_max_messages = 0, "chat_max_messages");
         rejects(|c| c.chat_max_wait_s = 0.1, "chat_max_wait_s");
         rejects(|c| c.budget_burst = 0, "budget_burst");
+        rejects(|c| c.default_block_limit = 0, "default_block_limit");
+        rejects(
+            |c| c.block_limits = alloc::vec![("status".into(), 0)],
+            "block_limits",
+        );
+        rejects(
+            |c| c.block_limits = alloc::vec![("".into(), 10)],
+            "block_limits",
+        );
+        rejects(
+            |c| c.block_limits = alloc::vec![("a".into(), 10), ("a".into(), 20)],
+            "block_limits",
+        );
     }
 }

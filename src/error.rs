@@ -1,5 +1,6 @@
 //! The native API's one error type. Every error leaves the queue exactly as it was.
 
+use crate::block_text::BlockTextError;
 use crate::config::ConfigError;
 use crate::ids::RequestId;
 use alloc::string::String;
@@ -91,6 +92,22 @@ pub enum Error {
         /// The value given.
         value: f64,
     },
+    /// Letta's API: the change would make a block's text unrenderable (over its limit, or
+    /// a field name the block format cannot hold).
+    BlockText {
+        /// Agent id.
+        agent: String,
+        /// What is wrong, naming the block (and the field or the limit).
+        error: BlockTextError,
+    },
+    /// Letta's API: a block read from Letta cannot be taken in while a write of that
+    /// block is in flight (the read may or may not show the write).
+    BlockBusy {
+        /// Agent id.
+        agent: String,
+        /// Block label.
+        block: String,
+    },
 }
 
 impl Error {
@@ -113,6 +130,8 @@ impl Error {
             Error::UnknownHandle { .. } => "UnknownHandle",
             Error::AgentLive { .. } => "AgentLive",
             Error::BadRetryAfter { .. } => "BadRetryAfter",
+            Error::BlockText { .. } => "BlockText",
+            Error::BlockBusy { .. } => "BlockBusy",
         }
     }
 }
@@ -173,6 +192,11 @@ impl fmt::Display for Error {
                     "`retry_after` must be a finite number of seconds of 0 or more, got {value}"
                 )
             }
+            Error::BlockText { agent, error } => write!(f, "agent '{agent}': {error}"),
+            Error::BlockBusy { agent, block } => write!(
+                f,
+                "agent '{agent}', block `{block}`: a write of it is in flight; take in what Letta holds before writing it"
+            ),
         }
     }
 }

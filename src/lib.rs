@@ -56,7 +56,7 @@ pub use error::Error;
 pub use ids::{AgentId, ChangeId, RequestId, Seq, Sym};
 pub use metrics::{LatencySummary, Metrics};
 pub use queue::{Change, Decision, Event, Priority, Queue, Slot};
-pub use request::{ChatMessage, Confirmed, Request, RequestKind, SentChange};
+pub use request::{BlockWrite, ChatMessage, Confirmed, Request, RequestKind, SentChange};
 pub use symbols::Limits;
 pub use value::Value;
 pub use window::RollingWindow;

@@ -79,6 +79,25 @@ pub struct Request {
     pub body_bytes: u32,
     /// Which attempt this is for its oldest content (1 = first try).
     pub attempt: u32,
+    /// Letta's API: one write per agent-block the request touches, in the order the
+    /// blocks first appear in `changes`, each with the block's whole text as Letta will
+    /// hold it once this write lands. Empty for the batch endpoint and for inference.
+    pub blocks: Vec<BlockWrite>,
+}
+
+/// One PATCH of `/v1/agents/{agent_id}/core-memory/blocks/{label}` on Letta's API: the
+/// block's full value, rendered by [`crate::block_text::render`] from the acknowledged
+/// fields overlaid with what the request sends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlockWrite {
+    /// The agent.
+    pub agent: AgentId,
+    /// The agent's id at the backend.
+    pub agent_name: Sym,
+    /// Block label.
+    pub block: Sym,
+    /// The block's whole text.
+    pub text: String,
 }
 
 /// The backend's confirmed state of one field, passed to `ack` to be merged. It is merged

@@ -35,6 +35,8 @@ enum Outcome {
     Decided(Decision),
     /// `metrics`.
     Metrics(Box<Metrics>),
+    /// `read`: the number of lines that could not be read.
+    Unreadable(usize),
     /// The call was refused.
     Refused(Error),
 }
@@ -169,6 +171,19 @@ fn config_of(j: &J, trace: &str) -> Config {
             "chat_window_s" => c.chat_window_s = f(),
             "chat_max_wait_s" => c.chat_max_wait_s = f(),
             "chat_max_messages" => c.chat_max_messages = u() as u32,
+            "default_block_limit" => c.default_block_limit = u() as u32,
+            "block_limits" => {
+                c.block_limits = v
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{trace}:1: `block_limits` is a list of pairs"))
+                    .iter()
+                    .map(|p| {
+                        let label = p[0].as_str().expect("block_limits: [label, limit]");
+                        let n = p[1].as_u64().expect("block_limits: [label, limit]");
+                        (label.to_string(), n as u32)
+                    })
+                    .collect()
+            }
             "target" => {
                 c.target = match v.as_str() {
                     Some("batch") => Target::BatchEndpoint,
@@ -348,10 +363,26 @@ impl Replay {
                     }
                     Outcome::Seqs(ids)
                 }
-                "poll" => {
-                    let rs = self.q().poll(now())?;
+                "poll" | "flush" => {
+                    let rs = if op == "poll" {
+                        self.q().poll(now())?
+                    } else {
+                        self.q().flush(now())?
+                    };
                     self.outstanding.extend(rs.iter().map(|r| r.id.0));
                     Outcome::Requests(rs)
+                }
+                "await" => {
+                    let a = self.agent(j, line)?;
+                    let block = str_of(j, "block", &name, line);
+                    self.q().await_block(a, block)?;
+                    Outcome::Ok
+                }
+                "read" => {
+                    let a = self.agent(j, line)?;
+                    let block = str_of(j, "block", &name, line);
+                    let text = str_of(j, "text", &name, line);
+                    Outcome::Unreadable(self.q().load_block(now(), a, block, text)?)
                 }
                 "ack" | "fail" => {
                     let ids = self.selected(j, line);
@@ -475,6 +506,16 @@ impl Replay {
                         )
                         .unwrap();
                     }
+                    for b in &r.blocks {
+                        writeln!(
+                            o,
+                            "block agent={} label={} value={}",
+                            string(q.text(b.agent_name)),
+                            string(q.text(b.block)),
+                            string(&b.text)
+                        )
+                        .unwrap();
+                    }
                 }
             }
             Outcome::Reported(ids, err) => {
@@ -513,6 +554,7 @@ impl Replay {
                 )
                 .unwrap();
             }
+            Outcome::Unreadable(n) => writeln!(o, "ok unreadable={n}").unwrap(),
             Outcome::Refused(e) => writeln!(o, "error {}", e.kind()).unwrap(),
         }
         let q = self.q.as_ref();
@@ -543,6 +585,21 @@ impl Replay {
                 Event::GroupTrimmed { group, agent } => {
                     writeln!(o, "event group_trimmed group={} agent={}", group.0, name(*agent))
                         .unwrap()
+                }
+                Event::BlockUnreadable {
+                    agent,
+                    block,
+                    lines,
+                } => {
+                    writeln!(
+                        o,
+                        "event block_unreadable agent={} block={} lines={} first={}",
+                        name(*agent),
+                        string(block),
+                        lines.len(),
+                        lines.first().map_or(0, |l| l.line)
+                    )
+                    .unwrap()
                 }
             }
         }
@@ -1023,4 +1080,27 @@ fn mixed_trace_loses_nothing() {
         checked += 1;
     }
     assert!(checked > 30, "{checked}");
+}
+
+#[test]
+fn letta_blocks_trace() {
+    let r = run("letta_blocks");
+    let out = &r.out;
+    // Nothing of npc-1 is written before its blocks are read.
+    assert!(out.contains("#8 flush\nrequests n=0\n"), "{out}");
+    // The read's unreadable line is an event; the location differs from Letta's and is
+    // written with Letta's other fields, the free text dropped.
+    assert!(
+        out.contains(
+            "ok unreadable=1\nevent block_unreadable agent=\"npc-1\" block=\"status\" lines=1 first=4\n"
+        ),
+        "{out}"
+    );
+    assert!(out.contains(r#"block agent="npc-1" label="status" value="health: 100\u000alocation: \"tavern\"\u000anote: \"a \\\"quoted\\\" word, é\"""#), "{out}");
+    // The persona limit refuses the long mood and the atomic group whole.
+    assert!(out.contains("#16 set\nerror BlockText\n"), "{out}");
+    assert!(out.contains("#18 atomic\nerror BlockText\n"), "{out}");
+    assert!(out.contains(r"ratio: 0.1\u000aspeed: -2.5"), "{out}");
+    // A read while the block's write is in flight is refused.
+    assert!(out.contains("#28 read\nerror BlockBusy\n"), "{out}");
 }

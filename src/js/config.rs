@@ -15,6 +15,7 @@ macro_rules! settings {
             match key {
                 $( $js => { cfg.$field = $read(key, v)?; Ok(true) } )*
                 "target" => { cfg.target = target(v)?; Ok(true) }
+                "blockLimits" => { cfg.block_limits = block_limits(v)?; Ok(true) }
                 _ => Ok(false),
             }
         }
@@ -28,7 +29,7 @@ macro_rules! settings {
         }
 
         /// Every key, for the error on an unknown one.
-        const KEYS: &str = concat!($( $js, ", ", )* "target");
+        const KEYS: &str = concat!($( $js, ", ", )* "target, blockLimits");
     };
 }
 
@@ -54,6 +55,7 @@ settings! {
     "chatWindow" => chat_window_s: number,
     "chatMaxWait" => chat_max_wait_s: number,
     "chatMaxMessages" => chat_max_messages: count,
+    "defaultBlockLimit" => default_block_limit: count,
 }
 
 /// A number setting (any number: its range is the core's to check, with the reason).
@@ -98,6 +100,28 @@ fn seed(key: &str, v: &JsValue) -> JsResult<u64> {
     Ok(n as u64)
 }
 
+/// `blockLimits`: an object of block label to limit (characters).
+fn block_limits(v: &JsValue) -> JsResult<alloc::vec::Vec<(String, u32)>> {
+    if !v.is_object() || js_sys::Array::is_array(v) {
+        return Err(JsError::input(
+            "setting `blockLimits`",
+            format!(
+                "must be an object of block label to limit, got {}",
+                type_of(v)
+            ),
+        ));
+    }
+    let obj: &js_sys::Object = v.unchecked_ref();
+    let mut out = alloc::vec::Vec::new();
+    for entry in js_sys::Object::entries(obj).iter() {
+        let pair: js_sys::Array = entry.unchecked_into();
+        let label: String = pair.get(0).as_string().unwrap_or_default();
+        let key = format!("blockLimits.{label}");
+        out.push((label, count(&key, &pair.get(1))?));
+    }
+    Ok(out)
+}
+
 fn target(v: &JsValue) -> JsResult<Target> {
     match v.as_string().as_deref() {
         Some("batch") => Ok(Target::BatchEndpoint),
@@ -138,7 +162,10 @@ pub(crate) fn config_from_js(v: &JsValue) -> JsResult<Config> {
         }
     }
     cfg.validate().map_err(|e| JsError::Config {
-        key: js_key(e.setting),
+        key: match e.setting {
+            "block_limits" => "blockLimits",
+            other => js_key(other),
+        },
         reason: e.reason,
     })?;
     Ok(cfg)

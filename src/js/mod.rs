@@ -31,8 +31,9 @@ use alloc::vec::Vec;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use types::{
-    ChangeIn, ConfigArg, ConfirmedArg, ConfirmedIn, DecisionOut, EventOut, HandleJs, HandlesOut,
-    MemberFieldsArg, MessageOut, MetricsOut, RequestOut, SentChangeOut, ValueIn, ValueOut,
+    BlockWriteOut, ChangeIn, ConfigArg, ConfirmedArg, ConfirmedIn, DecisionOut, EventOut, HandleJs,
+    HandlesOut, LineOut, MemberFieldsArg, MessageOut, MetricsOut, RequestOut, SentChangeOut,
+    ValueIn, ValueOut,
 };
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -424,7 +425,80 @@ impl SyncQueue {
             calls: r.calls,
             body_bytes: r.body_bytes,
             attempt: r.attempt,
+            blocks: r
+                .blocks
+                .iter()
+                .map(|b| BlockWriteOut {
+                    agent: q.text(b.agent_name),
+                    label: q.text(b.block),
+                    value: &b.text,
+                })
+                .collect(),
         }
+    }
+
+    /// Emits everything pending now, whatever its schedule (batch interval, debounce,
+    /// retry backoff, chat window); the budget and a `Retry-After` pause still hold. For a
+    /// server shutting down: call it until `isIdle()` or your deadline.
+    ///
+    /// ```js
+    /// for (const r of q.flush(now)) send(r);
+    /// ```
+    #[wasm_bindgen(unchecked_return_type = "SyncRequest[]")]
+    pub fn flush(&mut self, now: f64) -> Result<JsValue, JsError> {
+        let requests = self.q.flush(now)?;
+        let out: Vec<RequestOut<'_>> = requests.iter().map(|r| self.request_out(r)).collect();
+        to_js(&out)
+    }
+
+    /// Letta's API: the agent-block is being read from Letta; nothing of it is written
+    /// until `loadBlock` takes the answer in (changes are still taken meanwhile).
+    ///
+    /// ```js
+    /// q.awaitBlock("npc-1", "status");
+    /// ```
+    #[wasm_bindgen(js_name = awaitBlock)]
+    pub fn await_block(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "string")] agent: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] block: JsValue,
+    ) -> Result<(), JsError> {
+        let a = self.agent(&agent)?;
+        let block = string("block", &block)?;
+        Ok(self.q.await_block(a, &block)?)
+    }
+
+    /// Letta's API: asks the budget for one block read (a `GET` of an agent-block) now:
+    /// `true` when it is counted and may be made, `false` when the budget has no room.
+    ///
+    /// ```js
+    /// if (q.takeReadCall(now)) getBlock("npc-1", "status").then((b) => q.loadBlock(clock(), "npc-1", "status", b.value));
+    /// ```
+    #[wasm_bindgen(js_name = takeReadCall)]
+    pub fn take_read_call(&mut self, now: f64) -> Result<bool, JsError> {
+        Ok(self.q.take_read_call(now)?)
+    }
+
+    /// Letta's API: an agent-block's text as read by `GET
+    /// /v1/agents/{id}/core-memory/blocks/{label}` (`""` for a 404) becomes what the queue
+    /// knows Letta holds. Returns the number of lines that are not fields of the block
+    /// format (reported as a `blockUnreadable` event; the next write replaces them).
+    ///
+    /// ```js
+    /// q.loadBlock(now, "npc-1", "status", (await getBlock("npc-1", "status")).value);
+    /// ```
+    #[wasm_bindgen(js_name = loadBlock)]
+    pub fn load_block(
+        &mut self,
+        now: f64,
+        #[wasm_bindgen(unchecked_param_type = "string")] agent: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] block: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] text: JsValue,
+    ) -> Result<u32, JsError> {
+        let a = self.agent(&agent)?;
+        let block = string("block", &block)?;
+        let text = string("text", &text)?;
+        Ok(self.q.load_block(now, a, &block, &text)? as u32)
     }
 
     /// Reports that a request succeeded, with the backend's confirmed state of any fields
@@ -581,6 +655,22 @@ impl SyncQueue {
                 Event::GroupTrimmed { group, agent } => EventOut::GroupTrimmed {
                     group: group.0 as f64,
                     agent: String::from(self.q.agent_name(agent).unwrap_or("?")),
+                },
+                Event::BlockUnreadable {
+                    agent,
+                    block,
+                    lines,
+                } => EventOut::BlockUnreadable {
+                    agent: String::from(self.q.agent_name(agent).unwrap_or("?")),
+                    block,
+                    lines: lines
+                        .into_iter()
+                        .map(|l| LineOut {
+                            line: l.line as u32,
+                            text: l.text,
+                            reason: l.reason,
+                        })
+                        .collect(),
                 },
             })
             .collect();

@@ -70,6 +70,10 @@ export interface SyncQueueConfig {
   chatMaxMessages?: number;
   /** `"batch"`: the project's batch endpoint (default); `"letta"`: Letta's own API. */
   target?: "batch" | "letta";
+  /** Letta's API: characters a block's text may hold (default 5000, Letta's own default). */
+  defaultBlockLimit?: number;
+  /** Letta's API: the limit of each block label that differs from `defaultBlockLimit`. */
+  blockLimits?: Record<string, number>;
 }
 
 /**
@@ -144,6 +148,26 @@ export interface SyncRequest {
   bodyBytes: number;
   /** Which attempt this is for its oldest content (1 = first try). */
   attempt: number;
+  /**
+   * Letta's API: one `PATCH /v1/agents/{agent}/core-memory/blocks/{label}` per block the
+   * request writes, with body `{ value }`; empty for the batch endpoint and inference.
+   */
+  blocks: BlockWrite[];
+}
+
+/** One block write on Letta's API: the block's whole text once this write lands. */
+export interface BlockWrite {
+  agent: string;
+  label: string;
+  value: string;
+}
+
+/** A line of a block read from Letta that is not a field of the block format. */
+export interface UnreadableLine {
+  /** 1-based line number. */
+  line: number;
+  text: string;
+  reason: string;
 }
 
 /** The answer of `decide`. */
@@ -185,7 +209,8 @@ export interface Metrics {
 export type QueueEvent =
   | { type: "agentRemoved"; agent: string; pendingFields: number; chatMessages: number }
   | { type: "dependencyReleased"; dependent: ChangeHandle; dependency: ChangeHandle }
-  | { type: "groupTrimmed"; group: number; agent: string };
+  | { type: "groupTrimmed"; group: number; agent: string }
+  | { type: "blockUnreadable"; agent: string; block: string; lines: UnreadableLine[] };
 "#;
 
 #[wasm_bindgen]
@@ -382,6 +407,20 @@ pub(crate) struct SentChangeOut<'a> {
 }
 
 #[derive(Serialize)]
+pub(crate) struct BlockWriteOut<'a> {
+    pub(crate) agent: &'a str,
+    pub(crate) label: &'a str,
+    pub(crate) value: &'a str,
+}
+
+#[derive(Serialize)]
+pub(crate) struct LineOut {
+    pub(crate) line: u32,
+    pub(crate) text: String,
+    pub(crate) reason: &'static str,
+}
+
+#[derive(Serialize)]
 pub(crate) struct MessageOut<'a> {
     pub(crate) sender: &'a str,
     pub(crate) text: &'a str,
@@ -399,6 +438,7 @@ pub(crate) struct RequestOut<'a> {
     pub(crate) calls: u32,
     pub(crate) body_bytes: u32,
     pub(crate) attempt: u32,
+    pub(crate) blocks: Vec<BlockWriteOut<'a>>,
 }
 
 #[derive(Serialize)]
@@ -506,6 +546,11 @@ pub(crate) enum EventOut {
     GroupTrimmed {
         group: f64,
         agent: String,
+    },
+    BlockUnreadable {
+        agent: String,
+        block: String,
+        lines: Vec<LineOut>,
     },
 }
 

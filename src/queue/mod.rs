@@ -1,6 +1,7 @@
 //! The queue: what game code calls.
 
 mod decide;
+mod letta;
 mod outcome;
 mod planner;
 mod slots;
@@ -21,6 +22,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 pub use decide::Decision;
+use letta::READING;
 use outcome::InFlightRequest;
 pub use slots::Slot;
 use slots::UnitHint;
@@ -122,6 +124,18 @@ pub enum Event {
         /// The removed agent.
         agent: AgentId,
     },
+    /// Letta's API: a block read from Letta ([`Queue::load_block`]) has lines that are
+    /// not fields of the block format (written by someone else). The fields that parsed
+    /// were taken in; the next write of the block replaces the whole text, these lines
+    /// included.
+    BlockUnreadable {
+        /// The agent.
+        agent: AgentId,
+        /// Block label.
+        block: String,
+        /// The lines that could not be read.
+        lines: Vec<crate::block_text::LineError>,
+    },
 }
 
 /// The queue. See the crate documentation for an example.
@@ -148,9 +162,12 @@ pub struct Queue {
     pub(crate) paused_until: f64,
     /// When the last urgent request was emitted (paces them during a pause).
     pub(crate) last_urgent_at: Option<f64>,
-    /// Letta's API: the agent-blocks with a write in flight, and the request writing each
-    /// (at most one write per agent-block in flight).
+    /// Letta's API: the agent-blocks that may not be written now, and why: the request
+    /// writing each (at most one write per agent-block in flight), or [`READING`] while
+    /// its text is being read from Letta ([`Queue::await_block`], [`Queue::load_block`]).
     pub(crate) busy_blocks: BTreeMap<(AgentId, Sym), RequestId>,
+    /// Set during [`Queue::flush`]: everything pending is due now.
+    pub(crate) flushing: bool,
     /// Nothing can be due before this time unless `dirty`.
     pub(crate) next_wake: f64,
     pub(crate) dirty: bool,
@@ -185,6 +202,7 @@ impl Queue {
             paused_until: 0.0,
             last_urgent_at: None,
             busy_blocks: BTreeMap::new(),
+            flushing: false,
             next_wake: 0.0,
             dirty: true,
             events: Vec::new(),
@@ -435,6 +453,7 @@ impl Queue {
     pub fn set(&mut self, now: f64, change: Change<'_>) -> Result<ChangeId, Error> {
         self.check_time("now", now)?;
         self.check_change(&change)?;
+        self.check_block_texts(&[(change.agent, change.block, change.field, &change.value)])?;
         self.observe_time(now);
         Ok(self.apply(now, &change))
     }
@@ -578,6 +597,11 @@ impl Queue {
         for c in &all {
             self.check_change(c)?;
         }
+        let proposed: Vec<letta::Proposed<'_>> = all
+            .iter()
+            .map(|c| (c.agent, c.block, c.field, &c.value))
+            .collect();
+        self.check_block_texts(&proposed)?;
         self.observe_time(now);
         let mut first = None;
         for c in &all {
@@ -683,6 +707,11 @@ impl Queue {
         }
         self.check_group_order(changes)?;
         self.check_group_caps("it", blocks.len(), bytes)?;
+        let proposed: Vec<letta::Proposed<'_>> = changes
+            .iter()
+            .map(|c| (c.agent, c.block, c.field, &c.value))
+            .collect();
+        self.check_block_texts(&proposed)?;
         // A group that shares a field with pending units merges with them: the merged
         // unit must fit the caps too, or the group is refused (the caps are hard caps).
         let merging = self.units_merging_with(changes);
@@ -1265,6 +1294,15 @@ impl Queue {
                             .is_some_and(|f| f.acked_seq().0 < d.on.seq)
                 });
             }
+        }
+        let reading: Vec<(AgentId, Sym)> = self
+            .busy_blocks
+            .iter()
+            .filter(|(k, r)| k.0 == agent && **r == READING)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in reading {
+            self.busy_blocks.remove(&k);
         }
         self.rec.m.agents_removed += 1;
         self.events.push(Event::AgentRemoved {

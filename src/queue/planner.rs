@@ -81,6 +81,7 @@ impl Queue {
             return Ok(out);
         }
         self.dirty = false;
+        let flushing = self.flushing;
         // A `Retry-After` holds routine batches and inference; critical changes and
         // decision syncs still go, one urgent request per combat debounce window at most.
         let paused = now < self.paused_until;
@@ -110,7 +111,7 @@ impl Queue {
                     continue;
                 }
                 if let Some(due) = a.chat.due_at(&self.cfg) {
-                    if due <= now {
+                    if due <= now || flushing {
                         let waiting_since = a.chat.messages.first().map_or(due, |m| m.at);
                         chat_due.push((waiting_since, AgentId(i as u32)));
                     } else {
@@ -143,7 +144,7 @@ impl Queue {
                     }
                 }
             }
-            if ready <= now {
+            if ready <= now || flushing {
                 for e in &u.entries {
                     urgent.insert(e.agent);
                 }
@@ -178,7 +179,7 @@ impl Queue {
             // agent's debounce do not ride.
             let mut candidates = Vec::new();
             for (id, u) in &self.units {
-                if u.not_before > now {
+                if u.not_before > now && !flushing {
                     wake = wake.min(u.not_before);
                     continue;
                 }
@@ -221,7 +222,7 @@ impl Queue {
         }
 
         // Batches: due high-priority changes and retries, and the routine batch.
-        let routine_due = now >= next_batch_at && !paused;
+        let routine_due = (now >= next_batch_at || flushing) && !paused;
         let mut candidates = Vec::new();
         let mut any_mandatory = false;
         for (id, u) in &self.units {
@@ -231,7 +232,7 @@ impl Queue {
             if u.priority == Priority::Critical {
                 continue;
             }
-            if u.not_before > now {
+            if u.not_before > now && !flushing {
                 wake = wake.min(u.not_before);
                 continue;
             }
@@ -277,6 +278,23 @@ impl Queue {
         }
         self.next_wake = wake;
         Ok(out)
+    }
+
+    /// Emits everything pending at `now`, whatever its schedule: routine changes without
+    /// waiting for the batch interval or the high-priority delay, critical changes without
+    /// their debounce, retries without their backoff, chat without its window. The budget
+    /// and a `Retry-After` pause still hold (call it again until [`Queue::is_idle`]). For
+    /// a server shutting down (Roblox's `game:BindToClose`).
+    pub fn flush(&mut self, now: f64) -> Result<Vec<Request>, Error> {
+        self.check_time("now", now)?;
+        self.dirty = true;
+        self.flushing = true;
+        let out = self.poll(now);
+        self.flushing = false;
+        // What the flush could not send (budget, pause) is looked at again at the next
+        // poll, on its own schedule.
+        self.dirty = true;
+        out
     }
 
     /// Fills requests from `candidates`, in priority then change order, within the caps
@@ -336,7 +354,9 @@ impl Queue {
                 let (changes, blocks, bytes) = self.materialize(uid);
                 // Letta's PATCH replaces a whole block and checks no sequence number: one
                 // write per agent-block in flight, so no retry or slow answer can land
-                // after a newer write. The outcome of the one in flight wakes the queue.
+                // after a newer write. The outcome of the one in flight wakes the queue; a
+                // block still being read from Letta waits for the read (`load_block` wakes
+                // the queue).
                 if per_block && blocks.iter().any(|b| self.busy_blocks.contains_key(b)) {
                     continue;
                 }
@@ -638,6 +658,9 @@ impl Queue {
             if kind == RequestKind::Urgent {
                 self.last_urgent_at = Some(now);
             }
+            // Rendered before the changes go in flight: the acknowledged state is what
+            // Letta holds under this write.
+            let blocks = self.render_writes(&d.changes);
             if self.cfg.target == Target::LettaApi {
                 for b in &d.agent_blocks {
                     self.busy_blocks.insert(*b, id);
@@ -704,6 +727,7 @@ impl Queue {
                 calls,
                 body_bytes: d.bytes as u32,
                 attempt,
+                blocks,
             });
         }
     }
@@ -752,6 +776,7 @@ impl Queue {
             calls: 1,
             body_bytes: bytes as u32,
             attempt: attempts + 1,
+            blocks: Vec::new(),
         });
     }
 }

@@ -131,9 +131,15 @@ impl Queue {
         ))
     }
 
-    /// The handle of change `seq` of a slot's field, for dependencies (checked when used).
+    /// The handle of change `seq` of a slot's field, for dependencies. A seq this queue
+    /// never issued (0, or not issued yet), or one newer than the field's latest change,
+    /// cannot name a change of this field: an error naming it.
     pub fn change_handle(&self, seq: crate::ids::Seq, slot: Slot) -> Result<ChangeId, Error> {
         let k = self.slot_key(slot)?;
+        let latest = self.field(k).and_then(|f| f.local.as_ref()).map(|l| l.seq);
+        if seq.0 == 0 || seq.0 >= self.next_seq || latest.is_some_and(|l| seq > l) {
+            return Err(Error::UnknownChange { seq: seq.0 });
+        }
         Ok(ChangeId {
             seq: seq.0,
             agent: k.agent,
@@ -268,12 +274,15 @@ impl Queue {
         for d in depends_on {
             self.check_dependency(*d)?;
         }
+        self.check_block_text_of(key, &value)?;
         self.observe_time(now);
         let hint = self.slots.hints[slot.0 as usize];
         let (id, hint) = self.apply_key(now, key, value, priority, depends_on, hint);
         // `status.state` keeps no hint, so its changes always meet the combat rule of
-        // `field_rules` on this path.
-        self.slots.hints[slot.0 as usize] = if self.is_state_field(key) { None } else { hint };
+        // `field_rules` on this path; nor does any field on Letta's API, so every change
+        // meets the block limit check of `check_block_texts`.
+        let keep = !self.is_state_field(key) && self.cfg.target != crate::config::Target::LettaApi;
+        self.slots.hints[slot.0 as usize] = if keep { hint } else { None };
         Ok(id)
     }
 }

@@ -27,6 +27,8 @@ const CONFIG_KEYS = {
   chat_max_wait_s: "chatMaxWait",
   chat_max_messages: "chatMaxMessages",
   target: "target",
+  default_block_limit: "defaultBlockLimit",
+  block_limits: "blockLimits",
 };
 
 /** FORMAT.md's number rule. */
@@ -109,7 +111,8 @@ export function replay(name, text) {
           const cfg = {};
           for (const [k, v] of Object.entries(j.config ?? {})) {
             if (!(k in CONFIG_KEYS)) throw broken(1, `unknown setting \`${k}\``);
-            cfg[CONFIG_KEYS[k]] = v;
+            // Ordered pairs in the trace, an object of label -> limit in the package.
+            cfg[CONFIG_KEYS[k]] = k === "block_limits" ? Object.fromEntries(v) : v;
           }
           try {
             q = new SyncQueue(cfg);
@@ -176,8 +179,16 @@ export function replay(name, text) {
           w(`ok seq=${hs.map((h) => h.seq).join(",")}`);
           break;
         }
-        case "poll": {
-          const rs = q.poll(j.now);
+        case "await":
+          q.awaitBlock(j.agent, j.block);
+          w("ok");
+          break;
+        case "read":
+          w(`ok unreadable=${q.loadBlock(j.now, j.agent, j.block, j.text)}`);
+          break;
+        case "poll":
+        case "flush": {
+          const rs = op === "poll" ? q.poll(j.now) : q.flush(j.now);
           w(`requests n=${rs.length}`);
           for (const r of rs) {
             requests.push(r);
@@ -189,6 +200,7 @@ export function replay(name, text) {
               w(`change agent=${str(c.agent)} block=${str(c.block)} field=${str(c.field)} value=${value(c.value)} seq=${c.seq} group=${group}`);
             }
             for (const m of r.messages) w(`message sender=${str(m.sender)} text=${str(m.text)}`);
+            for (const b of r.blocks) w(`block agent=${str(b.agent)} label=${str(b.label)} value=${str(b.value)}`);
           }
           break;
         }
@@ -236,6 +248,8 @@ export function replay(name, text) {
         w(`event agent_removed agent=${str(e.agent)} pending_fields=${e.pendingFields} chat_messages=${e.chatMessages}`);
       } else if (e.type === "dependencyReleased") {
         w(`event dependency_released dependent=${e.dependent.seq} dependency=${e.dependency.seq}`);
+      } else if (e.type === "blockUnreadable") {
+        w(`event block_unreadable agent=${str(e.agent)} block=${str(e.block)} lines=${e.lines.length} first=${e.lines[0]?.line ?? 0}`);
       } else {
         w(`event group_trimmed group=${e.group} agent=${str(e.agent)}`);
       }

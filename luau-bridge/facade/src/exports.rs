@@ -134,8 +134,32 @@ pub extern "C" fn nsq_ack(request: f64) -> i32 {
     f().ack(request)
 }
 #[no_mangle]
-pub extern "C" fn nsq_fail(now: f64, request: f64, retry_after: f64) -> i32 {
-    f().fail_request(now, request, retry_after)
+pub extern "C" fn nsq_fail(now: f64, request: f64, has_retry_after: i32, retry_after: f64) -> i32 {
+    f().fail_request(now, request, has_retry_after, retry_after)
+}
+#[no_mangle]
+pub extern "C" fn nsq_flush(now: f64) -> i32 {
+    f().flush(now)
+}
+#[no_mangle]
+pub extern "C" fn nsq_config_block_limit(label_len: i32, limit: f64) -> i32 {
+    f().config_block_limit(label_len, limit)
+}
+#[no_mangle]
+pub extern "C" fn nsq_await_block(agent: i32, block: i32) -> i32 {
+    f().await_block(agent, block)
+}
+#[no_mangle]
+pub extern "C" fn nsq_take_read_call(now: f64) -> i32 {
+    f().take_read_call(now)
+}
+#[no_mangle]
+pub extern "C" fn nsq_stage_text(len: i32) -> i32 {
+    f().stage_text(len)
+}
+#[no_mangle]
+pub extern "C" fn nsq_load_block(now: f64, agent: i32, block: i32) -> i32 {
+    f().load_block(now, agent, block)
 }
 #[no_mangle]
 pub extern "C" fn nsq_drain_events() -> i32 {

@@ -46,6 +46,8 @@ pub struct Facade {
     group: Option<Vec<Staged>>,
     join_fields: Vec<(Sym, Value)>,
     confirmed: Vec<Confirmed>,
+    /// Text staged by `nsq_stage_text` for the next `nsq_load_block`.
+    staged_text: Vec<u8>,
     poll: PollOut,
     events: Vec<u8>,
     metrics: Vec<u8>,
@@ -92,6 +94,7 @@ impl Facade {
             group: None,
             join_fields: Vec::new(),
             confirmed: Vec::new(),
+            staged_text: Vec::new(),
             poll: PollOut::default(),
             events: Vec::new(),
             metrics: Vec::new(),
@@ -118,6 +121,11 @@ impl Facade {
     /// Request, change, message records of the last poll (native tests read these).
     pub fn poll_records(&self) -> (&[u8], &[u8], &[u8]) {
         (&self.poll.requests, &self.poll.changes, &self.poll.messages)
+    }
+
+    /// Block write records of the last poll (native tests read these).
+    pub fn poll_blocks(&self) -> &[u8] {
+        &self.poll.blocks
     }
 
     /// The address and bytes of the last poll's text area (record addresses point into it).
@@ -373,10 +381,15 @@ impl Facade {
                 None
             }
             21 => Some("target"),
+            22 if int(v, u32_max) => {
+                c.default_block_limit = v as u32;
+                None
+            }
+            22 => Some("default_block_limit"),
             _ => {
                 return Err(self.facade_error(
                     ErrorCode::BadArgument,
-                    "unknown setting key (0 to 21, see ABI.md)",
+                    "unknown setting key (0 to 22, see ABI.md)",
                 ))
             }
         };
@@ -391,6 +404,33 @@ impl Facade {
             return Err(self.facade_error(ErrorCode::BadArgument, &m));
         }
         Ok(0)
+    }
+
+    /// `nsq_config_block_limit`: the limit of one block label (its bytes at the scratch
+    /// start) before `nsq_init`.
+    pub fn config_block_limit(&mut self, label_len: i32, limit: f64) -> i32 {
+        let r = (|| {
+            if self.queue.is_some() {
+                return Err(self.facade_error(
+                    ErrorCode::NotReady,
+                    "settings are fixed once nsq_init has run",
+                ));
+            }
+            let label = self.text_arg("block label", 0, label_len)?;
+            if !whole_in(limit, 0.0, u32::MAX as f64) {
+                return Err(self.facade_error(
+                    ErrorCode::BadArgument,
+                    "invalid setting `block_limits`: a limit must be a whole number in range",
+                ));
+            }
+            let limits = &mut self.cfg.block_limits;
+            match limits.iter_mut().find(|(l, _)| *l == label) {
+                Some(entry) => entry.1 = limit as u32,
+                None => limits.push((label, limit as u32)),
+            }
+            Ok(0)
+        })();
+        self.status(r)
     }
 
     /// `nsq_init`: validates the config and creates the queue.
@@ -559,7 +599,10 @@ impl Facade {
     pub fn after(&mut self, seq: f64, slot: i32) -> i32 {
         let r = (|| {
             if !whole_in(seq, 1.0, MAX_EXACT) {
-                return Err(core(Error::UnknownChange { seq: 0 }));
+                return Err(self.facade_error(
+                    ErrorCode::BadArgument,
+                    "nsq_after: seq must be a whole number of 1 or more",
+                ));
             }
             let q = self.q()?;
             let id = q
@@ -674,6 +717,15 @@ impl Facade {
 
     /// `nsq_poll`: writes the request records; returns their number.
     pub fn poll(&mut self, now: f64) -> i32 {
+        self.emit(now, false)
+    }
+
+    /// `nsq_flush`: everything pending, now ([`Queue::flush`]); records as `nsq_poll`.
+    pub fn flush(&mut self, now: f64) -> i32 {
+        self.emit(now, true)
+    }
+
+    fn emit(&mut self, now: f64, flush: bool) -> i32 {
         let r = (|| {
             let q = self.queue.as_mut().ok_or(()).ok();
             let Some(q) = q else {
@@ -682,7 +734,7 @@ impl Facade {
                     "the queue is not initialised: call nsq_init first",
                 ));
             };
-            let reqs = q.poll(now).map_err(core)?;
+            let reqs = if flush { q.flush(now) } else { q.poll(now) }.map_err(core)?;
             self.poll.write(q, &reqs);
             self.poll.fill_header(&mut self.header[..], reqs.len());
             Ok(reqs.len() as i32)
@@ -738,14 +790,26 @@ impl Facade {
         self.status(r)
     }
 
-    /// `nsq_fail`.
-    pub fn fail_request(&mut self, now: f64, request: f64, retry_after: f64) -> i32 {
+    /// `nsq_fail`: `has_retry_after` 0 (none given) or 1 (`retry_after` is the value,
+    /// checked by the core: a negative one is refused, naming it).
+    pub fn fail_request(
+        &mut self,
+        now: f64,
+        request: f64,
+        has_retry_after: i32,
+        retry_after: f64,
+    ) -> i32 {
         let r = (|| {
             let id = self.request(request)?;
-            let ra = if retry_after < 0.0 {
-                None
-            } else {
-                Some(retry_after)
+            let ra = match has_retry_after {
+                0 => None,
+                1 => Some(retry_after),
+                _ => {
+                    return Err(self.facade_error(
+                        ErrorCode::BadArgument,
+                        "nsq_fail: has_retry_after must be 0 (none) or 1",
+                    ))
+                }
             };
             self.q()?.fail(now, id, ra).map_err(core)?;
             Ok(0)
@@ -756,9 +820,9 @@ impl Facade {
     /// `nsq_drain_events`: writes the event records; returns their number.
     pub fn drain_events(&mut self) -> i32 {
         let r = (|| {
-            let q = self.q()?;
+            self.q()?;
+            let q = self.queue.as_mut().expect("checked");
             let events = q.drain_events();
-            let q = self.queue.as_ref().expect("checked");
             records::write_events(q, &events, &mut self.events);
             let h = &mut self.header[..];
             records::set_u32(h, at::EVENTS, events.len() as u32);
@@ -806,6 +870,62 @@ impl Facade {
             let text = self.text_arg("chat text", sender.len(), text_len)?;
             self.q()?.chat(now, a, &sender, &text).map_err(core)?;
             Ok(0)
+        })();
+        self.status(r)
+    }
+
+    /// `nsq_await_block`: the agent-block is being read from Letta; nothing of it is
+    /// written until `nsq_load_block`.
+    pub fn await_block(&mut self, agent: i32, block: i32) -> i32 {
+        let r = (|| {
+            let a = self.agent(agent)?;
+            let b = self.sym(block as f64)?;
+            let q = self.q()?;
+            let label = String::from(q.sym_text(b).map_err(core)?);
+            q.await_block(a, &label).map_err(core)?;
+            Ok(0)
+        })();
+        self.status(r)
+    }
+
+    /// `nsq_take_read_call`: 1 when the budget counts one block read now, 0 when it has
+    /// no room (ask again later).
+    pub fn take_read_call(&mut self, now: f64) -> i32 {
+        let r = (|| Ok(self.q()?.take_read_call(now).map_err(core)? as i32))();
+        self.status(r)
+    }
+
+    /// `nsq_stage_text`: appends the scratch area's first `len` bytes to the text the next
+    /// `nsq_load_block` takes (a block's text may be longer than the scratch area).
+    pub fn stage_text(&mut self, len: i32) -> i32 {
+        if len < 0 || len as usize > SCRATCH_CAP {
+            let e = self.facade_error(
+                ErrorCode::BadArgument,
+                "nsq_stage_text: length out of the scratch area",
+            );
+            return self.status(Err(e));
+        }
+        self.staged_text
+            .extend_from_slice(&self.scratch[..len as usize]);
+        0
+    }
+
+    /// `nsq_load_block`: the staged text (cleared by the call) is the agent-block as read
+    /// from Letta; returns the number of lines that could not be read.
+    pub fn load_block(&mut self, now: f64, agent: i32, block: i32) -> i32 {
+        let bytes = core::mem::take(&mut self.staged_text);
+        let r = (|| {
+            let a = self.agent(agent)?;
+            let b = self.sym(block as f64)?;
+            let Ok(text) = core::str::from_utf8(&bytes) else {
+                return Err(self.facade_error(
+                    ErrorCode::BadArgument,
+                    "nsq_load_block: the staged text is not valid UTF-8",
+                ));
+            };
+            let q = self.q()?;
+            let label = String::from(q.sym_text(b).map_err(core)?);
+            Ok(q.load_block(now, a, &label, text).map_err(core)? as i32)
         })();
         self.status(r)
     }

@@ -5,9 +5,11 @@ use alloc::vec::Vec;
 use npc_sync::{Event, Metrics, Queue, Request, RequestKind, Value};
 
 /// Bytes of the output header.
-pub const HEADER_BYTES: usize = 56;
+pub const HEADER_BYTES: usize = 64;
 /// Bytes of one request record.
-pub const REQUEST_RECORD: usize = 48;
+pub const REQUEST_RECORD: usize = 56;
+/// Bytes of one block write record (Letta's API).
+pub const BLOCK_RECORD: usize = 24;
 /// Bytes of one change record.
 pub const CHANGE_RECORD: usize = 48;
 /// Bytes of one chat message record.
@@ -26,6 +28,7 @@ pub(crate) mod at {
     pub const STALENESS: usize = 32;
     pub const THRESHOLD: usize = 40;
     pub const METRICS: usize = 48;
+    pub const BLOCKS: usize = 56;
 }
 
 /// The address of bytes in linear memory (on wasm32 a pointer is the address).
@@ -61,6 +64,7 @@ pub(crate) struct PollOut {
     pub(crate) requests: Vec<u8>,
     pub(crate) changes: Vec<u8>,
     pub(crate) messages: Vec<u8>,
+    pub(crate) blocks: Vec<u8>,
     pub(crate) text: Vec<u8>,
 }
 
@@ -77,6 +81,7 @@ impl PollOut {
         self.requests.clear();
         self.changes.clear();
         self.messages.clear();
+        self.blocks.clear();
         self.text.clear();
         let mut text_bytes = 0usize;
         for r in reqs {
@@ -88,10 +93,13 @@ impl PollOut {
             for m in &r.messages {
                 text_bytes += m.sender.len() + m.text.len();
             }
+            for b in &r.blocks {
+                text_bytes += b.text.len();
+            }
         }
         // Reserved once: pushing below never reallocates, so addresses taken stay valid.
         self.text.reserve(text_bytes.max(1));
-        let (mut n_changes, mut n_messages) = (0u32, 0u32);
+        let (mut n_changes, mut n_messages, mut n_blocks) = (0u32, 0u32, 0u32);
         for r in reqs {
             let o = &mut self.requests;
             put_f64(o, r.id.0 as f64);
@@ -111,6 +119,19 @@ impl PollOut {
                 Some(s) => put_i32(o, s.0 as i32),
                 None => put_i32(o, -1),
             }
+            put_u32(o, n_blocks);
+            put_u32(o, r.blocks.len() as u32);
+            for b in &r.blocks {
+                let at = push_text(&mut self.text, b.text.as_bytes());
+                let o = &mut self.blocks;
+                put_u32(o, b.agent.index());
+                put_u32(o, b.agent_name.0);
+                put_u32(o, b.block.0);
+                put_u32(o, at);
+                put_u32(o, b.text.len() as u32);
+                put_u32(o, 0);
+            }
+            n_blocks += r.blocks.len() as u32;
             for c in &r.changes {
                 let o = &mut self.changes;
                 put_f64(o, c.seq.0 as f64);
@@ -158,6 +179,8 @@ impl PollOut {
             (self.messages.len() / MESSAGE_RECORD) as u32,
         );
         set_u32(h, at::MESSAGES + 4, addr(&self.messages));
+        set_u32(h, at::BLOCKS, (self.blocks.len() / BLOCK_RECORD) as u32);
+        set_u32(h, at::BLOCKS + 4, addr(&self.blocks));
     }
 }
 
@@ -170,10 +193,23 @@ fn push_text(text: &mut Vec<u8>, bytes: &[u8]) -> u32 {
 }
 
 /// Event records (ABI.md, "Event record").
-pub(crate) fn write_events(q: &Queue, events: &[Event], o: &mut Vec<u8>) {
+pub(crate) fn write_events(q: &mut Queue, events: &[Event], o: &mut Vec<u8>) {
     o.clear();
     for e in events {
         match e {
+            Event::BlockUnreadable {
+                agent,
+                block,
+                lines,
+            } => {
+                put_u32(o, 4);
+                put_u32(o, agent.index());
+                put_f64(o, lines.len() as f64);
+                put_f64(o, lines.first().map_or(0.0, |l| l.line as f64));
+                put_u32(o, q.agent_sym(*agent).map_or(0, |s| s.0));
+                // The label was interned when the block was read: this finds it.
+                put_u32(o, q.intern(block).map_or(0, |s| s.0));
+            }
             Event::AgentRemoved {
                 agent,
                 pending_fields,

@@ -204,7 +204,7 @@ fn bad_calls_have_codes_and_messages() {
     );
     assert_eq!(f.decide(2.0, 40), -6);
     assert_eq!(error(&f), "agent handle #40 was not issued by this queue");
-    assert_eq!(f.fail_request(2.0, 5.0, f64::INFINITY), -12);
+    assert_eq!(f.fail_request(2.0, 5.0, 1, f64::INFINITY), -12);
     // Nothing of the failed calls was applied: one change so far.
     assert_eq!(f.metrics(), 0);
     let m = f.metrics_record().to_vec();
@@ -230,8 +230,10 @@ fn atomic_groups_and_dependencies() {
     // The tool result waits for the group's location change.
     assert_eq!(f.after(first, loc), 0);
     assert_eq!(f.set(1.0, tool, 1, 0, 7.0, 2), 3.0);
-    assert_eq!(f.after(99.0, loc), 0);
-    assert_eq!(f.set(1.0, tool, 1, 0, 8.0, 2), -8.0, "unknown change");
+    // A seq never issued is refused at once, naming it.
+    assert_eq!(f.after(99.0, loc), -8);
+    assert_eq!(error(&f), "change #99 was never issued by this queue");
+    assert_eq!(f.after(0.5, loc), -14, "not a whole number");
     let n = f.poll(2.5);
     assert!(n >= 1, "{n}");
     let got = changes(&mut f);
@@ -315,7 +317,7 @@ fn outcomes_decisions_and_metrics() {
     assert_eq!(f.set(0.0, x, 1, 0, 1.0, 2), 1.0);
     assert_eq!(f.poll(1.0), 1);
     // A 429: paused for Retry-After, then the change goes again.
-    assert_eq!(f.fail_request(1.0, 1.0, 3.0), 0);
+    assert_eq!(f.fail_request(1.0, 1.0, 1, 3.0), 0);
     assert_eq!(f.poll(2.0), 0);
     assert_eq!(f.poll(4.5), 1);
     let (reqs, _, _) = f.poll_records();
@@ -343,4 +345,116 @@ fn outcomes_decisions_and_metrics() {
     let v = |i: usize| f64_at(&m, i * 8);
     // batch, urgent, failures, decisions fresh
     assert_eq!((v(0), v(1), v(10), v(11)), (2.0, 0.0, 1.0, 1.0));
+}
+
+/// The block write records of the last poll: (agent, agent sym, block sym, text).
+fn block_writes(f: &mut Facade) -> Vec<(u32, u32, u32, String)> {
+    let b = f.poll_blocks().to_vec();
+    let (base, text) = f.poll_text();
+    let text = text.to_vec();
+    b.chunks(npc_sync_luau::BLOCK_RECORD)
+        .map(|r| {
+            let at = (u32_at(r, 12) - base) as usize;
+            let len = u32_at(r, 16) as usize;
+            let s = String::from_utf8(text[at..at + len].to_vec()).unwrap();
+            (u32_at(r, 0), u32_at(r, 4), u32_at(r, 8), s)
+        })
+        .collect()
+}
+
+fn letta() -> Facade {
+    let mut f = Facade::new();
+    assert_eq!(f.config(21, 1.0), 0);
+    let n = put(&mut f, "persona");
+    assert_eq!(f.config_block_limit(n, 20.0), 0);
+    assert_eq!(f.config(22, 0.5), -14, "a limit is a whole number");
+    assert_eq!(f.init(), 0);
+    assert_eq!(
+        f.config_block_limit(n, 30.0),
+        -15,
+        "settings are fixed after init"
+    );
+    f
+}
+
+#[test]
+fn letta_writes_carry_the_rendered_block() {
+    let mut f = letta();
+    let a = agent(&mut f, "npc-1");
+    let loc = slot(&mut f, a, "status", "location");
+    let hp = slot(&mut f, a, "status", "health");
+    let status = intern(&mut f, "status");
+    let tavern = intern(&mut f, "tavern");
+    assert_eq!(f.set(0.0, loc, 4, 0, tavern as f64, 1), 1.0);
+    assert_eq!(f.set(0.0, hp, 1, 0, 62.5, 1), 2.0);
+    // Nothing due yet; a flush sends it all.
+    assert_eq!(f.poll(0.1), 0);
+    assert_eq!(f.flush(0.1), 1);
+    let (reqs, _, _) = f.poll_records();
+    let reqs = reqs.to_vec();
+    assert_eq!(reqs.len(), REQUEST_RECORD);
+    assert_eq!((u32_at(&reqs, 48), u32_at(&reqs, 52)), (0, 1), "one block");
+    let w = block_writes(&mut f);
+    assert_eq!(w.len(), 1);
+    assert_eq!((w[0].0, w[0].2), (a as u32, status as u32));
+    assert_eq!(sym_text(&mut f, w[0].1), "npc-1");
+    assert_eq!(w[0].3, "health: 62.5\nlocation: \"tavern\"");
+    // The persona block's limit (20) refuses a long value: agent, block and limit named.
+    let mood = slot(&mut f, a, "persona", "mood");
+    let n = put(&mut f, "a mood far too long to fit");
+    assert_eq!(f.set(0.2, mood, 3, n, 0.0, 1), -17.0);
+    assert_eq!(
+        error(&f),
+        "agent 'npc-1': block `persona` renders to 34 characters, over its limit of 20"
+    );
+}
+
+#[test]
+fn blocks_read_from_letta_are_staged_then_loaded() {
+    let mut f = letta();
+    let a = agent(&mut f, "npc-1");
+    let status = intern(&mut f, "status");
+    let loc = slot(&mut f, a, "status", "location");
+    assert_eq!(f.await_block(a, status), 0);
+    assert_eq!(f.take_read_call(0.0), 1, "the budget has room for the read");
+    assert_eq!(f.take_read_call(-1.0), -2, "a bad time is refused");
+    let plaza = intern(&mut f, "plaza");
+    assert_eq!(f.set(0.0, loc, 4, 0, plaza as f64, 1), 1.0);
+    assert_eq!(f.flush(0.0), 0, "the write waits for the read");
+    // A text staged in two pieces (a block may be longer than the scratch area).
+    let n = put(&mut f, "location: \"pla");
+    assert_eq!(f.stage_text(n), 0);
+    let n = put(&mut f, "za\"\nmood: \"calm\"\nfree text");
+    assert_eq!(f.stage_text(n), 0);
+    assert_eq!(f.load_block(0.5, a, status), 1, "one unreadable line");
+    assert_eq!(f.drain_events(), 1);
+    let ev = f.event_records().to_vec();
+    assert_eq!(u32_at(&ev, 0), 4);
+    assert_eq!((f64_at(&ev, 8), f64_at(&ev, 16)), (1.0, 3.0));
+    assert_eq!(sym_text(&mut f, u32_at(&ev, 28)), "status");
+    // Letta holds the game's location already: nothing to send.
+    assert_eq!(f.flush(0.5), 0);
+    assert_eq!(f.is_idle(), 1);
+    // Bad UTF-8 is refused and the staged text dropped.
+    f.scratch()[0] = 0xff;
+    assert_eq!(f.stage_text(1), 0);
+    assert_eq!(f.load_block(0.6, a, status), -14);
+    assert!(error(&f).contains("UTF-8"), "{}", error(&f));
+    assert_eq!(f.stage_text(-1), -14);
+}
+
+#[test]
+fn fail_tells_no_retry_after_from_a_negative_one() {
+    let mut f = ready();
+    let a = agent(&mut f, "npc-1");
+    let x = slot(&mut f, a, "status", "x");
+    assert_eq!(f.set(0.0, x, 1, 0, 1.0, 2), 1.0);
+    assert_eq!(f.poll(1.0), 1);
+    assert_eq!(f.fail_request(1.0, 1.0, 1, -2.0), -12);
+    assert_eq!(
+        error(&f),
+        "`retry_after` must be a finite number of seconds of 0 or more, got -2"
+    );
+    assert_eq!(f.fail_request(1.0, 1.0, 2, 0.0), -14);
+    assert_eq!(f.fail_request(1.0, 1.0, 0, -2.0), 0, "none given");
 }

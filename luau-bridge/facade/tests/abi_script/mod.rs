@@ -65,7 +65,7 @@ local function records(n)
 	local b = mem.buffer
 	local reqs, chg, msgs = buffer.readu32(b, hdr + 4), buffer.readu32(b, hdr + 12), buffer.readu32(b, hdr + 20)
 	for i = 0, n - 1 do
-		local r = reqs + 48 * i
+		local r = reqs + 56 * i
 		table.insert(inflight, buffer.readf64(b, r))
 		emit(string.format("req %s kind=%d calls=%d bytes=%d attempt=%d agent=%d", num(buffer.readf64(b, r)), buffer.readu32(b, r + 8), buffer.readu32(b, r + 32), buffer.readu32(b, r + 36), buffer.readu32(b, r + 40), buffer.readi32(b, r + 28)))
 		local first, count = buffer.readu32(b, r + 12), buffer.readu32(b, r + 16)
@@ -101,7 +101,8 @@ for line in string.gmatch(SCENARIO, "[^\n]+") do
 		for _, id in inflight do emit(result(X.nsq_ack(id))) end
 		inflight = {}
 	elseif op == "failall" then
-		for _, id in inflight do emit(result(X.nsq_fail(now, id, tonumber(w[3])))) end
+		local ra = tonumber(w[3])
+		for _, id in inflight do emit(result(X.nsq_fail(now, id, if ra < 0 then 0 else 1, ra))) end
 		inflight = {}
 	elseif op == "begin" then emit(result(X.nsq_atomic_begin()))
 	elseif op == "commit" then emit(result(X.nsq_atomic_commit(now)))
@@ -319,7 +320,7 @@ pub fn native(scenario: &str) -> String {
             "failall" => {
                 let ra: f64 = w[2].parse().unwrap();
                 for id in std::mem::take(&mut inflight) {
-                    let r = f.fail_request(now, id, ra);
+                    let r = f.fail_request(now, id, (ra >= 0.0) as i32, ra);
                     out.push(result(&f, r as f64));
                 }
             }
