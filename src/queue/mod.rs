@@ -928,8 +928,15 @@ impl Queue {
 
     /// Whether a field is the agent's `status.state` (the field combat mode follows).
     pub(crate) fn is_state_field(&self, key: FieldKey) -> bool {
-        self.symbols.text(key.block) == names::STATUS
-            && self.symbols.text(key.field) == names::STATE
+        let k = self.symbols.known();
+        k.status == Some(key.block) && k.state == Some(key.field)
+    }
+
+    /// Whether a field is `status.state` or `status.health` (changes of either may move
+    /// combat mode, which changes when the agent's critical changes are due).
+    fn is_combat_field(&self, key: FieldKey) -> bool {
+        let k = self.symbols.known();
+        k.status == Some(key.block) && (k.state == Some(key.field) || k.health == Some(key.field))
     }
 
     /// The rules a change's field implies, owned here for every path that takes in a
@@ -1066,7 +1073,8 @@ impl Queue {
                 None
             }
         };
-        self.note_due(now, key);
+        // A hint is kept exactly while the field has a pending unit, and names it.
+        self.note_due(now, key, hint.map(UnitHint::unit));
         (id, hint)
     }
 
@@ -1076,11 +1084,11 @@ impl Queue {
     /// frame is due only with the routine batch, already in the wake). Where the effect
     /// is not local to the change's unit (combat mode moved, a decision or chat waiting
     /// on the agent, no schedule yet) the next poll looks at everything.
-    pub(crate) fn note_due(&mut self, now: f64, key: FieldKey) {
-        let combat_field = self.symbols.text(key.block) == names::STATUS && {
-            let field = self.symbols.text(key.field);
-            field == names::STATE || field == names::HEALTH
-        };
+    ///
+    /// `unit` is the field's pending unit after the change (the caller has it at hand: one
+    /// lookup less on the hot path).
+    pub(crate) fn note_due(&mut self, now: f64, key: FieldKey, unit: Option<UnitId>) {
+        let combat_field = self.is_combat_field(key);
         let Some(a) = self.agent_state(key.agent) else {
             return;
         };
@@ -1092,11 +1100,7 @@ impl Queue {
             self.dirty = true;
             return;
         }
-        let Some(u) = self
-            .field(key)
-            .and_then(|f| f.unit)
-            .and_then(|id| self.units.get(&id))
-        else {
+        let Some(u) = unit.and_then(|id| self.units.get(&id)) else {
             return;
         };
         let due = if u.not_before > now {

@@ -44,6 +44,11 @@ impl UnitHint {
         UnitHint { unit, priority }
     }
 
+    /// The unit the hint is about.
+    pub(crate) fn unit(self) -> UnitId {
+        self.unit
+    }
+
     /// Whether a change of `priority` to a field whose unit is `unit` leaves it unchanged.
     pub(crate) fn covers(self, unit: UnitId, priority: Priority) -> bool {
         self.unit == unit && priority <= self.priority && priority <= Priority::Normal
@@ -209,8 +214,11 @@ impl Queue {
         }
         self.rec.m.changes_in += 1;
         self.rec.m.coalesced += 1;
-        // The same wake rule as every other change (`Queue::note_due`).
-        self.note_due(now, key);
+        // The same wake rule as every other change (`Queue::note_due`). The unit is left
+        // as it was, yet its due time is still noted: the wake a full poll sets does not
+        // cover every unit on its own (tests/slots.rs finds a case where skipping this
+        // delays an urgent request).
+        self.note_due(now, key, Some(unit));
         Ok(ChangeId {
             seq,
             agent: key.agent,
