@@ -972,14 +972,15 @@ impl Queue {
     /// Records a value as the field's latest local value; returns its sequence number and
     /// the field (one lookup for the whole change: lookups dominate its cost in Luau).
     pub(crate) fn record_key(&mut self, key: FieldKey, value: Value) -> (u64, &mut FieldState) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.rec.m.changes_in += 1;
-        let fs = self.field_mut(key);
-        fs.local = Some(Local {
-            value,
-            seq: Seq(seq),
-        });
+        // The field reached through `self.agents` directly, so that the counters beside it
+        // can be borrowed at the same time (`agent_mut` would borrow the whole queue).
+        let fs = self.agents[key.agent.0 as usize]
+            .as_mut()
+            .expect("agent checked live before mutation")
+            .fields
+            .entry((key.block, key.field))
+            .or_default();
+        let seq = record_local(&mut self.next_seq, &mut self.rec.m.changes_in, fs, value);
         (seq, fs)
     }
 
@@ -1320,6 +1321,27 @@ impl Queue {
 pub(crate) enum Recency {
     Newer,
     Older,
+}
+
+/// Records `value` as a field's latest local value under the next sequence number and
+/// counts it in `changes_in`: the one owner of that bookkeeping, for the general path
+/// ([`Queue::record_key`]) and the slot path's one-pass shortcut, which holds the field
+/// already. Inlined: a call here costs the shortcut about 3 % native in Luau.
+#[inline(always)]
+pub(crate) fn record_local(
+    next_seq: &mut u64,
+    changes_in: &mut u64,
+    f: &mut FieldState,
+    value: Value,
+) -> u64 {
+    let seq = *next_seq;
+    *next_seq += 1;
+    *changes_in += 1;
+    f.local = Some(Local {
+        value,
+        seq: Seq(seq),
+    });
+    seq
 }
 
 fn change_id(key: FieldKey, seq: u64) -> ChangeId {
