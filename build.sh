@@ -199,10 +199,18 @@ compare_traces() {
   [ "$failed" -eq 0 ]
 }
 
+# One `frame runtime=... npcs=N ...` line per case: native (public Rust API), node
+# (pkg/node), luau-interp and luau-native (NpcSync over the core, from pkg/roblox). The bare
+# Luau facade's figures follow as `facade runtime=...` lines (extra information).
 bench_frame() {
   step "frame cost: 100 and 1,000 NPCs each changing a status field every frame, plus polling"
   cargo bench -p npc-sync --bench frame
   node benches/frame.mjs
+  roblox
+  step "frame cost in Luau through NpcSync (pkg/roblox), interpreted and native"
+  cargo bench -p npc-sync-luau-harness --bench bridge_frame
+  step "the bare Luau facade (no bridge), for comparison"
+  cargo bench -p npc-sync-luau --bench luau_frame
 }
 
 demo() {
@@ -289,11 +297,6 @@ bench() {
   if [ -d luau-bridge/transpiler/benches ]; then
     cargo bench -p wasm-to-luau
   fi
-  roblox
-  step "the core through pkg/roblox in Luau (interpreted, native) and natively: cost per change and per frame"
-  cargo bench -p npc-sync-luau --bench luau_frame
-  step "NpcSync (the bridge over the generated core, from pkg/roblox) in Luau, interpreted and native: cost per change and per frame"
-  cargo bench -p npc-sync-luau-harness --bench bridge_frame
   bench_versus
 }
 

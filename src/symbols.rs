@@ -25,6 +25,19 @@ impl Limits {
 pub(crate) struct Symbols {
     texts: Vec<String>,
     index: BTreeMap<String, Sym>,
+    /// The symbols of the names the queue's rules look at on every change, once interned
+    /// (compared as integers instead of texts; not interned ahead, so that symbol numbers,
+    /// which order each agent's fields, stay what the inputs make them).
+    known: KnownSyms,
+}
+
+/// The symbols of `status`, `status.state`'s and `status.health`'s field names, if
+/// interned yet (see [`Symbols::known`]).
+#[derive(Clone, Copy, Default, Debug)]
+pub(crate) struct KnownSyms {
+    pub(crate) status: Option<Sym>,
+    pub(crate) state: Option<Sym>,
+    pub(crate) health: Option<Sym>,
 }
 
 impl Symbols {
@@ -56,9 +69,20 @@ impl Symbols {
             return *sym;
         }
         let sym = Sym(self.texts.len() as u32);
+        match s {
+            crate::names::STATUS => self.known.status = Some(sym),
+            crate::names::STATE => self.known.state = Some(sym),
+            crate::names::HEALTH => self.known.health = Some(sym),
+            _ => {}
+        }
         self.texts.push(String::from(s));
         self.index.insert(String::from(s), sym);
         sym
+    }
+
+    /// The well-known names' symbols (those interned so far).
+    pub(crate) fn known(&self) -> KnownSyms {
+        self.known
     }
 
     pub(crate) fn get(&self, sym: Sym) -> Option<&str> {

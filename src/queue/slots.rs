@@ -2,10 +2,10 @@
 //! integer, so a change call from a facade (the Luau bridge) carries numbers only: no name
 //! is interned, checked or compared per call.
 
-use super::state::{FieldKey, Local};
+use super::state::FieldKey;
 use super::{Priority, Queue};
 use crate::error::Error;
-use crate::ids::{AgentId, ChangeId, Seq, Sym, UnitId};
+use crate::ids::{AgentId, ChangeId, Sym, UnitId};
 use crate::symbols::{Limits, Symbols};
 use crate::value::Value;
 use alloc::collections::BTreeMap;
@@ -42,6 +42,11 @@ pub(crate) struct UnitHint {
 impl UnitHint {
     pub(crate) fn new(unit: UnitId, priority: Priority) -> Self {
         UnitHint { unit, priority }
+    }
+
+    /// The unit the hint is about.
+    pub(crate) fn unit(self) -> UnitId {
+        self.unit
     }
 
     /// Whether a change of `priority` to a field whose unit is `unit` leaves it unchanged.
@@ -204,19 +209,16 @@ impl Queue {
         if equal {
             return Err(value);
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        f.local = Some(Local {
-            value,
-            seq: Seq(seq),
-        });
+        let seq = super::record_local(&mut self.next_seq, &mut self.rec.m.changes_in, f, value);
         if now > self.latest_now {
             self.latest_now = now;
         }
-        self.rec.m.changes_in += 1;
         self.rec.m.coalesced += 1;
-        // The same wake rule as every other change (`Queue::note_due`).
-        self.note_due(now, key);
+        // The same wake rule as every other change (`Queue::note_due`). The unit is left
+        // as it was, yet its due time is still noted: the wake a full poll sets does not
+        // cover every unit on its own (tests/slots.rs finds a case where skipping this
+        // delays an urgent request).
+        self.note_due(now, key, Some(unit));
         Ok(ChangeId {
             seq,
             agent: key.agent,

@@ -9,7 +9,11 @@
 //!
 //! `cargo bench -p npc-sync-luau --bench luau_frame` (env: `NSQ_FRAMES`, default 1900;
 //! `NSQ_DIR`, default `pkg/roblox`). Prints one line per case:
-//! `frame runtime=luau-interp|luau-native|native npcs=N ms=X share=Y us_per_change=Z`.
+//! `facade runtime=luau-interp|luau-native|native-facade npcs=N ms=X share=Y us_per_change=Z`.
+//! These are the bare facade's figures, extra information beside the `frame ...` lines of
+//! `./build.sh bench`: the Luau `frame` lines come from the path a game uses, `NpcSync`
+//! over the core (`luau-bridge/harness/benches/bridge_frame.rs`), the native one from
+//! `benches/frame.rs` (the public Rust API).
 
 use mlua::{Function, Lua, Table, Value};
 use npc_sync_luau::Facade;
@@ -225,8 +229,13 @@ fn main() {
                 r.worst_s * 1e3,
                 r.sent
             );
+            let label = if runtime == "native" {
+                "native-facade"
+            } else {
+                runtime
+            };
             println!(
-                "frame runtime={runtime} npcs={npcs} ms={ms:.3} share={:.4} us_per_change={us:.3}",
+                "facade runtime={label} npcs={npcs} ms={ms:.3} share={:.4} us_per_change={us:.3}",
                 ms / 16.7
             );
         }
