@@ -44,33 +44,6 @@ async function call(url, method, headers, body, now) {
   }
 }
 
-// Letta: a block's text from its fields (docs/letta-block-format.md).
-function quote(s) {
-  let out = '"';
-  for (const ch of s) {
-    const c = ch.codePointAt(0);
-    if (ch === '"') out += '\\"';
-    else if (ch === "\\") out += "\\\\";
-    else if (ch === "\n") out += "\\n";
-    else if (ch === "\r") out += "\\r";
-    else if (ch === "\t") out += "\\t";
-    else if (c < 0x20 || c === 0x7f) out += `\\u{${c.toString(16)}}`;
-    else out += ch;
-  }
-  return out + '"';
-}
-function renderValue(v) {
-  if (typeof v === "string") return quote(v);
-  if (typeof v === "number") return Object.is(v, -0) ? "-0" : String(v);
-  return String(v);
-}
-function render(fields) {
-  const names = [...fields.keys()].filter((n) => fields.get(n) !== null);
-  names.sort((a, b) => (Buffer.from(a) < Buffer.from(b) ? -1 : Buffer.from(a) > Buffer.from(b) ? 1 : 0));
-  return names.map((n) => `${n}: ${renderValue(fields.get(n))}`).join("\n");
-}
-const lettaBlocks = new Map(); // "agent\0block" -> Map(field -> value), as last sent
-
 async function sendBatch(r, now) {
   const body =
     r.kind === "inference"
@@ -105,18 +78,11 @@ async function sendLetta(r, now) {
     const body = { messages: r.messages.map((m) => ({ role: "user", name: m.sender, content: m.text })) };
     results = [await call(`${target.baseUrl}/v1/agents/${enc(r.agent)}/messages`, "POST", headers, JSON.stringify(body), now)];
   } else {
-    const order = [];
-    for (const c of r.changes) {
-      const key = `${c.agent}\0${c.block}`;
-      if (!lettaBlocks.has(key)) lettaBlocks.set(key, new Map());
-      if (!order.includes(key)) order.push(key);
-      lettaBlocks.get(key).set(c.field, c.value);
-    }
+    // The core renders each agent-block's whole text (docs/letta-block-format.md).
     results = await Promise.all(
-      order.map((key) => {
-        const [agent, block] = key.split("\0");
-        const url = `${target.baseUrl}/v1/agents/${enc(agent)}/core-memory/blocks/${enc(block)}`;
-        return call(url, "PATCH", headers, JSON.stringify({ value: render(lettaBlocks.get(key)) }), now);
+      r.blocks.map((w) => {
+        const url = `${target.baseUrl}/v1/agents/${enc(w.agent)}/core-memory/blocks/${enc(w.label)}`;
+        return call(url, "PATCH", headers, JSON.stringify({ value: w.value }), now);
       }),
     );
   }
@@ -130,9 +96,7 @@ const send = target.kind === "letta" ? sendLetta : sendBatch;
 // ---- the game -------------------------------------------------------------------------
 
 const handles = new Map(); // the simulator's seq -> this run's handle
-const agents = new Set();
 function apply(now, c) {
-  if (c.agent) agents.add(c.agent);
   switch (c.op) {
     case "location": handles.set(c.seq, q.setLocation(now, c.agent, c.value)); break;
     case "state": handles.set(c.seq, q.setState(now, c.agent, c.value)); break;
@@ -164,18 +128,14 @@ let flushed = false;
 let why = "timeout";
 let flushStart = null;
 let lastNow = 0;
-// The queue's clock: the simulated time, plus what the shutdown adds. At shutdown the
-// driver does what the bridge's flushAll does (luau-bridge/src/process.luau): the queue's
-// clock jumps one batch interval ahead so routine batches are due now, and every agent's
-// sync is asked for at once (the core has no flush call). The proxy gets the simulated time.
-let offset = 0;
-const BATCH_INTERVAL = 30;
+// At shutdown the driver does what the bridge's flushAll does (luau-bridge/src/process.luau):
+// every step flushes the queue (everything pending goes now, within the budget).
 for (let frame = 0; ; frame++) {
   const now = frame / FPS;
   lastNow = now;
   for (const o of await Promise.all(inFlight)) {
     if (o.ok) q.ack(o.id, o.confirmed);
-    else q.fail(now + offset, o.id, o.retryAfter);
+    else q.fail(now, o.id, o.retryAfter);
   }
   inFlight = [];
   if (frame < opts.frames) {
@@ -183,8 +143,6 @@ for (let frame = 0; ; frame++) {
   } else {
     if (flushStart === null) {
       flushStart = now;
-      offset = BATCH_INTERVAL;
-      for (const a of agents) q.decide(now + offset, a);
     }
     if (q.isIdle()) {
       flushed = true;
@@ -193,7 +151,8 @@ for (let frame = 0; ; frame++) {
     }
     if (now - flushStart >= opts.flushTimeout) break;
   }
-  for (const r of q.poll(now + offset)) inFlight.push(send(r, now));
+  const reqs = flushStart === null ? q.poll(now) : q.flush(now);
+  for (const r of reqs) inFlight.push(send(r, now));
 }
 const flushSeconds = flushStart === null ? 0 : lastNow - flushStart;
 if (!flushed) {
