@@ -446,3 +446,46 @@ fn block_reads_are_counted_in_the_budget_and_never_exceed_it() {
     assert!(q.take_read_call(61.0).unwrap());
     assert!(matches!(q.take_read_call(-1.0), Err(Error::BadTime { .. })));
 }
+
+/// Found by the end-to-end runs under faults (e2e, Letta target): a write whose answer was
+/// lost may still have landed, so a later write of the same block that does not carry
+/// that field must not render the older acknowledged value (or leave the field out) over
+/// it: Letta's field would move back.
+#[test]
+fn a_write_never_moves_a_field_back_behind_a_failed_write_that_may_have_landed() {
+    let mut q = letta(|_| {});
+    let a = q.agent("npc-1").unwrap();
+    q.set_location(0.0, a, "tavern").unwrap();
+    let r = one(q.flush(0.0).unwrap());
+    q.ack(r.id, &[]).unwrap();
+    // The next write of `status` carries location=market; its answer is lost.
+    q.set_location(1.0, a, "market").unwrap();
+    q.set(1.0, Change::new(a, "status", "mood", Value::str("calm")))
+        .unwrap();
+    let r = one(q.flush(1.0).unwrap());
+    assert_eq!(
+        writes(&q, &r),
+        ["npc-1/status=location: \"market\"\nmood: \"calm\""]
+    );
+    q.fail(1.5, r.id, None).unwrap();
+    // Whatever goes next for `status` (here a critical health drop, while the failed
+    // fields wait out their backoff or ride along), Letta must never be told
+    // location=tavern again, nor lose mood.
+    q.set_health(2.0, a, 100.0).unwrap();
+    q.set_health(2.1, a, 50.0).unwrap();
+    let mut t = 2.1;
+    let mut seen = 0;
+    while t < 120.0 {
+        for r in q.poll(t).unwrap() {
+            for w in writes(&q, &r) {
+                seen += 1;
+                assert!(!w.contains("tavern"), "moved back: {w}");
+                assert!(w.contains("mood: \"calm\""), "mood left out: {w}");
+            }
+            q.ack(r.id, &[]).unwrap();
+        }
+        t += 0.25;
+    }
+    assert!(seen > 0);
+    assert!(q.is_idle());
+}

@@ -217,9 +217,10 @@ impl Queue {
     }
 
     /// Letta's API: the text of every agent-block a request writes, in the order the
-    /// blocks first appear in its changes: the acknowledged fields overlaid with the
-    /// request's values. Called at emission, when no other write of these blocks is in
-    /// flight (one write per agent-block), so the acknowledged state is all Letta holds.
+    /// blocks first appear in its changes: what Letta may hold (the acknowledged fields, or
+    /// the value of a failed write that may have landed) overlaid with the request's
+    /// values. Called at emission, when no other write of these blocks is in flight (one
+    /// write per agent-block).
     pub(crate) fn render_writes(&self, changes: &[SentChange]) -> Vec<BlockWrite> {
         if !self.letta() {
             return Vec::new();
@@ -239,7 +240,9 @@ impl Queue {
                     .any(|c| c.agent == agent && c.block == block && c.field == f)
             };
             for (f, fs) in self.block_fields(agent, block) {
-                if let Some((v, _)) = &fs.acked {
+                // What Letta may hold: a failed write may have landed, and writing the
+                // acknowledged value over it would move the field back.
+                if let Some(v) = fs.backend_value() {
                     // A name the format cannot hold can only come from confirmed state
                     // (`ack`); it is left out rather than fail the whole block's text.
                     let name = self.symbols.text(f);
@@ -408,6 +411,7 @@ impl Queue {
         let f = self.field_mut(key);
         f.acked = Some((value, Seq(0)));
         f.unsure = None;
+        f.unsure_value = None;
         key
     }
 }

@@ -97,9 +97,8 @@ impl Queue {
                     if *seq > f.acked_seq() {
                         f.acked = Some((v, *seq));
                     }
-                    if f.unsure.is_some_and(|u| u <= f.acked_seq()) {
-                        f.unsure = None;
-                    }
+                    let acked = f.acked_seq();
+                    f.settle_unsure(acked);
                     f.settle_lag();
                 }
                 touched.push(*key);
@@ -121,9 +120,7 @@ impl Queue {
             let f = self.field_mut(key);
             if c.seq >= f.acked_seq() {
                 f.acked = Some((c.value.clone(), c.seq));
-                if f.unsure.is_some_and(|u| u <= c.seq) {
-                    f.unsure = None;
-                }
+                f.settle_unsure(c.seq);
             }
             let local_seq = f.local.as_ref().map(|l| l.seq).unwrap_or_default();
             let from_earlier_run = c.seq.0 >= issued;
@@ -197,16 +194,18 @@ impl Queue {
                 }
                 let f = self.field_mut(*key);
                 let mut oldest = None;
+                let mut failed_value = None;
                 f.in_flight.retain(|v| {
                     if v.request == request && v.seq == *seq {
                         oldest = Some(v.oldest);
+                        failed_value = Some(v.value.clone());
                         false
                     } else {
                         true
                     }
                 });
-                if oldest.is_some() && *seq > f.acked_seq() {
-                    f.unsure = Some(f.unsure.map_or(*seq, |u| u.max(*seq)));
+                if let Some(v) = failed_value.filter(|_| *seq > f.acked_seq()) {
+                    f.mark_unsure(*seq, v);
                 }
                 if let Some(o) = oldest {
                     if f.needs_send() || sent.group.is_some() {

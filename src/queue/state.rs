@@ -48,6 +48,10 @@ pub(crate) struct FieldState {
     /// response) does not prove the backend did not apply it, so until a later send is
     /// acknowledged the backend's value is not known and differential sync is off.
     pub(crate) unsure: Option<Seq>,
+    /// The value of that failed send (the one numbered `unsure`): what the backend may hold
+    /// instead of `acked`. A Letta block write that does not send this field renders this
+    /// value, so a write never moves a field back behind a send that may have landed.
+    pub(crate) unsure_value: Option<Value>,
     /// When the oldest change was made that stopped waiting because the field went back
     /// to the value in flight, while the backend did not hold the local value yet. If
     /// the field diverges again before the backend holds the local value, that change
@@ -56,6 +60,31 @@ pub(crate) struct FieldState {
 }
 
 impl FieldState {
+    /// A send numbered `seq` carrying `value` failed: the backend may hold it.
+    pub(crate) fn mark_unsure(&mut self, seq: Seq, value: Value) {
+        if self.unsure.is_none_or(|u| seq >= u) {
+            self.unsure = Some(seq);
+            self.unsure_value = Some(value);
+        }
+    }
+
+    /// The backend's value is known again up to `seq` (acknowledged or read).
+    pub(crate) fn settle_unsure(&mut self, seq: Seq) {
+        if self.unsure.is_some_and(|u| u <= seq) {
+            self.unsure = None;
+            self.unsure_value = None;
+        }
+    }
+
+    /// What the backend may hold for this field: the value of a failed send that may have
+    /// landed, else the acknowledged value.
+    pub(crate) fn backend_value(&self) -> Option<&Value> {
+        match (&self.unsure, &self.unsure_value) {
+            (Some(u), Some(v)) if *u > self.acked_seq() => Some(v),
+            _ => self.acked.as_ref().map(|(v, _)| v),
+        }
+    }
+
     pub(crate) fn acked_seq(&self) -> Seq {
         self.acked.as_ref().map(|a| a.1).unwrap_or_default()
     }
