@@ -68,7 +68,7 @@ pub struct Config {
     pub target: Target,
     /// Letta's API: a block's rendered text may hold at most this many characters
     /// (Unicode scalar values) unless `block_limits` names its label. Letta's own default
-    /// block limit is 100,000 characters (0.16.8's `CORE_MEMORY_BLOCK_CHAR_LIMIT`).
+    /// block limit is 5,000 characters.
     pub default_block_limit: u32,
     /// Letta's API: the limit of each block label that differs from
     /// `default_block_limit` (each label at most once).
@@ -124,7 +124,7 @@ impl fmt::Display for ConfigError {
 /// HttpService's hard limit per game server.
 pub const HTTP_SERVICE_LIMIT_PER_MINUTE: u32 = 500;
 /// Letta's default limit of a block's value, in characters.
-pub const DEFAULT_BLOCK_LIMIT: u32 = 100_000;
+pub const DEFAULT_BLOCK_LIMIT: u32 = 5000;
 /// The smallest body that still holds one change of maximal size.
 const MIN_REQUEST_BYTES: u32 = 24 * 1024;
 
@@ -315,13 +315,13 @@ mod tests {
             (c.chat_window_s, c.chat_max_wait_s, c.chat_max_messages),
             (0.5, 1.5, 16)
         );
-        assert_eq!(c.default_block_limit, 100_000);
+        assert_eq!(c.default_block_limit, 5000);
         assert!(c.validate().is_ok());
         let mut c = Config::default();
         c.block_limits.push(("persona".into(), 200));
         assert_eq!(
             (c.block_limit("persona"), c.block_limit("status")),
-            (200, 100_000)
+            (200, 5000)
         );
     }
 

@@ -51,7 +51,7 @@ mod symbols;
 mod value;
 mod window;
 
-pub use config::{Config, ConfigError, Target, DEFAULT_BLOCK_LIMIT};
+pub use config::{Config, ConfigError, Target};
 pub use error::Error;
 pub use ids::{AgentId, ChangeId, RequestId, Seq, Sym};
 pub use metrics::{LatencySummary, Metrics};

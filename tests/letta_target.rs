@@ -105,7 +105,7 @@ fn a_change_over_the_blocks_limit_is_refused_naming_agent_block_and_limit() {
     // Nothing applied.
     assert_eq!(q.metrics().changes_in, before);
     assert_eq!(q.local_value(a, "status", "description"), None);
-    // Other blocks have the default limit (100,000).
+    // Other blocks have the default limit (5,000).
     q.set(
         0.0,
         Change::new(a, "persona", "bio", Value::str("a very long description")),
@@ -114,10 +114,10 @@ fn a_change_over_the_blocks_limit_is_refused_naming_agent_block_and_limit() {
     let e = q
         .set(
             0.0,
-            Change::new(a, "persona", "bio", Value::str(&"x".repeat(100_000))),
+            Change::new(a, "persona", "bio", Value::str(&"x".repeat(5000))),
         )
         .unwrap_err();
-    assert!(e.to_string().contains("over its limit of 100000"), "{e}");
+    assert!(e.to_string().contains("over its limit of 5000"), "{e}");
 }
 
 #[test]

@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 /// Letta 0.16.8's block limit when none is set (`CORE_MEMORY_BLOCK_CHAR_LIMIT` in its
 /// `constants.py`): taken for a block read without a `limit`, and for a block a batch
 /// creates without reading it (the server always reads blocks first).
-pub const DEFAULT_BLOCK_LIMIT: usize = npc_sync::DEFAULT_BLOCK_LIMIT as usize;
+pub const DEFAULT_BLOCK_LIMIT: usize = 100_000;
 
 /// Why a Letta call failed for good.
 #[derive(Debug, Clone)]
