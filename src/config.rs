@@ -67,8 +67,10 @@ pub struct Config {
     /// How requests become HTTP calls.
     pub target: Target,
     /// Letta's API: a block's rendered text may hold at most this many characters
-    /// (Unicode scalar values) unless `block_limits` names its label. Letta's own default
-    /// block limit is 5,000 characters.
+    /// (Unicode scalar values) unless `block_limits` names its label. Default 5,000: Letta
+    /// 0.16.8's own default is 100,000 (`CORE_MEMORY_BLOCK_CHAR_LIMIT`) and it no longer
+    /// enforces it, but a whole block must fit one PATCH under the 64 KiB request cap and
+    /// the agent's context, so the queue keeps blocks far smaller.
     pub default_block_limit: u32,
     /// Letta's API: the limit of each block label that differs from
     /// `default_block_limit` (each label at most once).

@@ -70,7 +70,7 @@ export interface SyncQueueConfig {
   chatMaxMessages?: number;
   /** `"batch"`: the project's batch endpoint (default); `"letta"`: Letta's own API. */
   target?: "batch" | "letta";
-  /** Letta's API: characters a block's text may hold (default 5000, Letta's own default). */
+  /** Letta's API: characters a block's text may hold (default 5000; Letta 0.16.8's own default is 100000, unenforced). */
   defaultBlockLimit?: number;
   /** Letta's API: the limit of each block label that differs from `defaultBlockLimit`. */
   blockLimits?: Record<string, number>;
