@@ -1,6 +1,4 @@
-//! Bugs the end-to-end runs found, each as a failing test, ignored by default so the suite
-//! stays green until the owner's fix lands: run them with
-//! `cargo test --release -p npc-sync-e2e --test known_bugs -- --ignored`.
+//! Bugs the end-to-end runs found, each kept as a regression test once fixed.
 
 use mlua::IntoLuaMulti;
 use npc_sync::{block_text, Value};
@@ -8,14 +6,13 @@ use npc_sync_luau_harness::roblox::repo_root;
 use npc_sync_luau_harness::server::TestServer;
 use npc_sync_luau_harness::{Options, Roblox};
 
-/// KNOWN BUG (owner: letta8, bridge letta/sender). The Luau bridge's Letta target renders a
-/// block as `field: value` with Luau's `tostring` (`luau-bridge/src/letta.luau`), so strings
-/// go out unquoted (`location: north gate`) instead of the documented format
-/// (`docs/letta-block-format.md`, `location: "north gate"`). `block_text::parse` (and so the
-/// batch endpoint server, which reads blocks back before writing them) cannot read those
-/// lines: every `target=letta runtime=luau` e2e run ends with `lost=36`.
+/// FIXED (the core renders Letta blocks now, issue 8 item 2). The Luau bridge's Letta
+/// target rendered a block with Luau's `tostring`, so strings went out unquoted
+/// (`location: north gate`) instead of the documented format
+/// (`docs/letta-block-format.md`, `location: "north gate"`), which `block_text::parse` (and
+/// the batch endpoint server, which reads blocks back before writing them) cannot read:
+/// every `target=letta runtime=luau` e2e run ended with `lost=36`.
 #[test]
-#[ignore = "KNOWN BUG (letta8): Luau bridge renders Letta blocks outside docs/letta-block-format.md"]
 fn luau_bridge_letta_blocks_follow_the_block_format() {
     let letta = TestServer::start();
     let vm = Roblox::new(Options {
