@@ -109,14 +109,11 @@ fn mixed_300_npcs_stays_in_budget() {
 
 #[test]
 fn every_scenario_survives_failures_and_retry_after() {
-    for scenario in [
-        "patrol",
-        "combat",
-        "tool-chain",
-        "group-churn",
-        "chat",
-        "mixed",
-    ] {
+    let (code, list, _) = sim(&["--list-scenarios"]);
+    assert_eq!(code, 0);
+    let scenarios: Vec<&str> = list.lines().collect();
+    assert_eq!(scenarios.len(), 6, "{list}");
+    for scenario in scenarios {
         for seed in ["1", "2"] {
             let r = Report::run(&[
                 "--scenario",

@@ -64,13 +64,26 @@ impl RunResult {
     }
 }
 
-/// Writes a scenario's calls with the simulator binary (`npc-sync-sim --calls`).
-pub fn generate_calls(
-    scenario: &str,
-    npcs: u32,
-    seconds: f64,
-    seed: u64,
-) -> Result<String, String> {
+/// The simulator's scenarios (`npc-sync-sim --list-scenarios`): it owns the list.
+pub fn scenarios() -> Result<Vec<String>, String> {
+    let bin = sim_bin()?;
+    let out = Command::new(&bin)
+        .arg("--list-scenarios")
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "npc-sync-sim --list-scenarios: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect())
+}
+
+fn sim_bin() -> Result<std::path::PathBuf, String> {
     let bin = backend::release_bin("npc-sync-sim");
     if !bin.exists() {
         return Err(format!(
@@ -78,6 +91,17 @@ pub fn generate_calls(
             bin.display()
         ));
     }
+    Ok(bin)
+}
+
+/// Writes a scenario's calls with the simulator binary (`npc-sync-sim --calls`).
+pub fn generate_calls(
+    scenario: &str,
+    npcs: u32,
+    seconds: f64,
+    seed: u64,
+) -> Result<String, String> {
+    let bin = sim_bin()?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let path = dir.path().join("calls.jsonl");
     let out = Command::new(&bin)

@@ -17,15 +17,6 @@ use npc_sync_e2e::scenario::Scenario;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-const SCENARIOS: [&str; 6] = [
-    "patrol",
-    "combat",
-    "tool-chain",
-    "group-churn",
-    "chat",
-    "mixed",
-];
-
 /// NPCs per scenario for the default set: chosen so the 48 runs take about 9 minutes on two
 /// shared cores (`--npcs` runs bigger ones).
 fn default_npcs(scenario: &str) -> u32 {
@@ -54,8 +45,9 @@ fn list<T>(v: &str, name: &str, f: impl Fn(&str) -> Option<T>) -> Result<Vec<T>,
 }
 
 fn parse() -> Result<Args, String> {
+    let known = run::scenarios()?;
     let mut a = Args {
-        scenarios: SCENARIOS.iter().map(|s| s.to_string()).collect(),
+        scenarios: known.clone(),
         npcs: None,
         seconds: 600.0,
         seed: 1,
@@ -69,7 +61,7 @@ fn parse() -> Result<Args, String> {
         match flag.as_str() {
             "--scenarios" => {
                 a.scenarios = list(&value()?, "--scenarios", |s| {
-                    SCENARIOS.contains(&s).then(|| s.to_string())
+                    known.iter().any(|k| k == s).then(|| s.to_string())
                 })?
             }
             "--npcs" => {

@@ -41,7 +41,7 @@ struct Args {
 }
 
 const USAGE: &str =
-    "usage: npc-sync-sim --scenario patrol|combat|tool-chain|group-churn|chat|mixed \
+    "usage: npc-sync-sim --scenario NAME (names: --list-scenarios) \
 --npcs N --seconds S [--fail-rate F] [--seed K] [--target batch|letta] [--json] [--timeline FILE] [--calls FILE]";
 
 fn parse_args() -> Result<Args, String> {
@@ -94,6 +94,10 @@ fn parse_args() -> Result<Args, String> {
                         ))
                     }
                 }
+            }
+            "--list-scenarios" => {
+                println!("{}", world::SCENARIOS.join("\n"));
+                std::process::exit(0);
             }
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument '{other}'\n{USAGE}")),

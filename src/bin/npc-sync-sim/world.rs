@@ -77,6 +77,18 @@ pub struct World {
 
 const DECISION_TIMEOUT_S: f64 = 5.0;
 
+/// Every scenario `World::new` knows, in the order tools list them (`--list-scenarios`
+/// prints them: the end-to-end runner and the benches ask the simulator instead of keeping
+/// their own list).
+pub const SCENARIOS: [&str; 6] = [
+    "patrol",
+    "combat",
+    "tool-chain",
+    "group-churn",
+    "chat",
+    "mixed",
+];
+
 impl World {
     pub fn new(q: &mut Queue, scenario: &str, npcs: u32, seed: u64) -> Result<World, String> {
         let mut rng = Rng::new(seed);
@@ -95,7 +107,8 @@ impl World {
             ],
             other => {
                 return Err(format!(
-                    "unknown scenario '{other}': use patrol, combat, tool-chain, group-churn, chat or mixed"
+                    "unknown scenario '{other}': use one of {}",
+                    SCENARIOS.join(", ")
                 ))
             }
         };

@@ -6,19 +6,21 @@ use serde_json::{json, Value as Json};
 use std::path::Path;
 use std::process::Command;
 
-const SCENARIOS: [&str; 6] = [
-    "patrol",
-    "combat",
-    "tool-chain",
-    "group-churn",
-    "chat",
-    "mixed",
-];
-
 pub fn requests_per_minute(root: &Path, seconds: f64) -> Vec<Json> {
     let bin = root.join("target/release/npc-sync-sim");
     let mut out = Vec::new();
-    for s in SCENARIOS {
+    // The simulator owns the list of scenarios.
+    let names = match Command::new(&bin).arg("--list-scenarios").output() {
+        Ok(r) if r.status.success() => String::from_utf8_lossy(&r.stdout).into_owned(),
+        _ => {
+            eprintln!(
+                "{}: cannot list scenarios (build it: cargo build --release --bin npc-sync-sim)",
+                bin.display()
+            );
+            return out;
+        }
+    };
+    for s in names.lines() {
         let run = Command::new(&bin)
             .args(["--scenario", s, "--npcs", "100", "--seconds"])
             .arg(seconds.to_string())
