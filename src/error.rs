@@ -108,6 +108,15 @@ pub enum Error {
         /// Block label.
         block: String,
     },
+    /// Changes kept outside the core by a facade cannot be taken in
+    /// ([`crate::Queue::absorb`]): the facade broke the absorption contract. Nothing was
+    /// applied.
+    Absorb {
+        /// The slot's index, when one record is at fault.
+        slot: Option<u32>,
+        /// Why.
+        reason: &'static str,
+    },
 }
 
 impl Error {
@@ -132,6 +141,7 @@ impl Error {
             Error::BadRetryAfter { .. } => "BadRetryAfter",
             Error::BlockText { .. } => "BlockText",
             Error::BlockBusy { .. } => "BlockBusy",
+            Error::Absorb { .. } => "Absorb",
         }
     }
 }
@@ -197,6 +207,13 @@ impl fmt::Display for Error {
                 f,
                 "agent '{agent}', block `{block}`: a write of it is in flight; take in what Letta holds before writing it"
             ),
+            Error::Absorb {
+                slot: Some(slot),
+                reason,
+            } => write!(f, "kept changes of slot #{slot} cannot be taken in: {reason}"),
+            Error::Absorb { slot: None, reason } => {
+                write!(f, "kept changes cannot be taken in: {reason}")
+            }
         }
     }
 }

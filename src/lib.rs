@@ -55,7 +55,9 @@ pub use config::{Config, ConfigError, Target};
 pub use error::Error;
 pub use ids::{AgentId, ChangeId, RequestId, Seq, Sym};
 pub use metrics::{LatencySummary, Metrics};
-pub use queue::{Change, Decision, Event, Priority, Queue, Slot};
+pub use queue::{
+    AbsorbTarget, Absorbable, Absorbed, Change, Decision, Event, Priority, Queue, Slot,
+};
 pub use request::{BlockWrite, ChatMessage, Confirmed, Request, RequestKind, SentChange};
 pub use symbols::Limits;
 pub use value::Value;

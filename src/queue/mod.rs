@@ -1,5 +1,6 @@
 //! The queue: what game code calls.
 
+mod absorb;
 mod decide;
 mod letta;
 mod outcome;
@@ -21,6 +22,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+pub use absorb::{AbsorbTarget, Absorbable, Absorbed};
 pub use decide::Decision;
 use letta::READING;
 use outcome::InFlightRequest;
@@ -963,7 +965,7 @@ impl Queue {
 
     /// Whether a field is `status.state` or `status.health` (changes of either may move
     /// combat mode, which changes when the agent's critical changes are due).
-    fn is_combat_field(&self, key: FieldKey) -> bool {
+    pub(crate) fn is_combat_field(&self, key: FieldKey) -> bool {
         let k = self.symbols.known();
         k.status == Some(key.block) && (k.state == Some(key.field) || k.health == Some(key.field))
     }

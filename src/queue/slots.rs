@@ -2,7 +2,7 @@
 //! integer, so a change call from a facade (the Luau bridge) carries numbers only: no name
 //! is interned, checked or compared per call.
 
-use super::state::FieldKey;
+use super::state::{AgentState, FieldKey, FieldState};
 use super::{Priority, Queue};
 use crate::error::Error;
 use crate::ids::{AgentId, ChangeId, Sym, UnitId};
@@ -53,6 +53,11 @@ impl UnitHint {
     pub(crate) fn covers(self, unit: UnitId, priority: Priority) -> bool {
         self.unit == unit && priority <= self.priority && priority <= Priority::Normal
     }
+
+    /// The highest priority a change may have and still leave the unit unchanged.
+    pub(crate) fn priority(self) -> Priority {
+        self.priority
+    }
 }
 
 /// Every slot issued, and the slot of each field that has one.
@@ -61,7 +66,39 @@ pub(crate) struct SlotTable {
     keys: Vec<FieldKey>,
     /// Per slot, what its last change learnt about the field's unit.
     hints: Vec<Option<UnitHint>>,
+    /// Per slot, the queue's latest time when it was last found absorbable
+    /// ([`Queue::grant_absorb`]); absorbed changes cannot be older. NaN: never.
+    pub(crate) granted_at: Vec<f64>,
     index: BTreeMap<FieldKey, Slot>,
+}
+
+impl SlotTable {
+    /// The one-pass path's precondition, owned here for it and for absorption
+    /// (`absorb.rs`): the slot's field is live and pending, and its hint covers a change of
+    /// `priority` (the change leaves the unit as it is). Returns the field, its unit, the
+    /// hint and the field's state. Free of `Queue` so that the caller keeps its other
+    /// fields (counters) borrowable beside the field.
+    #[inline(always)]
+    pub(crate) fn covered_field<'a>(
+        &self,
+        agents: &'a mut [Option<AgentState>],
+        slot: Slot,
+        priority: Priority,
+    ) -> Option<(FieldKey, UnitId, UnitHint, &'a mut FieldState)> {
+        let i = slot.0 as usize;
+        let (Some(&key), Some(Some(hint))) = (self.keys.get(i), self.hints.get(i)) else {
+            return None;
+        };
+        let Some(Some(agent)) = agents.get_mut(key.agent.0 as usize) else {
+            return None;
+        };
+        let f = agent.fields.get_mut(&(key.block, key.field))?;
+        let unit = f.unit?;
+        if !hint.covers(unit, priority) {
+            return None;
+        }
+        Some((key, unit, *hint, f))
+    }
 }
 
 impl Queue {
@@ -111,6 +148,7 @@ impl Queue {
         let slot = Slot(self.slots.keys.len() as u32);
         self.slots.keys.push(key);
         self.slots.hints.push(None);
+        self.slots.granted_at.push(f64::NAN);
         self.slots.index.insert(key, slot);
         Ok(slot)
     }
@@ -173,30 +211,17 @@ impl Queue {
         if !(finite(now) && now >= 0.0 && now >= self.latest_now) {
             return Err(value);
         }
-        let i = slot.0 as usize;
-        let (Some(&key), Some(Some(hint))) = (self.slots.keys.get(i), self.slots.hints.get(i))
-        else {
-            return Err(value);
-        };
         match &value {
             Value::Number(n) if !finite(*n) => return Err(value),
             Value::Str(s) if s.len() > Limits::VALUE_BYTES => return Err(value),
             _ => {}
         }
-        let Some(Some(agent)) = self.agents.get_mut(key.agent.0 as usize) else {
-            return Err(value);
-        };
-        let Some(f) = agent.fields.get_mut(&(key.block, key.field)) else {
-            return Err(value);
-        };
         // A new seq is above every seq sent, so the value needs sending exactly when it
         // differs from what the backend has or will have.
-        let Some(unit) = f.unit else {
+        let Some((key, unit, _, f)) = self.slots.covered_field(&mut self.agents, slot, priority)
+        else {
             return Err(value);
         };
-        if !hint.covers(unit, priority) {
-            return Err(value);
-        }
         // Nothing in flight and no doubt: the backend holds the acknowledged value.
         let equal = if f.in_flight.is_empty() && f.unsure.is_none() {
             match &f.acked {

@@ -197,3 +197,15 @@ pub extern "C" fn nsq_is_idle() -> i32 {
 pub extern "C" fn nsq_metrics() -> i32 {
     f().metrics()
 }
+#[no_mangle]
+pub extern "C" fn nsq_absorb(n: i32, next_seq: f64, now: f64) -> i32 {
+    f().absorb(n, next_seq, now)
+}
+#[no_mangle]
+pub extern "C" fn nsq_next_seq() -> f64 {
+    f().next_seq()
+}
+#[no_mangle]
+pub extern "C" fn nsq_next_poll() -> f64 {
+    f().next_poll()
+}

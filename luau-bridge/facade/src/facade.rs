@@ -3,6 +3,10 @@
 //! Each method returns what the export returns: a non-negative result, or `-code` with the
 //! message left in [`Facade::error`]. Nothing is changed by a call that fails.
 
+mod absorb;
+
+pub use absorb::ABSORB_RECORD;
+
 use crate::message::{describe, Msg};
 use crate::records::{self, at, PollOut, HEADER_BYTES};
 use alloc::boxed::Box;
@@ -510,6 +514,7 @@ impl Facade {
             if let (Some(q), Some(v)) = (self.queue.as_mut(), value) {
                 let p = PRIORITIES[prio as usize];
                 if let Ok(id) = q.set_slot(now, Slot::from_index(slot as u32), v, p, &[]) {
+                    self.report_grant(slot, true);
                     return id.seq().0 as f64;
                 }
             }
@@ -520,6 +525,20 @@ impl Facade {
     /// `nsq_set` with dependencies, text or interned values, inside a group, or failing.
     #[inline(never)]
     fn set_general(&mut self, now: f64, slot: i32, kind: i32, len: i32, x: f64, prio: i32) -> f64 {
+        let seq = self.set_general_inner(now, slot, kind, len, x, prio);
+        self.report_grant(slot, seq > 0.0);
+        seq
+    }
+
+    fn set_general_inner(
+        &mut self,
+        now: f64,
+        slot: i32,
+        kind: i32,
+        len: i32,
+        x: f64,
+        prio: i32,
+    ) -> f64 {
         let deps = if self.deps.is_empty() {
             Vec::new()
         } else {

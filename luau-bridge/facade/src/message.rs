@@ -47,6 +47,7 @@ pub(crate) fn describe(e: &Error, out: &mut Vec<u8>) -> i32 {
         Error::AgentLive { .. } => 16,
         Error::BlockText { .. } => 17,
         Error::BlockBusy { .. } => 18,
+        Error::Absorb { .. } => 19,
     }
 }
 

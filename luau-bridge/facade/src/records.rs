@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use npc_sync::{Event, Metrics, Queue, Request, RequestKind, Value};
 
 /// Bytes of the output header.
-pub const HEADER_BYTES: usize = 64;
+pub const HEADER_BYTES: usize = 80;
 /// Bytes of one request record.
 pub const REQUEST_RECORD: usize = 56;
 /// Bytes of one block write record (Letta's API).
@@ -29,6 +29,8 @@ pub(crate) mod at {
     pub const THRESHOLD: usize = 40;
     pub const METRICS: usize = 48;
     pub const BLOCKS: usize = 56;
+    /// `nsq_set`: the slot's grant (u32), the target's kind (u32) and value (f64).
+    pub const ABSORB: usize = 64;
 }
 
 /// The address of bytes in linear memory (on wasm32 a pointer is the address).

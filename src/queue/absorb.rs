@@ -1,0 +1,266 @@
+//! Absorption: changes of a pending field kept outside the core (by the Luau bridge) and
+//! taken in later, once per field, as if each had been made at its time.
+//!
+//! The per-frame case (a number field of every NPC changed every frame) costs a whole core
+//! call per change in Luau, although the core does nothing with it but remember the latest
+//! value and count it (the one-pass path of `slots.rs`). This module owns the rule of when
+//! that is all a change would do, so that a facade may keep the value itself and hand the
+//! core the field's latest value once: [`Queue::grant_absorb`] says whether a slot's next
+//! changes may be kept outside (and what the backend has or will have for the field, so an
+//! equal value is not kept), [`Queue::absorb`] takes them in and checks everything again.
+//! The contract the facade keeps between the two (which calls end a grant, which need the
+//! kept values first) is written in `luau-bridge/ABI.md`, "Absorption".
+
+use super::slots::Slot;
+use super::state::{FieldKey, FieldState};
+use super::{Priority, Queue};
+use crate::config::Target;
+use crate::error::Error;
+use crate::ids::{Seq, UnitId};
+use crate::value::Value;
+use alloc::vec::Vec;
+
+/// What the backend has or will have for a field, as far as a number or a bool may equal
+/// it: a kept change equal to it would make the core drop the field's unit, so the facade
+/// sends such a change down the ordinary path instead of keeping it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AbsorbTarget {
+    /// The field is absent at the backend (a cleared value equals it).
+    Absent,
+    /// A number.
+    Number(f64),
+    /// A bool.
+    Bool(bool),
+    /// A string, or not known (a failed send may have landed): no number or bool equals it.
+    Other,
+}
+
+/// A slot whose changes may be kept outside the core until they are taken in by
+/// [`Queue::absorb`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Absorbable {
+    /// The highest priority a kept change may have (a higher one would raise the unit).
+    pub max_priority: Priority,
+    /// What a kept value must differ from.
+    pub target: AbsorbTarget,
+}
+
+/// The latest of `count` changes of one slot kept outside the core.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Absorbed {
+    /// The slot.
+    pub slot: Slot,
+    /// The latest value: a number or a bool.
+    pub value: Value,
+    /// Its sequence number, reserved by the facade (below the `next_seq` it passes).
+    pub seq: Seq,
+    /// How many changes were kept (each one counts in `changes_in` and `coalesced`).
+    pub count: u32,
+    /// When the first of them was made.
+    pub first_at: f64,
+    /// When the latest was made.
+    pub last_at: f64,
+}
+
+/// Why a slot is not absorbable (the message of [`Error::Absorb`]).
+type Why = &'static str;
+
+impl Queue {
+    /// The one owner of "a change of this slot may be kept outside the core until it is
+    /// taken in by [`Queue::absorb`]": exactly when the change would take the one-pass path
+    /// (the field's pending unit is covered by the slot's hint) and, in addition, when taking
+    /// it in later is the same as taking it at its time:
+    ///
+    /// - the unit has low or normal priority, holds this field alone and is no atomic group
+    ///   (no later change of another field can move it);
+    /// - the field is not `status.health` or `status.state` (their changes move combat mode);
+    /// - the target is the batch endpoint (Letta's API checks the block's limit at each
+    ///   change: not absorbable for now);
+    /// - nothing about the agent makes a change mark the queue dirty or lower its wake
+    ///   ([`Queue::note_due`]): no decision sync requested, no chat waiting, a routine
+    ///   batch scheduled, and the unit is not waiting out a retry backoff (a backoff's end
+    ///   is the one due time of a routine unit a change notes).
+    ///
+    /// So a kept change never changes when a poll can do anything ([`Queue::next_poll`]).
+    /// Records the grant's time: kept changes cannot be older.
+    pub fn grant_absorb(&mut self, slot: Slot) -> Option<Absorbable> {
+        let (_, _, a) = self.absorb_check(slot).ok()?;
+        if let Some(t) = self.slots.granted_at.get_mut(slot.0 as usize) {
+            *t = self.latest_now;
+        }
+        Some(a)
+    }
+
+    /// [`Queue::grant_absorb`]'s rule, with the reason when it does not hold.
+    fn absorb_check(&mut self, slot: Slot) -> Result<(FieldKey, UnitId, Absorbable), Why> {
+        if self.cfg.target == Target::LettaApi {
+            return Err("Letta's API checks the block's limit at every change");
+        }
+        let Some((key, unit, hint, f)) =
+            self.slots
+                .covered_field(&mut self.agents, slot, Priority::Low)
+        else {
+            return Err("its field has no pending unit the slot's last change saw");
+        };
+        let target = target_of(f);
+        if self.is_combat_field(key) {
+            return Err("status.health and status.state move combat mode");
+        }
+        let a = self.agent_state(key.agent).ok_or("its agent was removed")?;
+        if a.sync_requested {
+            return Err("a decision sync of its agent is requested");
+        }
+        if !a.chat.messages.is_empty() {
+            return Err("chat to its agent is waiting");
+        }
+        if self.next_batch_at.is_none() {
+            return Err("no routine batch is scheduled yet (no poll yet)");
+        }
+        let u = self.units.get(&unit).ok_or("its unit is gone")?;
+        if u.priority > Priority::Normal {
+            return Err("its unit has high or critical priority");
+        }
+        if u.group.is_some() || u.entries.len() != 1 {
+            return Err("its unit is an atomic group");
+        }
+        if u.not_before > self.latest_now {
+            return Err("its unit waits out a retry backoff");
+        }
+        Ok((
+            key,
+            unit,
+            Absorbable {
+                max_priority: hint.priority(),
+                target,
+            },
+        ))
+    }
+
+    /// The next sequence number this queue issues (a facade that keeps changes reserves
+    /// numbers from here, see [`Queue::absorb`]).
+    pub fn next_seq(&self) -> Seq {
+        Seq(self.next_seq)
+    }
+
+    /// The earliest time at which [`Queue::poll`] can do anything: until then it returns
+    /// nothing and changes nothing but the latest time seen (0 when the next poll looks at
+    /// everything). A facade may skip polls before it; kept changes never move it.
+    pub fn next_poll(&self) -> f64 {
+        if self.dirty {
+            0.0
+        } else {
+            self.next_wake
+        }
+    }
+
+    /// Takes in changes kept outside the core (at most one record per slot: each slot's
+    /// latest value), exactly as the `count` changes of each would have been taken at
+    /// their times by the one-pass path: the latest value becomes the field's local value
+    /// under its reserved `seq`, `changes_in` and `coalesced` count every change, the
+    /// unit is unchanged, the wake is noted as at the first change. Then the counter moves
+    /// to `next_seq` (the facade's, above every number it reserved; with no records this
+    /// only moves the counter) and `now` (the facade's latest time) is observed.
+    ///
+    /// Everything is checked before anything changes: a slot not absorbable any more (the
+    /// facade kept a change it should have sent), a value that is not a finite number or a
+    /// bool or that equals the target, a seq not above the field's latest or not below
+    /// `next_seq`, a `next_seq` behind the queue's, times backwards (before the grant, the
+    /// last before the first, after `now`), a slot twice: an error naming the slot and
+    /// why, and nothing is applied.
+    pub fn absorb(&mut self, now: f64, next_seq: u64, records: &[Absorbed]) -> Result<(), Error> {
+        self.check_time("now", now)?;
+        if next_seq < self.next_seq {
+            return Err(Error::Absorb {
+                slot: None,
+                reason: "the facade's next seq is behind the queue's",
+            });
+        }
+        let mut units: Vec<(FieldKey, UnitId)> = Vec::with_capacity(records.len());
+        let mut seen: Vec<u32> = records.iter().map(|r| r.slot.0).collect();
+        seen.sort_unstable();
+        if let Some(w) = seen.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::Absorb {
+                slot: Some(w[0]),
+                reason: "the slot appears twice",
+            });
+        }
+        for r in records {
+            let (key, unit) =
+                self.absorb_valid(now, next_seq, r)
+                    .map_err(|reason| Error::Absorb {
+                        slot: Some(r.slot.0),
+                        reason,
+                    })?;
+            units.push((key, unit));
+        }
+        for (r, (key, unit)) in records.iter().zip(units) {
+            let f = self.field_mut(key);
+            f.local = Some(super::state::Local {
+                value: r.value.clone(),
+                seq: r.seq,
+            });
+            self.rec.m.changes_in += u64::from(r.count);
+            self.rec.m.coalesced += u64::from(r.count);
+            // A no-op by the grant's rule; kept so that the wake rule has one owner.
+            self.note_due(r.first_at, key, Some(unit));
+        }
+        self.next_seq = next_seq;
+        self.observe_time(now);
+        Ok(())
+    }
+
+    /// One record of [`Queue::absorb`] checked against the queue as it is.
+    fn absorb_valid(
+        &mut self,
+        now: f64,
+        next_seq: u64,
+        r: &Absorbed,
+    ) -> Result<(FieldKey, UnitId), Why> {
+        let (key, unit, a) = self.absorb_check(r.slot)?;
+        let granted = self.slots.granted_at[r.slot.0 as usize];
+        // NaN (never granted) compares with nothing.
+        if granted.is_nan() || r.first_at < granted || r.first_at.is_nan() {
+            return Err("its first change is older than the slot's grant, or it was never granted");
+        }
+        if r.last_at.is_nan() || r.last_at < r.first_at || r.last_at > now {
+            return Err("its times go backwards");
+        }
+        if r.count == 0 {
+            return Err("it counts no change");
+        }
+        let equal = match (&r.value, a.target) {
+            (Value::Number(x), _) if !x.is_finite() => {
+                return Err("its number is not finite");
+            }
+            (Value::Number(x), AbsorbTarget::Number(t)) => *x == t,
+            (Value::Bool(x), AbsorbTarget::Bool(t)) => *x == t,
+            (Value::Number(_) | Value::Bool(_), _) => false,
+            _ => return Err("its value is not a number or a bool"),
+        };
+        if equal {
+            return Err("its value equals what the backend has or will have");
+        }
+        let latest = self
+            .field(key)
+            .and_then(|f| f.local.as_ref())
+            .map_or(0, |l| l.seq.0);
+        if r.seq.0 <= latest || r.seq.0 >= next_seq {
+            return Err("its seq is not above the field's latest or not below the next seq");
+        }
+        Ok((key, unit))
+    }
+}
+
+/// The field's target as [`AbsorbTarget`]: the same comparison as `FieldState::equals_target`
+/// for numbers and bools.
+fn target_of(f: &FieldState) -> AbsorbTarget {
+    // `equals_target` owns the doubt after a failed send: it is false for every value then.
+    match f.target() {
+        None if f.equals_target(&Value::Cleared) => AbsorbTarget::Absent,
+        Some(t) if !f.equals_target(t) => AbsorbTarget::Other,
+        Some(Value::Cleared) => AbsorbTarget::Absent,
+        Some(Value::Number(x)) => AbsorbTarget::Number(*x),
+        Some(Value::Bool(b)) => AbsorbTarget::Bool(*b),
+        _ => AbsorbTarget::Other,
+    }
+}
