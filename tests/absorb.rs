@@ -1,0 +1,205 @@
+//! Absorption in the core (`Queue::grant_absorb`, `Queue::absorb`): which slots may have
+//! their changes kept outside the core, that taking kept changes in equals making them one
+//! by one, and that a broken contract is an error that changes nothing.
+
+use npc_sync::{
+    AbsorbTarget, Absorbed, Change, Config, Error, Priority, Queue, Seq, Slot, Target, Value,
+};
+
+/// A queue with one agent whose `status.x` is pending (number 1) after a first poll.
+fn setup(cfg: Config) -> (Queue, Slot) {
+    let mut q = Queue::new(cfg).unwrap();
+    let a = q.agent("npc-1").unwrap();
+    let status = q.intern("status").unwrap();
+    let x = q.intern("x").unwrap();
+    let slot = q.slot(a, status, x).unwrap();
+    q.poll(0.0).unwrap();
+    q.set_slot(0.5, slot, Value::Number(1.0), Priority::Normal, &[])
+        .unwrap();
+    (q, slot)
+}
+
+fn rec(slot: Slot, v: f64, seq: u64, count: u32, first: f64, last: f64) -> Absorbed {
+    Absorbed {
+        slot,
+        value: Value::Number(v),
+        seq: Seq(seq),
+        count,
+        first_at: first,
+        last_at: last,
+    }
+}
+
+#[test]
+fn a_pending_normal_number_field_is_granted_with_its_target() {
+    let (mut q, slot) = setup(Config::default());
+    let g = q.grant_absorb(slot).expect("granted");
+    assert_eq!(g.max_priority, Priority::Normal);
+    assert_eq!(g.target, AbsorbTarget::Absent);
+    assert_eq!(q.next_seq(), Seq(2));
+}
+
+#[test]
+fn no_grant_before_the_first_poll_on_combat_fields_high_units_letta_or_a_waiting_agent() {
+    // before any poll: no routine batch scheduled
+    let mut q = Queue::new(Config::default()).unwrap();
+    let a = q.agent("npc-1").unwrap();
+    let status = q.intern("status").unwrap();
+    let (x, health) = (q.intern("x").unwrap(), q.intern("health").unwrap());
+    let sx = q.slot(a, status, x).unwrap();
+    q.set_slot(0.0, sx, Value::Number(1.0), Priority::Normal, &[])
+        .unwrap();
+    assert!(q.grant_absorb(sx).is_none());
+    q.poll(0.0).unwrap();
+    assert!(q.grant_absorb(sx).is_some());
+    // a combat field
+    let sh = q.slot(a, status, health).unwrap();
+    q.set_slot(0.1, sh, Value::Number(100.0), Priority::Normal, &[])
+        .unwrap();
+    assert!(q.grant_absorb(sh).is_none());
+    // a high-priority unit
+    let y = q.intern("y").unwrap();
+    let sy = q.slot(a, status, y).unwrap();
+    q.set_slot(0.1, sy, Value::Number(1.0), Priority::High, &[])
+        .unwrap();
+    assert!(q.grant_absorb(sy).is_none());
+    // a decision sync requested, then chat waiting
+    q.decide(a, 40.0).unwrap();
+    assert!(q.grant_absorb(sx).is_none());
+    let (mut q, slot) = setup(Config::default());
+    let a = q.agent("npc-1").unwrap();
+    q.chat(1.0, a, "p", "hi").unwrap();
+    assert!(q.grant_absorb(slot).is_none());
+    // Letta's API
+    let cfg = Config {
+        target: Target::LettaApi,
+        ..Config::default()
+    };
+    let (mut q, slot) = setup(cfg);
+    assert!(q.grant_absorb(slot).is_none());
+}
+
+#[test]
+fn a_unit_waiting_out_a_retry_backoff_is_not_granted() {
+    let (mut q, slot) = setup(Config {
+        batch_interval_s: 1.0,
+        ..Config::default()
+    });
+    let reqs = q.poll(1.0).unwrap();
+    assert_eq!(reqs.len(), 1);
+    q.fail(1.0, reqs[0].id, None).unwrap();
+    assert!(q.grant_absorb(slot).is_none(), "granted during the backoff");
+}
+
+#[test]
+fn kept_changes_taken_in_equal_the_changes_made_one_by_one() {
+    let (mut one_by_one, slot) = setup(Config::default());
+    let (mut kept, _) = setup(Config::default());
+    kept.grant_absorb(slot).unwrap();
+    let mut seq = 0;
+    for i in 1..=9 {
+        let t = 0.5 + f64::from(i) / 60.0;
+        seq = one_by_one
+            .set_slot(
+                t,
+                slot,
+                Value::Number(f64::from(i) + 1.0),
+                Priority::Normal,
+                &[],
+            )
+            .unwrap()
+            .seq()
+            .0;
+    }
+    assert_eq!(seq, 10);
+    kept.absorb(0.65, 11, &[rec(slot, 10.0, 10, 9, 0.5 + 1.0 / 60.0, 0.65)])
+        .unwrap();
+    let a = kept.agent("npc-1").unwrap();
+    assert_eq!(
+        kept.local_value(a, "status", "x"),
+        Some(&Value::Number(10.0))
+    );
+    assert_eq!(kept.next_seq(), one_by_one.next_seq());
+    let (m1, m2) = (one_by_one.metrics(), kept.metrics());
+    assert_eq!((m1.changes_in, m1.coalesced), (m2.changes_in, m2.coalesced));
+    assert_eq!((m2.changes_in, m2.coalesced), (10, 9));
+    // the routine batch sends the same change in both
+    let (r1, r2) = (one_by_one.poll(31.0).unwrap(), kept.poll(31.0).unwrap());
+    assert_eq!(r1, r2);
+    assert_eq!(r2[0].changes[0].seq, Seq(10));
+    assert_eq!(r2[0].changes[0].value, Value::Number(10.0));
+    // kept changes never move the next poll time
+    assert_eq!(one_by_one.next_poll(), kept.next_poll());
+}
+
+#[test]
+fn absorb_with_no_records_moves_the_counter_only() {
+    let (mut q, _) = setup(Config::default());
+    q.absorb(0.5, 7, &[]).unwrap();
+    assert_eq!(q.next_seq(), Seq(7));
+    let a = q.agent("npc-1").unwrap();
+    let id = q
+        .set(0.6, Change::new(a, "status", "y", Value::Bool(true)))
+        .unwrap();
+    assert_eq!(id.seq(), Seq(7));
+}
+
+#[test]
+fn a_broken_contract_is_an_error_naming_the_slot_and_changes_nothing() {
+    let (mut q, slot) = setup(Config::default());
+    q.grant_absorb(slot).unwrap();
+    let before = (q.metrics(), q.next_seq());
+    let bool_rec = Absorbed {
+        value: Value::Str("s".into()),
+        ..rec(slot, 0.0, 3, 1, 0.6, 0.6)
+    };
+    let cases: Vec<(u64, Vec<Absorbed>, &str)> = vec![
+        (
+            5,
+            vec![
+                rec(slot, 2.0, 3, 1, 0.6, 0.6),
+                rec(slot, 3.0, 4, 1, 0.6, 0.6),
+            ],
+            "twice",
+        ),
+        (5, vec![rec(slot, 2.0, 1, 1, 0.6, 0.6)], "seq"),
+        (3, vec![rec(slot, 2.0, 3, 1, 0.6, 0.6)], "seq"),
+        (1, vec![], "behind"),
+        (5, vec![rec(slot, 2.0, 3, 1, 0.4, 0.6)], "grant"),
+        (5, vec![rec(slot, 2.0, 3, 1, 0.6, 0.55)], "backwards"),
+        (5, vec![rec(slot, 2.0, 3, 1, 0.6, 0.9)], "backwards"),
+        (5, vec![rec(slot, 2.0, 3, 0, 0.6, 0.6)], "no change"),
+        (5, vec![rec(slot, f64::NAN, 3, 1, 0.6, 0.6)], "finite"),
+        (5, vec![bool_rec], "number or a bool"),
+        (
+            5,
+            vec![rec(Slot::from_index(99), 2.0, 3, 1, 0.6, 0.6)],
+            "pending unit",
+        ),
+    ];
+    for (next, recs, why) in cases {
+        let e = q.absorb(0.8, next, &recs).unwrap_err();
+        assert!(matches!(e, Error::Absorb { .. }), "{why}: {e:?}");
+        assert!(e.to_string().contains(why), "{why}: {e}");
+        assert_eq!((q.metrics(), q.next_seq()), before, "{why}: state changed");
+    }
+    // a value equal to what the backend will have: the ack of 1 makes 1 the target
+    let reqs = q.flush(1.0).unwrap();
+    q.ack(reqs[0].id, &[]).unwrap();
+    q.set_slot(1.1, slot, Value::Number(2.0), Priority::Normal, &[])
+        .unwrap();
+    let g = q.grant_absorb(slot).unwrap();
+    assert_eq!(g.target, AbsorbTarget::Number(1.0));
+    let next = q.next_seq().0;
+    let e = q
+        .absorb(1.2, next + 1, &[rec(slot, 1.0, next, 1, 1.2, 1.2)])
+        .unwrap_err();
+    assert!(e.to_string().contains("equals"), "{e}");
+    // a slot whose agent was removed is not absorbable any more
+    let a = q.agent("npc-1").unwrap();
+    q.remove_agent(a).unwrap();
+    let e = q
+        .absorb(1.2, next + 1, &[rec(slot, 3.0, next, 1, 1.2, 1.2)])
+        .unwrap_err();
+    assert!(matches!(e, Error::Absorb { slot: Some(_), .. }), "{e:?}");
+}
