@@ -65,7 +65,7 @@ for f = 1, FRAMES do
 		sent += buffer.readu32(b, outp + 8)
 		local ids = table.create(n)
 		for r = 0, n - 1 do
-			ids[r + 1] = buffer.readf64(b, reqs + 48 * r)
+			ids[r + 1] = buffer.readf64(b, reqs + 56 * r) -- request records are 56 bytes (ABI v2)
 		end
 		for _, id in ids do
 			assert(ack(id) == 0, "ack")
