@@ -18,95 +18,38 @@ impl Translator<'_, '_, '_> {
                 v.boolean = true;
                 self.push(v);
             }
-            O::I64Eq => {
-                self.cmp64(|a, b, _| Expr::Group(format!("{}=={} and {}=={}", a.e, b.e, a.h, b.h)))
-            }
-            O::I64Ne => {
-                self.cmp64(|a, b, _| Expr::Group(format!("{}~={} or {}~={}", a.e, b.e, a.h, b.h)))
-            }
-            O::I64LtU => self.cmp64(|a, b, t| {
-                format!(
-                    "{}({},{},{},{})",
-                    t.helper(Helper::Ltu64),
-                    a.e,
-                    a.h,
-                    b.e,
-                    b.h
-                )
-            }),
-            O::I64GtU => self.cmp64(|a, b, t| {
-                format!(
-                    "{}({},{},{},{})",
-                    t.helper(Helper::Ltu64),
-                    b.e,
-                    b.h,
-                    a.e,
-                    a.h
-                )
-            }),
-            O::I64LeU => self.cmp64(|a, b, t| {
-                Expr::Group(format!(
-                    "not {}({},{},{},{})",
-                    t.helper(Helper::Ltu64),
-                    b.e,
-                    b.h,
-                    a.e,
-                    a.h
-                ))
-            }),
-            O::I64GeU => self.cmp64(|a, b, t| {
-                Expr::Group(format!(
-                    "not {}({},{},{},{})",
-                    t.helper(Helper::Ltu64),
-                    a.e,
-                    a.h,
-                    b.e,
-                    b.h
-                ))
-            }),
-            O::I64LtS => self.cmp64(|a, b, t| {
-                format!(
-                    "{}({},{},{},{})",
-                    t.helper(Helper::Lts64),
-                    a.e,
-                    a.h,
-                    b.e,
-                    b.h
-                )
-            }),
-            O::I64GtS => self.cmp64(|a, b, t| {
-                format!(
-                    "{}({},{},{},{})",
-                    t.helper(Helper::Lts64),
-                    b.e,
-                    b.h,
-                    a.e,
-                    a.h
-                )
-            }),
-            O::I64LeS => self.cmp64(|a, b, t| {
-                Expr::Group(format!(
-                    "not {}({},{},{},{})",
-                    t.helper(Helper::Lts64),
-                    b.e,
-                    b.h,
-                    a.e,
-                    a.h
-                ))
-            }),
-            O::I64GeS => self.cmp64(|a, b, t| {
-                Expr::Group(format!(
-                    "not {}({},{},{},{})",
-                    t.helper(Helper::Lts64),
-                    a.e,
-                    a.h,
-                    b.e,
-                    b.h
-                ))
-            }),
+            O::I64Eq => self.eq64("==", "and"),
+            O::I64Ne => self.eq64("~=", "or"),
+            O::I64LtU => self.order64(Helper::Ltu64, false, false),
+            O::I64GtU => self.order64(Helper::Ltu64, true, false),
+            O::I64LeU => self.order64(Helper::Ltu64, true, true),
+            O::I64GeU => self.order64(Helper::Ltu64, false, true),
+            O::I64LtS => self.order64(Helper::Lts64, false, false),
+            O::I64GtS => self.order64(Helper::Lts64, true, false),
+            O::I64LeS => self.order64(Helper::Lts64, true, true),
+            O::I64GeS => self.order64(Helper::Lts64, false, true),
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// i64 (in)equality: `rel` on both halves, joined by `join` (`==`/`and`, `~=`/`or`).
+    fn eq64(&mut self, rel: &str, join: &str) {
+        self.cmp64(|a, b, _| Expr::Group(format!("{}{rel}{} {join} {}{rel}{}", a.e, b.e, a.h, b.h)))
+    }
+
+    /// An i64 order compare through `less` (`lts64`/`ltu64`, "a < b"): `>` and `<=` swap the
+    /// operands, `<=` and `>=` negate the result.
+    fn order64(&mut self, less: Helper, swap: bool, negate: bool) {
+        self.cmp64(|a, b, t| {
+            let (x, y) = if swap { (b, a) } else { (a, b) };
+            let call = format!("{}({},{},{},{})", t.helper(less), x.e, x.h, y.e, y.h);
+            if negate {
+                Expr::Group(format!("not {call}"))
+            } else {
+                Expr::Text(call)
+            }
+        })
     }
 
     /// Lowers one of the i64 arithmetic and bit operations; `Ok(false)` when `op` is another operator.
