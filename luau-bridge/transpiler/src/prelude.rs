@@ -52,38 +52,9 @@ pub fn alias(lib: &str, f: &str) -> &'static str {
         .unwrap_or_else(|| panic!("no alias for {lib}.{f}"))
 }
 
-/// Rewrite builtin calls in the runtime helpers' code to their aliases.
-pub fn use_aliases(code: &str) -> String {
-    let mut out = code.to_string();
-    for (full, short) in ALIASES {
-        out = out.replace(&format!("{full}("), &format!("{short}("));
-    }
-    replace_token(&out, "4294967296", "W")
-}
-
-/// Replace `from` where it stands alone as a number token (not inside another literal).
-fn replace_token(s: &str, from: &str, to: &str) -> String {
-    let b = s.as_bytes();
-    let part = |c: u8| c.is_ascii_alphanumeric() || c == b'.' || c == b'_';
-    let mut out = String::with_capacity(s.len());
-    let mut last = 0;
-    let mut i = 0;
-    while let Some(p) = s[i..].find(from) {
-        let start = i + p;
-        let end = start + from.len();
-        let before_ok = start == 0 || !part(b[start - 1]);
-        let after_ok = end == b.len() || !part(b[end]);
-        if before_ok && after_ok {
-            out.push_str(&s[last..start]);
-            out.push_str(to);
-            last = end;
-        }
-        i = end;
-    }
-    out.push_str(&s[last..]);
-    out
-}
-
+/// The declarations every chunk starts with: the aliases and `W` = 2^32. The helper files
+/// call the aliases and read `W` themselves (as generated code does), so they are emitted as
+/// written, never rewritten.
 pub fn alias_decls() -> String {
     let names: Vec<&str> = ALIASES.iter().map(|a| a.1).collect();
     let vals: Vec<&str> = ALIASES.iter().map(|a| a.0).collect();
@@ -278,7 +249,7 @@ pub fn emit_used_split(used: &Helpers, declared_only: &[Helper]) -> String {
         if declared_only.contains(h) {
             out.push_str(&format!("local {}\n", h.name()));
         } else {
-            out.push_str(&use_aliases(h.code()));
+            out.push_str(h.code());
         }
     }
     out
@@ -309,6 +280,23 @@ mod tests {
                 "src/prelude/{name}.luau does not start by defining {name}"
             );
             assert!(code.ends_with('\n') && !code.contains("\n--"), "{name}");
+            for (full, short) in ALIASES {
+                assert!(
+                    !code.contains(&format!("{full}(")),
+                    "src/prelude/{name}.luau calls {full}: call its alias {short}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn selene_knows_the_aliases_the_helpers_call() {
+        let std = include_str!("prelude/prelude.yml");
+        for name in ALIASES.iter().map(|a| a.1).chain(["W"]) {
+            assert!(
+                std.contains(&format!("\n  {name}:\n    any: true\n")),
+                "prelude.yml does not declare {name}"
+            );
         }
     }
 
