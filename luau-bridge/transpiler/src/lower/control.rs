@@ -12,7 +12,7 @@ impl Translator<'_, '_, '_> {
         }
     }
 
-    pub(in crate::lower) fn open(&mut self, kind: Kind, bt: BlockType, cond: Option<String>) {
+    pub(in crate::lower) fn open(&mut self, kind: Kind, bt: BlockType, cond: Option<Expr>) {
         let id = self.next_id;
         self.next_id += 1;
         let (params, results) = block_sig(self.ctx.module, bt);
@@ -65,7 +65,7 @@ impl Translator<'_, '_, '_> {
                     self.line("repeat");
                     self.indent += 1;
                 }
-                self.if_then(cond.unwrap_or_default());
+                self.if_then(cond.expect("an if has a condition"));
                 self.indent += 1;
             }
             _ => {}
@@ -102,23 +102,18 @@ impl Translator<'_, '_, '_> {
         let mut rhs = vec![];
         for (i, v) in vals.iter().enumerate() {
             let k = base + i;
-            if v.slot == Some(k) {
+            if v.slot() == Some(k) {
                 continue;
             }
             lhs.push(self.slot_name(k));
             if is_i64(v.ty) {
                 lhs.push(self.slot_hi_name(k));
-                rhs.push(v.e.to_string());
-                rhs.push(v.h.clone());
-            } else if v.ty == ValType::I32 {
-                rhs.push(Self::num(v));
-            } else {
-                rhs.push(v.e.to_string());
             }
+            Self::exprs_of(v, &mut rhs);
             self.note_height(k);
         }
         if !lhs.is_empty() {
-            self.line(&format!("{}={}", lhs.join(","), rhs.join(",")));
+            self.line(&format!("{}={}", lhs.join(","), expr::list(&rhs)));
         }
     }
 
@@ -147,19 +142,12 @@ impl Translator<'_, '_, '_> {
             let vals = self.stack[top - arity..].to_vec();
             let mut rs = vec![];
             for v in &vals {
-                match v.ty {
-                    ValType::I64 => {
-                        rs.push(v.e.to_string());
-                        rs.push(v.h.clone());
-                    }
-                    ValType::I32 => rs.push(Self::num(v)),
-                    _ => rs.push(v.e.to_string()),
-                }
+                Self::exprs_of(v, &mut rs);
             }
             if rs.is_empty() {
                 self.line("return");
             } else {
-                self.line(&format!("return {}", rs.join(",")));
+                self.line(&format!("return {}", expr::list(&rs)));
             }
             return false;
         }
@@ -328,7 +316,7 @@ impl Translator<'_, '_, '_> {
 
     pub(in crate::lower) fn br_table_tree(
         &mut self,
-        idx: &str,
+        idx: &Expr,
         ranges: &[(u32, u32, u32)],
         default: u32,
     ) {
@@ -339,10 +327,11 @@ impl Translator<'_, '_, '_> {
         }
         if ranges.len() == 1 {
             let (lo, hi, t) = ranges[0];
+            let rel = |op: BinOp, c: u32| tight(idx.clone(), op, Expr::Int(c.into()));
             let c = if lo == hi {
-                format!("{idx}=={lo}")
+                rel(BinOp::Eq, lo)
             } else {
-                format!("{idx}>={lo} and {idx}<={hi}")
+                tight(rel(BinOp::Ge, lo), BinOp::And, rel(BinOp::Le, hi))
             };
             self.if_then(c);
             self.indent += 1;
@@ -357,7 +346,7 @@ impl Translator<'_, '_, '_> {
         }
         let mid = ranges.len() / 2;
         let split = ranges[mid].0;
-        self.if_then(format!("{idx}<{split}"));
+        self.if_then(tight(idx.clone(), BinOp::Lt, Expr::Int(split.into())));
         self.indent += 1;
         self.br_table_tree(idx, &ranges[..mid], default);
         self.indent -= 1;

@@ -1,32 +1,327 @@
-//! A value's Luau expression, with the one piece of its shape the lowering needs: whether it
-//! is a group `( … )` enclosing all of it. An assignment prints a group without its
-//! parentheses; everywhere else (inside other expressions) it is printed whole.
+//! A value's Luau expression as a small tree (constants, variables, calls, operations),
+//! printed only when it is materialised into a statement. Facts about a value (its constant,
+//! the local or slot it is) are read from the tree, never parsed back out of printed text.
+//!
+//! Two printed forms: the operand form (inside another expression, a call's argument) and the
+//! bare form (a whole right-hand side or condition), which leaves out the parentheses of a
+//! grouped operation.
 use crate::names::FloatLit;
-use std::fmt;
+use crate::prelude::Helper;
+use std::fmt::{self, Display, Write as _};
 
-/// A rendered Luau expression.
+/// A Luau expression.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(in crate::lower) enum Expr {
-    /// Any expression, printed as is.
+    /// An integer constant: an i32 (unsigned) or one half of an i64, printed in decimal.
+    Int(u64),
+    /// A float constant: its value as f64 bits, and its literal.
+    Float {
+        bits: u64,
+        text: String,
+        /// The literal is a negation (`-1.5`): parenthesised as an operand.
+        negated: bool,
+    },
+    /// A variable of the function: a wasm local's or a stack slot's (register or spilled).
+    Var(Var, String),
+    /// A name the chunk defines (`W`, `M`, a constant register), printed as is.
+    Sym(&'static str),
+    /// A call of a runtime helper or a builtin's alias.
+    Call(Callee, Vec<Expr>),
+    /// A binary operation.
+    Bin(Box<Bin>),
+    /// A unary operation.
+    Un(Box<Un>),
+    /// `if c then a else b`, parenthesised as an operand.
+    IfElse(Box<[Expr; 3]>),
+    /// `(e)` around an expression that is itself grouped: a condition that keeps one pair of
+    /// parentheses when printed bare.
+    Paren(Box<Expr>),
+    /// An expression not (yet) built as a tree, printed as is.
     Text(String),
-    /// `(inner)`: the parentheses enclose the whole expression.
+    /// `(inner)`, not (yet) built as a tree: the parentheses enclose the whole expression.
     Group(String),
 }
 
-impl Expr {
-    /// The expression as an assignment's right-hand side or a condition: without the
-    /// parentheses of a group.
-    pub fn bare(&self) -> &str {
+/// Which variable an [`Expr::Var`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::lower) enum Var {
+    /// Wasm local `i`.
+    Local(u32),
+    /// The operand stack slot at height `k`.
+    Slot(usize),
+}
+
+/// What an [`Expr::Call`] calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::lower) enum Callee {
+    Helper(Helper),
+    /// A function the chunk defines outside the helpers (`MG`, memory.grow).
+    Chunk(&'static str),
+    /// A builtin through its chunk-level alias (`text::builtin`).
+    Builtin(&'static str),
+}
+
+/// `l op r`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(in crate::lower) struct Bin {
+    pub l: Expr,
+    pub op: BinOp,
+    pub r: Expr,
+    /// Parenthesised as an operand. An ungrouped operation binds tighter than any operation
+    /// it is an operand of (checked by the printer).
+    pub grouped: bool,
+}
+
+/// `op e`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(in crate::lower) struct Un {
+    pub op: UnOp,
+    pub e: Expr,
+    /// Parenthesised as an operand.
+    pub grouped: bool,
+}
+
+/// A unary operator of Luau (binding tighter than every binary one used here).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::lower) enum UnOp {
+    Not,
+    Neg,
+}
+
+impl UnOp {
+    fn spelling(self) -> &'static str {
         match self {
-            Expr::Text(s) | Expr::Group(s) => s,
+            UnOp::Not => "not ",
+            UnOp::Neg => "-",
+        }
+    }
+}
+
+/// A binary operator of Luau.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::lower) enum BinOp {
+    Or,
+    And,
+    Eq,
+    Ne,
+    Lt,
+    Gt,
+    Le,
+    Ge,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    IDiv,
+    Mod,
+}
+
+impl BinOp {
+    /// As printed between its operands: compact, except ` - ` (next to a negative operand
+    /// `-` would start a `--` comment) and the keywords.
+    pub fn spelling(self) -> &'static str {
+        match self {
+            BinOp::Or => " or ",
+            BinOp::And => " and ",
+            BinOp::Eq => "==",
+            BinOp::Ne => "~=",
+            BinOp::Lt => "<",
+            BinOp::Gt => ">",
+            BinOp::Le => "<=",
+            BinOp::Ge => ">=",
+            BinOp::Add => "+",
+            BinOp::Sub => " - ",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::IDiv => "//",
+            BinOp::Mod => "%",
         }
     }
 
-    /// Length of the printed expression.
+    /// Luau's binding strength (higher binds tighter); all these are left-associative.
+    pub fn precedence(self) -> u8 {
+        match self {
+            BinOp::Or => 1,
+            BinOp::And => 2,
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Gt | BinOp::Le | BinOp::Ge => 3,
+            BinOp::Add | BinOp::Sub => 5,
+            BinOp::Mul | BinOp::Div | BinOp::IDiv | BinOp::Mod => 6,
+        }
+    }
+}
+
+/// `l op r`, parenthesised as an operand.
+pub(in crate::lower) fn group(l: Expr, op: BinOp, r: Expr) -> Expr {
+    Expr::Bin(Box::new(Bin {
+        l,
+        op,
+        r,
+        grouped: true,
+    }))
+}
+
+/// `l op r`, never parenthesised: `op` must bind tighter than whatever it is an operand of.
+pub(in crate::lower) fn tight(l: Expr, op: BinOp, r: Expr) -> Expr {
+    Expr::Bin(Box::new(Bin {
+        l,
+        op,
+        r,
+        grouped: false,
+    }))
+}
+
+/// `op e`, parenthesised as an operand.
+pub(in crate::lower) fn unary(op: UnOp, e: Expr) -> Expr {
+    Expr::Un(Box::new(Un {
+        op,
+        e,
+        grouped: true,
+    }))
+}
+
+/// A call of runtime helper `h`.
+pub(in crate::lower) fn helper_call(h: Helper, args: Vec<Expr>) -> Expr {
+    Expr::Call(Callee::Helper(h), args)
+}
+
+/// A call of the builtin `lib.f`, through its alias.
+pub(in crate::lower) fn builtin_call(lib: &str, f: &str, args: Vec<Expr>) -> Expr {
+    Expr::Call(Callee::Builtin(super::builtin(lib, f)), args)
+}
+
+/// Expressions printed as a list: `a,b,c`.
+pub(in crate::lower) fn list(es: &[Expr]) -> String {
+    let mut s = String::new();
+    for (i, e) in es.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(s, "{e}");
+    }
+    s
+}
+
+impl Expr {
+    /// No expression: the high half of a value that is not an i64.
+    pub fn none() -> Expr {
+        Expr::Text(String::new())
+    }
+
+    /// The expression as an assignment's right-hand side or a condition: without the
+    /// parentheses of a group.
+    pub fn bare(&self) -> Bare<'_> {
+        Bare(self)
+    }
+
+    /// The same expression with no enclosing parentheses even as an operand: for a
+    /// condition printed whole.
+    pub fn ungrouped(self) -> Expr {
+        match self {
+            Expr::Bin(mut b) => {
+                b.grouped = false;
+                Expr::Bin(b)
+            }
+            Expr::Un(mut u) => {
+                u.grouped = false;
+                Expr::Un(u)
+            }
+            Expr::Paren(e) => *e,
+            Expr::Group(s) => Expr::Text(s),
+            e => e,
+        }
+    }
+
+    /// Length of the printed expression (operand form).
     pub fn len(&self) -> usize {
         match self {
+            Expr::Int(c) => decimal_len(*c),
+            Expr::Float { text, negated, .. } => text.len() + if *negated { 2 } else { 0 },
+            Expr::Var(_, name) => name.len(),
+            Expr::Sym(s) => s.len(),
+            Expr::Call(c, args) => {
+                let commas = args.len().saturating_sub(1);
+                c.name().len() + 2 + commas + args.iter().map(Expr::len).sum::<usize>()
+            }
+            Expr::Bin(b) => {
+                let inner = b.l.len() + b.op.spelling().len() + b.r.len();
+                inner + if b.grouped { 2 } else { 0 }
+            }
+            Expr::Un(u) => u.op.spelling().len() + u.e.len() + if u.grouped { 2 } else { 0 },
+            Expr::IfElse(p) => {
+                let [c, a, b] = &**p;
+                "(if  then  else )".len() + c.len() + a.len() + b.len()
+            }
+            Expr::Paren(e) => e.len() + 2,
             Expr::Text(s) => s.len(),
             Expr::Group(s) => s.len() + 2,
+        }
+    }
+
+    /// The integer constant this is.
+    pub fn int(&self) -> Option<u64> {
+        match self {
+            Expr::Int(c) => Some(*c),
+            _ => None,
+        }
+    }
+
+    /// The variable this is.
+    pub fn var(&self) -> Option<Var> {
+        match self {
+            Expr::Var(v, _) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// An operation's precedence when printed without parentheses as an operand.
+    fn loose_precedence(&self) -> Option<u8> {
+        match self {
+            Expr::Bin(b) if !b.grouped => Some(b.op.precedence()),
+            _ => None,
+        }
+    }
+
+    /// Prints `l op r` without enclosing parentheses.
+    fn print_bin(b: &Bin, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = b.op.precedence();
+        assert!(b.l.loose_precedence().is_none_or(|q| q >= p), "{b:?}");
+        assert!(b.r.loose_precedence().is_none_or(|q| q > p), "{b:?}");
+        write!(f, "{}{}{}", b.l, b.op.spelling(), b.r)
+    }
+}
+
+fn decimal_len(mut c: u64) -> usize {
+    let mut n = 1;
+    while c >= 10 {
+        c /= 10;
+        n += 1;
+    }
+    n
+}
+
+impl Callee {
+    fn name(self) -> &'static str {
+        match self {
+            Callee::Helper(h) => h.name(),
+            Callee::Chunk(name) => name,
+            Callee::Builtin(alias) => alias,
+        }
+    }
+}
+
+/// An expression printed bare (see [`Expr::bare`]).
+pub(in crate::lower) struct Bare<'e>(&'e Expr);
+
+impl Display for Bare<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Expr::Bin(b) => Expr::print_bin(b, f),
+            Expr::Group(s) => f.write_str(s),
+            Expr::Float { text, .. } => f.write_str(text),
+            Expr::Un(u) => write!(f, "{}{}", u.op.spelling(), u.e),
+            Expr::IfElse(p) => write!(f, "if {} then {} else {}", p[0], p[1], p[2]),
+            Expr::Paren(e) => e.fmt(f),
+            e => e.fmt(f),
         }
     }
 }
@@ -47,11 +342,81 @@ impl From<String> for Expr {
     }
 }
 
-impl fmt::Display for Expr {
+impl Display for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Expr::Int(c) => write!(f, "{c}"),
+            Expr::Float {
+                text,
+                negated: true,
+                ..
+            } => write!(f, "({text})"),
+            Expr::Float { text, .. } => f.write_str(text),
+            Expr::Var(_, name) => f.write_str(name),
+            Expr::Sym(s) => f.write_str(s),
+            Expr::Call(c, args) => {
+                f.write_str(c.name())?;
+                f.write_char('(')?;
+                for (i, a) in args.iter().enumerate() {
+                    if i > 0 {
+                        f.write_char(',')?;
+                    }
+                    a.fmt(f)?;
+                }
+                f.write_char(')')
+            }
+            Expr::Bin(b) if b.grouped => {
+                f.write_char('(')?;
+                Expr::print_bin(b, f)?;
+                f.write_char(')')
+            }
+            Expr::Bin(b) => Expr::print_bin(b, f),
+            Expr::Un(u) if u.grouped => write!(f, "({}{})", u.op.spelling(), u.e),
+            Expr::Un(u) => write!(f, "{}{}", u.op.spelling(), u.e),
+            Expr::IfElse(p) => write!(f, "(if {} then {} else {})", p[0], p[1], p[2]),
+            Expr::Paren(e) => write!(f, "({e})"),
             Expr::Text(s) => f.write_str(s),
             Expr::Group(s) => write!(f, "({s})"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn var(n: &str) -> Expr {
+        Expr::Var(Var::Local(0), n.into())
+    }
+
+    #[test]
+    fn a_group_is_bare_at_the_top_and_parenthesised_inside() {
+        let sum = group(var("a0"), BinOp::Add, Expr::Int(4));
+        assert_eq!(sum.bare().to_string(), "a0+4");
+        let e = tight(sum.clone(), BinOp::Mod, Expr::Sym("W"));
+        assert_eq!(e.to_string(), "(a0+4)%W");
+        assert_eq!(e.len(), e.to_string().len());
+        let call = helper_call(Helper::Mul32, vec![sum, Expr::Int(12)]);
+        assert_eq!(call.to_string(), "mul32((a0+4),12)");
+        assert_eq!(call.len(), call.to_string().len());
+    }
+
+    #[test]
+    fn minus_keeps_its_spaces() {
+        let neg = Expr::Float {
+            bits: (-1.5f64).to_bits(),
+            text: "-1.5".into(),
+            negated: true,
+        };
+        let d = group(var("a1"), BinOp::Sub, neg);
+        assert_eq!(d.bare().to_string(), "a1 - (-1.5)");
+        assert_eq!(d.len(), "(a1 - (-1.5))".len());
+    }
+
+    #[test]
+    #[should_panic]
+    fn an_ungrouped_operand_binding_looser_is_a_bug() {
+        let sum = tight(var("a0"), BinOp::Add, Expr::Int(1));
+        let _ = tight(sum, BinOp::Mul, Expr::Int(2)).to_string();
     }
 }

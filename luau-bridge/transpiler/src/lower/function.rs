@@ -224,8 +224,8 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
     }
 
     /// Emits `if cond then`.
-    pub(in crate::lower) fn if_then(&mut self, cond: String) {
-        self.out.push(Stmt::If(cond));
+    pub(in crate::lower) fn if_then(&mut self, cond: impl Into<Expr>) {
+        self.out.push(Stmt::If(cond.into()));
     }
 
     /// Emits `break` or `continue`.

@@ -20,7 +20,7 @@
 #![allow(clippy::needless_range_loop)]
 use crate::error::{Error, Result};
 use crate::module::{FuncType, Module};
-use crate::names::{f32_literal, f64_literal, sig_key};
+use crate::names::{f32_literal, f64_literal, sig_key, FloatLit};
 use crate::prelude::Helper;
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -37,7 +37,7 @@ mod text;
 mod visit;
 
 use analysis::Facts;
-use expr::Expr;
+use expr::{builtin_call, group, helper_call, tight, unary, BinOp, Callee, Expr, UnOp, Var};
 use op::reads_memory;
 use stmt::{Jump, Rvalue, Stmt};
 use text::builtin;
@@ -58,22 +58,18 @@ struct Val {
     /// Luau expression (the low half for i64).
     e: Expr,
     /// High half for i64.
-    h: String,
+    h: Expr,
     /// `e` is a Luau boolean standing for an i32 0/1.
     boolean: bool,
     /// Wasm locals the expression reads.
     locals: Vec<u32>,
-    /// The value is this wasm local's variable itself (a `local.get`).
-    local: Option<u32>,
-    /// A float constant's value, as f64 bits.
-    fconst: Option<u64>,
     /// Reads globals (so a call or global.set forces it).
     globals: bool,
     /// Highest stack slot the expression reads, if any.
     max_slot: Option<usize>,
+    /// Operations between the value and its leaves: 0 for a value pushed as it is (a
+    /// constant, a local, a global, a slot), whose facts [`Val::leaf`] reads.
     depth: u32,
-    /// The value is exactly the slot variable at this height.
-    slot: Option<usize>,
     /// A plain name or literal: cheap to evaluate twice.
     simple: bool,
     /// For i32 add/sub: the sum before reduction modulo 2^32 (|x| < 2^33). bit32 functions and
@@ -86,20 +82,47 @@ struct Val {
     bound: Option<u64>,
     /// An i32 whose low this many bits are known zero.
     tz: Option<u32>,
-    /// An integer constant's value: the i32 (high half 0), or the i64's (low, high) halves.
-    /// Facts about constants are read from here, never parsed back out of `e`.
-    konst: Option<(u64, u64)>,
 }
 
 impl Val {
+    /// The expression of a value pushed as it is (not computed from other values): what
+    /// facts about constants, locals and slots are read from.
+    fn leaf(&self) -> Option<&Expr> {
+        (self.depth == 0).then_some(&self.e)
+    }
+
     /// The value of an i32 constant (or the low half of an i64 one).
     fn const_lo(&self) -> Option<u64> {
-        self.konst.map(|k| k.0)
+        self.leaf()?.int()
     }
 
     /// The halves of an i64 constant.
     fn const64(&self) -> Option<(u64, u64)> {
-        self.konst
+        Some((self.const_lo()?, self.h.int()?))
+    }
+
+    /// A float constant's value, as f64 bits.
+    fn fconst(&self) -> Option<u64> {
+        match self.leaf()? {
+            Expr::Float { bits, .. } => Some(*bits),
+            _ => None,
+        }
+    }
+
+    /// The wasm local whose variable the value is (a `local.get`).
+    fn local(&self) -> Option<u32> {
+        match self.leaf()?.var()? {
+            Var::Local(i) => Some(i),
+            Var::Slot(_) => None,
+        }
+    }
+
+    /// The stack slot whose variable the value is.
+    fn slot(&self) -> Option<usize> {
+        match self.leaf()?.var()? {
+            Var::Slot(k) => Some(k),
+            Var::Local(_) => None,
+        }
     }
 }
 
@@ -134,7 +157,7 @@ struct Frame {
     if_params: Vec<Val>,
     indent_at_open: usize,
     /// For a `TailLoop`: its condition `c`, once the `br_if 0` ending the body is lowered.
-    tail_cond: Option<String>,
+    tail_cond: Option<Expr>,
 }
 
 /// How a construct is lowered, chosen once when it opens.

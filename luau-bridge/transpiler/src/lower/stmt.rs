@@ -3,14 +3,16 @@
 //! of patching emitted text: an eager assignment into a stack slot (the `local.set` fusion
 //! retargets it to the local) whose value may be an i32 load (the signed-compare fusion makes
 //! it a signed load).
+use super::Expr;
 use std::fmt;
 
 /// One statement of a function body.
 pub(in crate::lower) enum Stmt {
     /// A rendered statement (possibly several lines).
     Line(String),
-    /// `if cond then`, opening a branch closed by an [`Stmt::End`].
-    If(String),
+    /// `if cond then`, opening a branch closed by an [`Stmt::End`]; `cond` is printed as it
+    /// is (a condition is built without enclosing parentheses).
+    If(Expr),
     /// `break` or `continue`.
     Jump(Jump),
     /// `end`.
@@ -44,16 +46,19 @@ impl fmt::Display for Jump {
 
 /// The right-hand side of an eager assignment.
 pub(in crate::lower) enum Rvalue {
-    /// Any expression, rendered.
-    Expr(String),
+    /// An expression (a call may return both halves of an i64), printed bare.
+    Expr(Expr),
+    /// The two halves of an i64: `low,high`.
+    Pair(Expr, Expr),
     /// `buffer.readu32(M, addr)`, or `buffer.readi32(M, addr)` once `signed`.
-    Load32 { addr: String, signed: bool },
+    Load32 { addr: Expr, signed: bool },
 }
 
 impl fmt::Display for Rvalue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Rvalue::Expr(e) => f.write_str(e),
+            Rvalue::Expr(e) => e.bare().fmt(f),
+            Rvalue::Pair(lo, hi) => write!(f, "{lo},{hi}"),
             Rvalue::Load32 { addr, signed } => {
                 let read = if *signed { "readi32" } else { "readu32" };
                 write!(f, "{}(M,{addr})", super::builtin("buffer", read))
@@ -97,10 +102,10 @@ mod tests {
     #[test]
     fn a_branch_holding_only_a_jump_takes_one_line() {
         let body = [
-            Stmt::If("a0==1".into()),
+            Stmt::If(Expr::Text("a0==1".into())),
             Stmt::Jump(Jump::Break),
             Stmt::End,
-            Stmt::If("a1<2".into()),
+            Stmt::If(Expr::Text("a1<2".into())),
             Stmt::Jump(Jump::Continue),
             Stmt::End,
         ];
@@ -113,7 +118,7 @@ mod tests {
     #[test]
     fn a_branch_with_more_than_a_jump_keeps_its_lines() {
         let body = [
-            Stmt::If("a0==1".into()),
+            Stmt::If(Expr::Text("a0==1".into())),
             Stmt::Line("B=3".into()),
             Stmt::Jump(Jump::Break),
             Stmt::End,
@@ -128,7 +133,7 @@ mod tests {
             slot: 0,
             target: "s0".into(),
             value: Rvalue::Load32 {
-                addr: "a0+4".into(),
+                addr: Expr::Text("a0+4".into()),
                 signed: false,
             },
         }];

@@ -1,14 +1,4 @@
-//! How operators and builtins are spelled in function bodies.
-
-/// A binary operator as printed between its operands: without spaces (the output is
-/// compact), except `-`, which next to a negative operand would start a `--` comment.
-pub(super) fn op(o: &str) -> &str {
-    if o == "-" {
-        " - "
-    } else {
-        o
-    }
-}
+//! How builtins are spelled in function bodies (operators: `expr::BinOp::spelling`).
 
 /// The chunk-level alias of `bit32.f` or `buffer.f` (generated code calls the alias, which
 /// the Luau compiler still treats as the builtin).
@@ -18,13 +8,6 @@ pub(super) fn builtin(lib: &str, f: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn only_minus_keeps_its_spaces() {
-        assert_eq!(super::op("+"), "+");
-        assert_eq!(super::op("<="), "<=");
-        assert_eq!(super::op("-"), " - ");
-    }
-
     #[test]
     fn builtins_are_called_through_their_aliases() {
         assert_eq!(super::builtin("bit32", "lshift"), "lsh");

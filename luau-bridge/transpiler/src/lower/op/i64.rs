@@ -9,17 +9,14 @@ impl Translator<'_, '_, '_> {
         match op {
             O::I64Eqz => {
                 let a = self.pop();
-                let mut v = Self::derive(
-                    I32,
-                    Expr::Group(format!("{}==0 and {}==0", a.e, a.h)),
-                    String::new(),
-                    &[&a],
-                );
+                let zero = |x: &Expr| tight(x.clone(), BinOp::Eq, Expr::Int(0));
+                let e = group(zero(&a.e), BinOp::And, zero(&a.h));
+                let mut v = Self::derive(I32, e, Expr::none(), &[&a]);
                 v.boolean = true;
                 self.push(v);
             }
-            O::I64Eq => self.eq64("==", "and"),
-            O::I64Ne => self.eq64("~=", "or"),
+            O::I64Eq => self.eq64(BinOp::Eq, BinOp::And),
+            O::I64Ne => self.eq64(BinOp::Ne, BinOp::Or),
             O::I64LtU => self.order64(Helper::Ltu64, false, false),
             O::I64GtU => self.order64(Helper::Ltu64, true, false),
             O::I64LeU => self.order64(Helper::Ltu64, true, true),
@@ -34,8 +31,11 @@ impl Translator<'_, '_, '_> {
     }
 
     /// i64 (in)equality: `rel` on both halves, joined by `join` (`==`/`and`, `~=`/`or`).
-    fn eq64(&mut self, rel: &str, join: &str) {
-        self.cmp64(|a, b, _| Expr::Group(format!("{}{rel}{} {join} {}{rel}{}", a.e, b.e, a.h, b.h)))
+    fn eq64(&mut self, rel: BinOp, join: BinOp) {
+        self.cmp64(|a, b, _| {
+            let lo = tight(a.e.clone(), rel, b.e.clone());
+            group(lo, join, tight(a.h.clone(), rel, b.h.clone()))
+        })
     }
 
     /// An i64 order compare through `less` (`lts64`/`ltu64`, "a < b"): `>` and `<=` swap the
@@ -43,11 +43,15 @@ impl Translator<'_, '_, '_> {
     fn order64(&mut self, less: Helper, swap: bool, negate: bool) {
         self.cmp64(|a, b, t| {
             let (x, y) = if swap { (b, a) } else { (a, b) };
-            let call = format!("{}({},{},{},{})", t.helper(less), x.e, x.h, y.e, y.h);
+            t.helper(less);
+            let call = helper_call(
+                less,
+                vec![x.e.clone(), x.h.clone(), y.e.clone(), y.h.clone()],
+            );
             if negate {
-                Expr::Group(format!("not {call}"))
+                unary(UnOp::Not, call)
             } else {
-                Expr::Text(call)
+                call
             }
         })
     }
@@ -59,27 +63,31 @@ impl Translator<'_, '_, '_> {
         match op {
             O::I64Clz | O::I64Ctz => {
                 let a = self.pop();
-                let h = self.helper(if matches!(op, O::I64Clz) {
+                let h = if matches!(op, O::I64Clz) {
                     Helper::Clz64
                 } else {
                     Helper::Ctz64
-                });
-                let v = Self::derive(I64, format!("{h}({},{})", a.e, a.h), "0".into(), &[&a]);
+                };
+                self.helper(h);
+                let e = helper_call(h, vec![a.e.clone(), a.h.clone()]);
+                let v = Self::derive(I64, e, Expr::Int(0), &[&a]);
                 self.push(v);
             }
             O::I64Popcnt => {
                 let a = self.pop();
-                let h = self.helper(Helper::Popcnt32);
-                let v = Self::derive(
-                    I64,
-                    Expr::Group(format!("{h}({})+{h}({})", a.e, a.h)),
-                    "0".into(),
-                    &[&a],
+                let h = Helper::Popcnt32;
+                self.helper(h);
+                let (lo, hi) = (a.e.clone(), a.h.clone());
+                let e = group(
+                    helper_call(h, vec![lo]),
+                    BinOp::Add,
+                    helper_call(h, vec![hi]),
                 );
+                let v = Self::derive(I64, e, Expr::Int(0), &[&a]);
                 self.push(v);
             }
-            O::I64Add => self.add64_inline("+"),
-            O::I64Sub => self.add64_inline("-"),
+            O::I64Add => self.add64_inline(BinOp::Add),
+            O::I64Sub => self.add64_inline(BinOp::Sub),
             O::I64Mul => self.mul64(),
             O::I64DivS => self.bin64_call(Helper::Divs64),
             O::I64DivU => self.bin64_call(Helper::Divu64),
@@ -111,7 +119,7 @@ impl Translator<'_, '_, '_> {
             }
             O::I64Extend32S => {
                 let a = self.pop();
-                self.extend_s(a.e.to_string(), &a);
+                self.extend_s(a.e.clone(), &a);
             }
             _ => return Ok(false),
         }
@@ -122,20 +130,24 @@ impl Translator<'_, '_, '_> {
     pub(in crate::lower) fn bin64_call(&mut self, helper: Helper) {
         let b = self.pop();
         let a = self.pop();
-        let h = self.helper(helper);
-        self.push_eager64(format!("{h}({},{},{},{})", a.e, a.h, b.e, b.h));
+        self.helper(helper);
+        let args = vec![a.e, a.h, b.e, b.h];
+        self.push_eager64(Rvalue::Expr(helper_call(helper, args)));
     }
 
     /// i64 add/sub without a call: the carry (or borrow) is the floor quotient of the low sum.
-    pub(in crate::lower) fn add64_inline(&mut self, op: &str) {
+    pub(in crate::lower) fn add64_inline(&mut self, op: BinOp) {
         let b = self.pop();
         let a = self.pop();
         let k = self.stack.len();
         let a = self.simple_at(a, k);
         let b = self.simple_at(b, k + 1);
-        let op = text::op(op);
-        let low = format!("({}{op}{})", a.e, b.e);
-        self.push_eager64(format!("{low}%W,({}{op}{}+{low}//W)%W", a.h, b.h));
+        let w = || Expr::Sym("W");
+        let low = group(a.e, op, b.e);
+        let carry = tight(low.clone(), BinOp::IDiv, w());
+        let high = group(tight(a.h, op, b.h), BinOp::Add, carry);
+        let lo = tight(low, BinOp::Mod, w());
+        self.push_eager64(Rvalue::Pair(lo, tight(high, BinOp::Mod, w())));
     }
 
     /// i64 multiply; by a constant with both halves below 2^21 (FNV primes, small factors)
@@ -156,51 +168,52 @@ impl Translator<'_, '_, '_> {
         let x = if cb.is_some() { a } else { b };
         let k = self.stack.len();
         let x = self.simple_at(x, k);
-        let (xl, xh) = (x.e.clone(), x.h.clone());
+        let (xl, xh) = (x.e, x.h);
+        let w = || Expr::Sym("W");
+        let times = |x: &Expr, c: u64| group(x.clone(), BinOp::Mul, Expr::Int(c));
         // Below 2^20 the high partial product stays under 2^52, so the sum is exact unreduced.
         let xh_cl = if cl < (1 << 20) {
-            format!("{xh}*{cl}")
+            tight(xh, BinOp::Mul, Expr::Int(cl))
         } else {
-            format!("({xh}*{cl})%W")
+            tight(times(&xh, cl), BinOp::Mod, w())
         };
-        let mut hi = format!("{xh_cl}+({xl}*{cl})//W");
-        if ch != 0 {
-            hi.push_str(&format!("+({xl}*{ch})%W"));
-        }
-        self.push_eager64(format!("({xl}*{cl})%W,({hi})%W"));
+        let carry = tight(times(&xl, cl), BinOp::IDiv, w());
+        let hi = if ch != 0 {
+            let sum = tight(xh_cl, BinOp::Add, carry);
+            group(sum, BinOp::Add, tight(times(&xl, ch), BinOp::Mod, w()))
+        } else {
+            group(xh_cl, BinOp::Add, carry)
+        };
+        let lo = tight(times(&xl, cl), BinOp::Mod, w());
+        self.push_eager64(Rvalue::Pair(lo, tight(hi, BinOp::Mod, w())));
     }
 
     pub(in crate::lower) fn bin64_bitwise(&mut self, f: &str) {
         let b = self.pop();
         let a = self.pop();
-        let v = Self::derive(
-            ValType::I64,
-            format!("{}({},{})", builtin("bit32", f), a.e, b.e),
-            format!("{}({},{})", builtin("bit32", f), a.h, b.h),
-            &[&a, &b],
-        );
+        let lo = builtin_call("bit32", f, vec![a.e.clone(), b.e.clone()]);
+        let hi = builtin_call("bit32", f, vec![a.h.clone(), b.h.clone()]);
+        let v = Self::derive(ValType::I64, lo, hi, &[&a, &b]);
         self.push(v);
     }
 
     pub(in crate::lower) fn shift64(&mut self, helper: Helper) {
         let b = self.pop();
         let a = self.pop();
-        let h = self.helper(helper);
-        self.push_eager64(format!("{h}({},{},{})", a.e, a.h, b.e));
+        self.helper(helper);
+        let args = vec![a.e, a.h, b.e];
+        self.push_eager64(Rvalue::Expr(helper_call(helper, args)));
     }
 
     /// i64 comparison producing a boolean; operands made simple since they are used twice.
-    pub(in crate::lower) fn cmp64<E: Into<Expr>>(
-        &mut self,
-        f: impl Fn(&Val, &Val, &mut Self) -> E,
-    ) {
+    pub(in crate::lower) fn cmp64(&mut self, f: impl FnOnce(&Val, &Val, &mut Self) -> Expr) {
         let b = self.pop();
         let a = self.pop();
         let k = self.stack.len();
         let a = self.simple_at(a, k);
         let b = self.simple_at(b, k + 1);
         let e = f(&a, &b, self);
-        let mut v = Self::derive(ValType::I32, e, String::new(), &[&a, &b]);
+        let mut v = Self::derive(ValType::I32, e, Expr::none(), &[&a, &b]);
         v.boolean = true;
         self.push(v);
         // `a`/`b` may sit in slots above the result: force the result now.
@@ -209,30 +222,29 @@ impl Translator<'_, '_, '_> {
 
     pub(in crate::lower) fn eager64_un(&mut self, helper: Helper) {
         let a = self.pop();
-        let h = self.helper(helper);
-        self.push_eager64(format!("{h}({})", a.e));
+        self.helper(helper);
+        self.push_eager64(Rvalue::Expr(helper_call(helper, vec![a.e])));
     }
 
-    pub(in crate::lower) fn extend_s(&mut self, e: String, a: &Val) {
+    /// Sign-extends the i32 `e` (the numeric form of `a`) to an i64.
+    pub(in crate::lower) fn extend_s(&mut self, e: Expr, a: &Val) {
         let k = self.stack.len();
+        // The high half: all ones when the low half is negative as an i32.
+        let high = |x: &Expr| {
+            let neg = tight(x.clone(), BinOp::Ge, Expr::Int(0x8000_0000));
+            let ones = tight(neg, BinOp::And, Expr::Int(0xFFFF_FFFF));
+            group(ones, BinOp::Or, Expr::Int(0))
+        };
         let v = if a.simple && !a.boolean {
-            Self::derive(
-                ValType::I64,
-                e.clone(),
-                format!("({e}>=2147483648 and 4294967295 or 0)"),
-                &[a],
-            )
+            let h = high(&e);
+            Self::derive(ValType::I64, e, h, &[a])
         } else {
             self.clobber_slot(k);
             let s = self.slot_name(k);
             self.line(&format!("{s}={e}"));
             let sv = self.slot_val(k, ValType::I32);
-            Self::derive(
-                ValType::I64,
-                s.clone(),
-                format!("({s}>=2147483648 and 4294967295 or 0)"),
-                &[&sv],
-            )
+            let h = high(&sv.e);
+            Self::derive(ValType::I64, sv.e.clone(), h, &[&sv])
         };
         self.push(v);
         self.materialize(k);

@@ -1,28 +1,16 @@
 //! Linear memory: loads, stores, size, grow, bulk operations, data segments.
 use super::*;
-use std::fmt;
 
-/// A rendered memory address (base plus the static offset) and its value when constant.
-pub(in crate::lower) struct Addr {
-    text: String,
-    konst: Option<u64>,
-}
-
-impl Addr {
-    /// The address `n` bytes further on (the high word of an i64).
-    fn plus(&self, n: u64) -> String {
-        match self.konst {
-            Some(c) => (c + n).to_string(),
-            None => format!("{}+{n}", self.text),
-        }
+/// The address `n` bytes after `addr` (the high word of an i64): folded when constant.
+fn plus(addr: &Expr, n: u64) -> Expr {
+    match addr.int() {
+        Some(c) => Expr::Int(c + n),
+        None => tight(addr.clone(), BinOp::Add, Expr::Int(n)),
     }
 }
 
-impl fmt::Display for Addr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
+/// The buffer local.
+const M: Expr = Expr::Sym("M");
 
 impl Translator<'_, '_, '_> {
     /// Lowers one of the linear memory: loads, stores, size, grow, bulk operations, data segments; `Ok(false)` when `op` is another operator.
@@ -30,13 +18,13 @@ impl Translator<'_, '_, '_> {
         use Operator as O;
         use ValType::{F32, F64, I32, I64};
         match op {
-            O::I32Load { memarg } => self.load(I32, memarg, "readu32", None),
+            O::I32Load { memarg } => self.load(I32, memarg, "readu32", false),
             O::I64Load { memarg } => {
                 let a = self.pop();
                 let k = self.stack.len();
                 let a = self.simple_at(a, k);
                 let addr = self.addr(&a, memarg);
-                let hi_addr = addr.plus(4);
+                let hi_addr = plus(&addr, 4);
                 self.clobber_slot(k);
                 let s = self.slot_name(k);
                 let t = self.slot_hi_name(k);
@@ -49,15 +37,15 @@ impl Translator<'_, '_, '_> {
             O::F32Load { memarg } => {
                 let a = self.pop();
                 let addr = self.addr(&a, memarg);
-                let h = self.helper(Helper::F32load);
-                self.push_eager(F32, format!("{h}(M,{addr})"));
+                self.helper(Helper::F32load);
+                self.push_eager(F32, helper_call(Helper::F32load, vec![M, addr]));
                 self.note_access(&a);
             }
-            O::F64Load { memarg } => self.load(F64, memarg, "readf64", None),
-            O::I32Load8S { memarg } => self.load(I32, memarg, "readi8", Some("%W")),
-            O::I32Load8U { memarg } => self.load(I32, memarg, "readu8", None),
-            O::I32Load16S { memarg } => self.load(I32, memarg, "readi16", Some("%W")),
-            O::I32Load16U { memarg } => self.load(I32, memarg, "readu16", None),
+            O::F64Load { memarg } => self.load(F64, memarg, "readf64", false),
+            O::I32Load8S { memarg } => self.load(I32, memarg, "readi8", true),
+            O::I32Load8U { memarg } => self.load(I32, memarg, "readu8", false),
+            O::I32Load16S { memarg } => self.load(I32, memarg, "readi16", true),
+            O::I32Load16U { memarg } => self.load(I32, memarg, "readu16", false),
             O::I64Load8S { memarg } => self.load64(memarg, "readi8", true),
             O::I64Load8U { memarg } => self.load64(memarg, "readu8", false),
             O::I64Load16S { memarg } => self.load64(memarg, "readi16", true),
@@ -82,10 +70,14 @@ impl Translator<'_, '_, '_> {
                 self.store(memarg, "writeu16", false)
             }
             O::I64Store32 { memarg } => self.store(memarg, "writeu32", false),
-            O::MemorySize { .. } => self.push_eager(I32, "blen(M)//65536".into()),
+            O::MemorySize { .. } => {
+                let len = builtin_call("buffer", "len", vec![M]);
+                self.push_eager(I32, tight(len, BinOp::IDiv, Expr::Int(65536)))
+            }
             O::MemoryGrow { .. } => {
                 let a = self.pop();
-                self.push_eager(I32, format!("MG({})", Self::num(&a)));
+                let grow = Expr::Call(Callee::Chunk("MG"), vec![Self::num(&a)]);
+                self.push_eager(I32, grow);
                 self.reload_mem();
             }
             O::MemoryFill { .. } => {
@@ -134,27 +126,26 @@ impl Translator<'_, '_, '_> {
         Ok(true)
     }
 
-    pub(in crate::lower) fn addr(&mut self, a: &Val, m: &MemArg) -> Addr {
-        let konst = a.const_lo().map(|c| c + m.offset);
-        let text = match konst {
-            Some(c) => c.to_string(),
+    /// The address `a` plus the static offset: a constant when `a` is one.
+    pub(in crate::lower) fn addr(&mut self, a: &Val, m: &MemArg) -> Expr {
+        match a.const_lo() {
+            Some(c) => Expr::Int(c + m.offset),
             None if m.offset == 0 => Self::num(a),
-            None => format!("{}+{}", Self::num(a), m.offset),
-        };
-        Addr { text, konst }
+            None => tight(Self::num(a), BinOp::Add, Expr::Int(m.offset)),
+        }
     }
 
-    pub(in crate::lower) fn load(&mut self, ty: ValType, m: &MemArg, f: &str, post: Option<&str>) {
+    /// A load through `buffer.<f>`; a signed narrow load (`wrap`) reduced modulo 2^32.
+    pub(in crate::lower) fn load(&mut self, ty: ValType, m: &MemArg, f: &str, wrap: bool) {
         self.canon_at(self.stack.len() - 1, 1);
         let a = self.pop();
         let addr = self.addr(&a, m);
-        if let (ValType::I32, "readu32", None) = (ty, f, post) {
+        if let (ValType::I32, "readu32", false) = (ty, f, wrap) {
             // Recorded for the signed-compare fusion, which may make it a signed load.
             let rec = LoadStmt {
                 slot: self.stack.len(),
                 at: self.out.len(),
             };
-            let addr = addr.to_string();
             self.push_eager_value(
                 ty,
                 Rvalue::Load32 {
@@ -164,9 +155,11 @@ impl Translator<'_, '_, '_> {
             );
             self.loads = [self.loads[1].take(), Some(rec)];
         } else {
-            let e = match post {
-                Some(p) => format!("{}(M,{addr}){p}", builtin("buffer", f)),
-                None => format!("{}(M,{addr})", builtin("buffer", f)),
+            let read = builtin_call("buffer", f, vec![M, addr]);
+            let e = if wrap {
+                tight(read, BinOp::Mod, Expr::Sym("W"))
+            } else {
+                read
             };
             self.push_eager(ty, e);
         }
@@ -203,10 +196,10 @@ impl Translator<'_, '_, '_> {
         let val = if v.ty == ValType::I32 {
             Self::bits(&v)
         } else {
-            v.e.to_string()
+            v.e.clone()
         };
         if wide {
-            let hi_addr = addr.plus(4);
+            let hi_addr = plus(&addr, 4);
             self.line(&format!("wu32(M,{hi_addr},{})", v.h));
             self.line(&format!("wu32(M,{addr},{val})"));
         } else {

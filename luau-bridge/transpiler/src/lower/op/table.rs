@@ -73,29 +73,21 @@ impl Translator<'_, '_, '_> {
             }
             O::RefNull { .. } => self.push(Self::lit(
                 ValType::Ref(wasmparser::RefType::FUNCREF),
-                "nil".to_string(),
-                String::new(),
+                Expr::Sym("nil"),
+                Expr::none(),
             )),
             O::RefEq => {
                 let b = self.pop();
                 let a = self.pop();
-                let mut v = Self::derive(
-                    I32,
-                    Expr::Group(format!("{}=={}", a.e, b.e)),
-                    String::new(),
-                    &[&a, &b],
-                );
+                let e = group(a.e.clone(), BinOp::Eq, b.e.clone());
+                let mut v = Self::derive(I32, e, Expr::none(), &[&a, &b]);
                 v.boolean = true;
                 self.push(v);
             }
             O::RefIsNull => {
                 let a = self.pop();
-                let mut v = Self::derive(
-                    I32,
-                    Expr::Group(format!("{}==nil", a.e)),
-                    String::new(),
-                    &[&a],
-                );
+                let e = group(a.e.clone(), BinOp::Eq, Expr::Sym("nil"));
+                let mut v = Self::derive(I32, e, Expr::none(), &[&a]);
                 v.boolean = true;
                 self.push(v);
             }

@@ -8,10 +8,7 @@ impl Translator<'_, '_, '_> {
         match op {
             O::LocalGet { local_index } => {
                 let i = *local_index as usize;
-                let (lo, hi) = self.local_names[i].clone();
-                let mut v = Self::lit(self.local_types[i], lo, hi);
-                v.locals = vec![i as u32];
-                v.local = Some(i as u32);
+                let v = self.local_val(i as u32);
                 self.push(v);
             }
             O::LocalSet { local_index } | O::LocalTee { local_index } => {
@@ -35,7 +32,7 @@ impl Translator<'_, '_, '_> {
                 } else {
                     lo.clone()
                 };
-                let fused = match v.slot.and_then(|k| self.last_eager_into(k)) {
+                let fused = match v.slot().and_then(|k| self.last_eager_into(k)) {
                     Some(Stmt::Eager { target, .. }) => {
                         *target = local;
                         // The recorded loads no longer load into their slots.
@@ -48,13 +45,11 @@ impl Translator<'_, '_, '_> {
                 } else if is_i64(v.ty) {
                     self.line(&format!("{lo},{hi}={},{}", v.e, v.h));
                 } else if self.assign_wrapped(&lo, &v) {
-                } else if v.local != Some(idx) {
+                } else if v.local() != Some(idx) {
                     self.line(&format!("{lo}={}", Self::num_bare(&v)));
                 }
                 if matches!(op, O::LocalTee { .. }) {
-                    let mut nv = Self::lit(self.local_types[i], lo, hi);
-                    nv.locals = vec![idx];
-                    nv.local = Some(idx);
+                    let nv = self.local_val(idx);
                     self.push(nv);
                 }
             }
@@ -78,5 +73,19 @@ impl Translator<'_, '_, '_> {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// The value of local `i`: its variable.
+    fn local_val(&self, i: u32) -> Val {
+        let (lo, hi) = &self.local_names[i as usize];
+        let ty = self.local_types[i as usize];
+        let h = if is_i64(ty) {
+            Expr::Var(Var::Local(i), hi.clone())
+        } else {
+            Expr::none()
+        };
+        let mut v = Self::lit(ty, Expr::Var(Var::Local(i), lo.clone()), h);
+        v.locals = vec![i];
+        v
     }
 }
