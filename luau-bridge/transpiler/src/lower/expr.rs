@@ -5,7 +5,6 @@
 //! Two printed forms: the operand form (inside another expression, a call's argument) and the
 //! bare form (a whole right-hand side or condition), which leaves out the parentheses of a
 //! grouped operation.
-use crate::names::FloatLit;
 use crate::prelude::Helper;
 use std::fmt::{self, Display, Write as _};
 
@@ -23,6 +22,8 @@ pub(in crate::lower) enum Expr {
     },
     /// A variable of the function: a wasm local's or a stack slot's (register or spilled).
     Var(Var, String),
+    /// Wasm table `n`'s local in the chunk, `T{n}`.
+    Table(u32),
     /// A name the chunk defines (`W`, `M`, a constant register), printed as is.
     Sym(&'static str),
     /// A call of a runtime helper or a builtin's alias.
@@ -36,10 +37,9 @@ pub(in crate::lower) enum Expr {
     /// `(e)` around an expression that is itself grouped: a condition that keeps one pair of
     /// parentheses when printed bare.
     Paren(Box<Expr>),
-    /// An expression not (yet) built as a tree, printed as is.
+    /// A name the module's emitter gives as text (a global's cell, a function, a table's
+    /// size field `T{n}.n`): printed as is.
     Text(String),
-    /// `(inner)`, not (yet) built as a tree: the parentheses enclose the whole expression.
-    Group(String),
 }
 
 /// Which variable an [`Expr::Var`] is.
@@ -226,7 +226,6 @@ impl Expr {
                 Expr::Un(u)
             }
             Expr::Paren(e) => *e,
-            Expr::Group(s) => Expr::Text(s),
             e => e,
         }
     }
@@ -238,6 +237,7 @@ impl Expr {
             Expr::Float { text, negated, .. } => text.len() + if *negated { 2 } else { 0 },
             Expr::Var(_, name) => name.len(),
             Expr::Sym(s) => s.len(),
+            Expr::Table(n) => 1 + decimal_len((*n).into()),
             Expr::Call(c, args) => {
                 let commas = args.len().saturating_sub(1);
                 c.name().len() + 2 + commas + args.iter().map(Expr::len).sum::<usize>()
@@ -253,7 +253,6 @@ impl Expr {
             }
             Expr::Paren(e) => e.len() + 2,
             Expr::Text(s) => s.len(),
-            Expr::Group(s) => s.len() + 2,
         }
     }
 
@@ -316,22 +315,11 @@ impl Display for Bare<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
             Expr::Bin(b) => Expr::print_bin(b, f),
-            Expr::Group(s) => f.write_str(s),
             Expr::Float { text, .. } => f.write_str(text),
             Expr::Un(u) => write!(f, "{}{}", u.op.spelling(), u.e),
             Expr::IfElse(p) => write!(f, "if {} then {} else {}", p[0], p[1], p[2]),
             Expr::Paren(e) => e.fmt(f),
             e => e.fmt(f),
-        }
-    }
-}
-
-impl From<FloatLit> for Expr {
-    fn from(l: FloatLit) -> Self {
-        if l.negated {
-            Expr::Group(l.text)
-        } else {
-            Expr::Text(l.text)
         }
     }
 }
@@ -354,6 +342,7 @@ impl Display for Expr {
             Expr::Float { text, .. } => f.write_str(text),
             Expr::Var(_, name) => f.write_str(name),
             Expr::Sym(s) => f.write_str(s),
+            Expr::Table(n) => write!(f, "T{n}"),
             Expr::Call(c, args) => {
                 f.write_str(c.name())?;
                 f.write_char('(')?;
@@ -376,7 +365,6 @@ impl Display for Expr {
             Expr::IfElse(p) => write!(f, "(if {} then {} else {})", p[0], p[1], p[2]),
             Expr::Paren(e) => write!(f, "({e})"),
             Expr::Text(s) => f.write_str(s),
-            Expr::Group(s) => write!(f, "({s})"),
         }
     }
 }

@@ -119,7 +119,7 @@ impl Translator<'_, '_, '_> {
         if c == 0 || z >= 32 || c >= 1 << z {
             return false;
         }
-        let e = Expr::Group(format!("{}+{c}", x.e));
+        let e = group(x.e.clone(), BinOp::Add, Expr::Int(c));
         let bound = self.ub_of(x).map(|u| u + c);
         let b = self.pop();
         let a = self.pop();

@@ -45,7 +45,8 @@ impl Translator<'_, '_, '_> {
                 let a = self.pop();
                 let t = ValType::Ref(wasmparser::RefType::FUNCREF);
                 self.helper(Helper::Tget);
-                self.push_eager(t, format!("tget(T{table},{})", Self::num(&a)));
+                let args = vec![Expr::Table(*table), Self::num(&a)];
+                self.push_eager(t, helper_call(Helper::Tget, args));
             }
             O::TableSet { table } => {
                 let v = self.pop();
@@ -57,7 +58,8 @@ impl Translator<'_, '_, '_> {
                 let n = self.pop();
                 let v = self.pop();
                 self.helper(Helper::Tgrow);
-                self.push_eager(I32, format!("tgrow(T{table},{},{})", v.e, Self::num(&n)));
+                let args = vec![Expr::Table(*table), v.e, Self::num(&n)];
+                self.push_eager(I32, helper_call(Helper::Tgrow, args));
             }
             O::TableFill { table } => {
                 let n = self.pop();
