@@ -6,6 +6,7 @@
 //! bare form (a whole right-hand side or condition), which leaves out the parentheses of a
 //! grouped operation.
 use crate::prelude::Helper;
+use std::collections::BTreeSet;
 use std::fmt::{self, Display, Write as _};
 
 /// A Luau expression.
@@ -22,6 +23,8 @@ pub(in crate::lower) enum Expr {
     },
     /// A variable of the function: a wasm local's or a stack slot's (register or spilled).
     Var(Var, String),
+    /// Entry `i` of a helper that is a table (`NF[i]`).
+    Entry(UsedHelper, u32),
     /// Wasm table `n`'s local in the chunk, `T{n}`.
     Table(u32),
     /// A name the chunk defines (`W`, `M`, a constant register), printed as is.
@@ -51,10 +54,28 @@ pub(in crate::lower) enum Var {
     Slot(usize),
 }
 
+/// A runtime helper recorded as used by the module (so the chunk defines it). Only
+/// [`record`] makes one, so no call of a helper can be built without recording it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::lower) struct UsedHelper(Helper);
+
+/// Records `h` among the helpers the chunk must define.
+pub(in crate::lower) fn record(helpers: &mut BTreeSet<Helper>, h: Helper) -> UsedHelper {
+    helpers.insert(h);
+    UsedHelper(h)
+}
+
+/// Formats as the helper's Luau name.
+impl Display for UsedHelper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name())
+    }
+}
+
 /// What an [`Expr::Call`] calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(in crate::lower) enum Callee {
-    Helper(Helper),
+    Helper(UsedHelper),
     /// A function the chunk defines outside the helpers (`MG`, memory.grow).
     Chunk(&'static str),
     /// A builtin through its chunk-level alias (`text::builtin`).
@@ -180,7 +201,7 @@ pub(in crate::lower) fn unary(op: UnOp, e: Expr) -> Expr {
 }
 
 /// A call of runtime helper `h`.
-pub(in crate::lower) fn helper_call(h: Helper, args: Vec<Expr>) -> Expr {
+pub(in crate::lower) fn helper_call(h: UsedHelper, args: Vec<Expr>) -> Expr {
     Expr::Call(Callee::Helper(h), args)
 }
 
@@ -238,6 +259,7 @@ impl Expr {
             Expr::Var(_, name) => name.len(),
             Expr::Sym(s) => s.len(),
             Expr::Table(n) => 1 + decimal_len((*n).into()),
+            Expr::Entry(h, i) => h.0.name().len() + 2 + decimal_len((*i).into()),
             Expr::Call(c, args) => {
                 let commas = args.len().saturating_sub(1);
                 c.name().len() + 2 + commas + args.iter().map(Expr::len).sum::<usize>()
@@ -301,7 +323,7 @@ fn decimal_len(mut c: u64) -> usize {
 impl Callee {
     fn name(self) -> &'static str {
         match self {
-            Callee::Helper(h) => h.name(),
+            Callee::Helper(h) => h.0.name(),
             Callee::Chunk(name) => name,
             Callee::Builtin(alias) => alias,
         }
@@ -343,6 +365,7 @@ impl Display for Expr {
             Expr::Var(_, name) => f.write_str(name),
             Expr::Sym(s) => f.write_str(s),
             Expr::Table(n) => write!(f, "T{n}"),
+            Expr::Entry(h, i) => write!(f, "{h}[{i}]"),
             Expr::Call(c, args) => {
                 f.write_str(c.name())?;
                 f.write_char('(')?;
@@ -384,7 +407,8 @@ mod tests {
         let e = tight(sum.clone(), BinOp::Mod, Expr::Sym("W"));
         assert_eq!(e.to_string(), "(a0+4)%W");
         assert_eq!(e.len(), e.to_string().len());
-        let call = helper_call(Helper::Mul32, vec![sum, Expr::Int(12)]);
+        let mul = record(&mut BTreeSet::new(), Helper::Mul32);
+        let call = helper_call(mul, vec![sum, Expr::Int(12)]);
         assert_eq!(call.to_string(), "mul32((a0+4),12)");
         assert_eq!(call.len(), call.to_string().len());
     }

@@ -254,6 +254,19 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             .filter(|s| matches!(s, Stmt::Eager { slot, .. } if *slot == k))
     }
 
+    /// Emits a call whose results are not used.
+    pub(in crate::lower) fn call_stmt(&mut self, call: Expr) {
+        self.out.push(Stmt::Call(call));
+    }
+
+    /// Emits `target = value`.
+    pub(in crate::lower) fn assign(&mut self, target: &str, value: Expr) {
+        self.out.push(Stmt::Assign {
+            target: target.to_string(),
+            value,
+        });
+    }
+
     pub(in crate::lower) fn line(&mut self, s: &str) {
         self.out.push(Stmt::Line(s.to_string()));
     }

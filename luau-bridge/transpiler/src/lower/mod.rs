@@ -349,9 +349,8 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         }
     }
 
-    /// Records that the code uses `h` and returns its name in the chunk.
-    fn helper(&mut self, h: Helper) -> &'static str {
-        self.ctx.helpers.insert(h);
-        h.name()
+    /// Records that the code uses `h`: what a call of it is built from.
+    fn helper(&mut self, h: Helper) -> expr::UsedHelper {
+        expr::record(self.ctx.helpers, h)
     }
 }

@@ -10,6 +10,10 @@ use std::fmt;
 pub(in crate::lower) enum Stmt {
     /// A rendered statement (possibly several lines).
     Line(String),
+    /// A call whose results are not used.
+    Call(Expr),
+    /// `target = value`.
+    Assign { target: String, value: Expr },
     /// `if cond then`, opening a branch closed by an [`Stmt::End`]; `cond` is printed as it
     /// is (a condition is built without enclosing parentheses).
     If(Expr),
@@ -80,6 +84,8 @@ pub(in crate::lower) fn print(body: &[Stmt], out: &mut String) {
         }
         let _ = match &body[i] {
             Stmt::Line(l) => writeln!(out, "{l}"),
+            Stmt::Call(e) => writeln!(out, "{e}"),
+            Stmt::Assign { target, value } => writeln!(out, "{target}={}", value.bare()),
             Stmt::If(c) => writeln!(out, "if {c} then"),
             Stmt::Jump(j) => writeln!(out, "{j}"),
             Stmt::End => writeln!(out, "end"),

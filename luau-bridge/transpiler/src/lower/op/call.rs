@@ -91,9 +91,9 @@ impl Translator<'_, '_, '_> {
         let e = Self::num(&idx);
         self.line(&format!("{tn}={e}+1"));
         let sig = sig_key(&ty);
-        self.helper(Helper::Callind);
+        let callind = self.helper(Helper::Callind);
         self.line(&format!(
-            "if TS{table}[{tn}]~=\"{sig}\" then callind(T{table},{tn}) end"
+            "if TS{table}[{tn}]~=\"{sig}\" then {callind}(T{table},{tn}) end"
         ));
         let a = self.call_args(&args);
         let call = format!("TF{table}[{tn}]({a})");

@@ -30,10 +30,10 @@ impl Translator<'_, '_, '_> {
             O::I64TruncSatF32S | O::I64TruncSatF64S => self.eager64_un(Helper::Sati64s),
             O::I64TruncSatF32U | O::I64TruncSatF64U => self.eager64_un(Helper::Sati64u),
             O::F32ConvertI32S => {
-                self.helper(Helper::F32r);
-                self.helper(Helper::Signed);
+                let f32r = self.helper(Helper::F32r);
+                let signed = self.helper(Helper::Signed);
                 self.un(F32, |a| {
-                    helper_call(Helper::F32r, vec![helper_call(Helper::Signed, vec![a])])
+                    helper_call(f32r, vec![helper_call(signed, vec![a])])
                 })
             }
             O::F32ConvertI32U => self.un_call(F32, Helper::F32r),
@@ -44,7 +44,7 @@ impl Translator<'_, '_, '_> {
                     O::F32ConvertI64U => Helper::U64tof32,
                     _ => Helper::I64tof64s,
                 };
-                self.helper(h);
+                let h = self.helper(h);
                 let ty = if matches!(op, O::F64ConvertI64S) {
                     F64
                 } else {
@@ -70,8 +70,8 @@ impl Translator<'_, '_, '_> {
             O::I64ReinterpretF64 => self.eager64_un(Helper::F64bits),
             O::F64ReinterpretI64 => {
                 let a = self.pop();
-                self.helper(Helper::F64frombits);
-                let e = helper_call(Helper::F64frombits, vec![a.e.clone(), a.h.clone()]);
+                let f64frombits = self.helper(Helper::F64frombits);
+                let e = helper_call(f64frombits, vec![a.e.clone(), a.h.clone()]);
                 let v = Self::derive(F64, e, Expr::none(), &[&a]);
                 self.push(v);
             }

@@ -22,10 +22,10 @@ impl Translator<'_, '_, '_> {
             O::F32Trunc | O::F64Trunc => self.fun(op, Helper::Ftruncf),
             O::F32Nearest | O::F64Nearest => self.fun(op, Helper::Fnearest),
             O::F32Sqrt => {
-                self.helper(Helper::Fsqrt);
-                self.helper(Helper::F32r);
+                let fsqrt = self.helper(Helper::Fsqrt);
+                let f32r = self.helper(Helper::F32r);
                 self.un(F32, |a| {
-                    helper_call(Helper::F32r, vec![helper_call(Helper::Fsqrt, vec![a])])
+                    helper_call(f32r, vec![helper_call(fsqrt, vec![a])])
                 })
             }
             O::F64Sqrt => self.un_call(F64, Helper::Fsqrt),
@@ -50,9 +50,9 @@ impl Translator<'_, '_, '_> {
 
     /// An f32 operation: the f64 result rounded to f32 (`f32r(a op b)`).
     pub(in crate::lower) fn f32op(&mut self, op: BinOp) {
-        self.helper(Helper::F32r);
+        let f32r = self.helper(Helper::F32r);
         self.bin(ValType::F32, |a, b| {
-            helper_call(Helper::F32r, vec![tight(a, op, b)])
+            helper_call(f32r, vec![tight(a, op, b)])
         });
     }
 
@@ -74,8 +74,8 @@ impl Translator<'_, '_, '_> {
         };
         let be = match nf {
             Some(i) => {
-                self.ctx.helpers.insert(Helper::Nf);
-                Expr::Sym(["NF[1]", "NF[2]", "NF[3]", "NF[4]"][i - 1])
+                let nf = self.helper(Helper::Nf);
+                Expr::Entry(nf, i)
             }
             None => b.e.clone(),
         };

@@ -43,7 +43,7 @@ impl Translator<'_, '_, '_> {
     fn order64(&mut self, less: Helper, swap: bool, negate: bool) {
         self.cmp64(|a, b, t| {
             let (x, y) = if swap { (b, a) } else { (a, b) };
-            t.helper(less);
+            let less = t.helper(less);
             let call = helper_call(
                 less,
                 vec![x.e.clone(), x.h.clone(), y.e.clone(), y.h.clone()],
@@ -68,7 +68,7 @@ impl Translator<'_, '_, '_> {
                 } else {
                     Helper::Ctz64
                 };
-                self.helper(h);
+                let h = self.helper(h);
                 let e = helper_call(h, vec![a.e.clone(), a.h.clone()]);
                 let v = Self::derive(I64, e, Expr::Int(0), &[&a]);
                 self.push(v);
@@ -76,7 +76,7 @@ impl Translator<'_, '_, '_> {
             O::I64Popcnt => {
                 let a = self.pop();
                 let h = Helper::Popcnt32;
-                self.helper(h);
+                let h = self.helper(h);
                 let (lo, hi) = (a.e.clone(), a.h.clone());
                 let e = group(
                     helper_call(h, vec![lo]),
@@ -130,9 +130,9 @@ impl Translator<'_, '_, '_> {
     pub(in crate::lower) fn bin64_call(&mut self, helper: Helper) {
         let b = self.pop();
         let a = self.pop();
-        self.helper(helper);
+        let h = self.helper(helper);
         let args = vec![a.e, a.h, b.e, b.h];
-        self.push_eager64(Rvalue::Expr(helper_call(helper, args)));
+        self.push_eager64(Rvalue::Expr(helper_call(h, args)));
     }
 
     /// i64 add/sub without a call: the carry (or borrow) is the floor quotient of the low sum.
@@ -200,9 +200,9 @@ impl Translator<'_, '_, '_> {
     pub(in crate::lower) fn shift64(&mut self, helper: Helper) {
         let b = self.pop();
         let a = self.pop();
-        self.helper(helper);
+        let h = self.helper(helper);
         let args = vec![a.e, a.h, b.e];
-        self.push_eager64(Rvalue::Expr(helper_call(helper, args)));
+        self.push_eager64(Rvalue::Expr(helper_call(h, args)));
     }
 
     /// i64 comparison producing a boolean; operands made simple since they are used twice.
@@ -222,8 +222,8 @@ impl Translator<'_, '_, '_> {
 
     pub(in crate::lower) fn eager64_un(&mut self, helper: Helper) {
         let a = self.pop();
-        self.helper(helper);
-        self.push_eager64(Rvalue::Expr(helper_call(helper, vec![a.e])));
+        let h = self.helper(helper);
+        self.push_eager64(Rvalue::Expr(helper_call(h, vec![a.e])));
     }
 
     /// Sign-extends the i32 `e` (the numeric form of `a`) to an i64.

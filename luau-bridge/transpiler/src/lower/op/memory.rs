@@ -28,8 +28,8 @@ impl Translator<'_, '_, '_> {
                 self.clobber_slot(k);
                 let s = self.slot_name(k);
                 let t = self.slot_hi_name(k);
-                self.line(&format!("{t}=ru32(M,{hi_addr})"));
-                self.line(&format!("{s}=ru32(M,{addr})"));
+                self.assign(&t, builtin_call("buffer", "readu32", vec![M, hi_addr]));
+                self.assign(&s, builtin_call("buffer", "readu32", vec![M, addr]));
                 let v = self.slot_val(k, I64);
                 self.stack.push(v);
                 self.note_access(&a);
@@ -37,8 +37,8 @@ impl Translator<'_, '_, '_> {
             O::F32Load { memarg } => {
                 let a = self.pop();
                 let addr = self.addr(&a, memarg);
-                self.helper(Helper::F32load);
-                self.push_eager(F32, helper_call(Helper::F32load, vec![M, addr]));
+                let f32load = self.helper(Helper::F32load);
+                self.push_eager(F32, helper_call(f32load, vec![M, addr]));
                 self.note_access(&a);
             }
             O::F64Load { memarg } => self.load(F64, memarg, "readf64", false),
@@ -59,7 +59,7 @@ impl Translator<'_, '_, '_> {
                 let a = self.pop();
                 let addr = self.addr(&a, memarg);
                 let h = self.helper(Helper::F32store);
-                self.line(&format!("{h}(M,{addr},{})", v.e));
+                self.call_stmt(helper_call(h, vec![M, addr, v.e]));
                 self.note_access(&a);
             }
             O::F64Store { memarg } => self.store(memarg, "writef64", false),
@@ -85,41 +85,29 @@ impl Translator<'_, '_, '_> {
                 let v = self.pop();
                 let d = self.pop();
                 let h = self.helper(Helper::Mfill);
-                self.line(&format!(
-                    "{h}(M,{},{},{})",
-                    Self::num(&d),
-                    Self::num(&v),
-                    Self::num(&n)
-                ));
+                let args = vec![M, Self::num(&d), Self::num(&v), Self::num(&n)];
+                self.call_stmt(helper_call(h, args));
             }
             O::MemoryCopy { .. } => {
                 let n = self.pop();
                 let s = self.pop();
                 let d = self.pop();
                 let h = self.helper(Helper::Mcopy);
-                self.line(&format!(
-                    "{h}(M,{},{},{})",
-                    Self::num(&d),
-                    Self::num(&s),
-                    Self::num(&n)
-                ));
+                let args = vec![M, Self::num(&d), Self::num(&s), Self::num(&n)];
+                self.call_stmt(helper_call(h, args));
             }
             O::MemoryInit { data_index, .. } => {
                 let n = self.pop();
                 let s = self.pop();
                 let d = self.pop();
                 let h = self.helper(Helper::Minit);
-                self.line(&format!(
-                    "{h}(M,D[{}],{},{},{})",
-                    data_index + 1,
-                    Self::num(&d),
-                    Self::num(&s),
-                    Self::num(&n)
-                ));
+                let seg = Expr::Text(format!("D[{}]", data_index + 1));
+                let args = vec![M, seg, Self::num(&d), Self::num(&s), Self::num(&n)];
+                self.call_stmt(helper_call(h, args));
             }
             O::DataDrop { data_index } => {
-                self.helper(Helper::Dropped);
-                self.line(&format!("D[{}]=DROPPED", data_index + 1))
+                let dropped = self.helper(Helper::Dropped);
+                self.line(&format!("D[{}]={dropped}", data_index + 1))
             }
             _ => return Ok(false),
         }
@@ -174,12 +162,15 @@ impl Translator<'_, '_, '_> {
         self.clobber_slot(k);
         let s = self.slot_name(k);
         let t = self.slot_hi_name(k);
-        self.line(&format!("{s}={}(M,{addr})", builtin("buffer", f)));
+        self.assign(&s, builtin_call("buffer", f, vec![M, addr]));
+        let low = Expr::Var(Var::Slot(k), s.clone());
         if signed {
-            self.line(&format!("{t}={s}<0 and 4294967295 or 0"));
-            self.line(&format!("{s}={s}%W"));
+            let neg = tight(low.clone(), BinOp::Lt, Expr::Int(0));
+            let ones = tight(neg, BinOp::And, Expr::Int(0xFFFF_FFFF));
+            self.assign(&t, tight(ones, BinOp::Or, Expr::Int(0)));
+            self.assign(&s, tight(low, BinOp::Mod, Expr::Sym("W")));
         } else {
-            self.line(&format!("{t}=0"));
+            self.assign(&t, Expr::Int(0));
         }
         let v = self.slot_val(k, ValType::I64);
         self.stack.push(v);
@@ -200,10 +191,10 @@ impl Translator<'_, '_, '_> {
         };
         if wide {
             let hi_addr = plus(&addr, 4);
-            self.line(&format!("wu32(M,{hi_addr},{})", v.h));
-            self.line(&format!("wu32(M,{addr},{val})"));
+            self.call_stmt(builtin_call("buffer", "writeu32", vec![M, hi_addr, v.h]));
+            self.call_stmt(builtin_call("buffer", "writeu32", vec![M, addr, val]));
         } else {
-            self.line(&format!("{}(M,{addr},{val})", builtin("buffer", f)));
+            self.call_stmt(builtin_call("buffer", f, vec![M, addr, val]));
         }
         self.note_access(&a);
     }

@@ -27,7 +27,7 @@ impl Translator<'_, '_, '_> {
 
     /// `h(a)`, lazy.
     pub(in crate::lower) fn un_call(&mut self, ty: ValType, h: Helper) {
-        self.helper(h);
+        let h = self.helper(h);
         self.un(ty, |a| helper_call(h, vec![a]));
     }
 
@@ -42,7 +42,7 @@ impl Translator<'_, '_, '_> {
 
     /// `h(a, b)`, lazy.
     pub(in crate::lower) fn bin_call(&mut self, ty: ValType, h: Helper) {
-        self.helper(h);
+        let h = self.helper(h);
         self.bin(ty, |a, b| helper_call(h, vec![a, b]));
     }
 
@@ -56,14 +56,14 @@ impl Translator<'_, '_, '_> {
     pub(in crate::lower) fn eager_bin(&mut self, ty: ValType, h: Helper) {
         let b = self.pop();
         let a = self.pop();
-        self.helper(h);
+        let h = self.helper(h);
         self.push_eager(ty, helper_call(h, vec![Self::num(&a), Self::num(&b)]));
     }
 
     /// `h(a)`, evaluated now (it may trap).
     pub(in crate::lower) fn eager_un(&mut self, ty: ValType, h: Helper) {
         let a = self.pop();
-        self.helper(h);
+        let h = self.helper(h);
         self.push_eager(ty, helper_call(h, vec![Self::num(&a)]));
     }
 }
