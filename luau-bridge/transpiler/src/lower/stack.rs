@@ -37,8 +37,8 @@ impl Translator<'_, '_, '_> {
         };
         Val {
             ty,
-            e: e.into(),
-            h: h.into(),
+            e,
+            h,
             boolean: false,
             locals: vec![],
             globals: false,
