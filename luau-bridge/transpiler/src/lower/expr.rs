@@ -5,9 +5,13 @@
 //! Two printed forms: the operand form (inside another expression, a call's argument) and the
 //! bare form (a whole right-hand side or condition), which leaves out the parentheses of a
 //! grouped operation.
+//!
+//! Nodes are shared (`Rc`): a value's expression is cloned into every use (the operand
+//! stack keeps values lazy), and a clone costs one count, not a copy of the tree.
 use crate::prelude::Helper;
 use std::collections::BTreeSet;
 use std::fmt::{self, Display, Write as _};
+use std::rc::Rc;
 
 /// A Luau expression.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,7 +26,7 @@ pub(in crate::lower) enum Expr {
         negated: bool,
     },
     /// A variable of the function: a wasm local's or a stack slot's (register or spilled).
-    Var(Var, String),
+    Var(Var, Name),
     /// Entry `i` of a helper that is a table (`NF[i]`).
     Entry(UsedHelper, u32),
     /// Wasm table `n`'s local in the chunk, `T{n}`.
@@ -30,16 +34,16 @@ pub(in crate::lower) enum Expr {
     /// A name the chunk defines (`W`, `M`, a constant register), printed as is.
     Sym(&'static str),
     /// A call of a runtime helper or a builtin's alias.
-    Call(Callee, Vec<Expr>),
+    Call(Callee, Rc<[Expr]>),
     /// A binary operation.
-    Bin(Box<Bin>),
+    Bin(Rc<Bin>),
     /// A unary operation.
-    Un(Box<Un>),
+    Un(Rc<Un>),
     /// `if c then a else b`, parenthesised as an operand.
-    IfElse(Box<[Expr; 3]>),
+    IfElse(Rc<[Expr; 3]>),
     /// `(e)` around an expression that is itself grouped: a condition that keeps one pair of
     /// parentheses when printed bare.
-    Paren(Box<Expr>),
+    Paren(Rc<Expr>),
     /// A name the module's emitter gives as text (a global's cell, a function, a table's
     /// size field `T{n}.n`): printed as is.
     Text(String),
@@ -69,6 +73,89 @@ pub(in crate::lower) fn record(helpers: &mut BTreeSet<Helper>, h: Helper) -> Use
 impl Display for UsedHelper {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.0.name())
+    }
+}
+
+/// A variable's Luau name, spelled once when the function's variables are assigned (copied
+/// into every use; printing is a copy of its bytes).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(in crate::lower) struct Name {
+    buf: [u8; 14],
+    len: u8,
+}
+
+impl Name {
+    fn spelled(prefix: &str, n: u32, suffix: &str) -> Name {
+        let mut digits = [0u8; 10];
+        let d = decimal(n.into(), &mut digits);
+        let mut buf = [0u8; 14];
+        let mut len = 0;
+        for &b in prefix.as_bytes().iter().chain(d).chain(suffix.as_bytes()) {
+            buf[len] = b;
+            len += 1;
+        }
+        Name {
+            buf,
+            len: len as u8,
+        }
+    }
+
+    /// `a{i}`: local `i` (the low half of an i64) in a register.
+    pub fn a(i: u32) -> Name {
+        Name::spelled("a", i, "")
+    }
+
+    /// `b{i}`: the high half of i64 local `i` in a register.
+    pub fn b(i: u32) -> Name {
+        Name::spelled("b", i, "")
+    }
+
+    /// `s{k}`: stack slot `k` (the low half of an i64) in a register.
+    pub fn s(k: usize) -> Name {
+        Name::spelled("s", k as u32, "")
+    }
+
+    /// `t{k}`: the high half of an i64 in stack slot `k`, in a register.
+    pub fn t(k: usize) -> Name {
+        Name::spelled("t", k as u32, "")
+    }
+
+    /// `R[n]`: cell `n` of the per-call spill table.
+    pub fn r(n: u32) -> Name {
+        Name::spelled("R[", n, "]")
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len as usize]).expect("ASCII")
+    }
+
+    fn len(self) -> usize {
+        self.len as usize
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `n` in decimal, in the tail of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
     }
 }
 
@@ -173,7 +260,7 @@ impl BinOp {
 
 /// `l op r`, parenthesised as an operand.
 pub(in crate::lower) fn group(l: Expr, op: BinOp, r: Expr) -> Expr {
-    Expr::Bin(Box::new(Bin {
+    Expr::Bin(Rc::new(Bin {
         l,
         op,
         r,
@@ -183,7 +270,7 @@ pub(in crate::lower) fn group(l: Expr, op: BinOp, r: Expr) -> Expr {
 
 /// `l op r`, never parenthesised: `op` must bind tighter than whatever it is an operand of.
 pub(in crate::lower) fn tight(l: Expr, op: BinOp, r: Expr) -> Expr {
-    Expr::Bin(Box::new(Bin {
+    Expr::Bin(Rc::new(Bin {
         l,
         op,
         r,
@@ -193,7 +280,7 @@ pub(in crate::lower) fn tight(l: Expr, op: BinOp, r: Expr) -> Expr {
 
 /// `op e`, parenthesised as an operand.
 pub(in crate::lower) fn unary(op: UnOp, e: Expr) -> Expr {
-    Expr::Un(Box::new(Un {
+    Expr::Un(Rc::new(Un {
         op,
         e,
         grouped: true,
@@ -202,12 +289,12 @@ pub(in crate::lower) fn unary(op: UnOp, e: Expr) -> Expr {
 
 /// A call of runtime helper `h`.
 pub(in crate::lower) fn helper_call(h: UsedHelper, args: Vec<Expr>) -> Expr {
-    Expr::Call(Callee::Helper(h), args)
+    Expr::Call(Callee::Helper(h), args.into())
 }
 
 /// A call of the builtin `lib.f`, through its alias.
 pub(in crate::lower) fn builtin_call(lib: &str, f: &str, args: Vec<Expr>) -> Expr {
-    Expr::Call(Callee::Builtin(super::builtin(lib, f)), args)
+    Expr::Call(Callee::Builtin(super::builtin(lib, f)), args.into())
 }
 
 /// Expressions printed as a list: `a,b,c`.
@@ -238,15 +325,17 @@ impl Expr {
     /// condition printed whole.
     pub fn ungrouped(self) -> Expr {
         match self {
-            Expr::Bin(mut b) => {
+            Expr::Bin(b) => {
+                let mut b = Rc::unwrap_or_clone(b);
                 b.grouped = false;
-                Expr::Bin(b)
+                Expr::Bin(Rc::new(b))
             }
-            Expr::Un(mut u) => {
+            Expr::Un(u) => {
+                let mut u = Rc::unwrap_or_clone(u);
                 u.grouped = false;
-                Expr::Un(u)
+                Expr::Un(Rc::new(u))
             }
-            Expr::Paren(e) => *e,
+            Expr::Paren(e) => Rc::unwrap_or_clone(e),
             e => e,
         }
     }
@@ -355,14 +444,18 @@ impl From<String> for Expr {
 impl Display for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Expr::Int(c) => write!(f, "{c}"),
+            Expr::Int(c) => {
+                let mut digits = [0u8; 20];
+                let d = decimal(*c, &mut digits);
+                f.write_str(std::str::from_utf8(d).expect("digits"))
+            }
             Expr::Float {
                 text,
                 negated: true,
                 ..
             } => write!(f, "({text})"),
             Expr::Float { text, .. } => f.write_str(text),
-            Expr::Var(_, name) => f.write_str(name),
+            Expr::Var(_, name) => name.fmt(f),
             Expr::Sym(s) => f.write_str(s),
             Expr::Table(n) => write!(f, "T{n}"),
             Expr::Entry(h, i) => write!(f, "{h}[{i}]"),
@@ -396,13 +489,13 @@ impl Display for Expr {
 mod tests {
     use super::*;
 
-    fn var(n: &str) -> Expr {
-        Expr::Var(Var::Local(0), n.into())
+    fn var(n: u32) -> Expr {
+        Expr::Var(Var::Local(n), Name::a(n))
     }
 
     #[test]
     fn a_group_is_bare_at_the_top_and_parenthesised_inside() {
-        let sum = group(var("a0"), BinOp::Add, Expr::Int(4));
+        let sum = group(var(0), BinOp::Add, Expr::Int(4));
         assert_eq!(sum.bare().to_string(), "a0+4");
         let e = tight(sum.clone(), BinOp::Mod, Expr::Sym("W"));
         assert_eq!(e.to_string(), "(a0+4)%W");
@@ -414,13 +507,25 @@ mod tests {
     }
 
     #[test]
+    fn names_and_integers_are_spelled_in_decimal() {
+        assert_eq!(Name::a(0).to_string(), "a0");
+        assert_eq!(Name::t(12).to_string(), "t12");
+        assert_eq!(Name::r(u32::MAX).to_string(), "R[4294967295]");
+        assert_eq!(Name::r(7).len(), 4);
+        for c in [0, 9, 10, 4294967296, u64::MAX] {
+            assert_eq!(Expr::Int(c).to_string(), c.to_string());
+            assert_eq!(Expr::Int(c).len(), c.to_string().len());
+        }
+    }
+
+    #[test]
     fn minus_keeps_its_spaces() {
         let neg = Expr::Float {
             bits: (-1.5f64).to_bits(),
             text: "-1.5".into(),
             negated: true,
         };
-        let d = group(var("a1"), BinOp::Sub, neg);
+        let d = group(var(1), BinOp::Sub, neg);
         assert_eq!(d.bare().to_string(), "a1 - (-1.5)");
         assert_eq!(d.len(), "(a1 - (-1.5))".len());
     }
@@ -428,7 +533,7 @@ mod tests {
     #[test]
     #[should_panic]
     fn an_ungrouped_operand_binding_looser_is_a_bug() {
-        let sum = tight(var("a0"), BinOp::Add, Expr::Int(1));
+        let sum = tight(var(0), BinOp::Add, Expr::Int(1));
         let _ = tight(sum, BinOp::Mul, Expr::Int(2)).to_string();
     }
 }

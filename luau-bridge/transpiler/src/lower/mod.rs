@@ -24,6 +24,7 @@ use crate::names::{f32_literal, f64_literal, sig_key, FloatLit};
 use crate::prelude::Helper;
 use std::collections::BTreeSet;
 use std::fmt::Write;
+use std::rc::Rc;
 use wasmparser::{BlockType, MemArg, Operator, ValType};
 
 mod analysis;
@@ -37,7 +38,7 @@ mod text;
 mod visit;
 
 use analysis::Facts;
-use expr::{builtin_call, group, helper_call, tight, unary, BinOp, Callee, Expr, UnOp, Var};
+use expr::{builtin_call, group, helper_call, tight, unary, BinOp, Callee, Expr, Name, UnOp, Var};
 use op::reads_memory;
 use stmt::{Jump, Rvalue, Stmt};
 use text::builtin;
@@ -292,11 +293,11 @@ struct Translator<'c, 'm, 'a> {
     regs: ConstRegs,
     local_types: Vec<ValType>,
     /// Names of each local (low, high).
-    local_names: Vec<(String, String)>,
+    local_names: Vec<(Name, Option<Name>)>,
     /// Whether each local lives in registers (else in the spill table `R`).
     local_in_reg: Vec<bool>,
-    slot_lo: Vec<String>,
-    slot_hi: Vec<String>,
+    slot_lo: Vec<Name>,
+    slot_hi: Vec<Name>,
     /// Whether each stack slot lives in registers (else in the spill table `R`).
     slot_in_reg: Vec<bool>,
     stack: Vec<Val>,

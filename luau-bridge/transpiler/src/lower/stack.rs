@@ -13,25 +13,30 @@ impl Translator<'_, '_, '_> {
         self.slot_in_reg.get(k).copied().unwrap_or(true)
     }
 
-    pub(in crate::lower) fn slot_name(&self, k: usize) -> String {
-        self.slot_lo
-            .get(k)
-            .cloned()
-            .unwrap_or_else(|| format!("s{k}"))
+    /// The variable of stack slot `k` (the low half of an i64).
+    pub(in crate::lower) fn slot_var(&self, k: usize) -> Name {
+        self.slot_lo.get(k).copied().unwrap_or(Name::s(k))
     }
-    pub(in crate::lower) fn slot_hi_name(&mut self, k: usize) -> String {
+
+    /// The variable holding the high half of an i64 in stack slot `k`.
+    pub(in crate::lower) fn slot_hi_var(&mut self, k: usize) -> Name {
         self.rec.hi_slots.insert(k);
-        self.slot_hi
-            .get(k)
-            .cloned()
-            .unwrap_or_else(|| format!("t{k}"))
+        self.slot_hi.get(k).copied().unwrap_or(Name::t(k))
+    }
+
+    pub(in crate::lower) fn slot_name(&self, k: usize) -> String {
+        self.slot_var(k).to_string()
+    }
+
+    pub(in crate::lower) fn slot_hi_name(&mut self, k: usize) -> String {
+        self.slot_hi_var(k).to_string()
     }
 
     pub(in crate::lower) fn slot_val(&mut self, k: usize, ty: ValType) -> Val {
         self.note_height(k);
-        let e = Expr::Var(Var::Slot(k), self.slot_name(k));
+        let e = Expr::Var(Var::Slot(k), self.slot_var(k));
         let h = if is_i64(ty) {
-            Expr::Var(Var::Slot(k), self.slot_hi_name(k))
+            Expr::Var(Var::Slot(k), self.slot_hi_var(k))
         } else {
             Expr::none()
         };

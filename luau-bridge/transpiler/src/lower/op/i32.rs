@@ -151,7 +151,7 @@ impl Translator<'_, '_, '_> {
                 let kl = Expr::Sym(["", "KL1", "KL2", "KL3", "KL4"][k as usize]);
                 let shifted = builtin_call("bit32", "lshift", vec![x.clone(), Expr::Int(k)]);
                 let c = tight(x.clone(), BinOp::Lt, kl);
-                let e = Expr::IfElse(Box::new([c, tight(x, BinOp::Mul, Expr::Int(m)), shifted]));
+                let e = Expr::IfElse(Rc::new([c, tight(x, BinOp::Mul, Expr::Int(m)), shifted]));
                 (e, None)
             }
         };
@@ -236,7 +236,7 @@ impl Translator<'_, '_, '_> {
             (false, false) => group(rel(Lt, &h), Or, rel(Ge, &u)),
         };
         // Two pairs: users strip one (`cond`) and may embed the rest in `and`/`or` chains.
-        let e = Expr::Paren(Box::new(e));
+        let e = Expr::Paren(Rc::new(e));
         let b = self.pop();
         let a = self.pop();
         let mut v = Self::derive(ValType::I32, e, Expr::none(), &[&a, &b]);

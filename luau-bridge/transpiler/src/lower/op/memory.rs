@@ -76,7 +76,7 @@ impl Translator<'_, '_, '_> {
             }
             O::MemoryGrow { .. } => {
                 let a = self.pop();
-                let grow = Expr::Call(Callee::Chunk("MG"), vec![Self::num(&a)]);
+                let grow = Expr::Call(Callee::Chunk("MG"), vec![Self::num(&a)].into());
                 self.push_eager(I32, grow);
                 self.reload_mem();
             }
@@ -163,7 +163,7 @@ impl Translator<'_, '_, '_> {
         let s = self.slot_name(k);
         let t = self.slot_hi_name(k);
         self.assign(&s, builtin_call("buffer", f, vec![M, addr]));
-        let low = Expr::Var(Var::Slot(k), s.clone());
+        let low = Expr::Var(Var::Slot(k), self.slot_var(k));
         if signed {
             let neg = tight(low.clone(), BinOp::Lt, Expr::Int(0));
             let ones = tight(neg, BinOp::And, Expr::Int(0xFFFF_FFFF));

@@ -14,7 +14,8 @@ impl Translator<'_, '_, '_> {
             O::LocalSet { local_index } | O::LocalTee { local_index } => {
                 let i = *local_index as usize;
                 let v = self.pop();
-                let (lo, hi) = self.local_names[i].clone();
+                let (lo, hi) = self.local_names[i];
+                let lo = lo.to_string();
                 let idx = i as u32;
                 match self.ub_of(&v) {
                     Some(b) => self.ub.insert(idx, b),
@@ -27,10 +28,9 @@ impl Translator<'_, '_, '_> {
                 self.flush_where(|x| x.locals.contains(&idx));
                 // The value was just computed into its slot by the last line: assign the
                 // local there instead of copying.
-                let local = if is_i64(v.ty) {
-                    format!("{lo},{hi}")
-                } else {
-                    lo.clone()
+                let local = match hi {
+                    Some(hi) => format!("{lo},{hi}"),
+                    None => lo.clone(),
                 };
                 let fused = match v.slot().and_then(|k| self.last_eager_into(k)) {
                     Some(Stmt::Eager { target, .. }) => {
@@ -42,7 +42,7 @@ impl Translator<'_, '_, '_> {
                     _ => false,
                 };
                 if fused {
-                } else if is_i64(v.ty) {
+                } else if let Some(hi) = hi {
                     self.line(&format!("{lo},{hi}={},{}", v.e, v.h));
                 } else if self.assign_wrapped(&lo, &v) {
                 } else if v.local() != Some(idx) {
@@ -77,14 +77,13 @@ impl Translator<'_, '_, '_> {
 
     /// The value of local `i`: its variable.
     fn local_val(&self, i: u32) -> Val {
-        let (lo, hi) = &self.local_names[i as usize];
+        let (lo, hi) = self.local_names[i as usize];
         let ty = self.local_types[i as usize];
-        let h = if is_i64(ty) {
-            Expr::Var(Var::Local(i), hi.clone())
-        } else {
-            Expr::none()
+        let h = match hi {
+            Some(hi) => Expr::Var(Var::Local(i), hi),
+            None => Expr::none(),
         };
-        let mut v = Self::lit(ty, Expr::Var(Var::Local(i), lo.clone()), h);
+        let mut v = Self::lit(ty, Expr::Var(Var::Local(i), lo), h);
         v.locals = vec![i];
         v
     }
