@@ -8,7 +8,7 @@
 //!
 //! Nodes are shared (`Rc`): a value's expression is cloned into every use (the operand
 //! stack keeps values lazy), and a clone costs one count, not a copy of the tree.
-use crate::prelude::Helper;
+use crate::prelude::{Builtin, Helper};
 use std::collections::BTreeSet;
 use std::fmt::{self, Display, Write as _};
 use std::rc::Rc;
@@ -165,8 +165,8 @@ pub(in crate::lower) enum Callee {
     Helper(UsedHelper),
     /// A function the chunk defines outside the helpers (`MG`, memory.grow).
     Chunk(&'static str),
-    /// A builtin through its chunk-level alias (`text::builtin`).
-    Builtin(&'static str),
+    /// A builtin, through its chunk-level alias.
+    Builtin(Builtin),
 }
 
 /// `l op r`.
@@ -293,8 +293,8 @@ pub(in crate::lower) fn helper_call(h: UsedHelper, args: Vec<Expr>) -> Expr {
 }
 
 /// A call of the builtin `lib.f`, through its alias.
-pub(in crate::lower) fn builtin_call(lib: &str, f: &str, args: Vec<Expr>) -> Expr {
-    Expr::Call(Callee::Builtin(super::builtin(lib, f)), args.into())
+pub(in crate::lower) fn builtin_call(b: Builtin, args: Vec<Expr>) -> Expr {
+    Expr::Call(Callee::Builtin(b), args.into())
 }
 
 /// Expressions printed as a list: `a,b,c`.
@@ -414,7 +414,7 @@ impl Callee {
         match self {
             Callee::Helper(h) => h.0.name(),
             Callee::Chunk(name) => name,
-            Callee::Builtin(alias) => alias,
+            Callee::Builtin(b) => b.alias(),
         }
     }
 }

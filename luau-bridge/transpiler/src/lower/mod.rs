@@ -21,7 +21,7 @@
 use crate::error::{Error, Result};
 use crate::module::{FuncType, Module};
 use crate::names::{f32_literal, f64_literal, sig_key, FloatLit};
-use crate::prelude::Helper;
+use crate::prelude::{Builtin, Helper};
 use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::rc::Rc;
@@ -34,14 +34,12 @@ mod function;
 mod op;
 mod stack;
 mod stmt;
-mod text;
 mod visit;
 
 use analysis::Facts;
 use expr::{builtin_call, group, helper_call, tight, unary, BinOp, Callee, Expr, Name, UnOp, Var};
 use op::reads_memory;
 use stmt::{Jump, Rvalue, Stmt};
-use text::builtin;
 
 /// Variables beyond this many registers go to a per-call table `R`: Luau allows 200 locals
 /// and 255 registers per function, and expressions need temporaries too.

@@ -4,6 +4,7 @@
 //! retargets it to the local) whose value may be an i32 load (the signed-compare fusion makes
 //! it a signed load).
 use super::Expr;
+use crate::prelude::Builtin;
 use std::fmt;
 
 /// One statement of a function body.
@@ -64,8 +65,12 @@ impl fmt::Display for Rvalue {
             Rvalue::Expr(e) => e.bare().fmt(f),
             Rvalue::Pair(lo, hi) => write!(f, "{lo},{hi}"),
             Rvalue::Load32 { addr, signed } => {
-                let read = if *signed { "readi32" } else { "readu32" };
-                write!(f, "{}(M,{addr})", super::builtin("buffer", read))
+                let read = if *signed {
+                    Builtin::Readi32
+                } else {
+                    Builtin::Readu32
+                };
+                write!(f, "{}(M,{addr})", read.alias())
             }
         }
     }

@@ -36,8 +36,8 @@ impl Translator<'_, '_, '_> {
             O::I32GtS => self.signed_cmp(BinOp::Gt),
             O::I32LeS => self.signed_cmp(BinOp::Le),
             O::I32GeS => self.signed_cmp(BinOp::Ge),
-            O::I32Clz => self.un(I32, |a| builtin_call("bit32", "countlz", vec![a])),
-            O::I32Ctz => self.un(I32, |a| builtin_call("bit32", "countrz", vec![a])),
+            O::I32Clz => self.un(I32, |a| builtin_call(Builtin::Countlz, vec![a])),
+            O::I32Ctz => self.un(I32, |a| builtin_call(Builtin::Countrz, vec![a])),
             O::I32Popcnt => self.un_call(I32, Helper::Popcnt32),
             O::I32Add | O::I32Sub => {
                 let mut add = matches!(op, O::I32Add);
@@ -105,16 +105,16 @@ impl Translator<'_, '_, '_> {
                     self.eager_bin(I32, name);
                 }
             }
-            O::I32And => self.bin_bits("band"),
+            O::I32And => self.bin_bits(Builtin::Band),
             O::I32Or if self.or_low() => {}
-            O::I32Or => self.bin_bits("bor"),
-            O::I32Xor => self.bin_bits("bxor"),
+            O::I32Or => self.bin_bits(Builtin::Bor),
+            O::I32Xor => self.bin_bits(Builtin::Bxor),
             O::I32Shl if self.shl_small() => {}
-            O::I32Shl => self.shift("lshift"),
-            O::I32ShrS => self.shift("arshift"),
-            O::I32ShrU => self.shift("rshift"),
-            O::I32Rotl => self.shift("lrotate"),
-            O::I32Rotr => self.shift("rrotate"),
+            O::I32Shl => self.shift(Builtin::Lshift),
+            O::I32ShrS => self.shift(Builtin::Arshift),
+            O::I32ShrU => self.shift(Builtin::Rshift),
+            O::I32Rotl => self.shift(Builtin::Lrotate),
+            O::I32Rotr => self.shift(Builtin::Rrotate),
             O::I32Extend8S => self.un_call(I32, Helper::Ext8),
             O::I32Extend16S => self.un_call(I32, Helper::Ext16),
             _ => return Ok(false),
@@ -149,7 +149,7 @@ impl Translator<'_, '_, '_> {
             _ if self.ctx.native => return false,
             _ => {
                 let kl = Expr::Sym(["", "KL1", "KL2", "KL3", "KL4"][k as usize]);
-                let shifted = builtin_call("bit32", "lshift", vec![x.clone(), Expr::Int(k)]);
+                let shifted = builtin_call(Builtin::Lshift, vec![x.clone(), Expr::Int(k)]);
                 let c = tight(x.clone(), BinOp::Lt, kl);
                 let e = Expr::IfElse(Rc::new([c, tight(x, BinOp::Mul, Expr::Int(m)), shifted]));
                 (e, None)
@@ -173,7 +173,7 @@ impl Translator<'_, '_, '_> {
         let a = self.pop();
         let flip = |v: &Val| match v.const_lo() {
             Some(c) => Expr::Int(c ^ 0x8000_0000),
-            None => builtin_call("bit32", "bxor", vec![Self::num(v), Expr::Int(0x8000_0000)]),
+            None => builtin_call(Builtin::Bxor, vec![Self::num(v), Expr::Int(0x8000_0000)]),
         };
         let e = group(flip(&a), rel, flip(&b));
         let v = Self::derive(ValType::I32, e, Expr::none(), &[&a, &b]);
@@ -182,23 +182,23 @@ impl Translator<'_, '_, '_> {
     }
 
     /// `bit32.<f>(a, b % 32)`: a shift or rotate, the count masked (folded into a constant).
-    pub(in crate::lower) fn shift(&mut self, f: &str) {
+    pub(in crate::lower) fn shift(&mut self, f: Builtin) {
         let b = self.pop();
         let a = self.pop();
         let count = match b.const_lo() {
             Some(c) => Expr::Int(c & 31),
-            None => builtin_call("bit32", "band", vec![Self::bits(&b), Expr::Int(31)]),
+            None => builtin_call(Builtin::Band, vec![Self::bits(&b), Expr::Int(31)]),
         };
-        let e = builtin_call("bit32", f, vec![Self::bits(&a), count]);
+        let e = builtin_call(f, vec![Self::bits(&a), count]);
         let v = Self::derive(ValType::I32, e, Expr::none(), &[&a, &b]);
         self.push(v);
     }
 
     /// `bit32.<f>(a, b)`, which reduces its operands itself.
-    pub(in crate::lower) fn bin_bits(&mut self, f: &str) {
+    pub(in crate::lower) fn bin_bits(&mut self, f: Builtin) {
         let b = self.pop();
         let a = self.pop();
-        let e = builtin_call("bit32", f, vec![Self::bits(&a), Self::bits(&b)]);
+        let e = builtin_call(f, vec![Self::bits(&a), Self::bits(&b)]);
         let v = Self::derive(ValType::I32, e, Expr::none(), &[&a, &b]);
         self.push(v);
     }

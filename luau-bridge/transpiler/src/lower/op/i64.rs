@@ -93,9 +93,9 @@ impl Translator<'_, '_, '_> {
             O::I64DivU => self.bin64_call(Helper::Divu64),
             O::I64RemS => self.bin64_call(Helper::Rems64),
             O::I64RemU => self.bin64_call(Helper::Remu64),
-            O::I64And => self.bin64_bitwise("band"),
-            O::I64Or => self.bin64_bitwise("bor"),
-            O::I64Xor => self.bin64_bitwise("bxor"),
+            O::I64And => self.bin64_bitwise(Builtin::Band),
+            O::I64Or => self.bin64_bitwise(Builtin::Bor),
+            O::I64Xor => self.bin64_bitwise(Builtin::Bxor),
             O::I64Shl => self.shift64(Helper::Shl64),
             O::I64ShrS => self.shift64(Helper::Shrs64),
             O::I64ShrU => self.shift64(Helper::Shru64),
@@ -188,11 +188,11 @@ impl Translator<'_, '_, '_> {
         self.push_eager64(Rvalue::Pair(lo, tight(hi, BinOp::Mod, w())));
     }
 
-    pub(in crate::lower) fn bin64_bitwise(&mut self, f: &str) {
+    pub(in crate::lower) fn bin64_bitwise(&mut self, f: Builtin) {
         let b = self.pop();
         let a = self.pop();
-        let lo = builtin_call("bit32", f, vec![a.e.clone(), b.e.clone()]);
-        let hi = builtin_call("bit32", f, vec![a.h.clone(), b.h.clone()]);
+        let lo = builtin_call(f, vec![a.e.clone(), b.e.clone()]);
+        let hi = builtin_call(f, vec![a.h.clone(), b.h.clone()]);
         let v = Self::derive(ValType::I64, lo, hi, &[&a, &b]);
         self.push(v);
     }

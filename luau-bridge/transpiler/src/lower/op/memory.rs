@@ -18,7 +18,7 @@ impl Translator<'_, '_, '_> {
         use Operator as O;
         use ValType::{F32, F64, I32, I64};
         match op {
-            O::I32Load { memarg } => self.load(I32, memarg, "readu32", false),
+            O::I32Load { memarg } => self.load(I32, memarg, Builtin::Readu32, false),
             O::I64Load { memarg } => {
                 let a = self.pop();
                 let k = self.stack.len();
@@ -28,8 +28,8 @@ impl Translator<'_, '_, '_> {
                 self.clobber_slot(k);
                 let s = self.slot_name(k);
                 let t = self.slot_hi_name(k);
-                self.assign(&t, builtin_call("buffer", "readu32", vec![M, hi_addr]));
-                self.assign(&s, builtin_call("buffer", "readu32", vec![M, addr]));
+                self.assign(&t, builtin_call(Builtin::Readu32, vec![M, hi_addr]));
+                self.assign(&s, builtin_call(Builtin::Readu32, vec![M, addr]));
                 let v = self.slot_val(k, I64);
                 self.stack.push(v);
                 self.note_access(&a);
@@ -41,19 +41,19 @@ impl Translator<'_, '_, '_> {
                 self.push_eager(F32, helper_call(f32load, vec![M, addr]));
                 self.note_access(&a);
             }
-            O::F64Load { memarg } => self.load(F64, memarg, "readf64", false),
-            O::I32Load8S { memarg } => self.load(I32, memarg, "readi8", true),
-            O::I32Load8U { memarg } => self.load(I32, memarg, "readu8", false),
-            O::I32Load16S { memarg } => self.load(I32, memarg, "readi16", true),
-            O::I32Load16U { memarg } => self.load(I32, memarg, "readu16", false),
-            O::I64Load8S { memarg } => self.load64(memarg, "readi8", true),
-            O::I64Load8U { memarg } => self.load64(memarg, "readu8", false),
-            O::I64Load16S { memarg } => self.load64(memarg, "readi16", true),
-            O::I64Load16U { memarg } => self.load64(memarg, "readu16", false),
-            O::I64Load32S { memarg } => self.load64(memarg, "readi32", true),
-            O::I64Load32U { memarg } => self.load64(memarg, "readu32", false),
-            O::I32Store { memarg } => self.store(memarg, "writeu32", false),
-            O::I64Store { memarg } => self.store(memarg, "", true),
+            O::F64Load { memarg } => self.load(F64, memarg, Builtin::Readf64, false),
+            O::I32Load8S { memarg } => self.load(I32, memarg, Builtin::Readi8, true),
+            O::I32Load8U { memarg } => self.load(I32, memarg, Builtin::Readu8, false),
+            O::I32Load16S { memarg } => self.load(I32, memarg, Builtin::Readi16, true),
+            O::I32Load16U { memarg } => self.load(I32, memarg, Builtin::Readu16, false),
+            O::I64Load8S { memarg } => self.load64(memarg, Builtin::Readi8, true),
+            O::I64Load8U { memarg } => self.load64(memarg, Builtin::Readu8, false),
+            O::I64Load16S { memarg } => self.load64(memarg, Builtin::Readi16, true),
+            O::I64Load16U { memarg } => self.load64(memarg, Builtin::Readu16, false),
+            O::I64Load32S { memarg } => self.load64(memarg, Builtin::Readi32, true),
+            O::I64Load32U { memarg } => self.load64(memarg, Builtin::Readu32, false),
+            O::I32Store { memarg } => self.store(memarg, Builtin::Writeu32, false),
+            O::I64Store { memarg } => self.store(memarg, Builtin::Writeu32, true),
             O::F32Store { memarg } => {
                 let v = self.pop();
                 let a = self.pop();
@@ -62,16 +62,16 @@ impl Translator<'_, '_, '_> {
                 self.call_stmt(helper_call(h, vec![M, addr, v.e]));
                 self.note_access(&a);
             }
-            O::F64Store { memarg } => self.store(memarg, "writef64", false),
+            O::F64Store { memarg } => self.store(memarg, Builtin::Writef64, false),
             O::I32Store8 { memarg } | O::I64Store8 { memarg } => {
-                self.store(memarg, "writeu8", false)
+                self.store(memarg, Builtin::Writeu8, false)
             }
             O::I32Store16 { memarg } | O::I64Store16 { memarg } => {
-                self.store(memarg, "writeu16", false)
+                self.store(memarg, Builtin::Writeu16, false)
             }
-            O::I64Store32 { memarg } => self.store(memarg, "writeu32", false),
+            O::I64Store32 { memarg } => self.store(memarg, Builtin::Writeu32, false),
             O::MemorySize { .. } => {
-                let len = builtin_call("buffer", "len", vec![M]);
+                let len = builtin_call(Builtin::Len, vec![M]);
                 self.push_eager(I32, tight(len, BinOp::IDiv, Expr::Int(65536)))
             }
             O::MemoryGrow { .. } => {
@@ -124,11 +124,11 @@ impl Translator<'_, '_, '_> {
     }
 
     /// A load through `buffer.<f>`; a signed narrow load (`wrap`) reduced modulo 2^32.
-    pub(in crate::lower) fn load(&mut self, ty: ValType, m: &MemArg, f: &str, wrap: bool) {
+    pub(in crate::lower) fn load(&mut self, ty: ValType, m: &MemArg, f: Builtin, wrap: bool) {
         self.canon_at(self.stack.len() - 1, 1);
         let a = self.pop();
         let addr = self.addr(&a, m);
-        if let (ValType::I32, "readu32", false) = (ty, f, wrap) {
+        if let (ValType::I32, Builtin::Readu32, false) = (ty, f, wrap) {
             // Recorded for the signed-compare fusion, which may make it a signed load.
             let rec = LoadStmt {
                 slot: self.stack.len(),
@@ -143,7 +143,7 @@ impl Translator<'_, '_, '_> {
             );
             self.loads = [self.loads[1].take(), Some(rec)];
         } else {
-            let read = builtin_call("buffer", f, vec![M, addr]);
+            let read = builtin_call(f, vec![M, addr]);
             let e = if wrap {
                 tight(read, BinOp::Mod, Expr::Sym("W"))
             } else {
@@ -155,14 +155,14 @@ impl Translator<'_, '_, '_> {
     }
 
     /// i64 loads narrower than 64 bits: low half from `f`, high half sign or zero.
-    pub(in crate::lower) fn load64(&mut self, m: &MemArg, f: &str, signed: bool) {
+    pub(in crate::lower) fn load64(&mut self, m: &MemArg, f: Builtin, signed: bool) {
         let a = self.pop();
         let addr = self.addr(&a, m);
         let k = self.stack.len();
         self.clobber_slot(k);
         let s = self.slot_name(k);
         let t = self.slot_hi_name(k);
-        self.assign(&s, builtin_call("buffer", f, vec![M, addr]));
+        self.assign(&s, builtin_call(f, vec![M, addr]));
         let low = Expr::Var(Var::Slot(k), self.slot_var(k));
         if signed {
             let neg = tight(low.clone(), BinOp::Lt, Expr::Int(0));
@@ -177,7 +177,7 @@ impl Translator<'_, '_, '_> {
         self.note_access(&a);
     }
 
-    pub(in crate::lower) fn store(&mut self, m: &MemArg, f: &str, wide: bool) {
+    pub(in crate::lower) fn store(&mut self, m: &MemArg, f: Builtin, wide: bool) {
         self.canon_at(self.stack.len() - 2, 1);
         let v = self.pop();
         let a = self.pop();
@@ -191,10 +191,10 @@ impl Translator<'_, '_, '_> {
         };
         if wide {
             let hi_addr = plus(&addr, 4);
-            self.call_stmt(builtin_call("buffer", "writeu32", vec![M, hi_addr, v.h]));
-            self.call_stmt(builtin_call("buffer", "writeu32", vec![M, addr, val]));
+            self.call_stmt(builtin_call(Builtin::Writeu32, vec![M, hi_addr, v.h]));
+            self.call_stmt(builtin_call(Builtin::Writeu32, vec![M, addr, val]));
         } else {
-            self.call_stmt(builtin_call("buffer", f, vec![M, addr, val]));
+            self.call_stmt(builtin_call(f, vec![M, addr, val]));
         }
         self.note_access(&a);
     }
