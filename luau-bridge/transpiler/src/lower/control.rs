@@ -49,20 +49,20 @@ impl Translator<'_, '_, '_> {
         let indent_at_open = self.indent;
         match kind {
             Kind::Block if luau_loop => {
-                self.line("repeat");
+                self.stmt(Stmt::Repeat);
                 self.indent += 1;
             }
             Kind::Loop if tail_loop => {
-                self.line("repeat");
+                self.stmt(Stmt::Repeat);
                 self.indent += 1;
             }
             Kind::Loop if luau_loop => {
-                self.line("while true do");
+                self.stmt(Stmt::While);
                 self.indent += 1;
             }
             Kind::If => {
                 if luau_loop {
-                    self.line("repeat");
+                    self.stmt(Stmt::Repeat);
                     self.indent += 1;
                 }
                 self.if_then(cond.expect("an if has a condition"));
@@ -144,11 +144,7 @@ impl Translator<'_, '_, '_> {
             for v in &vals {
                 Self::exprs_of(v, &mut rs);
             }
-            if rs.is_empty() {
-                self.line("return");
-            } else {
-                self.line(&format!("return {}", expr::list(&rs)));
-            }
+            self.stmt(Stmt::Return(rs));
             return false;
         }
         if kind != Kind::Loop {
@@ -236,17 +232,18 @@ impl Translator<'_, '_, '_> {
                 self.end();
                 if f.luau_loop() {
                     self.indent -= 1;
-                    self.line("until true");
+                    self.stmt(Stmt::Until(Until::True));
                 }
             }
             Kind::Block if f.luau_loop() => {
                 self.indent -= 1;
-                self.line("until true");
+                self.stmt(Stmt::Until(Until::True));
             }
             Kind::Loop if f.tail_loop() => match &f.tail_cond {
                 Some(c) if fallthrough => {
                     self.indent -= 1;
-                    self.line(&format!("until not ({c})"));
+                    let c = c.clone();
+                    self.stmt(Stmt::Until(Until::Not(c)));
                 }
                 _ => {
                     // Lowered as a plain loop after all (`continue` re-tests `false`).
@@ -254,7 +251,7 @@ impl Translator<'_, '_, '_> {
                         self.jump(Jump::Break);
                     }
                     self.indent -= 1;
-                    self.line("until false");
+                    self.stmt(Stmt::Until(Until::False));
                 }
             },
             Kind::Loop if f.luau_loop() => {
@@ -337,7 +334,7 @@ impl Translator<'_, '_, '_> {
             self.indent += 1;
             self.branch(t);
             self.indent -= 1;
-            self.line("else");
+            self.stmt(Stmt::Else);
             self.indent += 1;
             self.branch(default);
             self.indent -= 1;
@@ -350,7 +347,7 @@ impl Translator<'_, '_, '_> {
         self.indent += 1;
         self.br_table_tree(idx, &ranges[..mid], default);
         self.indent -= 1;
-        self.line("else");
+        self.stmt(Stmt::Else);
         self.indent += 1;
         self.br_table_tree(idx, &ranges[mid..], default);
         self.indent -= 1;

@@ -260,8 +260,21 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
     pub(in crate::lower) fn assign(&mut self, target: &str, value: Expr) {
         self.out.push(Stmt::Assign {
             target: target.to_string(),
-            value,
+            value: Rvalue::Expr(value),
         });
+    }
+
+    /// Emits `lo, hi = low, high`: both halves of an i64.
+    pub(in crate::lower) fn assign_pair(&mut self, lo: &str, hi: &str, low: Expr, high: Expr) {
+        self.out.push(Stmt::Assign {
+            target: format!("{lo},{hi}"),
+            value: Rvalue::Pair(low, high),
+        });
+    }
+
+    /// Emits a statement without operands (`repeat`, `else`, …).
+    pub(in crate::lower) fn stmt(&mut self, s: Stmt) {
+        self.out.push(s);
     }
 
     pub(in crate::lower) fn line(&mut self, s: &str) {

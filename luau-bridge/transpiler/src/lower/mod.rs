@@ -39,7 +39,7 @@ mod visit;
 use analysis::Facts;
 use expr::{builtin_call, group, helper_call, tight, unary, BinOp, Callee, Expr, Name, UnOp, Var};
 use op::reads_memory;
-use stmt::{Jump, Rvalue, Stmt};
+use stmt::{Jump, Rvalue, Stmt, Until};
 
 /// Variables beyond this many registers go to a per-call table `R`: Luau allows 200 locals
 /// and 255 registers per function, and expressions need temporaries too.

@@ -175,17 +175,12 @@ impl Translator<'_, '_, '_> {
         }
     }
 
-    /// A value as an assignment's right-hand side: numeric, without enclosing parentheses.
-    pub(in crate::lower) fn num_bare(v: &Val) -> String {
-        Self::num(v).bare().to_string()
-    }
-
     /// `target = v` for an unreduced i32 sum or difference: assign, then fix with one compare.
     pub(in crate::lower) fn assign_wrapped(&mut self, target: &str, v: &Val) -> bool {
         let (Some(raw), Some(add)) = (&v.raw, v.wrap) else {
             return false;
         };
-        self.line(&format!("{target}={}", raw.bare()));
+        self.assign(target, raw.clone());
         // The interpreter compares with a constant by loading it first: compare with a
         // register holding it instead (`KZ`/`KW`, declared by `finish`).
         let (z, w) = if self.ctx.native {
@@ -346,9 +341,9 @@ impl Translator<'_, '_, '_> {
         let name = self.slot_name(k);
         if is_i64(v.ty) {
             let hn = self.slot_hi_name(k);
-            self.line(&format!("{name},{hn}={},{}", v.e, v.h));
+            self.assign_pair(&name, &hn, v.e.clone(), v.h.clone());
         } else {
-            self.line(&format!("{name}={}", Self::num_bare(&v)));
+            self.assign(&name, Self::num(&v));
         }
         self.slot_val(k, v.ty)
     }

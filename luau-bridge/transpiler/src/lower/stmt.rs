@@ -13,8 +13,18 @@ pub(in crate::lower) enum Stmt {
     Line(String),
     /// A call whose results are not used.
     Call(Expr),
-    /// `target = value`.
-    Assign { target: String, value: Expr },
+    /// `target = value` (`target` may name both halves of an i64: `lo,hi`).
+    Assign { target: String, value: Rvalue },
+    /// `repeat`, opening a loop closed by [`Stmt::Until`].
+    Repeat,
+    /// `while true do`, opening a loop closed by [`Stmt::End`].
+    While,
+    /// `until …`, closing a `repeat`.
+    Until(Until),
+    /// `else`, within an `if`.
+    Else,
+    /// `return` with these values.
+    Return(Vec<Expr>),
     /// `if cond then`, opening a branch closed by an [`Stmt::End`]; `cond` is printed as it
     /// is (a condition is built without enclosing parentheses).
     If(Expr),
@@ -29,6 +39,16 @@ pub(in crate::lower) enum Stmt {
         target: String,
         value: Rvalue,
     },
+}
+
+/// How a `repeat` loop ends.
+pub(in crate::lower) enum Until {
+    /// `until true`: runs once (a block that `break` leaves).
+    True,
+    /// `until false`: runs until a `break`.
+    False,
+    /// `until not (c)`: runs again while `c` holds.
+    Not(Expr),
 }
 
 /// A jump out of a Luau loop construct.
@@ -90,7 +110,15 @@ pub(in crate::lower) fn print(body: &[Stmt], out: &mut String) {
         let _ = match &body[i] {
             Stmt::Line(l) => writeln!(out, "{l}"),
             Stmt::Call(e) => writeln!(out, "{e}"),
-            Stmt::Assign { target, value } => writeln!(out, "{target}={}", value.bare()),
+            Stmt::Assign { target, value } => writeln!(out, "{target}={value}"),
+            Stmt::Repeat => writeln!(out, "repeat"),
+            Stmt::While => writeln!(out, "while true do"),
+            Stmt::Until(Until::True) => writeln!(out, "until true"),
+            Stmt::Until(Until::False) => writeln!(out, "until false"),
+            Stmt::Until(Until::Not(c)) => writeln!(out, "until not ({c})"),
+            Stmt::Else => writeln!(out, "else"),
+            Stmt::Return(vals) if vals.is_empty() => writeln!(out, "return"),
+            Stmt::Return(vals) => writeln!(out, "return {}", super::expr::list(vals)),
             Stmt::If(c) => writeln!(out, "if {c} then"),
             Stmt::Jump(j) => writeln!(out, "{j}"),
             Stmt::End => writeln!(out, "end"),

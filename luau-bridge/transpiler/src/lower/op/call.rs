@@ -89,7 +89,7 @@ impl Translator<'_, '_, '_> {
         self.note_height(tmp);
         let tn = self.slot_name(tmp);
         let e = Self::num(&idx);
-        self.line(&format!("{tn}={e}+1"));
+        self.assign(&tn, tight(e, BinOp::Add, Expr::Int(1)));
         let sig = sig_key(&ty);
         let callind = self.helper(Helper::Callind);
         self.line(&format!(

@@ -112,8 +112,11 @@ impl Translator<'_, '_, '_> {
                 self.clobber_slot(k);
                 let s = self.slot_name(k);
                 let t = self.slot_hi_name(k);
-                self.line(&format!("{s}={h}({})", a.e));
-                self.line(&format!("{t}={s}>=2147483648 and 4294967295 or 0"));
+                self.assign(&s, helper_call(h, vec![a.e]));
+                let low = Expr::Var(Var::Slot(k), self.slot_var(k));
+                let neg = tight(low, BinOp::Ge, Expr::Int(0x8000_0000));
+                let ones = tight(neg, BinOp::And, Expr::Int(0xFFFF_FFFF));
+                self.assign(&t, tight(ones, BinOp::Or, Expr::Int(0)));
                 let v = self.slot_val(k, I64);
                 self.stack.push(v);
             }

@@ -43,10 +43,10 @@ impl Translator<'_, '_, '_> {
                 };
                 if fused {
                 } else if let Some(hi) = hi {
-                    self.line(&format!("{lo},{hi}={},{}", v.e, v.h));
+                    self.assign_pair(&lo.to_string(), &hi.to_string(), v.e, v.h);
                 } else if self.assign_wrapped(&lo, &v) {
                 } else if v.local() != Some(idx) {
-                    self.line(&format!("{lo}={}", Self::num_bare(&v)));
+                    self.assign(&lo.to_string(), Self::num(&v));
                 }
                 if matches!(op, O::LocalTee { .. }) {
                     let nv = self.local_val(idx);
@@ -65,9 +65,9 @@ impl Translator<'_, '_, '_> {
                 self.flush_where(|x| x.globals);
                 let (lo, hi) = self.ctx.global_names[*global_index as usize].clone();
                 if is_i64(v.ty) {
-                    self.line(&format!("{lo},{hi}={},{}", v.e, v.h));
+                    self.assign_pair(&lo.to_string(), &hi.to_string(), v.e, v.h);
                 } else {
-                    self.line(&format!("{lo}={}", Self::num_bare(&v)));
+                    self.assign(&lo.to_string(), Self::num(&v));
                 }
             }
             _ => return Ok(false),
