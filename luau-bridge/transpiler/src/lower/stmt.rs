@@ -167,6 +167,30 @@ mod tests {
     }
 
     #[test]
+    fn constructs_and_assignments_print_from_their_parts() {
+        use super::super::expr::{group, BinOp, Name, Var};
+        let a = |i| Expr::Var(Var::Local(i), Name::a(i));
+        let body = [
+            Stmt::Repeat,
+            Stmt::Assign {
+                target: "a0".into(),
+                value: Rvalue::Expr(group(a(0), BinOp::Sub, Expr::Int(1))),
+            },
+            Stmt::Until(Until::Not(group(a(0), BinOp::Ne, Expr::Int(0)))),
+            Stmt::Assign {
+                target: "a1,b1".into(),
+                value: Rvalue::Pair(group(a(0), BinOp::Add, Expr::Int(1)), Expr::Int(0)),
+            },
+            Stmt::Return(vec![a(0), a(1)]),
+            Stmt::Return(vec![]),
+        ];
+        assert_eq!(
+            printed(&body),
+            "repeat\na0=a0 - 1\nuntil not ((a0~=0))\na1,b1=(a0+1),0\nreturn a0,a1\nreturn\n"
+        );
+    }
+
+    #[test]
     fn fusions_edit_the_recorded_statement() {
         let mut body = vec![Stmt::Eager {
             slot: 0,
