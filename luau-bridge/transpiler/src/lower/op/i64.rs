@@ -114,9 +114,7 @@ impl Translator<'_, '_, '_> {
                 let t = self.slot_hi_name(k);
                 self.assign(&s, helper_call(h, vec![a.e]));
                 let low = Expr::Var(Var::Slot(k), self.slot_var(k));
-                let neg = tight(low, BinOp::Ge, Expr::Int(0x8000_0000));
-                let ones = tight(neg, BinOp::And, Expr::Int(0xFFFF_FFFF));
-                self.assign(&t, tight(ones, BinOp::Or, Expr::Int(0)));
+                self.assign(&t, sign_high(low));
                 let v = self.slot_val(k, I64);
                 self.stack.push(v);
             }
@@ -232,24 +230,26 @@ impl Translator<'_, '_, '_> {
     /// Sign-extends the i32 `e` (the numeric form of `a`) to an i64.
     pub(in crate::lower) fn extend_s(&mut self, e: Expr, a: &Val) {
         let k = self.stack.len();
-        // The high half: all ones when the low half is negative as an i32.
-        let high = |x: &Expr| {
-            let neg = tight(x.clone(), BinOp::Ge, Expr::Int(0x8000_0000));
-            let ones = tight(neg, BinOp::And, Expr::Int(0xFFFF_FFFF));
-            group(ones, BinOp::Or, Expr::Int(0))
-        };
         let v = if a.simple && !a.boolean {
-            let h = high(&e);
+            let h = sign_high(e.clone());
             Self::derive(ValType::I64, e, h, &[a])
         } else {
             self.clobber_slot(k);
             let s = self.slot_name(k);
             self.line(&format!("{s}={e}"));
             let sv = self.slot_val(k, ValType::I32);
-            let h = high(&sv.e);
+            let h = sign_high(sv.e.clone());
             Self::derive(ValType::I64, sv.e.clone(), h, &[&sv])
         };
         self.push(v);
         self.materialize(k);
     }
+}
+
+/// The high half of the i64 sign-extending the i32 `low`: all ones when `low` is negative as
+/// an i32.
+fn sign_high(low: Expr) -> Expr {
+    let neg = tight(low, BinOp::Ge, Expr::Int(0x8000_0000));
+    let ones = tight(neg, BinOp::And, Expr::Int(0xFFFF_FFFF));
+    group(ones, BinOp::Or, Expr::Int(0))
 }
