@@ -151,7 +151,7 @@ pub fn requests(t: &Timeline) -> Result<String, ReportError> {
         .iter()
         .map(|s| s.naive.max(s.calls))
         .fold(http, f64::max)
-        * 30.0; // headroom above the naive line for the legend
+        * 200.0; // headroom above the naive line for the legend (two decades)
     let end = t_end(t);
     // npc-sync's calls averaged over the last 60 s: what the budget counts
     let mut avg = Vec::with_capacity(t.seconds.len());
@@ -289,37 +289,67 @@ pub fn queue_depth(t: &Timeline) -> Result<String, ReportError> {
     })
 }
 
-/// The run's own frame cost, second by second (mean and slowest frame), against a 60 Hz
-/// frame's 10 %.
+/// The run's own frame cost, second by second (mean and slowest frame, and the step's
+/// share when timed), against a 60 Hz frame and its 10 % (log scale: the slowest frames of
+/// a loaded machine are tens of times the mean).
 pub fn frame_cost(t: &Timeline) -> Result<String, ReportError> {
+    const FLOOR: f64 = 0.001;
     let end = t_end(t);
     let tenth = FRAME_MS * 0.1;
     let top = t
         .seconds
         .iter()
         .map(|s| s.frame_ms.max(s.frame_ms_max))
-        .fold(tenth, f64::max)
-        * 1.1;
+        .fold(FRAME_MS, f64::max)
+        * 8.0; // headroom for the legend
+    let bottom = t
+        .seconds
+        .iter()
+        .flat_map(|s| [s.frame_ms, s.step_ms.unwrap_or(s.frame_ms)])
+        .filter(|v| *v > 0.0)
+        .fold(tenth, f64::min)
+        .max(FLOOR)
+        / 2.0;
     let runtime = t.run.get("runtime").and_then(|v| v.as_str()).unwrap_or("?");
     let axes = TimeAxes {
         caption: format!("Cost per frame during the run ({runtime})"),
-        y_desc: "ms per frame".into(),
+        y_desc: "ms per frame (log scale)".into(),
         y_format: &|v| format!("{v}"),
     };
-    time_plot(end, 0f64..top, axes, |c| {
+    let floor = move |v: f64| v.max(bottom);
+    time_plot(end, (bottom..top).log_scale(), axes, |c| {
         line(
             c,
-            t.seconds.iter().map(|s| (s.t, s.frame_ms_max)),
+            t.seconds.iter().map(|s| (s.t, floor(s.frame_ms_max))),
             NAIVE,
             NAIVE.mix(0.6).stroke_width(1),
             "slowest frame of the second",
         )?;
         line(
             c,
-            t.seconds.iter().map(|s| (s.t, s.frame_ms)),
+            t.seconds.iter().map(|s| (s.t, floor(s.frame_ms))),
             SYNC,
             SYNC.stroke_width(2),
             "mean frame of the second",
+        )?;
+        if t.seconds.iter().any(|s| s.step_ms.is_some()) {
+            line(
+                c,
+                t.seconds
+                    .iter()
+                    .map(|s| (s.t, floor(s.step_ms.unwrap_or(0.0)))),
+                SYNC_AVG,
+                SYNC_AVG.stroke_width(1),
+                "of which the queue step (mean)",
+            )?;
+        }
+        level(
+            c,
+            end,
+            FRAME_MS,
+            BUDGET,
+            2,
+            format!("a 60 Hz frame ({FRAME_MS} ms)"),
         )?;
         level(
             c,

@@ -148,6 +148,7 @@ pub fn run(cfg: &RunConfig, calls_text: &str, sc: &Scenario) -> Result<RunResult
             .parse()
             .map_err(|e| format!("stand-in address: {e}"))?,
     };
+    let load_at_start = load_average();
     let clock = SimClock::default();
     let proxy = Proxy::start(
         ProxyConfig {
@@ -200,7 +201,7 @@ pub fn run(cfg: &RunConfig, calls_text: &str, sc: &Scenario) -> Result<RunResult
             &records,
             driver,
             RunInfo {
-                run: run_info(cfg, sc),
+                run: run_info(cfg, sc, load_at_start),
                 summary: timeline::verdict_summary(&verdict, outcome.flush_seconds),
             },
         )?),
@@ -221,8 +222,18 @@ pub fn run(cfg: &RunConfig, calls_text: &str, sc: &Scenario) -> Result<RunResult
     })
 }
 
-/// The report's "Run" table: what ran, on what path.
-fn run_info(cfg: &RunConfig, sc: &Scenario) -> serde_json::Map<String, serde_json::Value> {
+/// The machine's load average over the last minute (Linux), to read wall-clock figures by.
+fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next().map(str::to_string)
+}
+
+/// The report's "Run" table: what ran, on what path, on how loaded a machine.
+fn run_info(
+    cfg: &RunConfig,
+    sc: &Scenario,
+    load_at_start: Option<String>,
+) -> serde_json::Map<String, serde_json::Value> {
     let runtime = match cfg.runtime {
         // the harness's VM compiles with native code generation (luau.rs)
         Runtime::Luau => "luau-native",
@@ -240,7 +251,7 @@ fn run_info(cfg: &RunConfig, sc: &Scenario) -> serde_json::Map<String, serde_jso
         }
         (Runtime::Node, Target::Letta) => "pkg/node SyncQueue with fetch -> fault proxy -> Letta stand-in",
     };
-    serde_json::json!({
+    let mut info = serde_json::json!({
         "source": "npc-sync-e2e",
         "runtime": runtime,
         "scenario": cfg.scenario,
@@ -251,10 +262,15 @@ fn run_info(cfg: &RunConfig, sc: &Scenario) -> serde_json::Map<String, serde_jso
         "target": cfg.target.name(),
         "path": path,
         "calls": "the scenario's calls from npc-sync-sim --calls (its NPCs, its decisions); naive = one request per change and per chat message of those calls",
-    })
-    .as_object()
-    .cloned()
-    .unwrap_or_default()
+    });
+    if let Some(load) = load_at_start {
+        info["load_average_at_start"] = format!(
+            "{load} ({} cores; the frame cost is wall-clock time)",
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        )
+        .into();
+    }
+    info.as_object().cloned().unwrap_or_default()
 }
 
 /// `E2E_DUMP=DIR`: every proxy record and every Letta write of the run as text, to study a

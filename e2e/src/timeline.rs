@@ -50,6 +50,8 @@ pub struct DriverSecond {
     pub frame_ms: f64,
     /// The slowest of them.
     pub frame_ms_max: f64,
+    /// Of `frame_ms`, the mean wall-clock ms of `sync:step()`.
+    pub step_ms: f64,
 }
 
 /// One `decide` answer.
@@ -238,6 +240,7 @@ pub fn build(
             in_flight: r.in_flight,
             frame_ms: r.frame_ms,
             frame_ms_max: r.frame_ms_max,
+            step_ms: Some(r.step_ms),
         });
         before = upto;
     }
@@ -338,6 +341,7 @@ mod tests {
             in_flight: 0.0,
             frame_ms: 0.5,
             frame_ms_max: 1.0,
+            step_ms: 0.25,
         }
     }
 
