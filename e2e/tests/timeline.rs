@@ -28,20 +28,25 @@ fn calls() -> String {
     lines.join("\n") + "\n"
 }
 
-#[test]
-fn a_luau_run_measures_its_timeline() {
+/// The scenario of [`calls`] on `runtime`, faults off, Letta's API, timeline asked for.
+fn run_with_timeline(runtime: Runtime) -> Result<run::RunResult, String> {
     let text = calls();
     let sc = Scenario::parse(&text).unwrap();
     let cfg = RunConfig {
         scenario: "hand-written".into(),
         faults: false,
         target: Target::Letta,
-        runtime: Runtime::Luau,
+        runtime,
         seed: 1,
         http_timeout: Duration::from_millis(2000),
         timeline: true,
     };
-    let r = run::run(&cfg, &text, &sc).unwrap();
+    run::run(&cfg, &text, &sc)
+}
+
+#[test]
+fn a_luau_run_measures_its_timeline() {
+    let r = run_with_timeline(Runtime::Luau).unwrap();
     assert!(r.verdict.passed(), "{:?}", r.verdict);
     let t = r.timeline.expect("a timeline was asked for");
 
@@ -82,18 +87,7 @@ fn a_luau_run_measures_its_timeline() {
 
 #[test]
 fn the_node_driver_measures_no_timeline_and_says_so() {
-    let text = calls();
-    let sc = Scenario::parse(&text).unwrap();
-    let cfg = RunConfig {
-        scenario: "hand-written".into(),
-        faults: false,
-        target: Target::Letta,
-        runtime: Runtime::Node,
-        seed: 1,
-        http_timeout: Duration::from_millis(2000),
-        timeline: true,
-    };
-    let e = match run::run(&cfg, &text, &sc) {
+    let e = match run_with_timeline(Runtime::Node) {
         Ok(_) => panic!("a Node run cannot give a timeline"),
         Err(e) => e,
     };
