@@ -100,7 +100,7 @@ pub fn rows(t: &Timeline) -> Vec<Row> {
         ),
         ("decisions over their threshold".into(), over.to_string()),
         (
-            "decisions abandoned (waited too long for a sync)".into(),
+            "decisions abandoned (no fresh answer while the NPC waited)".into(),
             or_na(t.num("decisions_abandoned"), count),
         ),
         (

@@ -61,6 +61,10 @@ pub struct Second {
     /// The slowest frame in it, milliseconds.
     #[serde(default)]
     pub frame_ms_max: f64,
+    /// Of `frame_ms`, the mean milliseconds of the queue's step (poll, outcomes, requests
+    /// out), when the producer can time it apart from the change calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_ms: Option<f64>,
 }
 
 /// One decision that proceeded.
@@ -133,6 +137,7 @@ impl Timeline {
                 ("in_flight", s.in_flight),
                 ("frame_ms", s.frame_ms),
                 ("frame_ms_max", s.frame_ms_max),
+                ("step_ms", s.step_ms.unwrap_or(0.0)),
             ] {
                 check(format!("seconds[{i}].{k}"), v)?;
             }

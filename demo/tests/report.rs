@@ -80,6 +80,30 @@ fn report_draws_every_plot_with_its_limits() {
     let staleness = staleness.split("</div>").next().unwrap();
     assert_eq!(staleness.matches("<circle").count(), 3 + 2);
     assert!(!r.html.contains("bench-cost"));
+    // no producer timed the step apart: no line for it
+    assert!(!r.html.contains("of which the queue step"));
+}
+
+#[test]
+fn the_step_is_drawn_when_the_producer_timed_it() {
+    let mut v = sample();
+    for row in v["seconds"].as_array_mut().unwrap() {
+        row["step_ms"] = json!(0.2);
+    }
+    let t = parse(&v).unwrap();
+    let r = render(&t, None).unwrap();
+    let plot = r.html.split("<div id=\"frame-cost\">").nth(1).unwrap();
+    let plot = plot.split("</div>").next().unwrap();
+    assert!(plot.contains("of which the queue step (mean)"));
+    assert!(plot.contains("a 60 Hz frame (16.7 ms)"));
+    // it reads back as written
+    let again = parse(&serde_json::from_str(&t.to_json().unwrap()).unwrap()).unwrap();
+    assert_eq!(again.seconds[0].step_ms, Some(0.2));
+    v["seconds"][7]["step_ms"] = json!(-0.5);
+    assert_eq!(
+        parse(&v).unwrap_err(),
+        "seconds[7].step_ms: must be a finite number >= 0, got -0.5"
+    );
 }
 
 #[test]

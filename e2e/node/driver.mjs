@@ -8,6 +8,12 @@
 // OPTIONS_JSON is what e2e/src/runtime.rs writes ({ frames, flushTimeout, httpTimeoutMs,
 // config: { target } }). Every request carries the simulated time in `x-e2e-time` for the
 // proxy. The last stdout line is the report: { flushed, why, flushSeconds, httpCalls }.
+//
+// With Letta's API it reads every agent-block from Letta before writing it, as the Luau
+// bridge does (luau-bridge/src/core.luau `awaitBlock`, process.luau `reads`): `status` and
+// `group_members` when it first sees an agent, any other block on first use; at most
+// MAX_READS reads at once, each counted in the budget (`takeReadCall`), a 404 read as "",
+// a failed read tried again READ_RETRY seconds later.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
@@ -38,9 +44,9 @@ async function call(url, method, headers, body, now) {
     });
     const text = await res.text();
     const ra = Number(res.headers.get("retry-after"));
-    return { ok: res.ok, text, retryAfter: res.headers.has("retry-after") && ra >= 0 ? ra : null };
+    return { ok: res.ok, status: res.status, text, retryAfter: res.headers.has("retry-after") && ra >= 0 ? ra : null };
   } catch {
-    return { ok: false, text: "", retryAfter: null }; // timeout, dropped connection
+    return { ok: false, status: 0, text: "", retryAfter: null }; // timeout, dropped connection
   }
 }
 
@@ -93,6 +99,70 @@ async function sendLetta(r, now) {
 
 const send = target.kind === "letta" ? sendLetta : sendBatch;
 
+// ---- Letta: block reads before the first write of each agent-block ---------------------
+
+const AGENT_BLOCKS = ["status", "group_members"];
+const MAX_READS = 4;
+const READ_RETRY = 2;
+const letta = target.kind === "letta";
+const awaited = new Set(); // "agent\u0000block" already awaited
+const reads = []; // { agent, block, notBefore } waiting for a read call
+let readsInFlight = []; // promises of { read, text, why }
+
+function awaitBlock(agent, block) {
+  const key = `${agent}\u0000${block}`;
+  if (awaited.has(key)) return;
+  awaited.add(key);
+  q.awaitBlock(agent, block);
+  reads.push({ agent, block, notBefore: 0 });
+}
+
+// What the bridge awaits before a call reaches the core: the agent's blocks when the agent
+// is new, then the block the call writes.
+function awaitFor(c) {
+  if (!letta) return;
+  const touch = (agent, block) => {
+    for (const b of AGENT_BLOCKS) awaitBlock(agent, b);
+    if (block !== undefined) awaitBlock(agent, block);
+  };
+  if (c.op === "atomic") for (const x of c.changes) touch(x.agent, x.block);
+  else touch(c.agent, c.op === "set" || c.op === "tool" ? c.block : undefined);
+}
+
+async function readBlock(read, now) {
+  const url = `${target.baseUrl}/v1/agents/${encodeURIComponent(read.agent)}/core-memory/blocks/${encodeURIComponent(read.block)}`;
+  const res = await call(url, "GET", { authorization: `Bearer ${target.apiKey}` }, undefined, now);
+  if (res.status === 404) return { read, text: "" };
+  if (!res.ok) return { read, why: res.status ? `HTTP ${res.status}` : "no answer" };
+  try {
+    const value = JSON.parse(res.text).value;
+    if (typeof value === "string") return { read, text: value };
+  } catch {
+    // falls through: no usable answer
+  }
+  return { read, why: "the block's answer has no string `value`" };
+}
+
+// Takes in the finished reads, then starts what the bound and the budget allow.
+async function stepReads(now) {
+  for (const d of await Promise.all(readsInFlight)) {
+    if (d.text !== undefined) q.loadBlock(now, d.read.agent, d.read.block, d.text);
+    else {
+      d.read.notBefore = now + READ_RETRY;
+      reads.push(d.read);
+    }
+  }
+  readsInFlight = [];
+  for (let i = 0; i < reads.length && readsInFlight.length < MAX_READS; ) {
+    if (reads[i].notBefore > now) {
+      i += 1;
+      continue;
+    }
+    if (!q.takeReadCall(now)) break;
+    readsInFlight.push(readBlock(reads.splice(i, 1)[0], now));
+  }
+}
+
 // ---- the game -------------------------------------------------------------------------
 
 const handles = new Map(); // the simulator's seq -> this run's handle
@@ -139,18 +209,22 @@ for (let frame = 0; ; frame++) {
   }
   inFlight = [];
   if (frame < opts.frames) {
-    while (next < calls.length && calls[next].f <= frame) apply(now, calls[next++]);
+    while (next < calls.length && calls[next].f <= frame) {
+      awaitFor(calls[next]);
+      apply(now, calls[next++]);
+    }
   } else {
     if (flushStart === null) {
       flushStart = now;
     }
-    if (q.isIdle()) {
+    if (q.isIdle() && reads.length === 0 && readsInFlight.length === 0) {
       flushed = true;
       why = "flushed";
       break;
     }
     if (now - flushStart >= opts.flushTimeout) break;
   }
+  if (letta) await stepReads(now);
   const reqs = flushStart === null ? q.poll(now) : q.flush(now);
   for (const r of reqs) inFlight.push(send(r, now));
 }

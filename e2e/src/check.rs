@@ -85,18 +85,24 @@ impl Verdict {
 }
 
 /// One field value seen on the wire.
-#[derive(Clone, Copy)]
-struct Seen {
-    record: usize,
-    frame: u64,
-    /// Position in the field's history.
-    index: usize,
+#[derive(Clone, Copy, Debug)]
+pub struct Seen {
+    /// Index of the request among the proxy's records.
+    pub record: usize,
+    /// Frame (60 a second) the request reached the proxy in.
+    pub frame: u64,
+    /// Position in the field's history: the newest change with this value made by then.
+    pub index: usize,
     /// Position in the request body.
-    pos: usize,
-    acked: bool,
+    pub pos: usize,
+    /// The client got a 2xx answer.
+    pub acked: bool,
+    /// The backend answered 2xx (it holds the value, whether or not the client heard).
+    pub applied: bool,
 }
 
-fn frame_of(t: f64) -> u64 {
+/// The frame (60 a second) of a simulated time.
+pub fn frame_of(t: f64) -> u64 {
     (t * 60.0).round().max(0.0) as u64
 }
 
@@ -174,6 +180,38 @@ fn carried(sc: &Scenario, target: Target, r: &Record) -> Vec<(FieldKey, Value)> 
             out
         }
     }
+}
+
+/// Every field value the requests carried, per field in arrival order, placed in the
+/// field's history (values the game never set are left out).
+pub fn deliveries(
+    sc: &Scenario,
+    target: Target,
+    records: &[Record],
+) -> HashMap<FieldKey, Vec<Seen>> {
+    let ok = |s: Option<u16>| s.is_some_and(|s| (200..300).contains(&s));
+    let mut seen: HashMap<FieldKey, Vec<Seen>> = HashMap::new();
+    for (ri, r) in records.iter().enumerate() {
+        let frame = frame_of(r.time);
+        for (pos, (key, val)) in carried(sc, target, r).into_iter().enumerate() {
+            let Some(h) = sc.history.get(&key) else {
+                continue;
+            };
+            // the newest change with this value made by then (frames ascend in a history)
+            let made = h.partition_point(|(f, _)| *f <= frame);
+            if let Some(index) = (0..made).rev().find(|i| h[*i].1 == val) {
+                seen.entry(key).or_default().push(Seen {
+                    record: ri,
+                    frame,
+                    index,
+                    pos,
+                    acked: ok(r.client_status),
+                    applied: ok(r.upstream_status),
+                });
+            }
+        }
+    }
+    seen
 }
 
 /// Runs every check.
@@ -292,29 +330,7 @@ pub fn check(
     }
 
     // ---- what reached the wire first: groups and dependencies
-    let mut seen: HashMap<FieldKey, Vec<Seen>> = HashMap::new();
-    for (ri, r) in records.iter().enumerate() {
-        let frame = frame_of(r.time);
-        let acked = r.client_status.is_some_and(|s| (200..300).contains(&s));
-        for (pos, (key, val)) in carried(sc, target, r).into_iter().enumerate() {
-            let Some(h) = sc.history.get(&key) else {
-                continue;
-            };
-            // the newest change with this value made by then
-            if let Some(index) = (0..h.len())
-                .rev()
-                .find(|i| h[*i].0 <= frame && h[*i].1 == val)
-            {
-                seen.entry(key).or_default().push(Seen {
-                    record: ri,
-                    frame,
-                    index,
-                    pos,
-                    acked,
-                });
-            }
-        }
-    }
+    let seen = deliveries(sc, target, records);
     let first = |key: &FieldKey, index: usize| -> Option<Seen> {
         seen.get(key)?.iter().find(|s| s.index >= index).copied()
     };

@@ -3,7 +3,8 @@
 //! (`pkg/roblox`, in a sandboxed Luau VM) or `pkg/node`, whose HTTP requests go through a
 //! seeded fault-injecting [`proxy`] to the real batch endpoint server (`npc-sync-gateway`)
 //! in front of a Letta stand-in, or to the Letta stand-in directly; [`check`] then judges
-//! what arrived against what the game did.
+//! what arrived against what the game did. A Luau run can also measure the demo's
+//! [`timeline`] (`docs/demo-timeline.md`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -17,4 +18,5 @@ pub mod proxy;
 pub mod run;
 pub mod runtime;
 pub mod scenario;
+pub mod timeline;
 pub mod wire;

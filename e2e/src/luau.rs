@@ -27,8 +27,19 @@ pub fn run(spec: &RunSpec, clock: &SimClock) -> Result<Outcome, String> {
             Ok(())
         })
         .map_err(|e| e.to_string())?;
+    // real time for the frame cost (os.clock is the simulated clock in the harness)
+    let start = std::time::Instant::now();
+    let wall_clock = vm
+        .lua
+        .create_function(move |_, ()| Ok(start.elapsed().as_secs_f64()))
+        .map_err(|e| e.to_string())?;
     let opts = spec.options_json("e2e-luau");
-    let args: MultiValue = (spec.calls_text.as_str(), opts.as_str(), set_clock)
+    let args: MultiValue = (
+        spec.calls_text.as_str(),
+        opts.as_str(),
+        set_clock,
+        wall_clock,
+    )
         .into_lua_multi(&vm.lua)
         .map_err(|e| e.to_string())?;
     let max_frames = (spec.frames + (spec.flush_timeout_s as u64 + 5) * 60) as u32;

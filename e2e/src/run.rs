@@ -6,6 +6,8 @@ use crate::faults::{FaultPlan, FaultRates};
 use crate::proxy::{Proxy, ProxyConfig, SimClock};
 use crate::runtime::{RunSpec, Runtime};
 use crate::scenario::Scenario;
+use crate::timeline::{self, RunInfo};
+use npc_sync_demo::Timeline;
 use npc_sync_luau_harness::server::TestServer;
 use std::path::Path;
 use std::process::Command;
@@ -31,6 +33,8 @@ pub struct RunConfig {
     pub seed: u64,
     /// The HTTP client's timeout.
     pub http_timeout: Duration,
+    /// Also measure the demo's timeline (`docs/demo-timeline.md`; the Luau driver only).
+    pub timeline: bool,
 }
 
 /// One finished run.
@@ -43,6 +47,8 @@ pub struct RunResult {
     pub flush_seconds: f64,
     /// HTTP calls the runtime says it made (the proxy's `requests` should match).
     pub http_calls: u64,
+    /// The demo's timeline, when [`RunConfig::timeline`] asked for it.
+    pub timeline: Option<Timeline>,
 }
 
 impl RunResult {
@@ -142,6 +148,7 @@ pub fn run(cfg: &RunConfig, calls_text: &str, sc: &Scenario) -> Result<RunResult
             .parse()
             .map_err(|e| format!("stand-in address: {e}"))?,
     };
+    let load_at_start = load_average();
     let clock = SimClock::default();
     let proxy = Proxy::start(
         ProxyConfig {
@@ -167,6 +174,7 @@ pub fn run(cfg: &RunConfig, calls_text: &str, sc: &Scenario) -> Result<RunResult
         http_timeout: cfg.http_timeout,
         flush_timeout_s: FLUSH_TIMEOUT_S,
         max_in_flight: 64,
+        timeline: cfg.timeline,
     };
     let outcome = match cfg.runtime {
         Runtime::Luau => crate::luau::run(&spec, &clock)?,
@@ -186,12 +194,83 @@ pub fn run(cfg: &RunConfig, calls_text: &str, sc: &Scenario) -> Result<RunResult
         outcome.flushed,
         BUDGET_PER_MINUTE,
     );
+    let timeline = match (&outcome.timeline, cfg.timeline) {
+        (Some(driver), true) => Some(timeline::build(
+            sc,
+            cfg.target,
+            &records,
+            driver,
+            RunInfo {
+                run: run_info(cfg, sc, load_at_start),
+                summary: timeline::verdict_summary(&verdict, outcome.flush_seconds),
+            },
+        )?),
+        (None, true) => {
+            return Err(format!(
+                "the {} driver does not measure a timeline",
+                cfg.runtime.name()
+            ))
+        }
+        (_, false) => None,
+    };
     Ok(RunResult {
         config: cfg.clone(),
         verdict,
         flush_seconds: outcome.flush_seconds,
         http_calls: outcome.http_calls,
+        timeline,
     })
+}
+
+/// The machine's load average over the last minute (Linux), to read wall-clock figures by.
+fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next().map(str::to_string)
+}
+
+/// The report's "Run" table: what ran, on what path, on how loaded a machine.
+fn run_info(
+    cfg: &RunConfig,
+    sc: &Scenario,
+    load_at_start: Option<String>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let runtime = match cfg.runtime {
+        // the harness's VM compiles with native code generation (luau.rs)
+        Runtime::Luau => "luau-native",
+        Runtime::Node => "node",
+    };
+    let path = match (cfg.runtime, cfg.target) {
+        (Runtime::Luau, Target::Batch) => {
+            "pkg/roblox NpcSync in Luau 0.740 (harness VM, HttpService doing real HTTP) -> fault proxy -> npc-sync-gateway (SQLite) -> Letta stand-in"
+        }
+        (Runtime::Luau, Target::Letta) => {
+            "pkg/roblox NpcSync in Luau 0.740 (harness VM, HttpService doing real HTTP) -> fault proxy -> Letta stand-in"
+        }
+        (Runtime::Node, Target::Batch) => {
+            "pkg/node SyncQueue with fetch -> fault proxy -> npc-sync-gateway (SQLite) -> Letta stand-in"
+        }
+        (Runtime::Node, Target::Letta) => "pkg/node SyncQueue with fetch -> fault proxy -> Letta stand-in",
+    };
+    let mut info = serde_json::json!({
+        "source": "npc-sync-e2e",
+        "runtime": runtime,
+        "scenario": cfg.scenario,
+        "npcs": sc.agents.len(),
+        "seconds": sc.frames as f64 / 60.0,
+        "seed": cfg.seed,
+        "faults": if cfg.faults { "on" } else { "off" },
+        "target": cfg.target.name(),
+        "path": path,
+        "calls": "the scenario's calls from npc-sync-sim --calls (its NPCs, its decisions); naive = one request per change and per chat message of those calls",
+    });
+    if let Some(load) = load_at_start {
+        info["load_average_at_start"] = format!(
+            "{load} ({} cores; the frame cost is wall-clock time)",
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        )
+        .into();
+    }
+    info.as_object().cloned().unwrap_or_default()
 }
 
 /// `E2E_DUMP=DIR`: every proxy record and every Letta write of the run as text, to study a

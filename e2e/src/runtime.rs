@@ -3,6 +3,8 @@
 
 use crate::backend::TOKEN;
 use crate::check::Target;
+use crate::timeline::DriverTimeline;
+use serde::Deserialize;
 use serde_json::{json, Value as Json};
 use std::time::Duration;
 
@@ -43,6 +45,9 @@ pub struct RunSpec {
     /// the frame the request was emitted (so the checks can tell requests apart on the
     /// Letta target, which has one call per agent-block).
     pub max_in_flight: u32,
+    /// Ask the driver for the demo's measurements ([`crate::timeline::DriverTimeline`]):
+    /// the Luau driver then steps the queue itself and times each frame.
+    pub timeline: bool,
 }
 
 impl RunSpec {
@@ -67,6 +72,7 @@ impl RunSpec {
             "frames": self.frames,
             "flushTimeout": self.flush_timeout_s,
             "httpTimeoutMs": self.http_timeout.as_millis() as u64,
+            "timeline": self.timeline,
             "config": { "target": target, "maxInFlight": self.max_in_flight },
         })
         .to_string()
@@ -74,7 +80,7 @@ impl RunSpec {
 }
 
 /// What a driver reports at the end.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Outcome {
     /// `flushAll` returned with nothing pending or in flight.
     pub flushed: bool,
@@ -82,6 +88,8 @@ pub struct Outcome {
     pub flush_seconds: f64,
     /// HTTP calls the runtime made.
     pub http_calls: u64,
+    /// The demo's measurements, when asked for ([`RunSpec::timeline`]).
+    pub timeline: Option<DriverTimeline>,
 }
 
 impl Outcome {
@@ -95,6 +103,13 @@ impl Outcome {
                 .ok_or("driver report: no `flushed`")?,
             flush_seconds: j["flushSeconds"].as_f64().unwrap_or(f64::NAN),
             http_calls: j["httpCalls"].as_u64().unwrap_or(0),
+            timeline: match j.get("timeline") {
+                None | Some(Json::Null) => None,
+                Some(t) => Some(
+                    DriverTimeline::deserialize(t)
+                        .map_err(|e| format!("driver report: `timeline`: {e}"))?,
+                ),
+            },
         })
     }
 }

@@ -3,7 +3,11 @@
 //! ```text
 //! npc-sync-e2e [--scenarios patrol,combat,...] [--npcs N] [--seconds S] [--seed K]
 //!              [--faults off,on] [--targets batch,letta] [--runtimes luau,node]
+//!              [--timeline FILE]
 //! ```
+//!
+//! `--timeline FILE` (one run, runtime `luau`) also writes the run's timeline for the demo
+//! report (`npc-sync-timeline/1`, docs/demo-timeline.md): `./build.sh`'s demo.
 //!
 //! Defaults: every scenario, 600 simulated seconds, the NPC counts of [`default_npcs`],
 //! faults off and on, both targets, both runtimes (48 runs). Needs the release binaries
@@ -36,6 +40,7 @@ struct Args {
     faults: Vec<bool>,
     targets: Vec<Target>,
     runtimes: Vec<Runtime>,
+    timeline: Option<std::path::PathBuf>,
 }
 
 fn list<T>(v: &str, name: &str, f: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, String> {
@@ -54,6 +59,7 @@ fn parse() -> Result<Args, String> {
         faults: vec![false, true],
         targets: vec![Target::Batch, Target::Letta],
         runtimes: vec![Runtime::Luau, Runtime::Node],
+        timeline: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -106,10 +112,32 @@ fn parse() -> Result<Args, String> {
                     _ => None,
                 })?
             }
+            "--timeline" => a.timeline = Some(value()?.into()),
             other => return Err(format!("unknown argument '{other}'")),
         }
     }
+    if a.timeline.is_some() {
+        let runs = a.scenarios.len() * a.faults.len() * a.targets.len() * a.runtimes.len();
+        if runs != 1 {
+            return Err(format!(
+                "--timeline describes one run: pick one scenario, one --faults, one --targets and one --runtimes ({runs} runs selected)"
+            ));
+        }
+        if a.runtimes != [Runtime::Luau] {
+            return Err(
+                "--timeline: only the Luau driver measures a timeline (--runtimes luau)".into(),
+            );
+        }
+    }
     Ok(a)
+}
+
+fn write_timeline(t: &npc_sync_demo::Timeline, path: &std::path::Path) -> Result<(), String> {
+    let text = t.to_json().map_err(|e| format!("--timeline: {e}"))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("--timeline {}: {e}", dir.display()))?;
+    }
+    std::fs::write(path, text).map_err(|e| format!("--timeline {}: {e}", path.display()))
 }
 
 fn main() -> ExitCode {
@@ -149,6 +177,7 @@ fn main() -> ExitCode {
                         runtime,
                         seed: args.seed,
                         http_timeout: Duration::from_millis(300),
+                        timeline: args.timeline.is_some(),
                     };
                     let t0 = Instant::now();
                     runs += 1;
@@ -166,6 +195,13 @@ fn main() -> ExitCode {
                                 r.http_calls,
                                 t0.elapsed().as_secs_f64()
                             );
+                            if let (Some(t), Some(path)) = (&r.timeline, &args.timeline) {
+                                if let Err(e) = write_timeline(t, path) {
+                                    eprintln!("npc-sync-e2e: {e}");
+                                    return ExitCode::FAILURE;
+                                }
+                                eprintln!("  timeline: {}", path.display());
+                            }
                             if !v.passed() {
                                 failed += 1;
                                 for d in &v.details {
