@@ -1,7 +1,8 @@
-//! Test support: a Letta stand-in, a PostgreSQL cluster, a gateway in process, a client.
+//! Test support: a PostgreSQL cluster, a gateway in process, a client. The Letta stand-in
+//! is `npc_sync_testkit::server::TestServer` (shared with the Luau harness), started with
+//! `start_like_letta`.
 #![allow(dead_code)]
 
-pub mod letta;
 pub mod pg;
 pub mod store_checks;
 
