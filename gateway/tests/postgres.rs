@@ -211,11 +211,12 @@ async fn two_instances_on_postgres_never_regress_a_field() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_claims_and_pruning_match_sqlite() {
+async fn postgres_passes_the_same_store_checks_as_sqlite() {
     let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
     let store = npc_sync_gateway::store::PgStore::connect(&pg.url, 2)
         .await
         .unwrap();
     support::store_checks::claims(&store).await;
     support::store_checks::pruning(&store).await;
+    support::store_checks::fields_and_leases(&store).await;
 }
