@@ -445,14 +445,13 @@ async fn an_inference_replay_during_the_first_attempt_waits_for_its_answer() {
         "messages": [{"sender": "player_1", "text": "hi"}]})
     .to_string();
     // Letta takes its time answering the first attempt; the queue's retry comes meanwhile.
-    letta.inject_writes([Answer::Slow(std::time::Duration::from_millis(800))]);
-    let first = tokio::spawn({
-        let (c, url, body) = (c.clone(), gw.url.clone(), body.clone());
-        async move { post(&c, &url, "job-1", &body).await }
-    });
-    support::eventually("the first attempt reached Letta", || async {
-        letta.with(|s| s.write_faults.is_empty())
-    })
+    let first = support::post_while_letta_holds(
+        &letta,
+        &c,
+        &gw.url,
+        &body,
+        std::time::Duration::from_millis(800),
+    )
     .await;
     let (s2, h2, a2) = post(&c, &gw.url, "job-1", &body).await;
     let (s1, h1, a1) = first.await.unwrap();
@@ -474,14 +473,13 @@ async fn an_inference_replay_past_its_deadline_gets_503_and_later_the_answer() {
     let body = json!({"request_id": 5, "kind": "inference", "agent_id": "agent-2",
         "messages": [{"sender": "player_1", "text": "hello"}]})
     .to_string();
-    letta.inject_writes([Answer::Slow(std::time::Duration::from_millis(1500))]);
-    let first = tokio::spawn({
-        let (c, url, body) = (c.clone(), gw.url.clone(), body.clone());
-        async move { post(&c, &url, "job-1", &body).await }
-    });
-    support::eventually("the first attempt reached Letta", || async {
-        letta.with(|s| s.write_faults.is_empty())
-    })
+    let first = support::post_while_letta_holds(
+        &letta,
+        &c,
+        &gw.url,
+        &body,
+        std::time::Duration::from_millis(1500),
+    )
     .await;
     let (s2, h2, a2) = post(&c, &gw.url, "job-1", &body).await;
     assert_eq!(s2, 503, "{a2}");

@@ -7,7 +7,9 @@ mod support;
 use npc_sync_testkit::server::{Answer, TestServer};
 use serde_json::json;
 use std::time::Duration;
-use support::{batch, change, eventually, metrics, post, ready, sqlite_url, Gateway};
+use support::{
+    batch, change, eventually, metrics, post, post_while_letta_holds, ready, sqlite_url, Gateway,
+};
 
 const FAST_CATCH_UP: (&str, &str) = ("catch-up-interval-ms", "100");
 
@@ -177,20 +179,12 @@ async fn shutdown_hands_back_what_letta_did_not_take_within_the_grace() {
     )
     .await;
     // Letta hangs on this write far longer than the shutdown grace.
-    letta.inject_writes([Answer::Slow(Duration::from_secs(20))]);
     let body = batch(
         1,
         vec![change("agent-1", "status", "location", json!("moat"), 3)],
     );
-    let url = gw.url.clone();
-    let in_flight = tokio::spawn({
-        let (c, body) = (c.clone(), body.clone());
-        async move { post(&c, &url, "job-1", &body).await }
-    });
-    eventually("the write reached Letta", || async {
-        letta.with(|s| s.write_faults.is_empty())
-    })
-    .await;
+    let in_flight =
+        post_while_letta_holds(&letta, &c, &gw.url, &body, Duration::from_secs(20)).await;
     let stopped = tokio::spawn(gw.stop());
     let (s, h, a) = in_flight.await.unwrap();
     assert_eq!(s, 503, "unfinished work is handed back: {a}");

@@ -40,6 +40,16 @@ impl Default for Options {
 /// The repository's root (for mounting `pkg/roblox` and `luau-bridge/examples`).
 pub use npc_sync_testkit::repo_root;
 
+/// Where a game installs the package (Wally's `Packages` folder in `ReplicatedStorage`) and
+/// the bridge's scripts require it from.
+pub const PACKAGE_PATH: &str = "ReplicatedStorage.Packages.NpcSync";
+
+/// This repository's `pkg/roblox` mounted where a game installs it (an [`Options::mounts`]
+/// entry).
+pub fn package_mount() -> (String, PathBuf) {
+    (PACKAGE_PATH.into(), repo_root().join("pkg/roblox"))
+}
+
 /// `HttpService:GetSecret`'s value: usable as a header value, never readable as text.
 #[derive(Clone)]
 struct Secret(String);
