@@ -11,82 +11,77 @@
 
 use std::collections::BTreeSet;
 
-/// Builtins used through chunk-level locals: shorter output, and the Luau compiler still
-/// treats a never-written local initialised from a builtin as that builtin (fastcall).
-pub const ALIASES: &[(&str, &str)] = &[
-    ("bit32.band", "band"),
-    ("bit32.bor", "bor"),
-    ("bit32.bxor", "bxor"),
-    ("bit32.lshift", "lsh"),
-    ("bit32.rshift", "rsh"),
-    ("bit32.arshift", "ash"),
-    ("bit32.lrotate", "rol"),
-    ("bit32.rrotate", "ror"),
-    ("bit32.countlz", "clz"),
-    ("bit32.countrz", "ctz"),
-    ("buffer.readu32", "ru32"),
-    ("buffer.readi32", "ri32"),
-    ("buffer.readu16", "ru16"),
-    ("buffer.readi16", "ri16"),
-    ("buffer.readu8", "ru8"),
-    ("buffer.readi8", "ri8"),
-    ("buffer.readf64", "rf64"),
-    ("buffer.readf32", "rf32"),
-    ("buffer.writeu32", "wu32"),
-    ("buffer.writeu16", "wu16"),
-    ("buffer.writeu8", "wu8"),
-    ("buffer.writef64", "wf64"),
-    ("buffer.writef32", "wf32"),
-    ("buffer.len", "blen"),
-    ("math.abs", "mabs"),
-    ("math.floor", "mfloor"),
-    ("math.ceil", "mceil"),
-];
-
-/// The chunk-level alias of builtin `lib.f` (e.g. `buffer`, `readu32` gives `ru32`).
-pub fn alias(lib: &str, f: &str) -> &'static str {
-    ALIASES
-        .iter()
-        .find(|(full, _)| full.strip_prefix(lib).and_then(|r| r.strip_prefix('.')) == Some(f))
-        .map(|a| a.1)
-        .unwrap_or_else(|| panic!("no alias for {lib}.{f}"))
-}
-
-/// Rewrite builtin calls in the runtime helpers' code to their aliases.
-pub fn use_aliases(code: &str) -> String {
-    let mut out = code.to_string();
-    for (full, short) in ALIASES {
-        out = out.replace(&format!("{full}("), &format!("{short}("));
-    }
-    replace_token(&out, "4294967296", "W")
-}
-
-/// Replace `from` where it stands alone as a number token (not inside another literal).
-fn replace_token(s: &str, from: &str, to: &str) -> String {
-    let b = s.as_bytes();
-    let part = |c: u8| c.is_ascii_alphanumeric() || c == b'.' || c == b'_';
-    let mut out = String::with_capacity(s.len());
-    let mut last = 0;
-    let mut i = 0;
-    while let Some(p) = s[i..].find(from) {
-        let start = i + p;
-        let end = start + from.len();
-        let before_ok = start == 0 || !part(b[start - 1]);
-        let after_ok = end == b.len() || !part(b[end]);
-        if before_ok && after_ok {
-            out.push_str(&s[last..start]);
-            out.push_str(to);
-            last = end;
+/// Declares [`Builtin`]: variant = "lib.function" => "alias".
+macro_rules! builtins {
+    ($($variant:ident = $full:literal => $alias:literal;)*) => {
+        /// A builtin function the chunk calls through a chunk-level local: shorter output, and
+        /// the Luau compiler still treats a never-written local initialised from a builtin as
+        /// that builtin (fastcall). Generated code and the helper files call the alias.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Builtin {
+            $(
+                #[doc = concat!("`", $full, "`, called as `", $alias, "`")]
+                $variant,
+            )*
         }
-        i = end;
-    }
-    out.push_str(&s[last..]);
-    out
+
+        impl Builtin {
+            /// Every builtin with an alias, in declaration order.
+            pub const ALL: &'static [Builtin] = &[$(Builtin::$variant),*];
+
+            /// The chunk-level local generated code calls.
+            pub fn alias(self) -> &'static str {
+                match self {
+                    $(Builtin::$variant => $alias,)*
+                }
+            }
+
+            /// The builtin's full name (`bit32.band`).
+            pub fn full(self) -> &'static str {
+                match self {
+                    $(Builtin::$variant => $full,)*
+                }
+            }
+        }
+    };
 }
 
+builtins! {
+    Band = "bit32.band" => "band";
+    Bor = "bit32.bor" => "bor";
+    Bxor = "bit32.bxor" => "bxor";
+    Lshift = "bit32.lshift" => "lsh";
+    Rshift = "bit32.rshift" => "rsh";
+    Arshift = "bit32.arshift" => "ash";
+    Lrotate = "bit32.lrotate" => "rol";
+    Rrotate = "bit32.rrotate" => "ror";
+    Countlz = "bit32.countlz" => "clz";
+    Countrz = "bit32.countrz" => "ctz";
+    Readu32 = "buffer.readu32" => "ru32";
+    Readi32 = "buffer.readi32" => "ri32";
+    Readu16 = "buffer.readu16" => "ru16";
+    Readi16 = "buffer.readi16" => "ri16";
+    Readu8 = "buffer.readu8" => "ru8";
+    Readi8 = "buffer.readi8" => "ri8";
+    Readf64 = "buffer.readf64" => "rf64";
+    Readf32 = "buffer.readf32" => "rf32";
+    Writeu32 = "buffer.writeu32" => "wu32";
+    Writeu16 = "buffer.writeu16" => "wu16";
+    Writeu8 = "buffer.writeu8" => "wu8";
+    Writef64 = "buffer.writef64" => "wf64";
+    Writef32 = "buffer.writef32" => "wf32";
+    Len = "buffer.len" => "blen";
+    Abs = "math.abs" => "mabs";
+    Floor = "math.floor" => "mfloor";
+    Ceil = "math.ceil" => "mceil";
+}
+
+/// The declarations every chunk starts with: the aliases and `W` = 2^32. The helper files
+/// call the aliases and read `W` themselves (as generated code does), so they are emitted as
+/// written, never rewritten.
 pub fn alias_decls() -> String {
-    let names: Vec<&str> = ALIASES.iter().map(|a| a.1).collect();
-    let vals: Vec<&str> = ALIASES.iter().map(|a| a.0).collect();
+    let names: Vec<&str> = Builtin::ALL.iter().map(|b| b.alias()).collect();
+    let vals: Vec<&str> = Builtin::ALL.iter().map(|b| b.full()).collect();
     let mut s = String::new();
     for (n, v) in names.chunks(10).zip(vals.chunks(10)) {
         s.push_str(&format!("local {} = {}\n", n.join(", "), v.join(", ")));
@@ -278,7 +273,7 @@ pub fn emit_used_split(used: &Helpers, declared_only: &[Helper]) -> String {
         if declared_only.contains(h) {
             out.push_str(&format!("local {}\n", h.name()));
         } else {
-            out.push_str(&use_aliases(h.code()));
+            out.push_str(h.code());
         }
     }
     out
@@ -309,6 +304,36 @@ mod tests {
                 "src/prelude/{name}.luau does not start by defining {name}"
             );
             assert!(code.ends_with('\n') && !code.contains("\n--"), "{name}");
+            for (full, short) in Builtin::ALL.iter().map(|b| (b.full(), b.alias())) {
+                assert!(
+                    !code.contains(&format!("{full}(")),
+                    "src/prelude/{name}.luau calls {full}: call its alias {short}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn builtins_have_distinct_aliases_of_their_library_functions() {
+        assert_eq!(Builtin::Lshift.alias(), "lsh");
+        assert_eq!(Builtin::Readu32.full(), "buffer.readu32");
+        for (i, a) in Builtin::ALL.iter().enumerate() {
+            let (lib, f) = a.full().split_once('.').expect("lib.function");
+            assert!(["bit32", "buffer", "math"].contains(&lib) && !f.is_empty());
+            for b in &Builtin::ALL[i + 1..] {
+                assert_ne!(a.alias(), b.alias());
+            }
+        }
+    }
+
+    #[test]
+    fn selene_knows_the_aliases_the_helpers_call() {
+        let std = include_str!("prelude/prelude.yml");
+        for name in Builtin::ALL.iter().map(|b| b.alias()).chain(["W"]) {
+            assert!(
+                std.contains(&format!("\n  {name}:\n    any: true\n")),
+                "prelude.yml does not declare {name}"
+            );
         }
     }
 

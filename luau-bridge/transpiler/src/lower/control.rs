@@ -12,7 +12,7 @@ impl Translator<'_, '_, '_> {
         }
     }
 
-    pub(in crate::lower) fn open(&mut self, kind: Kind, bt: BlockType, cond: Option<String>) {
+    pub(in crate::lower) fn open(&mut self, kind: Kind, bt: BlockType, cond: Option<Expr>) {
         let id = self.next_id;
         self.next_id += 1;
         let (params, results) = block_sig(self.ctx.module, bt);
@@ -49,23 +49,23 @@ impl Translator<'_, '_, '_> {
         let indent_at_open = self.indent;
         match kind {
             Kind::Block if luau_loop => {
-                self.line("repeat");
+                self.stmt(Stmt::Repeat);
                 self.indent += 1;
             }
             Kind::Loop if tail_loop => {
-                self.line("repeat");
+                self.stmt(Stmt::Repeat);
                 self.indent += 1;
             }
             Kind::Loop if luau_loop => {
-                self.line("while true do");
+                self.stmt(Stmt::While);
                 self.indent += 1;
             }
             Kind::If => {
                 if luau_loop {
-                    self.line("repeat");
+                    self.stmt(Stmt::Repeat);
                     self.indent += 1;
                 }
-                self.if_then(cond.unwrap_or_default());
+                self.if_then(cond.expect("an if has a condition"));
                 self.indent += 1;
             }
             _ => {}
@@ -102,23 +102,18 @@ impl Translator<'_, '_, '_> {
         let mut rhs = vec![];
         for (i, v) in vals.iter().enumerate() {
             let k = base + i;
-            if v.slot == Some(k) {
+            if v.slot() == Some(k) {
                 continue;
             }
             lhs.push(self.slot_name(k));
             if is_i64(v.ty) {
                 lhs.push(self.slot_hi_name(k));
-                rhs.push(v.e.to_string());
-                rhs.push(v.h.clone());
-            } else if v.ty == ValType::I32 {
-                rhs.push(Self::num(v));
-            } else {
-                rhs.push(v.e.to_string());
             }
+            Self::exprs_of(v, &mut rhs);
             self.note_height(k);
         }
         if !lhs.is_empty() {
-            self.line(&format!("{}={}", lhs.join(","), rhs.join(",")));
+            self.line(&format!("{}={}", lhs.join(","), expr::list(&rhs)));
         }
     }
 
@@ -147,20 +142,9 @@ impl Translator<'_, '_, '_> {
             let vals = self.stack[top - arity..].to_vec();
             let mut rs = vec![];
             for v in &vals {
-                match v.ty {
-                    ValType::I64 => {
-                        rs.push(v.e.to_string());
-                        rs.push(v.h.clone());
-                    }
-                    ValType::I32 => rs.push(Self::num(v)),
-                    _ => rs.push(v.e.to_string()),
-                }
+                Self::exprs_of(v, &mut rs);
             }
-            if rs.is_empty() {
-                self.line("return");
-            } else {
-                self.line(&format!("return {}", rs.join(",")));
-            }
+            self.stmt(Stmt::Return(rs));
             return false;
         }
         if kind != Kind::Loop {
@@ -248,17 +232,18 @@ impl Translator<'_, '_, '_> {
                 self.end();
                 if f.luau_loop() {
                     self.indent -= 1;
-                    self.line("until true");
+                    self.stmt(Stmt::Until(Until::True));
                 }
             }
             Kind::Block if f.luau_loop() => {
                 self.indent -= 1;
-                self.line("until true");
+                self.stmt(Stmt::Until(Until::True));
             }
             Kind::Loop if f.tail_loop() => match &f.tail_cond {
                 Some(c) if fallthrough => {
                     self.indent -= 1;
-                    self.line(&format!("until not ({c})"));
+                    let c = c.clone();
+                    self.stmt(Stmt::Until(Until::Not(c)));
                 }
                 _ => {
                     // Lowered as a plain loop after all (`continue` re-tests `false`).
@@ -266,7 +251,7 @@ impl Translator<'_, '_, '_> {
                         self.jump(Jump::Break);
                     }
                     self.indent -= 1;
-                    self.line("until false");
+                    self.stmt(Stmt::Until(Until::False));
                 }
             },
             Kind::Loop if f.luau_loop() => {
@@ -328,7 +313,7 @@ impl Translator<'_, '_, '_> {
 
     pub(in crate::lower) fn br_table_tree(
         &mut self,
-        idx: &str,
+        idx: &Expr,
         ranges: &[(u32, u32, u32)],
         default: u32,
     ) {
@@ -339,16 +324,17 @@ impl Translator<'_, '_, '_> {
         }
         if ranges.len() == 1 {
             let (lo, hi, t) = ranges[0];
+            let rel = |op: BinOp, c: u32| tight(idx.clone(), op, Expr::Int(c.into()));
             let c = if lo == hi {
-                format!("{idx}=={lo}")
+                rel(BinOp::Eq, lo)
             } else {
-                format!("{idx}>={lo} and {idx}<={hi}")
+                tight(rel(BinOp::Ge, lo), BinOp::And, rel(BinOp::Le, hi))
             };
             self.if_then(c);
             self.indent += 1;
             self.branch(t);
             self.indent -= 1;
-            self.line("else");
+            self.stmt(Stmt::Else);
             self.indent += 1;
             self.branch(default);
             self.indent -= 1;
@@ -357,11 +343,11 @@ impl Translator<'_, '_, '_> {
         }
         let mid = ranges.len() / 2;
         let split = ranges[mid].0;
-        self.if_then(format!("{idx}<{split}"));
+        self.if_then(tight(idx.clone(), BinOp::Lt, Expr::Int(split.into())));
         self.indent += 1;
         self.br_table_tree(idx, &ranges[..mid], default);
         self.indent -= 1;
-        self.line("else");
+        self.stmt(Stmt::Else);
         self.indent += 1;
         self.br_table_tree(idx, &ranges[mid..], default);
         self.indent -= 1;

@@ -52,21 +52,18 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         for k in first_slots..slots {
             slot_reg[k] = take(slot_cost(k), &mut budget);
         }
-        let mut spill = 0usize;
+        let mut spill = 0u32;
         let mut next_spill = || {
             spill += 1;
-            format!("R[{spill}]")
+            Name::r(spill)
         };
         for i in 0..n {
             let wide = is_i64(self.local_types[i]);
             let names = if local_reg[i] {
-                (
-                    format!("a{i}"),
-                    if wide { format!("b{i}") } else { String::new() },
-                )
+                (Name::a(i as u32), wide.then_some(Name::b(i as u32)))
             } else {
                 let lo = next_spill();
-                (lo, if wide { next_spill() } else { String::new() })
+                (lo, wide.then(&mut next_spill))
             };
             self.local_names.push(names);
             self.local_in_reg.push(local_reg[i]);
@@ -74,8 +71,8 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         for (k, &reg) in slot_reg.iter().enumerate() {
             self.slot_in_reg.push(reg);
             if reg {
-                self.slot_lo.push(format!("s{k}"));
-                self.slot_hi.push(format!("t{k}"));
+                self.slot_lo.push(Name::s(k));
+                self.slot_hi.push(Name::t(k));
             } else {
                 self.slot_lo.push(next_spill());
                 self.slot_hi.push(next_spill());
@@ -109,19 +106,19 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         let mut params = vec![];
         let mut spilled_params = vec![];
         for (i, t) in self.ty.params.iter().enumerate() {
-            let (lo, hi) = &self.local_names[i];
-            let wide = is_i64(*t);
+            let (lo, hi) = self.local_names[i];
+            debug_assert_eq!(hi.is_some(), is_i64(*t));
             if !self.local_in_reg[i] {
                 params.push(format!("p{i}"));
                 spilled_params.push(format!("{lo}=p{i}"));
-                if wide {
+                if let Some(hi) = hi {
                     params.push(format!("q{i}"));
                     spilled_params.push(format!("{hi}=q{i}"));
                 }
             } else {
-                params.push(lo.clone());
-                if wide {
-                    params.push(hi.clone());
+                params.push(lo.to_string());
+                if let Some(hi) = hi {
+                    params.push(hi.to_string());
                 }
             }
         }
@@ -160,7 +157,7 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         }
         let mut decls: Vec<(String, &'static str)> = vec![];
         for i in self.ty.params.len()..self.local_types.len() {
-            let (lo, hi) = &self.local_names[i];
+            let (lo, hi) = self.local_names[i];
             let zero = if matches!(self.local_types[i], ValType::Ref(_))
                 || self.facts.set_first.contains(&(i as u32))
             {
@@ -171,23 +168,23 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
             if !self.local_in_reg[i] {
                 if zero != "nil" {
                     let _ = writeln!(head, "{lo}=0");
-                    if !hi.is_empty() {
+                    if let Some(hi) = hi {
                         let _ = writeln!(head, "{hi}=0");
                     }
                 }
             } else {
-                decls.push((lo.clone(), zero));
-                if !hi.is_empty() {
-                    decls.push((hi.clone(), zero));
+                decls.push((lo.to_string(), zero));
+                if let Some(hi) = hi {
+                    decls.push((hi.to_string(), zero));
                 }
             }
         }
         let used = self.rec.max_height;
         for k in 0..=used.min(self.slot_lo.len().saturating_sub(1)) {
             if self.slot_in_reg(k) {
-                decls.push((self.slot_lo[k].clone(), "nil"));
+                decls.push((self.slot_lo[k].to_string(), "nil"));
                 if self.rec.hi_slots.contains(&k) {
-                    decls.push((self.slot_hi[k].clone(), "nil"));
+                    decls.push((self.slot_hi[k].to_string(), "nil"));
                 }
             }
         }
@@ -224,8 +221,8 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
     }
 
     /// Emits `if cond then`.
-    pub(in crate::lower) fn if_then(&mut self, cond: String) {
-        self.out.push(Stmt::If(cond));
+    pub(in crate::lower) fn if_then(&mut self, cond: impl Into<Expr>) {
+        self.out.push(Stmt::If(cond.into()));
     }
 
     /// Emits `break` or `continue`.
@@ -252,6 +249,32 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         self.out
             .last_mut()
             .filter(|s| matches!(s, Stmt::Eager { slot, .. } if *slot == k))
+    }
+
+    /// Emits a call whose results are not used.
+    pub(in crate::lower) fn call_stmt(&mut self, call: Expr) {
+        self.out.push(Stmt::Call(call));
+    }
+
+    /// Emits `target = value`.
+    pub(in crate::lower) fn assign(&mut self, target: &str, value: Expr) {
+        self.out.push(Stmt::Assign {
+            target: target.to_string(),
+            value: Rvalue::Expr(value),
+        });
+    }
+
+    /// Emits `lo, hi = low, high`: both halves of an i64.
+    pub(in crate::lower) fn assign_pair(&mut self, lo: &str, hi: &str, low: Expr, high: Expr) {
+        self.out.push(Stmt::Assign {
+            target: format!("{lo},{hi}"),
+            value: Rvalue::Pair(low, high),
+        });
+    }
+
+    /// Emits a statement without operands (`repeat`, `else`, …).
+    pub(in crate::lower) fn stmt(&mut self, s: Stmt) {
+        self.out.push(s);
     }
 
     pub(in crate::lower) fn line(&mut self, s: &str) {

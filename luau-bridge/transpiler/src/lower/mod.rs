@@ -20,10 +20,11 @@
 #![allow(clippy::needless_range_loop)]
 use crate::error::{Error, Result};
 use crate::module::{FuncType, Module};
-use crate::names::{f32_literal, f64_literal, sig_key};
-use crate::prelude::Helper;
+use crate::names::{f32_literal, f64_literal, sig_key, FloatLit};
+use crate::prelude::{Builtin, Helper};
 use std::collections::BTreeSet;
 use std::fmt::Write;
+use std::rc::Rc;
 use wasmparser::{BlockType, MemArg, Operator, ValType};
 
 mod analysis;
@@ -33,14 +34,12 @@ mod function;
 mod op;
 mod stack;
 mod stmt;
-mod text;
 mod visit;
 
 use analysis::Facts;
-use expr::Expr;
+use expr::{builtin_call, group, helper_call, tight, unary, BinOp, Callee, Expr, Name, UnOp, Var};
 use op::reads_memory;
-use stmt::{Jump, Rvalue, Stmt};
-use text::builtin;
+use stmt::{Jump, Rvalue, Stmt, Until};
 
 /// Variables beyond this many registers go to a per-call table `R`: Luau allows 200 locals
 /// and 255 registers per function, and expressions need temporaries too.
@@ -58,22 +57,18 @@ struct Val {
     /// Luau expression (the low half for i64).
     e: Expr,
     /// High half for i64.
-    h: String,
+    h: Expr,
     /// `e` is a Luau boolean standing for an i32 0/1.
     boolean: bool,
     /// Wasm locals the expression reads.
     locals: Vec<u32>,
-    /// The value is this wasm local's variable itself (a `local.get`).
-    local: Option<u32>,
-    /// A float constant's value, as f64 bits.
-    fconst: Option<u64>,
     /// Reads globals (so a call or global.set forces it).
     globals: bool,
     /// Highest stack slot the expression reads, if any.
     max_slot: Option<usize>,
+    /// Operations between the value and its leaves: 0 for a value pushed as it is (a
+    /// constant, a local, a global, a slot), whose facts [`Val::leaf`] reads.
     depth: u32,
-    /// The value is exactly the slot variable at this height.
-    slot: Option<usize>,
     /// A plain name or literal: cheap to evaluate twice.
     simple: bool,
     /// For i32 add/sub: the sum before reduction modulo 2^32 (|x| < 2^33). bit32 functions and
@@ -86,20 +81,47 @@ struct Val {
     bound: Option<u64>,
     /// An i32 whose low this many bits are known zero.
     tz: Option<u32>,
-    /// An integer constant's value: the i32 (high half 0), or the i64's (low, high) halves.
-    /// Facts about constants are read from here, never parsed back out of `e`.
-    konst: Option<(u64, u64)>,
 }
 
 impl Val {
+    /// The expression of a value pushed as it is (not computed from other values): what
+    /// facts about constants, locals and slots are read from.
+    fn leaf(&self) -> Option<&Expr> {
+        (self.depth == 0).then_some(&self.e)
+    }
+
     /// The value of an i32 constant (or the low half of an i64 one).
     fn const_lo(&self) -> Option<u64> {
-        self.konst.map(|k| k.0)
+        self.leaf()?.int()
     }
 
     /// The halves of an i64 constant.
     fn const64(&self) -> Option<(u64, u64)> {
-        self.konst
+        Some((self.const_lo()?, self.h.int()?))
+    }
+
+    /// A float constant's value, as f64 bits.
+    fn fconst(&self) -> Option<u64> {
+        match self.leaf()? {
+            Expr::Float { bits, .. } => Some(*bits),
+            _ => None,
+        }
+    }
+
+    /// The wasm local whose variable the value is (a `local.get`).
+    fn local(&self) -> Option<u32> {
+        match self.leaf()?.var()? {
+            Var::Local(i) => Some(i),
+            Var::Slot(_) => None,
+        }
+    }
+
+    /// The stack slot whose variable the value is.
+    fn slot(&self) -> Option<usize> {
+        match self.leaf()?.var()? {
+            Var::Slot(k) => Some(k),
+            Var::Local(_) => None,
+        }
     }
 }
 
@@ -134,7 +156,7 @@ struct Frame {
     if_params: Vec<Val>,
     indent_at_open: usize,
     /// For a `TailLoop`: its condition `c`, once the `br_if 0` ending the body is lowered.
-    tail_cond: Option<String>,
+    tail_cond: Option<Expr>,
 }
 
 /// How a construct is lowered, chosen once when it opens.
@@ -269,11 +291,11 @@ struct Translator<'c, 'm, 'a> {
     regs: ConstRegs,
     local_types: Vec<ValType>,
     /// Names of each local (low, high).
-    local_names: Vec<(String, String)>,
+    local_names: Vec<(Name, Option<Name>)>,
     /// Whether each local lives in registers (else in the spill table `R`).
     local_in_reg: Vec<bool>,
-    slot_lo: Vec<String>,
-    slot_hi: Vec<String>,
+    slot_lo: Vec<Name>,
+    slot_hi: Vec<Name>,
     /// Whether each stack slot lives in registers (else in the spill table `R`).
     slot_in_reg: Vec<bool>,
     stack: Vec<Val>,
@@ -326,9 +348,8 @@ impl<'c, 'm, 'a> Translator<'c, 'm, 'a> {
         }
     }
 
-    /// Records that the code uses `h` and returns its name in the chunk.
-    fn helper(&mut self, h: Helper) -> &'static str {
-        self.ctx.helpers.insert(h);
-        h.name()
+    /// Records that the code uses `h`: what a call of it is built from.
+    fn helper(&mut self, h: Helper) -> expr::UsedHelper {
+        expr::record(self.ctx.helpers, h)
     }
 }

@@ -13,75 +13,72 @@ impl Translator<'_, '_, '_> {
         self.slot_in_reg.get(k).copied().unwrap_or(true)
     }
 
-    pub(in crate::lower) fn slot_name(&self, k: usize) -> String {
-        self.slot_lo
-            .get(k)
-            .cloned()
-            .unwrap_or_else(|| format!("s{k}"))
+    /// The variable of stack slot `k` (the low half of an i64).
+    pub(in crate::lower) fn slot_var(&self, k: usize) -> Name {
+        self.slot_lo.get(k).copied().unwrap_or(Name::s(k))
     }
-    pub(in crate::lower) fn slot_hi_name(&mut self, k: usize) -> String {
+
+    /// The variable holding the high half of an i64 in stack slot `k`.
+    pub(in crate::lower) fn slot_hi_var(&mut self, k: usize) -> Name {
         self.rec.hi_slots.insert(k);
-        self.slot_hi
-            .get(k)
-            .cloned()
-            .unwrap_or_else(|| format!("t{k}"))
+        self.slot_hi.get(k).copied().unwrap_or(Name::t(k))
+    }
+
+    pub(in crate::lower) fn slot_name(&self, k: usize) -> String {
+        self.slot_var(k).to_string()
+    }
+
+    pub(in crate::lower) fn slot_hi_name(&mut self, k: usize) -> String {
+        self.slot_hi_var(k).to_string()
     }
 
     pub(in crate::lower) fn slot_val(&mut self, k: usize, ty: ValType) -> Val {
         self.note_height(k);
-        let e = self.slot_name(k);
+        let e = Expr::Var(Var::Slot(k), self.slot_var(k));
         let h = if is_i64(ty) {
-            self.slot_hi_name(k)
+            Expr::Var(Var::Slot(k), self.slot_hi_var(k))
         } else {
-            String::new()
+            Expr::none()
         };
         Val {
             ty,
-            e: e.into(),
+            e,
             h,
             boolean: false,
             locals: vec![],
             globals: false,
             max_slot: Some(k),
             depth: 0,
-            slot: Some(k),
             simple: true,
             raw: None,
             wrap: None,
             bound: None,
             tz: None,
-            konst: None,
-            local: None,
-            fconst: None,
         }
     }
 
-    pub(in crate::lower) fn lit(ty: ValType, e: impl Into<Expr>, h: String) -> Val {
+    pub(in crate::lower) fn lit(ty: ValType, e: impl Into<Expr>, h: impl Into<Expr>) -> Val {
         Val {
             ty,
             e: e.into(),
-            h,
+            h: h.into(),
             boolean: false,
             locals: vec![],
             globals: false,
             max_slot: None,
             depth: 0,
-            slot: None,
             simple: true,
             raw: None,
             wrap: None,
             bound: None,
             tz: None,
-            konst: None,
-            local: None,
-            fconst: None,
         }
     }
 
     /// The wasm local `v` reads, if `v` is exactly that local's current value.
     pub(in crate::lower) fn plain_local(&self, v: &Val) -> Option<u32> {
-        v.local
-            .filter(|_| v.ty == ValType::I32 && !v.boolean && v.slot.is_none() && v.raw.is_none())
+        v.local()
+            .filter(|_| v.ty == ValType::I32 && !v.boolean && v.raw.is_none())
     }
 
     /// A known upper bound of an i32 value.
@@ -127,7 +124,7 @@ impl Translator<'_, '_, '_> {
         if c == 0 || z >= 32 || c >= 1 << z {
             return false;
         }
-        let e = Expr::Group(format!("{}+{c}", x.e));
+        let e = group(x.e.clone(), BinOp::Add, Expr::Int(c));
         let bound = self.ub_of(x).map(|u| u + c);
         let b = self.pop();
         let a = self.pop();
@@ -152,23 +149,30 @@ impl Translator<'_, '_, '_> {
         }
     }
 
-    /// Numeric (0/1) form of an i32 value.
-    pub(in crate::lower) fn num(v: &Val) -> String {
-        Self::num_expr(v).to_string()
-    }
-
-    /// Numeric form of a value as an expression (an i32 boolean becomes 0/1).
-    pub(in crate::lower) fn num_expr(v: &Val) -> Expr {
+    /// Numeric form of a value (an i32 boolean becomes 0/1).
+    pub(in crate::lower) fn num(v: &Val) -> Expr {
         if v.boolean {
-            Expr::Group(format!("{} and 1 or 0", v.e))
+            group(
+                tight(v.e.clone(), BinOp::And, Expr::Int(1)),
+                BinOp::Or,
+                Expr::Int(0),
+            )
         } else {
             v.e.clone()
         }
     }
 
-    /// A value as an assignment's right-hand side: numeric, without enclosing parentheses.
-    pub(in crate::lower) fn num_bare(v: &Val) -> String {
-        Self::num_expr(v).bare().to_string()
+    /// The expressions carrying `v` where values are listed (a call's arguments, a parallel
+    /// assignment, `return`): an i64 takes two, an i32 its numeric form.
+    pub(in crate::lower) fn exprs_of(v: &Val, out: &mut Vec<Expr>) {
+        match v.ty {
+            ValType::I64 => {
+                out.push(v.e.clone());
+                out.push(v.h.clone());
+            }
+            ValType::I32 => out.push(Self::num(v)),
+            _ => out.push(v.e.clone()),
+        }
     }
 
     /// `target = v` for an unreduced i32 sum or difference: assign, then fix with one compare.
@@ -176,7 +180,7 @@ impl Translator<'_, '_, '_> {
         let (Some(raw), Some(add)) = (&v.raw, v.wrap) else {
             return false;
         };
-        self.line(&format!("{target}={}", raw.bare()));
+        self.assign(target, raw.clone());
         // The interpreter compares with a constant by loading it first: compare with a
         // register holding it instead (`KZ`/`KW`, declared by `finish`).
         let (z, w) = if self.ctx.native {
@@ -205,19 +209,20 @@ impl Translator<'_, '_, '_> {
     }
 
     /// Form of an i32 value for consumers that reduce modulo 2^32 themselves.
-    pub(in crate::lower) fn bits(v: &Val) -> String {
+    pub(in crate::lower) fn bits(v: &Val) -> Expr {
         match &v.raw {
-            Some(r) if !v.boolean => r.to_string(),
+            Some(r) if !v.boolean => r.clone(),
             _ => Self::num(v),
         }
     }
 
     /// Boolean (condition) form of an i32 value.
-    pub(in crate::lower) fn cond(v: &Val) -> String {
+    /// Printed whole, it is the bare form (an `if`'s condition).
+    pub(in crate::lower) fn cond(v: &Val) -> Expr {
         if v.boolean {
-            v.e.bare().to_string()
+            v.e.clone().ungrouped()
         } else {
-            format!("{}~=0", v.e)
+            tight(v.e.clone(), BinOp::Ne, Expr::Int(0))
         }
     }
 
@@ -225,7 +230,7 @@ impl Translator<'_, '_, '_> {
     pub(in crate::lower) fn derive(
         ty: ValType,
         e: impl Into<Expr>,
-        h: String,
+        h: impl Into<Expr>,
         args: &[&Val],
     ) -> Val {
         let mut locals = vec![];
@@ -243,21 +248,17 @@ impl Translator<'_, '_, '_> {
         Val {
             ty,
             e: e.into(),
-            h,
+            h: h.into(),
             boolean: false,
             locals,
             globals,
             max_slot,
             depth: depth + 1,
-            slot: None,
             simple: false,
             raw: None,
             wrap: None,
             bound: None,
             tz: None,
-            konst: None,
-            local: None,
-            fconst: None,
         }
     }
 
@@ -281,7 +282,7 @@ impl Translator<'_, '_, '_> {
         let mut lo = k;
         loop {
             let found = (0..lo.min(self.stack.len())).find(|&j| {
-                self.stack[j].slot != Some(j) && self.stack[j].max_slot.is_some_and(|m| m >= lo)
+                self.stack[j].slot() != Some(j) && self.stack[j].max_slot.is_some_and(|m| m >= lo)
             });
             match found {
                 Some(j) => lo = j,
@@ -289,7 +290,7 @@ impl Translator<'_, '_, '_> {
             }
         }
         for j in lo..k.min(self.stack.len()) {
-            if self.stack[j].slot != Some(j) && self.stack[j].max_slot.is_some() {
+            if self.stack[j].slot() != Some(j) && self.stack[j].max_slot.is_some() {
                 self.assign_slot(j);
             }
         }
@@ -300,17 +301,17 @@ impl Translator<'_, '_, '_> {
         let name = self.slot_name(j);
         if is_i64(v.ty) {
             let hn = self.slot_hi_name(j);
-            let value = Rvalue::Expr(format!("{},{}", v.e, v.h));
+            let value = Rvalue::Pair(v.e, v.h);
             self.eager(j, format!("{name},{hn}"), value);
         } else if !self.assign_wrapped(&name, &v) {
-            self.eager(j, name, Rvalue::Expr(Self::num_bare(&v)));
+            self.eager(j, name, Rvalue::Expr(Self::num(&v)));
         }
         self.stack[j] = self.slot_val(j, v.ty);
     }
 
     /// Force the value at height `j` into its slot variable.
     pub(in crate::lower) fn materialize(&mut self, j: usize) {
-        if self.stack[j].slot == Some(j) {
+        if self.stack[j].slot() == Some(j) {
             return;
         }
         self.clobber_slot(j);
@@ -325,7 +326,7 @@ impl Translator<'_, '_, '_> {
 
     pub(in crate::lower) fn flush_where(&mut self, pred: impl Fn(&Val) -> bool) {
         for j in 0..self.stack.len() {
-            if self.stack[j].slot != Some(j) && pred(&self.stack[j]) {
+            if self.stack[j].slot() != Some(j) && pred(&self.stack[j]) {
                 self.materialize(j);
             }
         }
@@ -340,16 +341,16 @@ impl Translator<'_, '_, '_> {
         let name = self.slot_name(k);
         if is_i64(v.ty) {
             let hn = self.slot_hi_name(k);
-            self.line(&format!("{name},{hn}={},{}", v.e, v.h));
+            self.assign_pair(&name, &hn, v.e.clone(), v.h.clone());
         } else {
-            self.line(&format!("{name}={}", Self::num_bare(&v)));
+            self.assign(&name, Self::num(&v));
         }
         self.slot_val(k, v.ty)
     }
 
     /// Emit `slot(k) = expr` (eagerly evaluated) and push the slot.
-    pub(in crate::lower) fn push_eager(&mut self, ty: ValType, e: String) {
-        self.push_eager_value(ty, Rvalue::Expr(e));
+    pub(in crate::lower) fn push_eager(&mut self, ty: ValType, e: impl Into<Expr>) {
+        self.push_eager_value(ty, Rvalue::Expr(e.into()));
     }
 
     /// Emit `slot(k) = value` (eagerly evaluated) and push the slot.
@@ -362,12 +363,12 @@ impl Translator<'_, '_, '_> {
         self.stack.push(v);
     }
 
-    pub(in crate::lower) fn push_eager64(&mut self, call: String) {
+    pub(in crate::lower) fn push_eager64(&mut self, value: Rvalue) {
         let k = self.stack.len();
         self.clobber_slot(k);
         let name = self.slot_name(k);
         let hn = self.slot_hi_name(k);
-        self.eager(k, format!("{name},{hn}"), Rvalue::Expr(call));
+        self.eager(k, format!("{name},{hn}"), value);
         let v = self.slot_val(k, ValType::I64);
         self.stack.push(v);
     }

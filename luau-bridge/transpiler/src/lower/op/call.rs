@@ -16,19 +16,13 @@ impl Translator<'_, '_, '_> {
         Ok(true)
     }
 
-    pub(in crate::lower) fn call_args(&self, vals: &[Val]) -> Vec<String> {
+    /// A call's arguments, printed.
+    pub(in crate::lower) fn call_args(&self, vals: &[Val]) -> String {
         let mut out = vec![];
         for v in vals {
-            match v.ty {
-                ValType::I64 => {
-                    out.push(v.e.to_string());
-                    out.push(v.h.clone());
-                }
-                ValType::I32 => out.push(Self::num(v)),
-                _ => out.push(v.e.to_string()),
-            }
+            Self::exprs_of(v, &mut out);
         }
-        out
+        expr::list(&out)
     }
 
     /// After anything that may grow memory (a call, `memory.grow`): refresh the local `M`.
@@ -70,7 +64,7 @@ impl Translator<'_, '_, '_> {
         self.canon_at(self.stack.len() - n, n);
         let args: Vec<Val> = self.stack.split_off(self.stack.len() - n);
         self.flush_where(|x| x.globals);
-        let a = self.call_args(&args).join(",");
+        let a = self.call_args(&args);
         let call = format!("{}({a})", self.ctx.func_names[f as usize]);
         self.push_results(&ty.results.clone(), call);
         Ok(())
@@ -95,13 +89,13 @@ impl Translator<'_, '_, '_> {
         self.note_height(tmp);
         let tn = self.slot_name(tmp);
         let e = Self::num(&idx);
-        self.line(&format!("{tn}={e}+1"));
+        self.assign(&tn, tight(e, BinOp::Add, Expr::Int(1)));
         let sig = sig_key(&ty);
-        self.helper(Helper::Callind);
+        let callind = self.helper(Helper::Callind);
         self.line(&format!(
-            "if TS{table}[{tn}]~=\"{sig}\" then callind(T{table},{tn}) end"
+            "if TS{table}[{tn}]~=\"{sig}\" then {callind}(T{table},{tn}) end"
         ));
-        let a = self.call_args(&args).join(",");
+        let a = self.call_args(&args);
         let call = format!("TF{table}[{tn}]({a})");
         self.push_results(&ty.results, call);
         Ok(())

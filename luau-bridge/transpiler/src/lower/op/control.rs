@@ -35,7 +35,7 @@ impl Translator<'_, '_, '_> {
                 self.stack.truncate(base);
                 self.stack.extend(params);
                 self.indent -= 1;
-                self.line("else");
+                self.stmt(Stmt::Else);
                 self.indent += 1;
             }
             O::End => self.close()?,

@@ -6,43 +6,39 @@ impl Translator<'_, '_, '_> {
     pub(in crate::lower) fn i32_op(&mut self, op: &Operator<'_>) -> Result<bool> {
         use Operator as O;
         use ValType::I32;
-        const M32: &str = "W";
         match op {
             O::I32Eqz => {
                 let a = self.pop();
                 let e = if a.boolean {
-                    Expr::Group(format!("not {}", a.e))
+                    unary(UnOp::Not, a.e.clone())
                 } else {
-                    Expr::Group(format!("{}==0", a.e))
+                    group(a.e.clone(), BinOp::Eq, Expr::Int(0))
                 };
-                let mut v = Self::derive(I32, e, String::new(), &[&a]);
+                let mut v = Self::derive(I32, e, Expr::none(), &[&a]);
                 v.boolean = true;
                 self.push(v);
             }
-            O::I32Eq => self.cmp(|a, b| format!("{a}=={b}")),
-            O::I32Ne => self.cmp(|a, b| format!("{a}~={b}")),
-            O::I32LtU => self.cmp(|a, b| format!("{a}<{b}")),
-            O::I32GtU => self.cmp(|a, b| format!("{a}>{b}")),
-            O::I32LeU => self.cmp(|a, b| format!("{a}<={b}")),
-            O::I32GeU => self.cmp(|a, b| format!("{a}>={b}")),
-            O::I32LtS if self.signed_cmp_loads("<") => {}
-            O::I32GtS if self.signed_cmp_loads(">") => {}
-            O::I32LeS if self.signed_cmp_loads("<=") => {}
-            O::I32GeS if self.signed_cmp_loads(">=") => {}
+            O::I32Eq => self.cmp(BinOp::Eq),
+            O::I32Ne => self.cmp(BinOp::Ne),
+            O::I32LtU => self.cmp(BinOp::Lt),
+            O::I32GtU => self.cmp(BinOp::Gt),
+            O::I32LeU => self.cmp(BinOp::Le),
+            O::I32GeU => self.cmp(BinOp::Ge),
+            O::I32LtS if self.signed_cmp_loads(BinOp::Lt) => {}
+            O::I32GtS if self.signed_cmp_loads(BinOp::Gt) => {}
+            O::I32LeS if self.signed_cmp_loads(BinOp::Le) => {}
+            O::I32GeS if self.signed_cmp_loads(BinOp::Ge) => {}
             O::I32LtS if self.signed_cmp_const(0) => {}
             O::I32GtS if self.signed_cmp_const(1) => {}
             O::I32LeS if self.signed_cmp_const(2) => {}
             O::I32GeS if self.signed_cmp_const(3) => {}
-            O::I32LtS => self.signed_cmp("<"),
-            O::I32GtS => self.signed_cmp(">"),
-            O::I32LeS => self.signed_cmp("<="),
-            O::I32GeS => self.signed_cmp(">="),
-            O::I32Clz => self.un(I32, |a| format!("clz({a})")),
-            O::I32Ctz => self.un(I32, |a| format!("ctz({a})")),
-            O::I32Popcnt => {
-                let h = self.helper(Helper::Popcnt32);
-                self.un(I32, |a| format!("{h}({a})"))
-            }
+            O::I32LtS => self.signed_cmp(BinOp::Lt),
+            O::I32GtS => self.signed_cmp(BinOp::Gt),
+            O::I32LeS => self.signed_cmp(BinOp::Le),
+            O::I32GeS => self.signed_cmp(BinOp::Ge),
+            O::I32Clz => self.un(I32, |a| builtin_call(Builtin::Countlz, vec![a])),
+            O::I32Ctz => self.un(I32, |a| builtin_call(Builtin::Countrz, vec![a])),
+            O::I32Popcnt => self.un_call(I32, Helper::Popcnt32),
             O::I32Add | O::I32Sub => {
                 let mut add = matches!(op, O::I32Add);
                 let b = self.pop();
@@ -51,25 +47,26 @@ impl Translator<'_, '_, '_> {
                 // `x + 0xFFFFFFFF` reads better, and reduces cheaper, as `x - 1`.
                 if let Some(c) = b.const_lo() {
                     if c >= 0x8000_0000 {
-                        be = ((1u64 << 32) - c).to_string();
+                        be = Expr::Int((1u64 << 32) - c);
                         add = !add;
                     }
                 }
-                let op = if add { "+" } else { "-" };
+                let op = if add { BinOp::Add } else { BinOp::Sub };
                 if add {
                     if let (Some(x), Some(y)) = (self.ub_of(&a), self.ub_of(&b)) {
                         if x + y < 1 << 32 {
                             // Provably no wrap: no reduction.
-                            let e = Expr::Group(format!("{}+{be}", Self::num(&a)));
-                            let mut v = Self::derive(I32, e, String::new(), &[&a, &b]);
+                            let e = group(Self::num(&a), BinOp::Add, be);
+                            let mut v = Self::derive(I32, e, Expr::none(), &[&a, &b]);
                             v.bound = Some(x + y);
                             self.push(v);
                             return Ok(true);
                         }
                     }
                 }
-                let raw = Expr::Group(format!("{}{}{be}", Self::num(&a), text::op(op)));
-                let mut v = Self::derive(I32, format!("{raw}%{M32}"), String::new(), &[&a, &b]);
+                let raw = group(Self::num(&a), op, be);
+                let e = tight(raw.clone(), BinOp::Mod, Expr::Sym("W"));
+                let mut v = Self::derive(I32, e, Expr::none(), &[&a, &b]);
                 v.raw = Some(raw);
                 v.wrap = Some(add);
                 self.push(v);
@@ -81,51 +78,45 @@ impl Translator<'_, '_, '_> {
                     (small(&self.stack[n - 2]), small(&self.stack[n - 1]))
                 };
                 if a_small || b_small {
-                    self.bin(I32, |a, b| format!("({a}*{b})%{M32}"))
+                    self.bin(I32, |a, b| {
+                        tight(group(a, BinOp::Mul, b), BinOp::Mod, Expr::Sym("W"))
+                    })
                 } else {
-                    let h = self.helper(Helper::Mul32);
-                    self.bin(I32, |a, b| format!("{h}({a},{b})"))
+                    self.bin_call(I32, Helper::Mul32)
                 }
             }
             O::I32DivU | O::I32RemU | O::I32DivS | O::I32RemS => {
                 let divisor = self.stack.last().unwrap().const_lo();
                 let signed = matches!(op, O::I32DivS | O::I32RemS);
                 let safe = divisor.is_some_and(|c| c != 0 && !(signed && c == 0xFFFF_FFFF));
-                let (name, pure): (Helper, Option<&str>) = match op {
-                    O::I32DivU => (Helper::Divu32, Some("//")),
-                    O::I32RemU => (Helper::Remu32, Some("%")),
+                let (name, pure): (Helper, Option<BinOp>) = match op {
+                    O::I32DivU => (Helper::Divu32, Some(BinOp::IDiv)),
+                    O::I32RemU => (Helper::Remu32, Some(BinOp::Mod)),
                     O::I32DivS => (Helper::Divs32, None),
                     _ => (Helper::Rems32, None),
                 };
                 if safe {
                     if let Some(p) = pure {
-                        self.bin(I32, |a, b| Expr::Group(format!("{a}{}{b}", text::op(p))));
+                        self.bin(I32, |a, b| group(a, p, b));
                     } else {
-                        let h = self.helper(name);
-                        self.bin(I32, |a, b| format!("{h}({a},{b})"));
+                        self.bin_call(I32, name);
                     }
                 } else {
                     self.eager_bin(I32, name);
                 }
             }
-            O::I32And => self.bin_bits(|a, b| format!("band({a},{b})")),
+            O::I32And => self.bin_bits(Builtin::Band),
             O::I32Or if self.or_low() => {}
-            O::I32Or => self.bin_bits(|a, b| format!("bor({a},{b})")),
-            O::I32Xor => self.bin_bits(|a, b| format!("bxor({a},{b})")),
+            O::I32Or => self.bin_bits(Builtin::Bor),
+            O::I32Xor => self.bin_bits(Builtin::Bxor),
             O::I32Shl if self.shl_small() => {}
-            O::I32Shl => self.shift("lshift"),
-            O::I32ShrS => self.shift("arshift"),
-            O::I32ShrU => self.shift("rshift"),
-            O::I32Rotl => self.shift("lrotate"),
-            O::I32Rotr => self.shift("rrotate"),
-            O::I32Extend8S => {
-                let h = self.helper(Helper::Ext8);
-                self.un(I32, |a| format!("{h}({a})"))
-            }
-            O::I32Extend16S => {
-                let h = self.helper(Helper::Ext16);
-                self.un(I32, |a| format!("{h}({a})"))
-            }
+            O::I32Shl => self.shift(Builtin::Lshift),
+            O::I32ShrS => self.shift(Builtin::Arshift),
+            O::I32ShrU => self.shift(Builtin::Rshift),
+            O::I32Rotl => self.shift(Builtin::Lrotate),
+            O::I32Rotr => self.shift(Builtin::Rrotate),
+            O::I32Extend8S => self.un_call(I32, Helper::Ext8),
+            O::I32Extend16S => self.un_call(I32, Helper::Ext16),
             _ => return Ok(false),
         }
         Ok(true)
@@ -154,18 +145,21 @@ impl Translator<'_, '_, '_> {
         let (lim, m) = (1u64 << (32 - k), 1u64 << k);
         let x = a.e.clone();
         let (e, bound) = match self.ub_of(a) {
-            Some(u) if u < lim => (Expr::Group(format!("{x}*{m}")), Some(u * m)),
+            Some(u) if u < lim => (group(x, BinOp::Mul, Expr::Int(m)), Some(u * m)),
             _ if self.ctx.native => return false,
-            _ => (
-                Expr::Group(format!("if {x}<KL{k} then {x}*{m} else lsh({x},{k})")),
-                None,
-            ),
+            _ => {
+                let kl = Expr::Sym(["", "KL1", "KL2", "KL3", "KL4"][k as usize]);
+                let shifted = builtin_call(Builtin::Lshift, vec![x.clone(), Expr::Int(k)]);
+                let c = tight(x.clone(), BinOp::Lt, kl);
+                let e = Expr::IfElse(Rc::new([c, tight(x, BinOp::Mul, Expr::Int(m)), shifted]));
+                (e, None)
+            }
         };
         // Without a bound, the expression compares with the register `KL{k}`.
         self.regs.kl[k as usize] |= bound.is_none();
         let b = self.pop();
         let a = self.pop();
-        let mut v = Self::derive(ValType::I32, e, String::new(), &[&a, &b]);
+        let mut v = Self::derive(ValType::I32, e, Expr::none(), &[&a, &b]);
         v.bound = bound;
         v.tz = Some(k as u32);
         self.push(v);
@@ -174,37 +168,38 @@ impl Translator<'_, '_, '_> {
 
     /// A signed compare: flipping the sign bit maps signed order on canonical u32 values to
     /// unsigned order (folded into a constant operand).
-    pub(in crate::lower) fn signed_cmp(&mut self, rel: &str) {
+    pub(in crate::lower) fn signed_cmp(&mut self, rel: BinOp) {
         let b = self.pop();
         let a = self.pop();
         let flip = |v: &Val| match v.const_lo() {
-            Some(c) => (c ^ 0x8000_0000).to_string(),
-            None => format!("bxor({},2147483648)", Self::num(v)),
+            Some(c) => Expr::Int(c ^ 0x8000_0000),
+            None => builtin_call(Builtin::Bxor, vec![Self::num(v), Expr::Int(0x8000_0000)]),
         };
-        let e = Expr::Group(format!("{}{}{}", flip(&a), text::op(rel), flip(&b)));
-        let v = Self::derive(ValType::I32, e, String::new(), &[&a, &b]);
+        let e = group(flip(&a), rel, flip(&b));
+        let v = Self::derive(ValType::I32, e, Expr::none(), &[&a, &b]);
         self.push(v);
         self.stack.last_mut().unwrap().boolean = true;
     }
 
     /// `bit32.<f>(a, b % 32)`: a shift or rotate, the count masked (folded into a constant).
-    pub(in crate::lower) fn shift(&mut self, f: &str) {
+    pub(in crate::lower) fn shift(&mut self, f: Builtin) {
         let b = self.pop();
         let a = self.pop();
         let count = match b.const_lo() {
-            Some(c) => (c & 31).to_string(),
-            None => format!("band({},31)", Self::bits(&b)),
+            Some(c) => Expr::Int(c & 31),
+            None => builtin_call(Builtin::Band, vec![Self::bits(&b), Expr::Int(31)]),
         };
-        let e = format!("{}({},{count})", builtin("bit32", f), Self::bits(&a));
-        let v = Self::derive(ValType::I32, e, String::new(), &[&a, &b]);
+        let e = builtin_call(f, vec![Self::bits(&a), count]);
+        let v = Self::derive(ValType::I32, e, Expr::none(), &[&a, &b]);
         self.push(v);
     }
 
-    pub(in crate::lower) fn bin_bits(&mut self, f: impl Fn(&str, &str) -> String) {
+    /// `bit32.<f>(a, b)`, which reduces its operands itself.
+    pub(in crate::lower) fn bin_bits(&mut self, f: Builtin) {
         let b = self.pop();
         let a = self.pop();
-        let e = f(&Self::bits(&a), &Self::bits(&b));
-        let v = Self::derive(ValType::I32, e, String::new(), &[&a, &b]);
+        let e = builtin_call(f, vec![Self::bits(&a), Self::bits(&b)]);
+        let v = Self::derive(ValType::I32, e, Expr::none(), &[&a, &b]);
         self.push(v);
     }
 
@@ -230,19 +225,21 @@ impl Translator<'_, '_, '_> {
         if !(-(1 << 31) < k && k <= i32::MAX as i64) || k == 0 {
             return false;
         }
-        let u = (k + (1 << 32)) % (1 << 32);
-        const H: u64 = 0x8000_0000;
+        let u = Expr::Int(((k + (1 << 32)) % (1 << 32)) as u64);
+        let h = Expr::Int(0x8000_0000);
+        let rel = |r: BinOp, y: &Expr| tight(x.clone(), r, y.clone());
+        use BinOp::{And, Ge, Lt, Or};
         let e = match (op == 0, k > 0) {
-            (true, true) => format!("{x}<{u} or {x}>={H}"),
-            (true, false) => format!("{x}>={H} and {x}<{u}"),
-            (false, true) => format!("{x}>={u} and {x}<{H}"),
-            (false, false) => format!("{x}<{H} or {x}>={u}"),
+            (true, true) => group(rel(Lt, &u), Or, rel(Ge, &h)),
+            (true, false) => group(rel(Ge, &h), And, rel(Lt, &u)),
+            (false, true) => group(rel(Ge, &u), And, rel(Lt, &h)),
+            (false, false) => group(rel(Lt, &h), Or, rel(Ge, &u)),
         };
         // Two pairs: users strip one (`cond`) and may embed the rest in `and`/`or` chains.
-        let e = Expr::Group(format!("({e})"));
+        let e = Expr::Paren(Rc::new(e));
         let b = self.pop();
         let a = self.pop();
-        let mut v = Self::derive(ValType::I32, e, String::new(), &[&a, &b]);
+        let mut v = Self::derive(ValType::I32, e, Expr::none(), &[&a, &b]);
         v.boolean = true;
         self.push(v);
         true
@@ -251,12 +248,11 @@ impl Translator<'_, '_, '_> {
     /// Signed compare of two i32 loads just made into the top two slots, with nothing in
     /// between: load them signed (`readi32`) and compare directly. The slots are read by
     /// nothing but this compare. Returns false (nothing changed) when the pattern differs.
-    pub(in crate::lower) fn signed_cmp_loads(&mut self, op: &str) -> bool {
+    pub(in crate::lower) fn signed_cmp_loads(&mut self, op: BinOp) -> bool {
         let n = self.stack.len();
-        if self.stack[n - 2].slot != Some(n - 2) || self.stack[n - 1].slot != Some(n - 1) {
+        if self.stack[n - 2].slot() != Some(n - 2) || self.stack[n - 1].slot() != Some(n - 1) {
             return false;
         }
-        let (na, nb) = (self.slot_name(n - 2), self.slot_name(n - 1));
         if !self.slot_in_reg(n - 2) || !self.slot_in_reg(n - 1) {
             return false;
         }
@@ -282,12 +278,8 @@ impl Translator<'_, '_, '_> {
         self.loads = [None, None];
         let b = self.pop();
         let a = self.pop();
-        let mut v = Self::derive(
-            ValType::I32,
-            Expr::Group(format!("{na}{}{nb}", text::op(op))),
-            String::new(),
-            &[&a, &b],
-        );
+        let e = group(a.e.clone(), op, b.e.clone());
+        let mut v = Self::derive(ValType::I32, e, Expr::none(), &[&a, &b]);
         v.boolean = true;
         self.push(v);
         true

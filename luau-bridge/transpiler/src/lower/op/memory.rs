@@ -1,28 +1,16 @@
 //! Linear memory: loads, stores, size, grow, bulk operations, data segments.
 use super::*;
-use std::fmt;
 
-/// A rendered memory address (base plus the static offset) and its value when constant.
-pub(in crate::lower) struct Addr {
-    text: String,
-    konst: Option<u64>,
-}
-
-impl Addr {
-    /// The address `n` bytes further on (the high word of an i64).
-    fn plus(&self, n: u64) -> String {
-        match self.konst {
-            Some(c) => (c + n).to_string(),
-            None => format!("{}+{n}", self.text),
-        }
+/// The address `n` bytes after `addr` (the high word of an i64): folded when constant.
+fn plus(addr: &Expr, n: u64) -> Expr {
+    match addr.int() {
+        Some(c) => Expr::Int(c + n),
+        None => tight(addr.clone(), BinOp::Add, Expr::Int(n)),
     }
 }
 
-impl fmt::Display for Addr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
+/// The buffer local.
+const M: Expr = Expr::Sym("M");
 
 impl Translator<'_, '_, '_> {
     /// Lowers one of the linear memory: loads, stores, size, grow, bulk operations, data segments; `Ok(false)` when `op` is another operator.
@@ -30,18 +18,18 @@ impl Translator<'_, '_, '_> {
         use Operator as O;
         use ValType::{F32, F64, I32, I64};
         match op {
-            O::I32Load { memarg } => self.load(I32, memarg, "readu32", None),
+            O::I32Load { memarg } => self.load(I32, memarg, Builtin::Readu32, false),
             O::I64Load { memarg } => {
                 let a = self.pop();
                 let k = self.stack.len();
                 let a = self.simple_at(a, k);
                 let addr = self.addr(&a, memarg);
-                let hi_addr = addr.plus(4);
+                let hi_addr = plus(&addr, 4);
                 self.clobber_slot(k);
                 let s = self.slot_name(k);
                 let t = self.slot_hi_name(k);
-                self.line(&format!("{t}=ru32(M,{hi_addr})"));
-                self.line(&format!("{s}=ru32(M,{addr})"));
+                self.assign(&t, builtin_call(Builtin::Readu32, vec![M, hi_addr]));
+                self.assign(&s, builtin_call(Builtin::Readu32, vec![M, addr]));
                 let v = self.slot_val(k, I64);
                 self.stack.push(v);
                 self.note_access(&a);
@@ -49,43 +37,47 @@ impl Translator<'_, '_, '_> {
             O::F32Load { memarg } => {
                 let a = self.pop();
                 let addr = self.addr(&a, memarg);
-                let h = self.helper(Helper::F32load);
-                self.push_eager(F32, format!("{h}(M,{addr})"));
+                let f32load = self.helper(Helper::F32load);
+                self.push_eager(F32, helper_call(f32load, vec![M, addr]));
                 self.note_access(&a);
             }
-            O::F64Load { memarg } => self.load(F64, memarg, "readf64", None),
-            O::I32Load8S { memarg } => self.load(I32, memarg, "readi8", Some("%W")),
-            O::I32Load8U { memarg } => self.load(I32, memarg, "readu8", None),
-            O::I32Load16S { memarg } => self.load(I32, memarg, "readi16", Some("%W")),
-            O::I32Load16U { memarg } => self.load(I32, memarg, "readu16", None),
-            O::I64Load8S { memarg } => self.load64(memarg, "readi8", true),
-            O::I64Load8U { memarg } => self.load64(memarg, "readu8", false),
-            O::I64Load16S { memarg } => self.load64(memarg, "readi16", true),
-            O::I64Load16U { memarg } => self.load64(memarg, "readu16", false),
-            O::I64Load32S { memarg } => self.load64(memarg, "readi32", true),
-            O::I64Load32U { memarg } => self.load64(memarg, "readu32", false),
-            O::I32Store { memarg } => self.store(memarg, "writeu32", false),
-            O::I64Store { memarg } => self.store(memarg, "", true),
+            O::F64Load { memarg } => self.load(F64, memarg, Builtin::Readf64, false),
+            O::I32Load8S { memarg } => self.load(I32, memarg, Builtin::Readi8, true),
+            O::I32Load8U { memarg } => self.load(I32, memarg, Builtin::Readu8, false),
+            O::I32Load16S { memarg } => self.load(I32, memarg, Builtin::Readi16, true),
+            O::I32Load16U { memarg } => self.load(I32, memarg, Builtin::Readu16, false),
+            O::I64Load8S { memarg } => self.load64(memarg, Builtin::Readi8, true),
+            O::I64Load8U { memarg } => self.load64(memarg, Builtin::Readu8, false),
+            O::I64Load16S { memarg } => self.load64(memarg, Builtin::Readi16, true),
+            O::I64Load16U { memarg } => self.load64(memarg, Builtin::Readu16, false),
+            O::I64Load32S { memarg } => self.load64(memarg, Builtin::Readi32, true),
+            O::I64Load32U { memarg } => self.load64(memarg, Builtin::Readu32, false),
+            O::I32Store { memarg } => self.store(memarg, Builtin::Writeu32, false),
+            O::I64Store { memarg } => self.store(memarg, Builtin::Writeu32, true),
             O::F32Store { memarg } => {
                 let v = self.pop();
                 let a = self.pop();
                 let addr = self.addr(&a, memarg);
                 let h = self.helper(Helper::F32store);
-                self.line(&format!("{h}(M,{addr},{})", v.e));
+                self.call_stmt(helper_call(h, vec![M, addr, v.e]));
                 self.note_access(&a);
             }
-            O::F64Store { memarg } => self.store(memarg, "writef64", false),
+            O::F64Store { memarg } => self.store(memarg, Builtin::Writef64, false),
             O::I32Store8 { memarg } | O::I64Store8 { memarg } => {
-                self.store(memarg, "writeu8", false)
+                self.store(memarg, Builtin::Writeu8, false)
             }
             O::I32Store16 { memarg } | O::I64Store16 { memarg } => {
-                self.store(memarg, "writeu16", false)
+                self.store(memarg, Builtin::Writeu16, false)
             }
-            O::I64Store32 { memarg } => self.store(memarg, "writeu32", false),
-            O::MemorySize { .. } => self.push_eager(I32, "blen(M)//65536".into()),
+            O::I64Store32 { memarg } => self.store(memarg, Builtin::Writeu32, false),
+            O::MemorySize { .. } => {
+                let len = builtin_call(Builtin::Len, vec![M]);
+                self.push_eager(I32, tight(len, BinOp::IDiv, Expr::Int(65536)))
+            }
             O::MemoryGrow { .. } => {
                 let a = self.pop();
-                self.push_eager(I32, format!("MG({})", Self::num(&a)));
+                let grow = Expr::Call(Callee::Chunk("MG"), vec![Self::num(&a)].into());
+                self.push_eager(I32, grow);
                 self.reload_mem();
             }
             O::MemoryFill { .. } => {
@@ -93,68 +85,55 @@ impl Translator<'_, '_, '_> {
                 let v = self.pop();
                 let d = self.pop();
                 let h = self.helper(Helper::Mfill);
-                self.line(&format!(
-                    "{h}(M,{},{},{})",
-                    Self::num(&d),
-                    Self::num(&v),
-                    Self::num(&n)
-                ));
+                let args = vec![M, Self::num(&d), Self::num(&v), Self::num(&n)];
+                self.call_stmt(helper_call(h, args));
             }
             O::MemoryCopy { .. } => {
                 let n = self.pop();
                 let s = self.pop();
                 let d = self.pop();
                 let h = self.helper(Helper::Mcopy);
-                self.line(&format!(
-                    "{h}(M,{},{},{})",
-                    Self::num(&d),
-                    Self::num(&s),
-                    Self::num(&n)
-                ));
+                let args = vec![M, Self::num(&d), Self::num(&s), Self::num(&n)];
+                self.call_stmt(helper_call(h, args));
             }
             O::MemoryInit { data_index, .. } => {
                 let n = self.pop();
                 let s = self.pop();
                 let d = self.pop();
                 let h = self.helper(Helper::Minit);
-                self.line(&format!(
-                    "{h}(M,D[{}],{},{},{})",
-                    data_index + 1,
-                    Self::num(&d),
-                    Self::num(&s),
-                    Self::num(&n)
-                ));
+                let seg = Expr::Text(format!("D[{}]", data_index + 1));
+                let args = vec![M, seg, Self::num(&d), Self::num(&s), Self::num(&n)];
+                self.call_stmt(helper_call(h, args));
             }
             O::DataDrop { data_index } => {
-                self.helper(Helper::Dropped);
-                self.line(&format!("D[{}]=DROPPED", data_index + 1))
+                let dropped = self.helper(Helper::Dropped);
+                self.line(&format!("D[{}]={dropped}", data_index + 1))
             }
             _ => return Ok(false),
         }
         Ok(true)
     }
 
-    pub(in crate::lower) fn addr(&mut self, a: &Val, m: &MemArg) -> Addr {
-        let konst = a.const_lo().map(|c| c + m.offset);
-        let text = match konst {
-            Some(c) => c.to_string(),
+    /// The address `a` plus the static offset: a constant when `a` is one.
+    pub(in crate::lower) fn addr(&mut self, a: &Val, m: &MemArg) -> Expr {
+        match a.const_lo() {
+            Some(c) => Expr::Int(c + m.offset),
             None if m.offset == 0 => Self::num(a),
-            None => format!("{}+{}", Self::num(a), m.offset),
-        };
-        Addr { text, konst }
+            None => tight(Self::num(a), BinOp::Add, Expr::Int(m.offset)),
+        }
     }
 
-    pub(in crate::lower) fn load(&mut self, ty: ValType, m: &MemArg, f: &str, post: Option<&str>) {
+    /// A load through `buffer.<f>`; a signed narrow load (`wrap`) reduced modulo 2^32.
+    pub(in crate::lower) fn load(&mut self, ty: ValType, m: &MemArg, f: Builtin, wrap: bool) {
         self.canon_at(self.stack.len() - 1, 1);
         let a = self.pop();
         let addr = self.addr(&a, m);
-        if let (ValType::I32, "readu32", None) = (ty, f, post) {
+        if let (ValType::I32, Builtin::Readu32, false) = (ty, f, wrap) {
             // Recorded for the signed-compare fusion, which may make it a signed load.
             let rec = LoadStmt {
                 slot: self.stack.len(),
                 at: self.out.len(),
             };
-            let addr = addr.to_string();
             self.push_eager_value(
                 ty,
                 Rvalue::Load32 {
@@ -164,9 +143,11 @@ impl Translator<'_, '_, '_> {
             );
             self.loads = [self.loads[1].take(), Some(rec)];
         } else {
-            let e = match post {
-                Some(p) => format!("{}(M,{addr}){p}", builtin("buffer", f)),
-                None => format!("{}(M,{addr})", builtin("buffer", f)),
+            let read = builtin_call(f, vec![M, addr]);
+            let e = if wrap {
+                tight(read, BinOp::Mod, Expr::Sym("W"))
+            } else {
+                read
             };
             self.push_eager(ty, e);
         }
@@ -174,26 +155,29 @@ impl Translator<'_, '_, '_> {
     }
 
     /// i64 loads narrower than 64 bits: low half from `f`, high half sign or zero.
-    pub(in crate::lower) fn load64(&mut self, m: &MemArg, f: &str, signed: bool) {
+    pub(in crate::lower) fn load64(&mut self, m: &MemArg, f: Builtin, signed: bool) {
         let a = self.pop();
         let addr = self.addr(&a, m);
         let k = self.stack.len();
         self.clobber_slot(k);
         let s = self.slot_name(k);
         let t = self.slot_hi_name(k);
-        self.line(&format!("{s}={}(M,{addr})", builtin("buffer", f)));
+        self.assign(&s, builtin_call(f, vec![M, addr]));
+        let low = Expr::Var(Var::Slot(k), self.slot_var(k));
         if signed {
-            self.line(&format!("{t}={s}<0 and 4294967295 or 0"));
-            self.line(&format!("{s}={s}%W"));
+            let neg = tight(low.clone(), BinOp::Lt, Expr::Int(0));
+            let ones = tight(neg, BinOp::And, Expr::Int(0xFFFF_FFFF));
+            self.assign(&t, tight(ones, BinOp::Or, Expr::Int(0)));
+            self.assign(&s, tight(low, BinOp::Mod, Expr::Sym("W")));
         } else {
-            self.line(&format!("{t}=0"));
+            self.assign(&t, Expr::Int(0));
         }
         let v = self.slot_val(k, ValType::I64);
         self.stack.push(v);
         self.note_access(&a);
     }
 
-    pub(in crate::lower) fn store(&mut self, m: &MemArg, f: &str, wide: bool) {
+    pub(in crate::lower) fn store(&mut self, m: &MemArg, f: Builtin, wide: bool) {
         self.canon_at(self.stack.len() - 2, 1);
         let v = self.pop();
         let a = self.pop();
@@ -203,14 +187,14 @@ impl Translator<'_, '_, '_> {
         let val = if v.ty == ValType::I32 {
             Self::bits(&v)
         } else {
-            v.e.to_string()
+            v.e.clone()
         };
         if wide {
-            let hi_addr = addr.plus(4);
-            self.line(&format!("wu32(M,{hi_addr},{})", v.h));
-            self.line(&format!("wu32(M,{addr},{val})"));
+            let hi_addr = plus(&addr, 4);
+            self.call_stmt(builtin_call(Builtin::Writeu32, vec![M, hi_addr, v.h]));
+            self.call_stmt(builtin_call(Builtin::Writeu32, vec![M, addr, val]));
         } else {
-            self.line(&format!("{}(M,{addr},{val})", builtin("buffer", f)));
+            self.call_stmt(builtin_call(f, vec![M, addr, val]));
         }
         self.note_access(&a);
     }

@@ -17,41 +17,53 @@ pub(in crate::lower) use memory::reads_memory;
 use super::*;
 
 impl Translator<'_, '_, '_> {
-    pub(in crate::lower) fn un<E: Into<Expr>>(&mut self, ty: ValType, f: impl Fn(&str) -> E) {
+    /// A lazy operation `f(a)` on the numeric form of the top value.
+    pub(in crate::lower) fn un(&mut self, ty: ValType, f: impl FnOnce(Expr) -> Expr) {
         let a = self.pop();
-        let e = f(&Self::num(&a));
-        let v = Self::derive(ty, e, String::new(), &[&a]);
+        let e = f(Self::num(&a));
+        let v = Self::derive(ty, e, Expr::none(), &[&a]);
         self.push(v);
     }
 
-    pub(in crate::lower) fn bin<E: Into<Expr>>(
-        &mut self,
-        ty: ValType,
-        f: impl Fn(&str, &str) -> E,
-    ) {
+    /// `h(a)`, lazy.
+    pub(in crate::lower) fn un_call(&mut self, ty: ValType, h: Helper) {
+        let h = self.helper(h);
+        self.un(ty, |a| helper_call(h, vec![a]));
+    }
+
+    /// A lazy operation `f(a, b)` on the numeric forms of the top two values.
+    pub(in crate::lower) fn bin(&mut self, ty: ValType, f: impl FnOnce(Expr, Expr) -> Expr) {
         let b = self.pop();
         let a = self.pop();
-        let e = f(&Self::num(&a), &Self::num(&b));
-        let v = Self::derive(ty, e, String::new(), &[&a, &b]);
+        let e = f(Self::num(&a), Self::num(&b));
+        let v = Self::derive(ty, e, Expr::none(), &[&a, &b]);
         self.push(v);
     }
 
-    /// A comparison `f(a, b)`, grouped: `(a == b)`.
-    pub(in crate::lower) fn cmp(&mut self, f: impl Fn(&str, &str) -> String) {
-        self.bin(ValType::I32, |a, b| Expr::Group(f(a, b)));
+    /// `h(a, b)`, lazy.
+    pub(in crate::lower) fn bin_call(&mut self, ty: ValType, h: Helper) {
+        let h = self.helper(h);
+        self.bin(ty, |a, b| helper_call(h, vec![a, b]));
+    }
+
+    /// A comparison `a op b`, grouped: `(a == b)`.
+    pub(in crate::lower) fn cmp(&mut self, op: BinOp) {
+        self.bin(ValType::I32, |a, b| group(a, op, b));
         self.stack.last_mut().unwrap().boolean = true;
     }
 
-    pub(in crate::lower) fn eager_bin(&mut self, ty: ValType, helper: Helper) {
+    /// `h(a, b)`, evaluated now (it may trap).
+    pub(in crate::lower) fn eager_bin(&mut self, ty: ValType, h: Helper) {
         let b = self.pop();
         let a = self.pop();
-        let h = self.helper(helper);
-        self.push_eager(ty, format!("{h}({},{})", Self::num(&a), Self::num(&b)));
+        let h = self.helper(h);
+        self.push_eager(ty, helper_call(h, vec![Self::num(&a), Self::num(&b)]));
     }
 
-    pub(in crate::lower) fn eager_un(&mut self, ty: ValType, helper: Helper) {
+    /// `h(a)`, evaluated now (it may trap).
+    pub(in crate::lower) fn eager_un(&mut self, ty: ValType, h: Helper) {
         let a = self.pop();
-        let h = self.helper(helper);
-        self.push_eager(ty, format!("{h}({})", Self::num(&a)));
+        let h = self.helper(h);
+        self.push_eager(ty, helper_call(h, vec![Self::num(&a)]));
     }
 }

@@ -20,12 +20,8 @@ impl Translator<'_, '_, '_> {
                     ValType::I32 | ValType::I64 | ValType::F32 | ValType::F64
                 );
                 if numeric && a.ty != ValType::I64 && !a.boolean && !b.boolean {
-                    let v = Self::derive(
-                        a.ty,
-                        Expr::Group(format!("{c} and {} or {}", a.e, b.e)),
-                        String::new(),
-                        &[&a, &b],
-                    );
+                    let pick = group(tight(c, BinOp::And, a.e.clone()), BinOp::Or, b.e.clone());
+                    let v = Self::derive(a.ty, pick, Expr::none(), &[&a, &b]);
                     // The condition's reads are not tracked; force the result now.
                     self.push(v);
                     self.materialize(k);
@@ -36,7 +32,7 @@ impl Translator<'_, '_, '_> {
                     let (ae, be) = if a.ty == ValType::I32 {
                         (Self::num(&a), Self::num(&b))
                     } else {
-                        (a.e.to_string(), b.e.to_string())
+                        (a.e.clone(), b.e.clone())
                     };
                     if is_i64(a.ty) {
                         let hn = self.slot_hi_name(k);

@@ -12,9 +12,9 @@ impl Translator<'_, '_, '_> {
                 let s = self.pop();
                 let d = self.pop();
                 self.flush_where(|x| x.globals);
-                self.helper(Helper::Tinit);
+                let tinit = self.helper(Helper::Tinit);
                 self.line(&format!(
-                    "tinit(T{table},E[{}],{},{},{})",
+                    "{tinit}(T{table},E[{}],{},{},{})",
                     elem_index + 1,
                     Self::num(&d),
                     Self::num(&s),
@@ -22,8 +22,8 @@ impl Translator<'_, '_, '_> {
                 ));
             }
             O::ElemDrop { elem_index } => {
-                self.helper(Helper::Edropped);
-                self.line(&format!("E[{}]=EDROPPED", elem_index + 1))
+                let edropped = self.helper(Helper::Edropped);
+                self.line(&format!("E[{}]={edropped}", elem_index + 1))
             }
             O::TableCopy {
                 dst_table,
@@ -32,9 +32,9 @@ impl Translator<'_, '_, '_> {
                 let n = self.pop();
                 let s = self.pop();
                 let d = self.pop();
-                self.helper(Helper::Tcopy);
+                let tcopy = self.helper(Helper::Tcopy);
                 self.line(&format!(
-                    "tcopy(T{dst_table},T{src_table},{},{},{})",
+                    "{tcopy}(T{dst_table},T{src_table},{},{},{})",
                     Self::num(&d),
                     Self::num(&s),
                     Self::num(&n)
@@ -44,28 +44,30 @@ impl Translator<'_, '_, '_> {
             O::TableGet { table } => {
                 let a = self.pop();
                 let t = ValType::Ref(wasmparser::RefType::FUNCREF);
-                self.helper(Helper::Tget);
-                self.push_eager(t, format!("tget(T{table},{})", Self::num(&a)));
+                let tget = self.helper(Helper::Tget);
+                let args = vec![Expr::Table(*table), Self::num(&a)];
+                self.push_eager(t, helper_call(tget, args));
             }
             O::TableSet { table } => {
                 let v = self.pop();
                 let a = self.pop();
-                self.helper(Helper::Tset);
-                self.line(&format!("tset(T{table},{},{})", Self::num(&a), v.e));
+                let tset = self.helper(Helper::Tset);
+                self.line(&format!("{tset}(T{table},{},{})", Self::num(&a), v.e));
             }
             O::TableGrow { table } => {
                 let n = self.pop();
                 let v = self.pop();
-                self.helper(Helper::Tgrow);
-                self.push_eager(I32, format!("tgrow(T{table},{},{})", v.e, Self::num(&n)));
+                let tgrow = self.helper(Helper::Tgrow);
+                let args = vec![Expr::Table(*table), v.e, Self::num(&n)];
+                self.push_eager(I32, helper_call(tgrow, args));
             }
             O::TableFill { table } => {
                 let n = self.pop();
                 let v = self.pop();
                 let d = self.pop();
-                self.helper(Helper::Tfill);
+                let tfill = self.helper(Helper::Tfill);
                 self.line(&format!(
-                    "tfill(T{table},{},{},{})",
+                    "{tfill}(T{table},{},{},{})",
                     Self::num(&d),
                     v.e,
                     Self::num(&n)
@@ -73,29 +75,21 @@ impl Translator<'_, '_, '_> {
             }
             O::RefNull { .. } => self.push(Self::lit(
                 ValType::Ref(wasmparser::RefType::FUNCREF),
-                "nil".to_string(),
-                String::new(),
+                Expr::Sym("nil"),
+                Expr::none(),
             )),
             O::RefEq => {
                 let b = self.pop();
                 let a = self.pop();
-                let mut v = Self::derive(
-                    I32,
-                    Expr::Group(format!("{}=={}", a.e, b.e)),
-                    String::new(),
-                    &[&a, &b],
-                );
+                let e = group(a.e.clone(), BinOp::Eq, b.e.clone());
+                let mut v = Self::derive(I32, e, Expr::none(), &[&a, &b]);
                 v.boolean = true;
                 self.push(v);
             }
             O::RefIsNull => {
                 let a = self.pop();
-                let mut v = Self::derive(
-                    I32,
-                    Expr::Group(format!("{}==nil", a.e)),
-                    String::new(),
-                    &[&a],
-                );
+                let e = group(a.e.clone(), BinOp::Eq, Expr::Sym("nil"));
+                let mut v = Self::derive(I32, e, Expr::none(), &[&a]);
                 v.boolean = true;
                 self.push(v);
             }

@@ -8,16 +8,14 @@ impl Translator<'_, '_, '_> {
         match op {
             O::LocalGet { local_index } => {
                 let i = *local_index as usize;
-                let (lo, hi) = self.local_names[i].clone();
-                let mut v = Self::lit(self.local_types[i], lo, hi);
-                v.locals = vec![i as u32];
-                v.local = Some(i as u32);
+                let v = self.local_val(i as u32);
                 self.push(v);
             }
             O::LocalSet { local_index } | O::LocalTee { local_index } => {
                 let i = *local_index as usize;
                 let v = self.pop();
-                let (lo, hi) = self.local_names[i].clone();
+                let (lo, hi) = self.local_names[i];
+                let lo = lo.to_string();
                 let idx = i as u32;
                 match self.ub_of(&v) {
                     Some(b) => self.ub.insert(idx, b),
@@ -30,12 +28,11 @@ impl Translator<'_, '_, '_> {
                 self.flush_where(|x| x.locals.contains(&idx));
                 // The value was just computed into its slot by the last line: assign the
                 // local there instead of copying.
-                let local = if is_i64(v.ty) {
-                    format!("{lo},{hi}")
-                } else {
-                    lo.clone()
+                let local = match hi {
+                    Some(hi) => format!("{lo},{hi}"),
+                    None => lo.clone(),
                 };
-                let fused = match v.slot.and_then(|k| self.last_eager_into(k)) {
+                let fused = match v.slot().and_then(|k| self.last_eager_into(k)) {
                     Some(Stmt::Eager { target, .. }) => {
                         *target = local;
                         // The recorded loads no longer load into their slots.
@@ -45,16 +42,14 @@ impl Translator<'_, '_, '_> {
                     _ => false,
                 };
                 if fused {
-                } else if is_i64(v.ty) {
-                    self.line(&format!("{lo},{hi}={},{}", v.e, v.h));
+                } else if let Some(hi) = hi {
+                    self.assign_pair(&lo.to_string(), &hi.to_string(), v.e, v.h);
                 } else if self.assign_wrapped(&lo, &v) {
-                } else if v.local != Some(idx) {
-                    self.line(&format!("{lo}={}", Self::num_bare(&v)));
+                } else if v.local() != Some(idx) {
+                    self.assign(&lo.to_string(), Self::num(&v));
                 }
                 if matches!(op, O::LocalTee { .. }) {
-                    let mut nv = Self::lit(self.local_types[i], lo, hi);
-                    nv.locals = vec![idx];
-                    nv.local = Some(idx);
+                    let nv = self.local_val(idx);
                     self.push(nv);
                 }
             }
@@ -70,13 +65,26 @@ impl Translator<'_, '_, '_> {
                 self.flush_where(|x| x.globals);
                 let (lo, hi) = self.ctx.global_names[*global_index as usize].clone();
                 if is_i64(v.ty) {
-                    self.line(&format!("{lo},{hi}={},{}", v.e, v.h));
+                    self.assign_pair(&lo.to_string(), &hi.to_string(), v.e, v.h);
                 } else {
-                    self.line(&format!("{lo}={}", Self::num_bare(&v)));
+                    self.assign(&lo.to_string(), Self::num(&v));
                 }
             }
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// The value of local `i`: its variable.
+    fn local_val(&self, i: u32) -> Val {
+        let (lo, hi) = self.local_names[i as usize];
+        let ty = self.local_types[i as usize];
+        let h = match hi {
+            Some(hi) => Expr::Var(Var::Local(i), hi),
+            None => Expr::none(),
+        };
+        let mut v = Self::lit(ty, Expr::Var(Var::Local(i), lo), h);
+        v.locals = vec![i];
+        v
     }
 }

@@ -1,0 +1,95 @@
+//! Pending units' bookkeeping: placing a unit among the pending ones (merging the units
+//! that share its fields), unit ids, and settling a field that stopped waiting.
+
+use super::state::{self, FieldKey, Unit};
+use super::Queue;
+use crate::ids::UnitId;
+
+/// Whether a unit being placed holds newer changes than the pending units it merges with
+/// (a new atomic group) or older ones (a failed unit coming back).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recency {
+    Newer,
+    Older,
+}
+
+impl Queue {
+    /// Puts a unit among the pending ones. A field has at most one pending unit, so the
+    /// units already carrying any of its fields merge into it ([`Unit::absorb`]: the
+    /// rules on priority, backoff and latency of a merge live there). Where the two
+    /// orders contradict, the newer changes' order wins: the fields both hold carry the
+    /// newer values, so the older unit's changes to them are superseded and never sent;
+    /// every other change keeps its place in its own unit's order. Every path that merges
+    /// units (`atomic`, a failed unit coming back) comes through here. Returns how many
+    /// pending units merged in.
+    pub(crate) fn place_unit(&mut self, mut unit: Unit, recency: Recency) -> u64 {
+        let uid = self.new_unit_id();
+        let mut merged = 0;
+        // Only the unit's own fields can belong to other units: a merged unit's fields
+        // pointed at it, and it is gone.
+        for key in unit.entries.clone() {
+            let Some(other) = self.field(key).and_then(|f| f.unit) else {
+                continue;
+            };
+            let Some(o) = self.units.remove(&other) else {
+                continue;
+            };
+            for e in &o.entries {
+                self.field_mut(*e).unit = None;
+            }
+            let order = match recency {
+                Recency::Newer => {
+                    let mut m = unit.entries.clone();
+                    state::merge_order(&mut m, &o.entries);
+                    m
+                }
+                Recency::Older => {
+                    let mut m = o.entries.clone();
+                    state::merge_order(&mut m, &unit.entries);
+                    m
+                }
+            };
+            unit.absorb(o);
+            unit.entries = order;
+            merged += 1;
+        }
+        for e in &unit.entries {
+            self.field_mut(*e).unit = Some(uid);
+        }
+        self.units.insert(uid, unit);
+        merged
+    }
+
+    pub(crate) fn new_unit_id(&mut self) -> UnitId {
+        let u = UnitId(self.next_unit);
+        self.next_unit += 1;
+        u
+    }
+
+    /// After a field stopped needing a send: nothing of it is waiting any more. What it
+    /// waited for is delivered by the send in flight (which inherits its age), or already
+    /// held by the backend. A record left saying nothing is freed.
+    pub(crate) fn settle(&mut self, key: FieldKey) {
+        let Some(f) = self
+            .agents
+            .get_mut(key.agent.0 as usize)
+            .and_then(|a| a.as_mut())
+            .and_then(|a| a.fields.get_mut(&(key.block, key.field)))
+        else {
+            return;
+        };
+        if f.unit.is_some() {
+            return;
+        }
+        if !f.needs_send() {
+            if let Some(p) = f.pending_since.take() {
+                f.inherit_age(p);
+            }
+        }
+        if f.is_vacant() {
+            self.agent_mut(key.agent)
+                .fields
+                .remove(&(key.block, key.field));
+        }
+    }
+}
