@@ -18,8 +18,8 @@
 #[path = "../tests/luau_core/mod.rs"]
 mod luau_core;
 
-use luau_core::load_core;
-use mlua::{Function, Lua};
+use luau_core::core_vm;
+use mlua::Function;
 use npc_sync_luau::Facade;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -91,10 +91,7 @@ struct Run {
 }
 
 fn luau_run(dir: &Path, native: bool, npcs: u32, frames: u32) -> Run {
-    let lua = Lua::new();
-    lua.enable_jit(native);
-    lua.sandbox(true).unwrap();
-    let core = load_core(&lua, dir);
+    let (lua, core) = core_vm(dir, native);
     let driver: Function = lua
         .load(DRIVER)
         .set_name("=driver")

@@ -11,8 +11,8 @@
 #[path = "../tests/luau_core/mod.rs"]
 mod luau_core;
 
-use luau_core::load_core;
-use mlua::{Function, Lua};
+use luau_core::core_vm;
+use mlua::Function;
 
 const WORKLOAD: &str = r#"
 local Core, ROUNDS, POLL, OP = ...
@@ -64,10 +64,7 @@ fn main() {
     let rounds: u32 = args[3].parse().unwrap();
     let poll: u32 = args[4].parse().unwrap();
     let op = args.get(5).cloned().unwrap_or_else(|| "set".into());
-    let lua = Lua::new();
-    lua.enable_jit(native);
-    lua.sandbox(true).unwrap();
-    let core = load_core(&lua, std::path::Path::new(&dir));
+    let (lua, core) = core_vm(std::path::Path::new(&dir), native);
     let f: Function = lua.load(WORKLOAD).into_function().unwrap();
     f.call::<()>((core, rounds, poll, op)).unwrap();
 }

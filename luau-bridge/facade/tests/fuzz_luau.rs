@@ -20,7 +20,7 @@ mod luau_core;
 
 use abi_script::{native, DRIVER};
 use common::Lcg;
-use luau_core::load_core;
+use luau_core::core_vm;
 use mlua::{Lua, Table};
 use std::fmt::Write as _;
 
@@ -247,10 +247,7 @@ fn random_abi_calls_give_the_same_output_in_luau_and_natively() {
         "the scenarios never send an atomic group"
     );
     for native_code in [false, true] {
-        let lua = Lua::new();
-        lua.enable_jit(native_code);
-        lua.sandbox(true).unwrap();
-        let core = load_core(&lua, &dir);
+        let (lua, core) = core_vm(&dir, native_code);
         for (case, (s, expected)) in scenarios.iter().enumerate() {
             let label = format!("seed {seed} case {case} (native code: {native_code})");
             compare(&lua, &core, s, expected, &label);

@@ -7,8 +7,7 @@ mod abi_script;
 mod luau_core;
 
 use abi_script::{native, DRIVER};
-use luau_core::load_core;
-use mlua::Lua;
+use luau_core::core_vm;
 
 /// One call per line: `op now args...`. Names are interned on first use on both sides.
 const SCENARIO: &str = "\
@@ -78,10 +77,7 @@ fn generated_module_equals_native_facade() {
         );
     }
     for native_code in [false, true] {
-        let lua = Lua::new();
-        lua.enable_jit(native_code);
-        lua.sandbox(true).unwrap();
-        let core = load_core(&lua, &dir);
+        let (lua, core) = core_vm(&dir, native_code);
         let got: String = lua
             .load(DRIVER)
             .set_name("=driver")

@@ -6,6 +6,17 @@
 use mlua::{Lua, Table, Value};
 use std::path::Path;
 
+/// A Luau VM sandboxed as Roblox runs scripts, with native code generation on or off, and
+/// the core of `dir` loaded in it.
+#[allow(dead_code)] // the profiling example keeps the VM's default code generation
+pub fn core_vm(dir: &Path, native: bool) -> (Lua, Table) {
+    let lua = Lua::new();
+    lua.enable_jit(native);
+    lua.sandbox(true).unwrap();
+    let core = load_core(&lua, dir);
+    (lua, core)
+}
+
 /// Sets up `script` and `require` over the `.luau` files of `dir` and requires
 /// `NpcSyncCore`. Each chunk is named after its module (`=Name`), as the profiler reads.
 pub fn load_core(lua: &Lua, dir: &Path) -> Table {
