@@ -5,9 +5,9 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use npc_sync_testkit::server::TestServer;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use support::letta::FakeLetta;
 use support::{batch, change, post, sqlite_url, Gateway};
 
 fn main() {
@@ -18,11 +18,11 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         for (blocks, batches) in [(1usize, 400usize), (10, 200), (100, 40)] {
-            let letta = FakeLetta::start().await;
+            let letta = TestServer::start_like_letta();
             for a in 0..blocks {
                 letta.put_block(&format!("agent-{a}"), "status", "", 5000);
             }
-            let gw = Gateway::start(&letta.url, &sqlite_url(&format!("bench{blocks}")), &[]).await;
+            let gw = Gateway::start(&letta.base, &sqlite_url(&format!("bench{blocks}")), &[]).await;
             let c = reqwest::Client::new();
             let mut seq = 0u64;
             let mut body = |request_id: u64| {

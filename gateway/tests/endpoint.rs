@@ -2,8 +2,8 @@
 
 mod support;
 
+use npc_sync_testkit::server::{Answer, TestServer};
 use serde_json::{json, Value};
-use support::letta::{FakeLetta, Fault};
 use support::{batch, change, post, post_with, sqlite_url, Gateway, TOKEN};
 
 fn fields_of(text: &str) -> Vec<(String, npc_sync::Value)> {
@@ -16,11 +16,11 @@ fn fields_of(text: &str) -> Vec<(String, npc_sync::Value)> {
     p.fields
 }
 
-async fn setup(name: &str, extra: &[(&str, &str)]) -> (FakeLetta, Gateway, reqwest::Client) {
-    let letta = FakeLetta::start().await;
+async fn setup(name: &str, extra: &[(&str, &str)]) -> (TestServer, Gateway, reqwest::Client) {
+    let letta = TestServer::start_like_letta();
     letta.put_block("agent-1", "status", "mood: \"calm\"", 5000);
     letta.put_block("agent-2", "status", "", 5000);
-    let gw = Gateway::start(&letta.url, &sqlite_url(name), extra).await;
+    let gw = Gateway::start(&letta.base, &sqlite_url(name), extra).await;
     (letta, gw, reqwest::Client::new())
 }
 
@@ -185,7 +185,7 @@ async fn bad_input_gets_a_clear_4xx_and_applies_nothing() {
         assert_eq!(s, want, "{a}");
     }
     assert!(
-        letta.state.lock().unwrap().history.is_empty(),
+        letta.with(|s| s.history.is_empty()),
         "nothing reached Letta"
     );
     // Nothing was stored either: seq 1 is still new.
@@ -197,12 +197,12 @@ async fn bad_input_gets_a_clear_4xx_and_applies_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn letta_faults_are_retried_until_it_holds_the_value() {
     let (letta, gw, c) = setup("faults", &[]).await;
-    letta.fault([
-        Fault::ServerError,
-        Fault::TooMany(1),
-        Fault::Drop,
-        Fault::Conflict,
-        Fault::Slow(std::time::Duration::from_millis(300)),
+    letta.inject_writes([
+        Answer::Status(500),
+        Answer::TooMany(1),
+        Answer::Drop,
+        Answer::Conflict,
+        Answer::Slow(std::time::Duration::from_millis(300)),
     ]);
     let (s, _, a) = post(
         &c,
@@ -220,7 +220,7 @@ async fn letta_faults_are_retried_until_it_holds_the_value() {
         (letta.count(500), letta.count(429), letta.count(409)),
         (1, 1, 1)
     );
-    assert!(letta.state.lock().unwrap().faults.is_empty());
+    assert!(letta.with(|s| s.write_faults.is_empty()));
     gw.stop().await;
 }
 
@@ -235,7 +235,7 @@ async fn letta_down_gives_503_with_retry_after_and_the_retry_converges() {
         ],
     )
     .await;
-    letta.fault(std::iter::repeat_n(Fault::ServerError, 1000));
+    letta.inject_writes(std::iter::repeat_n(Answer::Status(500), 1000));
     let body = batch(
         5,
         vec![change("agent-1", "status", "location", json!("gate"), 2)],
@@ -244,7 +244,7 @@ async fn letta_down_gives_503_with_retry_after_and_the_retry_converges() {
     assert_eq!(s, 503, "{a}");
     assert!(h.get("retry-after").is_some());
     assert!(a["error"].as_str().unwrap().contains("Letta"), "{a}");
-    letta.state.lock().unwrap().faults.clear();
+    letta.clear_faults();
     let (s, h, a) = post(&c, &gw.url, "job-1", &body).await;
     assert_eq!(s, 200, "{a}");
     assert!(
@@ -314,7 +314,7 @@ async fn inference_goes_to_letta_messages_once() {
     );
     let (s, _, _) = post(&c, &gw.url, "job-1", &body).await;
     assert_eq!(s, 200);
-    let seen = letta.state.lock().unwrap().messages.clone();
+    let seen = letta.with(|s| s.messages.clone());
     assert_eq!(seen.len(), 1, "a replayed inference is not sent twice");
     assert_eq!(
         seen[0].1["messages"][1],
@@ -354,10 +354,10 @@ async fn rate_limit_per_game_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_metrics_and_the_api_key_stays_secret() {
-    let letta = FakeLetta::start().await;
+    let letta = TestServer::start_like_letta();
     letta.put_block("agent-1", "status", "", 5000);
     let key = "sk-letta-secret-key-42";
-    let gw = Gateway::start(&letta.url, &sqlite_url("ops"), &[("letta-api-key", key)]).await;
+    let gw = Gateway::start(&letta.base, &sqlite_url("ops"), &[("letta-api-key", key)]).await;
     let c = reqwest::Client::new();
     assert_eq!(
         c.get(format!("{}/healthz", gw.url))
@@ -383,12 +383,11 @@ async fn health_readiness_metrics_and_the_api_key_stays_secret() {
     )
     .await;
     assert_eq!(s, 200);
-    assert!(letta
-        .state
-        .lock()
-        .unwrap()
-        .auth
-        .contains(&format!("Bearer {key}")));
+    let bearer = format!("Bearer {key}");
+    assert!(letta.with(|s| s
+        .log
+        .iter()
+        .any(|r| r.method == "PATCH" && r.headers.get("authorization") == Some(&bearer))));
     // A refused call's answer carries Letta's detail, never the key.
     let (s, _, a) = post(
         &c,
@@ -446,14 +445,13 @@ async fn an_inference_replay_during_the_first_attempt_waits_for_its_answer() {
         "messages": [{"sender": "player_1", "text": "hi"}]})
     .to_string();
     // Letta takes its time answering the first attempt; the queue's retry comes meanwhile.
-    letta.fault([Fault::Slow(std::time::Duration::from_millis(800))]);
-    let first = tokio::spawn({
-        let (c, url, body) = (c.clone(), gw.url.clone(), body.clone());
-        async move { post(&c, &url, "job-1", &body).await }
-    });
-    support::eventually("the first attempt reached Letta", || async {
-        letta.state.lock().unwrap().faults.is_empty()
-    })
+    let first = support::post_while_letta_holds(
+        &letta,
+        &c,
+        &gw.url,
+        &body,
+        std::time::Duration::from_millis(800),
+    )
     .await;
     let (s2, h2, a2) = post(&c, &gw.url, "job-1", &body).await;
     let (s1, h1, a1) = first.await.unwrap();
@@ -462,7 +460,7 @@ async fn an_inference_replay_during_the_first_attempt_waits_for_its_answer() {
     assert!(h1.get("idempotent-replay").is_none());
     assert_eq!(h2.get("idempotent-replay").unwrap(), "true");
     assert_eq!(
-        letta.state.lock().unwrap().messages.len(),
+        letta.with(|s| s.messages.len()),
         1,
         "the messages went to Letta once"
     );
@@ -475,14 +473,13 @@ async fn an_inference_replay_past_its_deadline_gets_503_and_later_the_answer() {
     let body = json!({"request_id": 5, "kind": "inference", "agent_id": "agent-2",
         "messages": [{"sender": "player_1", "text": "hello"}]})
     .to_string();
-    letta.fault([Fault::Slow(std::time::Duration::from_millis(1500))]);
-    let first = tokio::spawn({
-        let (c, url, body) = (c.clone(), gw.url.clone(), body.clone());
-        async move { post(&c, &url, "job-1", &body).await }
-    });
-    support::eventually("the first attempt reached Letta", || async {
-        letta.state.lock().unwrap().faults.is_empty()
-    })
+    let first = support::post_while_letta_holds(
+        &letta,
+        &c,
+        &gw.url,
+        &body,
+        std::time::Duration::from_millis(1500),
+    )
     .await;
     let (s2, h2, a2) = post(&c, &gw.url, "job-1", &body).await;
     assert_eq!(s2, 503, "{a2}");
@@ -498,7 +495,7 @@ async fn an_inference_replay_past_its_deadline_gets_503_and_later_the_answer() {
     assert_eq!(s1, 200, "{a1}");
     let (s3, _, a3) = post(&c, &gw.url, "job-1", &body).await;
     assert_eq!((s3, &a3), (200, &a1));
-    assert_eq!(letta.state.lock().unwrap().messages.len(), 1);
+    assert_eq!(letta.with(|s| s.messages.len()), 1);
     gw.stop().await;
 }
 

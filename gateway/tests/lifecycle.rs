@@ -4,20 +4,22 @@
 
 mod support;
 
+use npc_sync_testkit::server::{Answer, TestServer};
 use serde_json::json;
 use std::time::Duration;
-use support::letta::{FakeLetta, Fault};
-use support::{batch, change, eventually, metrics, post, ready, sqlite_url, Gateway};
+use support::{
+    batch, change, eventually, metrics, post, post_while_letta_holds, ready, sqlite_url, Gateway,
+};
 
 const FAST_CATCH_UP: (&str, &str) = ("catch-up-interval-ms", "100");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_up_sweep_keeps_memory_changed_in_letta_while_the_gateway_was_down() {
-    let letta = FakeLetta::start().await;
+    let letta = TestServer::start_like_letta();
     letta.put_block("agent-1", "status", "mood: \"calm\"", 5000);
     let db = sqlite_url("sweep");
     let c = reqwest::Client::new();
-    let gw = Gateway::start(&letta.url, &db, &[FAST_CATCH_UP]).await;
+    let gw = Gateway::start(&letta.base, &db, &[FAST_CATCH_UP]).await;
     let (s, _, a) = post(
         &c,
         &gw.url,
@@ -34,7 +36,7 @@ async fn start_up_sweep_keeps_memory_changed_in_letta_while_the_gateway_was_down
     // block loses the game's field (restored from an older backup, say).
     letta.put_block("agent-1", "status", "mood: \"angry\"", 5000);
 
-    let gw = Gateway::start(&letta.url, &db, &[FAST_CATCH_UP]).await;
+    let gw = Gateway::start(&letta.base, &db, &[FAST_CATCH_UP]).await;
     eventually("the sweep is done and Letta is caught up", || async {
         let (_, r) = ready(&c, &gw.url).await;
         r["start_sweep"] == "done" && r["blocks_behind"] == 0
@@ -68,11 +70,11 @@ async fn start_up_sweep_keeps_memory_changed_in_letta_while_the_gateway_was_down
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_whose_write_failed_is_caught_up_in_the_background() {
-    let letta = FakeLetta::start().await;
+    let letta = TestServer::start_like_letta();
     letta.put_block("agent-1", "status", "", 5000);
     let c = reqwest::Client::new();
     let gw = Gateway::start(
-        &letta.url,
+        &letta.base,
         &sqlite_url("catchup"),
         &[
             FAST_CATCH_UP,
@@ -82,7 +84,7 @@ async fn a_block_whose_write_failed_is_caught_up_in_the_background() {
         ],
     )
     .await;
-    letta.fault(std::iter::repeat_n(Fault::ServerError, 100_000));
+    letta.inject_writes(std::iter::repeat_n(Answer::Status(500), 100_000));
     let (s, h, a) = post(
         &c,
         &gw.url,
@@ -108,7 +110,7 @@ async fn a_block_whose_write_failed_is_caught_up_in_the_background() {
         .await
         .contains("npc_sync_gateway_blocks_behind 1"));
     // Letta recovers: the catch-up writes the block though the game never retried.
-    letta.state.lock().unwrap().faults.clear();
+    letta.clear_faults();
     eventually("Letta holds the stored value", || async {
         letta.block("agent-1", "status").as_deref() == Some("health: 3")
     })
@@ -125,11 +127,11 @@ async fn a_block_whose_write_failed_is_caught_up_in_the_background() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_a_request_in_flight_finish_within_the_grace() {
-    let letta = FakeLetta::start().await;
+    let letta = TestServer::start_like_letta();
     letta.put_block("agent-1", "status", "", 5000);
     let c = reqwest::Client::new();
     let gw = Gateway::start(
-        &letta.url,
+        &letta.base,
         &sqlite_url("drain"),
         &[("shutdown-grace-ms", "20000")],
     )
@@ -149,7 +151,7 @@ async fn shutdown_lets_a_request_in_flight_finish_within_the_grace() {
         }
     });
     eventually("the write is inside Letta", || async {
-        letta.state.lock().unwrap().busy()
+        letta.with(|s| s.busy())
     })
     .await;
     let stopped = tokio::spawn(gw.stop());
@@ -161,12 +163,12 @@ async fn shutdown_lets_a_request_in_flight_finish_within_the_grace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_hands_back_what_letta_did_not_take_within_the_grace() {
-    let letta = FakeLetta::start().await;
+    let letta = TestServer::start_like_letta();
     letta.put_block("agent-1", "status", "", 5000);
     let db = sqlite_url("handback");
     let c = reqwest::Client::new();
     let gw = Gateway::start(
-        &letta.url,
+        &letta.base,
         &db,
         &[
             ("shutdown-grace-ms", "200"),
@@ -177,20 +179,12 @@ async fn shutdown_hands_back_what_letta_did_not_take_within_the_grace() {
     )
     .await;
     // Letta hangs on this write far longer than the shutdown grace.
-    letta.fault([Fault::Slow(Duration::from_secs(20))]);
     let body = batch(
         1,
         vec![change("agent-1", "status", "location", json!("moat"), 3)],
     );
-    let url = gw.url.clone();
-    let in_flight = tokio::spawn({
-        let (c, body) = (c.clone(), body.clone());
-        async move { post(&c, &url, "job-1", &body).await }
-    });
-    eventually("the write reached Letta", || async {
-        letta.state.lock().unwrap().faults.is_empty()
-    })
-    .await;
+    let in_flight =
+        post_while_letta_holds(&letta, &c, &gw.url, &body, Duration::from_secs(20)).await;
     let stopped = tokio::spawn(gw.stop());
     let (s, h, a) = in_flight.await.unwrap();
     assert_eq!(s, 503, "unfinished work is handed back: {a}");
@@ -204,7 +198,7 @@ async fn shutdown_hands_back_what_letta_did_not_take_within_the_grace() {
 
     // The next instance on the same database writes what was stored, and the queue's
     // retry finds it applied.
-    let gw = Gateway::start(&letta.url, &db, &[FAST_CATCH_UP]).await;
+    let gw = Gateway::start(&letta.base, &db, &[FAST_CATCH_UP]).await;
     eventually("the catch-up wrote the stored value", || async {
         letta.block("agent-1", "status").as_deref() == Some("location: \"moat\"")
     })

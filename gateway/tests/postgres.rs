@@ -5,11 +5,11 @@
 
 mod support;
 
+use npc_sync_testkit::server::TestServer;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use support::letta::FakeLetta;
 use support::pg::Postgres;
 use support::{batch, change, post, Gateway};
 
@@ -37,19 +37,19 @@ fn field_key(agent: usize, field: usize) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_on_postgres_never_regress_a_field() {
     let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
-    let letta = FakeLetta::start().await;
+    let letta = TestServer::start_like_letta();
     for a in 0..AGENTS {
         letta.put_block(&format!("agent-{a}"), "status", "", 100_000);
     }
     let gateways = [
         Gateway::start(
-            &letta.url,
+            &letta.base,
             &pg.url,
             &[("instance-id", "gw-a"), ("pg-connections", "6")],
         )
         .await,
         Gateway::start(
-            &letta.url,
+            &letta.base,
             &pg.url,
             &[("instance-id", "gw-b"), ("pg-connections", "6")],
         )
@@ -153,11 +153,10 @@ async fn two_instances_on_postgres_never_regress_a_field() {
     assert!(rejected > 0, "the run produced no conflicting writes");
     let highest = highest.lock().unwrap().clone();
     // Letta holds the highest seq of every field, and no PATCH ever moved a field back.
-    let patches = {
-        let st = letta.state.lock().unwrap();
+    let patches = letta.with(|st| {
         for a in 0..AGENTS {
             let key = (format!("agent-{a}"), "status".to_string());
-            let parsed = npc_sync::block_text::parse(&st.blocks[&key].0);
+            let parsed = npc_sync::block_text::parse(&st.blocks[&key]);
             assert!(parsed.errors.is_empty());
             for f in 0..FIELDS {
                 let want = highest.get(&field_key(a, f)).copied();
@@ -186,7 +185,7 @@ async fn two_instances_on_postgres_never_regress_a_field() {
             }
         }
         st.history.values().map(Vec::len).sum::<usize>()
-    };
+    });
     // The database agrees.
     let (client, conn) = tokio_postgres::connect(&pg.url, tokio_postgres::NoTls)
         .await
@@ -212,11 +211,12 @@ async fn two_instances_on_postgres_never_regress_a_field() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_claims_and_pruning_match_sqlite() {
+async fn postgres_passes_the_same_store_checks_as_sqlite() {
     let pg = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
     let store = npc_sync_gateway::store::PgStore::connect(&pg.url, 2)
         .await
         .unwrap();
     support::store_checks::claims(&store).await;
     support::store_checks::pruning(&store).await;
+    support::store_checks::fields_and_leases(&store).await;
 }

@@ -3,10 +3,10 @@
 
 mod support;
 
+use npc_sync_testkit::server::TestServer;
 use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::letta::FakeLetta;
 use support::pg::free_port;
 use support::{batch, change, post, sqlite_url, TOKEN};
 
@@ -46,13 +46,13 @@ async fn wait_healthy(c: &reqwest::Client, url: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_batch_then_restarted_loses_nothing_acknowledged() {
-    let letta = FakeLetta::start().await;
+    let letta = TestServer::start_like_letta();
     letta.put_block("agent-1", "status", "", 5000);
     let db = sqlite_url("restart");
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let c = reqwest::Client::new();
-    let mut gw = spawn(&letta.url, &db, port);
+    let mut gw = spawn(&letta.base, &db, port);
     wait_healthy(&c, &url).await;
 
     let first = batch(
@@ -99,7 +99,7 @@ async fn killed_mid_batch_then_restarted_loses_nothing_acknowledged() {
     );
 
     letta.set_patch_delay(Duration::ZERO);
-    let mut gw = spawn(&letta.url, &db, port);
+    let mut gw = spawn(&letta.base, &db, port);
     wait_healthy(&c, &url).await;
     // The acknowledged first batch survived: an older write of its field is rejected.
     let (s, _, a) = post(
@@ -125,6 +125,6 @@ async fn killed_mid_batch_then_restarted_loses_nothing_acknowledged() {
     gw.wait().unwrap();
 }
 
-fn letta_busy(letta: &FakeLetta) -> bool {
-    letta.state.lock().unwrap().busy()
+fn letta_busy(letta: &TestServer) -> bool {
+    letta.with(|s| s.busy())
 }

@@ -23,6 +23,11 @@ async fn sqlite_prunes_records_older_than_the_retention() {
     store_checks::pruning(&sqlite("prune")).await;
 }
 
+#[tokio::test]
+async fn sqlite_fields_and_leases() {
+    store_checks::fields_and_leases(&sqlite("leases")).await;
+}
+
 fn load(extra: &[&str]) -> Result<Config, String> {
     let mut args: Vec<String> = [
         "--letta-url",

@@ -5,6 +5,7 @@
 //! conditional statement in the database, never an in-process lock.
 
 mod postgres;
+mod sql;
 mod sqlite;
 
 pub use postgres::PgStore;
@@ -107,6 +108,21 @@ pub enum Record {
     },
 }
 
+impl Record {
+    /// The record of an `answers` row (status 0: a claim still in progress).
+    pub(crate) fn from_row(body_hash: i64, status: i64, answer: String) -> Record {
+        if status == 0 {
+            Record::InProgress { body_hash }
+        } else {
+            Record::Done(StoredAnswer {
+                body_hash,
+                status: status as u16,
+                answer,
+            })
+        }
+    }
+}
+
 /// A write a request needs: Letta must hold `version` of the block; `owner` takes the
 /// lease if it is free.
 #[derive(Clone, Debug, PartialEq)]
@@ -146,6 +162,13 @@ pub enum StoreError {
     Db(String),
     /// Applying the batch would make a block's text longer than its limit: nothing applied.
     BlockTooLarge(String),
+}
+
+impl StoreError {
+    /// A block that would not fit its limit.
+    pub(crate) fn too_large(key: &BlockKey, e: npc_sync::block_text::BlockTextError) -> StoreError {
+        StoreError::BlockTooLarge(format!("agent '{}': {e}", key.agent))
+    }
 }
 
 impl std::fmt::Display for StoreError {
@@ -290,5 +313,32 @@ pub(crate) fn outcome(change: &Change, held_seq: u64, held_value: &Json) -> Outc
         Outcome::AlreadyApplied
     } else {
         Outcome::Rejected
+    }
+}
+
+/// A change's result after its conditional write: `held` is `None` when the write took it
+/// (its `seq` was higher), else the value and `seq` the store holds.
+pub(crate) fn field_result(change: &Change, held: Option<(Json, u64)>) -> FieldResult {
+    match held {
+        None => FieldResult {
+            outcome: Outcome::Applied,
+            value: change.value.clone(),
+            seq: change.seq,
+        },
+        Some((value, seq)) => FieldResult {
+            outcome: outcome(change, seq, &value),
+            value,
+            seq,
+        },
+    }
+}
+
+/// What a wanted write is when its lease could not be taken: done when Letta holds the
+/// version asked for, else another writer holds the lease.
+pub(crate) fn claim_without_lease(written: i64, wanted: i64) -> WriteClaim {
+    if written >= wanted {
+        WriteClaim::Done
+    } else {
+        WriteClaim::Busy
     }
 }

@@ -3,9 +3,11 @@
 //! (the row stays locked until commit), so two instances applying the same field at once
 //! can never move it backwards; block leases are conditional updates too.
 
+use super::sql;
 use super::{
-    lock_order, merge_plan, outcome, Applied, Behind, BlockKey, FieldResult, Outcome, Record,
-    Snapshot, Store, StoreError, StoreFuture, StoredAnswer, WantWrite, WriteClaim,
+    claim_without_lease, field_result, lock_order, merge_plan, Applied, Behind, BlockKey,
+    FieldResult, Outcome, Record, Snapshot, Store, StoreError, StoreFuture, StoredAnswer,
+    WantWrite, WriteClaim,
 };
 use crate::body::Change;
 use serde_json::Value as Json;
@@ -14,26 +16,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, GenericClient, NoTls};
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS blocks (
-  agent TEXT NOT NULL, block TEXT NOT NULL,
-  version BIGINT NOT NULL, written_version BIGINT NOT NULL, char_limit BIGINT NOT NULL,
-  lease_owner TEXT, lease_until BIGINT NOT NULL DEFAULT 0,
-  PRIMARY KEY (agent, block));
-CREATE TABLE IF NOT EXISTS fields (
-  agent TEXT NOT NULL, block TEXT NOT NULL, field TEXT NOT NULL,
-  value TEXT NOT NULL, seq BIGINT NOT NULL,
-  PRIMARY KEY (agent, block, field));
-CREATE TABLE IF NOT EXISTS answers (
-  server TEXT NOT NULL, request_id BIGINT NOT NULL,
-  body_hash BIGINT NOT NULL, status INTEGER NOT NULL, answer TEXT NOT NULL,
-  created_ms BIGINT NOT NULL DEFAULT 0,
-  PRIMARY KEY (server, request_id));
-ALTER TABLE answers ADD COLUMN IF NOT EXISTS created_ms BIGINT NOT NULL DEFAULT 0;
-CREATE INDEX IF NOT EXISTS answers_created ON answers (created_ms);
-CREATE INDEX IF NOT EXISTS blocks_behind ON blocks (written_version, version);
-";
 
 /// PostgreSQL-backed store.
 #[derive(Clone)]
@@ -65,15 +47,11 @@ impl PgStore {
             });
             clients.push(Mutex::new(client));
         }
-        // Two instances starting at once may race on CREATE TABLE IF NOT EXISTS.
         let c = clients[0].lock().await;
-        c.batch_execute("SELECT pg_advisory_lock(727)")
-            .await
-            .map_err(db)?;
-        let created = c.batch_execute(SCHEMA).await.map_err(db);
-        c.batch_execute("SELECT pg_advisory_unlock(727)")
-            .await
-            .map_err(db)?;
+        c.batch_execute(sql::PG_SCHEMA_LOCK).await.map_err(db)?;
+        let schema = [sql::TABLES, sql::PG_ADD_CREATED_MS, sql::INDEXES].concat();
+        let created = c.batch_execute(&schema).await.map_err(db);
+        c.batch_execute(sql::PG_SCHEMA_UNLOCK).await.map_err(db)?;
         created?;
         drop(c);
         Ok(PgStore {
@@ -90,17 +68,11 @@ impl PgStore {
 
 async fn snapshot(c: &impl GenericClient, key: &BlockKey) -> Result<Snapshot, StoreError> {
     let row = c
-        .query_one(
-            "SELECT version, char_limit FROM blocks WHERE agent = $1 AND block = $2",
-            &[&key.agent, &key.block],
-        )
+        .query_one(sql::BLOCK_HEAD.pg, &[&key.agent, &key.block])
         .await
         .map_err(db)?;
     let rows = c
-        .query(
-            "SELECT field, value FROM fields WHERE agent = $1 AND block = $2 AND value <> 'null' ORDER BY field",
-            &[&key.agent, &key.block],
-        )
+        .query(sql::BLOCK_FIELDS.pg, &[&key.agent, &key.block])
         .await
         .map_err(db)?;
     let fields = rows
@@ -125,26 +97,10 @@ async fn lookup(
     request_id: u64,
 ) -> Result<Option<Record>, StoreError> {
     let row = c
-        .query_opt(
-            "SELECT body_hash, status, answer FROM answers WHERE server = $1 AND request_id = $2",
-            &[&server, &(request_id as i64)],
-        )
+        .query_opt(sql::SELECT_ANSWER.pg, &[&server, &(request_id as i64)])
         .await
         .map_err(db)?;
-    Ok(row.map(|r| {
-        let status = r.get::<_, i32>(1);
-        if status == 0 {
-            Record::InProgress {
-                body_hash: r.get(0),
-            }
-        } else {
-            Record::Done(StoredAnswer {
-                body_hash: r.get(0),
-                status: status as u16,
-                answer: r.get(2),
-            })
-        }
-    }))
+    Ok(row.map(|r| Record::from_row(r.get(0), i64::from(r.get::<_, i32>(1)), r.get(2))))
 }
 
 fn retryable(e: &tokio_postgres::Error) -> bool {
@@ -161,43 +117,30 @@ async fn apply_once(
     let mut touched: BTreeMap<BlockKey, bool> = BTreeMap::new();
     for i in lock_order(changes) {
         let ch = &changes[i];
+        let value = ch.value.to_string();
+        let seq = ch.seq as i64;
+        let took = tx
+            .query_opt(
+                sql::APPLY_FIELD.pg,
+                &[&ch.agent_id, &ch.block, &ch.field, &value, &seq],
+            )
+            .await?
+            .is_some();
+        let held = if took {
+            None
+        } else {
+            let row = tx
+                .query_one(sql::FIELD.pg, &[&ch.agent_id, &ch.block, &ch.field])
+                .await?;
+            match serde_json::from_str(row.get::<_, &str>(0)) {
+                Ok(v) => Some((v, row.get::<_, i64>(1) as u64)),
+                Err(e) => return Ok(Err(db(e))),
+            }
+        };
+        let result = field_result(ch, held);
         let key = BlockKey {
             agent: ch.agent_id.clone(),
             block: ch.block.clone(),
-        };
-        let value = ch.value.to_string();
-        let seq = ch.seq as i64;
-        let applied_row = tx
-            .query_opt(
-                "INSERT INTO fields (agent, block, field, value, seq) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (agent, block, field) DO UPDATE SET value = EXCLUDED.value, seq = EXCLUDED.seq
-                 WHERE fields.seq < EXCLUDED.seq RETURNING seq",
-                &[&ch.agent_id, &ch.block, &ch.field, &value, &seq],
-            )
-            .await?;
-        let result = if applied_row.is_some() {
-            FieldResult {
-                outcome: Outcome::Applied,
-                value: ch.value.clone(),
-                seq: ch.seq,
-            }
-        } else {
-            let row = tx
-                .query_one(
-                    "SELECT value, seq FROM fields WHERE agent = $1 AND block = $2 AND field = $3",
-                    &[&ch.agent_id, &ch.block, &ch.field],
-                )
-                .await?;
-            let held: Json = match serde_json::from_str(row.get::<_, &str>(0)) {
-                Ok(v) => v,
-                Err(e) => return Ok(Err(db(e))),
-            };
-            let held_seq = row.get::<_, i64>(1) as u64;
-            FieldResult {
-                outcome: outcome(ch, held_seq, &held),
-                value: held,
-                seq: held_seq,
-            }
         };
         *touched.entry(key).or_insert(false) |= result.outcome == Outcome::Applied;
         results[i] = Some(result);
@@ -205,17 +148,17 @@ async fn apply_once(
     let mut versions = Vec::new();
     for (key, applied) in touched {
         tx.execute(
-            "INSERT INTO blocks (agent, block, version, written_version, char_limit) VALUES ($1, $2, 0, 0, $3)
-             ON CONFLICT DO NOTHING",
-            &[&key.agent, &key.block, &(crate::letta::DEFAULT_BLOCK_LIMIT as i64)],
+            sql::INSERT_BLOCK.pg,
+            &[
+                &key.agent,
+                &key.block,
+                &(crate::letta::DEFAULT_BLOCK_LIMIT as i64),
+            ],
         )
         .await?;
         if applied {
-            tx.execute(
-                "UPDATE blocks SET version = version + 1 WHERE agent = $1 AND block = $2",
-                &[&key.agent, &key.block],
-            )
-            .await?;
+            tx.execute(sql::BUMP_VERSION.pg, &[&key.agent, &key.block])
+                .await?;
         }
         let snap = match snapshot(&tx, &key).await {
             Ok(s) => s,
@@ -223,10 +166,7 @@ async fn apply_once(
         };
         if applied {
             if let Err(e) = snap.render(&key.block) {
-                return Ok(Err(StoreError::BlockTooLarge(format!(
-                    "agent '{}': {e}",
-                    key.agent
-                ))));
+                return Ok(Err(StoreError::too_large(&key, e)));
             }
         }
         versions.push((key, snap.version));
@@ -275,12 +215,14 @@ impl Store for PgStore {
             // ON CONFLICT makes one of two racing instances the owner.
             let got = c
                 .execute(
-                    "INSERT INTO answers (server, request_id, body_hash, status, answer, created_ms)
-                     VALUES ($1, $2, $3, 0, '', $4)
-                     ON CONFLICT (server, request_id) DO UPDATE SET body_hash = EXCLUDED.body_hash,
-                       created_ms = EXCLUDED.created_ms
-                     WHERE answers.status = 0 AND answers.created_ms < $5",
-                    &[&server, &(request_id as i64), &body_hash, &now_ms, &stale_before_ms],
+                    sql::CLAIM_ANSWER.pg,
+                    &[
+                        &server,
+                        &(request_id as i64),
+                        &body_hash,
+                        &now_ms,
+                        &stale_before_ms,
+                    ],
                 )
                 .await
                 .map_err(db)?;
@@ -301,12 +243,15 @@ impl Store for PgStore {
         Box::pin(async move {
             let c = self.client().lock().await;
             c.execute(
-                "INSERT INTO answers (server, request_id, body_hash, status, answer, created_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (server, request_id) DO UPDATE SET body_hash = EXCLUDED.body_hash,
-                   status = EXCLUDED.status, answer = EXCLUDED.answer, created_ms = EXCLUDED.created_ms
-                 WHERE answers.status = 0",
-                &[&server, &(request_id as i64), &a.body_hash, &(a.status as i32), &a.answer, &now_ms],
+                sql::SAVE_ANSWER.pg,
+                &[
+                    &server,
+                    &(request_id as i64),
+                    &a.body_hash,
+                    &(a.status as i32),
+                    &a.answer,
+                    &now_ms,
+                ],
             )
             .await
             .map(|_| ())
@@ -317,20 +262,17 @@ impl Store for PgStore {
     fn abandon<'a>(&'a self, server: &'a str, request_id: u64) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let c = self.client().lock().await;
-            c.execute(
-                "DELETE FROM answers WHERE server = $1 AND request_id = $2 AND status = 0",
-                &[&server, &(request_id as i64)],
-            )
-            .await
-            .map(|_| ())
-            .map_err(db)
+            c.execute(sql::ABANDON_ANSWER.pg, &[&server, &(request_id as i64)])
+                .await
+                .map(|_| ())
+                .map_err(db)
         })
     }
 
     fn prune(&self, before_ms: i64) -> StoreFuture<'_, u64> {
         Box::pin(async move {
             let c = self.client().lock().await;
-            c.execute("DELETE FROM answers WHERE created_ms < $1", &[&before_ms])
+            c.execute(sql::PRUNE_ANSWERS.pg, &[&before_ms])
                 .await
                 .map_err(db)
         })
@@ -339,10 +281,7 @@ impl Store for PgStore {
     fn known_blocks(&self) -> StoreFuture<'_, Vec<BlockKey>> {
         Box::pin(async move {
             let c = self.client().lock().await;
-            let rows = c
-                .query("SELECT agent, block FROM blocks ORDER BY agent, block", &[])
-                .await
-                .map_err(db)?;
+            let rows = c.query(sql::KNOWN_BLOCKS.pg, &[]).await.map_err(db)?;
             Ok(rows
                 .iter()
                 .map(|r| BlockKey {
@@ -367,10 +306,7 @@ impl Store for PgStore {
             // never deadlocks with one; a field a batch wrote meanwhile keeps its value
             // (`WHERE fields.seq = 0`).
             let rows = tx
-                .query(
-                    "SELECT field, value, seq FROM fields WHERE agent = $1 AND block = $2",
-                    &[&key.agent, &key.block],
-                )
+                .query(sql::BLOCK_FIELDS_WITH_SEQ.pg, &[&key.agent, &key.block])
                 .await
                 .map_err(db)?;
             let mut held = Vec::new();
@@ -383,15 +319,14 @@ impl Store for PgStore {
             }
             for (f, v) in merge_plan(&held, &letta) {
                 tx.execute(
-                    "INSERT INTO fields (agent, block, field, value, seq) VALUES ($1, $2, $3, $4, 0)
-                     ON CONFLICT (agent, block, field) DO UPDATE SET value = EXCLUDED.value WHERE fields.seq = 0",
+                    sql::MERGE_FIELD.pg,
                     &[&key.agent, &key.block, &f, &v.to_string()],
                 )
                 .await
                 .map_err(db)?;
             }
             tx.execute(
-                "UPDATE blocks SET char_limit = $3 WHERE agent = $1 AND block = $2",
+                sql::SET_LIMIT.pg,
                 &[&key.agent, &key.block, &(limit as i64)],
             )
             .await
@@ -399,21 +334,14 @@ impl Store for PgStore {
             let snap = snapshot(&tx, &key).await?;
             let text = snap
                 .render(&key.block)
-                .map_err(|e| StoreError::BlockTooLarge(format!("agent '{}': {e}", key.agent)))?;
+                .map_err(|e| StoreError::too_large(&key, e))?;
             if text != letta_text {
-                tx.execute(
-                    "UPDATE blocks SET version = version + 1 WHERE agent = $1 AND block = $2
-                     AND written_version >= version",
-                    &[&key.agent, &key.block],
-                )
-                .await
-                .map_err(db)?;
+                tx.execute(sql::BUMP_VERSION_IF_WRITTEN.pg, &[&key.agent, &key.block])
+                    .await
+                    .map_err(db)?;
             }
             let behind: bool = tx
-                .query_one(
-                    "SELECT written_version < version FROM blocks WHERE agent = $1 AND block = $2",
-                    &[&key.agent, &key.block],
-                )
+                .query_one(sql::IS_BEHIND.pg, &[&key.agent, &key.block])
                 .await
                 .map_err(db)?
                 .get(0);
@@ -428,10 +356,7 @@ impl Store for PgStore {
             let mut out = Vec::new();
             for k in keys {
                 let row = c
-                    .query_opt(
-                        "SELECT 1 FROM blocks WHERE agent = $1 AND block = $2",
-                        &[&k.agent, &k.block],
-                    )
+                    .query_opt(sql::BLOCK_EXISTS.pg, &[&k.agent, &k.block])
                     .await
                     .map_err(db)?;
                 if row.is_none() {
@@ -453,8 +378,7 @@ impl Store for PgStore {
             let tx = c.transaction().await.map_err(db)?;
             let created = tx
                 .execute(
-                    "INSERT INTO blocks (agent, block, version, written_version, char_limit) VALUES ($1, $2, 0, 0, $3)
-                     ON CONFLICT DO NOTHING",
+                    sql::INSERT_BLOCK.pg,
                     &[&key.agent, &key.block, &(limit as i64)],
                 )
                 .await
@@ -462,7 +386,7 @@ impl Store for PgStore {
             if created == 1 {
                 for (f, v) in fields {
                     tx.execute(
-                        "INSERT INTO fields (agent, block, field, value, seq) VALUES ($1, $2, $3, $4, 0) ON CONFLICT DO NOTHING",
+                        sql::SEED_FIELD.pg,
                         &[&key.agent, &key.block, &f, &v.to_string()],
                     )
                     .await
@@ -505,9 +429,7 @@ impl Store for PgStore {
                 let w = &wanted[i];
                 let got = tx
                     .query_opt(
-                        "UPDATE blocks SET lease_owner = $3, lease_until = $4
-                         WHERE agent = $1 AND block = $2 AND written_version < $6
-                         AND (lease_owner IS NULL OR lease_until < $5) RETURNING 1",
+                        sql::TAKE_LEASE.pg,
                         &[
                             &w.key.agent,
                             &w.key.block,
@@ -523,18 +445,11 @@ impl Store for PgStore {
                     WriteClaim::Leased(snapshot(&tx, &w.key).await?)
                 } else {
                     let written: i64 = tx
-                        .query_one(
-                            "SELECT written_version FROM blocks WHERE agent = $1 AND block = $2",
-                            &[&w.key.agent, &w.key.block],
-                        )
+                        .query_one(sql::WRITTEN_VERSION.pg, &[&w.key.agent, &w.key.block])
                         .await
                         .map_err(db)?
                         .get(0);
-                    if written >= w.version {
-                        WriteClaim::Done
-                    } else {
-                        WriteClaim::Busy
-                    }
+                    claim_without_lease(written, w.version)
                 });
             }
             tx.commit().await.map_err(db)?;
@@ -557,8 +472,7 @@ impl Store for PgStore {
             let tx = c.transaction().await.map_err(db)?;
             let current = tx
                 .query_opt(
-                    "UPDATE blocks SET written_version = GREATEST(written_version, $3)
-                     WHERE agent = $1 AND block = $2 AND lease_owner = $4 RETURNING version",
+                    sql::FINISH_WRITE.pg,
                     &[&key.agent, &key.block, &version, &owner],
                 )
                 .await
@@ -566,21 +480,15 @@ impl Store for PgStore {
                 .map(|r| r.get::<_, i64>(0));
             let next = match current {
                 Some(v) if v > version => {
-                    tx.execute(
-                        "UPDATE blocks SET lease_until = $3 WHERE agent = $1 AND block = $2",
-                        &[&key.agent, &key.block, &until_ms],
-                    )
-                    .await
-                    .map_err(db)?;
+                    tx.execute(sql::EXTEND_LEASE.pg, &[&key.agent, &key.block, &until_ms])
+                        .await
+                        .map_err(db)?;
                     Some(snapshot(&tx, &key).await?)
                 }
                 Some(_) => {
-                    tx.execute(
-                        "UPDATE blocks SET lease_owner = NULL WHERE agent = $1 AND block = $2",
-                        &[&key.agent, &key.block],
-                    )
-                    .await
-                    .map_err(db)?;
+                    tx.execute(sql::DROP_LEASE.pg, &[&key.agent, &key.block])
+                        .await
+                        .map_err(db)?;
                     None
                 }
                 None => None,
@@ -593,40 +501,27 @@ impl Store for PgStore {
     fn release(&self, key: BlockKey, owner: String) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             let c = self.client().lock().await;
-            c.execute(
-                "UPDATE blocks SET lease_owner = NULL WHERE agent = $1 AND block = $2 AND lease_owner = $3",
-                &[&key.agent, &key.block, &owner],
-            )
-            .await
-            .map(|_| ())
-            .map_err(db)
+            c.execute(sql::RELEASE.pg, &[&key.agent, &key.block, &owner])
+                .await
+                .map(|_| ())
+                .map_err(db)
         })
     }
 
     fn release_all(&self, prefix: String) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             let c = self.client().lock().await;
-            c.execute(
-                "UPDATE blocks SET lease_owner = NULL WHERE starts_with(lease_owner, $1)",
-                &[&prefix],
-            )
-            .await
-            .map(|_| ())
-            .map_err(db)
+            c.execute(sql::RELEASE_ALL.pg, &[&prefix])
+                .await
+                .map(|_| ())
+                .map_err(db)
         })
     }
 
     fn behind(&self, now_ms: i64) -> StoreFuture<'_, Vec<Behind>> {
         Box::pin(async move {
             let c = self.client().lock().await;
-            let rows = c
-                .query(
-                    "SELECT agent, block, version FROM blocks WHERE written_version < version
-                     AND (lease_owner IS NULL OR lease_until < $1) ORDER BY agent, block",
-                    &[&now_ms],
-                )
-                .await
-                .map_err(db)?;
+            let rows = c.query(sql::BEHIND.pg, &[&now_ms]).await.map_err(db)?;
             Ok(rows
                 .iter()
                 .map(|r| Behind {
@@ -644,10 +539,7 @@ impl Store for PgStore {
         Box::pin(async move {
             let c = self.client().lock().await;
             let n: i64 = c
-                .query_one(
-                    "SELECT COUNT(*) FROM blocks WHERE written_version < version",
-                    &[],
-                )
+                .query_one(sql::BEHIND_COUNT.pg, &[])
                 .await
                 .map_err(db)?
                 .get(0);

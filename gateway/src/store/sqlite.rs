@@ -7,40 +7,17 @@
 //! to Letta again). WAL frames are fsynced in order, so a FULL commit also makes every
 //! NORMAL commit before it durable.
 
+use super::sql;
 use super::{
-    lock_order, merge_plan, outcome, Applied, Behind, BlockKey, FieldResult, Outcome, Record,
-    Snapshot, Store, StoreError, StoreFuture, StoredAnswer, WantWrite, WriteClaim,
+    claim_without_lease, field_result, lock_order, merge_plan, Applied, Behind, BlockKey,
+    FieldResult, Outcome, Record, Snapshot, Store, StoreError, StoreFuture, StoredAnswer,
+    WantWrite, WriteClaim,
 };
 use crate::body::Change;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-
-const SCHEMA: &str = "
-PRAGMA journal_mode = WAL;
-PRAGMA synchronous = NORMAL;
-CREATE TABLE IF NOT EXISTS blocks (
-  agent TEXT NOT NULL, block TEXT NOT NULL,
-  version INTEGER NOT NULL, written_version INTEGER NOT NULL, char_limit INTEGER NOT NULL,
-  lease_owner TEXT, lease_until INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (agent, block));
-CREATE TABLE IF NOT EXISTS fields (
-  agent TEXT NOT NULL, block TEXT NOT NULL, field TEXT NOT NULL,
-  value TEXT NOT NULL, seq INTEGER NOT NULL,
-  PRIMARY KEY (agent, block, field));
-CREATE TABLE IF NOT EXISTS answers (
-  server TEXT NOT NULL, request_id INTEGER NOT NULL,
-  body_hash INTEGER NOT NULL, status INTEGER NOT NULL, answer TEXT NOT NULL,
-  created_ms INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (server, request_id));
-";
-
-/// Indexes, made after [`SCHEMA`] and the migration of a database made before them.
-const INDEXES: &str = "
-CREATE INDEX IF NOT EXISTS answers_created ON answers (created_ms);
-CREATE INDEX IF NOT EXISTS blocks_behind ON blocks (written_version, version);
-";
 
 /// SQLite-backed store.
 #[derive(Clone)]
@@ -58,23 +35,16 @@ impl SqliteStore {
         let conn = Connection::open(path).map_err(|e| db(format!("opening {path}: {e}")))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(db)?;
-        conn.execute_batch(SCHEMA).map_err(db)?;
-        // A database made before idempotency records carried their time.
+        conn.execute_batch(sql::SQLITE_PRAGMAS).map_err(db)?;
+        conn.execute_batch(sql::TABLES).map_err(db)?;
         let has_created: bool = conn
-            .query_row(
-                "SELECT COUNT(*) FROM pragma_table_info('answers') WHERE name = 'created_ms'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
+            .query_row(sql::SQLITE_HAS_CREATED_MS, [], |r| r.get::<_, i64>(0))
             .map_err(db)?
             == 1;
         if !has_created {
-            conn.execute_batch(
-                "ALTER TABLE answers ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0",
-            )
-            .map_err(db)?;
+            conn.execute_batch(sql::SQLITE_ADD_CREATED_MS).map_err(db)?;
         }
-        conn.execute_batch(INDEXES).map_err(db)?;
+        conn.execute_batch(sql::INDEXES).map_err(db)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -111,23 +81,11 @@ impl SqliteStore {
     }
 }
 
-fn record(status: i64, body_hash: i64, answer: String) -> Record {
-    if status == 0 {
-        Record::InProgress { body_hash }
-    } else {
-        Record::Done(StoredAnswer {
-            body_hash,
-            status: status as u16,
-            answer,
-        })
-    }
-}
-
 fn lookup(c: &Connection, server: &str, request_id: u64) -> Result<Option<Record>, StoreError> {
     c.query_row(
-        "SELECT body_hash, status, answer FROM answers WHERE server = ?1 AND request_id = ?2",
+        sql::SELECT_ANSWER.sqlite,
         params![server, request_id as i64],
-        |r| Ok(record(r.get(1)?, r.get(0)?, r.get(2)?)),
+        |r| Ok(Record::from_row(r.get(0)?, r.get(1)?, r.get(2)?)),
     )
     .optional()
     .map_err(db)
@@ -135,17 +93,11 @@ fn lookup(c: &Connection, server: &str, request_id: u64) -> Result<Option<Record
 
 fn snapshot(conn: &Connection, key: &BlockKey) -> Result<Snapshot, StoreError> {
     let (version, limit): (i64, i64) = conn
-        .query_row(
-            "SELECT version, char_limit FROM blocks WHERE agent = ?1 AND block = ?2",
-            params![key.agent, key.block],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .query_row(sql::BLOCK_HEAD.sqlite, params![key.agent, key.block], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .map_err(db)?;
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT field, value FROM fields WHERE agent = ?1 AND block = ?2 AND value <> 'null' ORDER BY field",
-        )
-        .map_err(db)?;
+    let mut stmt = conn.prepare_cached(sql::BLOCK_FIELDS.sqlite).map_err(db)?;
     let fields = stmt
         .query_map(params![key.agent, key.block], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
@@ -189,12 +141,14 @@ impl Store for SqliteStore {
             // Insert a claim, or take over one left by a dead instance.
             let got = tx
                 .execute(
-                    "INSERT INTO answers (server, request_id, body_hash, status, answer, created_ms)
-                     VALUES (?1, ?2, ?3, 0, '', ?4)
-                     ON CONFLICT (server, request_id) DO UPDATE SET body_hash = excluded.body_hash,
-                       created_ms = excluded.created_ms
-                     WHERE answers.status = 0 AND answers.created_ms < ?5",
-                    params![server, request_id as i64, body_hash, now_ms, stale_before_ms],
+                    sql::CLAIM_ANSWER.sqlite,
+                    params![
+                        server,
+                        request_id as i64,
+                        body_hash,
+                        now_ms,
+                        stale_before_ms
+                    ],
                 )
                 .map_err(db)?;
             let held = if got == 1 {
@@ -217,12 +171,15 @@ impl Store for SqliteStore {
         let server = server.to_string();
         self.run_durable(move |c| {
             c.execute(
-                "INSERT INTO answers (server, request_id, body_hash, status, answer, created_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (server, request_id) DO UPDATE SET body_hash = excluded.body_hash,
-                   status = excluded.status, answer = excluded.answer, created_ms = excluded.created_ms
-                 WHERE answers.status = 0",
-                params![server, request_id as i64, a.body_hash, a.status as i64, a.answer, now_ms],
+                sql::SAVE_ANSWER.sqlite,
+                params![
+                    server,
+                    request_id as i64,
+                    a.body_hash,
+                    a.status as i64,
+                    a.answer,
+                    now_ms
+                ],
             )
             .map(|_| ())
             .map_err(db)
@@ -233,7 +190,7 @@ impl Store for SqliteStore {
         let server = server.to_string();
         self.run(move |c| {
             c.execute(
-                "DELETE FROM answers WHERE server = ?1 AND request_id = ?2 AND status = 0",
+                sql::ABANDON_ANSWER.sqlite,
                 params![server, request_id as i64],
             )
             .map(|_| ())
@@ -243,20 +200,15 @@ impl Store for SqliteStore {
 
     fn prune(&self, before_ms: i64) -> StoreFuture<'_, u64> {
         self.run(move |c| {
-            c.execute(
-                "DELETE FROM answers WHERE created_ms < ?1",
-                params![before_ms],
-            )
-            .map(|n| n as u64)
-            .map_err(db)
+            c.execute(sql::PRUNE_ANSWERS.sqlite, params![before_ms])
+                .map(|n| n as u64)
+                .map_err(db)
         })
     }
 
     fn known_blocks(&self) -> StoreFuture<'_, Vec<BlockKey>> {
         self.run(|c| {
-            let mut stmt = c
-                .prepare_cached("SELECT agent, block FROM blocks ORDER BY agent, block")
-                .map_err(db)?;
+            let mut stmt = c.prepare_cached(sql::KNOWN_BLOCKS.sqlite).map_err(db)?;
             let rows = stmt
                 .query_map([], |r| {
                     Ok(BlockKey {
@@ -282,13 +234,15 @@ impl Store for SqliteStore {
                 .map_err(db)?;
             let held = {
                 let mut stmt = tx
-                    .prepare_cached(
-                        "SELECT field, value, seq FROM fields WHERE agent = ?1 AND block = ?2",
-                    )
+                    .prepare_cached(sql::BLOCK_FIELDS_WITH_SEQ.sqlite)
                     .map_err(db)?;
                 let rows = stmt
                     .query_map(params![key.agent, key.block], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
                     })
                     .map_err(db)?;
                 let mut held = Vec::new();
@@ -300,35 +254,31 @@ impl Store for SqliteStore {
             };
             for (f, v) in merge_plan(&held, &letta) {
                 tx.execute(
-                    "INSERT INTO fields (agent, block, field, value, seq) VALUES (?1, ?2, ?3, ?4, 0)
-                     ON CONFLICT (agent, block, field) DO UPDATE SET value = excluded.value WHERE fields.seq = 0",
+                    sql::MERGE_FIELD.sqlite,
                     params![key.agent, key.block, f, v.to_string()],
                 )
                 .map_err(db)?;
             }
             tx.execute(
-                "UPDATE blocks SET char_limit = ?3 WHERE agent = ?1 AND block = ?2",
+                sql::SET_LIMIT.sqlite,
                 params![key.agent, key.block, limit as i64],
             )
             .map_err(db)?;
             let snap = snapshot(&tx, &key)?;
             let text = snap
                 .render(&key.block)
-                .map_err(|e| StoreError::BlockTooLarge(format!("agent '{}': {e}", key.agent)))?;
+                .map_err(|e| StoreError::too_large(&key, e))?;
             if text != letta_text {
                 tx.execute(
-                    "UPDATE blocks SET version = version + 1 WHERE agent = ?1 AND block = ?2
-                     AND written_version >= version",
+                    sql::BUMP_VERSION_IF_WRITTEN.sqlite,
                     params![key.agent, key.block],
                 )
                 .map_err(db)?;
             }
             let behind: bool = tx
-                .query_row(
-                    "SELECT written_version < version FROM blocks WHERE agent = ?1 AND block = ?2",
-                    params![key.agent, key.block],
-                    |r| r.get(0),
-                )
+                .query_row(sql::IS_BEHIND.sqlite, params![key.agent, key.block], |r| {
+                    r.get(0)
+                })
                 .map_err(db)?;
             tx.commit().map_err(db)?;
             Ok(behind)
@@ -337,9 +287,7 @@ impl Store for SqliteStore {
 
     fn unknown_blocks(&self, keys: Vec<BlockKey>) -> StoreFuture<'_, Vec<BlockKey>> {
         self.run(move |c| {
-            let mut stmt = c
-                .prepare_cached("SELECT 1 FROM blocks WHERE agent = ?1 AND block = ?2")
-                .map_err(db)?;
+            let mut stmt = c.prepare_cached(sql::BLOCK_EXISTS.sqlite).map_err(db)?;
             let mut out = Vec::new();
             for k in keys {
                 if !stmt.exists(params![k.agent, k.block]).map_err(db)? {
@@ -357,17 +305,19 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> StoreFuture<'_, ()> {
         self.run_durable(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db)?;
             let created = tx
                 .execute(
-                    "INSERT OR IGNORE INTO blocks (agent, block, version, written_version, char_limit) VALUES (?1, ?2, 0, 0, ?3)",
+                    sql::INSERT_BLOCK.sqlite,
                     params![key.agent, key.block, limit as i64],
                 )
                 .map_err(db)?;
             if created == 1 {
                 for (f, v) in fields {
                     tx.execute(
-                        "INSERT OR IGNORE INTO fields (agent, block, field, value, seq) VALUES (?1, ?2, ?3, ?4, 0)",
+                        sql::SEED_FIELD.sqlite,
                         params![key.agent, key.block, f, v.to_string()],
                     )
                     .map_err(db)?;
@@ -379,65 +329,76 @@ impl Store for SqliteStore {
 
     fn apply(&self, changes: Vec<Change>) -> StoreFuture<'_, Applied> {
         self.run_durable(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db)?;
             let mut results: Vec<Option<FieldResult>> = vec![None; changes.len()];
             let mut touched: BTreeMap<BlockKey, bool> = BTreeMap::new();
             for i in lock_order(&changes) {
                 let ch = &changes[i];
-                let key = BlockKey { agent: ch.agent_id.clone(), block: ch.block.clone() };
-                tx.execute(
-                    "INSERT OR IGNORE INTO blocks (agent, block, version, written_version, char_limit) VALUES (?1, ?2, 0, 0, ?3)",
-                    params![key.agent, key.block, crate::letta::DEFAULT_BLOCK_LIMIT as i64],
-                )
-                .map_err(db)?;
-                let held: Option<(String, i64)> = tx
+                let took = tx
                     .query_row(
-                        "SELECT value, seq FROM fields WHERE agent = ?1 AND block = ?2 AND field = ?3",
-                        params![ch.agent_id, ch.block, ch.field],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
+                        sql::APPLY_FIELD.sqlite,
+                        params![
+                            ch.agent_id,
+                            ch.block,
+                            ch.field,
+                            ch.value.to_string(),
+                            ch.seq as i64
+                        ],
+                        |_| Ok(()),
                     )
                     .optional()
-                    .map_err(db)?;
-                let (held_value, held_seq) = match held {
-                    Some((v, s)) => (serde_json::from_str(&v).map_err(db)?, s as u64),
-                    None => (Json::Null, 0),
-                };
-                let o = outcome(ch, held_seq, &held_value);
-                let applied = o == Outcome::Applied;
-                if applied {
-                    tx.execute(
-                        "INSERT INTO fields (agent, block, field, value, seq) VALUES (?1, ?2, ?3, ?4, ?5)
-                         ON CONFLICT (agent, block, field) DO UPDATE SET value = excluded.value, seq = excluded.seq",
-                        params![ch.agent_id, ch.block, ch.field, ch.value.to_string(), ch.seq as i64],
-                    )
-                    .map_err(db)?;
-                }
-                *touched.entry(key).or_insert(false) |= applied;
-                results[i] = Some(if applied {
-                    FieldResult { outcome: o, value: ch.value.clone(), seq: ch.seq }
+                    .map_err(db)?
+                    .is_some();
+                let held = if took {
+                    None
                 } else {
-                    FieldResult { outcome: o, value: held_value, seq: held_seq }
-                });
+                    let (v, seq): (String, i64) = tx
+                        .query_row(
+                            sql::FIELD.sqlite,
+                            params![ch.agent_id, ch.block, ch.field],
+                            |r| Ok((r.get(0)?, r.get(1)?)),
+                        )
+                        .map_err(db)?;
+                    Some((serde_json::from_str(&v).map_err(db)?, seq as u64))
+                };
+                let result = field_result(ch, held);
+                let key = BlockKey {
+                    agent: ch.agent_id.clone(),
+                    block: ch.block.clone(),
+                };
+                *touched.entry(key).or_insert(false) |= result.outcome == Outcome::Applied;
+                results[i] = Some(result);
             }
             let mut versions = Vec::new();
             for (key, applied) in touched {
+                tx.execute(
+                    sql::INSERT_BLOCK.sqlite,
+                    params![
+                        key.agent,
+                        key.block,
+                        crate::letta::DEFAULT_BLOCK_LIMIT as i64
+                    ],
+                )
+                .map_err(db)?;
                 if applied {
-                    tx.execute(
-                        "UPDATE blocks SET version = version + 1 WHERE agent = ?1 AND block = ?2",
-                        params![key.agent, key.block],
-                    )
-                    .map_err(db)?;
+                    tx.execute(sql::BUMP_VERSION.sqlite, params![key.agent, key.block])
+                        .map_err(db)?;
                 }
                 let snap = snapshot(&tx, &key)?;
                 if applied {
                     snap.render(&key.block)
-                        .map_err(|e| StoreError::BlockTooLarge(format!("agent '{}': {e}", key.agent)))?;
+                        .map_err(|e| StoreError::too_large(&key, e))?;
                 }
                 versions.push((key, snap.version));
             }
             tx.commit().map_err(db)?;
             Ok(Applied {
-                results: results.into_iter().map(|r| r.expect("every change has a result")).collect(),
+                results: results
+                    .into_iter()
+                    .map(|r| r.expect("every change has a result"))
+                    .collect(),
                 versions,
             })
         })
@@ -455,29 +416,34 @@ impl Store for SqliteStore {
                 .map_err(db)?;
             let mut out = Vec::with_capacity(wanted.len());
             for w in wanted {
-                let written: i64 = tx
-                    .prepare_cached(
-                        "SELECT written_version FROM blocks WHERE agent = ?1 AND block = ?2",
-                    )
-                    .and_then(|mut s| s.query_row(params![w.key.agent, w.key.block], |r| r.get(0)))
-                    .map_err(db)?;
-                if written >= w.version {
-                    out.push(WriteClaim::Done);
-                    continue;
-                }
-                let got = tx
-                    .prepare_cached(
-                        "UPDATE blocks SET lease_owner = ?3, lease_until = ?4
-                         WHERE agent = ?1 AND block = ?2 AND (lease_owner IS NULL OR lease_until < ?5)",
-                    )
-                    .and_then(|mut s| {
-                        s.execute(params![w.key.agent, w.key.block, w.owner, until_ms, now_ms])
+                let took = tx
+                    .prepare_cached(sql::TAKE_LEASE.sqlite)
+                    .and_then(|mut st| {
+                        st.query_row(
+                            params![
+                                w.key.agent,
+                                w.key.block,
+                                w.owner,
+                                until_ms,
+                                now_ms,
+                                w.version
+                            ],
+                            |_| Ok(()),
+                        )
+                        .optional()
                     })
-                    .map_err(db)?;
-                out.push(if got == 1 {
+                    .map_err(db)?
+                    .is_some();
+                out.push(if took {
                     WriteClaim::Leased(snapshot(&tx, &w.key)?)
                 } else {
-                    WriteClaim::Busy
+                    let written: i64 = tx
+                        .prepare_cached(sql::WRITTEN_VERSION.sqlite)
+                        .and_then(|mut st| {
+                            st.query_row(params![w.key.agent, w.key.block], |r| r.get(0))
+                        })
+                        .map_err(db)?;
+                    claim_without_lease(written, w.version)
                 });
             }
             tx.commit().map_err(db)?;
@@ -498,8 +464,7 @@ impl Store for SqliteStore {
                 .map_err(db)?;
             let current: Option<i64> = tx
                 .query_row(
-                    "UPDATE blocks SET written_version = MAX(written_version, ?3)
-                     WHERE agent = ?1 AND block = ?2 AND lease_owner = ?4 RETURNING version",
+                    sql::FINISH_WRITE.sqlite,
                     params![key.agent, key.block, version, owner],
                     |r| r.get(0),
                 )
@@ -508,18 +473,15 @@ impl Store for SqliteStore {
             let next = match current {
                 Some(v) if v > version => {
                     tx.execute(
-                        "UPDATE blocks SET lease_until = ?3 WHERE agent = ?1 AND block = ?2",
+                        sql::EXTEND_LEASE.sqlite,
                         params![key.agent, key.block, until_ms],
                     )
                     .map_err(db)?;
                     Some(snapshot(&tx, &key)?)
                 }
                 Some(_) => {
-                    tx.execute(
-                        "UPDATE blocks SET lease_owner = NULL WHERE agent = ?1 AND block = ?2",
-                        params![key.agent, key.block],
-                    )
-                    .map_err(db)?;
+                    tx.execute(sql::DROP_LEASE.sqlite, params![key.agent, key.block])
+                        .map_err(db)?;
                     None
                 }
                 None => None,
@@ -531,34 +493,23 @@ impl Store for SqliteStore {
 
     fn release(&self, key: BlockKey, owner: String) -> StoreFuture<'_, ()> {
         self.run(move |c| {
-            c.execute(
-                "UPDATE blocks SET lease_owner = NULL WHERE agent = ?1 AND block = ?2 AND lease_owner = ?3",
-                params![key.agent, key.block, owner],
-            )
-            .map(|_| ())
-            .map_err(db)
+            c.execute(sql::RELEASE.sqlite, params![key.agent, key.block, owner])
+                .map(|_| ())
+                .map_err(db)
         })
     }
 
     fn release_all(&self, prefix: String) -> StoreFuture<'_, ()> {
         self.run(move |c| {
-            c.execute(
-                "UPDATE blocks SET lease_owner = NULL WHERE substr(lease_owner, 1, length(?1)) = ?1",
-                params![prefix],
-            )
-            .map(|_| ())
-            .map_err(db)
+            c.execute(sql::RELEASE_ALL.sqlite, params![prefix])
+                .map(|_| ())
+                .map_err(db)
         })
     }
 
     fn behind(&self, now_ms: i64) -> StoreFuture<'_, Vec<Behind>> {
         self.run(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT agent, block, version FROM blocks WHERE written_version < version
-                     AND (lease_owner IS NULL OR lease_until < ?1) ORDER BY agent, block",
-                )
-                .map_err(db)?;
+            let mut stmt = c.prepare_cached(sql::BEHIND.sqlite).map_err(db)?;
             let rows = stmt
                 .query_map(params![now_ms], |r| {
                     Ok(Behind {
@@ -576,13 +527,9 @@ impl Store for SqliteStore {
 
     fn behind_count(&self) -> StoreFuture<'_, u64> {
         self.run(|c| {
-            c.query_row(
-                "SELECT COUNT(*) FROM blocks WHERE written_version < version",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n as u64)
-            .map_err(db)
+            c.query_row(sql::BEHIND_COUNT.sqlite, [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(db)
         })
     }
 }

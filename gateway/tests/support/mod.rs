@@ -1,7 +1,8 @@
-//! Test support: a Letta stand-in, a PostgreSQL cluster, a gateway in process, a client.
+//! Test support: a PostgreSQL cluster, a gateway in process, a client. The Letta stand-in
+//! is `npc_sync_testkit::server::TestServer` (shared with the Luau harness), started with
+//! `start_like_letta`.
 #![allow(dead_code)]
 
-pub mod letta;
 pub mod pg;
 pub mod store_checks;
 
@@ -161,4 +162,26 @@ pub fn change(agent: &str, block: &str, field: &str, value: Value, seq: u64) -> 
 /// A batch body.
 pub fn batch(request_id: u64, changes: Vec<Value>) -> String {
     serde_json::json!({"request_id": request_id, "kind": "urgent", "changes": changes}).to_string()
+}
+
+/// POSTs `body` as game server `job-1` in a task while Letta holds its next write (block
+/// PATCH or message POST) for `hold`; returns the task once that write reached Letta (the
+/// stand-in took the injected slow answer).
+pub async fn post_while_letta_holds(
+    letta: &npc_sync_testkit::server::TestServer,
+    client: &reqwest::Client,
+    gw: &str,
+    body: &str,
+    hold: std::time::Duration,
+) -> tokio::task::JoinHandle<(u16, reqwest::header::HeaderMap, Value)> {
+    letta.inject_writes([npc_sync_testkit::server::Answer::Slow(hold)]);
+    let task = tokio::spawn({
+        let (c, gw, body) = (client.clone(), gw.to_string(), body.to_string());
+        async move { post(&c, &gw, "job-1", &body).await }
+    });
+    eventually("the write reached Letta", || async {
+        letta.with(|s| s.write_faults.is_empty())
+    })
+    .await;
+    task
 }

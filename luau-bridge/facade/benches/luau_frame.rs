@@ -15,7 +15,11 @@
 //! over the core (`luau-bridge/harness/benches/bridge_frame.rs`), the native one from
 //! `benches/frame.rs` (the public Rust API).
 
-use mlua::{Function, Lua, Table, Value};
+#[path = "../tests/luau_core/mod.rs"]
+mod luau_core;
+
+use luau_core::core_vm;
+use mlua::Function;
 use npc_sync_luau::Facade;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -86,47 +90,8 @@ struct Run {
     sent: f64,
 }
 
-/// Sets up `script.Parent.<Module>` and `require` as Roblox has them, over the `.luau`
-/// files of `dir`, and requires `NpcSyncCore`.
-fn load_core(lua: &Lua, dir: &Path) -> Table {
-    let parent = lua.create_table().unwrap();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "luau") {
-            let stem = p.file_stem().unwrap().to_string_lossy().to_string();
-            parent.set(stem.clone(), stem).unwrap();
-        }
-    }
-    let script = lua.create_table().unwrap();
-    script.set("Parent", parent).unwrap();
-    let cache = lua.create_table().unwrap();
-    let dir: PathBuf = dir.to_path_buf();
-    let require = lua
-        .create_function(move |lua, name: String| {
-            let cache: Table = lua.named_registry_value("modules")?;
-            if let Ok(v @ Value::Table(_)) | Ok(v @ Value::Function(_)) =
-                cache.get::<Value>(name.as_str())
-            {
-                return Ok(v);
-            }
-            let src = std::fs::read_to_string(dir.join(format!("{name}.luau")))
-                .map_err(mlua::Error::external)?;
-            let v: Value = lua.load(&src).set_name(format!("={name}")).eval()?;
-            cache.set(name.as_str(), v.clone())?;
-            Ok(v)
-        })
-        .unwrap();
-    lua.set_named_registry_value("modules", cache).unwrap();
-    lua.globals().set("script", script).unwrap();
-    lua.globals().set("require", require.clone()).unwrap();
-    require.call::<Table>("NpcSyncCore").unwrap()
-}
-
 fn luau_run(dir: &Path, native: bool, npcs: u32, frames: u32) -> Run {
-    let lua = Lua::new();
-    lua.enable_jit(native);
-    lua.sandbox(true).unwrap();
-    let core = load_core(&lua, dir);
+    let (lua, core) = core_vm(dir, native);
     let driver: Function = lua
         .load(DRIVER)
         .set_name("=driver")
@@ -196,7 +161,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1900);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = npc_sync_testkit::repo_root();
     let dir = std::env::var("NSQ_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("pkg/roblox"));

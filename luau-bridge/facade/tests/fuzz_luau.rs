@@ -16,12 +16,13 @@
 mod common;
 
 mod abi_script;
+mod luau_core;
 
-use abi_script::{load_core, native, DRIVER};
+use abi_script::{native, DRIVER};
 use common::Lcg;
+use luau_core::core_vm;
 use mlua::{Lua, Table};
 use std::fmt::Write as _;
-use std::path::Path;
 
 /// Scenarios of the bounded run, and calls per scenario.
 const DEFAULT_CASES: u64 = 6;
@@ -205,14 +206,14 @@ fn compare(lua: &Lua, core: &Table, scenario: &str, expected: &str, label: &str)
 }
 
 fn fail(scenario: &str, msg: &str) -> ! {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/fuzz-luau-failure.txt");
+    let path = npc_sync_testkit::repo_root().join("target/fuzz-luau-failure.txt");
     let _ = std::fs::write(&path, scenario);
     panic!("{msg}\n(scenario written to {})", path.display());
 }
 
 #[test]
 fn random_abi_calls_give_the_same_output_in_luau_and_natively() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pkg/roblox");
+    let dir = npc_sync_testkit::repo_root().join("pkg/roblox");
     let cases = env_u64("NPC_FUZZ_LUAU_CASES", DEFAULT_CASES);
     let seed = env_u64("NPC_FUZZ_SEED", 1);
     let scenarios: Vec<(String, String)> = (0..cases)
@@ -246,10 +247,7 @@ fn random_abi_calls_give_the_same_output_in_luau_and_natively() {
         "the scenarios never send an atomic group"
     );
     for native_code in [false, true] {
-        let lua = Lua::new();
-        lua.enable_jit(native_code);
-        lua.sandbox(true).unwrap();
-        let core = load_core(&lua, &dir);
+        let (lua, core) = core_vm(&dir, native_code);
         for (case, (s, expected)) in scenarios.iter().enumerate() {
             let label = format!("seed {seed} case {case} (native code: {native_code})");
             compare(&lua, &core, s, expected, &label);

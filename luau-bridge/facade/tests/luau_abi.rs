@@ -4,10 +4,10 @@
 //! on each side; every result, error message and decoded output record must be the same.
 
 mod abi_script;
+mod luau_core;
 
-use abi_script::{load_core, native, DRIVER};
-use mlua::Lua;
-use std::path::Path;
+use abi_script::{native, DRIVER};
+use luau_core::core_vm;
 
 /// One call per line: `op now args...`. Names are interned on first use on both sides.
 const SCENARIO: &str = "\
@@ -55,7 +55,7 @@ metrics
 
 #[test]
 fn generated_module_equals_native_facade() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pkg/roblox");
+    let dir = npc_sync_testkit::repo_root().join("pkg/roblox");
     let expected = native(SCENARIO);
     // The scenario covers what it should: every request kind, errors, groups, events.
     for needle in [
@@ -77,10 +77,7 @@ fn generated_module_equals_native_facade() {
         );
     }
     for native_code in [false, true] {
-        let lua = Lua::new();
-        lua.enable_jit(native_code);
-        lua.sandbox(true).unwrap();
-        let core = load_core(&lua, &dir);
+        let (lua, core) = core_vm(&dir, native_code);
         let got: String = lua
             .load(DRIVER)
             .set_name("=driver")

@@ -18,7 +18,7 @@
 
 use mlua::IntoLuaMulti;
 use npc_sync_luau_harness::server::TestServer;
-use npc_sync_luau_harness::{roblox::repo_root, Options, Roblox};
+use npc_sync_luau_harness::{roblox::package_mount, Options, Roblox};
 
 const SCRIPT: &str = r#"
 local base, N, FRAMES = ...
@@ -78,10 +78,7 @@ fn main() {
         for npcs in [100u32, 1000] {
             let r = Roblox::new(Options {
                 native,
-                mounts: vec![(
-                    "ReplicatedStorage.Packages.NpcSync".into(),
-                    repo_root().join("pkg/roblox"),
-                )],
+                mounts: vec![package_mount()],
                 ..Options::default()
             })
             .expect("vm");

@@ -32,7 +32,10 @@ mod trace;
 
 use mlua::IntoLuaMulti;
 use npc_sync_luau_harness::server::TestServer;
-use npc_sync_luau_harness::{roblox::repo_root, Options, Roblox};
+use npc_sync_luau_harness::{
+    roblox::{package_mount, repo_root},
+    Options, Roblox,
+};
 use serde_json::{json, Value as Json};
 use std::path::Path;
 use std::process::Command;
@@ -130,10 +133,7 @@ fn run_luau(server: &TestServer, tr: &Trace, imp: &str, native: bool) -> Run {
     let r = Roblox::new(Options {
         native,
         mounts: vec![
-            (
-                "ReplicatedStorage.Packages.NpcSync".into(),
-                root.join("pkg/roblox"),
-            ),
+            package_mount(),
             (
                 "ReplicatedStorage.HandQueue".into(),
                 root.join("tests/bench/HandQueue.luau"),

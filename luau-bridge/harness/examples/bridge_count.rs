@@ -21,7 +21,10 @@
 //!
 //! `NSQ_DIR` names another folder to load instead of `pkg/roblox` (to compare builds).
 use mlua::IntoLuaMulti;
-use npc_sync_luau_harness::{roblox::repo_root, Options, Roblox};
+use npc_sync_luau_harness::{
+    roblox::{repo_root, PACKAGE_PATH},
+    Options, Roblox,
+};
 
 const SCRIPT: &str = r#"
 local ROUNDS, OP = ...
@@ -91,7 +94,7 @@ fn main() {
     let r = Roblox::new(Options {
         native,
         mounts: vec![(
-            "ReplicatedStorage.Packages.NpcSync".into(),
+            PACKAGE_PATH.into(),
             std::env::var("NSQ_DIR")
                 .map(std::path::PathBuf::from)
                 .unwrap_or_else(|_| repo_root().join("pkg/roblox")),

@@ -10,13 +10,16 @@
 //! - `script` and `require` over folders of `.luau` files mounted as ModuleScripts
 //!   (`init.luau` makes a folder a ModuleScript, as Rojo does).
 //!
-//! [`server::TestServer`] is the HTTP server the tests talk to: the project's batch endpoint
-//! and Letta's block and message endpoints, with failures injected on demand.
+//! [`server::TestServer`] (from `npc-sync-testkit`) is the HTTP server the tests talk to:
+//! the project's batch endpoint and Letta's block and message endpoints, with failures
+//! injected on demand.
 
 pub mod http;
 pub mod json;
 pub mod roblox;
-pub mod server;
 pub mod tree;
 
+/// The stand-in server (Letta and the batch endpoint) the tests talk to; it lives in
+/// `npc-sync-testkit`, shared with the gateway's tests.
+pub use npc_sync_testkit::server;
 pub use roblox::{Options, Roblox};

@@ -37,21 +37,17 @@ impl Default for Options {
     }
 }
 
-/// The repository's root (for mounting `pkg/roblox` and `luau-bridge/examples`): the
-/// nearest folder at or above the working directory holding `build.sh` and `pkg/roblox`
-/// (cargo runs tests in the package's folder; the tools run from the root), else the one
-/// this crate was compiled in. Not the compile-time path alone: a target directory shared
-/// between clones keeps a binary built in another clone, which would load that clone's
-/// `pkg/roblox`.
-pub fn repo_root() -> PathBuf {
-    let is_root =
-        |d: &std::path::Path| d.join("build.sh").is_file() && d.join("pkg/roblox").is_dir();
-    if let Ok(cwd) = std::env::current_dir() {
-        if let Some(d) = cwd.ancestors().find(|d| is_root(d)) {
-            return d.to_path_buf();
-        }
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+/// The repository's root (for mounting `pkg/roblox` and `luau-bridge/examples`).
+pub use npc_sync_testkit::repo_root;
+
+/// Where a game installs the package (Wally's `Packages` folder in `ReplicatedStorage`) and
+/// the bridge's scripts require it from.
+pub const PACKAGE_PATH: &str = "ReplicatedStorage.Packages.NpcSync";
+
+/// This repository's `pkg/roblox` mounted where a game installs it (an [`Options::mounts`]
+/// entry).
+pub fn package_mount() -> (String, PathBuf) {
+    (PACKAGE_PATH.into(), repo_root().join("pkg/roblox"))
 }
 
 /// `HttpService:GetSecret`'s value: usable as a header value, never readable as text.

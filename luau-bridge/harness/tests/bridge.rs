@@ -3,7 +3,7 @@
 
 use mlua::{FromLuaMulti, IntoLuaMulti};
 use npc_sync_luau_harness::server::{Answer, TestServer};
-use npc_sync_luau_harness::{roblox::repo_root, Options, Roblox};
+use npc_sync_luau_harness::{roblox::package_mount, Options, Roblox};
 use serde_json::Value as Json;
 use std::time::Duration;
 
@@ -12,10 +12,7 @@ const PRELUDE: &str = "local base = ...\nlocal NpcSync = require(game:GetService
 fn vm(native: bool) -> Roblox {
     Roblox::new(Options {
         native,
-        mounts: vec![(
-            "ReplicatedStorage.Packages.NpcSync".into(),
-            repo_root().join("pkg/roblox"),
-        )],
+        mounts: vec![package_mount()],
         secrets: vec![("letta_key".into(), "sk-test-1".into())],
         http_timeout: Duration::from_millis(400),
     })

@@ -3,7 +3,10 @@
 
 use mlua::IntoLuaMulti;
 use npc_sync_luau_harness::server::TestServer;
-use npc_sync_luau_harness::{roblox::repo_root, Options, Roblox};
+use npc_sync_luau_harness::{
+    roblox::{package_mount, repo_root},
+    Options, Roblox,
+};
 use serde_json::Value as Json;
 
 #[test]
@@ -11,10 +14,7 @@ fn npc_manager_and_action_router_reach_the_backend_through_npc_sync() {
     let server = TestServer::start();
     let r = Roblox::new(Options {
         mounts: vec![
-            (
-                "ReplicatedStorage.Packages.NpcSync".into(),
-                repo_root().join("pkg/roblox"),
-            ),
+            package_mount(),
             (
                 "ServerScriptService.Examples".into(),
                 repo_root().join("luau-bridge/examples"),

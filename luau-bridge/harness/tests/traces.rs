@@ -4,17 +4,17 @@
 //! the native one; where the native output is already there, compared here too.
 
 use mlua::IntoLuaMulti;
-use npc_sync_luau_harness::{roblox::repo_root, Options, Roblox};
+use npc_sync_luau_harness::{
+    roblox::{package_mount, repo_root},
+    Options, Roblox,
+};
 use std::path::Path;
 
 /// The trace's output, and how many of its changes the bridge kept outside the core.
 fn replay_counting(trace: &str, native: bool) -> (String, u32) {
     let r = Roblox::new(Options {
         native,
-        mounts: vec![(
-            "ReplicatedStorage.Packages.NpcSync".into(),
-            repo_root().join("pkg/roblox"),
-        )],
+        mounts: vec![package_mount()],
         ..Options::default()
     })
     .unwrap();

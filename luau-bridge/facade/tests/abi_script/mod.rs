@@ -11,9 +11,7 @@
 //! `join now agent member field number`, `leave now agent member`, `chat now agent from text`,
 //! `decide now agent`, `remove agent`, `events`, `metrics`.
 
-use mlua::{Lua, Table, Value};
 use npc_sync_luau::{Facade, CHANGE_RECORD, EVENT_RECORD, MESSAGE_RECORD, REQUEST_RECORD};
-use std::path::{Path, PathBuf};
 
 /// The Luau side: the same interpreter over the exports.
 pub const DRIVER: &str = r#"
@@ -399,29 +397,4 @@ pub fn native(scenario: &str) -> String {
         }
     }
     out.join("\n")
-}
-
-/// `script.Parent.<Module>` and `require` as Roblox has them, over `pkg/roblox`.
-pub fn load_core(lua: &Lua, dir: &Path) -> Table {
-    let parent = lua.create_table().unwrap();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "luau") {
-            let stem = p.file_stem().unwrap().to_string_lossy().to_string();
-            parent.set(stem.clone(), stem).unwrap();
-        }
-    }
-    let script = lua.create_table().unwrap();
-    script.set("Parent", parent).unwrap();
-    let dir: PathBuf = dir.to_path_buf();
-    let require = lua
-        .create_function(move |lua, name: String| {
-            let src = std::fs::read_to_string(dir.join(format!("{name}.luau")))
-                .map_err(mlua::Error::external)?;
-            lua.load(&src).set_name(format!("={name}")).eval::<Value>()
-        })
-        .unwrap();
-    lua.globals().set("script", script).unwrap();
-    lua.globals().set("require", require.clone()).unwrap();
-    require.call::<Table>("NpcSyncCore").unwrap()
 }
