@@ -86,27 +86,20 @@ impl Queue {
         }
         self.dirty = true;
         let mut pending_fields = 0u32;
-        let touching: Vec<UnitId> = self
-            .units
-            .iter()
-            .filter(|(_, u)| u.touches(agent))
-            .map(|(id, _)| *id)
-            .collect();
+        let touching: Vec<UnitId> = self.units.touching(agent).collect();
         for uid in touching {
-            let unit = self.units.get_mut(&uid).expect("listed");
-            let before = unit.entries.len();
-            unit.entries.retain(|e| e.agent != agent);
-            pending_fields += (before - unit.entries.len()) as u32;
+            pending_fields += self.units.drop_agent(uid, agent) as u32;
+            let unit = &self.units[&uid];
             if unit.entries.is_empty() {
-                self.units.remove(&uid);
+                self.units.remove(uid);
             } else if let Some(g) = unit.group {
                 self.events.push(Event::GroupTrimmed { group: g, agent });
             }
         }
         // Changes that waited for this agent's changes will never see them delivered.
-        for unit in self.units.values_mut() {
+        for deps in self.units.deps_mut() {
             let mut released = Vec::new();
-            unit.deps.retain(|d| {
+            deps.retain(|d| {
                 if d.on.agent != agent || d.dependent.agent == agent {
                     return true;
                 }
@@ -180,6 +173,7 @@ impl Queue {
         }
         self.observe_time(now);
         self.rec.m.chat_messages += 1;
+        self.chatting.insert(agent);
         self.dirty = true;
         self.agent_mut(agent)
             .chat

@@ -289,10 +289,6 @@ impl Unit {
         };
         self.attempts = self.attempts.max(other.attempts);
     }
-
-    pub(crate) fn touches(&self, agent: AgentId) -> bool {
-        self.entries.iter().any(|e| e.agent == agent)
-    }
 }
 
 /// Merges `b` into `a` so that `a`'s order and `b`'s order both hold: each entry of `b`
