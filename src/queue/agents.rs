@@ -62,10 +62,10 @@ impl Queue {
         let mut known = BTreeMap::new();
         for (k, f) in &state.fields {
             let in_flight = f.in_flight.iter().max_by_key(|v| v.seq);
-            let (unsure, unsure_value) = match (f.unsure, in_flight) {
-                (Some(a), Some(b)) if a >= b.seq => (Some(a), f.unsure_value.clone()),
-                (_, Some(b)) => (Some(b.seq), Some(b.value.clone())),
-                (a, None) => (a, f.unsure_value.clone()),
+            let unsure = match (&f.unsure, in_flight) {
+                (Some((a, v)), Some(b)) if *a >= b.seq => Some((*a, v.clone())),
+                (_, Some(b)) => Some((b.seq, b.value.clone())),
+                (a, None) => a.clone(),
             };
             // A field the backend holds as absent needs no record: no record means absent.
             let held = f.acked.as_ref().is_some_and(|(v, _)| *v != Value::Cleared);
@@ -75,7 +75,6 @@ impl Queue {
                     FieldState {
                         acked: f.acked.clone(),
                         unsure,
-                        unsure_value,
                         ..FieldState::default()
                     },
                 );
