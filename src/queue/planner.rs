@@ -64,6 +64,15 @@ enum Need {
     RideAlong,
 }
 
+/// What one `poll` works with: its time, its mode, and the earliest time something may
+/// be due that it found so far (the next wake).
+struct Tick {
+    now: f64,
+    flushing: bool,
+    paused: bool,
+    wake: f64,
+}
+
 struct Built {
     drafts: Vec<Draft>,
     budget_blocked: bool,
@@ -80,21 +89,66 @@ impl Queue {
             return Ok(out);
         }
         self.dirty = false;
-        let flushing = self.flushing;
         // A `Retry-After` holds routine batches and inference; critical changes and
         // decision syncs still go, one urgent request per combat debounce window at most.
         let paused = now < self.paused_until;
         let interval = self.cfg.batch_interval_s;
         let next_batch_at = *self.next_batch_at.get_or_insert(now + interval);
         // During a pause, everything held is looked at again when it ends.
-        let mut wake = if paused {
-            self.paused_until
-        } else {
-            next_batch_at
+        let mut t = Tick {
+            now,
+            flushing: self.flushing,
+            paused,
+            wake: if paused {
+                self.paused_until
+            } else {
+                next_batch_at
+            },
         };
+        let chat_due = self.chat_due(&mut t);
+        let urgent = self.urgent_agents(&mut t, &chat_due)?;
+        let mut budget_blocked_reserved = self.send_urgent(&mut t, urgent, &mut out);
+        // Inference, one request per agent.
+        for a in chat_due {
+            if !self.is_fresh(a, now)? {
+                // Its freshness sync is not acknowledged yet (in flight, failed, waiting
+                // for a dependency or the budget): the agent would answer on stale memory.
+                // The messages wait; the sync's ack wakes the queue.
+                continue;
+            }
+            if self.budget.available(now, Pool::Reserved) < 1 {
+                budget_blocked_reserved = true;
+                break;
+            }
+            self.emit_inference(now, a, &mut out);
+            if let Some(due) = self.agent_state(a).and_then(|s| s.chat.due_at(&self.cfg)) {
+                t.wake = t.wake.min(due);
+            }
+        }
 
-        // Chat buffers that must flush now, longest waiting first: the reserve is shared
-        // fairly, whatever the agents' order.
+        // Batches: due high-priority changes and retries, and the routine batch.
+        let routine_due = (now >= next_batch_at || t.flushing) && !paused;
+        let budget_blocked_routine = self.send_batches(&mut t, routine_due, &mut out);
+        let mut wake = t.wake;
+        if routine_due && !budget_blocked_routine {
+            let at = now + interval;
+            self.next_batch_at = Some(at);
+            wake = wake.min(at);
+        }
+        if budget_blocked_routine {
+            wake = wake.min(self.budget.next_free(now, Pool::Routine));
+        }
+        if budget_blocked_reserved {
+            wake = wake.min(self.budget.next_free(now, Pool::Reserved));
+        }
+        self.next_wake = wake;
+        Ok(out)
+    }
+
+    /// The agents whose chat must flush now, longest waiting first: the reserve is shared
+    /// fairly, whatever the agents' order. Agents with nothing waiting leave `chatting`.
+    fn chat_due(&mut self, t: &mut Tick) -> Vec<AgentId> {
+        let (now, flushing, paused) = (t.now, t.flushing, t.paused);
         let mut chat_due: Vec<(f64, AgentId)> = Vec::new();
         // One inference request per agent at a time: a second one could overtake a first
         // that fails and is retried, and the agent would read its messages out of order.
@@ -118,7 +172,7 @@ impl Queue {
                     let waiting_since = a.chat.messages.first().map_or(due, |m| m.at);
                     chat_due.push((waiting_since, id));
                 } else {
-                    wake = wake.min(due);
+                    t.wake = t.wake.min(due);
                 }
             }
         }
@@ -126,9 +180,18 @@ impl Queue {
             self.chatting.remove(&id);
         }
         chat_due.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
-        let chat_due: Vec<AgentId> = chat_due.into_iter().map(|(_, a)| a).collect();
+        chat_due.into_iter().map(|(_, a)| a).collect()
+    }
 
-        // Urgent: due critical changes, decision syncs, and syncs ahead of inference.
+    /// The agents an urgent request is for now: due critical changes, decision syncs, and
+    /// syncs ahead of inference (none during a pause within the combat debounce window
+    /// of the last urgent request). Agents no longer asking for a sync leave `syncing`.
+    fn urgent_agents(
+        &mut self,
+        t: &mut Tick,
+        chat_due: &[AgentId],
+    ) -> Result<BTreeSet<AgentId>, Error> {
+        let (now, flushing, paused) = (t.now, t.flushing, t.paused);
         let mut urgent: BTreeSet<AgentId> = BTreeSet::new();
         for uid in self.units.critical() {
             let u = &self.units[&uid];
@@ -152,7 +215,7 @@ impl Queue {
                     urgent.insert(e.agent);
                 }
             } else {
-                wake = wake.min(ready);
+                t.wake = t.wake.min(ready);
             }
         }
         let mut settled: Vec<AgentId> = Vec::new();
@@ -166,72 +229,68 @@ impl Queue {
         for a in settled {
             self.syncing.remove(&a);
         }
-        for a in &chat_due {
+        for a in chat_due {
             if !self.is_fresh(*a, now)? {
                 urgent.insert(*a);
             }
         }
-        let mut budget_blocked_reserved = false;
         if paused && !urgent.is_empty() {
             if let Some(last) = self.last_urgent_at {
                 let next = last + self.cfg.combat_debounce_s;
                 if now < next {
-                    wake = wake.min(next);
+                    t.wake = t.wake.min(next);
                     urgent.clear();
                 }
             }
         }
-        if !urgent.is_empty() {
-            // Other agents' pending changes fill the urgent requests where that costs no
-            // call (the batch endpoint's request costs one call whatever it holds): it keeps
-            // every agent fresher for free. Critical changes still waiting out their
-            // agent's debounce do not ride.
-            let mut candidates = Vec::new();
-            for (id, u) in self.units.in_order() {
-                if u.not_before > now && !flushing {
-                    wake = wake.min(u.not_before);
-                    continue;
-                }
-                if u.entries.iter().any(|e| urgent.contains(&e.agent)) {
-                    candidates.push((id, Need::Mandatory));
-                } else if u.priority != Priority::Critical {
-                    candidates.push((id, Need::RideAlong));
-                }
-            }
-            let built = self.build(now, Pool::Reserved, candidates);
-            budget_blocked_reserved |= built.budget_blocked;
-            let synced: Vec<AgentId> = urgent.iter().copied().collect();
-            self.emit(now, RequestKind::Urgent, built.drafts, &synced, &mut out);
-            for a in urgent {
-                let waiting = self.units.any_touching(a);
-                if let Some(s) = self.agents.get_mut(a.0 as usize).and_then(|s| s.as_mut()) {
-                    if !waiting {
-                        s.sync_requested = false;
-                    }
-                }
-            }
-        }
+        Ok(urgent)
+    }
 
-        // Inference, one request per agent.
-        for a in chat_due {
-            if !self.is_fresh(a, now)? {
-                // Its freshness sync is not acknowledged yet (in flight, failed, waiting
-                // for a dependency or the budget): the agent would answer on stale memory.
-                // The messages wait; the sync's ack wakes the queue.
+    /// The urgent requests for `urgent`; returns whether the budget held some back.
+    fn send_urgent(
+        &mut self,
+        t: &mut Tick,
+        urgent: BTreeSet<AgentId>,
+        out: &mut Vec<Request>,
+    ) -> bool {
+        if urgent.is_empty() {
+            return false;
+        }
+        let (now, flushing) = (t.now, t.flushing);
+        // Other agents' pending changes fill the urgent requests where that costs no
+        // call (the batch endpoint's request costs one call whatever it holds): it keeps
+        // every agent fresher for free. Critical changes still waiting out their
+        // agent's debounce do not ride.
+        let mut candidates = Vec::new();
+        for (id, u) in self.units.in_order() {
+            if u.not_before > now && !flushing {
+                t.wake = t.wake.min(u.not_before);
                 continue;
             }
-            if self.budget.available(now, Pool::Reserved) < 1 {
-                budget_blocked_reserved = true;
-                break;
-            }
-            self.emit_inference(now, a, &mut out);
-            if let Some(due) = self.agent_state(a).and_then(|s| s.chat.due_at(&self.cfg)) {
-                wake = wake.min(due);
+            if u.entries.iter().any(|e| urgent.contains(&e.agent)) {
+                candidates.push((id, Need::Mandatory));
+            } else if u.priority != Priority::Critical {
+                candidates.push((id, Need::RideAlong));
             }
         }
+        let built = self.build(now, Pool::Reserved, candidates);
+        let synced: Vec<AgentId> = urgent.iter().copied().collect();
+        self.emit(now, RequestKind::Urgent, built.drafts, &synced, out);
+        for a in urgent {
+            let waiting = self.units.any_touching(a);
+            if let Some(s) = self.agents.get_mut(a.0 as usize).and_then(|s| s.as_mut()) {
+                if !waiting {
+                    s.sync_requested = false;
+                }
+            }
+        }
+        built.budget_blocked
+    }
 
-        // Batches: due high-priority changes and retries, and the routine batch.
-        let routine_due = (now >= next_batch_at || flushing) && !paused;
+    /// The batches: due high-priority changes and retries, and the routine batch when
+    /// `routine_due`. Returns whether the budget held some back.
+    fn send_batches(&mut self, t: &mut Tick, routine_due: bool, out: &mut Vec<Request>) -> bool {
+        let (now, flushing, paused) = (t.now, t.flushing, t.paused);
         let mut candidates = Vec::new();
         let mut any_mandatory = false;
         // Without the routine batch only units due alone open a batch: a high-priority
@@ -242,8 +301,10 @@ impl Queue {
         let first_high = self.units.first_high_due(delay);
         let idle = !routine_due && first_high.is_none_or(|t| t > now) && !self.units.retry_due(now);
         if idle && !paused {
-            wake = wake.min(first_high.unwrap_or(f64::INFINITY));
-            wake = wake.min(self.units.next_backoff_after(now).unwrap_or(f64::INFINITY));
+            t.wake = t.wake.min(first_high.unwrap_or(f64::INFINITY));
+            t.wake = t
+                .wake
+                .min(self.units.next_backoff_after(now).unwrap_or(f64::INFINITY));
         }
         for (id, u) in self.units.in_order() {
             if paused || idle {
@@ -253,7 +314,7 @@ impl Queue {
                 continue;
             }
             if u.not_before > now && !flushing {
-                wake = wake.min(u.not_before);
+                t.wake = t.wake.min(u.not_before);
                 continue;
             }
             let due_alone = if u.attempts > 0 {
@@ -264,9 +325,9 @@ impl Queue {
                 None
             };
             let need = match due_alone {
-                Some(t) if t <= now => Need::Mandatory,
-                Some(t) => {
-                    wake = wake.min(t);
+                Some(due) if due <= now => Need::Mandatory,
+                Some(due) => {
+                    t.wake = t.wake.min(due);
                     if routine_due {
                         Need::Mandatory
                     } else {
@@ -283,21 +344,9 @@ impl Queue {
         if any_mandatory {
             let built = self.build(now, Pool::Routine, candidates);
             budget_blocked_routine = built.budget_blocked;
-            self.emit(now, RequestKind::Batch, built.drafts, &[], &mut out);
+            self.emit(now, RequestKind::Batch, built.drafts, &[], out);
         }
-        if routine_due && !budget_blocked_routine {
-            let at = now + interval;
-            self.next_batch_at = Some(at);
-            wake = wake.min(at);
-        }
-        if budget_blocked_routine {
-            wake = wake.min(self.budget.next_free(now, Pool::Routine));
-        }
-        if budget_blocked_reserved {
-            wake = wake.min(self.budget.next_free(now, Pool::Reserved));
-        }
-        self.next_wake = wake;
-        Ok(out)
+        budget_blocked_routine
     }
 
     /// Emits everything pending at `now`, whatever its schedule: routine changes without
