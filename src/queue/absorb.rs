@@ -116,7 +116,7 @@ impl Queue {
         if self.next_batch_at.is_none() {
             return Err("no routine batch is scheduled yet (no poll yet)");
         }
-        let u = self.units.get(&unit).ok_or("its unit is gone")?;
+        let u = self.units.get(unit).ok_or("its unit is gone")?;
         if u.priority > Priority::Normal {
             return Err("its unit has high or critical priority");
         }

@@ -62,10 +62,10 @@ impl Queue {
         let mut known = BTreeMap::new();
         for (k, f) in &state.fields {
             let in_flight = f.in_flight.iter().max_by_key(|v| v.seq);
-            let (unsure, unsure_value) = match (f.unsure, in_flight) {
-                (Some(a), Some(b)) if a >= b.seq => (Some(a), f.unsure_value.clone()),
-                (_, Some(b)) => (Some(b.seq), Some(b.value.clone())),
-                (a, None) => (a, f.unsure_value.clone()),
+            let unsure = match (&f.unsure, in_flight) {
+                (Some((a, v)), Some(b)) if *a >= b.seq => Some((*a, v.clone())),
+                (_, Some(b)) => Some((b.seq, b.value.clone())),
+                (a, None) => a.clone(),
             };
             // A field the backend holds as absent needs no record: no record means absent.
             let held = f.acked.as_ref().is_some_and(|(v, _)| *v != Value::Cleared);
@@ -75,7 +75,6 @@ impl Queue {
                     FieldState {
                         acked: f.acked.clone(),
                         unsure,
-                        unsure_value,
                         ..FieldState::default()
                     },
                 );
@@ -86,27 +85,20 @@ impl Queue {
         }
         self.dirty = true;
         let mut pending_fields = 0u32;
-        let touching: Vec<UnitId> = self
-            .units
-            .iter()
-            .filter(|(_, u)| u.touches(agent))
-            .map(|(id, _)| *id)
-            .collect();
+        let touching: Vec<UnitId> = self.units.touching(agent).collect();
         for uid in touching {
-            let unit = self.units.get_mut(&uid).expect("listed");
-            let before = unit.entries.len();
-            unit.entries.retain(|e| e.agent != agent);
-            pending_fields += (before - unit.entries.len()) as u32;
+            pending_fields += self.units.drop_agent(uid, agent) as u32;
+            let unit = &self.units[&uid];
             if unit.entries.is_empty() {
-                self.units.remove(&uid);
+                self.units.remove(uid);
             } else if let Some(g) = unit.group {
                 self.events.push(Event::GroupTrimmed { group: g, agent });
             }
         }
         // Changes that waited for this agent's changes will never see them delivered.
-        for unit in self.units.values_mut() {
+        for deps in self.units.deps_mut() {
             let mut released = Vec::new();
-            unit.deps.retain(|d| {
+            deps.retain(|d| {
                 if d.on.agent != agent || d.dependent.agent == agent {
                     return true;
                 }
@@ -180,6 +172,7 @@ impl Queue {
         }
         self.observe_time(now);
         self.rec.m.chat_messages += 1;
+        self.chatting.insert(agent);
         self.dirty = true;
         self.agent_mut(agent)
             .chat

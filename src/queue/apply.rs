@@ -97,17 +97,22 @@ impl Queue {
                     // Raising the unit would change nothing: skip looking it up.
                     hint
                 } else {
-                    let kept = match self.units.get_mut(&uid) {
-                        Some(unit) if needs || unit.group.is_some() => {
+                    let keep = self
+                        .units
+                        .get(uid)
+                        .is_some_and(|u| needs || u.group.is_some());
+                    let kept = if keep {
+                        self.units.update(uid, |unit| {
                             unit.raise(priority, now);
                             unit.deps.extend(deps);
-                            Some(UnitHint::new(uid, unit.priority))
-                        }
-                        _ => None,
+                            UnitHint::new(uid, unit.priority)
+                        })
+                    } else {
+                        None
                     };
                     if kept.is_none() {
                         // A unit gone may free a dependent: look at everything again.
-                        self.units.remove(&uid);
+                        self.units.remove(uid);
                         self.field_mut(key).unit = None;
                         self.settle(key);
                         self.dirty = true;
@@ -168,7 +173,7 @@ impl Queue {
             self.dirty = true;
             return;
         }
-        let Some(u) = unit.and_then(|id| self.units.get(&id)) else {
+        let Some(u) = unit.and_then(|id| self.units.get(id)) else {
             return;
         };
         let due = if u.not_before > now {

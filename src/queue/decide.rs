@@ -58,6 +58,7 @@ impl Queue {
                 self.rec.m.decisions_synced += 1;
             }
         }
+        self.syncing.insert(agent);
         self.dirty = true;
         Ok(Decision::Syncing {
             staleness,

@@ -411,7 +411,6 @@ impl Queue {
         let f = self.field_mut(key);
         f.acked = Some((value, Seq(0)));
         f.unsure = None;
-        f.unsure_value = None;
         key
     }
 }

@@ -21,6 +21,7 @@ mod inspect;
 mod letta;
 mod npc;
 mod outcome;
+mod pending;
 mod planner;
 mod slots;
 mod state;
@@ -31,10 +32,10 @@ use crate::backoff::Rng;
 use crate::budget::Budget;
 use crate::config::Config;
 use crate::error::Error;
-use crate::ids::{AgentId, RequestId, Sym, UnitId};
+use crate::ids::{AgentId, RequestId, Sym};
 use crate::metrics::Recorder;
 use crate::symbols::Symbols;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 pub use absorb::{AbsorbTarget, Absorbable, Absorbed};
@@ -44,7 +45,7 @@ pub use decide::Decision;
 pub use event::Event;
 use outcome::InFlightRequest;
 pub use slots::Slot;
-use state::{AgentState, FieldState, Unit};
+use state::{AgentState, FieldState};
 pub(crate) use units::Recency;
 
 /// The queue. See the crate documentation for an example.
@@ -55,8 +56,13 @@ pub struct Queue {
     /// Backend id of every agent ever registered, removed ones included.
     pub(crate) agent_names: Vec<Sym>,
     pub(crate) agent_index: BTreeMap<Sym, AgentId>,
-    pub(crate) units: BTreeMap<UnitId, Unit>,
-    pub(crate) next_unit: u64,
+    /// The pending units and their indexes (their one owner).
+    pub(crate) units: pending::Units,
+    /// Agents that may have chat messages waiting: every agent that has some is here
+    /// (`poll` drops the others), so `poll` need not look at every agent.
+    pub(crate) chatting: BTreeSet<AgentId>,
+    /// Agents that may have a decision sync requested, in the same way.
+    pub(crate) syncing: BTreeSet<AgentId>,
     pub(crate) next_seq: u64,
     pub(crate) next_group: u64,
     pub(crate) next_request: u64,
@@ -100,8 +106,9 @@ impl Queue {
             agents: Vec::new(),
             agent_names: Vec::new(),
             agent_index: BTreeMap::new(),
-            units: BTreeMap::new(),
-            next_unit: 1,
+            units: pending::Units::default(),
+            chatting: BTreeSet::new(),
+            syncing: BTreeSet::new(),
             next_seq: 1,
             next_group: 1,
             next_request: 1,

@@ -144,8 +144,8 @@ impl Queue {
                 self.next_seq += 1;
             }
             if let Some(uid) = drop_unit {
-                if self.units.get(&uid).is_some_and(|u| u.group.is_none()) {
-                    self.units.remove(&uid);
+                if self.units.get(uid).is_some_and(|u| u.group.is_none()) {
+                    self.units.remove(uid);
                     self.field_mut(key).unit = None;
                 }
             }
@@ -276,6 +276,7 @@ impl Queue {
                 .and_then(|a| a.as_mut())
             {
                 a.sync_requested = true;
+                self.syncing.insert(agent);
             }
         }
         if let Some((agent, mut messages, attempts)) = req.inference {
@@ -290,6 +291,7 @@ impl Queue {
                 a.chat.messages = messages;
                 a.chat.not_before = now + delay;
                 a.chat.attempts = attempts;
+                self.chatting.insert(agent);
             }
         }
         Ok(())

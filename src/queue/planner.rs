@@ -17,7 +17,6 @@ use crate::request::{Request, RequestKind, SentChange};
 use crate::value::{json_string_bytes, Value};
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
-use core::cmp::Reverse;
 
 /// Upper bound of a request's JSON envelope (batch endpoint encoding, see README):
 /// `{"request_id":N,"kind":"inference","changes":[]}` with N up to 20 digits is 67 bytes;
@@ -65,6 +64,15 @@ enum Need {
     RideAlong,
 }
 
+/// What one `poll` works with: its time, its mode, and the earliest time something may
+/// be due that it found so far (the next wake).
+struct Tick {
+    now: f64,
+    flushing: bool,
+    paused: bool,
+    wake: f64,
+}
+
 struct Built {
     drafts: Vec<Draft>,
     budget_blocked: bool,
@@ -81,21 +89,66 @@ impl Queue {
             return Ok(out);
         }
         self.dirty = false;
-        let flushing = self.flushing;
         // A `Retry-After` holds routine batches and inference; critical changes and
         // decision syncs still go, one urgent request per combat debounce window at most.
         let paused = now < self.paused_until;
         let interval = self.cfg.batch_interval_s;
         let next_batch_at = *self.next_batch_at.get_or_insert(now + interval);
         // During a pause, everything held is looked at again when it ends.
-        let mut wake = if paused {
-            self.paused_until
-        } else {
-            next_batch_at
+        let mut t = Tick {
+            now,
+            flushing: self.flushing,
+            paused,
+            wake: if paused {
+                self.paused_until
+            } else {
+                next_batch_at
+            },
         };
+        let chat_due = self.chat_due(&mut t);
+        let urgent = self.urgent_agents(&mut t, &chat_due)?;
+        let mut budget_blocked_reserved = self.send_urgent(&mut t, urgent, &mut out);
+        // Inference, one request per agent.
+        for a in chat_due {
+            if !self.is_fresh(a, now)? {
+                // Its freshness sync is not acknowledged yet (in flight, failed, waiting
+                // for a dependency or the budget): the agent would answer on stale memory.
+                // The messages wait; the sync's ack wakes the queue.
+                continue;
+            }
+            if self.budget.available(now, Pool::Reserved) < 1 {
+                budget_blocked_reserved = true;
+                break;
+            }
+            self.emit_inference(now, a, &mut out);
+            if let Some(due) = self.agent_state(a).and_then(|s| s.chat.due_at(&self.cfg)) {
+                t.wake = t.wake.min(due);
+            }
+        }
 
-        // Chat buffers that must flush now, longest waiting first: the reserve is shared
-        // fairly, whatever the agents' order.
+        // Batches: due high-priority changes and retries, and the routine batch.
+        let routine_due = (now >= next_batch_at || t.flushing) && !paused;
+        let budget_blocked_routine = self.send_batches(&mut t, routine_due, &mut out);
+        let mut wake = t.wake;
+        if routine_due && !budget_blocked_routine {
+            let at = now + interval;
+            self.next_batch_at = Some(at);
+            wake = wake.min(at);
+        }
+        if budget_blocked_routine {
+            wake = wake.min(self.budget.next_free(now, Pool::Routine));
+        }
+        if budget_blocked_reserved {
+            wake = wake.min(self.budget.next_free(now, Pool::Reserved));
+        }
+        self.next_wake = wake;
+        Ok(out)
+    }
+
+    /// The agents whose chat must flush now, longest waiting first: the reserve is shared
+    /// fairly, whatever the agents' order. Agents with nothing waiting leave `chatting`.
+    fn chat_due(&mut self, t: &mut Tick) -> Vec<AgentId> {
+        let (now, flushing, paused) = (t.now, t.flushing, t.paused);
         let mut chat_due: Vec<(f64, AgentId)> = Vec::new();
         // One inference request per agent at a time: a second one could overtake a first
         // that fails and is retried, and the agent would read its messages out of order.
@@ -105,30 +158,43 @@ impl Queue {
             .values()
             .filter_map(|r| r.inference.as_ref().map(|i| i.0))
             .collect();
-        for (i, a) in self.agents.iter().enumerate() {
-            if let Some(a) = a {
-                if paused || inferring.contains(&AgentId(i as u32)) {
-                    continue;
-                }
-                if let Some(due) = a.chat.due_at(&self.cfg) {
-                    if due <= now || flushing {
-                        let waiting_since = a.chat.messages.first().map_or(due, |m| m.at);
-                        chat_due.push((waiting_since, AgentId(i as u32)));
-                    } else {
-                        wake = wake.min(due);
-                    }
+        let mut quiet: Vec<AgentId> = Vec::new();
+        for &id in &self.chatting {
+            let Some(a) = self.agent_state(id).filter(|a| !a.chat.messages.is_empty()) else {
+                quiet.push(id);
+                continue;
+            };
+            if paused || inferring.contains(&id) {
+                continue;
+            }
+            if let Some(due) = a.chat.due_at(&self.cfg) {
+                if due <= now || flushing {
+                    let waiting_since = a.chat.messages.first().map_or(due, |m| m.at);
+                    chat_due.push((waiting_since, id));
+                } else {
+                    t.wake = t.wake.min(due);
                 }
             }
         }
+        for id in quiet {
+            self.chatting.remove(&id);
+        }
         chat_due.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
-        let chat_due: Vec<AgentId> = chat_due.into_iter().map(|(_, a)| a).collect();
+        chat_due.into_iter().map(|(_, a)| a).collect()
+    }
 
-        // Urgent: due critical changes, decision syncs, and syncs ahead of inference.
+    /// The agents an urgent request is for now: due critical changes, decision syncs, and
+    /// syncs ahead of inference (none during a pause within the combat debounce window
+    /// of the last urgent request). Agents no longer asking for a sync leave `syncing`.
+    fn urgent_agents(
+        &mut self,
+        t: &mut Tick,
+        chat_due: &[AgentId],
+    ) -> Result<BTreeSet<AgentId>, Error> {
+        let (now, flushing, paused) = (t.now, t.flushing, t.paused);
         let mut urgent: BTreeSet<AgentId> = BTreeSet::new();
-        for u in self.units.values() {
-            if u.priority != Priority::Critical {
-                continue;
-            }
+        for uid in self.units.critical() {
+            let u = &self.units[&uid];
             let mut ready = u.not_before;
             for e in &u.entries {
                 if let Some(a) = self.agent_state(e.agent) {
@@ -149,91 +215,106 @@ impl Queue {
                     urgent.insert(e.agent);
                 }
             } else {
-                wake = wake.min(ready);
+                t.wake = t.wake.min(ready);
             }
         }
-        for (i, a) in self.agents.iter().enumerate() {
-            if a.as_ref().is_some_and(|a| a.sync_requested) {
-                urgent.insert(AgentId(i as u32));
+        let mut settled: Vec<AgentId> = Vec::new();
+        for &a in &self.syncing {
+            if self.agent_state(a).is_some_and(|s| s.sync_requested) {
+                urgent.insert(a);
+            } else {
+                settled.push(a);
             }
         }
-        for a in &chat_due {
+        for a in settled {
+            self.syncing.remove(&a);
+        }
+        for a in chat_due {
             if !self.is_fresh(*a, now)? {
                 urgent.insert(*a);
             }
         }
-        let mut budget_blocked_reserved = false;
         if paused && !urgent.is_empty() {
             if let Some(last) = self.last_urgent_at {
                 let next = last + self.cfg.combat_debounce_s;
                 if now < next {
-                    wake = wake.min(next);
+                    t.wake = t.wake.min(next);
                     urgent.clear();
                 }
             }
         }
-        if !urgent.is_empty() {
-            // Other agents' pending changes fill the urgent requests where that costs no
-            // call (the batch endpoint's request costs one call whatever it holds): it keeps
-            // every agent fresher for free. Critical changes still waiting out their
-            // agent's debounce do not ride.
-            let mut candidates = Vec::new();
-            for (id, u) in &self.units {
-                if u.not_before > now && !flushing {
-                    wake = wake.min(u.not_before);
-                    continue;
-                }
-                if u.entries.iter().any(|e| urgent.contains(&e.agent)) {
-                    candidates.push((*id, Need::Mandatory));
-                } else if u.priority != Priority::Critical {
-                    candidates.push((*id, Need::RideAlong));
-                }
-            }
-            let built = self.build(now, Pool::Reserved, candidates);
-            budget_blocked_reserved |= built.budget_blocked;
-            let synced: Vec<AgentId> = urgent.iter().copied().collect();
-            self.emit(now, RequestKind::Urgent, built.drafts, &synced, &mut out);
-            for a in urgent {
-                let waiting = self.units.values().any(|u| u.touches(a));
-                if let Some(s) = self.agents.get_mut(a.0 as usize).and_then(|s| s.as_mut()) {
-                    if !waiting {
-                        s.sync_requested = false;
-                    }
-                }
-            }
-        }
+        Ok(urgent)
+    }
 
-        // Inference, one request per agent.
-        for a in chat_due {
-            if !self.is_fresh(a, now)? {
-                // Its freshness sync is not acknowledged yet (in flight, failed, waiting
-                // for a dependency or the budget): the agent would answer on stale memory.
-                // The messages wait; the sync's ack wakes the queue.
+    /// The urgent requests for `urgent`; returns whether the budget held some back.
+    fn send_urgent(
+        &mut self,
+        t: &mut Tick,
+        urgent: BTreeSet<AgentId>,
+        out: &mut Vec<Request>,
+    ) -> bool {
+        if urgent.is_empty() {
+            return false;
+        }
+        let (now, flushing) = (t.now, t.flushing);
+        // Other agents' pending changes fill the urgent requests where that costs no
+        // call (the batch endpoint's request costs one call whatever it holds): it keeps
+        // every agent fresher for free. Critical changes still waiting out their
+        // agent's debounce do not ride.
+        let mut candidates = Vec::new();
+        for (id, u) in self.units.in_order() {
+            if u.not_before > now && !flushing {
+                t.wake = t.wake.min(u.not_before);
                 continue;
             }
-            if self.budget.available(now, Pool::Reserved) < 1 {
-                budget_blocked_reserved = true;
-                break;
-            }
-            self.emit_inference(now, a, &mut out);
-            if let Some(due) = self.agent_state(a).and_then(|s| s.chat.due_at(&self.cfg)) {
-                wake = wake.min(due);
+            if u.entries.iter().any(|e| urgent.contains(&e.agent)) {
+                candidates.push((id, Need::Mandatory));
+            } else if u.priority != Priority::Critical {
+                candidates.push((id, Need::RideAlong));
             }
         }
+        let built = self.build(now, Pool::Reserved, candidates);
+        let synced: Vec<AgentId> = urgent.iter().copied().collect();
+        self.emit(now, RequestKind::Urgent, built.drafts, &synced, out);
+        for a in urgent {
+            let waiting = self.units.any_touching(a);
+            if let Some(s) = self.agents.get_mut(a.0 as usize).and_then(|s| s.as_mut()) {
+                if !waiting {
+                    s.sync_requested = false;
+                }
+            }
+        }
+        built.budget_blocked
+    }
 
-        // Batches: due high-priority changes and retries, and the routine batch.
-        let routine_due = (now >= next_batch_at || flushing) && !paused;
+    /// The batches: due high-priority changes and retries, and the routine batch when
+    /// `routine_due`. Returns whether the budget held some back.
+    fn send_batches(&mut self, t: &mut Tick, routine_due: bool, out: &mut Vec<Request>) -> bool {
+        let (now, flushing, paused) = (t.now, t.flushing, t.paused);
         let mut candidates = Vec::new();
         let mut any_mandatory = false;
-        for (id, u) in &self.units {
-            if paused {
+        // Without the routine batch only units due alone open a batch: a high-priority
+        // unit past its delay or a retry past its backoff. The indexes say whether there is
+        // one, and the wake the loop below would set otherwise, without looking at every
+        // unit.
+        let delay = self.cfg.high_priority_delay_s;
+        let first_high = self.units.first_high_due(delay);
+        let idle = !routine_due && first_high.is_none_or(|t| t > now) && !self.units.retry_due(now);
+        if idle && !paused {
+            t.wake = t.wake.min(first_high.unwrap_or(f64::INFINITY));
+            t.wake = t
+                .wake
+                .min(self.units.next_backoff_after(now).unwrap_or(f64::INFINITY));
+        }
+        for (id, u) in self.units.in_order() {
+            if paused || idle {
                 break;
             }
             if u.priority == Priority::Critical {
                 continue;
             }
             if u.not_before > now && !flushing {
-                wake = wake.min(u.not_before);
+                t.wake = t.wake.min(u.not_before);
                 continue;
             }
             let due_alone = if u.attempts > 0 {
@@ -244,9 +325,9 @@ impl Queue {
                 None
             };
             let need = match due_alone {
-                Some(t) if t <= now => Need::Mandatory,
-                Some(t) => {
-                    wake = wake.min(t);
+                Some(due) if due <= now => Need::Mandatory,
+                Some(due) => {
+                    t.wake = t.wake.min(due);
                     if routine_due {
                         Need::Mandatory
                     } else {
@@ -257,27 +338,15 @@ impl Queue {
                 None => Need::RideAlong,
             };
             any_mandatory |= need == Need::Mandatory;
-            candidates.push((*id, need));
+            candidates.push((id, need));
         }
         let mut budget_blocked_routine = false;
         if any_mandatory {
             let built = self.build(now, Pool::Routine, candidates);
             budget_blocked_routine = built.budget_blocked;
-            self.emit(now, RequestKind::Batch, built.drafts, &[], &mut out);
+            self.emit(now, RequestKind::Batch, built.drafts, &[], out);
         }
-        if routine_due && !budget_blocked_routine {
-            let at = now + interval;
-            self.next_batch_at = Some(at);
-            wake = wake.min(at);
-        }
-        if budget_blocked_routine {
-            wake = wake.min(self.budget.next_free(now, Pool::Routine));
-        }
-        if budget_blocked_reserved {
-            wake = wake.min(self.budget.next_free(now, Pool::Reserved));
-        }
-        self.next_wake = wake;
-        Ok(out)
+        budget_blocked_routine
     }
 
     /// Emits everything pending at `now`, whatever its schedule: routine changes without
@@ -297,14 +366,10 @@ impl Queue {
         out
     }
 
-    /// Fills requests from `candidates`, in priority then change order, within the caps
-    /// and the budget. Ride-along units only fill requests that are opened anyway, and only
+    /// Fills requests from `candidates` (given in priority then change order, the order
+    /// of [`super::pending::Units::in_order`]), within the caps and the budget. Ride-along units only fill requests that are opened anyway, and only
     /// where they cost no extra call.
     fn build(&mut self, now: f64, pool: Pool, mut candidates: Vec<(UnitId, Need)>) -> Built {
-        candidates.sort_by_key(|(id, _)| {
-            let u = &self.units[id];
-            (Reverse(u.priority), u.order, *id)
-        });
         self.promote_dependencies(&mut candidates);
         let max_blocks = self.cfg.max_agent_blocks_per_request as usize;
         let max_bytes = self.cfg.max_request_bytes as usize;
@@ -326,7 +391,7 @@ impl Queue {
                 if placed.contains(&uid) {
                     continue;
                 }
-                let Some(unit) = self.units.get(&uid) else {
+                let Some(unit) = self.units.get(uid) else {
                     placed.insert(uid);
                     continue;
                 };
@@ -334,7 +399,7 @@ impl Queue {
                 if unit.group.is_none() {
                     let key = unit.entries[0];
                     if !self.field(key).is_some_and(|f| f.needs_send()) {
-                        self.units.remove(&uid);
+                        self.units.remove(uid);
                         if self.agent_state(key.agent).is_some() {
                             self.field_mut(key).unit = None;
                             self.settle(key);
@@ -349,6 +414,12 @@ impl Queue {
                 // would: a unit still waiting for a dependency is skipped before it is
                 // materialised (its strings cloned) on every pass.
                 if !self.deps_satisfied(uid, drafts.last()) {
+                    continue;
+                }
+                // A unit riding along only fills the current request: skipped before it is
+                // materialised when it cannot (no request open yet, or one of its agent-blocks
+                // would be new where a new one is not allowed).
+                if need == Need::RideAlong && !self.may_ride(uid, drafts.last(), per_block) {
                     continue;
                 }
                 let (changes, blocks, bytes) = self.materialize(uid);
@@ -405,7 +476,7 @@ impl Queue {
                     }
                 }
                 let Some(t) = target else { continue };
-                let unit = self.units.remove(&uid).expect("present");
+                let unit = self.units.remove(uid).expect("present");
                 let d = &mut drafts[t];
                 for b in blocks {
                     d.agent_blocks.insert(b);
@@ -459,7 +530,7 @@ impl Queue {
                 if candidates[i].1 != Need::Mandatory {
                     continue;
                 }
-                let Some(unit) = self.units.get(&candidates[i].0) else {
+                let Some(unit) = self.units.get(candidates[i].0) else {
                     continue;
                 };
                 for d in &unit.deps {
@@ -500,7 +571,7 @@ impl Queue {
         let stuck: BTreeSet<UnitId> = candidates
             .iter()
             .map(|(id, _)| *id)
-            .filter(|id| !placed.contains(id) && self.units.contains_key(id))
+            .filter(|id| !placed.contains(id) && self.units.contains(*id))
             .filter(|id| !self.deps_satisfied(*id, None))
             .collect();
         // Unit -> the stuck units it waits for, and through which dependency.
@@ -552,14 +623,29 @@ impl Queue {
             .or_else(|| cycle.iter().max_by_key(|(_, d)| d.dependent.seq))
             .copied();
         let Some((owner, d)) = pick else { return false };
-        if let Some(u) = self.units.get_mut(&owner) {
-            u.deps.retain(|x| *x != d);
-        }
+        self.units.update(owner, |u| u.deps.retain(|x| *x != d));
         self.events.push(super::Event::DependencyReleased {
             dependent: d.dependent,
             dependency: d.on,
         });
         true
+    }
+
+    /// Whether a ride-along unit might join `draft`, the request being filled: there is one,
+    /// and every agent-block the unit would write is in it already when adding one costs a
+    /// call (Letta's API) or the request has all the agent-blocks it may. Exactly what the
+    /// placement test in `build` would find, without materialising the unit.
+    fn may_ride(&self, uid: UnitId, draft: Option<&Draft>, per_block: bool) -> bool {
+        let Some(d) = draft else { return false };
+        let full = d.agent_blocks.len() >= self.cfg.max_agent_blocks_per_request as usize;
+        if !(per_block || full) {
+            return true;
+        }
+        // `materialize` writes the agent-block of every entry whose field has a local value.
+        self.units[&uid].entries.iter().all(|k| {
+            d.agent_blocks.contains(&(k.agent, k.block))
+                || self.field(*k).is_none_or(|f| f.local.is_none())
+        })
     }
 
     /// A unit's changes as they would be sent now: each field's latest local value.

@@ -44,14 +44,13 @@ pub(crate) struct FieldState {
     pub(crate) unit: Option<UnitId>,
     /// When the oldest change not yet sent was made.
     pub(crate) pending_since: Option<f64>,
-    /// The highest sequence number of a failed send: a failure (a timeout, a lost
-    /// response) does not prove the backend did not apply it, so until a later send is
-    /// acknowledged the backend's value is not known and differential sync is off.
-    pub(crate) unsure: Option<Seq>,
-    /// The value of that failed send (the one numbered `unsure`): what the backend may hold
-    /// instead of `acked`. A Letta block write that does not send this field renders this
-    /// value, so a write never moves a field back behind a send that may have landed.
-    pub(crate) unsure_value: Option<Value>,
+    /// The failed send with the highest sequence number, and its value: a failure (a
+    /// timeout, a lost response) does not prove the backend did not apply it, so until a
+    /// later send is acknowledged the backend's value is not known and differential sync
+    /// is off. The value is what the backend may hold instead of `acked`: a Letta block
+    /// write that does not send this field renders it, so a write never moves a field back
+    /// behind a send that may have landed. One option, so the two are set together.
+    pub(crate) unsure: Option<(Seq, Value)>,
     /// When the oldest change was made that stopped waiting because the field went back
     /// to the value in flight, while the backend did not hold the local value yet. If
     /// the field diverges again before the backend holds the local value, that change
@@ -62,25 +61,23 @@ pub(crate) struct FieldState {
 impl FieldState {
     /// A send numbered `seq` carrying `value` failed: the backend may hold it.
     pub(crate) fn mark_unsure(&mut self, seq: Seq, value: Value) {
-        if self.unsure.is_none_or(|u| seq >= u) {
-            self.unsure = Some(seq);
-            self.unsure_value = Some(value);
+        if self.unsure.as_ref().is_none_or(|(u, _)| seq >= *u) {
+            self.unsure = Some((seq, value));
         }
     }
 
     /// The backend's value is known again up to `seq` (acknowledged or read).
     pub(crate) fn settle_unsure(&mut self, seq: Seq) {
-        if self.unsure.is_some_and(|u| u <= seq) {
+        if self.unsure.as_ref().is_some_and(|(u, _)| *u <= seq) {
             self.unsure = None;
-            self.unsure_value = None;
         }
     }
 
     /// What the backend may hold for this field: the value of a failed send that may have
     /// landed, else the acknowledged value.
     pub(crate) fn backend_value(&self) -> Option<&Value> {
-        match (&self.unsure, &self.unsure_value) {
-            (Some(u), Some(v)) if *u > self.acked_seq() => Some(v),
+        match &self.unsure {
+            Some((u, v)) if *u > self.acked_seq() => Some(v),
             _ => self.acked.as_ref().map(|(v, _)| v),
         }
     }
@@ -115,7 +112,7 @@ impl FieldState {
     }
 
     pub(crate) fn equals_target(&self, v: &Value) -> bool {
-        if let Some(u) = self.unsure {
+        if let Some((u, _)) = self.unsure {
             // Unless a later send is in flight (it supersedes the unsure one if it lands,
             // and renews the doubt if it fails), the backend may hold anything.
             if u > self.acked_seq() && !self.in_flight.iter().any(|f| f.seq > u) {
@@ -288,10 +285,6 @@ impl Unit {
             self.not_before.max(other.not_before)
         };
         self.attempts = self.attempts.max(other.attempts);
-    }
-
-    pub(crate) fn touches(&self, agent: AgentId) -> bool {
-        self.entries.iter().any(|e| e.agent == agent)
     }
 }
 

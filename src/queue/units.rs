@@ -31,7 +31,7 @@ impl Queue {
             let Some(other) = self.field(key).and_then(|f| f.unit) else {
                 continue;
             };
-            let Some(o) = self.units.remove(&other) else {
+            let Some(o) = self.units.remove(other) else {
                 continue;
             };
             for e in &o.entries {
@@ -61,9 +61,7 @@ impl Queue {
     }
 
     pub(crate) fn new_unit_id(&mut self) -> UnitId {
-        let u = UnitId(self.next_unit);
-        self.next_unit += 1;
-        u
+        self.units.new_id()
     }
 
     /// After a field stopped needing a send: nothing of it is waiting any more. What it
