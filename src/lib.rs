@@ -51,7 +51,7 @@ mod symbols;
 mod value;
 mod window;
 
-pub use config::{Config, ConfigError, Target};
+pub use config::{Config, ConfigError, Target, HTTP_SERVICE_LIMIT_PER_MINUTE};
 pub use error::Error;
 pub use ids::{AgentId, ChangeId, RequestId, Seq, Sym};
 pub use metrics::{LatencySummary, Metrics};

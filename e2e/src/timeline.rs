@@ -19,7 +19,7 @@ use serde_json::{Map, Value as Json};
 use std::collections::{BTreeMap, HashMap};
 
 /// HttpService's limit on a game server's requests, drawn on the report.
-pub const HTTP_PER_MINUTE: f64 = 500.0;
+pub const HTTP_PER_MINUTE: f64 = npc_sync::HTTP_SERVICE_LIMIT_PER_MINUTE as f64;
 const FPS: f64 = 60.0;
 
 /// What the Luau driver reports in timeline mode (`luau/driver.luau`).

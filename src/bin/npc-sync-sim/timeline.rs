@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 /// HttpService's own limit, drawn on the report.
-const HTTP_PER_MINUTE: u32 = 500;
+const HTTP_PER_MINUTE: u32 = npc_sync::HTTP_SERVICE_LIMIT_PER_MINUTE;
 
 /// One decision that proceeded: when, whose, how stale the backend's view was (judged
 /// from the simulated backend's state) and the threshold it had to meet.
