@@ -97,19 +97,16 @@ impl Queue {
                     // Raising the unit would change nothing: skip looking it up.
                     hint
                 } else {
-                    let keep = self
+                    let kept = self
                         .units
-                        .get(uid)
-                        .is_some_and(|u| needs || u.group.is_some());
-                    let kept = if keep {
-                        self.units.update(uid, |unit| {
-                            unit.raise(priority, now);
-                            unit.deps.extend(deps);
-                            UnitHint::new(uid, unit.priority)
+                        .update(uid, |unit| {
+                            (needs || unit.group.is_some()).then(|| {
+                                unit.raise(priority, now);
+                                unit.deps.extend(deps);
+                                UnitHint::new(uid, unit.priority)
+                            })
                         })
-                    } else {
-                        None
-                    };
+                        .flatten();
                     if kept.is_none() {
                         // A unit gone may free a dependent: look at everything again.
                         self.units.remove(uid);
