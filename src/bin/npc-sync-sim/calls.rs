@@ -118,15 +118,9 @@ impl CallLog {
 fn write_call(o: &mut String, call: &GameCall) {
     match call {
         GameCall::Location { agent, value, seq } => {
-            op(o, "location", agent);
-            kv_str(o, "value", value);
-            kv_num(o, "seq", *seq as f64);
+            one_text(o, "location", agent, "value", value, *seq)
         }
-        GameCall::State { agent, value, seq } => {
-            op(o, "state", agent);
-            kv_str(o, "value", value);
-            kv_num(o, "seq", *seq as f64);
-        }
+        GameCall::State { agent, value, seq } => one_text(o, "state", agent, "value", value, *seq),
         GameCall::Health { agent, value, seq } => {
             op(o, "health", agent);
             kv_num(o, "value", *value);
@@ -167,15 +161,9 @@ fn write_call(o: &mut String, call: &GameCall) {
             let _ = write!(o, ",\"critical\":{critical}");
             kv_num(o, "seq", *seq as f64);
         }
-        GameCall::Join { agent, member, seq } => {
-            op(o, "join", agent);
-            kv_str(o, "member", member);
-            kv_num(o, "seq", *seq as f64);
-        }
+        GameCall::Join { agent, member, seq } => one_text(o, "join", agent, "member", member, *seq),
         GameCall::Leave { agent, member, seq } => {
-            op(o, "leave", agent);
-            kv_str(o, "member", member);
-            kv_num(o, "seq", *seq as f64);
+            one_text(o, "leave", agent, "member", member, *seq)
         }
         GameCall::Atomic { changes } => {
             o.push_str("\"op\":\"atomic\",\"changes\":[");
@@ -220,6 +208,14 @@ fn priority_name(p: Priority) -> &'static str {
 fn op(o: &mut String, name: &str, agent: &str) {
     let _ = write!(o, "\"op\":\"{name}\",\"agent\":");
     json_str(o, agent);
+}
+
+/// The calls that carry one text besides the agent (location, state, join, leave): the
+/// op, that text under `key`, then the sequence number.
+fn one_text(o: &mut String, name: &str, agent: &str, key: &str, value: &str, seq: u64) {
+    op(o, name, agent);
+    kv_str(o, key, value);
+    kv_num(o, "seq", seq as f64);
 }
 
 fn kv_str(o: &mut String, k: &str, v: &str) {
