@@ -8,7 +8,9 @@
 //! values, divided by the changes added, is the cost of one change (or one frame). A fifth
 //! argument `empty` calls `nsq_in_flight` instead (the cost of crossing into the core),
 //! `lua` a plain Luau function with the same arguments.
-use mlua::{Function, Lua, Table, Value};
+mod common;
+
+use mlua::{Function, Lua};
 
 const WORKLOAD: &str = r#"
 local Core, ROUNDS, POLL, OP = ...
@@ -63,24 +65,7 @@ fn main() {
     let lua = Lua::new();
     lua.enable_jit(native);
     lua.sandbox(true).unwrap();
-    let parent = lua.create_table().unwrap();
-    for e in std::fs::read_dir(&dir).unwrap() {
-        let p = e.unwrap().path();
-        let s = p.file_stem().unwrap().to_string_lossy().to_string();
-        parent.set(s.clone(), s).unwrap();
-    }
-    let script = lua.create_table().unwrap();
-    script.set("Parent", parent).unwrap();
-    let d = dir.clone();
-    let require = lua
-        .create_function(move |lua, name: String| {
-            let src = std::fs::read_to_string(format!("{d}/{name}.luau")).unwrap();
-            lua.load(&src).set_name(format!("={name}")).eval::<Value>()
-        })
-        .unwrap();
-    lua.globals().set("script", script).unwrap();
-    lua.globals().set("require", require.clone()).unwrap();
-    let core: Table = require.call("NpcSyncCore").unwrap();
+    let core = common::load_core(&lua, &dir);
     let f: Function = lua.load(WORKLOAD).into_function().unwrap();
     f.call::<()>((core, rounds, poll, op)).unwrap();
 }

@@ -6,7 +6,9 @@
 //! pkg/roblox). Lines are `count module:line`; the function defined at that line of the
 //! module is the one counted. To name functions, build the core without `strip` and map
 //! function indices (`fN` / `F[N+1]`) through the wasm name section.
-use mlua::{Function, Lua, Table, VmState};
+mod common;
+
+use mlua::{Function, Lua, VmState};
 
 /// Sets up 1,000 agents with a pending number field, returns the measured part.
 const WORKLOAD: &str = r#"
@@ -42,26 +44,7 @@ fn main() {
     let script = WORKLOAD;
     let lua = Lua::new();
     lua.sandbox(true).unwrap();
-    let parent = lua.create_table().unwrap();
-    let d = dir.clone();
-    let req = lua
-        .create_function(move |lua, name: String| {
-            let src = std::fs::read_to_string(format!("{d}/{name}.luau")).unwrap();
-            lua.load(&src)
-                .set_name(format!("={name}"))
-                .eval::<mlua::Value>()
-        })
-        .unwrap();
-    for e in std::fs::read_dir(&dir).unwrap() {
-        let p = e.unwrap().path();
-        let s = p.file_stem().unwrap().to_string_lossy().to_string();
-        parent.set(s.clone(), s).unwrap();
-    }
-    let sc = lua.create_table().unwrap();
-    sc.set("Parent", parent).unwrap();
-    lua.globals().set("script", sc).unwrap();
-    lua.globals().set("require", req.clone()).unwrap();
-    let core: Table = req.call("NpcSyncCore").unwrap();
+    let core = common::load_core(&lua, &dir);
     let f: Function = lua.load(script).into_function().unwrap();
     let counts: Arc<Mutex<HashMap<(String, i32), u64>>> = Default::default();
     let c2 = counts.clone();
