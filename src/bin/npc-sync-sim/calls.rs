@@ -136,9 +136,7 @@ fn write_call(o: &mut String, call: &GameCall) {
             seq,
         } => {
             op(o, "set", agent);
-            kv_str(o, "block", block);
-            kv_str(o, "field", field);
-            kv_value(o, "value", value);
+            target(o, block, field, value);
             kv_str(o, "priority", priority_name(*priority));
             match after {
                 Some(a) => kv_num(o, "after", *a as f64),
@@ -155,9 +153,7 @@ fn write_call(o: &mut String, call: &GameCall) {
             seq,
         } => {
             op(o, "tool", agent);
-            kv_str(o, "block", block);
-            kv_str(o, "field", field);
-            kv_value(o, "value", value);
+            target(o, block, field, value);
             let _ = write!(o, ",\"critical\":{critical}");
             kv_num(o, "seq", *seq as f64);
         }
@@ -174,9 +170,7 @@ fn write_call(o: &mut String, call: &GameCall) {
                 o.push('{');
                 o.push_str("\"agent\":");
                 json_str(o, &c.agent);
-                kv_str(o, "block", &c.block);
-                kv_str(o, "field", &c.field);
-                kv_value(o, "value", &c.value);
+                target(o, &c.block, &c.field, &c.value);
                 kv_str(o, "priority", priority_name(c.priority));
                 kv_num(o, "seq", c.seq as f64);
                 o.push('}');
@@ -216,6 +210,13 @@ fn one_text(o: &mut String, name: &str, agent: &str, key: &str, value: &str, seq
     op(o, name, agent);
     kv_str(o, key, value);
     kv_num(o, "seq", seq as f64);
+}
+
+/// The field a set, tool result or atomic member writes, and its value.
+fn target(o: &mut String, block: &str, field: &str, value: &Value) {
+    kv_str(o, "block", block);
+    kv_str(o, "field", field);
+    kv_value(o, "value", value);
 }
 
 fn kv_str(o: &mut String, k: &str, v: &str) {
