@@ -8,7 +8,7 @@ use npc_sync::{
 use std::collections::BTreeSet;
 
 mod common;
-use common::{ack_all, block_values, poll_span, queue, queue_with};
+use common::{ack_all, agents, block_values, poll_span, queue, queue_with};
 
 // ---------------------------------------------------------------------------------------
 // JSON encoding of the batch endpoint body (README), written independently of the core.
@@ -531,9 +531,7 @@ fn issue7_10_body_bytes_is_an_upper_bound_and_the_cap_is_hard() {
 #[test]
 fn issue7_11_merged_groups_never_exceed_the_agent_block_cap() {
     let mut q = queue();
-    let agents: Vec<AgentId> = (0..130)
-        .map(|i| q.agent(&format!("npc-{i:03}")).unwrap())
-        .collect();
+    let agents = agents(&mut q, 130);
     let shared = q.agent("hub").unwrap();
     let mut g1 = vec![Change::new(shared, "status", "round", Value::Number(1.0))];
     g1.extend(

@@ -4,7 +4,9 @@
 //! uses a part of it, hence `dead_code` is allowed here and only here.
 #![allow(dead_code)]
 
-use npc_sync::{AgentId, Config, Queue, Request, RollingWindow, Value};
+use npc_sync::{
+    AgentId, Config, Confirmed, Queue, Request, RequestKind, RollingWindow, Seq, Value,
+};
 
 /// A queue with the default settings.
 pub fn queue() -> Queue {
@@ -77,6 +79,62 @@ pub fn block_values(q: &Queue, r: &Request) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// `n` agents named `npc-000`, `npc-001`, ... (zero-padded so that names sort as indices).
+pub fn agents(q: &mut Queue, n: usize) -> Vec<AgentId> {
+    (0..n)
+        .map(|i| q.agent(&format!("npc-{i:03}")).unwrap())
+        .collect()
+}
+
+/// Sets the location of every agent of `agents` to `loc` at `t`.
+pub fn locate_all(q: &mut Queue, agents: &[AgentId], t: f64, loc: &str) {
+    for a in agents {
+        q.set_location(t, *a, loc).unwrap();
+    }
+}
+
+/// The backend's report of one field it holds, as `ack` takes it.
+pub fn confirmed(agent: AgentId, block: &str, field: &str, value: Value, seq: Seq) -> Confirmed {
+    Confirmed {
+        agent,
+        block: block.into(),
+        field: field.into(),
+        value,
+        seq,
+    }
+}
+
+/// Polls at `t` and asserts that exactly one request of `kind` comes out, carrying
+/// `expected` (`agent/block.field=value`, in order); returns it unreported.
+pub fn poll_one(q: &mut Queue, t: f64, kind: RequestKind, expected: &[&str]) -> Request {
+    let mut out = q.poll(t).unwrap();
+    assert_eq!(out.len(), 1, "one request at {t}: {out:?}");
+    let r = out.pop().unwrap();
+    assert_eq!(r.kind, kind, "kind of the request at {t}");
+    assert_eq!(values(q, &r), expected, "values of the request at {t}");
+    r
+}
+
+/// [`poll_one`], then acks the request.
+pub fn poll_one_acked(q: &mut Queue, t: f64, kind: RequestKind, expected: &[&str]) {
+    let r = poll_one(q, t, kind, expected);
+    q.ack(r.id, &[]).unwrap();
+}
+
+/// Polls at `from`, `from + step`, ... until something comes out and returns it; panics
+/// past `limit` (after a failure: the retry, whenever its backoff lets it go).
+pub fn poll_until_output(q: &mut Queue, from: f64, step: f64, limit: f64) -> Vec<Request> {
+    let mut t = from;
+    loop {
+        let out = q.poll(t).unwrap();
+        if !out.is_empty() {
+            return out;
+        }
+        t += step;
+        assert!(t < limit, "nothing came out between {from} and {limit}");
+    }
 }
 
 /// Acks every request.

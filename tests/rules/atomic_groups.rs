@@ -44,9 +44,7 @@ fn atomic_group_across_blocks_and_agents_travels_whole_in_order() {
 #[test]
 fn atomic_group_is_never_split_across_the_agent_block_cap() {
     let mut q = queue();
-    let agents: Vec<AgentId> = (0..160)
-        .map(|i| q.agent(&format!("npc-{i:03}")).unwrap())
-        .collect();
+    let agents = agents(&mut q, 160);
     q.poll(0.0).unwrap();
     // 95 agent-blocks first, then a group of 12 agent-blocks, then 60 more.
     for a in &agents[..95] {

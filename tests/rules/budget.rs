@@ -9,13 +9,9 @@ fn budget_never_exceeded_and_routine_keeps_the_reserve() {
         c.target = Target::LettaApi;
         c.budget_burst = 400;
     });
-    let agents: Vec<AgentId> = (0..500)
-        .map(|i| q.agent(&format!("npc-{i:03}")).unwrap())
-        .collect();
+    let agents = agents(&mut q, 500);
     q.poll(0.0).unwrap();
-    for a in &agents {
-        q.set_location(1.0, *a, "plaza").unwrap();
-    }
+    locate_all(&mut q, &agents, 1.0, "plaza");
     let out = q.poll(30.0).unwrap();
     let routine: u32 = out.iter().map(|r| r.calls).sum();
     assert_eq!(routine, 320, "routine may use 80 % of 400");
@@ -101,9 +97,7 @@ fn when_the_budget_is_the_limit_urgent_goes_first() {
 #[test]
 fn default_budget_holds_in_a_combat_storm() {
     let mut q = queue();
-    let agents: Vec<AgentId> = (0..100)
-        .map(|i| q.agent(&format!("npc-{i:03}")).unwrap())
-        .collect();
+    let agents = agents(&mut q, 100);
     let mut sends = Vec::new();
     let mut t = 0.0;
     let mut hp = 100.0;

@@ -19,30 +19,34 @@ fn health_small_notable_and_critical_changes() {
     // Small (under 10 points): kept for the routine batch (due at 30 s).
     q.set_health(17.0, a, 95.0).unwrap();
     assert_quiet(&mut q, 17.0, 29.9, 0.1);
-    let out = q.poll(30.0).unwrap();
-    assert_eq!(out.len(), 1);
-    assert_eq!(out[0].kind, RequestKind::Batch);
-    assert_eq!(values(&q, &out[0]), ["npc-1/status.health=95"]);
-    ack_all(&mut q, &out);
+    poll_one_acked(
+        &mut q,
+        30.0,
+        RequestKind::Batch,
+        &["npc-1/status.health=95"],
+    );
     assert!(!q.in_combat(a, 30.0));
 
     // Notable (10 to 20 points): high priority, out within 1 s, no combat.
     q.set_health(31.0, a, 80.0).unwrap();
     assert_quiet(&mut q, 31.0, 31.9, 0.1);
-    let out = q.poll(32.0).unwrap();
-    assert_eq!(out.len(), 1);
-    assert_eq!(out[0].kind, RequestKind::Batch);
-    assert_eq!(values(&q, &out[0]), ["npc-1/status.health=80"]);
-    ack_all(&mut q, &out);
+    poll_one_acked(
+        &mut q,
+        32.0,
+        RequestKind::Batch,
+        &["npc-1/status.health=80"],
+    );
     assert!(!q.in_combat(a, 32.0));
 
     // Critical (20 points or more): urgent at the next poll, and combat mode.
     q.set_health(33.0, a, 60.0).unwrap();
     assert!(q.in_combat(a, 33.0));
-    let out = q.poll(33.0).unwrap();
-    assert_eq!(out.len(), 1);
-    assert_eq!(out[0].kind, RequestKind::Urgent);
-    assert_eq!(values(&q, &out[0]), ["npc-1/status.health=60"]);
+    poll_one(
+        &mut q,
+        33.0,
+        RequestKind::Urgent,
+        &["npc-1/status.health=60"],
+    );
     // Combat mode is left 10 s after the critical change.
     assert!(q.in_combat(a, 42.9));
     assert!(!q.in_combat(a, 43.0));

@@ -66,10 +66,8 @@ fn debounce_leading_edge_then_one_trailing_send_outside_combat() {
     q.poll(0.0).unwrap();
     q.tool_result(0.0, a, "status", "alarm", Value::Number(1.0), true)
         .unwrap();
-    let out = q.poll(0.0).unwrap();
-    assert_eq!(out.len(), 1, "leading edge: at once");
-    assert_eq!(out[0].kind, RequestKind::Urgent);
-    ack_all(&mut q, &out);
+    // Leading edge: at once.
+    poll_one_acked(&mut q, 0.0, RequestKind::Urgent, &["npc-1/status.alarm=1"]);
     assert!(!q.in_combat(a, 0.0));
 
     q.tool_result(1.0, a, "status", "alarm", Value::Number(2.0), true)

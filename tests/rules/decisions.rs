@@ -81,8 +81,7 @@ fn decision_sync_absorbs_a_debounced_trailing_send() {
     q.poll(0.0).unwrap();
     q.tool_result(0.0, a, "status", "alarm", Value::Number(1.0), true)
         .unwrap();
-    let out = q.poll(0.0).unwrap();
-    ack_all(&mut q, &out);
+    poll_one_acked(&mut q, 0.0, RequestKind::Urgent, &["npc-1/status.alarm=1"]);
     q.tool_result(0.5, a, "status", "alarm", Value::Number(2.0), true)
         .unwrap();
     assert_quiet(&mut q, 0.5, 1.0, 0.1);

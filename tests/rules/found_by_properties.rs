@@ -113,15 +113,7 @@ fn a_failed_group_merging_with_a_newer_group_keeps_the_newer_order() {
     assert_eq!(out.len(), 1);
     q.atomic(30.5, &[c("p", 2.0), c("l", 2.0)]).unwrap();
     q.fail(31.0, out[0].id, None).unwrap();
-    let mut t = 31.0;
-    let retry = loop {
-        let out = q.poll(t).unwrap();
-        if !out.is_empty() {
-            break out;
-        }
-        t += 0.1;
-        assert!(t < 70.0);
-    };
+    let retry = poll_until_output(&mut q, 31.0, 0.1, 70.0);
     assert_eq!(
         values(&q, &retry[0]),
         ["npc-1/status.p=2", "npc-1/status.l=2"]

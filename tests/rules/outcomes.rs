@@ -16,13 +16,7 @@ fn ack_merges_confirmed_state_only_if_not_older() {
     // The backend reports an older value: ignored.
     q.ack(
         out[0].id,
-        &[Confirmed {
-            agent: a,
-            block: "status".into(),
-            field: "location".into(),
-            value: Value::str("stale"),
-            seq: s1,
-        }],
+        &[confirmed(a, "status", "location", Value::str("stale"), s1)],
     )
     .unwrap();
     assert_eq!(
@@ -35,15 +29,10 @@ fn ack_merges_confirmed_state_only_if_not_older() {
     q.decide(a, 53.0).unwrap();
     let out = q.poll(53.0).unwrap();
     assert_eq!(out.len(), 1);
+    let by_backend = Value::str("cave-by-backend");
     q.ack(
         out[0].id,
-        &[Confirmed {
-            agent: a,
-            block: "status".into(),
-            field: "location".into(),
-            value: Value::str("cave-by-backend"),
-            seq: d.seq(),
-        }],
+        &[confirmed(a, "status", "location", by_backend, d.seq())],
     )
     .unwrap();
     assert_eq!(
@@ -139,15 +128,7 @@ fn failed_atomic_group_returns_whole() {
     // A newer value of one member arrives while the group is in flight.
     q.set_state(30.5, a, "Resting").unwrap();
     q.fail(31.0, out[0].id, None).unwrap();
-    let mut t = 31.0;
-    let retry = loop {
-        let out = q.poll(t).unwrap();
-        if !out.is_empty() {
-            break out;
-        }
-        t += 0.05;
-        assert!(t < 62.0);
-    };
+    let retry = poll_until_output(&mut q, 31.0, 0.05, 62.0);
     assert_eq!(retry.len(), 1);
     assert_eq!(fields(&q, &retry[0]), first, "whole, in order");
     assert_eq!(

@@ -5,13 +5,9 @@ use super::*;
 #[test]
 fn more_than_100_agent_blocks_become_several_requests() {
     let mut q = queue();
-    let agents: Vec<AgentId> = (0..250)
-        .map(|i| q.agent(&format!("npc-{i:03}")).unwrap())
-        .collect();
+    let agents = agents(&mut q, 250);
     q.poll(0.0).unwrap();
-    for a in &agents {
-        q.set_location(1.0, *a, "plaza").unwrap();
-    }
+    locate_all(&mut q, &agents, 1.0, "plaza");
     let out = q.poll(30.0).unwrap();
     let sizes: Vec<usize> = out.iter().map(|r| r.changes.len()).collect();
     assert_eq!(sizes, [100, 100, 50]);

@@ -47,6 +47,15 @@ fn field(server: &TestServer, agent: &str, block: &str, f: &str) -> Option<Json>
     })
 }
 
+/// Asserts that the backend stand-in holds `expected` for the field `agent`/`block`.`f`.
+fn assert_holds(server: &TestServer, agent: &str, block: &str, f: &str, expected: impl Into<Json>) {
+    assert_eq!(
+        field(server, agent, block, f),
+        Some(expected.into()),
+        "{agent}/{block}.{f} at the backend"
+    );
+}
+
 #[test]
 fn config_errors_name_the_bad_option_and_create_nothing() {
     let server = TestServer::start();
@@ -127,29 +136,17 @@ return a == b, s.changesIn, s.requestsEmitted
     assert!(same, "an equal value returns the slot's last handle");
     assert_eq!(changes_in, 8.0, "the skipped call never reached the core");
     assert!(emitted >= 1.0);
-    assert_eq!(
-        field(&server, "npc-1", "status", "location"),
-        Some(Json::from("market"))
-    );
-    assert_eq!(
-        field(&server, "npc-1", "status", "torch"),
-        Some(Json::from(true))
-    );
-    assert_eq!(
-        field(&server, "npc-1", "status", "gold"),
-        Some(Json::from(12.5))
-    );
-    assert_eq!(
-        field(&server, "npc-2", "persona", "title"),
-        Some(Json::from("Smith"))
-    );
-    assert_eq!(
-        field(&server, "npc-2", "status", "crafted"),
-        Some(Json::from("sword"))
-    );
-    assert_eq!(
-        field(&server, "npc-1", "status", "description"),
-        Some(Json::from("tall, ".repeat(20)))
+    assert_holds(&server, "npc-1", "status", "location", "market");
+    assert_holds(&server, "npc-1", "status", "torch", true);
+    assert_holds(&server, "npc-1", "status", "gold", 12.5);
+    assert_holds(&server, "npc-2", "persona", "title", "Smith");
+    assert_holds(&server, "npc-2", "status", "crafted", "sword");
+    assert_holds(
+        &server,
+        "npc-1",
+        "status",
+        "description",
+        "tall, ".repeat(20),
     );
     // "mood" was set and cleared before anything was sent: nothing to send for it.
     assert_eq!(field(&server, "npc-1", "status", "mood"), None);
@@ -303,14 +300,8 @@ return #hs, tostring(err) .. " | " .. tostring(errLeave), before, after
         })
     };
     assert!(pos("location").unwrap() < pos("crafted").unwrap());
-    assert_eq!(
-        field(&server, "npc-1", "status", "crafted"),
-        Some(Json::from("sword"))
-    );
-    assert_eq!(
-        field(&server, "npc-1", "group_members", "player_7.role"),
-        Some(Json::from("buyer"))
-    );
+    assert_holds(&server, "npc-1", "status", "crafted", "sword");
+    assert_holds(&server, "npc-1", "group_members", "player_7.role", "buyer");
 }
 
 #[test]
@@ -346,14 +337,8 @@ return s.failures, s.httpFailures, s.httpErrors, s.queueDepth
     assert_eq!(http_failures, 2.0, "503 and 429 are answers");
     assert_eq!(http_errors, 1.0, "the timeout is an error");
     assert_eq!(depth, 0.0);
-    assert_eq!(
-        field(&server, "npc-1", "status", "location"),
-        Some(Json::from("wall"))
-    );
-    assert_eq!(
-        field(&server, "npc-1", "status", "health"),
-        Some(Json::from(80))
-    );
+    assert_holds(&server, "npc-1", "status", "location", "wall");
+    assert_holds(&server, "npc-1", "status", "health", 80);
     // The hung request is logged when its handler wakes, which may be after flushAll
     // (a flush does not wait out the retry backoff): three answers at least.
     let answers: Vec<Answer> = server.with(|s| s.log.iter().map(|l| l.answer.clone()).collect());
@@ -439,10 +424,7 @@ return a, aWhy, b, bWhy, c, cWhy, dWhy
     assert_eq!((b, b_why.as_str()), (true, "fresh"));
     assert_eq!((c, c_why.as_str()), (false, "timeout"));
     assert_eq!(d_why, "removed");
-    assert_eq!(
-        field(&server, "npc-2", "status", "location"),
-        Some(Json::from("wall"))
-    );
+    assert_holds(&server, "npc-2", "status", "location", "wall");
 }
 
 #[test]
@@ -467,11 +449,8 @@ return ok, why, sync:stats().httpCalls
     assert!(idle_calls >= 2.0);
     for i in 1..=20 {
         let a = format!("npc-{i}");
-        assert_eq!(
-            field(&server, &a, "status", "location"),
-            Some(Json::from("square"))
-        );
-        assert_eq!(field(&server, &a, "status", "coins"), Some(Json::from(i)));
+        assert_holds(&server, &a, "status", "location", "square");
+        assert_holds(&server, &a, "status", "coins", i);
     }
     let inference: Vec<Json> = bodies(&server)
         .into_iter()
@@ -706,18 +685,9 @@ return sync:stats().requestsUrgent, frames
         in_combat_frames <= 2,
         "no batch wait: {in_combat_frames} frames"
     );
-    assert_eq!(
-        field(&server, "npc-1", "status", "state"),
-        Some(Json::from("Combat"))
-    );
-    assert_eq!(
-        field(&server, "npc-1", "status", "target"),
-        Some(Json::from("wolf"))
-    );
-    assert_eq!(
-        field(&server, "npc-1", "status", "health"),
-        Some(Json::from(70))
-    );
+    assert_holds(&server, "npc-1", "status", "state", "Combat");
+    assert_holds(&server, "npc-1", "status", "target", "wolf");
+    assert_holds(&server, "npc-1", "status", "health", 70);
     let kinds: Vec<String> = bodies(&server)
         .iter()
         .filter(|b| {
@@ -746,9 +716,12 @@ sync:joinGroup("npc-1", "player_5", { bio = string.rep("brave and loyal; ", 8) }
 assert(sync:flushAll(25))
 "#,
     );
-    assert_eq!(
-        field(&server, "npc-1", "group_members", "player_5.bio"),
-        Some(Json::from("brave and loyal; ".repeat(8)))
+    assert_holds(
+        &server,
+        "npc-1",
+        "group_members",
+        "player_5.bio",
+        "brave and loyal; ".repeat(8),
     );
 }
 
@@ -769,7 +742,7 @@ assert(h.seq == 2, "a new change, got seq " .. h.seq)
 assert(sync:flushAll(25))
 "#,
     );
-    assert_eq!(field(&server, "npc-1", "status", "hp"), Some(Json::from(5)));
+    assert_holds(&server, "npc-1", "status", "hp", 5);
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The stand-ins themselves: real HTTP through RequestAsync, JSON quirks, the test clock.
 
-use mlua::{IntoLuaMulti, MultiValue};
+use mlua::{FromLuaMulti, IntoLuaMulti, MultiValue};
 use npc_sync_luau_harness::server::{Answer, TestServer};
 use npc_sync_luau_harness::{Options, Roblox};
 use std::time::Duration;
@@ -14,19 +14,20 @@ fn vm() -> Roblox {
     .unwrap()
 }
 
-fn args(r: &Roblox, a: impl IntoLuaMulti) -> MultiValue {
-    a.into_lua_multi(&r.lua).unwrap()
+/// Runs `src` as a script in a fresh [`vm`] with `arg` as its `...`, for at most
+/// `max_frames` frames, and reads what it returns as `T`.
+fn run<T: FromLuaMulti>(src: &str, arg: impl IntoLuaMulti, max_frames: u32) -> T {
+    let r = vm();
+    let args = arg.into_lua_multi(&r.lua).unwrap();
+    let out = r.run("t", src, args, max_frames).unwrap();
+    T::from_lua_multi(out, &r.lua).unwrap()
 }
 
 #[test]
 fn request_async_yields_until_the_real_answer() {
     let server = TestServer::start();
-    let r = vm();
-    let a = args(&r, server.base.clone());
-    let out = r
-        .run(
-            "t",
-            r#"
+    let v: (u32, f64, String, String) = run(
+        r#"
 local base = ...
 local Http = game:GetService("HttpService")
 local secret = Http:GetSecret("letta"):AddPrefix("Bearer ")
@@ -37,11 +38,9 @@ assert(res.Success and res.StatusCode == 200, "status " .. res.StatusCode)
 local body = Http:JSONDecode(res.Body)
 return #body.confirmed, body.confirmed[1].seq, tostring(secret), typeof(secret)
 "#,
-            a,
-            600,
-        )
-        .unwrap();
-    let v: (u32, f64, String, String) = mlua::FromLuaMulti::from_lua_multi(out, &r.lua).unwrap();
+        server.base.clone(),
+        600,
+    );
     assert_eq!(v, (1, 1.0, "Secret".into(), "Secret".into()));
     server.with(|s| {
         assert_eq!(s.log.len(), 1);
@@ -58,12 +57,8 @@ fn failures_surface_as_roblox_reports_them() {
         Answer::Status(503),
         Answer::Hang(Duration::from_millis(900)),
     ]);
-    let r = vm();
-    let a = args(&r, server.base.clone());
-    let out = r
-        .run(
-            "t",
-            r#"
+    let v: (bool, u16, String, u16, bool, String) = run(
+        r#"
 local base = ...
 local Http = game:GetService("HttpService")
 local function call()
@@ -74,12 +69,9 @@ local b = call()
 local ok, err = pcall(call)
 return a.Success, a.StatusCode, a.Headers["retry-after"], b.StatusCode, ok, err
 "#,
-            a,
-            600,
-        )
-        .unwrap();
-    let v: (bool, u16, String, u16, bool, String) =
-        mlua::FromLuaMulti::from_lua_multi(out, &r.lua).unwrap();
+        server.base.clone(),
+        600,
+    );
     assert!(!v.0);
     assert_eq!((v.1, v.2.as_str(), v.3, v.4), (429, "2", 503, false));
     assert!(v.5.contains("HttpError: Timedout"), "{}", v.5);
@@ -87,21 +79,15 @@ return a.Success, a.StatusCode, a.Headers["retry-after"], b.StatusCode, ok, err
 
 #[test]
 fn json_encode_has_roblox_quirks() {
-    let r = vm();
-    let out = r
-        .run(
-            "t",
-            r#"
+    let v: (String, String, String, bool) = run(
+        r#"
 local Http = game:GetService("HttpService")
 local ok = pcall(function() return Http:JSONEncode({ 1, x = 2 }) end)
 return Http:JSONEncode({}), Http:JSONEncode({ a = 0 / 0, b = math.huge, c = nil }), Http:JSONEncode({ 1, 2.5, "x" }), ok
 "#,
-            MultiValue::new(),
-            10,
-        )
-        .unwrap();
-    let v: (String, String, String, bool) =
-        mlua::FromLuaMulti::from_lua_multi(out, &r.lua).unwrap();
+        (),
+        10,
+    );
     assert_eq!(
         v,
         (
@@ -115,11 +101,8 @@ return Http:JSONEncode({}), Http:JSONEncode({ a = 0 / 0, b = math.huge, c = nil 
 
 #[test]
 fn task_and_heartbeat_run_on_the_test_clock() {
-    let r = vm();
-    let out = r
-        .run(
-            "t",
-            r#"
+    let v: (bool, bool, bool, String) = run(
+        r#"
 local RunService = game:GetService("RunService")
 local beats, order = 0, {}
 local conn = RunService.Heartbeat:Connect(function(dt) beats += 1 end)
@@ -132,11 +115,9 @@ local b = beats
 task.wait(0.2)
 return os.clock() - t0 >= 1, b >= 59 and b <= 61, beats == b, table.concat(order, ",")
 "#,
-            MultiValue::new(),
-            200,
-        )
-        .unwrap();
-    let v: (bool, bool, bool, String) = mlua::FromLuaMulti::from_lua_multi(out, &r.lua).unwrap();
+        (),
+        200,
+    );
     assert_eq!(v, (true, true, true, "defer,delay".into()));
 }
 

@@ -118,15 +118,9 @@ impl CallLog {
 fn write_call(o: &mut String, call: &GameCall) {
     match call {
         GameCall::Location { agent, value, seq } => {
-            op(o, "location", agent);
-            kv_str(o, "value", value);
-            kv_num(o, "seq", *seq as f64);
+            one_text(o, "location", agent, "value", value, *seq)
         }
-        GameCall::State { agent, value, seq } => {
-            op(o, "state", agent);
-            kv_str(o, "value", value);
-            kv_num(o, "seq", *seq as f64);
-        }
+        GameCall::State { agent, value, seq } => one_text(o, "state", agent, "value", value, *seq),
         GameCall::Health { agent, value, seq } => {
             op(o, "health", agent);
             kv_num(o, "value", *value);
@@ -142,9 +136,7 @@ fn write_call(o: &mut String, call: &GameCall) {
             seq,
         } => {
             op(o, "set", agent);
-            kv_str(o, "block", block);
-            kv_str(o, "field", field);
-            kv_value(o, "value", value);
+            target(o, block, field, value);
             kv_str(o, "priority", priority_name(*priority));
             match after {
                 Some(a) => kv_num(o, "after", *a as f64),
@@ -161,21 +153,13 @@ fn write_call(o: &mut String, call: &GameCall) {
             seq,
         } => {
             op(o, "tool", agent);
-            kv_str(o, "block", block);
-            kv_str(o, "field", field);
-            kv_value(o, "value", value);
+            target(o, block, field, value);
             let _ = write!(o, ",\"critical\":{critical}");
             kv_num(o, "seq", *seq as f64);
         }
-        GameCall::Join { agent, member, seq } => {
-            op(o, "join", agent);
-            kv_str(o, "member", member);
-            kv_num(o, "seq", *seq as f64);
-        }
+        GameCall::Join { agent, member, seq } => one_text(o, "join", agent, "member", member, *seq),
         GameCall::Leave { agent, member, seq } => {
-            op(o, "leave", agent);
-            kv_str(o, "member", member);
-            kv_num(o, "seq", *seq as f64);
+            one_text(o, "leave", agent, "member", member, *seq)
         }
         GameCall::Atomic { changes } => {
             o.push_str("\"op\":\"atomic\",\"changes\":[");
@@ -186,9 +170,7 @@ fn write_call(o: &mut String, call: &GameCall) {
                 o.push('{');
                 o.push_str("\"agent\":");
                 json_str(o, &c.agent);
-                kv_str(o, "block", &c.block);
-                kv_str(o, "field", &c.field);
-                kv_value(o, "value", &c.value);
+                target(o, &c.block, &c.field, &c.value);
                 kv_str(o, "priority", priority_name(c.priority));
                 kv_num(o, "seq", c.seq as f64);
                 o.push('}');
@@ -220,6 +202,21 @@ fn priority_name(p: Priority) -> &'static str {
 fn op(o: &mut String, name: &str, agent: &str) {
     let _ = write!(o, "\"op\":\"{name}\",\"agent\":");
     json_str(o, agent);
+}
+
+/// The calls that carry one text besides the agent (location, state, join, leave): the
+/// op, that text under `key`, then the sequence number.
+fn one_text(o: &mut String, name: &str, agent: &str, key: &str, value: &str, seq: u64) {
+    op(o, name, agent);
+    kv_str(o, key, value);
+    kv_num(o, "seq", seq as f64);
+}
+
+/// The field a set, tool result or atomic member writes, and its value.
+fn target(o: &mut String, block: &str, field: &str, value: &Value) {
+    kv_str(o, "block", block);
+    kv_str(o, "field", field);
+    kv_value(o, "value", value);
 }
 
 fn kv_str(o: &mut String, k: &str, v: &str) {
