@@ -134,6 +134,13 @@ pub fn generate_calls(
 
 /// Runs one configuration over a scenario's calls.
 pub fn run(cfg: &RunConfig, calls_text: &str, sc: &Scenario) -> Result<RunResult, String> {
+    // Refused before anything starts: a whole run would be wasted first otherwise.
+    if cfg.timeline && !cfg.runtime.measures_timeline() {
+        return Err(format!(
+            "the {} driver does not measure a timeline",
+            cfg.runtime.name()
+        ));
+    }
     let letta = TestServer::start();
     backend::create_blocks(&letta, &sc.agents, &sc.blocks);
     let gateway = match cfg.target {
@@ -207,7 +214,7 @@ pub fn run(cfg: &RunConfig, calls_text: &str, sc: &Scenario) -> Result<RunResult
         )?),
         (None, true) => {
             return Err(format!(
-                "the {} driver does not measure a timeline",
+                "the {} driver reported no timeline although it measures one",
                 cfg.runtime.name()
             ))
         }

@@ -25,6 +25,12 @@ impl Runtime {
             Runtime::Node => "node",
         }
     }
+
+    /// Whether its driver measures a timeline (the demo's report): only the Luau driver
+    /// times the game's calls and the step frame by frame.
+    pub fn measures_timeline(self) -> bool {
+        matches!(self, Runtime::Luau)
+    }
 }
 
 /// One run's input for a driver.

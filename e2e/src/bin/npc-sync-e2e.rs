@@ -123,7 +123,7 @@ fn parse() -> Result<Args, String> {
                 "--timeline describes one run: pick one scenario, one --faults, one --targets and one --runtimes ({runs} runs selected)"
             ));
         }
-        if a.runtimes != [Runtime::Luau] {
+        if !a.runtimes.iter().all(|r| r.measures_timeline()) {
             return Err(
                 "--timeline: only the Luau driver measures a timeline (--runtimes luau)".into(),
             );
