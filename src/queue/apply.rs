@@ -109,8 +109,8 @@ impl Queue {
                         .flatten();
                     if kept.is_none() {
                         // A unit gone may free a dependent: look at everything again.
-                        self.units.remove(uid);
-                        self.field_mut(key).unit = None;
+                        // A lone field's unit: detaching it frees just this field.
+                        self.detach_unit(uid);
                         self.settle(key);
                         self.dirty = true;
                     }
@@ -123,9 +123,8 @@ impl Queue {
                 unit.deps = deps;
                 unit.raise(priority, now);
                 let hint = UnitHint::new(uid, unit.priority);
-                self.units.insert(uid, unit);
+                self.attach_unit(uid, unit);
                 let f = self.field_mut(key);
-                f.unit = Some(uid);
                 if f.pending_since.is_none() {
                     f.pending_since = Some(now);
                 }

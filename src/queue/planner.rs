@@ -5,6 +5,11 @@
 //! chat), then batches (due high-priority changes, the routine batch, due retries). Each
 //! request respects the size caps and the budget; atomic groups are never split and a
 //! change never precedes its dependency.
+//!
+//! Filling requests (`build`) is two steps: `plan` decides a whole pass reading the queue
+//! only (later decisions of the pass see the earlier ones as done), then `commit` carries
+//! the decisions out in the order they were made (units dropped, dependencies released,
+//! units taken into requests) and `emit` sends the requests.
 
 use super::outcome::{InFlightRequest, SentUnit};
 use super::state::{Dep, FieldKey, InFlightValue, Unit};
@@ -580,14 +585,10 @@ impl Queue {
         for step in plan.steps {
             match step {
                 Step::Drop(uid) => {
-                    let Some(unit) = self.units.remove(uid) else {
+                    let Some(unit) = self.detach_unit(uid) else {
                         continue;
                     };
-                    let key = unit.entries[0];
-                    if self.agent_state(key.agent).is_some() {
-                        self.field_mut(key).unit = None;
-                        self.settle(key);
-                    }
+                    self.settle(unit.entries[0]);
                     self.rec.m.coalesced += 1;
                 }
                 Step::Release(owner, d) => {
@@ -602,9 +603,10 @@ impl Queue {
                     unit: uid,
                     entries,
                 } => {
+                    // Its fields' values go in flight in `emit`, which reads none of
+                    // their units.
                     let unit = self
-                        .units
-                        .remove(uid)
+                        .detach_unit(uid)
                         .expect("planned from the pending units");
                     drafts[draft].units.push(SentUnit {
                         entries,
@@ -890,7 +892,6 @@ impl Queue {
                     value: c.value.clone(),
                     oldest,
                 });
-                f.unit = None;
             }
             let carried: Vec<AgentId> = synced
                 .iter()
