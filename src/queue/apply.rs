@@ -101,8 +101,8 @@ impl Queue {
                         .units
                         .update(uid, |unit| {
                             (needs || unit.group.is_some()).then(|| {
-                                unit.raise(priority, now);
-                                unit.deps.extend(deps);
+                                // The one merge rule: the change, as a unit, merges in.
+                                unit.absorb(Unit::of_change(key, seq, priority, now, deps));
                                 UnitHint::new(uid, unit.priority)
                             })
                         })
@@ -119,9 +119,7 @@ impl Queue {
             }
             None if needs => {
                 let uid = self.new_unit_id();
-                let mut unit = Unit::new(alloc::vec![key], None, seq);
-                unit.deps = deps;
-                unit.raise(priority, now);
+                let unit = Unit::of_change(key, seq, priority, now, deps);
                 let hint = UnitHint::new(uid, unit.priority);
                 self.attach_unit(uid, unit);
                 let f = self.field_mut(key);
