@@ -90,7 +90,7 @@ impl Queue {
             pending_fields += self.units.drop_agent(uid, agent) as u32;
             let unit = &self.units[&uid];
             if unit.entries.is_empty() {
-                self.units.remove(uid);
+                self.detach_unit(uid);
             } else if let Some(g) = unit.group {
                 self.events.push(Event::GroupTrimmed { group: g, agent });
             }

@@ -101,16 +101,16 @@ impl Queue {
                         .units
                         .update(uid, |unit| {
                             (needs || unit.group.is_some()).then(|| {
-                                unit.raise(priority, now);
-                                unit.deps.extend(deps);
+                                // The one merge rule: the change, as a unit, merges in.
+                                unit.absorb(Unit::of_change(key, seq, priority, now, deps));
                                 UnitHint::new(uid, unit.priority)
                             })
                         })
                         .flatten();
                     if kept.is_none() {
                         // A unit gone may free a dependent: look at everything again.
-                        self.units.remove(uid);
-                        self.field_mut(key).unit = None;
+                        // A lone field's unit: detaching it frees just this field.
+                        self.detach_unit(uid);
                         self.settle(key);
                         self.dirty = true;
                     }
@@ -119,13 +119,10 @@ impl Queue {
             }
             None if needs => {
                 let uid = self.new_unit_id();
-                let mut unit = Unit::new(alloc::vec![key], None, seq);
-                unit.deps = deps;
-                unit.raise(priority, now);
+                let unit = Unit::of_change(key, seq, priority, now, deps);
                 let hint = UnitHint::new(uid, unit.priority);
-                self.units.insert(uid, unit);
+                self.attach_unit(uid, unit);
                 let f = self.field_mut(key);
-                f.unit = Some(uid);
                 if f.pending_since.is_none() {
                     f.pending_since = Some(now);
                 }

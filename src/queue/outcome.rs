@@ -145,8 +145,7 @@ impl Queue {
             }
             if let Some(uid) = drop_unit {
                 if self.units.get(uid).is_some_and(|u| u.group.is_none()) {
-                    self.units.remove(uid);
-                    self.field_mut(key).unit = None;
+                    self.detach_unit(uid);
                 }
             }
             touched.push(key);
@@ -327,8 +326,7 @@ impl Queue {
             let uid = self.new_unit_id();
             let mut unit = Unit::new(alloc::vec![key], None, seq);
             unit.priority = Priority::Normal;
-            self.units.insert(uid, unit);
-            self.field_mut(key).unit = Some(uid);
+            self.attach_unit(uid, unit);
         }
         self.settle(key);
     }

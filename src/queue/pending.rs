@@ -80,7 +80,8 @@ impl Units {
         UnitId(self.next)
     }
 
-    /// Adds a unit under an id from [`Units::new_id`].
+    /// Adds a unit under an id from [`Units::new_id`]. Only through
+    /// [`super::Queue::attach_unit`], which points the unit's fields at it.
     pub(crate) fn insert(&mut self, id: UnitId, unit: Unit) {
         self.index(id, Keys::of(id, &unit));
         for e in &unit.entries {
@@ -89,7 +90,8 @@ impl Units {
         self.map.insert(id, unit);
     }
 
-    /// Takes a unit out.
+    /// Takes a unit out. Only through [`super::Queue::detach_unit`], which clears the
+    /// unit's fields' pointer to it.
     pub(crate) fn remove(&mut self, id: UnitId) -> Option<Unit> {
         let unit = self.map.remove(&id)?;
         self.unindex(id, Keys::of(id, &unit));

@@ -5,9 +5,14 @@
 //! chat), then batches (due high-priority changes, the routine batch, due retries). Each
 //! request respects the size caps and the budget; atomic groups are never split and a
 //! change never precedes its dependency.
+//!
+//! Filling requests (`build`) is two steps: `plan` decides a whole pass reading the queue
+//! only (later decisions of the pass see the earlier ones as done), then `commit` carries
+//! the decisions out in the order they were made (units dropped, dependencies released,
+//! units taken into requests) and `emit` sends the requests.
 
 use super::outcome::{InFlightRequest, SentUnit};
-use super::state::{Dep, FieldKey, InFlightValue};
+use super::state::{Dep, FieldKey, InFlightValue, Unit};
 use super::{Priority, Queue};
 use crate::budget::Pool;
 use crate::config::Target;
@@ -51,7 +56,6 @@ fn message_bytes(m: &crate::request::ChatMessage) -> usize {
 struct Draft {
     changes: Vec<SentChange>,
     units: Vec<SentUnit>,
-    unit_ids: Vec<UnitId>,
     agent_blocks: BTreeSet<(AgentId, Sym)>,
     bytes: usize,
     fields: BTreeMap<FieldKey, Seq>,
@@ -73,6 +77,53 @@ struct Tick {
     wake: f64,
 }
 
+/// What the budget allows one `build` pass, asked before it plans.
+struct Allowance {
+    /// Calls the pool has now.
+    remaining: u32,
+    /// A unit that costs more calls than the pacing burst (a group of many agent-blocks
+    /// on Letta's API) could never go by the tokens alone: it may go with a full bucket
+    /// if the rolling window has room, and pacing then recovers from the debt.
+    burst: u32,
+    burst_full: bool,
+    window_room: u32,
+}
+
+/// One decision of [`Queue::plan`], carried out by [`Queue::commit`].
+enum Step {
+    /// A lone unit whose field needs no send any more: dropped, its field settled.
+    Drop(UnitId),
+    /// A dependency of a unit, released to break a cycle.
+    Release(UnitId, Dep),
+    /// A unit taken into request `draft`, with its changes' fields and sequences.
+    Take {
+        draft: usize,
+        unit: UnitId,
+        entries: Vec<(FieldKey, Seq)>,
+    },
+}
+
+/// What `build` decided for one pass, before any of it happened: the requests, the steps
+/// in the order they were decided, and what later decisions of the pass must see as done.
+#[derive(Default)]
+struct Plan {
+    drafts: Vec<Draft>,
+    steps: Vec<Step>,
+    dropped: BTreeSet<UnitId>,
+    released: Vec<(UnitId, Dep)>,
+    budget_blocked: bool,
+}
+
+impl Plan {
+    /// A unit's dependencies still binding: those the plan has not released.
+    fn deps<'a>(&'a self, uid: UnitId, unit: &'a Unit) -> impl Iterator<Item = &'a Dep> + 'a {
+        unit.deps
+            .iter()
+            .filter(move |d| !self.released.contains(&(uid, **d)))
+    }
+}
+
+/// The requests of a committed plan, and whether the budget held some units back.
 struct Built {
     drafts: Vec<Draft>,
     budget_blocked: bool,
@@ -367,24 +418,40 @@ impl Queue {
     }
 
     /// Fills requests from `candidates` (given in priority then change order, the order
-    /// of [`super::pending::Units::in_order`]), within the caps and the budget. Ride-along units only fill requests that are opened anyway, and only
-    /// where they cost no extra call.
-    fn build(&mut self, now: f64, pool: Pool, mut candidates: Vec<(UnitId, Need)>) -> Built {
+    /// of [`super::pending::Units::in_order`]), within the caps and the budget: plans
+    /// the pass without touching the queue ([`Queue::plan`]), then commits the plan
+    /// ([`Queue::commit`]).
+    fn build(&mut self, now: f64, pool: Pool, candidates: Vec<(UnitId, Need)>) -> Built {
+        // The budget's queries bring its window up to `now`; asked here, before planning.
+        let allowance = Allowance {
+            remaining: self.budget.available(now, pool),
+            burst: self.cfg.budget_burst,
+            burst_full: self.budget.burst_full(now),
+            window_room: self.budget.window_available(now, pool),
+        };
+        let plan = self.plan(allowance, candidates);
+        self.commit(plan)
+    }
+
+    /// Decides what `build` does, without changing the queue. Ride-along units only fill
+    /// requests that are opened anyway, and only where they cost no extra call. A later
+    /// decision of the pass sees the earlier ones as done: the units dropped or taken
+    /// are no longer candidates, a dropped unit no longer holds its field, a released
+    /// dependency no longer binds.
+    fn plan(&self, allowance: Allowance, mut candidates: Vec<(UnitId, Need)>) -> Plan {
         self.promote_dependencies(&mut candidates);
         let max_blocks = self.cfg.max_agent_blocks_per_request as usize;
         let max_bytes = self.cfg.max_request_bytes as usize;
         let per_block = self.cfg.target == Target::LettaApi;
-        let mut remaining = self.budget.available(now, pool);
+        let Allowance {
+            mut remaining,
+            burst,
+            burst_full,
+            window_room,
+        } = allowance;
         let start_remaining = remaining;
-        // A unit that costs more calls than the pacing burst (a group of many agent-blocks
-        // on Letta's API) could never go by the tokens alone: it may go with a full bucket
-        // if the rolling window has room, and pacing then recovers from the debt.
-        let burst = self.cfg.budget_burst;
-        let burst_full = self.budget.burst_full(now);
-        let window_room = self.budget.window_available(now, pool);
-        let mut drafts: Vec<Draft> = Vec::new();
+        let mut p = Plan::default();
         let mut placed: BTreeSet<UnitId> = BTreeSet::new();
-        let mut budget_blocked = false;
         loop {
             let mut progress = false;
             for &(uid, need) in &candidates {
@@ -399,12 +466,8 @@ impl Queue {
                 if unit.group.is_none() {
                     let key = unit.entries[0];
                     if !self.field(key).is_some_and(|f| f.needs_send()) {
-                        self.units.remove(uid);
-                        if self.agent_state(key.agent).is_some() {
-                            self.field_mut(key).unit = None;
-                            self.settle(key);
-                        }
-                        self.rec.m.coalesced += 1;
+                        p.dropped.insert(uid);
+                        p.steps.push(Step::Drop(uid));
                         placed.insert(uid);
                         progress = true;
                         continue;
@@ -413,13 +476,13 @@ impl Queue {
                 // Whatever the current request satisfies is a superset of what a new one
                 // would: a unit still waiting for a dependency is skipped before it is
                 // materialised (its strings cloned) on every pass.
-                if !self.deps_satisfied(uid, drafts.last()) {
+                if !self.deps_satisfied(uid, p.drafts.last(), &p) {
                     continue;
                 }
                 // A unit riding along only fills the current request: skipped before it is
                 // materialised when it cannot (no request open yet, or one of its agent-blocks
                 // would be new where a new one is not allowed).
-                if need == Need::RideAlong && !self.may_ride(uid, drafts.last(), per_block) {
+                if need == Need::RideAlong && !self.may_ride(uid, p.drafts.last(), per_block) {
                     continue;
                 }
                 let (changes, blocks, bytes) = self.materialize(uid);
@@ -440,23 +503,22 @@ impl Queue {
                         && d.bytes + bytes <= max_bytes)
                         .then_some(new_blocks as u32)
                 };
-                let deps_ok = |q: &Queue, d: Option<&Draft>| q.deps_satisfied(uid, d);
-                let current = drafts.last();
                 let mut target: Option<usize> = None;
-                if let Some(d) = current {
+                if let Some(d) = p.drafts.last() {
                     if let Some(new_blocks) = fits(d) {
                         let cost = if per_block { new_blocks } else { 0 };
                         let free = cost == 0;
-                        if deps_ok(self, Some(d))
+                        if self.deps_satisfied(uid, Some(d), &p)
                             && (need == Need::Mandatory || free)
                             && cost <= remaining
                         {
                             remaining -= cost;
-                            target = Some(drafts.len() - 1);
+                            target = Some(p.drafts.len() - 1);
                         }
                     }
                 }
-                if target.is_none() && need == Need::Mandatory && deps_ok(self, None) {
+                if target.is_none() && need == Need::Mandatory && self.deps_satisfied(uid, None, &p)
+                {
                     // A new request; a unit bigger than the caps (only a merged group can
                     // be) goes alone rather than being split.
                     let cost = if per_block { blocks.len() as u32 } else { 1 };
@@ -466,18 +528,17 @@ impl Queue {
                         && cost <= window_room;
                     if cost <= remaining || oversized {
                         remaining = remaining.saturating_sub(cost);
-                        drafts.push(Draft {
+                        p.drafts.push(Draft {
                             bytes: REQUEST_OVERHEAD_BYTES,
                             ..Draft::default()
                         });
-                        target = Some(drafts.len() - 1);
+                        target = Some(p.drafts.len() - 1);
                     } else {
-                        budget_blocked = true;
+                        p.budget_blocked = true;
                     }
                 }
                 let Some(t) = target else { continue };
-                let unit = self.units.remove(uid).expect("present");
-                let d = &mut drafts[t];
+                let d = &mut p.drafts[t];
                 for b in blocks {
                     d.agent_blocks.insert(b);
                 }
@@ -493,29 +554,75 @@ impl Queue {
                     entries.push((key, c.seq));
                     d.changes.push(c);
                 }
-                d.units.push(SentUnit {
+                p.steps.push(Step::Take {
+                    draft: t,
+                    unit: uid,
                     entries,
-                    group: unit.group,
-                    priority: unit.priority,
-                    deps: unit.deps,
-                    order: unit.order,
-                    attempts: unit.attempts,
-                    critical_since: unit.critical_since,
                 });
-                d.unit_ids.push(uid);
                 placed.insert(uid);
                 progress = true;
             }
-            if budget_blocked {
+            if p.budget_blocked {
                 break;
             }
-            if !progress && !self.break_dependency_cycle(&candidates, &placed) {
+            if progress {
+                continue;
+            }
+            let Some((owner, dep)) = self.dependency_to_release(&candidates, &placed, &p) else {
                 break;
+            };
+            p.released.push((owner, dep));
+            p.steps.push(Step::Release(owner, dep));
+        }
+        p
+    }
+
+    /// Carries out a plan of [`Queue::plan`], its steps in the order they were decided:
+    /// drops the stale units (settling their fields), releases the dependencies, and
+    /// takes the units into their requests.
+    fn commit(&mut self, plan: Plan) -> Built {
+        let mut drafts = plan.drafts;
+        for step in plan.steps {
+            match step {
+                Step::Drop(uid) => {
+                    let Some(unit) = self.detach_unit(uid) else {
+                        continue;
+                    };
+                    self.settle(unit.entries[0]);
+                    self.rec.m.coalesced += 1;
+                }
+                Step::Release(owner, d) => {
+                    self.units.update(owner, |u| u.deps.retain(|x| *x != d));
+                    self.events.push(super::Event::DependencyReleased {
+                        dependent: d.dependent,
+                        dependency: d.on,
+                    });
+                }
+                Step::Take {
+                    draft,
+                    unit: uid,
+                    entries,
+                } => {
+                    // Its fields' values go in flight in `emit`, which reads none of
+                    // their units.
+                    let unit = self
+                        .detach_unit(uid)
+                        .expect("planned from the pending units");
+                    drafts[draft].units.push(SentUnit {
+                        entries,
+                        group: unit.group,
+                        priority: unit.priority,
+                        deps: unit.deps,
+                        order: unit.order,
+                        attempts: unit.attempts,
+                        critical_since: unit.critical_since,
+                    });
+                }
             }
         }
         Built {
             drafts,
-            budget_blocked,
+            budget_blocked: plan.budget_blocked,
         }
     }
 
@@ -562,22 +669,24 @@ impl Queue {
     /// cycle could ever go, and all would be lost. When pending units wait on each other in
     /// a cycle, one dependency of the cycle is released and reported: one on a superseded
     /// change if there is one (its change is never sent anyway), else the newest, which
-    /// closed the cycle. Returns whether one was released.
-    fn break_dependency_cycle(
-        &mut self,
+    /// closed the cycle. Returns the dependency to release and the unit that owns it
+    /// (`commit` releases it and reports it).
+    fn dependency_to_release(
+        &self,
         candidates: &[(UnitId, Need)],
         placed: &BTreeSet<UnitId>,
-    ) -> bool {
+        plan: &Plan,
+    ) -> Option<(UnitId, Dep)> {
         let stuck: BTreeSet<UnitId> = candidates
             .iter()
             .map(|(id, _)| *id)
             .filter(|id| !placed.contains(id) && self.units.contains(*id))
-            .filter(|id| !self.deps_satisfied(*id, None))
+            .filter(|id| !self.deps_satisfied(*id, None, plan))
             .collect();
         // Unit -> the stuck units it waits for, and through which dependency.
         let mut edges: BTreeMap<UnitId, Vec<(UnitId, Dep)>> = BTreeMap::new();
         for id in &stuck {
-            for d in &self.units[id].deps {
+            for d in plan.deps(*id, &self.units[id]) {
                 let key = FieldKey {
                     agent: d.on.agent,
                     block: d.on.block,
@@ -606,7 +715,7 @@ impl Queue {
                 }
             }
         }
-        let Some(cycle) = cycle else { return false };
+        let cycle = cycle?;
         let superseded = |q: &Queue, d: &Dep| {
             let key = FieldKey {
                 agent: d.on.agent,
@@ -622,13 +731,7 @@ impl Queue {
             .find(|(_, d)| superseded(self, d))
             .or_else(|| cycle.iter().max_by_key(|(_, d)| d.dependent.seq))
             .copied();
-        let Some((owner, d)) = pick else { return false };
-        self.units.update(owner, |u| u.deps.retain(|x| *x != d));
-        self.events.push(super::Event::DependencyReleased {
-            dependent: d.dependent,
-            dependency: d.on,
-        });
-        true
+        pick
     }
 
     /// Whether a ride-along unit might join `draft`, the request being filled: there is one,
@@ -681,10 +784,10 @@ impl Queue {
     }
 
     /// A unit may go once each dependency is acknowledged, carried by the unit itself, or
-    /// sent earlier in the request being filled.
-    fn deps_satisfied(&self, uid: UnitId, draft: Option<&Draft>) -> bool {
+    /// sent earlier in the request being filled. `plan`'s decisions so far count as done.
+    fn deps_satisfied(&self, uid: UnitId, draft: Option<&Draft>, plan: &Plan) -> bool {
         let unit = &self.units[&uid];
-        unit.deps.iter().all(|d| {
+        plan.deps(uid, unit).all(|d| {
             let key = FieldKey {
                 agent: d.on.agent,
                 block: d.on.block,
@@ -711,7 +814,9 @@ impl Queue {
                 // Its agent was removed (the dependency was released) or never had it.
                 return true;
             };
-            if f.unit.is_none() && f.in_flight.is_empty() {
+            // A unit the plan drops no longer holds its field (`commit` detaches it).
+            let held = f.unit.is_some_and(|u| !plan.dropped.contains(&u));
+            if !held && f.in_flight.is_empty() {
                 return true;
             }
             draft.is_some_and(|dr| dr.fields.get(&key).is_some_and(|s| s.0 >= seq))
@@ -787,7 +892,6 @@ impl Queue {
                     value: c.value.clone(),
                     oldest,
                 });
-                f.unit = None;
             }
             let carried: Vec<AgentId> = synced
                 .iter()

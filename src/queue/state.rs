@@ -244,6 +244,21 @@ impl Unit {
         }
     }
 
+    /// One change of `key` (sequence `seq`, made at `now`) as a unit of its own: what a
+    /// change brings to the unit it joins ([`Unit::absorb`] merges it in) or starts.
+    pub(crate) fn of_change(
+        key: FieldKey,
+        seq: u64,
+        priority: Priority,
+        now: f64,
+        deps: Vec<Dep>,
+    ) -> Unit {
+        let mut unit = Unit::new(alloc::vec![key], None, seq);
+        unit.deps = deps;
+        unit.raise(priority, now);
+        unit
+    }
+
     /// A new change of `priority` joins the unit. A new critical change is not held back
     /// by an older failure's retry backoff: only its agent's combat debounce and the
     /// budget may delay it.

@@ -1,5 +1,6 @@
 //! Pending units' bookkeeping: placing a unit among the pending ones (merging the units
-//! that share its fields), unit ids, and settling a field that stopped waiting.
+//! that share its fields), attaching a unit to its fields and detaching it (the one owner
+//! of a field's `unit`), unit ids, and settling a field that stopped waiting.
 
 use super::state::{self, FieldKey, Unit};
 use super::Queue;
@@ -31,12 +32,9 @@ impl Queue {
             let Some(other) = self.field(key).and_then(|f| f.unit) else {
                 continue;
             };
-            let Some(o) = self.units.remove(other) else {
+            let Some(o) = self.detach_unit(other) else {
                 continue;
             };
-            for e in &o.entries {
-                self.field_mut(*e).unit = None;
-            }
             let order = match recency {
                 Recency::Newer => {
                     let mut m = unit.entries.clone();
@@ -53,11 +51,36 @@ impl Queue {
             unit.entries = order;
             merged += 1;
         }
+        self.attach_unit(uid, unit);
+        merged
+    }
+
+    /// Adds a unit to the pending ones and attaches it to its fields (each field's `unit`
+    /// names it). With [`Queue::detach_unit`] the one place where a field's pending unit
+    /// changes, so the fields and [`super::pending::Units`] always agree.
+    pub(crate) fn attach_unit(&mut self, uid: UnitId, unit: Unit) {
         for e in &unit.entries {
             self.field_mut(*e).unit = Some(uid);
         }
         self.units.insert(uid, unit);
-        merged
+    }
+
+    /// Takes a unit out of the pending ones and detaches it from its fields (sent, merged
+    /// into another, or no longer needed). A field whose agent is gone has nothing to
+    /// detach.
+    pub(crate) fn detach_unit(&mut self, uid: UnitId) -> Option<Unit> {
+        let unit = self.units.remove(uid)?;
+        for e in &unit.entries {
+            if let Some(f) = self
+                .agents
+                .get_mut(e.agent.0 as usize)
+                .and_then(|a| a.as_mut())
+                .and_then(|a| a.fields.get_mut(&(e.block, e.field)))
+            {
+                f.unit = None;
+            }
+        }
+        Some(unit)
     }
 
     pub(crate) fn new_unit_id(&mut self) -> UnitId {
