@@ -2,9 +2,11 @@
 //! entries and loop back-edges) per function of `pkg/roblox` while 1,000 NPCs each change a
 //! number field once (after a first change made their fields pending).
 //!
-//! `cargo run --release -p npc-sync-luau --example luau_profile [DIR]` (DIR defaults to
-//! pkg/roblox). Lines are `count module:line`; the function defined at that line of the
-//! module is the one counted. To name functions, build the core without `strip` and map
+//! `cargo run --release -p npc-sync-luau --example luau_profile [DIR [poll]]` (DIR defaults
+//! to pkg/roblox). With `poll`, the measured part is instead the routine batch's poll with
+//! those 1,000 fields pending (a first poll schedules it; the fields change after it).
+//! Lines are `count module:line`; the function defined at that line of the module is the
+//! one counted. To name functions, build the core without `strip` and map
 //! function indices (`fN` / `F[N+1]`) through the wasm name section.
 #[path = "../tests/luau_core/mod.rs"]
 mod luau_core;
@@ -37,6 +39,31 @@ return function()
 	end
 end
 "#;
+
+/// As [`WORKLOAD`], but the measured part is the routine batch's `nsq_poll`.
+const POLL_WORKLOAD: &str = r#"
+local Core = ...
+local X = Core.instantiate({}).exports
+local mem = X.memory
+assert(X.nsq_init() == 0)
+local scratch = X.nsq_scratch_ptr()
+local function intern(s)
+	buffer.writestring(mem.buffer, scratch, s)
+	return X.nsq_intern(#s)
+end
+local status, field = intern("status"), intern("x")
+local slots = {}
+for i = 1, 1000 do
+	slots[i] = X.nsq_slot(X.nsq_agent(intern("npc-" .. i)), status, field)
+end
+assert(X.nsq_poll(0.01) == 0)
+for i = 1, 1000 do
+	assert(X.nsq_set(0.5, slots[i], 1, 0, -i, 1) > 0)
+end
+return function()
+	assert(X.nsq_poll(30.02) > 0, "the batch is due")
+end
+"#;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 fn main() {
@@ -44,7 +71,11 @@ fn main() {
         .nth(1)
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| npc_sync_testkit::repo_root().join("pkg/roblox"));
-    let script = WORKLOAD;
+    let script = if std::env::args().nth(2).as_deref() == Some("poll") {
+        POLL_WORKLOAD
+    } else {
+        WORKLOAD
+    };
     let lua = Lua::new();
     lua.sandbox(true).unwrap();
     let core = load_core(&lua, &dir);

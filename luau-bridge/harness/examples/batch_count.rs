@@ -1,0 +1,111 @@
+//! The routine batch's frames through `NpcSync`, in cumulative phases, for counting CPU
+//! instructions under cachegrind (load-independent; the difference between two phases is
+//! that phase's cost):
+//!
+//! ```text
+//! cargo build --release -p npc-sync-luau-harness --example batch_count
+//! valgrind --tool=cachegrind --cache-sim=no target/release/examples/batch_count NATIVE PHASE
+//! ```
+//!
+//! 1,000 NPCs with a pending status field, a first poll (the routine batch is scheduled
+//! 30 s later), three frames of one change per NPC (from the second on, every change is
+//! kept in the bridge). Then, at the batch's time, PHASE adds in order:
+//!
+//! - 0: nothing (the baseline);
+//! - 1: the drain (`nsq_absorb` of the 1,000 kept records, through `Absorb.drainAll`);
+//! - 2: the core's poll alone (`nsq_poll`: the batch built, records written);
+//! - 3: instead of 2, the bridge's poll (`nsq_poll` and the records read into requests);
+//! - 4: 3 plus the wire form of the requests (`process.wire`: the JSON body);
+//! - 5: 4 plus the next frame's 1,000 changes (each goes to the core: nothing is granted);
+//! - 6: 5 plus a second frame of changes (now kept again);
+//! - 7: 6 plus the batch's ack (with the confirmed fields the answer would carry);
+//! - 8: 7 plus the frame after the ack's 1,000 changes.
+use mlua::IntoLuaMulti;
+use npc_sync_luau_harness::{roblox::repo_root, Options, Roblox};
+
+const SCRIPT: &str = r#"
+local PHASE = ...
+local NpcSync = require(game:GetService("ReplicatedStorage").Packages.NpcSync)
+local now = 0
+local sync = NpcSync.new({ target = { kind = "batch", url = "http://127.0.0.1:9/batch" }, clock = function()
+	return now
+end })
+local N = 1000
+local ids = table.create(N)
+for i = 1, N do
+	ids[i] = "npc-" .. i
+	sync:setStatus(ids[i], "x", 0)
+end
+now = 0.01
+sync:step(now)
+for r = 1, 3 do
+	now = 0.01 + r / 60
+	for i = 1, N do
+		sync:setStatus(ids[i], "x", r + i)
+	end
+	sync:step(now)
+end
+local core = sync._core
+local function frame(r)
+	now = 30.02 + r / 60
+	for i = 1, N do
+		sync:setStatus(ids[i], "x", 1000 + r + i)
+	end
+end
+now = 30.02
+if PHASE >= 1 then
+	core.absorb:drainAll()
+end
+if PHASE == 2 then
+	assert(core.X.nsq_poll(now) > 0, "the batch is due")
+	return
+end
+local reqs
+if PHASE >= 3 then
+	reqs = core:poll(now)
+	assert(#reqs > 0, "the batch is due")
+end
+local bodies = {}
+if PHASE >= 4 then
+	for i, req in reqs do
+		bodies[i] = sync._process.wire(req)
+	end
+end
+if PHASE >= 5 then
+	frame(1)
+end
+if PHASE >= 6 then
+	frame(2)
+end
+if PHASE >= 7 then
+	for _, req in reqs do
+		core:ack(req.id, req.changes)
+	end
+end
+if PHASE >= 8 then
+	frame(3)
+end
+"#;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 3 {
+        eprintln!("usage: batch_count NATIVE(0|1) PHASE(0..8)");
+        std::process::exit(2);
+    }
+    let native = args[1] == "1";
+    let phase: u32 = args[2].parse().expect("PHASE is a number");
+    let r = Roblox::new(Options {
+        native,
+        mounts: vec![(
+            "ReplicatedStorage.Packages.NpcSync".into(),
+            std::env::var("NSQ_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|_| repo_root().join("pkg/roblox")),
+        )],
+        ..Options::default()
+    })
+    .expect("vm");
+    let a = phase.into_lua_multi(&r.lua).unwrap();
+    r.run("batch_count", SCRIPT, a, 10).expect("workload");
+}
