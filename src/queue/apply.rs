@@ -174,22 +174,7 @@ impl Queue {
             u.not_before
         } else {
             match u.priority {
-                Priority::Critical => {
-                    let mut ready = u.not_before;
-                    for e in &u.entries {
-                        if let Some(a) = self.agent_state(e.agent) {
-                            if let Some(last) = a.last_critical_emit {
-                                let window = if a.in_combat(now) {
-                                    self.cfg.combat_debounce_s
-                                } else {
-                                    self.cfg.debounce_s
-                                };
-                                ready = ready.max(last + window.min(a.last_critical_window));
-                            }
-                        }
-                    }
-                    ready
-                }
+                Priority::Critical => self.critical_ready(u, now),
                 Priority::High if u.attempts == 0 => u
                     .high_since
                     .map_or(now, |t| t + self.cfg.high_priority_delay_s),

@@ -246,21 +246,7 @@ impl Queue {
         let mut urgent: BTreeSet<AgentId> = BTreeSet::new();
         for uid in self.units.critical() {
             let u = &self.units[&uid];
-            let mut ready = u.not_before;
-            for e in &u.entries {
-                if let Some(a) = self.agent_state(e.agent) {
-                    if let Some(last) = a.last_critical_emit {
-                        // Entering combat shortens the open window; leaving it does not
-                        // lengthen it.
-                        let window = if a.in_combat(now) {
-                            self.cfg.combat_debounce_s
-                        } else {
-                            self.cfg.debounce_s
-                        };
-                        ready = ready.max(last + window.min(a.last_critical_window));
-                    }
-                }
-            }
+            let ready = self.critical_ready(u, now);
             if ready <= now || flushing {
                 for e in &u.entries {
                     urgent.insert(e.agent);

@@ -83,6 +83,28 @@ impl Queue {
         Some(unit)
     }
 
+    /// When a critical unit may go: not before its retry backoff, nor inside the combat
+    /// debounce window of any agent it touches that sent a critical change lately. The one
+    /// owner of that rule, for `poll` and for the wake a change notes.
+    pub(crate) fn critical_ready(&self, u: &Unit, now: f64) -> f64 {
+        let mut ready = u.not_before;
+        for e in &u.entries {
+            if let Some(a) = self.agent_state(e.agent) {
+                if let Some(last) = a.last_critical_emit {
+                    // Entering combat shortens the open window; leaving it does not
+                    // lengthen it.
+                    let window = if a.in_combat(now) {
+                        self.cfg.combat_debounce_s
+                    } else {
+                        self.cfg.debounce_s
+                    };
+                    ready = ready.max(last + window.min(a.last_critical_window));
+                }
+            }
+        }
+        ready
+    }
+
     pub(crate) fn new_unit_id(&mut self) -> UnitId {
         self.units.new_id()
     }
