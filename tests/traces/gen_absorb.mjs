@@ -11,18 +11,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-// xorshift32: the same sequence on every machine.
-let state = 0x2545f491;
-function next() {
-  state ^= state << 13;
-  state >>>= 0;
-  state ^= state >>> 17;
-  state ^= state << 5;
-  state >>>= 0;
-  return state / 4294967296;
-}
-const pick = (xs) => xs[Math.floor(next() * xs.length)];
-const chance = (p) => next() < p;
+import { xorshift32 } from "./rng.mjs";
+
+const { next, pick, chance } = xorshift32(0x2545f491);
 
 const AGENTS = ["npc-1", "npc-2", "npc-3", "npc-4", "npc-5", "npc-6"];
 const lines = [];
