@@ -11,24 +11,11 @@
 #[path = "../tests/luau_core/mod.rs"]
 mod luau_core;
 
-use luau_core::core_vm;
+use luau_core::{core_vm, workload};
 use mlua::Function;
 
+/// After the shared setup (`luau_core::workload`): the measured rounds.
 const WORKLOAD: &str = r#"
-local Core, ROUNDS, POLL, OP = ...
-local X = Core.instantiate({}).exports
-local mem = X.memory
-assert(X.nsq_init() == 0)
-local scratch = X.nsq_scratch_ptr()
-local function intern(s)
-	buffer.writestring(mem.buffer, scratch, s)
-	return X.nsq_intern(#s)
-end
-local status, field = intern("status"), intern("x")
-local slots = {}
-for i = 1, 1000 do
-	slots[i] = X.nsq_slot(X.nsq_agent(intern("npc-" .. i)), status, field)
-end
 local set, poll = X.nsq_set, X.nsq_poll
 for i = 1, 1000 do
 	set(0.01, slots[i], 1, 0, -i, 1)
@@ -65,6 +52,9 @@ fn main() {
     let poll: u32 = args[4].parse().unwrap();
     let op = args.get(5).cloned().unwrap_or_else(|| "set".into());
     let (lua, core) = core_vm(std::path::Path::new(&dir), native);
-    let f: Function = lua.load(WORKLOAD).into_function().unwrap();
+    let f: Function = lua
+        .load(workload("Core, ROUNDS, POLL, OP", WORKLOAD))
+        .into_function()
+        .unwrap();
     f.call::<()>((core, rounds, poll, op)).unwrap();
 }

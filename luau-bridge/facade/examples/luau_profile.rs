@@ -11,25 +11,12 @@
 #[path = "../tests/luau_core/mod.rs"]
 mod luau_core;
 
-use luau_core::load_core;
+use luau_core::{load_core, workload};
 use mlua::{Function, Lua, VmState};
 
-/// Sets up 1,000 agents with a pending number field, returns the measured part.
+/// After the shared setup (`luau_core::workload`): makes the 1,000 fields pending and returns
+/// the measured part.
 const WORKLOAD: &str = r#"
-local Core = ...
-local X = Core.instantiate({}).exports
-local mem = X.memory
-assert(X.nsq_init() == 0)
-local scratch = X.nsq_scratch_ptr()
-local function intern(s)
-	buffer.writestring(mem.buffer, scratch, s)
-	return X.nsq_intern(#s)
-end
-local status, field = intern("status"), intern("x")
-local slots = {}
-for i = 1, 1000 do
-	slots[i] = X.nsq_slot(X.nsq_agent(intern("npc-" .. i)), status, field)
-end
 for i = 1, 1000 do
 	X.nsq_set(0.5, slots[i], 1, 0, -i, 1)
 end
@@ -42,20 +29,6 @@ end
 
 /// As [`WORKLOAD`], but the measured part is the routine batch's `nsq_poll`.
 const POLL_WORKLOAD: &str = r#"
-local Core = ...
-local X = Core.instantiate({}).exports
-local mem = X.memory
-assert(X.nsq_init() == 0)
-local scratch = X.nsq_scratch_ptr()
-local function intern(s)
-	buffer.writestring(mem.buffer, scratch, s)
-	return X.nsq_intern(#s)
-end
-local status, field = intern("status"), intern("x")
-local slots = {}
-for i = 1, 1000 do
-	slots[i] = X.nsq_slot(X.nsq_agent(intern("npc-" .. i)), status, field)
-end
 assert(X.nsq_poll(0.01) == 0)
 for i = 1, 1000 do
 	assert(X.nsq_set(0.5, slots[i], 1, 0, -i, 1) > 0)
@@ -79,7 +52,7 @@ fn main() {
     let lua = Lua::new();
     lua.sandbox(true).unwrap();
     let core = load_core(&lua, &dir);
-    let f: Function = lua.load(script).into_function().unwrap();
+    let f: Function = lua.load(workload("Core", script)).into_function().unwrap();
     let counts: Arc<Mutex<HashMap<(String, i32), u64>>> = Default::default();
     let c2 = counts.clone();
     let on = Arc::new(Mutex::new(false));

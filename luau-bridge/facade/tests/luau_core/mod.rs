@@ -52,3 +52,27 @@ pub fn load_core(lua: &Lua, dir: &Path) -> Table {
     lua.globals().set("require", require.clone()).unwrap();
     require.call::<Table>("NpcSyncCore").unwrap()
 }
+
+/// A measuring script over the core: `args` names what the script is called with (its first
+/// value is the core's module), then the setup every workload shares (the core instantiated
+/// as `X`, 1,000 agents with a `status.x` slot each in `slots`, `intern`), then `body`.
+#[allow(dead_code)] // only the examples build workloads
+pub fn workload(args: &str, body: &str) -> String {
+    format!("local {args} = ...\n{SETUP}{body}")
+}
+
+#[allow(dead_code)]
+const SETUP: &str = r#"local X = Core.instantiate({}).exports
+local mem = X.memory
+assert(X.nsq_init() == 0)
+local scratch = X.nsq_scratch_ptr()
+local function intern(s)
+	buffer.writestring(mem.buffer, scratch, s)
+	return X.nsq_intern(#s)
+end
+local status, field = intern("status"), intern("x")
+local slots = {}
+for i = 1, 1000 do
+	slots[i] = X.nsq_slot(X.nsq_agent(intern("npc-" .. i)), status, field)
+end
+"#;
