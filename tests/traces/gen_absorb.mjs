@@ -11,7 +11,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { xorshift32 } from "./rng.mjs";
+import { freshValues, xorshift32 } from "./gen_lib.mjs";
 
 const { next, pick, chance } = xorshift32(0x2545f491);
 
@@ -25,16 +25,7 @@ const made = []; // labels of kept-looking changes, for `after`
 const removed = new Set();
 let inFlight = false;
 
-// A value for `slot` other than the last one passed.
-function fresh(slot, make) {
-  for (;;) {
-    const v = make();
-    if (last.get(slot) !== v) {
-      last.set(slot, v);
-      return v;
-    }
-  }
-}
+const fresh = freshValues(last);
 
 emit({
   op: "config",

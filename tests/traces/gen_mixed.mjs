@@ -7,7 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { xorshift32 } from "./rng.mjs";
+import { freshValues, xorshift32 } from "./gen_lib.mjs";
 
 const { next, pick, chance } = xorshift32(0x9e3779b9);
 
@@ -22,15 +22,7 @@ const health = new Map();
 let labels = 0;
 const made = [];
 
-function fresh(slot, make) {
-  for (;;) {
-    const v = make();
-    if (last.get(slot) !== v) {
-      last.set(slot, v);
-      return v;
-    }
-  }
-}
+const fresh = freshValues(last);
 
 emit({ op: "config", config: { target: "batch", seed: 11, chat_max_messages: 4 } });
 let now = 0;

@@ -21,7 +21,7 @@
 //! - 7: 6 plus the batch's ack (with the confirmed fields the answer would carry);
 //! - 8: 7 plus the frame after the ack's 1,000 changes.
 use mlua::IntoLuaMulti;
-use npc_sync_luau_harness::{roblox::repo_root, Options, Roblox};
+use npc_sync_luau_harness::{roblox::package_mount_or_env, Options, Roblox};
 
 const SCRIPT: &str = r#"
 local PHASE = ...
@@ -97,12 +97,7 @@ fn main() {
     let phase: u32 = args[2].parse().expect("PHASE is a number");
     let r = Roblox::new(Options {
         native,
-        mounts: vec![(
-            "ReplicatedStorage.Packages.NpcSync".into(),
-            std::env::var("NSQ_DIR")
-                .map(std::path::PathBuf::from)
-                .unwrap_or_else(|_| repo_root().join("pkg/roblox")),
-        )],
+        mounts: vec![package_mount_or_env()],
         ..Options::default()
     })
     .expect("vm");

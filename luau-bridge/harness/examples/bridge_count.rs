@@ -21,10 +21,7 @@
 //!
 //! `NSQ_DIR` names another folder to load instead of `pkg/roblox` (to compare builds).
 use mlua::IntoLuaMulti;
-use npc_sync_luau_harness::{
-    roblox::{repo_root, PACKAGE_PATH},
-    Options, Roblox,
-};
+use npc_sync_luau_harness::{roblox::package_mount_or_env, Options, Roblox};
 
 const SCRIPT: &str = r#"
 local ROUNDS, OP = ...
@@ -93,12 +90,7 @@ fn main() {
     let op = args[3].clone();
     let r = Roblox::new(Options {
         native,
-        mounts: vec![(
-            PACKAGE_PATH.into(),
-            std::env::var("NSQ_DIR")
-                .map(std::path::PathBuf::from)
-                .unwrap_or_else(|_| repo_root().join("pkg/roblox")),
-        )],
+        mounts: vec![package_mount_or_env()],
         ..Options::default()
     })
     .expect("vm");

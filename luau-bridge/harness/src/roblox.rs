@@ -50,6 +50,15 @@ pub fn package_mount() -> (String, PathBuf) {
     (PACKAGE_PATH.into(), repo_root().join("pkg/roblox"))
 }
 
+/// [`package_mount`], or the folder the environment variable `NSQ_DIR` names mounted there
+/// instead (the instruction-count examples compare two builds with it).
+pub fn package_mount_or_env() -> (String, PathBuf) {
+    match std::env::var_os("NSQ_DIR") {
+        Some(dir) => (PACKAGE_PATH.into(), PathBuf::from(dir)),
+        None => package_mount(),
+    }
+}
+
 /// `HttpService:GetSecret`'s value: usable as a header value, never readable as text.
 #[derive(Clone)]
 struct Secret(String);
