@@ -345,9 +345,11 @@ mod tests {
 
     #[test]
     fn the_largest_block_that_fits_one_patch_is_accepted() {
-        let mut c = Config::default();
-        c.default_block_limit = 16_381;
-        c.block_limits.push(("persona".into(), 16_381));
+        let mut c = Config {
+            default_block_limit: 16_381,
+            block_limits: alloc::vec![("persona".into(), 16_381)],
+            ..Config::default()
+        };
         assert!(c.validate().is_ok());
         c.max_request_bytes = 24 * 1024;
         c.default_block_limit = 6_141;
