@@ -505,6 +505,17 @@ impl Queue {
                 if need == Need::RideAlong && !self.may_ride(uid, p.drafts.last(), per_block) {
                     continue;
                 }
+                // No request open and no call to open one with: the unit cannot be placed,
+                // and one that would open a request is held by the budget (what the branch
+                // below decides, without materialising it; a poll that waits for the budget
+                // comes every frame in a fight). `remaining` is 0 from the start here, so
+                // no oversized unit can go either: a full pacing bucket means the window
+                // is what is spent. Letta's API first skips units whose block is busy,
+                // which needs the unit's blocks: not taken there.
+                if !per_block && remaining == 0 && p.drafts.is_empty() {
+                    p.budget_blocked |= need == Need::Mandatory;
+                    continue;
+                }
                 let (changes, blocks, bytes) = self.materialize(uid);
                 // Letta's PATCH replaces a whole block and checks no sequence number: one
                 // write per agent-block in flight, so no retry or slow answer can land
