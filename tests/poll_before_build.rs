@@ -2,7 +2,9 @@
 //! on: a queue polled through it (and through `poll` when it stops) gives exactly what a
 //! queue polled through `poll` gives, over random traces of every kind of call.
 
-use npc_sync::{AgentId, Change, ChangeId, Config, Priority, Queue, RequestId, Target, Value};
+use npc_sync::{
+    AgentId, Change, ChangeId, Config, Priority, Queue, RequestId, RequestKind, Target, Value,
+};
 
 mod common;
 use common::Lcg;
@@ -36,10 +38,14 @@ fn priority(rng: &mut Lcg) -> Priority {
 }
 
 /// Everything observable of one run, as text, and how often the poll stopped.
-fn run(seed: u64, target: Target, stop_first: bool) -> (Vec<String>, u32) {
+fn run(seed: u64, target: Target, tight: bool, stop_first: bool) -> (Vec<String>, u32) {
     let mut rng = Lcg(seed);
+    // A tight budget makes many polls wait for a call: those must not stop.
+    let (budget_per_minute, budget_burst) = if tight { (12, 2) } else { (400, 40) };
     let cfg = Config {
         target,
+        budget_per_minute,
+        budget_burst,
         ..Config::default()
     };
     let mut q = Queue::new(cfg).unwrap();
@@ -79,7 +85,11 @@ fn run(seed: u64, target: Target, stop_first: bool) -> (Vec<String>, u32) {
             10..=12 => {
                 let r = if stop_first {
                     match q.poll_before_build(now).unwrap() {
-                        Some(r) => r,
+                        Some(r) => {
+                            // It stops before any request that carries changes.
+                            assert!(r.iter().all(|x| x.kind == RequestKind::Inference), "{r:?}");
+                            r
+                        }
                         None => {
                             stops += 1;
                             q.poll(now).unwrap()
@@ -114,13 +124,15 @@ fn run(seed: u64, target: Target, stop_first: bool) -> (Vec<String>, u32) {
 fn a_poll_that_stops_before_building_changes_nothing() {
     let mut stops = 0;
     for target in [Target::BatchEndpoint, Target::LettaApi] {
-        for seed in 0..120 {
-            let (plain, _) = run(seed, target, false);
-            let (stopping, n) = run(seed, target, true);
-            stops += n;
-            assert_eq!(plain.len(), stopping.len());
-            for (a, b) in plain.iter().zip(&stopping) {
-                assert_eq!(a, b, "seed {seed}, {target:?}");
+        for tight in [false, true] {
+            for seed in 0..80 {
+                let (plain, _) = run(seed, target, tight, false);
+                let (stopping, n) = run(seed, target, tight, true);
+                stops += n;
+                assert_eq!(plain.len(), stopping.len());
+                for (a, b) in plain.iter().zip(&stopping) {
+                    assert_eq!(a, b, "seed {seed}, {target:?}, tight budget {tight}");
+                }
             }
         }
     }

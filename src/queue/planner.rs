@@ -190,8 +190,7 @@ impl Queue {
         let routine_due = (now >= next_batch_at || t.flushing) && !paused;
         // Everything so far is bookkeeping a second poll at `now` repeats to the same
         // effect; nothing has been built or emitted yet.
-        if stop_before_build && (!urgent.is_empty() || self.batches_open(now, routine_due, paused))
-        {
+        if stop_before_build && self.may_build(now, &urgent, routine_due, paused) {
             self.dirty = true;
             return Ok(None);
         }
@@ -423,6 +422,21 @@ impl Queue {
             self.emit(now, RequestKind::Batch, built.drafts, &[], out);
         }
         budget_blocked_routine
+    }
+
+    /// Whether this poll may build a request: urgent agents or open batches, with a call
+    /// left in their pool (with none, `plan` opens no request: a unit bigger than the
+    /// pacing burst may go on a full bucket, but then the bucket is not what is empty).
+    fn may_build(
+        &mut self,
+        now: f64,
+        urgent: &BTreeSet<AgentId>,
+        routine_due: bool,
+        paused: bool,
+    ) -> bool {
+        (!urgent.is_empty() && self.budget.available(now, Pool::Reserved) >= 1)
+            || (self.batches_open(now, routine_due, paused)
+                && self.budget.available(now, Pool::Routine) >= 1)
     }
 
     /// Whether `send_batches` looks at the units at all (and may build a batch): the
