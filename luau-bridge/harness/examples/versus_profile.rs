@@ -9,7 +9,9 @@
 //!
 //! NPCS is the number of NPCs (the bench uses 100 and 1000), NATIVE 0 (interpreted) or 1
 //! (native code generation), RUNS a comma list of `plain` (the ModuleScript as the bench
-//! runs it: the figure to compare), `profile` (the same, profiled) and `hand`
+//! runs it: the figure to compare), `profile` (the same, profiled), `light` (profiled, but
+//! the functions called per change counted, not timed: a timer per call distorts them; the
+//! crossings' cost then comes from a per-frame fit) and `hand`
 //! (`tests/bench/HandQueue.luau`, per frame kind); default all three, each once in a
 //! fresh VM against a fresh local server; a run named twice keeps the faster. `NSQ_FRAMES` (default 1900) and `NSQ_DIR` (another `pkg/roblox`) as in the
 //! other examples. `NSQ_CLOCK` = `cpu` (default: the VM thread's CPU time, which the
@@ -59,6 +61,8 @@ enum RunKind {
     Plain,
     /// The ModuleScript with the profiler.
     Profile,
+    /// The same with the per-change functions counted, not timed.
+    Light,
     /// The hand-written queue.
     Hand,
 }
@@ -68,6 +72,7 @@ impl RunKind {
         match self {
             RunKind::Plain => "plain",
             RunKind::Profile => "profile",
+            RunKind::Light => "light",
             RunKind::Hand => "hand",
         }
     }
@@ -76,9 +81,10 @@ impl RunKind {
         match s {
             "plain" => Ok(RunKind::Plain),
             "profile" => Ok(RunKind::Profile),
+            "light" => Ok(RunKind::Light),
             "hand" => Ok(RunKind::Hand),
             other => Err(format!(
-                "RUNS: unknown run '{other}' (plain, profile or hand)"
+                "RUNS: unknown run '{other}' (plain, profile, light or hand)"
             )),
         }
     }
@@ -189,6 +195,8 @@ struct Func {
     nonzero: f64,
     max_items: f64,
     causes: Vec<(String, f64, f64, f64)>,
+    /// Counted, not timed (light runs' per-change functions).
+    counted: bool,
 }
 
 fn functions(r: &Json) -> BTreeMap<String, Func> {
@@ -219,6 +227,7 @@ fn functions(r: &Json) -> BTreeMap<String, Func> {
                 nonzero: num(f, "nonzero"),
                 max_items: num(f, "max_items"),
                 causes,
+                counted: f["counted"] == json!(true),
             },
         );
     }
@@ -355,7 +364,7 @@ fn print_kinds(title: &str, rows: &[Json], extra: &[&str]) {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 2 {
-        eprintln!("usage: versus_profile NPCS NATIVE(0|1) [plain,profile,hand]");
+        eprintln!("usage: versus_profile NPCS NATIVE(0|1) [plain,profile,light,hand | reuse]");
         std::process::exit(2);
     }
     let npcs: u32 = args[0].parse().unwrap_or_else(|_| {
@@ -491,7 +500,12 @@ fn main() {
         println!("\nModuleScript / hand-written (plain runs): {:.1}", p / h);
     }
 
-    if let Some(r) = results.get("profile") {
+    for label in ["profile", "light"] {
+        let Some(r) = results.get(label) else {
+            continue;
+        };
+        let light = label == "light";
+        println!("\n### The {label} run\n");
         println!(
             "\nProfiler: a wrapped call costs {:.3} us (calibrated, taken out per call); an empty wrapped call measures {:.3} us for itself (taken out). Missing phases: {}",
             num(r, "wrapper_us"),
@@ -504,7 +518,7 @@ fn main() {
         // the exports
         let mut ex: Vec<&Func> = funcs
             .values()
-            .filter(|f| f.name.starts_with("nsq_") && f.calls > 0.0)
+            .filter(|f| f.name.starts_with("nsq_") && f.calls > 0.0 && !f.counted)
             .collect();
         ex.sort_by(|a, b| b.ms.total_cmp(&a.ms));
         println!("\nThe core's exports (frames 1..{frames}, profiler time taken out)\n");
@@ -522,7 +536,7 @@ fn main() {
                 1e3 * f.ms / f.calls
             );
         }
-        report["exports"] = ex
+        report[label]["exports"] = ex
             .iter()
             .map(|f| json!({"name": f.name, "calls": f.calls, "ms": f.ms, "us_per_call": 1e3 * f.ms / f.calls}))
             .collect();
@@ -550,7 +564,7 @@ fn main() {
                     format!("{}", f.max_items),
                 )
             };
-            let timeless = f.name.starts_with("(sent ");
+            let timeless = f.name.starts_with("(sent ") || f.counted;
             let http = if IN_HTTP_FRAME.contains(&f.name.as_str()) {
                 " (HTTP frame, not in the frame time)"
             } else {
@@ -587,7 +601,7 @@ fn main() {
                 },
             );
         }
-        report["phases"] = ph
+        report[label]["phases"] = ph
             .iter()
             .map(|f| json!({"name": f.name, "calls": f.calls, "ms": f.ms, "self_ms": f.self_ms, "items": f.items, "nonzero": f.nonzero, "max_items": f.max_items}))
             .collect();
@@ -608,7 +622,7 @@ fn main() {
                 causes_json.push(json!({"function": f.name, "cause": c, "calls": calls, "ms": ms, "items": items}));
             }
         }
-        report["causes"] = Json::from(causes_json);
+        report[label]["causes"] = Json::from(causes_json);
 
         // frame kinds
         let ms = frame_ms(r);
@@ -647,7 +661,7 @@ fn main() {
             &rows,
             &labels,
         );
-        report["frame_kinds"] = Json::from(rows);
+        report[label]["frame_kinds"] = Json::from(rows);
 
         // the slowest frames
         let mut order: Vec<usize> = (0..n).collect();
@@ -683,10 +697,42 @@ fn main() {
             );
         }
 
+        // light runs: the calls part without the timed event calls, fitted per frame as
+        // a + b x crossings (a: the N kept changes, b: what a crossing costs more)
+        let crossings = col(r, "Core.set", "calls", n);
+        let (fit_a, fit_b) = if light {
+            let mut y = nums(&r["calls_ms"]);
+            for name in ["NpcSync.setHealth", "NpcSync.setState", "NpcSync.decide"] {
+                for (f, v) in col(r, name, "ms", n).into_iter().enumerate() {
+                    y[f] -= v;
+                }
+            }
+            let (mx, my) = (mean(&crossings), mean(&y));
+            let cov: f64 = crossings
+                .iter()
+                .zip(&y)
+                .map(|(x, y)| (x - mx) * (y - my))
+                .sum();
+            let var: f64 = crossings.iter().map(|x| (x - mx) * (x - mx)).sum();
+            let b = if var > 0.0 { cov / var } else { 0.0 };
+            let a = my - b * mx;
+            println!(
+                "\nThe calls part without health, state and decisions, per frame: {a:.3} ms + {:.2} us per crossing ({} NPCs' changes kept: {:.2} us each; fitted over the {n} frames)",
+                b * 1e3,
+                npcs,
+                a * 1e3 / f64::from(npcs),
+            );
+            report[label]["fit"] = json!({"kept_path_ms": a, "crossing_extra_us": b * 1e3});
+            (a, b)
+        } else {
+            (0.0, 0.0)
+        };
         // cuts
         let get = |k: &str| funcs.get(k).map_or(0.0, |f| f.ms) / fr;
         let calls_of = |k: &str| funcs.get(k).map_or(0.0, |f| f.calls);
-        let keep_us = if calls_of("Absorb.tryKeep") > 0.0 {
+        let keep_us = if light {
+            0.0 // the fit's b is already over a kept change
+        } else if calls_of("Absorb.tryKeep") > 0.0 {
             get("Absorb.tryKeep") * fr / calls_of("Absorb.tryKeep")
         } else {
             0.0
@@ -699,26 +745,70 @@ fn main() {
                     .fold((0.0, 0.0), |acc, c| (acc.0 + c.1, acc.1 + c.2))
             })
         };
+        // a light run times no crossing: each costs the fit's b
+        let recross = |why: &str| -> (f64, f64) {
+            let (calls, ms) = recross(why);
+            if light {
+                (calls, calls * fit_b)
+            } else {
+                (calls, ms)
+            }
+        };
+        let all_crossings: f64 = crossings.iter().sum();
+        let crossing_ms = if light {
+            all_crossings * fit_b / fr
+        } else {
+            get("Core.set") - all_crossings * keep_us * 1e-3 / fr
+        };
+        let kept_path_ms = if light {
+            fit_a
+        } else {
+            get("NpcSync.setStatus") - get("Core.set")
+        };
         let (send_n, send_ms) = recross("Core.pollRaw");
         let (ack_n, ack_ms) = recross("Core.ack");
-        let void_ms = funcs.get("Absorb.voidAll").map_or(0.0, |f| f.ms);
+        // polls that sent nothing: their drain and nsq_poll (a frame polls at most once)
+        let polls = col(r, "Core.pollRaw", "calls", n);
+        let poll_reqs = col(r, "Core.pollRaw", "items", n);
+        let poll_ms = col(r, "Core.pollRaw", "ms", n);
+        let drain_all = col(r, "Absorb.drainAll", "items", n);
+        let idle: Vec<usize> = (0..n)
+            .filter(|&f| polls[f] > 0.0 && poll_reqs[f] == 0.0)
+            .collect();
+        let idle_ms: f64 = idle.iter().map(|&f| poll_ms[f]).sum();
+        let idle_records: f64 = idle.iter().map(|&f| drain_all[f]).sum();
+        println!(
+            "\nPolls: {} in {n} frames, {} of them sent requests; the {} that sent nothing took in {idle_records} kept records and cost {:.3} ms per frame (drain and `nsq_poll`).",
+            polls.iter().sum::<f64>(),
+            (0..n).filter(|&f| poll_reqs[f] > 0.0).count(),
+            idle.len(),
+            idle_ms / fr
+        );
+        report[label]["idle_polls"] = json!({"polls": polls.iter().sum::<f64>(), "idle": idle.len(), "records": idle_records, "ms": idle_ms});
         let cuts = vec![
+            (
+                "polls that send nothing cost nothing (their drain and `nsq_poll`)",
+                idle_ms / fr,
+            ),
             ("the core's poll (`nsq_poll`) were free", get("nsq_poll")),
             ("acks were free (`Core.ack`: its drain, `nsq_confirm`s, `nsq_ack`)", get("Core.ack")),
             ("only the confirmations were free (`nsq_confirm`)", get("nsq_confirm")),
             ("drains were free (every `Absorb` drain, outermost)", get("(any drain)")),
             (
                 "sends and acks ended no grants (their fields' next changes kept, at tryKeep's cost, instead of crossing)",
-                (send_ms + ack_ms + void_ms - (send_n + ack_n) * keep_us * 1e-3) / fr,
+                (send_ms + ack_ms - (send_n + ack_n) * keep_us * 1e-3) / fr,
             ),
             ("sends ended no grants (same, sends only)", (send_ms - send_n * keep_us * 1e-3) / fr),
             ("acks ended no grants (same, acks only)", (ack_ms - ack_n * keep_us * 1e-3) / fr),
-            ("every crossing `Core.set` were free", get("Core.set")),
+            (
+                "every crossing were kept instead (at a kept change's cost)",
+                crossing_ms,
+            ),
             ("decisions were free (`NpcSync.decide`)", get("NpcSync.decide")),
             ("health and state were free (`setHealth`, `setState`)", get("NpcSync.setHealth") + get("NpcSync.setState")),
             (
-                "the kept path were free (`setStatus` minus its crossings)",
-                get("NpcSync.setStatus") - get("Core.set"),
+                "the kept path were free (`setStatus` of every NPC, crossings aside)",
+                kept_path_ms,
             ),
             (
                 "reading records, the wire form and the submit were free",
@@ -747,7 +837,7 @@ fn main() {
                 json!({"cut": what, "saves_ms": saved, "share": share, "plain_ms_share": scaled}),
             );
         }
-        report["cuts"] = Json::from(cuts_json);
+        report[label]["cuts"] = Json::from(cuts_json);
     }
 
     if let Some(r) = results.get("hand") {
