@@ -258,16 +258,20 @@ fn col(r: &Json, name: &str, what: &str, frames: usize) -> Vec<f64> {
     }
 }
 
-/// A ModuleScript frame's kind: what its step sent or acknowledged, and whether most NPCs'
-/// changes crossed into the core.
+/// A ModuleScript frame's kind: whether its step polled, what it sent or acknowledged, and
+/// whether most NPCs' changes crossed into the core.
 fn ms_kinds(r: &Json, npcs: f64, frames: usize) -> Vec<String> {
     let acks = col(r, "Core.ack", "calls", frames);
     let urgent = col(r, "(sent urgent)", "calls", frames);
     let batch = col(r, "(sent batch)", "calls", frames);
     let sets = col(r, "Core.set", "calls", frames);
+    let polls = col(r, "Core.pollRaw", "calls", frames);
     (0..frames)
         .map(|f| {
             let mut parts = Vec::new();
+            if polls[f] > 0.0 && batch[f] == 0.0 && urgent[f] == 0.0 {
+                parts.push("poll, nothing sent");
+            }
             if batch[f] > 0.0 {
                 parts.push("batch send");
             }
@@ -754,6 +758,23 @@ fn main() {
                 (calls, ms)
             }
         };
+        // of the grants a send (or ack) ended, the share that was not of a field it carried
+        // (changes sent, confirmed fields): counted, not matched by slot
+        let other_share = |why: &str, carried_by: &str| -> f64 {
+            let ended = funcs.get("Absorb.voidAll").map_or(0.0, |f| {
+                f.causes
+                    .iter()
+                    .filter(|c| c.0 == why)
+                    .map(|c| c.3)
+                    .sum::<f64>()
+            });
+            let carried = funcs.get(carried_by).map_or(0.0, |f| f.items);
+            if ended > 0.0 {
+                ((ended - carried) / ended).clamp(0.0, 1.0)
+            } else {
+                0.0
+            }
+        };
         let all_crossings: f64 = crossings.iter().sum();
         let crossing_ms = if light {
             all_crossings * fit_b / fr
@@ -800,6 +821,11 @@ fn main() {
             ),
             ("sends ended no grants (same, sends only)", (send_ms - send_n * keep_us * 1e-3) / fr),
             ("acks ended no grants (same, acks only)", (ack_ms - ack_n * keep_us * 1e-3) / fr),
+            (
+                "sends and acks ended only the grants of the fields they carried (the rest of their re-crossings kept)",
+                (send_ms - send_n * keep_us * 1e-3) * other_share("Core.pollRaw", "Batch.calls") / fr
+                    + (ack_ms - ack_n * keep_us * 1e-3) * other_share("Core.ack", "Core.ack") / fr,
+            ),
             (
                 "every crossing were kept instead (at a kept change's cost)",
                 crossing_ms,
