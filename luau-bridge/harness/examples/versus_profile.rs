@@ -285,7 +285,7 @@ fn ms_kinds(r: &Json, npcs: f64, frames: usize) -> Vec<String> {
                 parts.push("mass crossing");
             }
             if parts.is_empty() {
-                "quiet".to_string()
+                "no poll".to_string()
             } else {
                 parts.join(" + ")
             }
@@ -631,6 +631,36 @@ fn main() {
         // frame kinds
         let ms = frame_ms(r);
         let kinds = ms_kinds(r, f64::from(npcs), n);
+        // light runs: the calls part without the timed event calls, fitted per frame as
+        // a + b x crossings (a: the N kept changes, b: what a crossing costs more)
+        let crossings = col(r, "Core.set", "calls", n);
+        let (fit_a, fit_b) = if light {
+            let mut y = nums(&r["calls_ms"]);
+            for name in ["NpcSync.setHealth", "NpcSync.setState", "NpcSync.decide"] {
+                for (f, v) in col(r, name, "ms", n).into_iter().enumerate() {
+                    y[f] -= v;
+                }
+            }
+            let (mx, my) = (mean(&crossings), mean(&y));
+            let cov: f64 = crossings
+                .iter()
+                .zip(&y)
+                .map(|(x, y)| (x - mx) * (y - my))
+                .sum();
+            let var: f64 = crossings.iter().map(|x| (x - mx) * (x - mx)).sum();
+            let b = if var > 0.0 { cov / var } else { 0.0 };
+            let a = my - b * mx;
+            println!(
+                "\nThe calls part without health, state and decisions, per frame: {a:.3} ms + {:.2} us per crossing ({} NPCs' changes kept: {:.2} us each; fitted over the {n} frames)",
+                b * 1e3,
+                npcs,
+                a * 1e3 / f64::from(npcs),
+            );
+            report[label]["fit"] = json!({"kept_path_ms": a, "crossing_extra_us": b * 1e3});
+            (a, b)
+        } else {
+            (0.0, 0.0)
+        };
         let extra_names = [
             ("crossings", "Core.set", "calls"),
             ("kept", "Absorb.tryKeep", "items"),
@@ -658,6 +688,23 @@ fn main() {
             }
         }
         extra[2].1 = recs;
+        if light {
+            // a light run times no crossing: each costs the fit's b
+            extra[7].1 = crossings.iter().map(|x| x * fit_b).collect();
+        }
+        // the same frames of the plain run (the runs are deterministic: the harness delivers
+        // every HTTP answer in the next frame, so frame f is the same kind in both)
+        if let Some(p) = results.get("plain") {
+            let pm = frame_ms(p);
+            if pm.len() == n {
+                let over = pm
+                    .iter()
+                    .map(|&x| f64::from(u8::from(x > FRAME_MS)))
+                    .collect();
+                extra.push(("plain run's ms", pm));
+                extra.push(("plain run's frames > 16.7 ms (share)", over));
+            }
+        }
         let rows = kind_table(&kinds, &ms, &extra);
         let labels: Vec<&str> = extra.iter().map(|e| e.0).collect();
         print_kinds(
@@ -701,36 +748,6 @@ fn main() {
             );
         }
 
-        // light runs: the calls part without the timed event calls, fitted per frame as
-        // a + b x crossings (a: the N kept changes, b: what a crossing costs more)
-        let crossings = col(r, "Core.set", "calls", n);
-        let (fit_a, fit_b) = if light {
-            let mut y = nums(&r["calls_ms"]);
-            for name in ["NpcSync.setHealth", "NpcSync.setState", "NpcSync.decide"] {
-                for (f, v) in col(r, name, "ms", n).into_iter().enumerate() {
-                    y[f] -= v;
-                }
-            }
-            let (mx, my) = (mean(&crossings), mean(&y));
-            let cov: f64 = crossings
-                .iter()
-                .zip(&y)
-                .map(|(x, y)| (x - mx) * (y - my))
-                .sum();
-            let var: f64 = crossings.iter().map(|x| (x - mx) * (x - mx)).sum();
-            let b = if var > 0.0 { cov / var } else { 0.0 };
-            let a = my - b * mx;
-            println!(
-                "\nThe calls part without health, state and decisions, per frame: {a:.3} ms + {:.2} us per crossing ({} NPCs' changes kept: {:.2} us each; fitted over the {n} frames)",
-                b * 1e3,
-                npcs,
-                a * 1e3 / f64::from(npcs),
-            );
-            report[label]["fit"] = json!({"kept_path_ms": a, "crossing_extra_us": b * 1e3});
-            (a, b)
-        } else {
-            (0.0, 0.0)
-        };
         // cuts
         let get = |k: &str| funcs.get(k).map_or(0.0, |f| f.ms) / fr;
         let calls_of = |k: &str| funcs.get(k).map_or(0.0, |f| f.calls);
