@@ -133,11 +133,30 @@ impl Queue {
     /// Emits what is due at `now`. Call it every frame (Heartbeat); it returns at once
     /// when nothing can be due.
     pub fn poll(&mut self, now: f64) -> Result<Vec<Request>, Error> {
+        Ok(self.poll_unless(now, false)?.unwrap_or_default())
+    }
+
+    /// [`Queue::poll`], except that a poll about to build a request (an urgent one, a
+    /// batch) stops first and returns `None`, having changed nothing a poll depends on.
+    /// For a facade keeping changes outside the core ([`Queue::absorb`]): they must be
+    /// taken in before a request is built (it may carry their fields), but a poll that
+    /// builds nothing does not need them (kept changes move no unit, no due time, no
+    /// size bound: what a poll decides does not depend on them), so the facade takes
+    /// them in only when this returns `None`, then polls.
+    pub fn poll_before_build(&mut self, now: f64) -> Result<Option<Vec<Request>>, Error> {
+        self.poll_unless(now, true)
+    }
+
+    fn poll_unless(
+        &mut self,
+        now: f64,
+        stop_before_build: bool,
+    ) -> Result<Option<Vec<Request>>, Error> {
         self.check_time("now", now)?;
         self.observe_time(now);
         let mut out = Vec::new();
         if !self.dirty && now < self.next_wake {
-            return Ok(out);
+            return Ok(Some(out));
         }
         self.dirty = false;
         // A `Retry-After` holds routine batches and inference; critical changes and
@@ -158,6 +177,14 @@ impl Queue {
         };
         let chat_due = self.chat_due(&mut t);
         let urgent = self.urgent_agents(&mut t, &chat_due)?;
+        let routine_due = (now >= next_batch_at || t.flushing) && !paused;
+        // Everything so far is bookkeeping a second poll at `now` repeats to the same
+        // effect; nothing has been built or emitted yet.
+        if stop_before_build && (!urgent.is_empty() || self.batches_open(now, routine_due, paused))
+        {
+            self.dirty = true;
+            return Ok(None);
+        }
         let mut budget_blocked_reserved = self.send_urgent(&mut t, urgent, &mut out);
         // Inference, one request per agent.
         for a in chat_due {
@@ -178,7 +205,6 @@ impl Queue {
         }
 
         // Batches: due high-priority changes and retries, and the routine batch.
-        let routine_due = (now >= next_batch_at || t.flushing) && !paused;
         let budget_blocked_routine = self.send_batches(&mut t, routine_due, &mut out);
         let mut wake = t.wake;
         if routine_due && !budget_blocked_routine {
@@ -193,7 +219,7 @@ impl Queue {
             wake = wake.min(self.budget.next_free(now, Pool::Reserved));
         }
         self.next_wake = wake;
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// The agents whose chat must flush now, longest waiting first: the reserve is shared
@@ -334,9 +360,8 @@ impl Queue {
         // unit past its delay or a retry past its backoff. The indexes say whether there is
         // one, and the wake the loop below would set otherwise, without looking at every
         // unit.
-        let delay = self.cfg.high_priority_delay_s;
-        let first_high = self.units.first_high_due(delay);
-        let idle = !routine_due && first_high.is_none_or(|t| t > now) && !self.units.retry_due(now);
+        let first_high = self.units.first_high_due(self.cfg.high_priority_delay_s);
+        let idle = !self.batches_open(now, routine_due, false);
         if idle && !paused {
             t.wake = t.wake.min(first_high.unwrap_or(f64::INFINITY));
             t.wake = t
@@ -384,6 +409,15 @@ impl Queue {
             self.emit(now, RequestKind::Batch, built.drafts, &[], out);
         }
         budget_blocked_routine
+    }
+
+    /// Whether `send_batches` looks at the units at all (and may build a batch): the
+    /// routine batch is due, a high-priority unit is past its delay, or a retry past its
+    /// backoff; never during a pause.
+    fn batches_open(&self, now: f64, routine_due: bool, paused: bool) -> bool {
+        let first_high = self.units.first_high_due(self.cfg.high_priority_delay_s);
+        !paused
+            && (routine_due || first_high.is_some_and(|t| t <= now) || self.units.retry_due(now))
     }
 
     /// Emits everything pending at `now`, whatever its schedule: routine changes without
