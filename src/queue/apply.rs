@@ -155,19 +155,26 @@ impl Queue {
     /// `unit` is the field's pending unit after the change (the caller has it at hand: one
     /// lookup less on the hot path).
     pub(crate) fn note_due(&mut self, now: f64, key: FieldKey, unit: Option<UnitId>) {
-        let combat_field = self.is_combat_field(key);
         let Some(a) = self.agent_state(key.agent) else {
             return;
         };
-        if combat_field
-            || a.sync_requested
-            || !a.chat.messages.is_empty()
-            || self.next_batch_at.is_none()
-        {
+        let u = unit.and_then(|id| self.units.get(id));
+        // Combat mode moves on any change of `status.state`, and on a critical health drop
+        // of an agent not in combat yet (in combat, one only extends it): every unit of
+        // the agent may then be due at another time.
+        let combat_moves = self.is_state_field(key)
+            || (self.is_combat_field(key)
+                && u.is_some_and(|u| u.priority == Priority::Critical)
+                && !a.in_combat(now));
+        // A decision sync or a chat waits on the agent. (Marking the queue dirty only when
+        // the change made a new unit is not enough: tests/wake.rs finds a change joining a
+        // unit that must still wake it.)
+        let waited_on = a.sync_requested || !a.chat.messages.is_empty();
+        if combat_moves || waited_on || self.next_batch_at.is_none() {
             self.dirty = true;
             return;
         }
-        let Some(u) = unit.and_then(|id| self.units.get(id)) else {
+        let Some(u) = u else {
             return;
         };
         let due = if u.not_before > now {
