@@ -73,6 +73,11 @@ pub(crate) struct SlotTable {
 }
 
 impl SlotTable {
+    /// How many slots were issued (slot indices are below it).
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
     /// The one-pass path's precondition, owned here for it and for absorption
     /// (`absorb.rs`): the slot's field is live and pending, and its hint covers a change of
     /// `priority` (the change leaves the unit as it is). Returns the field, its unit, the
