@@ -16,7 +16,7 @@ use super::state::{FieldState, Local};
 use super::{Priority, Queue};
 use crate::config::Target;
 use crate::error::Error;
-use crate::ids::Seq;
+use crate::ids::{Seq, UnitId};
 use crate::value::Value;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -76,6 +76,8 @@ struct Checked {
     /// When the field's unit is due for a change made at the time asked
     /// ([`Queue::unit_due`]; `None` when not asked).
     due: Option<f64>,
+    /// The field's unit and its agent's unit revision (`SlotTable::granted_unit`).
+    unit: (UnitId, u64),
 }
 
 impl Queue {
@@ -98,9 +100,10 @@ impl Queue {
     /// Records the grant's time: kept changes cannot be older.
     pub fn grant_absorb(&mut self, slot: Slot) -> Option<Absorbable> {
         let c = self.absorb_check(slot, None).ok()?;
-        if let Some(t) = self.slots.granted_at.get_mut(slot.0 as usize) {
-            *t = self.latest_now;
-        }
+        let i = slot.0 as usize;
+        // Issued: the check found its field.
+        self.slots.granted_at[i] = self.latest_now;
+        self.slots.granted_unit[i] = Some(c.unit);
         Some(c.grant)
     }
 
@@ -131,23 +134,37 @@ impl Queue {
         if self.next_batch_at.is_none() {
             return Err("no routine batch is scheduled yet (no poll yet)");
         }
-        let u = self.units.get(unit).ok_or("its unit is gone")?;
-        if u.priority > Priority::Normal {
-            return Err("its unit has high or critical priority");
-        }
-        if u.group.is_some() || u.entries.len() != 1 {
-            return Err("its unit is an atomic group");
-        }
-        if u.not_before > self.latest_now {
-            return Err("its unit waits out a retry backoff");
-        }
+        let rev = self.units.rev(key.agent);
+        // The unit's part of the rule, asked of a record taken in (`at` given), holds
+        // without searching the unit map when the slot's last grant found this very unit
+        // absorbable and none of the agent's units changed since: the unit is as the grant
+        // saw it and the queue's time only grew (a backoff over then is over now). Its due
+        // time is none then: its backoff was over by the grant's time, which no kept
+        // change is older than (`absorb_valid` refuses one).
+        let memo = self.slots.granted_unit[slot.0 as usize];
+        let due = if at.is_some() && memo == Some((unit, rev)) {
+            None
+        } else {
+            let u = self.units.get(unit).ok_or("its unit is gone")?;
+            if u.priority > Priority::Normal {
+                return Err("its unit has high or critical priority");
+            }
+            if u.group.is_some() || u.entries.len() != 1 {
+                return Err("its unit is an atomic group");
+            }
+            if u.not_before > self.latest_now {
+                return Err("its unit waits out a retry backoff");
+            }
+            at.and_then(|at| self.unit_due(u, at))
+        };
         Ok(Checked {
             grant: Absorbable {
                 max_priority: hint.priority(),
                 target,
             },
             latest,
-            due: at.and_then(|at| self.unit_due(u, at)),
+            due,
+            unit: (unit, rev),
         })
     }
 

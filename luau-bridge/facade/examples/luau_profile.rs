@@ -52,10 +52,11 @@ end
 local first = X.nsq_next_seq()
 local per = X.nsq_scratch_cap() // 48
 return function()
-	local b = mem.buffer
 	local i = 1
 	while i <= 1000 do
 		local k = math.min(per, 1001 - i)
+		-- the memory may have grown in the last call (a new buffer)
+		local b = mem.buffer
 		for j = 0, k - 1 do
 			local at = scratch + 48 * j
 			buffer.writeu32(b, at, slots[i + j])
@@ -67,7 +68,9 @@ return function()
 			buffer.writeu32(b, at + 40, 10)
 			buffer.writeu32(b, at + 44, 0)
 		end
-		assert(X.nsq_absorb(k, first + 1000, 0.8) == 0, "every record is taken in")
+		if X.nsq_absorb(k, first + 1000, 0.8) ~= 0 then
+			error(buffer.readstring(mem.buffer, X.nsq_error_ptr(), X.nsq_error_len()))
+		end
 		i += k
 	end
 end
