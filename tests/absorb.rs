@@ -203,3 +203,100 @@ fn a_broken_contract_is_an_error_naming_the_slot_and_changes_nothing() {
         .unwrap_err();
     assert!(matches!(e, Error::Absorb { slot: Some(_), .. }), "{e:?}");
 }
+
+#[test]
+fn a_unit_changed_after_the_grant_is_checked_again() {
+    // The grant saw a normal unit; a change by name (not through the slot) raises it to
+    // high priority: the kept change may not be taken in any more.
+    let (mut q, slot) = setup(Config::default());
+    q.grant_absorb(slot).unwrap();
+    let a = q.agent("npc-1").unwrap();
+    q.set(
+        0.55,
+        Change::new(a, "status", "x", Value::Number(5.0)).priority(Priority::High),
+    )
+    .unwrap();
+    let before = (q.metrics(), q.next_seq(), q.next_poll());
+    let next = q.next_seq().0;
+    let e = q
+        .absorb(0.8, next + 1, &[rec(slot, 2.0, next, 1, 0.6, 0.6)])
+        .unwrap_err();
+    assert!(e.to_string().contains("high or critical"), "{e}");
+    assert_eq!((q.metrics(), q.next_seq(), q.next_poll()), before);
+    // a fresh grant is refused too
+    assert!(q.grant_absorb(slot).is_none());
+}
+
+#[test]
+fn a_unit_back_from_a_failed_send_is_checked_again() {
+    // Granted, then the unit is sent and fails: it is back (same field, a retry backoff).
+    // A record kept across that (the facade broke the contract) is refused while the
+    // backoff lasts.
+    let (mut q, slot) = setup(Config {
+        batch_interval_s: 1.0,
+        ..Config::default()
+    });
+    q.grant_absorb(slot).unwrap();
+    let reqs = q.poll(1.0).unwrap();
+    q.fail(1.0, reqs[0].id, None).unwrap();
+    let next = q.next_seq().0;
+    let e = q
+        .absorb(1.1, next + 1, &[rec(slot, 2.0, next, 1, 1.05, 1.05)])
+        .unwrap_err();
+    assert!(matches!(e, Error::Absorb { slot: Some(_), .. }), "{e:?}");
+}
+
+#[test]
+fn a_repeated_slot_is_named_by_the_smallest_repeat() {
+    let mut q = Queue::new(Config::default()).unwrap();
+    let status = q.intern("status").unwrap();
+    let x = q.intern("x").unwrap();
+    q.poll(0.0).unwrap();
+    let mut slots = Vec::new();
+    for i in 0..40 {
+        let a = q.agent(&format!("npc-{i}")).unwrap();
+        let s = q.slot(a, status, x).unwrap();
+        q.set_slot(0.5, s, Value::Number(1.0), Priority::Normal, &[])
+            .unwrap();
+        q.grant_absorb(s).unwrap();
+        slots.push(s);
+    }
+    let next = q.next_seq().0;
+    let r = |s: Slot, k: u64| rec(s, 2.0, next + k, 1, 0.6, 0.6);
+    // slots 35 and 3 both twice (35 first in the records), slot 33 once: 3 is named
+    let recs = [
+        r(slots[35], 0),
+        r(slots[33], 1),
+        r(slots[35], 2),
+        r(slots[3], 3),
+        r(slots[3], 4),
+    ];
+    let e = q.absorb(0.8, next + 5, &recs).unwrap_err();
+    assert!(
+        matches!(e, Error::Absorb { slot: Some(s), reason } if s == slots[3].index() && reason.contains("twice")),
+        "{e:?}"
+    );
+    // a slot never issued, twice, is a repeat too; once, it has no pending unit
+    let unknown = Slot::from_index(1000);
+    let e = q
+        .absorb(
+            0.8,
+            next + 3,
+            &[r(unknown, 0), r(slots[1], 1), r(unknown, 2)],
+        )
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Absorb { slot: Some(1000), reason } if reason.contains("twice")),
+        "{e:?}"
+    );
+    let e = q
+        .absorb(0.8, next + 2, &[r(slots[1], 0), r(unknown, 1)])
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Absorb { slot: Some(1000), reason } if reason.contains("pending unit")),
+        "{e:?}"
+    );
+    // all distinct: taken in
+    q.absorb(0.8, next + 2, &[r(slots[1], 0), r(slots[2], 1)])
+        .unwrap();
+}

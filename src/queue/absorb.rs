@@ -12,12 +12,13 @@
 //! kept values first) is written in `luau-bridge/ABI.md`, "Absorption".
 
 use super::slots::Slot;
-use super::state::{FieldKey, FieldState};
+use super::state::{FieldState, Local};
 use super::{Priority, Queue};
 use crate::config::Target;
 use crate::error::Error;
 use crate::ids::{Seq, UnitId};
 use crate::value::Value;
+use alloc::vec;
 use alloc::vec::Vec;
 
 /// What the backend has or will have for a field, as far as a number or a bool may equal
@@ -65,6 +66,20 @@ pub struct Absorbed {
 /// Why a slot is not absorbable (the message of [`Error::Absorb`]).
 type Why = &'static str;
 
+/// A slot found absorbable, with what [`Queue::absorb`] needs of its field and unit, read
+/// in the same lookups as the rule (one search of the unit map per record).
+struct Checked {
+    /// What the facade learns.
+    grant: Absorbable,
+    /// The seq of the field's latest local value (0: none).
+    latest: u64,
+    /// When the field's unit is due for a change made at the time asked
+    /// ([`Queue::unit_due`]; `None` when not asked).
+    due: Option<f64>,
+    /// The field's unit and its agent's unit revision (`SlotTable::granted_unit`).
+    unit: (UnitId, u64),
+}
+
 impl Queue {
     /// The one owner of "a change of this slot may be kept outside the core until it is
     /// taken in by [`Queue::absorb`]": exactly when the change would take the one-pass path
@@ -84,15 +99,17 @@ impl Queue {
     /// So a kept change never changes when a poll can do anything ([`Queue::next_poll`]).
     /// Records the grant's time: kept changes cannot be older.
     pub fn grant_absorb(&mut self, slot: Slot) -> Option<Absorbable> {
-        let (_, _, a) = self.absorb_check(slot).ok()?;
-        if let Some(t) = self.slots.granted_at.get_mut(slot.0 as usize) {
-            *t = self.latest_now;
-        }
-        Some(a)
+        let c = self.absorb_check(slot, None).ok()?;
+        let i = slot.0 as usize;
+        // Issued: the check found its field.
+        self.slots.granted_at[i] = self.latest_now;
+        self.slots.granted_unit[i] = Some(c.unit);
+        Some(c.grant)
     }
 
-    /// [`Queue::grant_absorb`]'s rule, with the reason when it does not hold.
-    fn absorb_check(&mut self, slot: Slot) -> Result<(FieldKey, UnitId, Absorbable), Why> {
+    /// [`Queue::grant_absorb`]'s rule, with the reason when it does not hold; `at`: the
+    /// time of a change whose unit's due time is asked (`Checked::due`).
+    fn absorb_check(&mut self, slot: Slot, at: Option<f64>) -> Result<Checked, Why> {
         if self.cfg.target == Target::LettaApi {
             return Err("Letta's API checks the block's limit at every change");
         }
@@ -103,6 +120,7 @@ impl Queue {
             return Err("its field has no pending unit the slot's last change saw");
         };
         let target = target_of(f);
+        let latest = f.local.as_ref().map_or(0, |l| l.seq.0);
         if self.is_combat_field(key) {
             return Err("status.health and status.state move combat mode");
         }
@@ -116,24 +134,38 @@ impl Queue {
         if self.next_batch_at.is_none() {
             return Err("no routine batch is scheduled yet (no poll yet)");
         }
-        let u = self.units.get(unit).ok_or("its unit is gone")?;
-        if u.priority > Priority::Normal {
-            return Err("its unit has high or critical priority");
-        }
-        if u.group.is_some() || u.entries.len() != 1 {
-            return Err("its unit is an atomic group");
-        }
-        if u.not_before > self.latest_now {
-            return Err("its unit waits out a retry backoff");
-        }
-        Ok((
-            key,
-            unit,
-            Absorbable {
+        let rev = self.units.rev(key.agent);
+        // The unit's part of the rule, asked of a record taken in (`at` given), holds
+        // without searching the unit map when the slot's last grant found this very unit
+        // absorbable and none of the agent's units changed since: the unit is as the grant
+        // saw it and the queue's time only grew (a backoff over then is over now). Its due
+        // time is none then: its backoff was over by the grant's time, which no kept
+        // change is older than (`absorb_valid` refuses one).
+        let memo = self.slots.granted_unit[slot.0 as usize];
+        let due = if at.is_some() && memo == Some((unit, rev)) {
+            None
+        } else {
+            let u = self.units.get(unit).ok_or("its unit is gone")?;
+            if u.priority > Priority::Normal {
+                return Err("its unit has high or critical priority");
+            }
+            if u.group.is_some() || u.entries.len() != 1 {
+                return Err("its unit is an atomic group");
+            }
+            if u.not_before > self.latest_now {
+                return Err("its unit waits out a retry backoff");
+            }
+            at.and_then(|at| self.unit_due(u, at))
+        };
+        Ok(Checked {
+            grant: Absorbable {
                 max_priority: hint.priority(),
                 target,
             },
-        ))
+            latest,
+            due,
+            unit: (unit, rev),
+        })
     }
 
     /// The next sequence number this queue issues (a facade that keeps changes reserves
@@ -175,48 +207,82 @@ impl Queue {
                 reason: "the facade's next seq is behind the queue's",
             });
         }
-        let mut units: Vec<(FieldKey, UnitId)> = Vec::with_capacity(records.len());
-        let mut seen: Vec<u32> = records.iter().map(|r| r.slot.0).collect();
-        seen.sort_unstable();
-        if let Some(w) = seen.windows(2).find(|w| w[0] == w[1]) {
+        if let Some(slot) = self.repeated_slot(records) {
             return Err(Error::Absorb {
-                slot: Some(w[0]),
+                slot: Some(slot),
                 reason: "the slot appears twice",
             });
         }
+        // Checked first, all of them; counted and the wake noted once for the call.
+        let mut changes = 0u64;
+        let mut wake = self.next_wake;
         for r in records {
-            let (key, unit) =
-                self.absorb_valid(now, next_seq, r)
-                    .map_err(|reason| Error::Absorb {
-                        slot: Some(r.slot.0),
-                        reason,
-                    })?;
-            units.push((key, unit));
+            let due = self
+                .absorb_valid(now, next_seq, r)
+                .map_err(|reason| Error::Absorb {
+                    slot: Some(r.slot.0),
+                    reason,
+                })?;
+            changes += u64::from(r.count);
+            // `note_due`'s rule (its agent part cannot apply: the grant excludes it); a
+            // no-op by the grant's rule, kept so that the wake rule has one owner.
+            if let Some(due) = due {
+                if due < wake {
+                    wake = due;
+                }
+            }
         }
-        for (r, (key, unit)) in records.iter().zip(units) {
-            let f = self.field_mut(key);
-            f.local = Some(super::state::Local {
-                value: r.value.clone(),
-                seq: r.seq,
-            });
-            self.rec.m.changes_in += u64::from(r.count);
-            self.rec.m.coalesced += u64::from(r.count);
-            // A no-op by the grant's rule; kept so that the wake rule has one owner.
-            self.note_due(r.first_at, key, Some(unit));
+        for r in records {
+            // Checked above: the slot's field is pending under the unit its hint names.
+            if let Some((_, _, _, f)) =
+                self.slots
+                    .covered_field(&mut self.agents, r.slot, Priority::Low)
+            {
+                f.local = Some(Local {
+                    value: r.value.clone(),
+                    seq: r.seq,
+                });
+            }
         }
+        self.rec.m.changes_in += changes;
+        self.rec.m.coalesced += changes;
+        self.next_wake = wake;
         self.next_seq = next_seq;
         self.observe_time(now);
         Ok(())
     }
 
-    /// One record of [`Queue::absorb`] checked against the queue as it is.
-    fn absorb_valid(
-        &mut self,
-        now: f64,
-        next_seq: u64,
-        r: &Absorbed,
-    ) -> Result<(FieldKey, UnitId), Why> {
-        let (key, unit, a) = self.absorb_check(r.slot)?;
+    /// The smallest slot that appears in more than one of `records`, if any. One bit per
+    /// issued slot finds that none does without sorting; only then (or for a slot never
+    /// issued) are the slots sorted to name the smallest.
+    fn repeated_slot(&self, records: &[Absorbed]) -> Option<u32> {
+        if records.len() < 2 {
+            return None;
+        }
+        let mut seen = vec![0u32; self.slots.len().div_ceil(32)];
+        let distinct = records.iter().all(|r| {
+            let i = r.slot.0 as usize;
+            let bit = 1u32 << (i % 32);
+            match seen.get_mut(i / 32) {
+                Some(w) if *w & bit == 0 => {
+                    *w |= bit;
+                    true
+                }
+                _ => false,
+            }
+        });
+        if distinct {
+            return None;
+        }
+        let mut all: Vec<u32> = records.iter().map(|r| r.slot.0).collect();
+        all.sort_unstable();
+        all.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
+    }
+
+    /// One record of [`Queue::absorb`] checked against the queue as it is; returns when
+    /// its unit is due for a change at its first time ([`Queue::unit_due`]).
+    fn absorb_valid(&mut self, now: f64, next_seq: u64, r: &Absorbed) -> Result<Option<f64>, Why> {
+        let c = self.absorb_check(r.slot, Some(r.first_at))?;
         let granted = self.slots.granted_at[r.slot.0 as usize];
         // NaN (never granted) compares with nothing.
         if granted.is_nan() || r.first_at < granted || r.first_at.is_nan() {
@@ -228,7 +294,7 @@ impl Queue {
         if r.count == 0 {
             return Err("it counts no change");
         }
-        let equal = match (&r.value, a.target) {
+        let equal = match (&r.value, c.grant.target) {
             (Value::Number(x), _) if !x.is_finite() => {
                 return Err("its number is not finite");
             }
@@ -240,14 +306,10 @@ impl Queue {
         if equal {
             return Err("its value equals what the backend has or will have");
         }
-        let latest = self
-            .field(key)
-            .and_then(|f| f.local.as_ref())
-            .map_or(0, |l| l.seq.0);
-        if r.seq.0 <= latest || r.seq.0 >= next_seq {
+        if r.seq.0 <= c.latest || r.seq.0 >= next_seq {
             return Err("its seq is not above the field's latest or not below the next seq");
         }
-        Ok((key, unit))
+        Ok(c.due)
     }
 }
 

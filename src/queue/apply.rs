@@ -174,23 +174,32 @@ impl Queue {
             self.dirty = true;
             return;
         }
-        let Some(u) = u else {
+        let Some(due) = u.and_then(|u| self.unit_due(u, now)) else {
             return;
-        };
-        let due = if u.not_before > now {
-            u.not_before
-        } else {
-            match u.priority {
-                Priority::Critical => self.critical_ready(u, now),
-                Priority::High if u.attempts == 0 => u
-                    .high_since
-                    .map_or(now, |t| t + self.cfg.high_priority_delay_s),
-                // Due with the routine batch (or its retry), already in the wake.
-                _ => return,
-            }
         };
         if due < self.next_wake {
             self.next_wake = due;
+        }
+    }
+
+    /// [`Queue::note_due`]'s rule for the unit itself: when `u`, changed at `now`, is due
+    /// (`None`: with the routine batch or its retry, already in the wake). For a caller
+    /// that holds the unit already and knows the agent's part of the rule does not apply
+    /// (`Queue::absorb`, whose grant excludes it). Inlined: `note_due` is on every
+    /// change's path, where a call costs in Luau.
+    #[inline(always)]
+    pub(crate) fn unit_due(&self, u: &Unit, now: f64) -> Option<f64> {
+        if u.not_before > now {
+            return Some(u.not_before);
+        }
+        match u.priority {
+            Priority::Critical => Some(self.critical_ready(u, now)),
+            Priority::High if u.attempts == 0 => Some(
+                u.high_since
+                    .map_or(now, |t| t + self.cfg.high_priority_delay_s),
+            ),
+            // Due with the routine batch (or its retry), already in the wake.
+            _ => None,
         }
     }
 

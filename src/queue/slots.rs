@@ -69,10 +69,18 @@ pub(crate) struct SlotTable {
     /// Per slot, the queue's latest time when it was last found absorbable
     /// ([`Queue::grant_absorb`]); absorbed changes cannot be older. NaN: never.
     pub(crate) granted_at: Vec<f64>,
+    /// Per slot, the unit its last grant found absorbable and the agent's unit revision
+    /// then (`Units::rev`): while both still hold, the unit is as that grant saw it.
+    pub(crate) granted_unit: Vec<Option<(UnitId, u64)>>,
     index: BTreeMap<FieldKey, Slot>,
 }
 
 impl SlotTable {
+    /// How many slots were issued (slot indices are below it).
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
     /// The one-pass path's precondition, owned here for it and for absorption
     /// (`absorb.rs`): the slot's field is live and pending, and its hint covers a change of
     /// `priority` (the change leaves the unit as it is). Returns the field, its unit, the
@@ -149,6 +157,7 @@ impl Queue {
         self.slots.keys.push(key);
         self.slots.hints.push(None);
         self.slots.granted_at.push(f64::NAN);
+        self.slots.granted_unit.push(None);
         self.slots.index.insert(key, slot);
         Ok(slot)
     }

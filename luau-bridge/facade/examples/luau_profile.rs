@@ -2,9 +2,11 @@
 //! entries and loop back-edges) per function of `pkg/roblox` while 1,000 NPCs each change a
 //! number field once (after a first change made their fields pending).
 //!
-//! `cargo run --release -p npc-sync-luau --example luau_profile [DIR [poll]]` (DIR defaults
-//! to pkg/roblox). With `poll`, the measured part is instead the routine batch's poll with
-//! those 1,000 fields pending (a first poll schedules it; the fields change after it).
+//! `cargo run --release -p npc-sync-luau --example luau_profile [DIR [poll|absorb]]` (DIR
+//! defaults to pkg/roblox). With `poll`, the measured part is instead the routine batch's
+//! poll with those 1,000 fields pending (a first poll schedules it; the fields change after
+//! it). With `absorb`, it is taking in 1,000 kept records, one per granted slot (written
+//! into the scratch area, `nsq_absorb` each time it is full).
 //! Lines are `count module:line`; the function defined at that line of the module is the
 //! one counted. To name functions, build the core without `strip` and map
 //! function indices (`fN` / `F[N+1]`) through the wasm name section.
@@ -37,6 +39,42 @@ return function()
 	assert(X.nsq_poll(30.02) > 0, "the batch is due")
 end
 "#;
+/// As [`POLL_WORKLOAD`]'s setup (every slot granted after its change), but the measured part
+/// is taking in 1,000 kept-change records as the bridge does (ABI.md, "Absorption"): as
+/// many records as the scratch area holds written, one `nsq_absorb` each time.
+const ABSORB_WORKLOAD: &str = r#"
+assert(X.nsq_poll(0.01) == 0)
+local out = X.nsq_out_ptr()
+for i = 1, 1000 do
+	assert(X.nsq_set(0.5, slots[i], 1, 0, -i, 1) > 0)
+	assert(buffer.readu32(mem.buffer, out + 64) ~= 0, "granted")
+end
+local first = X.nsq_next_seq()
+local per = X.nsq_scratch_cap() // 48
+return function()
+	local i = 1
+	while i <= 1000 do
+		local k = math.min(per, 1001 - i)
+		-- the memory may have grown in the last call (a new buffer)
+		local b = mem.buffer
+		for j = 0, k - 1 do
+			local at = scratch + 48 * j
+			buffer.writeu32(b, at, slots[i + j])
+			buffer.writeu32(b, at + 4, 1)
+			buffer.writef64(b, at + 8, i + j + 0.25)
+			buffer.writef64(b, at + 16, first + i + j - 1)
+			buffer.writef64(b, at + 24, 0.6)
+			buffer.writef64(b, at + 32, 0.7)
+			buffer.writeu32(b, at + 40, 10)
+			buffer.writeu32(b, at + 44, 0)
+		end
+		if X.nsq_absorb(k, first + 1000, 0.8) ~= 0 then
+			error(buffer.readstring(mem.buffer, X.nsq_error_ptr(), X.nsq_error_len()))
+		end
+		i += k
+	end
+end
+"#;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 fn main() {
@@ -44,10 +82,11 @@ fn main() {
         .nth(1)
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| npc_sync_testkit::repo_root().join("pkg/roblox"));
-    let script = if std::env::args().nth(2).as_deref() == Some("poll") {
-        POLL_WORKLOAD
-    } else {
-        WORKLOAD
+    let script = match std::env::args().nth(2).as_deref() {
+        Some("poll") => POLL_WORKLOAD,
+        Some("absorb") => ABSORB_WORKLOAD,
+        None => WORKLOAD,
+        Some(other) => panic!("unknown mode {other:?}: poll, absorb or none"),
     };
     let lua = Lua::new();
     lua.sandbox(true).unwrap();
