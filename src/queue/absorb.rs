@@ -8,15 +8,18 @@
 //! core the field's latest value once: [`Queue::grant_absorb`] says whether a slot's next
 //! changes may be kept outside (and what the backend has or will have for the field, so an
 //! equal value is not kept), [`Queue::absorb`] takes them in and checks everything again.
-//! The contract the facade keeps between the two (which calls end a grant, which need the
-//! kept values first) is written in `luau-bridge/ABI.md`, "Absorption".
+//! A field with no pending unit (its value in flight or acknowledged) is granted too: its
+//! kept changes start the unit when they are taken in, as the first of them would have.
+//! The contract the facade keeps between the two (which calls need the kept values first,
+//! which grants a call may change: [`Queue::watch_grants`]) is written in
+//! `luau-bridge/ABI.md`, "Absorption".
 
 use super::slots::Slot;
-use super::state::{FieldKey, FieldState};
+use super::state::{FieldKey, FieldState, Local};
 use super::{Priority, Queue};
 use crate::config::Target;
 use crate::error::Error;
-use crate::ids::{Seq, UnitId};
+use crate::ids::{AgentId, Seq, UnitId};
 use crate::value::Value;
 use alloc::vec::Vec;
 
@@ -54,7 +57,14 @@ pub struct Absorbed {
     pub value: Value,
     /// Its sequence number, reserved by the facade (below the `next_seq` it passes).
     pub seq: Seq,
-    /// How many changes were kept (each one counts in `changes_in` and `coalesced`).
+    /// The sequence number of the first of them (`seq` when one change was kept): the
+    /// order of the unit they start when the field has none.
+    pub first_seq: Seq,
+    /// The highest priority among them (at most the grant's): the priority of the unit
+    /// they start when the field has none.
+    pub priority: Priority,
+    /// How many changes were kept (each one counts in `changes_in`; each but the one that
+    /// starts a unit in `coalesced`).
     pub count: u32,
     /// When the first of them was made.
     pub first_at: f64,
@@ -62,47 +72,80 @@ pub struct Absorbed {
     pub last_at: f64,
 }
 
+/// A slot's grant after a call that may have changed it ([`Queue::watch_grants`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GrantChange {
+    /// The slot.
+    pub slot: Slot,
+    /// Its grant now (`None`: its changes go to the core again).
+    pub grant: Option<Absorbable>,
+}
+
+/// What a watched call touched that [`Queue::grant_absorb`]'s rule reads: fields whose
+/// pending unit, values in flight, acknowledged value or doubt moved, and agents whose
+/// decision sync or chat moved. Filled where those change: `units.rs` (a unit attached or
+/// detached: every send, merge, drop and return of a unit), `outcome.rs` (an ack's or a
+/// failure's fields, a failure's synced and chatting agents). The rule's other inputs
+/// cannot end a grant in the calls a facade watches: the target is fixed, a routine batch
+/// once scheduled stays scheduled, the queue's time only grows (a backoff only ends), a
+/// decision or chat is asked for by calls about one agent (the facade ends that agent's
+/// grants itself), and a unit's priority, fields and group move only with a change of its
+/// own fields or a merge (which detaches it).
+#[derive(Default)]
+pub(crate) struct GrantLog {
+    fields: Vec<FieldKey>,
+    agents: Vec<AgentId>,
+}
+
+/// A granted slot: its field, the field's pending unit (`None`: the kept changes start
+/// one), and what the facade learns.
+struct Grant {
+    key: FieldKey,
+    unit: Option<UnitId>,
+    absorbable: Absorbable,
+}
+
 /// Why a slot is not absorbable (the message of [`Error::Absorb`]).
 type Why = &'static str;
 
 impl Queue {
     /// The one owner of "a change of this slot may be kept outside the core until it is
-    /// taken in by [`Queue::absorb`]": exactly when the change would take the one-pass path
-    /// (the field's pending unit is covered by the slot's hint) and, in addition, when taking
-    /// it in later is the same as taking it at its time:
+    /// taken in by [`Queue::absorb`]": when taking it in later is the same as taking it at
+    /// its time:
     ///
-    /// - the unit has low or normal priority, holds this field alone and is no atomic group
-    ///   (no later change of another field can move it);
-    /// - the field is not `status.health` or `status.state` (their changes move combat mode);
     /// - the target is the batch endpoint (Letta's API checks the block's limit at each
     ///   change: not absorbable for now);
+    /// - the field is not `status.health` or `status.state` (their changes move combat mode);
     /// - nothing about the agent makes a change mark the queue dirty or lower its wake
     ///   ([`Queue::note_due`]): no decision sync requested, no chat waiting, a routine
-    ///   batch scheduled, and the unit is not waiting out a retry backoff (a backoff's end
-    ///   is the one due time of a routine unit a change notes).
+    ///   batch scheduled;
+    /// - either the change would take the one-pass path (the field's pending unit is
+    ///   covered by the slot's hint), the unit has low or normal priority, holds this field
+    ///   alone, is no atomic group (no later change of another field can move it) and is not
+    ///   waiting out a retry backoff (a backoff's end is the one due time of a routine unit
+    ///   a change notes);
+    /// - or the field has no pending unit (its value in flight or acknowledged, or never
+    ///   set): the first kept change would start one of its own priority, at most normal,
+    ///   due with the routine batch, which no wake needs lowering for. Taken in, the
+    ///   changes start exactly that unit ([`Queue::absorb`]).
     ///
-    /// So a kept change never changes when a poll can do anything ([`Queue::next_poll`]).
-    /// Records the grant's time: kept changes cannot be older.
+    /// So a kept change never changes when a poll can do anything ([`Queue::next_poll`]),
+    /// and every call that reads the field takes the kept changes in first (the facade's
+    /// contract). Records the grant's time: kept changes cannot be older.
     pub fn grant_absorb(&mut self, slot: Slot) -> Option<Absorbable> {
-        let (_, _, a) = self.absorb_check(slot).ok()?;
+        let g = self.absorb_check(slot).ok()?;
         if let Some(t) = self.slots.granted_at.get_mut(slot.0 as usize) {
             *t = self.latest_now;
         }
-        Some(a)
+        Some(g.absorbable)
     }
 
     /// [`Queue::grant_absorb`]'s rule, with the reason when it does not hold.
-    fn absorb_check(&mut self, slot: Slot) -> Result<(FieldKey, UnitId, Absorbable), Why> {
+    fn absorb_check(&self, slot: Slot) -> Result<Grant, Why> {
         if self.cfg.target == Target::LettaApi {
             return Err("Letta's API checks the block's limit at every change");
         }
-        let Some((key, unit, hint, f)) =
-            self.slots
-                .covered_field(&mut self.agents, slot, Priority::Low)
-        else {
-            return Err("its field has no pending unit the slot's last change saw");
-        };
-        let target = target_of(f);
+        let key = self.slots.key(slot).ok_or("the slot was never issued")?;
         if self.is_combat_field(key) {
             return Err("status.health and status.state move combat mode");
         }
@@ -116,6 +159,23 @@ impl Queue {
         if self.next_batch_at.is_none() {
             return Err("no routine batch is scheduled yet (no poll yet)");
         }
+        let f = a.fields.get(&(key.block, key.field));
+        let target = f.map_or(AbsorbTarget::Absent, target_of);
+        let Some(unit) = f.and_then(|f| f.unit) else {
+            return Ok(Grant {
+                key,
+                unit: None,
+                absorbable: Absorbable {
+                    max_priority: Priority::Normal,
+                    target,
+                },
+            });
+        };
+        let hint = self
+            .slots
+            .hint(slot)
+            .filter(|h| h.covers(unit, Priority::Low))
+            .ok_or("its field's pending unit is not the one the slot's last change saw")?;
         let u = self.units.get(unit).ok_or("its unit is gone")?;
         if u.priority > Priority::Normal {
             return Err("its unit has high or critical priority");
@@ -126,14 +186,81 @@ impl Queue {
         if u.not_before > self.latest_now {
             return Err("its unit waits out a retry backoff");
         }
-        Ok((
+        Ok(Grant {
             key,
-            unit,
-            Absorbable {
+            unit: Some(unit),
+            absorbable: Absorbable {
                 max_priority: hint.priority(),
                 target,
             },
-        ))
+        })
+    }
+
+    /// Runs `call` (a poll, a flush, an ack, a failure, an atomic group) and returns, with
+    /// its result, every slot whose grant it may have changed, each with its grant now (in
+    /// the order their fields were first touched). A facade that keeps changes replaces
+    /// exactly those slots' grants; every other grant still holds. A call that fails
+    /// changes nothing and lists nothing.
+    pub fn watch_grants<R>(&mut self, call: impl FnOnce(&mut Queue) -> R) -> (R, Vec<GrantChange>) {
+        self.slots.log = Some(GrantLog::default());
+        let r = call(self);
+        let log = self.slots.log.take().unwrap_or_default();
+        (r, self.grants_after(log))
+    }
+
+    /// The slots of what a watched call touched, once each, with their grants now.
+    fn grants_after(&mut self, log: GrantLog) -> Vec<GrantChange> {
+        if log.fields.is_empty() && log.agents.is_empty() {
+            return Vec::new();
+        }
+        let mut report = self.slots.reports.wrapping_add(1);
+        if report == 0 {
+            // Wrapped: no stamp may look current.
+            self.slots.listed.fill(0);
+            report = 1;
+        }
+        self.slots.reports = report;
+        let mut slots: Vec<Slot> = Vec::with_capacity(log.fields.len());
+        let mut list = |table: &mut super::slots::SlotTable, s: Slot| {
+            let stamp = &mut table.listed[s.0 as usize];
+            if *stamp != report {
+                *stamp = report;
+                slots.push(s);
+            }
+        };
+        for key in &log.fields {
+            if let Some(s) = self.slots.slot_of(key) {
+                list(&mut self.slots, s);
+            }
+        }
+        for a in &log.agents {
+            let of_agent: Vec<Slot> = self.slots.slots_of_agent(*a).collect();
+            for s in of_agent {
+                list(&mut self.slots, s);
+            }
+        }
+        slots
+            .into_iter()
+            .map(|slot| GrantChange {
+                slot,
+                grant: self.grant_absorb(slot),
+            })
+            .collect()
+    }
+
+    /// A field's grant may change (see [`GrantLog`]); noted while a call is watched.
+    #[inline(always)]
+    pub(crate) fn grant_may_change(&mut self, key: FieldKey) {
+        if let Some(log) = &mut self.slots.log {
+            log.fields.push(key);
+        }
+    }
+
+    /// The grants of an agent's fields may change (see [`GrantLog`]).
+    pub(crate) fn agent_grants_may_change(&mut self, agent: AgentId) {
+        if let Some(log) = &mut self.slots.log {
+            log.agents.push(agent);
+        }
     }
 
     /// The next sequence number this queue issues (a facade that keeps changes reserves
@@ -155,18 +282,23 @@ impl Queue {
 
     /// Takes in changes kept outside the core (at most one record per slot: each slot's
     /// latest value), exactly as the `count` changes of each would have been taken at
-    /// their times by the one-pass path: the latest value becomes the field's local value
-    /// under its reserved `seq`, `changes_in` and `coalesced` count every change, the
-    /// unit is unchanged, the wake is noted as at the first change. Then the counter moves
-    /// to `next_seq` (the facade's, above every number it reserved; with no records this
-    /// only moves the counter) and `now` (the facade's latest time) is observed.
+    /// their times: the latest value becomes the field's local value under its reserved
+    /// `seq` and `changes_in` counts every change. A field with a pending unit keeps it (the
+    /// one-pass path: every change counts in `coalesced`); a field without one gets the
+    /// unit its first kept change would have started (its order `first_seq`, its priority
+    /// the record's, the field pending since `first_at`, the slot's hint naming it; every
+    /// later change counts in `coalesced`). The wake is noted as at the first change. Then
+    /// the counter moves to `next_seq` (the facade's, above every number it reserved; with
+    /// no records this only moves the counter) and `now` (the facade's latest time) is
+    /// observed.
     ///
     /// Everything is checked before anything changes: a slot not absorbable any more (the
     /// facade kept a change it should have sent), a value that is not a finite number or a
-    /// bool or that equals the target, a seq not above the field's latest or not below
-    /// `next_seq`, a `next_seq` behind the queue's, times backwards (before the grant, the
-    /// last before the first, after `now`), a slot twice: an error naming the slot and
-    /// why, and nothing is applied.
+    /// bool or that equals the target, a priority above the grant's, seqs not above the
+    /// field's latest or not below `next_seq` or not fitting the count, a `next_seq`
+    /// behind the queue's, times backwards (before the grant, the last before the first,
+    /// after `now`), a slot twice: an error naming the slot and why, and nothing is
+    /// applied.
     pub fn absorb(&mut self, now: f64, next_seq: u64, records: &[Absorbed]) -> Result<(), Error> {
         self.check_time("now", now)?;
         if next_seq < self.next_seq {
@@ -175,7 +307,6 @@ impl Queue {
                 reason: "the facade's next seq is behind the queue's",
             });
         }
-        let mut units: Vec<(FieldKey, UnitId)> = Vec::with_capacity(records.len());
         let mut seen: Vec<u32> = records.iter().map(|r| r.slot.0).collect();
         seen.sort_unstable();
         if let Some(w) = seen.windows(2).find(|w| w[0] == w[1]) {
@@ -184,25 +315,40 @@ impl Queue {
                 reason: "the slot appears twice",
             });
         }
+        let mut grants: Vec<Grant> = Vec::with_capacity(records.len());
         for r in records {
-            let (key, unit) =
-                self.absorb_valid(now, next_seq, r)
-                    .map_err(|reason| Error::Absorb {
-                        slot: Some(r.slot.0),
-                        reason,
-                    })?;
-            units.push((key, unit));
+            let g = self
+                .absorb_valid(now, next_seq, r)
+                .map_err(|reason| Error::Absorb {
+                    slot: Some(r.slot.0),
+                    reason,
+                })?;
+            grants.push(g);
         }
-        for (r, (key, unit)) in records.iter().zip(units) {
-            let f = self.field_mut(key);
-            f.local = Some(super::state::Local {
+        for (r, g) in records.iter().zip(grants) {
+            self.field_mut(g.key).local = Some(Local {
                 value: r.value.clone(),
                 seq: r.seq,
             });
             self.rec.m.changes_in += u64::from(r.count);
-            self.rec.m.coalesced += u64::from(r.count);
+            let unit = match g.unit {
+                Some(unit) => {
+                    self.rec.m.coalesced += u64::from(r.count);
+                    unit
+                }
+                None => {
+                    // The first kept change started the unit (`apply_key`'s step); the
+                    // later ones took the one-pass path or raised it to their priority,
+                    // which leaves what starting it at the highest priority leaves.
+                    let hint =
+                        self.start_unit(g.key, r.first_seq.0, r.priority, r.first_at, Vec::new());
+                    self.slots.set_hint(r.slot, hint);
+                    self.rec.m.coalesced += u64::from(r.count - 1);
+                    hint.unit()
+                }
+            };
             // A no-op by the grant's rule; kept so that the wake rule has one owner.
-            self.note_due(r.first_at, key, Some(unit));
+            self.note_due(r.first_at, g.key, Some(unit));
         }
         self.next_seq = next_seq;
         self.observe_time(now);
@@ -210,13 +356,8 @@ impl Queue {
     }
 
     /// One record of [`Queue::absorb`] checked against the queue as it is.
-    fn absorb_valid(
-        &mut self,
-        now: f64,
-        next_seq: u64,
-        r: &Absorbed,
-    ) -> Result<(FieldKey, UnitId), Why> {
-        let (key, unit, a) = self.absorb_check(r.slot)?;
+    fn absorb_valid(&self, now: f64, next_seq: u64, r: &Absorbed) -> Result<Grant, Why> {
+        let g = self.absorb_check(r.slot)?;
         let granted = self.slots.granted_at[r.slot.0 as usize];
         // NaN (never granted) compares with nothing.
         if granted.is_nan() || r.first_at < granted || r.first_at.is_nan() {
@@ -228,7 +369,10 @@ impl Queue {
         if r.count == 0 {
             return Err("it counts no change");
         }
-        let equal = match (&r.value, a.target) {
+        if r.priority > g.absorbable.max_priority {
+            return Err("its priority is above the slot's grant");
+        }
+        let equal = match (&r.value, g.absorbable.target) {
             (Value::Number(x), _) if !x.is_finite() => {
                 return Err("its number is not finite");
             }
@@ -240,14 +384,26 @@ impl Queue {
         if equal {
             return Err("its value equals what the backend has or will have");
         }
-        let latest = self
-            .field(key)
-            .and_then(|f| f.local.as_ref())
-            .map_or(0, |l| l.seq.0);
+        let f = self.field(g.key);
+        let latest = f.and_then(|f| f.local.as_ref()).map_or(0, |l| l.seq.0);
         if r.seq.0 <= latest || r.seq.0 >= next_seq {
             return Err("its seq is not above the field's latest or not below the next seq");
         }
-        Ok((key, unit))
+        let (first, seq) = (r.first_seq.0, r.seq.0);
+        // `count` changes hold `count` distinct seqs from `first` to `seq`.
+        if first <= latest
+            || first > seq
+            || seq - first < u64::from(r.count - 1)
+            || (r.count == 1) != (first == seq)
+        {
+            return Err(
+                "its first seq is not above the field's latest, or does not fit its seq and count",
+            );
+        }
+        if g.unit.is_none() && f.is_some_and(|f| !f.sends(&r.value, r.seq)) {
+            return Err("its value would not need sending");
+        }
+        Ok(g)
     }
 }
 

@@ -69,10 +69,57 @@ pub(crate) struct SlotTable {
     /// Per slot, the queue's latest time when it was last found absorbable
     /// ([`Queue::grant_absorb`]); absorbed changes cannot be older. NaN: never.
     pub(crate) granted_at: Vec<f64>,
+    /// Per slot, the number of the last grant report that listed it (`absorb.rs`: a slot
+    /// is listed once per report however often its field was touched).
+    pub(crate) listed: Vec<u32>,
+    /// While a facade watches a call for the grants it may change
+    /// ([`Queue::watch_grants`]): what the call touched.
+    pub(crate) log: Option<super::absorb::GrantLog>,
+    /// The number of the last grant report.
+    pub(crate) reports: u32,
     index: BTreeMap<FieldKey, Slot>,
 }
 
 impl SlotTable {
+    /// The field a slot names (`None`: never issued).
+    pub(crate) fn key(&self, slot: Slot) -> Option<FieldKey> {
+        self.keys.get(slot.0 as usize).copied()
+    }
+
+    /// What the slot's last change learnt about its field's unit.
+    pub(crate) fn hint(&self, slot: Slot) -> Option<UnitHint> {
+        self.hints.get(slot.0 as usize).copied().flatten()
+    }
+
+    /// Sets what the slot's field's changes learnt about its unit (a unit started for
+    /// changes kept outside the core and taken in, `absorb.rs`).
+    pub(crate) fn set_hint(&mut self, slot: Slot, hint: UnitHint) {
+        self.hints[slot.0 as usize] = Some(hint);
+    }
+
+    /// The slot of a field, if one was issued.
+    pub(crate) fn slot_of(&self, key: &FieldKey) -> Option<Slot> {
+        self.index.get(key).copied()
+    }
+
+    /// The slots issued for an agent's fields.
+    pub(crate) fn slots_of_agent(
+        &self,
+        agent: crate::ids::AgentId,
+    ) -> impl Iterator<Item = Slot> + '_ {
+        let lo = FieldKey {
+            agent,
+            block: Sym(0),
+            field: Sym(0),
+        };
+        let hi = FieldKey {
+            agent,
+            block: Sym(u32::MAX),
+            field: Sym(u32::MAX),
+        };
+        self.index.range(lo..=hi).map(|(_, s)| *s)
+    }
+
     /// The one-pass path's precondition, owned here for it and for absorption
     /// (`absorb.rs`): the slot's field is live and pending, and its hint covers a change of
     /// `priority` (the change leaves the unit as it is). Returns the field, its unit, the
@@ -149,6 +196,7 @@ impl Queue {
         self.slots.keys.push(key);
         self.slots.hints.push(None);
         self.slots.granted_at.push(f64::NAN);
+        self.slots.listed.push(0);
         self.slots.index.insert(key, slot);
         Ok(slot)
     }
