@@ -234,8 +234,8 @@ impl Queue {
             }
         }
         for a in &log.agents {
-            let of_agent: Vec<Slot> = self.slots.slots_of_agent(*a).collect();
-            for s in of_agent {
+            for i in 0..self.slots.slots_of_agent(*a).len() {
+                let s = self.slots.slots_of_agent(*a)[i];
                 list(&mut self.slots, s);
             }
         }
