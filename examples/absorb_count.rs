@@ -39,16 +39,19 @@ fn main() {
         .map(|(i, &slot)| Absorbed {
             slot,
             value: Value::Number(f64::from(i as u32) + 0.25),
-            seq: Seq(first + i as u64),
+            // Ten kept changes each, numbered one after another per slot.
+            first_seq: Seq(first + 10 * i as u64),
+            seq: Seq(first + 10 * i as u64 + 9),
+            priority: Priority::Normal,
             count: 10,
             first_at: 0.6,
             last_at: 0.7,
         })
         .collect();
     if phase >= 1 {
-        q.absorb(0.8, first + u64::from(N), &records)
+        q.absorb(0.8, first + 10 * u64::from(N), &records)
             .expect("every record is valid");
-        assert_eq!(q.next_seq().0, first + u64::from(N));
+        assert_eq!(q.next_seq().0, first + 10 * u64::from(N));
     }
     std::hint::black_box(&q);
 }

@@ -8,17 +8,19 @@
 //! core the field's latest value once: [`Queue::grant_absorb`] says whether a slot's next
 //! changes may be kept outside (and what the backend has or will have for the field, so an
 //! equal value is not kept), [`Queue::absorb`] takes them in and checks everything again.
-//! The contract the facade keeps between the two (which calls end a grant, which need the
-//! kept values first) is written in `luau-bridge/ABI.md`, "Absorption".
+//! A field with no pending unit (its value in flight or acknowledged) is granted too: its
+//! kept changes start the unit when they are taken in, as the first of them would have.
+//! The contract the facade keeps between the two (which calls need the kept values first,
+//! which grants a call may change: [`Queue::watch_grants`]) is written in
+//! `luau-bridge/ABI.md`, "Absorption".
 
 use super::slots::Slot;
-use super::state::{FieldState, Local};
+use super::state::{FieldKey, FieldState, Local};
 use super::{Priority, Queue};
 use crate::config::Target;
 use crate::error::Error;
-use crate::ids::{Seq, UnitId};
+use crate::ids::{AgentId, Seq, UnitId};
 use crate::value::Value;
-use alloc::vec;
 use alloc::vec::Vec;
 
 /// What the backend has or will have for a field, as far as a number or a bool may equal
@@ -55,7 +57,14 @@ pub struct Absorbed {
     pub value: Value,
     /// Its sequence number, reserved by the facade (below the `next_seq` it passes).
     pub seq: Seq,
-    /// How many changes were kept (each one counts in `changes_in` and `coalesced`).
+    /// The sequence number of the first of them (`seq` when one change was kept): the
+    /// order of the unit they start when the field has none.
+    pub first_seq: Seq,
+    /// The highest priority among them (at most the grant's): the priority of the unit
+    /// they start when the field has none.
+    pub priority: Priority,
+    /// How many changes were kept (each one counts in `changes_in`; each but the one that
+    /// starts a unit in `coalesced`).
     pub count: u32,
     /// When the first of them was made.
     pub first_at: f64,
@@ -63,64 +72,80 @@ pub struct Absorbed {
     pub last_at: f64,
 }
 
+/// A slot's grant after a call that may have changed it ([`Queue::watch_grants`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GrantChange {
+    /// The slot.
+    pub slot: Slot,
+    /// Its grant now (`None`: its changes go to the core again).
+    pub grant: Option<Absorbable>,
+}
+
+/// What a watched call touched that [`Queue::grant_absorb`]'s rule reads: fields whose
+/// pending unit, values in flight, acknowledged value or doubt moved, and agents whose
+/// decision sync or chat moved. Filled where those change: `units.rs` (a unit attached or
+/// detached: every send, merge, drop and return of a unit), `outcome.rs` (an ack's or a
+/// failure's fields, a failure's synced and chatting agents). The rule's other inputs
+/// cannot end a grant in the calls a facade watches: the target is fixed, a routine batch
+/// once scheduled stays scheduled, the queue's time only grows (a backoff only ends), a
+/// decision or chat is asked for by calls about one agent (the facade ends that agent's
+/// grants itself), and a unit's priority, fields and group move only with a change of its
+/// own fields or a merge (which detaches it).
+#[derive(Default)]
+pub(crate) struct GrantLog {
+    fields: Vec<FieldKey>,
+    agents: Vec<AgentId>,
+}
+
+/// A granted slot: its field, the field's pending unit (`None`: the kept changes start
+/// one), and what the facade learns.
+struct Grant {
+    key: FieldKey,
+    unit: Option<UnitId>,
+    absorbable: Absorbable,
+}
+
 /// Why a slot is not absorbable (the message of [`Error::Absorb`]).
 type Why = &'static str;
 
-/// A slot found absorbable, with what [`Queue::absorb`] needs of its field and unit, read
-/// in the same lookups as the rule (one search of the unit map per record).
-struct Checked {
-    /// What the facade learns.
-    grant: Absorbable,
-    /// The seq of the field's latest local value (0: none).
-    latest: u64,
-    /// When the field's unit is due for a change made at the time asked
-    /// ([`Queue::unit_due`]; `None` when not asked).
-    due: Option<f64>,
-    /// The field's unit and its agent's unit revision (`SlotTable::granted_unit`).
-    unit: (UnitId, u64),
-}
-
 impl Queue {
     /// The one owner of "a change of this slot may be kept outside the core until it is
-    /// taken in by [`Queue::absorb`]": exactly when the change would take the one-pass path
-    /// (the field's pending unit is covered by the slot's hint) and, in addition, when taking
-    /// it in later is the same as taking it at its time:
+    /// taken in by [`Queue::absorb`]": when taking it in later is the same as taking it at
+    /// its time:
     ///
-    /// - the unit has low or normal priority, holds this field alone and is no atomic group
-    ///   (no later change of another field can move it);
-    /// - the field is not `status.health` or `status.state` (their changes move combat mode);
     /// - the target is the batch endpoint (Letta's API checks the block's limit at each
     ///   change: not absorbable for now);
+    /// - the field is not `status.health` or `status.state` (their changes move combat mode);
     /// - nothing about the agent makes a change mark the queue dirty or lower its wake
     ///   ([`Queue::note_due`]): no decision sync requested, no chat waiting, a routine
-    ///   batch scheduled, and the unit is not waiting out a retry backoff (a backoff's end
-    ///   is the one due time of a routine unit a change notes).
+    ///   batch scheduled;
+    /// - either the change would take the one-pass path (the field's pending unit is
+    ///   covered by the slot's hint), the unit has low or normal priority, holds this field
+    ///   alone, is no atomic group (no later change of another field can move it) and is not
+    ///   waiting out a retry backoff (a backoff's end is the one due time of a routine unit
+    ///   a change notes);
+    /// - or the field has no pending unit (its value in flight or acknowledged, or never
+    ///   set): the first kept change would start one of its own priority, at most normal,
+    ///   due with the routine batch, which no wake needs lowering for. Taken in, the
+    ///   changes start exactly that unit ([`Queue::absorb`]).
     ///
-    /// So a kept change never changes when a poll can do anything ([`Queue::next_poll`]).
-    /// Records the grant's time: kept changes cannot be older.
+    /// So a kept change never changes when a poll can do anything ([`Queue::next_poll`]),
+    /// and every call that reads the field takes the kept changes in first (the facade's
+    /// contract). Records the grant's time: kept changes cannot be older.
     pub fn grant_absorb(&mut self, slot: Slot) -> Option<Absorbable> {
-        let c = self.absorb_check(slot, None).ok()?;
-        let i = slot.0 as usize;
-        // Issued: the check found its field.
-        self.slots.granted_at[i] = self.latest_now;
-        self.slots.granted_unit[i] = Some(c.unit);
-        Some(c.grant)
+        let g = self.absorb_check(slot).ok()?;
+        if let Some(t) = self.slots.granted_at.get_mut(slot.0 as usize) {
+            *t = self.latest_now;
+        }
+        Some(g.absorbable)
     }
 
-    /// [`Queue::grant_absorb`]'s rule, with the reason when it does not hold; `at`: the
-    /// time of a change whose unit's due time is asked (`Checked::due`).
-    fn absorb_check(&mut self, slot: Slot, at: Option<f64>) -> Result<Checked, Why> {
+    /// [`Queue::grant_absorb`]'s rule, with the reason when it does not hold.
+    fn absorb_check(&self, slot: Slot) -> Result<Grant, Why> {
         if self.cfg.target == Target::LettaApi {
             return Err("Letta's API checks the block's limit at every change");
         }
-        let Some((key, unit, hint, f)) =
-            self.slots
-                .covered_field(&mut self.agents, slot, Priority::Low)
-        else {
-            return Err("its field has no pending unit the slot's last change saw");
-        };
-        let target = target_of(f);
-        let latest = f.local.as_ref().map_or(0, |l| l.seq.0);
+        let key = self.slots.key(slot).ok_or("the slot was never issued")?;
         if self.is_combat_field(key) {
             return Err("status.health and status.state move combat mode");
         }
@@ -134,38 +159,108 @@ impl Queue {
         if self.next_batch_at.is_none() {
             return Err("no routine batch is scheduled yet (no poll yet)");
         }
-        let rev = self.units.rev(key.agent);
-        // The unit's part of the rule, asked of a record taken in (`at` given), holds
-        // without searching the unit map when the slot's last grant found this very unit
-        // absorbable and none of the agent's units changed since: the unit is as the grant
-        // saw it and the queue's time only grew (a backoff over then is over now). Its due
-        // time is none then: its backoff was over by the grant's time, which no kept
-        // change is older than (`absorb_valid` refuses one).
-        let memo = self.slots.granted_unit[slot.0 as usize];
-        let due = if at.is_some() && memo == Some((unit, rev)) {
-            None
-        } else {
-            let u = self.units.get(unit).ok_or("its unit is gone")?;
-            if u.priority > Priority::Normal {
-                return Err("its unit has high or critical priority");
-            }
-            if u.group.is_some() || u.entries.len() != 1 {
-                return Err("its unit is an atomic group");
-            }
-            if u.not_before > self.latest_now {
-                return Err("its unit waits out a retry backoff");
-            }
-            at.and_then(|at| self.unit_due(u, at))
+        let f = a.fields.get(&(key.block, key.field));
+        let target = f.map_or(AbsorbTarget::Absent, target_of);
+        let Some(unit) = f.and_then(|f| f.unit) else {
+            return Ok(Grant {
+                key,
+                unit: None,
+                absorbable: Absorbable {
+                    max_priority: Priority::Normal,
+                    target,
+                },
+            });
         };
-        Ok(Checked {
-            grant: Absorbable {
+        let hint = self
+            .slots
+            .hint(slot)
+            .filter(|h| h.covers(unit, Priority::Low))
+            .ok_or("its field's pending unit is not the one the slot's last change saw")?;
+        let u = self.units.get(unit).ok_or("its unit is gone")?;
+        if u.priority > Priority::Normal {
+            return Err("its unit has high or critical priority");
+        }
+        if u.group.is_some() || u.entries.len() != 1 {
+            return Err("its unit is an atomic group");
+        }
+        if u.not_before > self.latest_now {
+            return Err("its unit waits out a retry backoff");
+        }
+        Ok(Grant {
+            key,
+            unit: Some(unit),
+            absorbable: Absorbable {
                 max_priority: hint.priority(),
                 target,
             },
-            latest,
-            due,
-            unit: (unit, rev),
         })
+    }
+
+    /// Runs `call` (a poll, a flush, an ack, a failure, an atomic group) and returns, with
+    /// its result, every slot whose grant it may have changed, each with its grant now (in
+    /// the order their fields were first touched). A facade that keeps changes replaces
+    /// exactly those slots' grants; every other grant still holds. A call that fails
+    /// changes nothing and lists nothing.
+    pub fn watch_grants<R>(&mut self, call: impl FnOnce(&mut Queue) -> R) -> (R, Vec<GrantChange>) {
+        self.slots.log = Some(GrantLog::default());
+        let r = call(self);
+        let log = self.slots.log.take().unwrap_or_default();
+        (r, self.grants_after(log))
+    }
+
+    /// The slots of what a watched call touched, once each, with their grants now.
+    fn grants_after(&mut self, log: GrantLog) -> Vec<GrantChange> {
+        if log.fields.is_empty() && log.agents.is_empty() {
+            return Vec::new();
+        }
+        let mut report = self.slots.reports.wrapping_add(1);
+        if report == 0 {
+            // Wrapped: no stamp may look current.
+            self.slots.listed.fill(0);
+            report = 1;
+        }
+        self.slots.reports = report;
+        let mut slots: Vec<Slot> = Vec::with_capacity(log.fields.len());
+        let mut list = |table: &mut super::slots::SlotTable, s: Slot| {
+            let stamp = &mut table.listed[s.0 as usize];
+            if *stamp != report {
+                *stamp = report;
+                slots.push(s);
+            }
+        };
+        for key in &log.fields {
+            if let Some(s) = self.slots.slot_of(key) {
+                list(&mut self.slots, s);
+            }
+        }
+        for a in &log.agents {
+            for i in 0..self.slots.slots_of_agent(*a).len() {
+                let s = self.slots.slots_of_agent(*a)[i];
+                list(&mut self.slots, s);
+            }
+        }
+        slots
+            .into_iter()
+            .map(|slot| GrantChange {
+                slot,
+                grant: self.grant_absorb(slot),
+            })
+            .collect()
+    }
+
+    /// A field's grant may change (see [`GrantLog`]); noted while a call is watched.
+    #[inline(always)]
+    pub(crate) fn grant_may_change(&mut self, key: FieldKey) {
+        if let Some(log) = &mut self.slots.log {
+            log.fields.push(key);
+        }
+    }
+
+    /// The grants of an agent's fields may change (see [`GrantLog`]).
+    pub(crate) fn agent_grants_may_change(&mut self, agent: AgentId) {
+        if let Some(log) = &mut self.slots.log {
+            log.agents.push(agent);
+        }
     }
 
     /// The next sequence number this queue issues (a facade that keeps changes reserves
@@ -187,18 +282,23 @@ impl Queue {
 
     /// Takes in changes kept outside the core (at most one record per slot: each slot's
     /// latest value), exactly as the `count` changes of each would have been taken at
-    /// their times by the one-pass path: the latest value becomes the field's local value
-    /// under its reserved `seq`, `changes_in` and `coalesced` count every change, the
-    /// unit is unchanged, the wake is noted as at the first change. Then the counter moves
-    /// to `next_seq` (the facade's, above every number it reserved; with no records this
-    /// only moves the counter) and `now` (the facade's latest time) is observed.
+    /// their times: the latest value becomes the field's local value under its reserved
+    /// `seq` and `changes_in` counts every change. A field with a pending unit keeps it (the
+    /// one-pass path: every change counts in `coalesced`); a field without one gets the
+    /// unit its first kept change would have started (its order `first_seq`, its priority
+    /// the record's, the field pending since `first_at`, the slot's hint naming it; every
+    /// later change counts in `coalesced`). The wake is noted as at the first change. Then
+    /// the counter moves to `next_seq` (the facade's, above every number it reserved; with
+    /// no records this only moves the counter) and `now` (the facade's latest time) is
+    /// observed.
     ///
     /// Everything is checked before anything changes: a slot not absorbable any more (the
     /// facade kept a change it should have sent), a value that is not a finite number or a
-    /// bool or that equals the target, a seq not above the field's latest or not below
-    /// `next_seq`, a `next_seq` behind the queue's, times backwards (before the grant, the
-    /// last before the first, after `now`), a slot twice: an error naming the slot and
-    /// why, and nothing is applied.
+    /// bool or that equals the target, a priority above the grant's, seqs not above the
+    /// field's latest or not below `next_seq` or not fitting the count, a `next_seq`
+    /// behind the queue's, times backwards (before the grant, the last before the first,
+    /// after `now`), a slot twice: an error naming the slot and why, and nothing is
+    /// applied.
     pub fn absorb(&mut self, now: f64, next_seq: u64, records: &[Absorbed]) -> Result<(), Error> {
         self.check_time("now", now)?;
         if next_seq < self.next_seq {
@@ -207,82 +307,57 @@ impl Queue {
                 reason: "the facade's next seq is behind the queue's",
             });
         }
-        if let Some(slot) = self.repeated_slot(records) {
+        let mut seen: Vec<u32> = records.iter().map(|r| r.slot.0).collect();
+        seen.sort_unstable();
+        if let Some(w) = seen.windows(2).find(|w| w[0] == w[1]) {
             return Err(Error::Absorb {
-                slot: Some(slot),
+                slot: Some(w[0]),
                 reason: "the slot appears twice",
             });
         }
-        // Checked first, all of them; counted and the wake noted once for the call.
-        let mut changes = 0u64;
-        let mut wake = self.next_wake;
+        let mut grants: Vec<Grant> = Vec::with_capacity(records.len());
         for r in records {
-            let due = self
+            let g = self
                 .absorb_valid(now, next_seq, r)
                 .map_err(|reason| Error::Absorb {
                     slot: Some(r.slot.0),
                     reason,
                 })?;
-            changes += u64::from(r.count);
-            // `note_due`'s rule (its agent part cannot apply: the grant excludes it); a
-            // no-op by the grant's rule, kept so that the wake rule has one owner.
-            if let Some(due) = due {
-                if due < wake {
-                    wake = due;
+            grants.push(g);
+        }
+        for (r, g) in records.iter().zip(grants) {
+            self.field_mut(g.key).local = Some(Local {
+                value: r.value.clone(),
+                seq: r.seq,
+            });
+            self.rec.m.changes_in += u64::from(r.count);
+            let unit = match g.unit {
+                Some(unit) => {
+                    self.rec.m.coalesced += u64::from(r.count);
+                    unit
                 }
-            }
+                None => {
+                    // The first kept change started the unit (`apply_key`'s step); the
+                    // later ones took the one-pass path or raised it to their priority,
+                    // which leaves what starting it at the highest priority leaves.
+                    let hint =
+                        self.start_unit(g.key, r.first_seq.0, r.priority, r.first_at, Vec::new());
+                    self.slots.set_hint(r.slot, hint);
+                    self.rec.m.coalesced += u64::from(r.count - 1);
+                    hint.unit()
+                }
+            };
+            // A no-op by the grant's rule; kept so that the wake rule has one owner.
+            self.note_due(r.first_at, g.key, Some(unit));
         }
-        for r in records {
-            // Checked above: the slot's field is pending under the unit its hint names.
-            if let Some((_, _, _, f)) =
-                self.slots
-                    .covered_field(&mut self.agents, r.slot, Priority::Low)
-            {
-                f.local = Some(Local {
-                    value: r.value.clone(),
-                    seq: r.seq,
-                });
-            }
-        }
-        self.rec.m.changes_in += changes;
-        self.rec.m.coalesced += changes;
-        self.next_wake = wake;
         self.next_seq = next_seq;
         self.observe_time(now);
         Ok(())
     }
 
-    /// The smallest slot that appears in more than one of `records`, if any. One bit per
-    /// issued slot finds that none does without sorting; only then (or for a slot never
-    /// issued) are the slots sorted to name the smallest.
-    fn repeated_slot(&self, records: &[Absorbed]) -> Option<u32> {
-        if records.len() < 2 {
-            return None;
-        }
-        let mut seen = vec![0u32; self.slots.len().div_ceil(32)];
-        let distinct = records.iter().all(|r| {
-            let i = r.slot.0 as usize;
-            let bit = 1u32 << (i % 32);
-            match seen.get_mut(i / 32) {
-                Some(w) if *w & bit == 0 => {
-                    *w |= bit;
-                    true
-                }
-                _ => false,
-            }
-        });
-        if distinct {
-            return None;
-        }
-        let mut all: Vec<u32> = records.iter().map(|r| r.slot.0).collect();
-        all.sort_unstable();
-        all.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
-    }
-
-    /// One record of [`Queue::absorb`] checked against the queue as it is; returns when
-    /// its unit is due for a change at its first time ([`Queue::unit_due`]).
-    fn absorb_valid(&mut self, now: f64, next_seq: u64, r: &Absorbed) -> Result<Option<f64>, Why> {
-        let c = self.absorb_check(r.slot, Some(r.first_at))?;
+    /// One record of [`Queue::absorb`] checked against the queue as it is.
+    fn absorb_valid(&self, now: f64, next_seq: u64, r: &Absorbed) -> Result<Grant, Why> {
+        let g = self.absorb_check(r.slot)?;
         let granted = self.slots.granted_at[r.slot.0 as usize];
         // NaN (never granted) compares with nothing.
         if granted.is_nan() || r.first_at < granted || r.first_at.is_nan() {
@@ -294,7 +369,10 @@ impl Queue {
         if r.count == 0 {
             return Err("it counts no change");
         }
-        let equal = match (&r.value, c.grant.target) {
+        if r.priority > g.absorbable.max_priority {
+            return Err("its priority is above the slot's grant");
+        }
+        let equal = match (&r.value, g.absorbable.target) {
             (Value::Number(x), _) if !x.is_finite() => {
                 return Err("its number is not finite");
             }
@@ -306,10 +384,26 @@ impl Queue {
         if equal {
             return Err("its value equals what the backend has or will have");
         }
-        if r.seq.0 <= c.latest || r.seq.0 >= next_seq {
+        let f = self.field(g.key);
+        let latest = f.and_then(|f| f.local.as_ref()).map_or(0, |l| l.seq.0);
+        if r.seq.0 <= latest || r.seq.0 >= next_seq {
             return Err("its seq is not above the field's latest or not below the next seq");
         }
-        Ok(c.due)
+        let (first, seq) = (r.first_seq.0, r.seq.0);
+        // `count` changes hold `count` distinct seqs from `first` to `seq`.
+        if first <= latest
+            || first > seq
+            || seq - first < u64::from(r.count - 1)
+            || (r.count == 1) != (first == seq)
+        {
+            return Err(
+                "its first seq is not above the field's latest, or does not fit its seq and count",
+            );
+        }
+        if g.unit.is_none() && f.is_some_and(|f| !f.sends(&r.value, r.seq)) {
+            return Err("its value would not need sending");
+        }
+        Ok(g)
     }
 }
 

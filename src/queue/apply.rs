@@ -117,17 +117,7 @@ impl Queue {
                     kept
                 }
             }
-            None if needs => {
-                let uid = self.new_unit_id();
-                let unit = Unit::of_change(key, seq, priority, now, deps);
-                let hint = UnitHint::new(uid, unit.priority);
-                self.attach_unit(uid, unit);
-                let f = self.field_mut(key);
-                if f.pending_since.is_none() {
-                    f.pending_since = Some(now);
-                }
-                Some(hint)
-            }
+            None if needs => Some(self.start_unit(key, seq, priority, now, deps)),
             None => {
                 // Equal to what the backend has or will have: nothing to send. If that
                 // value is still in flight, the dependencies ride with it, so that a
@@ -143,6 +133,30 @@ impl Queue {
         // A hint is kept exactly while the field has a pending unit, and names it.
         self.note_due(now, key, hint.map(UnitHint::unit));
         (id, hint)
+    }
+
+    /// A change that needs sending, of a field with no pending unit, starts one: the
+    /// unit's order is the change's `seq`, the field waits from `now`. The one owner of
+    /// that step, for a change made ([`Queue::apply_key`]) and for the first of a field's
+    /// changes kept outside the core, taken in later ([`Queue::absorb`]). Returns the
+    /// hint a change of the field learns.
+    pub(crate) fn start_unit(
+        &mut self,
+        key: FieldKey,
+        seq: u64,
+        priority: Priority,
+        now: f64,
+        deps: Vec<Dep>,
+    ) -> UnitHint {
+        let uid = self.new_unit_id();
+        let unit = Unit::of_change(key, seq, priority, now, deps);
+        let hint = UnitHint::new(uid, unit.priority);
+        self.attach_unit(uid, unit);
+        let f = self.field_mut(key);
+        if f.pending_since.is_none() {
+            f.pending_since = Some(now);
+        }
+        hint
     }
 
     /// A change can make something due before the queue's next wake: lower the wake to

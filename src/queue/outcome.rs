@@ -151,6 +151,8 @@ impl Queue {
             touched.push(key);
         }
         for key in touched {
+            // Its values in flight, acknowledged value or doubt moved.
+            self.grant_may_change(key);
             self.reconcile(key);
         }
         Ok(())
@@ -214,6 +216,8 @@ impl Queue {
                         f.inherit_age(o);
                     }
                 }
+                // Its value in flight, doubt or age moved.
+                self.grant_may_change(*key);
                 live.push((*key, *seq));
             }
             if live.is_empty() {
@@ -276,6 +280,7 @@ impl Queue {
             {
                 a.sync_requested = true;
                 self.syncing.insert(agent);
+                self.agent_grants_may_change(agent);
             }
         }
         if let Some((agent, mut messages, attempts)) = req.inference {
@@ -291,6 +296,7 @@ impl Queue {
                 a.chat.not_before = now + delay;
                 a.chat.attempts = attempts;
                 self.chatting.insert(agent);
+                self.agent_grants_may_change(agent);
             }
         }
         Ok(())

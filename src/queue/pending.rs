@@ -11,10 +11,6 @@
 //!   (`not_before`; only such units have one: a critical change clears it);
 //! - `high`: high-priority units not tried yet, by when their first high change joined
 //!   (they are due alone `high_priority_delay_s` after it).
-//!
-//! And per agent a revision: how many times a unit carrying one of its fields was added,
-//! taken out or changed. While it stands still, every unit of the agent is as it was (the
-//! absorption check, `absorb.rs`, relies on it to skip searching the unit map).
 
 use super::state::{Dep, Unit};
 use super::Priority;
@@ -75,8 +71,6 @@ pub(crate) struct Units {
     by_agent: BTreeMap<AgentId, BTreeSet<UnitId>>,
     backoff: BTreeSet<(At, UnitId)>,
     high: BTreeSet<(At, UnitId)>,
-    /// Per agent (by index), its revision (see the module's doc; 0 before any change).
-    revs: Vec<u64>,
 }
 
 impl Units {
@@ -89,7 +83,6 @@ impl Units {
     /// Adds a unit under an id from [`Units::new_id`]. Only through
     /// [`super::Queue::attach_unit`], which points the unit's fields at it.
     pub(crate) fn insert(&mut self, id: UnitId, unit: Unit) {
-        touch(&mut self.revs, &unit);
         self.index(id, Keys::of(id, &unit));
         for e in &unit.entries {
             self.by_agent.entry(e.agent).or_default().insert(id);
@@ -101,7 +94,6 @@ impl Units {
     /// unit's fields' pointer to it.
     pub(crate) fn remove(&mut self, id: UnitId) -> Option<Unit> {
         let unit = self.map.remove(&id)?;
-        touch(&mut self.revs, &unit);
         self.unindex(id, Keys::of(id, &unit));
         for e in &unit.entries {
             self.drop_agent_entry(e.agent, id);
@@ -112,7 +104,6 @@ impl Units {
     /// Changes a unit's schedule or dependencies (not its fields); the indexes follow.
     pub(crate) fn update<R>(&mut self, id: UnitId, f: impl FnOnce(&mut Unit) -> R) -> Option<R> {
         let unit = self.map.get_mut(&id)?;
-        touch(&mut self.revs, unit);
         let before = Keys::of(id, unit);
         let len = unit.entries.len();
         let r = f(unit);
@@ -130,7 +121,6 @@ impl Units {
         let Some(unit) = self.map.get_mut(&id) else {
             return 0;
         };
-        touch(&mut self.revs, unit);
         let before = unit.entries.len();
         unit.entries.retain(|e| e.agent != agent);
         let dropped = before - unit.entries.len();
@@ -145,13 +135,6 @@ impl Units {
 
     pub(crate) fn get(&self, id: UnitId) -> Option<&Unit> {
         self.map.get(&id)
-    }
-
-    /// The agent's revision: it moves whenever a unit carrying one of its fields is added,
-    /// taken out or changed (priority, schedule, fields), so two equal readings mean its
-    /// units are as they were.
-    pub(crate) fn rev(&self, agent: AgentId) -> u64 {
-        self.revs.get(agent.0 as usize).copied().unwrap_or(0)
     }
 
     pub(crate) fn contains(&self, id: UnitId) -> bool {
@@ -237,18 +220,6 @@ impl Units {
                 self.by_agent.remove(&agent);
             }
         }
-    }
-}
-
-/// Moves the revision of every agent `unit` carries a field of (before it changes; a
-/// free function so that it works beside a unit borrowed from the map).
-fn touch(revs: &mut Vec<u64>, unit: &Unit) {
-    for e in &unit.entries {
-        let i = e.agent.0 as usize;
-        if revs.len() <= i {
-            revs.resize(i + 1, 0);
-        }
-        revs[i] += 1;
     }
 }
 

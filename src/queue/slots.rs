@@ -69,16 +69,51 @@ pub(crate) struct SlotTable {
     /// Per slot, the queue's latest time when it was last found absorbable
     /// ([`Queue::grant_absorb`]); absorbed changes cannot be older. NaN: never.
     pub(crate) granted_at: Vec<f64>,
-    /// Per slot, the unit its last grant found absorbable and the agent's unit revision
-    /// then (`Units::rev`): while both still hold, the unit is as that grant saw it.
-    pub(crate) granted_unit: Vec<Option<(UnitId, u64)>>,
+    /// Per slot, the number of the last grant report that listed it (`absorb.rs`: a slot
+    /// is listed once per report however often its field was touched).
+    pub(crate) listed: Vec<u32>,
+    /// While a facade watches a call for the grants it may change
+    /// ([`Queue::watch_grants`]): what the call touched.
+    pub(crate) log: Option<super::absorb::GrantLog>,
+    /// The number of the last grant report.
+    pub(crate) reports: u32,
+    /// Per agent (by index), the slots issued for its fields: a few each, so finding a
+    /// field's slot among them is cheaper than searching `index` (in Luau a tree search
+    /// costs about ten times a short scan; a grant report finds one per touched field).
+    by_agent: Vec<Vec<Slot>>,
     index: BTreeMap<FieldKey, Slot>,
 }
 
 impl SlotTable {
-    /// How many slots were issued (slot indices are below it).
-    pub(crate) fn len(&self) -> usize {
-        self.keys.len()
+    /// The field a slot names (`None`: never issued).
+    pub(crate) fn key(&self, slot: Slot) -> Option<FieldKey> {
+        self.keys.get(slot.0 as usize).copied()
+    }
+
+    /// What the slot's last change learnt about its field's unit.
+    pub(crate) fn hint(&self, slot: Slot) -> Option<UnitHint> {
+        self.hints.get(slot.0 as usize).copied().flatten()
+    }
+
+    /// Sets what the slot's field's changes learnt about its unit (a unit started for
+    /// changes kept outside the core and taken in, `absorb.rs`).
+    pub(crate) fn set_hint(&mut self, slot: Slot, hint: UnitHint) {
+        self.hints[slot.0 as usize] = Some(hint);
+    }
+
+    /// The slot of a field, if one was issued.
+    pub(crate) fn slot_of(&self, key: &FieldKey) -> Option<Slot> {
+        self.slots_of_agent(key.agent)
+            .iter()
+            .copied()
+            .find(|s| self.keys[s.0 as usize] == *key)
+    }
+
+    /// The slots issued for an agent's fields.
+    pub(crate) fn slots_of_agent(&self, agent: crate::ids::AgentId) -> &[Slot] {
+        self.by_agent
+            .get(agent.0 as usize)
+            .map_or(&[], |v| v.as_slice())
     }
 
     /// The one-pass path's precondition, owned here for it and for absorption
@@ -157,7 +192,12 @@ impl Queue {
         self.slots.keys.push(key);
         self.slots.hints.push(None);
         self.slots.granted_at.push(f64::NAN);
-        self.slots.granted_unit.push(None);
+        self.slots.listed.push(0);
+        let a = agent.0 as usize;
+        if self.slots.by_agent.len() <= a {
+            self.slots.by_agent.resize_with(a + 1, Vec::new);
+        }
+        self.slots.by_agent[a].push(slot);
         self.slots.index.insert(key, slot);
         Ok(slot)
     }
@@ -249,11 +289,9 @@ impl Queue {
         }
         self.rec.m.coalesced += 1;
         // The same wake rule as every other change (`Queue::note_due`). The unit is left
-        // as it was, but the rule is not only about it: a change of an agent waiting for
-        // a decision sync marks the queue dirty, and the full poll that follows may send
-        // other units along (tests/slots.rs seed 78 without this call: the urgent request
-        // of step 298 is missing). The wake a full poll sets does cover every unit: with
-        // the early return of `poll` removed the simulator's output is the same.
+        // as it was, yet its due time is still noted: the wake a full poll sets does not
+        // cover every unit on its own (tests/slots.rs finds a case where skipping this
+        // delays an urgent request).
         self.note_due(now, key, Some(unit));
         Ok(ChangeId {
             seq,

@@ -129,8 +129,15 @@ impl FieldState {
     pub(crate) fn needs_send(&self) -> bool {
         match &self.local {
             None => false,
-            Some(l) => l.seq > self.max_sent_seq() && !self.equals_target(&l.value),
+            Some(l) => self.sends(&l.value, l.seq),
         }
+    }
+
+    /// Whether `value` as the local value under `seq` would have to be sent: the rule of
+    /// [`FieldState::needs_send`], for a value not recorded yet (absorption checks a kept
+    /// change before it takes it in).
+    pub(crate) fn sends(&self, value: &Value, seq: Seq) -> bool {
+        seq > self.max_sent_seq() && !self.equals_target(value)
     }
 
     /// A change of this field stopped waiting on its own because the value the backend

@@ -57,10 +57,12 @@ impl Queue {
 
     /// Adds a unit to the pending ones and attaches it to its fields (each field's `unit`
     /// names it). With [`Queue::detach_unit`] the one place where a field's pending unit
-    /// changes, so the fields and [`super::pending::Units`] always agree.
+    /// changes, so the fields and [`super::pending::Units`] always agree, and where a
+    /// watched call notes the fields whose grant may change (`absorb.rs`).
     pub(crate) fn attach_unit(&mut self, uid: UnitId, unit: Unit) {
         for e in &unit.entries {
             self.field_mut(*e).unit = Some(uid);
+            self.grant_may_change(*e);
         }
         self.units.insert(uid, unit);
     }
@@ -79,6 +81,7 @@ impl Queue {
             {
                 f.unit = None;
             }
+            self.grant_may_change(*e);
         }
         Some(unit)
     }

@@ -5,7 +5,7 @@
 
 mod absorb;
 
-pub use absorb::ABSORB_RECORD;
+pub use absorb::{ABSORB_RECORD, GRANT_RECORD};
 
 use crate::message::{describe, Msg};
 use crate::records::{self, at, PollOut, HEADER_BYTES};
@@ -53,6 +53,8 @@ pub struct Facade {
     /// Text staged by `nsq_stage_text` for the next `nsq_load_block`.
     staged_text: Vec<u8>,
     poll: PollOut,
+    /// Grant records of the last watched call (`absorb.rs`).
+    grants: Vec<u8>,
     events: Vec<u8>,
     metrics: Vec<u8>,
 }
@@ -104,6 +106,7 @@ impl Facade {
             confirmed: Vec::new(),
             staged_text: Vec::new(),
             poll: PollOut::default(),
+            grants: Vec::new(),
             events: Vec::new(),
             metrics: Vec::new(),
         }
@@ -730,7 +733,10 @@ impl Facade {
                     c
                 })
                 .collect();
-            let ids = q.atomic(now, &changes).map_err(core)?;
+            let ids = self
+                .watched(|q| q.atomic(now, &changes))
+                .expect("checked")
+                .map_err(core)?;
             Ok(ids.first().map_or(0.0, |id| id.seq().0 as f64))
         })();
         self.seq_result(r)
@@ -753,8 +759,11 @@ impl Facade {
     /// else as `nsq_poll`.
     pub fn poll_before_build(&mut self, now: f64) -> i32 {
         let r = (|| {
-            let q = self.q()?;
-            let Some(reqs) = q.poll_before_build(now).map_err(core)? else {
+            self.q()?;
+            let reqs = self
+                .watched(|q| q.poll_before_build(now))
+                .expect("checked by q()");
+            let Some(reqs) = reqs.map_err(core)? else {
                 return Ok(POLL_STOPPED);
             };
             let q = self.queue.as_mut().expect("checked by q()");
@@ -767,14 +776,15 @@ impl Facade {
 
     fn emit(&mut self, now: f64, flush: bool) -> i32 {
         let r = (|| {
-            let q = self.queue.as_mut().ok_or(()).ok();
-            let Some(q) = q else {
+            let reqs = self.watched(|q| if flush { q.flush(now) } else { q.poll(now) });
+            let Some(reqs) = reqs else {
                 return Err(self.facade_error(
                     ErrorCode::NotReady,
                     "the queue is not initialised: call nsq_init first",
                 ));
             };
-            let reqs = if flush { q.flush(now) } else { q.poll(now) }.map_err(core)?;
+            let reqs = reqs.map_err(core)?;
+            let q = self.queue.as_mut().expect("checked");
             self.poll.write(q, &reqs);
             self.poll.fill_header(&mut self.header[..], reqs.len());
             Ok(reqs.len() as i32)
@@ -824,7 +834,10 @@ impl Facade {
         let confirmed = core::mem::take(&mut self.confirmed);
         let r = (|| {
             let id = self.request(request)?;
-            self.q()?.ack(id, &confirmed).map_err(core)?;
+            self.q()?;
+            self.watched(|q| q.ack(id, &confirmed))
+                .expect("checked")
+                .map_err(core)?;
             Ok(0)
         })();
         self.status(r)
@@ -851,7 +864,10 @@ impl Facade {
                     ))
                 }
             };
-            self.q()?.fail(now, id, ra).map_err(core)?;
+            self.q()?;
+            self.watched(|q| q.fail(now, id, ra))
+                .expect("checked")
+                .map_err(core)?;
             Ok(0)
         })();
         self.status(r)

@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use npc_sync::{Event, Metrics, Queue, Request, RequestKind, Value};
 
 /// Bytes of the output header.
-pub const HEADER_BYTES: usize = 80;
+pub const HEADER_BYTES: usize = 88;
 /// Bytes of one request record.
 pub const REQUEST_RECORD: usize = 56;
 /// Bytes of one block write record (Letta's API).
@@ -31,6 +31,9 @@ pub(crate) mod at {
     pub const BLOCKS: usize = 56;
     /// `nsq_set`: the slot's grant (u32), the target's kind (u32) and value (f64).
     pub const ABSORB: usize = 64;
+    /// After `nsq_poll`, `nsq_flush`, `nsq_ack`, `nsq_fail`, `nsq_atomic_commit`: the
+    /// number of grant records (u32) and their address (u32).
+    pub const GRANTS: usize = 80;
 }
 
 /// The address of bytes in linear memory (on wasm32 a pointer is the address).

@@ -2,14 +2,39 @@
 //! reports in the header, and `nsq_absorb`, which takes the bridge's kept changes in. The
 //! rule itself is the core's (`Queue::grant_absorb`, `Queue::absorb`).
 
-use super::{core, ErrorCode, Facade, Res, MAX_EXACT};
+use super::{core, ErrorCode, Facade, Res, MAX_EXACT, PRIORITIES};
 use crate::records::{self, at};
 use crate::SCRATCH_CAP;
 use alloc::vec::Vec;
-use npc_sync::{AbsorbTarget, Absorbed, Priority, Seq, Slot, Value};
+use npc_sync::{
+    AbsorbTarget, Absorbable, Absorbed, GrantChange, Priority, Queue, Seq, Slot, Value,
+};
 
 /// Bytes of one kept-change record in the scratch area.
-pub const ABSORB_RECORD: usize = 48;
+pub const ABSORB_RECORD: usize = 56;
+/// Bytes of one grant record (a slot whose grant a poll, flush, ack, failure or atomic
+/// commit may have changed, with its grant now).
+pub const GRANT_RECORD: usize = 24;
+
+/// A grant as the ABI writes it: 0 none, else 1 + the highest priority code a kept change
+/// may have; the target's kind (0 absent, 1 number, 2 bool, 3 a string or not known) and
+/// its number (a bool as 0 / 1). The one owner of that encoding (header and records).
+fn grant_code(grant: Option<Absorbable>) -> (u32, u32, f64) {
+    let Some(g) = grant else {
+        return (0, 0, 0.0);
+    };
+    let max = match g.max_priority {
+        Priority::Low => 1,
+        _ => 2,
+    };
+    let (kind, x) = match g.target {
+        AbsorbTarget::Absent => (0, 0.0),
+        AbsorbTarget::Number(x) => (1, x),
+        AbsorbTarget::Bool(b) => (2, if b { 1.0 } else { 0.0 }),
+        AbsorbTarget::Other => (3, 0.0),
+    };
+    (max, kind, x)
+}
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
@@ -29,24 +54,27 @@ impl Facade {
             (true, Some(q)) => q.grant_absorb(Slot::from_index(slot as u32)),
             _ => None,
         };
+        let (max, kind, x) = grant_code(grant);
         let h = &mut self.header[..];
-        let Some(g) = grant else {
-            records::set_u32(h, at::ABSORB, 0);
-            return;
-        };
-        let max = match g.max_priority {
-            Priority::Low => 1,
-            _ => 2,
-        };
-        let (kind, x) = match g.target {
-            AbsorbTarget::Absent => (0, 0.0),
-            AbsorbTarget::Number(x) => (1, x),
-            AbsorbTarget::Bool(b) => (2, if b { 1.0 } else { 0.0 }),
-            AbsorbTarget::Other => (3, 0.0),
-        };
         records::set_u32(h, at::ABSORB, max);
-        records::set_u32(h, at::ABSORB + 4, kind);
-        records::set_f64(h, at::ABSORB + 8, x);
+        if max != 0 {
+            records::set_u32(h, at::ABSORB + 4, kind);
+            records::set_f64(h, at::ABSORB + 8, x);
+        }
+    }
+
+    /// Runs a core call (poll, flush, ack, failure, atomic commit) watched for the grants
+    /// it may change ([`Queue::watch_grants`]) and writes those slots' grants as grant
+    /// records, their number and address in the header (a failing call lists none).
+    /// `None`: the queue is not initialised.
+    pub(super) fn watched<R>(&mut self, call: impl FnOnce(&mut Queue) -> R) -> Option<R> {
+        let q = self.queue.as_mut()?;
+        let (r, changed) = q.watch_grants(call);
+        write_grants(&changed, &mut self.grants);
+        let h = &mut self.header[..];
+        records::set_u32(h, at::GRANTS, changed.len() as u32);
+        records::set_u32(h, at::GRANTS + 4, records::addr(&self.grants));
+        Some(r)
     }
 
     /// `nsq_absorb`: takes in `n` kept-change records from the scratch area, moves the
@@ -79,16 +107,26 @@ impl Facade {
                         ))
                     }
                 };
-                if !super::whole_in(seq, 1.0, MAX_EXACT) {
+                let (prio, first) = (u32_at(b, 44), f64_at(b, 48));
+                if !super::whole_in(seq, 1.0, MAX_EXACT) || !super::whole_in(first, 1.0, MAX_EXACT)
+                {
                     return Err(self.facade_error(
                         ErrorCode::BadArgument,
-                        "nsq_absorb: a record's seq must be a whole number of 1 or more",
+                        "nsq_absorb: a record's seq and first seq must be whole numbers of 1 or more",
                     ));
                 }
+                let Some(&priority) = PRIORITIES.get(prio as usize) else {
+                    return Err(self.facade_error(
+                        ErrorCode::BadArgument,
+                        "nsq_absorb: a record's priority must be 0 to 3",
+                    ));
+                };
                 recs.push(Absorbed {
                     slot: Slot::from_index(u32_at(b, 0)),
                     value,
                     seq: Seq(seq as u64),
+                    first_seq: Seq(first as u64),
+                    priority,
                     first_at: f64_at(b, 24),
                     last_at: f64_at(b, 32),
                     count: u32_at(b, 40),
@@ -113,4 +151,19 @@ impl Facade {
         let r: Res<f64> = (|| Ok(self.q()?.next_poll()))();
         self.seq_result(r)
     }
+}
+
+/// Grant records (ABI.md, "Grant record").
+fn write_grants(changed: &[GrantChange], o: &mut Vec<u8>) {
+    o.clear();
+    for c in changed {
+        let (max, kind, x) = grant_code(c.grant);
+        // The grant at 8 to 23 is laid out as the header's at 64 to 79.
+        records::put_u32(o, c.slot.index());
+        records::put_u32(o, 0);
+        records::put_u32(o, max);
+        records::put_u32(o, kind);
+        records::put_f64(o, x);
+    }
+    debug_assert_eq!(o.len(), changed.len() * GRANT_RECORD);
 }
