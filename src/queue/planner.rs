@@ -109,7 +109,7 @@ struct Draft {
     taken: usize,
 }
 
-/// The units one `build` pass may take, in the order it takes them, each with its need;
+/// The units one build pass may take, in the order it takes them, each with its need;
 /// and whether any of them has dependencies (without any, the pass needs no dependency
 /// bookkeeping: no promotion, no draft's fields, no cycle to break).
 /// Each unit comes with its pending state, borrowed from the queue for the pass (`plan`
@@ -183,7 +183,7 @@ enum Step {
     },
 }
 
-/// What `build` decided for one pass, before any of it happened: the requests, the steps
+/// What `plan` decided for one pass, before any of it happened: the requests, the steps
 /// in the order they were decided, and what later decisions of the pass must see as done.
 #[derive(Default)]
 struct Plan {
@@ -813,7 +813,7 @@ impl Queue {
     /// Whether a ride-along unit might join `draft`, the request being filled: there is one,
     /// and every agent-block the unit would write is in it already when adding one costs a
     /// call (Letta's API) or the request has all the agent-blocks it may. Exactly what the
-    /// placement test in `build` would find, without materialising the unit.
+    /// placement test in `plan` would find, without materialising the unit.
     fn may_ride(&self, unit: &Unit, draft: Option<&Draft>, per_block: bool) -> bool {
         let Some(d) = draft else { return false };
         let full = d.agent_blocks.len() >= self.cfg.max_agent_blocks_per_request as usize;
