@@ -140,6 +140,20 @@ pub fn check_field_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// An upper bound of the body of the PATCH that writes a block of at most `limit`
+/// characters through Letta's API (`{"value":"<text>"}`, as the bridges write it): a
+/// rendered text holds no control character but the line break (strings escape the rest
+/// into plain ASCII), so a character takes at most 4 bytes inside the JSON string (a
+/// 4-byte UTF-8 character; `\"`, `\\` and `\n` take 2).
+///
+/// ```
+/// assert_eq!(npc_sync::block_text::patch_bytes_bound(5000), 20_012);
+/// ```
+pub fn patch_bytes_bound(limit: u32) -> u64 {
+    const ENVELOPE: u64 = r#"{"value":""}"#.len() as u64;
+    ENVELOPE + 4 * u64::from(limit)
+}
+
 /// Renders a block's full text from its fields (any order; sorted here by name bytes).
 /// Cleared fields are left out. Fails, naming the block, on a bad or repeated field name,
 /// a non-finite number, or text longer than `limit` characters.

@@ -127,6 +127,10 @@ impl fmt::Display for ConfigError {
 pub const HTTP_SERVICE_LIMIT_PER_MINUTE: u32 = 500;
 /// Letta's default limit of a block's value, in characters.
 pub const DEFAULT_BLOCK_LIMIT: u32 = 5000;
+/// Why a block limit is refused when a whole block could outgrow one request.
+const BLOCK_OVER_REQUEST: &str = "a block of that many characters could take more than \
+max_request_bytes in its PATCH (up to 4 bytes a character plus 12): at most \
+(max_request_bytes - 12) / 4 characters, 16,381 with the default 64 KiB";
 /// The smallest body that still holds one change of maximal size.
 const MIN_REQUEST_BYTES: u32 = 24 * 1024;
 
@@ -253,6 +257,9 @@ impl Config {
         if self.default_block_limit == 0 {
             return Err(err("default_block_limit", "must be at least 1 character"));
         }
+        if !self.fits_one_patch(self.default_block_limit) {
+            return Err(err("default_block_limit", BLOCK_OVER_REQUEST));
+        }
         for (i, (label, limit)) in self.block_limits.iter().enumerate() {
             if label.is_empty() || label.len() > crate::symbols::Limits::NAME_BYTES {
                 return Err(err(
@@ -263,11 +270,20 @@ impl Config {
             if *limit == 0 {
                 return Err(err("block_limits", "a limit must be at least 1 character"));
             }
+            if !self.fits_one_patch(*limit) {
+                return Err(err("block_limits", BLOCK_OVER_REQUEST));
+            }
             if self.block_limits[..i].iter().any(|(l, _)| l == label) {
                 return Err(err("block_limits", "a block label is given twice"));
             }
         }
         Ok(())
+    }
+
+    /// Whether a whole block of `limit` characters fits one PATCH under
+    /// `max_request_bytes` (Letta's API writes a block in one call, whatever its size).
+    fn fits_one_patch(&self, limit: u32) -> bool {
+        crate::block_text::patch_bytes_bound(limit) <= u64::from(self.max_request_bytes)
     }
 
     /// The limit in characters of a block's rendered text (Letta's API).
@@ -327,6 +343,20 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_largest_block_that_fits_one_patch_is_accepted() {
+        let mut c = Config {
+            default_block_limit: 16_381,
+            block_limits: alloc::vec![("persona".into(), 16_381)],
+            ..Config::default()
+        };
+        assert!(c.validate().is_ok());
+        c.max_request_bytes = 24 * 1024;
+        c.default_block_limit = 6_141;
+        c.block_limits.clear();
+        assert!(c.validate().is_ok());
+    }
+
     fn rejects(f: impl FnOnce(&mut Config), setting: &str) {
         let mut c = Config::default();
         f(&mut c);
@@ -359,6 +389,18 @@ mod tests {
         rejects(|c| c.chat_max_wait_s = 0.1, "chat_max_wait_s");
         rejects(|c| c.budget_burst = 0, "budget_burst");
         rejects(|c| c.default_block_limit = 0, "default_block_limit");
+        rejects(|c| c.default_block_limit = 16_382, "default_block_limit");
+        rejects(
+            |c| {
+                c.max_request_bytes = 24 * 1024;
+                c.default_block_limit = 6_142;
+            },
+            "default_block_limit",
+        );
+        rejects(
+            |c| c.block_limits = alloc::vec![("persona".into(), 60_000)],
+            "block_limits",
+        );
         rejects(
             |c| c.block_limits = alloc::vec![("status".into(), 0)],
             "block_limits",

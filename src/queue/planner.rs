@@ -213,11 +213,40 @@ impl Queue {
     /// Emits what is due at `now`. Call it every frame (Heartbeat); it returns at once
     /// when nothing can be due.
     pub fn poll(&mut self, now: f64) -> Result<Vec<Request>, Error> {
+        Ok(self.poll_unless(now, false)?.unwrap_or_default())
+    }
+
+    /// [`Queue::poll`], except that a poll about to build a request (an urgent one, a
+    /// batch) stops first and returns `None`, having changed nothing a poll depends on.
+    /// For a facade keeping changes outside the core ([`Queue::absorb`]): they must be
+    /// taken in before a request is built (it may carry their fields), but a poll that
+    /// builds nothing does not need them (kept changes move no unit, no due time, no
+    /// size bound: what a poll decides does not depend on them), so the facade takes
+    /// them in only when this returns `None`, then polls.
+    pub fn poll_before_build(&mut self, now: f64) -> Result<Option<Vec<Request>>, Error> {
+        self.poll_unless(now, true)
+    }
+
+    /// A poll that looks at everything, whatever the wake says: the oracle the tests
+    /// compare [`Queue::poll`] with (a poll may skip its work only when this would do
+    /// nothing either). Not for use in a game: it costs a full scan every call.
+    #[doc(hidden)]
+    pub fn poll_everything(&mut self, now: f64) -> Result<Vec<Request>, Error> {
+        self.check_time("now", now)?;
+        self.dirty = true;
+        self.poll(now)
+    }
+
+    fn poll_unless(
+        &mut self,
+        now: f64,
+        stop_before_build: bool,
+    ) -> Result<Option<Vec<Request>>, Error> {
         self.check_time("now", now)?;
         self.observe_time(now);
         let mut out = Vec::new();
         if !self.dirty && now < self.next_wake {
-            return Ok(out);
+            return Ok(Some(out));
         }
         self.dirty = false;
         // A `Retry-After` holds routine batches and inference; critical changes and
@@ -238,13 +267,24 @@ impl Queue {
         };
         let chat_due = self.chat_due(&mut t);
         let urgent = self.urgent_agents(&mut t, &chat_due)?;
+        let routine_due = (now >= next_batch_at || t.flushing) && !paused;
+        // Everything so far is bookkeeping a second poll at `now` repeats to the same
+        // effect; nothing has been built or emitted yet.
+        if stop_before_build && self.may_build(now, &urgent, routine_due, paused) {
+            self.dirty = true;
+            return Ok(None);
+        }
         let mut budget_blocked_reserved = self.send_urgent(&mut t, urgent, &mut out);
         // Inference, one request per agent.
         for a in chat_due {
             if !self.is_fresh(a, now)? {
                 // Its freshness sync is not acknowledged yet (in flight, failed, waiting
                 // for a dependency or the budget): the agent would answer on stale memory.
-                // The messages wait; the sync's ack wakes the queue.
+                // The messages wait; the sync's ack wakes the queue, and so does the end
+                // of combat mode, which raises the threshold (tests/wake.rs found it).
+                if let Some(end) = self.agent_state(a).and_then(|s| s.combat_ends_at(now)) {
+                    t.wake = t.wake.min(end);
+                }
                 continue;
             }
             if self.budget.available(now, Pool::Reserved) < 1 {
@@ -258,7 +298,6 @@ impl Queue {
         }
 
         // Batches: due high-priority changes and retries, and the routine batch.
-        let routine_due = (now >= next_batch_at || t.flushing) && !paused;
         let budget_blocked_routine = self.send_batches(&mut t, routine_due, &mut out);
         let mut wake = t.wake;
         if routine_due && !budget_blocked_routine {
@@ -273,7 +312,7 @@ impl Queue {
             wake = wake.min(self.budget.next_free(now, Pool::Reserved));
         }
         self.next_wake = wake;
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// The agents whose chat must flush now, longest waiting first: the reserve is shared
@@ -416,9 +455,8 @@ impl Queue {
         // unit past its delay or a retry past its backoff. The indexes say whether there is
         // one, and the wake the loop below would set otherwise, without looking at every
         // unit.
-        let delay = self.cfg.high_priority_delay_s;
-        let first_high = self.units.first_high_due(delay);
-        let idle = !routine_due && first_high.is_none_or(|t| t > now) && !self.units.retry_due(now);
+        let first_high = self.units.first_high_due(self.cfg.high_priority_delay_s);
+        let idle = !self.batches_open(now, routine_due, false);
         if idle && !paused {
             t.wake = t.wake.min(first_high.unwrap_or(f64::INFINITY));
             t.wake = t
@@ -468,6 +506,30 @@ impl Queue {
             self.emit(now, RequestKind::Batch, built.drafts, &[], out);
         }
         budget_blocked_routine
+    }
+
+    /// Whether this poll may build a request: urgent agents or open batches, with a call
+    /// left in their pool (with none, `plan` opens no request: a unit bigger than the
+    /// pacing burst may go on a full bucket, but then the bucket is not what is empty).
+    fn may_build(
+        &mut self,
+        now: f64,
+        urgent: &BTreeSet<AgentId>,
+        routine_due: bool,
+        paused: bool,
+    ) -> bool {
+        (!urgent.is_empty() && self.budget.available(now, Pool::Reserved) >= 1)
+            || (self.batches_open(now, routine_due, paused)
+                && self.budget.available(now, Pool::Routine) >= 1)
+    }
+
+    /// Whether `send_batches` looks at the units at all (and may build a batch): the
+    /// routine batch is due, a high-priority unit is past its delay, or a retry past its
+    /// backoff; never during a pause.
+    fn batches_open(&self, now: f64, routine_due: bool, paused: bool) -> bool {
+        let first_high = self.units.first_high_due(self.cfg.high_priority_delay_s);
+        !paused
+            && (routine_due || first_high.is_some_and(|t| t <= now) || self.units.retry_due(now))
     }
 
     /// Emits everything pending at `now`, whatever its schedule: routine changes without
@@ -545,6 +607,17 @@ impl Queue {
                 // materialised when it cannot (no request open yet, or one of its agent-blocks
                 // would be new where a new one is not allowed).
                 if need == Need::RideAlong && !self.may_ride(unit, p.drafts.last(), per_block) {
+                    continue;
+                }
+                // No request open and no call to open one with: the unit cannot be placed,
+                // and one that would open a request is held by the budget (what the branch
+                // below decides, without materialising it; a poll that waits for the budget
+                // comes every frame in a fight). `remaining` is 0 from the start here, so
+                // no oversized unit can go either: a full pacing bucket means the window
+                // is what is spent. Letta's API first skips units whose block is busy,
+                // which needs the unit's blocks: not taken there.
+                if !per_block && remaining == 0 && p.drafts.is_empty() {
+                    p.budget_blocked |= need == Need::Mandatory;
                     continue;
                 }
                 self.materialize(unit, &mut scratch);

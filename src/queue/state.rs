@@ -374,6 +374,13 @@ impl AgentState {
         self.in_combat_state || now < self.combat_until
     }
 
+    /// When combat mode ends by itself (time passing), if it is on at `now` and nothing
+    /// but time will end it (leaving the `Combat` state is a change, which wakes the
+    /// queue on its own).
+    pub(crate) fn combat_ends_at(&self, now: f64) -> Option<f64> {
+        (!self.in_combat_state && now < self.combat_until).then_some(self.combat_until)
+    }
+
     pub(crate) fn oldest_undelivered(&self) -> Option<f64> {
         let mut oldest = None;
         for f in self.fields.values() {

@@ -118,6 +118,10 @@ pub extern "C" fn nsq_poll(now: f64) -> i32 {
     f().poll(now)
 }
 #[no_mangle]
+pub extern "C" fn nsq_poll_before_build(now: f64) -> i32 {
+    f().poll_before_build(now)
+}
+#[no_mangle]
 pub extern "C" fn nsq_confirm(
     agent: i32,
     block: i32,

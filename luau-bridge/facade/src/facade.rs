@@ -75,6 +75,10 @@ const PRIORITIES: [Priority; 4] = [
 const MAX_EXACT: f64 = 9007199254740991.0;
 
 /// Whether `x` is a whole number in `lo..=hi` (no `f64::fract` without std).
+/// `nsq_poll_before_build`'s result when the poll stopped before building a request: not
+/// an error (errors are -1 to -19), nothing happened.
+pub const POLL_STOPPED: i32 = -1000;
+
 fn whole_in(x: f64, lo: f64, hi: f64) -> bool {
     x >= lo && x <= hi && (x as u64) as f64 == x
 }
@@ -742,6 +746,23 @@ impl Facade {
     /// `nsq_flush`: everything pending, now ([`Queue::flush`]); records as `nsq_poll`.
     pub fn flush(&mut self, now: f64) -> i32 {
         self.emit(now, true)
+    }
+
+    /// `nsq_poll_before_build`: [`Queue::poll_before_build`]; [`POLL_STOPPED`] when the
+    /// poll stopped before building a request (take the kept changes in, then `nsq_poll`),
+    /// else as `nsq_poll`.
+    pub fn poll_before_build(&mut self, now: f64) -> i32 {
+        let r = (|| {
+            let q = self.q()?;
+            let Some(reqs) = q.poll_before_build(now).map_err(core)? else {
+                return Ok(POLL_STOPPED);
+            };
+            let q = self.queue.as_mut().expect("checked by q()");
+            self.poll.write(q, &reqs);
+            self.poll.fill_header(&mut self.header[..], reqs.len());
+            Ok(reqs.len() as i32)
+        })();
+        self.status(r)
     }
 
     fn emit(&mut self, now: f64, flush: bool) -> i32 {
