@@ -3,6 +3,7 @@
 
 use crate::error::Error;
 use crate::ids::Sym;
+use crate::value::json_string_bytes;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -24,6 +25,9 @@ impl Limits {
 #[derive(Default)]
 pub(crate) struct Symbols {
     texts: Vec<String>,
+    /// Each text's bytes as a JSON string without its quotes ([`json_string_bytes`]), by
+    /// symbol: a request's size is measured per change without reading the text again.
+    json_bytes: Vec<usize>,
     index: BTreeMap<String, Sym>,
     /// The symbols of the names the queue's rules look at on every change, once interned
     /// (compared as integers instead of texts; not interned ahead, so that symbol numbers,
@@ -76,6 +80,7 @@ impl Symbols {
             _ => {}
         }
         self.texts.push(String::from(s));
+        self.json_bytes.push(json_string_bytes(s));
         self.index.insert(String::from(s), sym);
         sym
     }
@@ -89,10 +94,36 @@ impl Symbols {
         self.texts.get(sym.0 as usize).map(String::as_str)
     }
 
+    /// The symbol's text's bytes as a JSON string, without quotes: [`json_string_bytes`]
+    /// of [`Symbols::text`] (of `"?"` for an unknown symbol, as `text` gives).
+    pub(crate) fn json_bytes(&self, sym: Sym) -> usize {
+        self.json_bytes.get(sym.0 as usize).copied().unwrap_or(1)
+    }
+
     pub(crate) fn text(&self, sym: Sym) -> &str {
         self.texts
             .get(sym.0 as usize)
             .map(String::as_str)
             .unwrap_or("?")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kept size of each name is the escaped size of its text, whatever it holds.
+    #[test]
+    fn json_bytes_is_the_escaped_size_of_the_text() {
+        let mut s = Symbols::default();
+        for text in ["npc-1", "say \"hi\"", "a\\b", "tab\there", "\u{1}", "é"] {
+            let sym = s.intern(text);
+            assert_eq!(s.json_bytes(sym), json_string_bytes(text), "{text:?}");
+        }
+        let quoted = s.intern("say \"hi\"");
+        assert_eq!(s.json_bytes(quoted), 10);
+        // An unknown symbol reads as "?", and measures as it.
+        assert_eq!(s.text(Sym(99)), "?");
+        assert_eq!(s.json_bytes(Sym(99)), json_string_bytes("?"));
     }
 }

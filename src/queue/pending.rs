@@ -6,7 +6,9 @@
 //! its fields call for):
 //! - `order`: every unit in the order `build` fills requests (priority, highest first,
 //!   then the unit's first change, then its id); the critical units are its prefix;
-//! - `by_agent`: the units that carry a field of each agent;
+//! - `by_agent`: the units that carry a field of each agent (by agent index, each list
+//!   in id order; a list left empty keeps its room, so a routine batch that takes every
+//!   agent's unit and the changes after it neither free nor allocate);
 //! - `backoff`: units tried before, not critical, by the end of their retry backoff
 //!   (`not_before`; only such units have one: a critical change clears it);
 //! - `high`: high-priority units not tried yet, by when their first high change joined
@@ -68,7 +70,7 @@ pub(crate) struct Units {
     map: BTreeMap<UnitId, Unit>,
     next: u64,
     order: BTreeSet<OrderKey>,
-    by_agent: BTreeMap<AgentId, BTreeSet<UnitId>>,
+    by_agent: Vec<Vec<UnitId>>,
     backoff: BTreeSet<(At, UnitId)>,
     high: BTreeSet<(At, UnitId)>,
 }
@@ -85,7 +87,14 @@ impl Units {
     pub(crate) fn insert(&mut self, id: UnitId, unit: Unit) {
         self.index(id, Keys::of(id, &unit));
         for e in &unit.entries {
-            self.by_agent.entry(e.agent).or_default().insert(id);
+            let i = e.agent.0 as usize;
+            if self.by_agent.len() <= i {
+                self.by_agent.resize_with(i + 1, Vec::new);
+            }
+            let list = &mut self.by_agent[i];
+            if let Err(at) = list.binary_search(&id) {
+                list.insert(at, id);
+            }
         }
         self.map.insert(id, unit);
     }
@@ -137,10 +146,6 @@ impl Units {
         self.map.get(&id)
     }
 
-    pub(crate) fn contains(&self, id: UnitId) -> bool {
-        self.map.contains_key(&id)
-    }
-
     pub(crate) fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
@@ -151,12 +156,18 @@ impl Units {
 
     /// The units carrying a field of `agent`, by id.
     pub(crate) fn touching(&self, agent: AgentId) -> impl Iterator<Item = UnitId> + '_ {
-        self.by_agent.get(&agent).into_iter().flatten().copied()
+        self.by_agent
+            .get(agent.0 as usize)
+            .into_iter()
+            .flatten()
+            .copied()
     }
 
     /// Whether any unit carries a field of `agent`.
     pub(crate) fn any_touching(&self, agent: AgentId) -> bool {
-        self.by_agent.contains_key(&agent)
+        self.by_agent
+            .get(agent.0 as usize)
+            .is_some_and(|l| !l.is_empty())
     }
 
     /// The critical units, in build order.
@@ -214,10 +225,9 @@ impl Units {
     }
 
     fn drop_agent_entry(&mut self, agent: AgentId, id: UnitId) {
-        if let Some(set) = self.by_agent.get_mut(&agent) {
-            set.remove(&id);
-            if set.is_empty() {
-                self.by_agent.remove(&agent);
+        if let Some(list) = self.by_agent.get_mut(agent.0 as usize) {
+            if let Ok(at) = list.binary_search(&id) {
+                list.remove(at);
             }
         }
     }

@@ -6,7 +6,7 @@
 //! request respects the size caps and the budget; atomic groups are never split and a
 //! change never precedes its dependency.
 //!
-//! Filling requests (`build`) is two steps: `plan` decides a whole pass reading the queue
+//! Filling requests (a build pass) is two steps: `plan` decides a whole pass reading the queue
 //! only (later decisions of the pass see the earlier ones as done), then `commit` carries
 //! the decisions out in the order they were made (units dropped, dependencies released,
 //! units taken into requests) and `emit` sends the requests.
@@ -14,8 +14,8 @@
 use super::outcome::{InFlightRequest, SentUnit};
 use super::state::{Dep, FieldKey, InFlightValue, Unit};
 use super::{Priority, Queue};
-use crate::budget::Pool;
-use crate::config::Target;
+use crate::budget::{Budget, Pool};
+use crate::config::{Config, Target};
 use crate::error::Error;
 use crate::ids::{AgentId, RequestId, Seq, Sym, UnitId};
 use crate::request::{Request, RequestKind, SentChange};
@@ -36,14 +36,19 @@ const MESSAGE_OVERHEAD_BYTES: usize = 20;
 
 /// Upper bound of one change's bytes in a batch endpoint body.
 pub(crate) fn change_bytes(agent: &str, block: &str, field: &str, value: &Value) -> usize {
-    CHANGE_OVERHEAD_BYTES
-        + 2
-        + json_string_bytes(agent)
-        + 2
-        + json_string_bytes(block)
-        + 2
-        + json_string_bytes(field)
-        + value.json_bytes()
+    change_bytes_escaped(
+        json_string_bytes(agent),
+        json_string_bytes(block),
+        json_string_bytes(field),
+        value,
+    )
+}
+
+/// [`change_bytes`] from its names' escaped lengths ([`json_string_bytes`], which
+/// [`crate::symbols::Symbols::json_bytes`] keeps per symbol so the planner measures a
+/// change without reading its names' text).
+fn change_bytes_escaped(agent: usize, block: usize, field: usize, value: &Value) -> usize {
+    CHANGE_OVERHEAD_BYTES + 2 + agent + 2 + block + 2 + field + value.json_bytes()
 }
 
 /// Upper bound of one chat message's bytes in an inference body.
@@ -51,14 +56,75 @@ fn message_bytes(m: &crate::request::ChatMessage) -> usize {
     MESSAGE_OVERHEAD_BYTES + 2 + json_string_bytes(&m.sender) + 2 + json_string_bytes(&m.text)
 }
 
+/// One unit's changes as [`Queue::materialize`] finds them, with the agent-blocks they
+/// write (in order of first appearance) and their bytes in a request. One per `plan`,
+/// refilled for each unit, so measuring a unit allocates nothing.
+#[derive(Default)]
+struct Materialized {
+    changes: Vec<SentChange>,
+    blocks: Vec<(AgentId, Sym)>,
+    bytes: usize,
+}
+
+/// The agent-blocks a request writes, as a sorted list: a request holds at most
+/// `max_agent_blocks_per_request` of them, and units come mostly in agent order (one
+/// past the last is answered without a search), so searching it and adding to it is
+/// cheaper than a B-tree's nodes.
+#[derive(Default)]
+struct AgentBlocks(Vec<(AgentId, Sym)>);
+
+impl AgentBlocks {
+    fn contains(&self, b: &(AgentId, Sym)) -> bool {
+        self.0.last().is_some_and(|last| last >= b) && self.0.binary_search(b).is_ok()
+    }
+
+    fn insert(&mut self, b: (AgentId, Sym)) {
+        if self.0.last().is_none_or(|last| *last < b) {
+            self.0.push(b);
+        } else if let Err(at) = self.0.binary_search(&b) {
+            self.0.insert(at, b);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(AgentId, Sym)> {
+        self.0.iter()
+    }
+}
+
 /// A request being filled.
 #[derive(Default)]
 struct Draft {
     changes: Vec<SentChange>,
     units: Vec<SentUnit>,
-    agent_blocks: BTreeSet<(AgentId, Sym)>,
+    agent_blocks: AgentBlocks,
     bytes: usize,
+    /// The sequence each field goes with in this request, for the dependencies of units
+    /// taken later; recorded only when some candidate has dependencies.
     fields: BTreeMap<FieldKey, Seq>,
+    /// Units the plan takes into it (`commit` makes room for their `units` at once).
+    taken: usize,
+}
+
+/// The units one build pass may take, in the order it takes them, each with its need;
+/// and whether any of them has dependencies (without any, the pass needs no dependency
+/// bookkeeping: no promotion, no draft's fields, no cycle to break).
+/// Each unit comes with its pending state, borrowed from the queue for the pass (`plan`
+/// reads the queue only), so planning looks no unit up again.
+#[derive(Default)]
+struct Candidates<'a> {
+    list: Vec<(UnitId, &'a Unit, Need)>,
+    with_deps: bool,
+}
+
+impl<'a> Candidates<'a> {
+    fn push(&mut self, id: UnitId, unit: &'a Unit, need: Need) {
+        self.with_deps |= !unit.deps.is_empty();
+        self.list.push((id, unit, need));
+    }
 }
 
 /// Whether a unit may open a request of its own or only fill one for free.
@@ -77,7 +143,7 @@ struct Tick {
     wake: f64,
 }
 
-/// What the budget allows one `build` pass, asked before it plans.
+/// What the budget allows one build pass, asked before it plans.
 struct Allowance {
     /// Calls the pool has now.
     remaining: u32,
@@ -87,6 +153,20 @@ struct Allowance {
     burst: u32,
     burst_full: bool,
     window_room: u32,
+}
+
+impl Allowance {
+    /// What the budget allows a pass taking from `pool` at `now`. The budget's queries
+    /// bring its window up to `now`: asked once per pass, before planning. (Fields of the
+    /// queue, not the queue: the candidates hold its pending units meanwhile.)
+    fn at(budget: &mut Budget, cfg: &Config, now: f64, pool: Pool) -> Allowance {
+        Allowance {
+            remaining: budget.available(now, pool),
+            burst: cfg.budget_burst,
+            burst_full: budget.burst_full(now),
+            window_room: budget.window_available(now, pool),
+        }
+    }
 }
 
 /// One decision of [`Queue::plan`], carried out by [`Queue::commit`].
@@ -103,7 +183,7 @@ enum Step {
     },
 }
 
-/// What `build` decided for one pass, before any of it happened: the requests, the steps
+/// What `plan` decided for one pass, before any of it happened: the requests, the steps
 /// in the order they were decided, and what later decisions of the pass must see as done.
 #[derive(Default)]
 struct Plan {
@@ -337,19 +417,21 @@ impl Queue {
         // call (the batch endpoint's request costs one call whatever it holds): it keeps
         // every agent fresher for free. Critical changes still waiting out their
         // agent's debounce do not ride.
-        let mut candidates = Vec::new();
+        let mut candidates = Candidates::default();
         for (id, u) in self.units.in_order() {
             if u.not_before > now && !flushing {
                 t.wake = t.wake.min(u.not_before);
                 continue;
             }
             if u.entries.iter().any(|e| urgent.contains(&e.agent)) {
-                candidates.push((id, Need::Mandatory));
+                candidates.push(id, u, Need::Mandatory);
             } else if u.priority != Priority::Critical {
-                candidates.push((id, Need::RideAlong));
+                candidates.push(id, u, Need::RideAlong);
             }
         }
-        let built = self.build(now, Pool::Reserved, candidates);
+        let allowance = Allowance::at(&mut self.budget, &self.cfg, now, Pool::Reserved);
+        let plan = self.plan(allowance, candidates);
+        let built = self.commit(plan);
         let synced: Vec<AgentId> = urgent.iter().copied().collect();
         self.emit(now, RequestKind::Urgent, built.drafts, &synced, out);
         for a in urgent {
@@ -367,7 +449,7 @@ impl Queue {
     /// `routine_due`. Returns whether the budget held some back.
     fn send_batches(&mut self, t: &mut Tick, routine_due: bool, out: &mut Vec<Request>) -> bool {
         let (now, flushing, paused) = (t.now, t.flushing, t.paused);
-        let mut candidates = Vec::new();
+        let mut candidates = Candidates::default();
         let mut any_mandatory = false;
         // Without the routine batch only units due alone open a batch: a high-priority
         // unit past its delay or a retry past its backoff. The indexes say whether there is
@@ -413,11 +495,13 @@ impl Queue {
                 None => Need::RideAlong,
             };
             any_mandatory |= need == Need::Mandatory;
-            candidates.push((id, need));
+            candidates.push(id, u, need);
         }
         let mut budget_blocked_routine = false;
         if any_mandatory {
-            let built = self.build(now, Pool::Routine, candidates);
+            let allowance = Allowance::at(&mut self.budget, &self.cfg, now, Pool::Routine);
+            let plan = self.plan(allowance, candidates);
+            let built = self.commit(plan);
             budget_blocked_routine = built.budget_blocked;
             self.emit(now, RequestKind::Batch, built.drafts, &[], out);
         }
@@ -465,29 +549,22 @@ impl Queue {
         out
     }
 
-    /// Fills requests from `candidates` (given in priority then change order, the order
-    /// of [`super::pending::Units::in_order`]), within the caps and the budget: plans
-    /// the pass without touching the queue ([`Queue::plan`]), then commits the plan
-    /// ([`Queue::commit`]).
-    fn build(&mut self, now: f64, pool: Pool, candidates: Vec<(UnitId, Need)>) -> Built {
-        // The budget's queries bring its window up to `now`; asked here, before planning.
-        let allowance = Allowance {
-            remaining: self.budget.available(now, pool),
-            burst: self.cfg.budget_burst,
-            burst_full: self.budget.burst_full(now),
-            window_room: self.budget.window_available(now, pool),
-        };
-        let plan = self.plan(allowance, candidates);
-        self.commit(plan)
-    }
-
-    /// Decides what `build` does, without changing the queue. Ride-along units only fill
+    /// Decides what a build pass does, filling requests from `candidates` (given in
+    /// priority then change order, the order of [`super::pending::Units::in_order`])
+    /// within the caps and the `allowance`, without changing the queue ([`Queue::commit`]
+    /// carries it out). Ride-along units only fill
     /// requests that are opened anyway, and only where they cost no extra call. A later
     /// decision of the pass sees the earlier ones as done: the units dropped or taken
     /// are no longer candidates, a dropped unit no longer holds its field, a released
     /// dependency no longer binds.
-    fn plan(&self, allowance: Allowance, mut candidates: Vec<(UnitId, Need)>) -> Plan {
-        self.promote_dependencies(&mut candidates);
+    fn plan(&self, allowance: Allowance, candidates: Candidates<'_>) -> Plan {
+        let Candidates {
+            list: mut candidates,
+            with_deps,
+        } = candidates;
+        if with_deps {
+            self.promote_dependencies(&mut candidates);
+        }
         let max_blocks = self.cfg.max_agent_blocks_per_request as usize;
         let max_bytes = self.cfg.max_request_bytes as usize;
         let per_block = self.cfg.target == Target::LettaApi;
@@ -499,24 +576,23 @@ impl Queue {
         } = allowance;
         let start_remaining = remaining;
         let mut p = Plan::default();
-        let mut placed: BTreeSet<UnitId> = BTreeSet::new();
+        // Per candidate (same index): decided in this pass (taken, dropped or gone).
+        let mut placed = alloc::vec![false; candidates.len()];
+        // One unit's changes and agent-blocks at a time, reused for every unit.
+        let mut scratch = Materialized::default();
         loop {
             let mut progress = false;
-            for &(uid, need) in &candidates {
-                if placed.contains(&uid) {
+            for (i, &(uid, unit, need)) in candidates.iter().enumerate() {
+                if placed[i] {
                     continue;
                 }
-                let Some(unit) = self.units.get(uid) else {
-                    placed.insert(uid);
-                    continue;
-                };
                 // A lone field whose value needs no send any more: drop it.
                 if unit.group.is_none() {
                     let key = unit.entries[0];
                     if !self.field(key).is_some_and(|f| f.needs_send()) {
                         p.dropped.insert(uid);
                         p.steps.push(Step::Drop(uid));
-                        placed.insert(uid);
+                        placed[i] = true;
                         progress = true;
                         continue;
                     }
@@ -524,13 +600,13 @@ impl Queue {
                 // Whatever the current request satisfies is a superset of what a new one
                 // would: a unit still waiting for a dependency is skipped before it is
                 // materialised (its strings cloned) on every pass.
-                if !self.deps_satisfied(uid, p.drafts.last(), &p) {
+                if !self.deps_satisfied(uid, unit, p.drafts.last(), &p) {
                     continue;
                 }
                 // A unit riding along only fills the current request: skipped before it is
                 // materialised when it cannot (no request open yet, or one of its agent-blocks
                 // would be new where a new one is not allowed).
-                if need == Need::RideAlong && !self.may_ride(uid, p.drafts.last(), per_block) {
+                if need == Need::RideAlong && !self.may_ride(unit, p.drafts.last(), per_block) {
                     continue;
                 }
                 // No request open and no call to open one with: the unit cannot be placed,
@@ -544,7 +620,8 @@ impl Queue {
                     p.budget_blocked |= need == Need::Mandatory;
                     continue;
                 }
-                let (changes, blocks, bytes) = self.materialize(uid);
+                self.materialize(unit, &mut scratch);
+                let (blocks, bytes) = (&scratch.blocks, scratch.bytes);
                 // Letta's PATCH replaces a whole block and checks no sequence number: one
                 // write per agent-block in flight, so no retry or slow answer can land
                 // after a newer write. The outcome of the one in flight wakes the queue; a
@@ -567,7 +644,7 @@ impl Queue {
                     if let Some(new_blocks) = fits(d) {
                         let cost = if per_block { new_blocks } else { 0 };
                         let free = cost == 0;
-                        if self.deps_satisfied(uid, Some(d), &p)
+                        if self.deps_satisfied(uid, unit, Some(d), &p)
                             && (need == Need::Mandatory || free)
                             && cost <= remaining
                         {
@@ -576,7 +653,9 @@ impl Queue {
                         }
                     }
                 }
-                if target.is_none() && need == Need::Mandatory && self.deps_satisfied(uid, None, &p)
+                if target.is_none()
+                    && need == Need::Mandatory
+                    && self.deps_satisfied(uid, unit, None, &p)
                 {
                     // A new request; a unit bigger than the caps (only a merged group can
                     // be) goes alone rather than being split.
@@ -598,27 +677,31 @@ impl Queue {
                 }
                 let Some(t) = target else { continue };
                 let d = &mut p.drafts[t];
-                for b in blocks {
-                    d.agent_blocks.insert(b);
+                for b in &scratch.blocks {
+                    d.agent_blocks.insert(*b);
                 }
                 d.bytes += bytes;
-                let mut entries = Vec::with_capacity(changes.len());
-                for c in changes {
+                let mut entries = Vec::with_capacity(scratch.changes.len());
+                for c in scratch.changes.drain(..) {
                     let key = FieldKey {
                         agent: c.agent,
                         block: c.block,
                         field: c.field,
                     };
-                    d.fields.insert(key, c.seq);
+                    // Only dependencies read them.
+                    if with_deps {
+                        d.fields.insert(key, c.seq);
+                    }
                     entries.push((key, c.seq));
                     d.changes.push(c);
                 }
+                d.taken += 1;
                 p.steps.push(Step::Take {
                     draft: t,
                     unit: uid,
                     entries,
                 });
-                placed.insert(uid);
+                placed[i] = true;
                 progress = true;
             }
             if p.budget_blocked {
@@ -626,6 +709,10 @@ impl Queue {
             }
             if progress {
                 continue;
+            }
+            // Without dependencies there is no cycle to break.
+            if !with_deps {
+                break;
             }
             let Some((owner, dep)) = self.dependency_to_release(&candidates, &placed, &p) else {
                 break;
@@ -641,6 +728,9 @@ impl Queue {
     /// takes the units into their requests.
     fn commit(&mut self, plan: Plan) -> Built {
         let mut drafts = plan.drafts;
+        for d in &mut drafts {
+            d.units.reserve_exact(d.taken);
+        }
         for step in plan.steps {
             match step {
                 Step::Drop(uid) => {
@@ -689,16 +779,14 @@ impl Queue {
     /// high-priority change, a decision sync or a freshness sync ahead of inference would
     /// wait for the routine batch whenever it depends on a routine change. Dependencies go
     /// first in the request anyway, so this costs nothing but their earlier send.
-    fn promote_dependencies(&self, candidates: &mut [(UnitId, Need)]) {
+    fn promote_dependencies(&self, candidates: &mut [(UnitId, &Unit, Need)]) {
         loop {
             let mut changed = false;
             for i in 0..candidates.len() {
-                if candidates[i].1 != Need::Mandatory {
+                if candidates[i].2 != Need::Mandatory {
                     continue;
                 }
-                let Some(unit) = self.units.get(candidates[i].0) else {
-                    continue;
-                };
+                let unit = candidates[i].1;
                 for d in &unit.deps {
                     let key = FieldKey {
                         agent: d.on.agent,
@@ -709,8 +797,8 @@ impl Queue {
                         continue;
                     };
                     for c in candidates.iter_mut() {
-                        if c.0 == on && c.1 == Need::RideAlong {
-                            c.1 = Need::Mandatory;
+                        if c.0 == on && c.2 == Need::RideAlong {
+                            c.2 = Need::Mandatory;
                             changed = true;
                         }
                     }
@@ -732,15 +820,17 @@ impl Queue {
     /// (`commit` releases it and reports it).
     fn dependency_to_release(
         &self,
-        candidates: &[(UnitId, Need)],
-        placed: &BTreeSet<UnitId>,
+        candidates: &[(UnitId, &Unit, Need)],
+        placed: &[bool],
         plan: &Plan,
     ) -> Option<(UnitId, Dep)> {
         let stuck: BTreeSet<UnitId> = candidates
             .iter()
-            .map(|(id, _)| *id)
-            .filter(|id| !placed.contains(id) && self.units.contains(*id))
-            .filter(|id| !self.deps_satisfied(*id, None, plan))
+            .zip(placed)
+            .filter(|(&(id, unit, _), placed)| {
+                !**placed && !self.deps_satisfied(id, unit, None, plan)
+            })
+            .map(|((id, _, _), _)| *id)
             .collect();
         // Unit -> the stuck units it waits for, and through which dependency.
         let mut edges: BTreeMap<UnitId, Vec<(UnitId, Dep)>> = BTreeMap::new();
@@ -796,40 +886,40 @@ impl Queue {
     /// Whether a ride-along unit might join `draft`, the request being filled: there is one,
     /// and every agent-block the unit would write is in it already when adding one costs a
     /// call (Letta's API) or the request has all the agent-blocks it may. Exactly what the
-    /// placement test in `build` would find, without materialising the unit.
-    fn may_ride(&self, uid: UnitId, draft: Option<&Draft>, per_block: bool) -> bool {
+    /// placement test in `plan` would find, without materialising the unit.
+    fn may_ride(&self, unit: &Unit, draft: Option<&Draft>, per_block: bool) -> bool {
         let Some(d) = draft else { return false };
         let full = d.agent_blocks.len() >= self.cfg.max_agent_blocks_per_request as usize;
         if !(per_block || full) {
             return true;
         }
         // `materialize` writes the agent-block of every entry whose field has a local value.
-        self.units[&uid].entries.iter().all(|k| {
+        unit.entries.iter().all(|k| {
             d.agent_blocks.contains(&(k.agent, k.block))
                 || self.field(*k).is_none_or(|f| f.local.is_none())
         })
     }
 
-    /// A unit's changes as they would be sent now: each field's latest local value.
-    fn materialize(&self, uid: UnitId) -> (Vec<SentChange>, Vec<(AgentId, Sym)>, usize) {
-        let unit = &self.units[&uid];
-        let mut changes = Vec::with_capacity(unit.entries.len());
-        let mut blocks = Vec::new();
-        let mut bytes = 0;
+    /// A unit's changes as they would be sent now: each field's latest local value, into
+    /// `out` (cleared first).
+    fn materialize(&self, unit: &Unit, out: &mut Materialized) {
+        out.changes.clear();
+        out.blocks.clear();
+        out.bytes = 0;
         for key in &unit.entries {
             let Some(f) = self.field(*key) else { continue };
             let Some(local) = &f.local else { continue };
             let agent_name = self.agent_names[key.agent.0 as usize];
-            bytes += change_bytes(
-                self.symbols.text(agent_name),
-                self.symbols.text(key.block),
-                self.symbols.text(key.field),
+            out.bytes += change_bytes_escaped(
+                self.symbols.json_bytes(agent_name),
+                self.symbols.json_bytes(key.block),
+                self.symbols.json_bytes(key.field),
                 &local.value,
             );
-            if !blocks.contains(&(key.agent, key.block)) {
-                blocks.push((key.agent, key.block));
+            if !out.blocks.contains(&(key.agent, key.block)) {
+                out.blocks.push((key.agent, key.block));
             }
-            changes.push(SentChange {
+            out.changes.push(SentChange {
                 agent: key.agent,
                 agent_name,
                 block: key.block,
@@ -839,13 +929,14 @@ impl Queue {
                 group: unit.group,
             });
         }
-        (changes, blocks, bytes)
     }
 
     /// A unit may go once each dependency is acknowledged, carried by the unit itself, or
     /// sent earlier in the request being filled. `plan`'s decisions so far count as done.
-    fn deps_satisfied(&self, uid: UnitId, draft: Option<&Draft>, plan: &Plan) -> bool {
-        let unit = &self.units[&uid];
+    fn deps_satisfied(&self, uid: UnitId, unit: &Unit, draft: Option<&Draft>, plan: &Plan) -> bool {
+        if unit.deps.is_empty() {
+            return true;
+        }
         plan.deps(uid, unit).all(|d| {
             let key = FieldKey {
                 agent: d.on.agent,
@@ -912,7 +1003,7 @@ impl Queue {
             // Letta holds under this write.
             let blocks = self.render_writes(&d.changes);
             if self.cfg.target == Target::LettaApi {
-                for b in &d.agent_blocks {
+                for b in d.agent_blocks.iter() {
                     self.busy_blocks.insert(*b, id);
                 }
             }
@@ -1069,4 +1160,37 @@ fn find_cycle(
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request's agent-blocks behave as a set whatever order they come in: each once,
+    /// found after it was added, counted once.
+    #[test]
+    fn agent_blocks_are_a_set_in_any_order() {
+        let b = |a: u32, s: u32| (AgentId(a), Sym(s));
+        let mut set = AgentBlocks::default();
+        assert!(!set.contains(&b(1, 1)));
+        for x in [
+            b(2, 1),
+            b(5, 0),
+            b(1, 3),
+            b(5, 0),
+            b(3, 2),
+            b(2, 1),
+            b(9, 9),
+            b(1, 3),
+        ] {
+            set.insert(x);
+            assert!(set.contains(&x));
+        }
+        let all: Vec<_> = set.iter().copied().collect();
+        assert_eq!(all, [b(1, 3), b(2, 1), b(3, 2), b(5, 0), b(9, 9)]);
+        assert_eq!(set.len(), 5);
+        for x in [b(0, 0), b(1, 2), b(4, 0), b(5, 1), b(10, 0)] {
+            assert!(!set.contains(&x), "{x:?}");
+        }
+    }
 }

@@ -45,12 +45,48 @@ pub(crate) fn put_u32(v: &mut Vec<u8>, x: u32) {
     v.extend_from_slice(&x.to_le_bytes());
 }
 
-pub(crate) fn put_i32(v: &mut Vec<u8>, x: i32) {
+pub(crate) fn put_f64(v: &mut Vec<u8>, x: f64) {
     v.extend_from_slice(&x.to_le_bytes());
 }
 
-pub(crate) fn put_f64(v: &mut Vec<u8>, x: f64) {
-    v.extend_from_slice(&x.to_le_bytes());
+/// One fixed-layout record of `N` bytes, its fields written in order (little-endian)
+/// into an array on the stack, then appended to its output array in one copy: in the
+/// transpiled core a field is one store rather than a copy into a growing vector.
+struct Record<const N: usize> {
+    bytes: [u8; N],
+    at: usize,
+}
+
+impl<const N: usize> Record<N> {
+    fn new() -> Self {
+        Record {
+            bytes: [0; N],
+            at: 0,
+        }
+    }
+
+    fn put(&mut self, b: &[u8]) {
+        self.bytes[self.at..self.at + b.len()].copy_from_slice(b);
+        self.at += b.len();
+    }
+
+    fn u32(&mut self, x: u32) {
+        self.put(&x.to_le_bytes());
+    }
+
+    fn i32(&mut self, x: i32) {
+        self.put(&x.to_le_bytes());
+    }
+
+    fn f64(&mut self, x: f64) {
+        self.put(&x.to_le_bytes());
+    }
+
+    /// Appends the record; its fields must fill its layout exactly.
+    fn append_to(&self, out: &mut Vec<u8>) {
+        debug_assert_eq!(self.at, N, "a record's fields fill its layout");
+        out.extend_from_slice(&self.bytes);
+    }
 }
 
 pub(crate) fn set_u32(h: &mut [u8], at: usize, x: u32) {
@@ -89,7 +125,11 @@ impl PollOut {
         self.blocks.clear();
         self.text.clear();
         let mut text_bytes = 0usize;
+        let (mut all_changes, mut all_messages, mut all_blocks) = (0usize, 0usize, 0usize);
         for r in reqs {
+            all_changes += r.changes.len();
+            all_messages += r.messages.len();
+            all_blocks += r.blocks.len();
             for c in &r.changes {
                 if let Value::Str(s) = &c.value {
                     text_bytes += s.len();
@@ -104,47 +144,54 @@ impl PollOut {
         }
         // Reserved once: pushing below never reallocates, so addresses taken stay valid.
         self.text.reserve(text_bytes.max(1));
+        // The records' arrays too: each grows at most once per poll.
+        self.requests.reserve(reqs.len() * REQUEST_RECORD);
+        self.changes.reserve(all_changes * CHANGE_RECORD);
+        self.messages.reserve(all_messages * MESSAGE_RECORD);
+        self.blocks.reserve(all_blocks * BLOCK_RECORD);
         let (mut n_changes, mut n_messages, mut n_blocks) = (0u32, 0u32, 0u32);
         for r in reqs {
-            let o = &mut self.requests;
-            put_f64(o, r.id.0 as f64);
-            put_u32(o, kind_code(r.kind));
-            put_u32(o, n_changes);
-            put_u32(o, r.changes.len() as u32);
-            put_u32(o, n_messages);
-            put_u32(o, r.messages.len() as u32);
+            let mut o = Record::<REQUEST_RECORD>::new();
+            o.f64(r.id.0 as f64);
+            o.u32(kind_code(r.kind));
+            o.u32(n_changes);
+            o.u32(r.changes.len() as u32);
+            o.u32(n_messages);
+            o.u32(r.messages.len() as u32);
             match r.inference_agent {
-                Some(a) => put_i32(o, a.index() as i32),
-                None => put_i32(o, -1),
+                Some(a) => o.i32(a.index() as i32),
+                None => o.i32(-1),
             }
-            put_u32(o, r.calls);
-            put_u32(o, r.body_bytes);
-            put_u32(o, r.attempt);
+            o.u32(r.calls);
+            o.u32(r.body_bytes);
+            o.u32(r.attempt);
             match r.inference_agent.and_then(|a| q.agent_sym(a)) {
-                Some(s) => put_i32(o, s.0 as i32),
-                None => put_i32(o, -1),
+                Some(s) => o.i32(s.0 as i32),
+                None => o.i32(-1),
             }
-            put_u32(o, n_blocks);
-            put_u32(o, r.blocks.len() as u32);
+            o.u32(n_blocks);
+            o.u32(r.blocks.len() as u32);
+            o.append_to(&mut self.requests);
             for b in &r.blocks {
                 let at = push_text(&mut self.text, b.text.as_bytes());
-                let o = &mut self.blocks;
-                put_u32(o, b.agent.index());
-                put_u32(o, b.agent_name.0);
-                put_u32(o, b.block.0);
-                put_u32(o, at);
-                put_u32(o, b.text.len() as u32);
-                put_u32(o, 0);
+                let mut o = Record::<BLOCK_RECORD>::new();
+                o.u32(b.agent.index());
+                o.u32(b.agent_name.0);
+                o.u32(b.block.0);
+                o.u32(at);
+                o.u32(b.text.len() as u32);
+                o.u32(0);
+                o.append_to(&mut self.blocks);
             }
             n_blocks += r.blocks.len() as u32;
             for c in &r.changes {
-                let o = &mut self.changes;
-                put_f64(o, c.seq.0 as f64);
-                put_f64(o, c.group.map_or(0.0, |g| g.0 as f64));
-                put_u32(o, c.agent.index());
-                put_u32(o, c.agent_name.0);
-                put_u32(o, c.block.0);
-                put_u32(o, c.field.0);
+                let mut o = Record::<CHANGE_RECORD>::new();
+                o.f64(c.seq.0 as f64);
+                o.f64(c.group.map_or(0.0, |g| g.0 as f64));
+                o.u32(c.agent.index());
+                o.u32(c.agent_name.0);
+                o.u32(c.block.0);
+                o.u32(c.field.0);
                 let (kind, len, x) = match &c.value {
                     Value::Cleared => (0, 0, 0.0),
                     Value::Number(n) => (1, 0, *n),
@@ -154,20 +201,22 @@ impl PollOut {
                         (3, s.len() as u32, at as f64)
                     }
                 };
-                put_u32(o, kind);
-                put_u32(o, len);
-                put_f64(o, x);
+                o.u32(kind);
+                o.u32(len);
+                o.f64(x);
+                o.append_to(&mut self.changes);
             }
             n_changes += r.changes.len() as u32;
             for m in &r.messages {
                 let s = push_text(&mut self.text, m.sender.as_bytes());
                 let t = push_text(&mut self.text, m.text.as_bytes());
-                let o = &mut self.messages;
-                put_u32(o, s);
-                put_u32(o, m.sender.len() as u32);
-                put_u32(o, t);
-                put_u32(o, m.text.len() as u32);
-                put_f64(o, m.at);
+                let mut o = Record::<MESSAGE_RECORD>::new();
+                o.u32(s);
+                o.u32(m.sender.len() as u32);
+                o.u32(t);
+                o.u32(m.text.len() as u32);
+                o.f64(m.at);
+                o.append_to(&mut self.messages);
             }
             n_messages += r.messages.len() as u32;
         }
@@ -198,22 +247,24 @@ fn push_text(text: &mut Vec<u8>, bytes: &[u8]) -> u32 {
 }
 
 /// Event records (ABI.md, "Event record").
-pub(crate) fn write_events(q: &mut Queue, events: &[Event], o: &mut Vec<u8>) {
-    o.clear();
+pub(crate) fn write_events(q: &mut Queue, events: &[Event], out: &mut Vec<u8>) {
+    out.clear();
+    out.reserve(events.len() * EVENT_RECORD);
     for e in events {
+        let mut o = Record::<EVENT_RECORD>::new();
         match e {
             Event::BlockUnreadable {
                 agent,
                 block,
                 lines,
             } => {
-                put_u32(o, 4);
-                put_u32(o, agent.index());
-                put_f64(o, lines.len() as f64);
-                put_f64(o, lines.first().map_or(0.0, |l| l.line as f64));
-                put_u32(o, q.agent_sym(*agent).map_or(0, |s| s.0));
+                o.u32(4);
+                o.u32(agent.index());
+                o.f64(lines.len() as f64);
+                o.f64(lines.first().map_or(0.0, |l| l.line as f64));
+                o.u32(q.agent_sym(*agent).map_or(0, |s| s.0));
                 // The label was interned when the block was read: this finds it.
-                put_u32(o, q.intern(block).map_or(0, |s| s.0));
+                o.u32(q.intern(block).map_or(0, |s| s.0));
             }
             Event::AgentRemoved {
                 agent,
@@ -221,33 +272,34 @@ pub(crate) fn write_events(q: &mut Queue, events: &[Event], o: &mut Vec<u8>) {
                 chat_messages,
                 ..
             } => {
-                put_u32(o, 1);
-                put_u32(o, agent.index());
-                put_f64(o, *pending_fields as f64);
-                put_f64(o, *chat_messages as f64);
-                put_u32(o, q.agent_sym(*agent).map_or(0, |s| s.0));
-                put_u32(o, 0);
+                o.u32(1);
+                o.u32(agent.index());
+                o.f64(*pending_fields as f64);
+                o.f64(*chat_messages as f64);
+                o.u32(q.agent_sym(*agent).map_or(0, |s| s.0));
+                o.u32(0);
             }
             Event::DependencyReleased {
                 dependent,
                 dependency,
             } => {
-                put_u32(o, 2);
-                put_u32(o, dependent.agent().index());
-                put_f64(o, dependent.seq().0 as f64);
-                put_f64(o, dependency.seq().0 as f64);
-                put_u32(o, dependency.agent().index());
-                put_u32(o, 0);
+                o.u32(2);
+                o.u32(dependent.agent().index());
+                o.f64(dependent.seq().0 as f64);
+                o.f64(dependency.seq().0 as f64);
+                o.u32(dependency.agent().index());
+                o.u32(0);
             }
             Event::GroupTrimmed { group, agent } => {
-                put_u32(o, 3);
-                put_u32(o, agent.index());
-                put_f64(o, group.0 as f64);
-                put_f64(o, 0.0);
-                put_u32(o, 0);
-                put_u32(o, 0);
+                o.u32(3);
+                o.u32(agent.index());
+                o.f64(group.0 as f64);
+                o.f64(0.0);
+                o.u32(0);
+                o.u32(0);
             }
         }
+        o.append_to(out);
     }
 }
 
