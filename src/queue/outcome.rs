@@ -5,7 +5,7 @@ use super::{Priority, Queue, Recency};
 use crate::backoff::retry_delay;
 use crate::error::Error;
 use crate::ids::{AgentId, GroupId, RequestId, Seq};
-use crate::request::{ChatMessage, Confirmed, RequestKind};
+use crate::request::{ChatMessage, Confirmed, ConfirmedKey, RequestKind};
 use crate::symbols::Symbols;
 use crate::value::Value;
 use alloc::vec::Vec;
@@ -43,117 +43,233 @@ impl Queue {
             return Err(Error::UnknownRequest { request });
         }
         for c in confirmed {
-            match self.check_agent(c.agent) {
-                // Removed while the request was in flight: its part of the answer is moot.
+            self.check_confirmed(c.agent, &c.block, &c.field, &c.value)?;
+        }
+        let issued = self.move_counter_past(confirmed.iter().map(|c| c.seq));
+        // Names are interned once every confirmation passed, in their order and only for
+        // live agents (a removed agent's part is moot): symbol numbers order each agent's
+        // fields, so they stay what the inputs make them.
+        let mut keyed = Vec::with_capacity(confirmed.len());
+        for c in confirmed {
+            if self.agent_state(c.agent).is_none() {
+                continue;
+            }
+            keyed.push(ConfirmedKey {
+                agent: c.agent,
+                block: self.symbols.intern(&c.block),
+                field: self.symbols.intern(&c.field),
+                value: c.value.clone(),
+                seq: c.seq,
+            });
+        }
+        self.merge_ack(request, &keyed, issued);
+        Ok(())
+    }
+
+    /// [`Queue::ack`] with the confirmed fields named by symbols (no string per field: the
+    /// Luau facade's form). The same checks, after each symbol's own (a symbol this queue
+    /// never issued is an error naming it), and the same merge.
+    pub fn ack_keyed(
+        &mut self,
+        request: RequestId,
+        confirmed: &[ConfirmedKey],
+    ) -> Result<(), Error> {
+        if !self.in_flight.contains_key(&request) {
+            return Err(Error::UnknownRequest { request });
+        }
+        for c in confirmed {
+            match (self.symbols.get(c.block), self.symbols.get(c.field)) {
+                (Some(block), Some(field)) => {
+                    self.check_confirmed(c.agent, block, field, &c.value)?
+                }
+                _ => {
+                    self.sym_text(c.block)?;
+                    self.sym_text(c.field)?;
+                }
+            }
+        }
+        let issued = self.move_counter_past(confirmed.iter().map(|c| c.seq));
+        self.merge_ack(request, confirmed, issued);
+        Ok(())
+    }
+
+    /// The checks of one confirmed field, for both forms of the ack: its agent was issued
+    /// (a removed one is fine: its part of the answer is moot), its names are names, a
+    /// number is finite.
+    fn check_confirmed(
+        &self,
+        agent: AgentId,
+        block: &str,
+        field: &str,
+        value: &Value,
+    ) -> Result<(), Error> {
+        // `x - x == 0.0` is finiteness as one float operation (`is_finite` is 64-bit
+        // integer work, which costs far more in Luau).
+        #[allow(clippy::eq_op)]
+        let finite = match value {
+            Value::Number(n) => *n - *n == 0.0,
+            _ => true,
+        };
+        if finite
+            && Symbols::is_name(block)
+            && Symbols::is_name(field)
+            && self.agent_state(agent).is_some()
+        {
+            // The common confirmation: no error built (or dropped) on the way.
+            return Ok(());
+        }
+        if self.agent_state(agent).is_none() {
+            match self.check_agent(agent) {
                 Err(Error::AgentRemoved { .. }) => {}
                 other => {
                     other?;
                 }
             }
-            Symbols::check_name("block label", &c.block)?;
-            Symbols::check_name("field name", &c.field)?;
-            if let Value::Number(n) = c.value {
-                if !n.is_finite() {
-                    return Err(Error::BadNumber {
-                        agent: alloc::string::String::from(self.agent_name(c.agent).unwrap_or("?")),
-                        field: alloc::format!("{}.{}", c.block, c.field),
-                        value: n,
-                    });
-                }
+        }
+        Symbols::check_name("block label", block)?;
+        Symbols::check_name("field name", field)?;
+        if let Value::Number(n) = value {
+            if !finite {
+                return Err(Error::BadNumber {
+                    agent: alloc::string::String::from(self.agent_name(agent).unwrap_or("?")),
+                    field: alloc::format!("{block}.{field}"),
+                    value: *n,
+                });
             }
         }
+        Ok(())
+    }
+
+    /// Sequence numbers beyond any this queue issued come from an earlier run of the
+    /// server (a restart): the counter moves past every confirmed one (a removed agent's
+    /// too), so what this run sends is applied, and values this run set are renumbered
+    /// ([`Queue::merge_confirmed`]). Returns the counter before: what this run issued.
+    fn move_counter_past(&mut self, confirmed: impl Iterator<Item = Seq>) -> u64 {
+        let issued = self.next_seq;
+        for seq in confirmed {
+            if seq.0 >= self.next_seq {
+                self.next_seq = seq.0 + 1;
+            }
+        }
+        issued
+    }
+
+    /// The ack of a request in flight whose confirmations passed their checks (the counter
+    /// already moved past them, `issued` is where it stood): the request's own values are
+    /// acknowledged, then each confirmation of a live agent merged in its order, then
+    /// every field touched is reconciled (once).
+    fn merge_ack(&mut self, request: RequestId, confirmed: &[ConfirmedKey], issued: u64) {
         let req = self.in_flight.remove(&request).expect("checked");
         self.dirty = true;
         self.release_blocks(request, &req);
-        // Sequence numbers beyond any this queue issued come from an earlier run of the
-        // server (a restart): the counter moves past them, so what this run sends is
-        // applied, and values this run set are renumbered below.
-        let issued = self.next_seq;
-        for c in confirmed {
-            if c.seq.0 >= self.next_seq {
-                self.next_seq = c.seq.0 + 1;
-            }
-        }
-        let mut touched: Vec<FieldKey> = Vec::new();
+        let entries: usize = req.units.iter().map(|u| u.entries.len()).sum();
+        let mut touched: Vec<FieldKey> = Vec::with_capacity(entries + confirmed.len());
         for unit in &req.units {
             if let Some(since) = unit.critical_since {
                 self.rec.critical_latency.record(req.emitted_at - since);
             }
             for (key, seq) in &unit.entries {
-                if self.agent_state(key.agent).is_none() {
+                let Some(a) = self
+                    .agents
+                    .get_mut(key.agent.0 as usize)
+                    .and_then(|a| a.as_mut())
+                else {
                     continue;
-                }
-                let f = self.field_mut(*key);
-                let mut value = None;
-                f.in_flight.retain(|v| {
-                    if v.request == request && v.seq == *seq {
-                        value = Some(v.value.clone());
-                        false
-                    } else {
-                        true
+                };
+                // A field's record lives while a value of it is in flight: without one
+                // there is nothing to take (the reconcile below settles the field).
+                if let Some(f) = a.fields.get_mut(&(key.block, key.field)) {
+                    // The request sent one value of the field under this seq.
+                    let sent = f
+                        .in_flight
+                        .iter()
+                        .position(|v| v.request == request && v.seq == *seq);
+                    if let Some(i) = sent {
+                        let v = f.in_flight.remove(i);
+                        if *seq > f.acked_seq() {
+                            f.acked = Some((v.value, *seq));
+                        }
+                        let acked = f.acked_seq();
+                        f.settle_unsure(acked);
+                        f.settle_lag();
                     }
-                });
-                if let Some(v) = value {
-                    if *seq > f.acked_seq() {
-                        f.acked = Some((v, *seq));
-                    }
-                    let acked = f.acked_seq();
-                    f.settle_unsure(acked);
-                    f.settle_lag();
                 }
                 touched.push(*key);
             }
         }
+        // The request's fields in its order: a confirmation of one of them (the common
+        // answer confirms what was sent, in order) is touched already; reconciling a field
+        // twice after every change is the same as once.
+        let mut sent = req.units.iter().flat_map(|u| u.entries.iter()).peekable();
         for c in confirmed {
             if self.agent_state(c.agent).is_none() {
                 continue;
             }
-            let block = self.symbols.intern(&c.block);
-            let field = self.symbols.intern(&c.field);
             let key = FieldKey {
                 agent: c.agent,
-                block,
-                field,
+                block: c.block,
+                field: c.field,
             };
-            let mut drop_unit = None;
-            let renumber = self.next_seq;
-            let f = self.field_mut(key);
-            if c.seq >= f.acked_seq() {
-                f.acked = Some((c.value.clone(), c.seq));
-                f.settle_unsure(c.seq);
+            let listed = sent.next_if(|(k, s)| *k == key && *s == c.seq).is_some();
+            self.merge_confirmed(key, &c.value, c.seq, issued);
+            if !listed {
+                touched.push(key);
             }
-            let local_seq = f.local.as_ref().map(|l| l.seq).unwrap_or_default();
-            let from_earlier_run = c.seq.0 >= issued;
-            let mut renumbered = false;
-            if let (true, Some(local)) = (from_earlier_run, f.local.as_mut()) {
-                // The game's value of this run is newer than anything an earlier run
-                // left: it keeps its place and is numbered to win.
-                if local.value != c.value {
-                    local.seq = Seq(renumber);
-                    renumbered = true;
-                }
-            } else if c.seq > local_seq {
-                // The backend holds something newer than anything this queue made.
-                f.local = Some(super::state::Local {
-                    value: c.value.clone(),
-                    seq: c.seq,
-                });
-                drop_unit = f.unit;
-            }
-            if renumbered {
-                self.next_seq += 1;
-            }
-            if let Some(uid) = drop_unit {
-                if self.units.get(uid).is_some_and(|u| u.group.is_none()) {
-                    self.detach_unit(uid);
-                }
-            }
-            touched.push(key);
         }
         for key in touched {
             self.reconcile(key);
         }
-        Ok(())
+    }
+
+    /// Merges the backend's confirmed state of one field (`value` under `seq`) after the
+    /// request's own values were acknowledged. `issued` is the counter before the ack:
+    /// sequence numbers at or above it come from an earlier run of the server.
+    fn merge_confirmed(&mut self, key: FieldKey, value: &Value, seq: Seq, issued: u64) {
+        let renumber = self.next_seq;
+        let f = self.field_mut(key);
+        let local_seq = f.local.as_ref().map(|l| l.seq).unwrap_or_default();
+        let from_earlier_run = seq.0 >= issued;
+        // The common confirmation: the value this request carried (just acknowledged
+        // under the same seq), not newer than the local value. What the rule below would
+        // do with it comes to this.
+        if !from_earlier_run
+            && seq <= local_seq
+            && f.acked
+                .as_ref()
+                .is_some_and(|(v, s)| *s == seq && v == value)
+        {
+            f.settle_unsure(seq);
+            return;
+        }
+        let mut drop_unit = None;
+        if seq >= f.acked_seq() {
+            f.acked = Some((value.clone(), seq));
+            f.settle_unsure(seq);
+        }
+        let mut renumbered = false;
+        if let (true, Some(local)) = (from_earlier_run, f.local.as_mut()) {
+            // The game's value of this run is newer than anything an earlier run
+            // left: it keeps its place and is numbered to win.
+            if local.value != *value {
+                local.seq = Seq(renumber);
+                renumbered = true;
+            }
+        } else if seq > local_seq {
+            // The backend holds something newer than anything this queue made.
+            f.local = Some(super::state::Local {
+                value: value.clone(),
+                seq,
+            });
+            drop_unit = f.unit;
+        }
+        if renumbered {
+            self.next_seq += 1;
+        }
+        if let Some(uid) = drop_unit {
+            if self.units.get(uid).is_some_and(|u| u.group.is_none()) {
+                self.detach_unit(uid);
+            }
+        }
     }
 
     /// Reports that a request failed. Every change in it returns to pending (unless a
@@ -311,12 +427,18 @@ impl Queue {
     }
 
     /// Restores the rule that a field whose local value must be sent has a pending unit.
+    /// One lookup of the field: a field that gets a unit has nothing to settle.
     pub(crate) fn reconcile(&mut self, key: FieldKey) {
-        if self.agent_state(key.agent).is_none() {
-            return;
-        }
         let now = self.latest_now;
-        let f = self.field_mut(key);
+        let Some(a) = self
+            .agents
+            .get_mut(key.agent.0 as usize)
+            .and_then(|a| a.as_mut())
+        else {
+            return;
+        };
+        let name = (key.block, key.field);
+        let f = a.fields.entry(name).or_default();
         if f.unit.is_none() && f.needs_send() {
             if f.pending_since.is_none() {
                 // The confirmed state disagreed with ours: count from now.
@@ -327,7 +449,8 @@ impl Queue {
             let mut unit = Unit::new(alloc::vec![key], None, seq);
             unit.priority = Priority::Normal;
             self.attach_unit(uid, unit);
+        } else if f.settle() {
+            a.fields.remove(&name);
         }
-        self.settle(key);
     }
 }

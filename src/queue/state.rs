@@ -171,6 +171,22 @@ impl FieldState {
         }
     }
 
+    /// [`crate::Queue::settle`] on the field's record: unless a unit carries it, nothing of
+    /// it is waiting any more once it needs no send (what it waited for is delivered by
+    /// the send in flight, which inherits its age, or held by the backend). Returns whether
+    /// the record is vacant now (to be freed).
+    pub(crate) fn settle(&mut self) -> bool {
+        if self.unit.is_some() {
+            return false;
+        }
+        if !self.needs_send() {
+            if let Some(p) = self.pending_since.take() {
+                self.inherit_age(p);
+            }
+        }
+        self.is_vacant()
+    }
+
     /// Whether the record says nothing the absence of a record does not: the field is
     /// absent locally and at the backend, and nothing of it waits or travels. Such a
     /// record (a departed group member's, a cleared field's) is freed.

@@ -2,9 +2,11 @@
 //! entries and loop back-edges) per function of `pkg/roblox` while 1,000 NPCs each change a
 //! number field once (after a first change made their fields pending).
 //!
-//! `cargo run --release -p npc-sync-luau --example luau_profile [DIR [poll]]` (DIR defaults
+//! `cargo run --release -p npc-sync-luau --example luau_profile [DIR [poll|ack]]` (DIR defaults
 //! to pkg/roblox). With `poll`, the measured part is instead the routine batch's poll with
-//! those 1,000 fields pending (a first poll schedules it; the fields change after it).
+//! those 1,000 fields pending (a first poll schedules it; the fields change after it); with
+//! `ack`, that batch's ack confirming every field it carried (`nsq_confirm_records`,
+//! `nsq_ack`).
 //! Lines are `count module:line`; the function defined at that line of the module is the
 //! one counted. To name functions, build the core without `strip` and map
 //! function indices (`fN` / `F[N+1]`) through the wasm name section.
@@ -37,6 +39,56 @@ return function()
 	assert(X.nsq_poll(30.02) > 0, "the batch is due")
 end
 "#;
+/// As [`WORKLOAD`], but the measured part is the routine batch's ack, confirming every field
+/// it carried (seq and value as sent) in confirmed-field records.
+const ACK_WORKLOAD: &str = r#"
+assert(X.nsq_poll(0.01) == 0)
+for i = 1, 1000 do
+	assert(X.nsq_set(0.5, slots[i], 1, 0, -i, 1) > 0)
+end
+local n = X.nsq_poll(30.02)
+assert(n > 0, "the batch is due")
+local b, h = mem.buffer, X.nsq_out_ptr()
+local reqs, chg = buffer.readu32(b, h + 4), buffer.readu32(b, h + 12)
+local acks = {}
+for i = 0, n - 1 do
+	local r = reqs + 56 * i
+	local first, count = buffer.readu32(b, r + 12), buffer.readu32(b, r + 16)
+	local conf = {}
+	for j = first, first + count - 1 do
+		local c = chg + 48 * j
+		local agent, block, name = buffer.readu32(b, c + 16), buffer.readu32(b, c + 24), buffer.readu32(b, c + 28)
+		table.insert(conf, { agent, block, name, buffer.readf64(b, c + 40), buffer.readf64(b, c) })
+	end
+	table.insert(acks, { id = buffer.readf64(b, r), conf = conf })
+end
+local per = X.nsq_scratch_cap() // 40
+return function()
+	for _, a in acks do
+		local k = 0
+		for _, c in a.conf do
+			local buf, r = mem.buffer, scratch + 40 * k
+			buffer.writeu32(buf, r, c[1])
+			buffer.writeu32(buf, r + 4, c[2])
+			buffer.writeu32(buf, r + 8, c[3])
+			buffer.writeu32(buf, r + 12, 1)
+			buffer.writeu32(buf, r + 16, 0)
+			buffer.writef64(buf, r + 24, c[4])
+			buffer.writef64(buf, r + 32, c[5])
+			k += 1
+			if k == per then
+				assert(X.nsq_confirm_records(k) == 0)
+				k = 0
+			end
+		end
+		if k > 0 then
+			assert(X.nsq_confirm_records(k) == 0)
+		end
+		assert(X.nsq_ack(a.id) == 0)
+	end
+end
+"#;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 fn main() {
@@ -44,10 +96,10 @@ fn main() {
         .nth(1)
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| npc_sync_testkit::repo_root().join("pkg/roblox"));
-    let script = if std::env::args().nth(2).as_deref() == Some("poll") {
-        POLL_WORKLOAD
-    } else {
-        WORKLOAD
+    let script = match std::env::args().nth(2).as_deref() {
+        Some("poll") => POLL_WORKLOAD,
+        Some("ack") => ACK_WORKLOAD,
+        _ => WORKLOAD,
     };
     let lua = Lua::new();
     lua.sandbox(true).unwrap();

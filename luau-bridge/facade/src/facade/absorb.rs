@@ -3,23 +3,13 @@
 //! rule itself is the core's (`Queue::grant_absorb`, `Queue::absorb`).
 
 use super::{core, ErrorCode, Facade, Res, MAX_EXACT};
-use crate::records::{self, at};
+use crate::records::{self, at, f64_at, u32_at};
 use crate::SCRATCH_CAP;
 use alloc::vec::Vec;
 use npc_sync::{AbsorbTarget, Absorbed, Priority, Seq, Slot, Value};
 
 /// Bytes of one kept-change record in the scratch area.
 pub const ABSORB_RECORD: usize = 48;
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-fn f64_at(b: &[u8], at: usize) -> f64 {
-    let mut x = [0u8; 8];
-    x.copy_from_slice(&b[at..at + 8]);
-    f64::from_le_bytes(x)
-}
 
 impl Facade {
     /// Writes into the header whether `slot`'s next changes may be kept by the bridge
