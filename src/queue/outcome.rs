@@ -1,6 +1,6 @@
 //! What happens when the bridge reports a request's outcome.
 
-use super::state::{Dep, FieldKey, Unit};
+use super::state::{Dep, FieldKey, Merged, Reconciled, Unit};
 use super::{Priority, Queue, Recency};
 use crate::backoff::retry_delay;
 use crate::error::Error;
@@ -143,7 +143,7 @@ impl Queue {
     /// Sequence numbers beyond any this queue issued come from an earlier run of the
     /// server (a restart): the counter moves past every confirmed one (a removed agent's
     /// too), so what this run sends is applied, and values this run set are renumbered
-    /// ([`Queue::merge_confirmed`]). Returns the counter before: what this run issued.
+    /// (`FieldState::merge_confirmed`). Returns the counter before: what this run issued.
     fn move_counter_past(&mut self, confirmed: impl Iterator<Item = Seq>) -> u64 {
         let issued = self.next_seq;
         for seq in confirmed {
@@ -162,6 +162,10 @@ impl Queue {
         let req = self.in_flight.remove(&request).expect("checked");
         self.dirty = true;
         self.release_blocks(request, &req);
+        if one_pass(&req, confirmed) {
+            self.merge_ack_one_pass(request, &req, confirmed, issued);
+            return;
+        }
         let entries: usize = req.units.iter().map(|u| u.entries.len()).sum();
         let mut touched: Vec<FieldKey> = Vec::with_capacity(entries + confirmed.len());
         for unit in &req.units {
@@ -179,20 +183,7 @@ impl Queue {
                 // A field's record lives while a value of it is in flight: without one
                 // there is nothing to take (the reconcile below settles the field).
                 if let Some(f) = a.fields.get_mut(&(key.block, key.field)) {
-                    // The request sent one value of the field under this seq.
-                    let sent = f
-                        .in_flight
-                        .iter()
-                        .position(|v| v.request == request && v.seq == *seq);
-                    if let Some(i) = sent {
-                        let v = f.in_flight.remove(i);
-                        if *seq > f.acked_seq() {
-                            f.acked = Some((v.value, *seq));
-                        }
-                        let acked = f.acked_seq();
-                        f.settle_unsure(acked);
-                        f.settle_lag();
-                    }
+                    f.acknowledge_sent(request, *seq);
                 }
                 touched.push(*key);
             }
@@ -211,7 +202,11 @@ impl Queue {
                 field: c.field,
             };
             let listed = sent.next_if(|(k, s)| *k == key && *s == c.seq).is_some();
-            self.merge_confirmed(key, &c.value, c.seq, issued);
+            let renumber = self.next_seq;
+            let merged = self
+                .field_mut(key)
+                .merge_confirmed(&c.value, c.seq, issued, renumber);
+            self.apply_merged(merged);
             if !listed {
                 touched.push(key);
             }
@@ -221,51 +216,62 @@ impl Queue {
         }
     }
 
-    /// Merges the backend's confirmed state of one field (`value` under `seq`) after the
-    /// request's own values were acknowledged. `issued` is the counter before the ack:
-    /// sequence numbers at or above it come from an earlier run of the server.
-    fn merge_confirmed(&mut self, key: FieldKey, value: &Value, seq: Seq, issued: u64) {
-        let renumber = self.next_seq;
-        let f = self.field_mut(key);
-        let local_seq = f.local.as_ref().map(|l| l.seq).unwrap_or_default();
-        let from_earlier_run = seq.0 >= issued;
-        // The common confirmation: the value this request carried (just acknowledged
-        // under the same seq), not newer than the local value. What the rule below would
-        // do with it comes to this.
-        if !from_earlier_run
-            && seq <= local_seq
-            && f.acked
-                .as_ref()
-                .is_some_and(|(v, s)| *s == seq && v == value)
-        {
-            f.settle_unsure(seq);
-            return;
-        }
-        let mut drop_unit = None;
-        if seq >= f.acked_seq() {
-            f.acked = Some((value.clone(), seq));
-            f.settle_unsure(seq);
-        }
-        let mut renumbered = false;
-        if let (true, Some(local)) = (from_earlier_run, f.local.as_mut()) {
-            // The game's value of this run is newer than anything an earlier run
-            // left: it keeps its place and is numbered to win.
-            if local.value != *value {
-                local.seq = Seq(renumber);
-                renumbered = true;
+    /// [`Queue::merge_ack`] in one pass over the request's fields, each looked up once:
+    /// taking its value out of flight, merging its confirmation, reconciling it. Exactly
+    /// what the three passes do when [`one_pass`] holds: each field is in the request once
+    /// and confirmed at most once, in the request's order, so no later step touches a field
+    /// once it is done (a unit a reconcile creates, and the counter a renumbering moves,
+    /// follow the same order).
+    fn merge_ack_one_pass(
+        &mut self,
+        request: RequestId,
+        req: &InFlightRequest,
+        confirmed: &[ConfirmedKey],
+        issued: u64,
+    ) {
+        for (i, unit) in req.units.iter().enumerate() {
+            if let Some(since) = unit.critical_since {
+                self.rec.critical_latency.record(req.emitted_at - since);
             }
-        } else if seq > local_seq {
-            // The backend holds something newer than anything this queue made.
-            f.local = Some(super::state::Local {
-                value: value.clone(),
-                seq,
-            });
-            drop_unit = f.unit;
+            let (key, seq) = unit.entries[0];
+            let (now, renumber) = (self.latest_now, self.next_seq);
+            let Some(a) = self
+                .agents
+                .get_mut(key.agent.0 as usize)
+                .and_then(|a| a.as_mut())
+            else {
+                continue;
+            };
+            let name = (key.block, key.field);
+            let f = a.fields.entry(name).or_default();
+            f.acknowledge_sent(request, seq);
+            let merged = match confirmed.get(i) {
+                Some(c) => f.merge_confirmed(&c.value, c.seq, issued, renumber),
+                None => Merged::default(),
+            };
+            if merged.renumbered || merged.drop_unit.is_some() {
+                self.apply_merged(merged);
+                self.reconcile(key);
+                continue;
+            }
+            match f.reconcile(now) {
+                Reconciled::NeedsUnit(order) => self.attach_own_unit(key, order),
+                Reconciled::Vacant => {
+                    a.fields.remove(&name);
+                }
+                Reconciled::Kept => {}
+            }
         }
-        if renumbered {
+    }
+
+    /// The queue's part of a merged confirmation: the counter after a renumbering, the
+    /// field's pending unit dropped when the backend holds a newer value (not an atomic
+    /// group's: the group stays whole).
+    fn apply_merged(&mut self, merged: Merged) {
+        if merged.renumbered {
             self.next_seq += 1;
         }
-        if let Some(uid) = drop_unit {
+        if let Some(uid) = merged.drop_unit {
             if self.units.get(uid).is_some_and(|u| u.group.is_none()) {
                 self.detach_unit(uid);
             }
@@ -427,7 +433,7 @@ impl Queue {
     }
 
     /// Restores the rule that a field whose local value must be sent has a pending unit.
-    /// One lookup of the field: a field that gets a unit has nothing to settle.
+    /// One lookup of the field ([`FieldState::reconcile`]).
     pub(crate) fn reconcile(&mut self, key: FieldKey) {
         let now = self.latest_now;
         let Some(a) = self
@@ -438,19 +444,40 @@ impl Queue {
             return;
         };
         let name = (key.block, key.field);
-        let f = a.fields.entry(name).or_default();
-        if f.unit.is_none() && f.needs_send() {
-            if f.pending_since.is_none() {
-                // The confirmed state disagreed with ours: count from now.
-                f.pending_since = Some(now);
+        match a.fields.entry(name).or_default().reconcile(now) {
+            Reconciled::NeedsUnit(order) => self.attach_own_unit(key, order),
+            Reconciled::Vacant => {
+                a.fields.remove(&name);
             }
-            let seq = f.local.as_ref().map(|l| l.seq.0).unwrap_or(0);
-            let uid = self.new_unit_id();
-            let mut unit = Unit::new(alloc::vec![key], None, seq);
-            unit.priority = Priority::Normal;
-            self.attach_unit(uid, unit);
-        } else if f.settle() {
-            a.fields.remove(&name);
+            Reconciled::Kept => {}
         }
     }
+
+    /// A unit of normal priority for one field alone, ordered by `order` (its local seq).
+    fn attach_own_unit(&mut self, key: FieldKey, order: u64) {
+        let uid = self.new_unit_id();
+        let mut unit = Unit::new(alloc::vec![key], None, order);
+        unit.priority = Priority::Normal;
+        self.attach_unit(uid, unit);
+    }
+}
+
+/// Whether an ack may take [`Queue::merge_ack_one_pass`]: no atomic group (so each field is
+/// in the request once: a field has one pending unit, and a unit of no group holds one
+/// field), and the confirmations are none, or exactly the request's fields in its order
+/// under the seqs it sent (the batch endpoint's common answer; the values may differ).
+fn one_pass(req: &InFlightRequest, confirmed: &[ConfirmedKey]) -> bool {
+    if !req
+        .units
+        .iter()
+        .all(|u| u.group.is_none() && u.entries.len() == 1)
+    {
+        return false;
+    }
+    confirmed.is_empty()
+        || (confirmed.len() == req.units.len()
+            && confirmed.iter().zip(&req.units).all(|(c, u)| {
+                let (k, s) = u.entries[0];
+                c.agent == k.agent && c.block == k.block && c.field == k.field && c.seq == s
+            }))
 }

@@ -511,8 +511,8 @@ fn confirmed_records() {
     assert_eq!(f.poll(30.0), 1);
     let id = f64_at(f.poll_records().0, 0);
     // The backend holds a newer text for `mood` (seq 7, written after the records) and
-    // confirms `x` as sent; records with an unknown sym, a bad kind and a text outside the
-    // scratch area are refused, each with its code written into it.
+    // confirms `x` as sent; records with a bad kind, a text outside the scratch area or a
+    // sym value never issued are refused, each with its code written into it.
     let text = "furious since the gate fell".repeat(4);
     let text_at = 8 * CONFIRM_RECORD;
     f.scratch()[text_at..text_at + text.len()].copy_from_slice(text.as_bytes());
@@ -522,18 +522,18 @@ fn confirmed_records() {
         0,
         Confirm(a, status, mood_sym, 3, len, text_at as f64, 7.0),
     );
-    write_confirm(&mut f, 1, Confirm(a, 9999, x_sym, 1, 0, 5.0, 2.0));
-    write_confirm(&mut f, 2, Confirm(a, status, x_sym, 9, 0, 5.0, 2.0));
+    write_confirm(&mut f, 1, Confirm(a, status, x_sym, 9, 0, 5.0, 2.0));
     write_confirm(
         &mut f,
-        3,
+        2,
         Confirm(a, status, x_sym, 3, 8, SCRATCH_CAP as f64, 2.0),
     );
+    write_confirm(&mut f, 3, Confirm(a, status, mood_sym, 4, 0, 9999.0, 2.0));
     assert_eq!(f.confirm_records(4), 3);
     let codes: Vec<u32> = (0..4).map(|i| confirm_status(&mut f, i)).collect();
-    assert_eq!(codes, [0, 13, 14, 14]);
+    assert_eq!(codes, [0, 14, 14, 13]);
     assert!(
-        error(&f).contains("9999"),
+        error(&f).contains("value kind"),
         "the first refused one's message: {}",
         error(&f)
     );
@@ -553,13 +553,21 @@ fn confirmed_records() {
     let n = put(&mut f, "calm");
     assert!(f.set(31.0, mood, 3, n, 0.0, 1) > 0.0);
     assert_eq!(f.flush(31.0), 1);
-    // A NaN is the core's to refuse, at the ack: nothing changes, and the failing ack
-    // cleared what was staged, so the request is acknowledged by the next one.
+    // A NaN and names' handles are the core's to refuse, at the ack: nothing changes, and
+    // the failing ack cleared what was staged, so the request is acknowledged by the next.
     let id = f64_at(f.poll_records().0, 0);
     write_confirm(&mut f, 0, Confirm(a, status, x_sym, 1, 0, f64::NAN, 2.0));
     assert_eq!(f.confirm_records(1), 0);
     assert_eq!(f.ack(id), -4);
     assert!(error(&f).contains("status.x"), "{}", error(&f));
+    write_confirm(&mut f, 0, Confirm(a, 9999, x_sym, 1, 0, 5.0, 2.0));
+    write_confirm(&mut f, 1, Confirm(77, status, x_sym, 1, 0, 5.0, 2.0));
+    assert_eq!(f.confirm_records(2), 0);
+    assert_eq!(f.ack(id), -13);
+    assert!(error(&f).contains("9999"), "{}", error(&f));
+    write_confirm(&mut f, 0, Confirm(77, status, x_sym, 1, 0, 5.0, 2.0));
+    assert_eq!(f.confirm_records(1), 0);
+    assert_eq!(f.ack(id), -6, "agent 77 was never issued");
     assert_eq!(f.in_flight(), 1);
     assert_eq!(f.ack(id), 0);
     assert_eq!(f.in_flight(), 0);
