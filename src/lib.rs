@@ -58,7 +58,9 @@ pub use metrics::{LatencySummary, Metrics};
 pub use queue::{
     AbsorbTarget, Absorbable, Absorbed, Change, Decision, Event, GrantChange, Priority, Queue, Slot,
 };
-pub use request::{BlockWrite, ChatMessage, Confirmed, Request, RequestKind, SentChange};
+pub use request::{
+    BlockWrite, ChatMessage, Confirmed, ConfirmedKey, Request, RequestKind, SentChange,
+};
 pub use symbols::Limits;
 pub use value::Value;
 pub use window::RollingWindow;

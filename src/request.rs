@@ -115,3 +115,21 @@ pub struct Confirmed {
     /// The sequence number the backend holds for it.
     pub seq: Seq,
 }
+
+/// [`Confirmed`] with its names as symbols ([`crate::Queue::intern`]): the form a facade that
+/// passes handles (the Luau facade) confirms fields in, with no string per field.
+/// [`crate::Queue::ack_keyed`] merges it exactly as [`crate::Queue::ack`] merges a
+/// [`Confirmed`] of the same names.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfirmedKey {
+    /// The agent.
+    pub agent: AgentId,
+    /// Block label.
+    pub block: Sym,
+    /// Field name.
+    pub field: Sym,
+    /// The value the backend holds.
+    pub value: Value,
+    /// The sequence number the backend holds for it.
+    pub seq: Seq,
+}

@@ -45,7 +45,15 @@ pub(crate) struct KnownSyms {
 }
 
 impl Symbols {
+    /// Whether `s` may be a name: non-empty, at most [`Limits::NAME_BYTES`].
+    pub(crate) fn is_name(s: &str) -> bool {
+        !s.is_empty() && s.len() <= Limits::NAME_BYTES
+    }
+
     pub(crate) fn check_name(what: &'static str, s: &str) -> Result<(), Error> {
+        if Self::is_name(s) {
+            return Ok(());
+        }
         if s.is_empty() {
             return Err(Error::BadString {
                 what,

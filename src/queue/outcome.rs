@@ -1,11 +1,11 @@
 //! What happens when the bridge reports a request's outcome.
 
-use super::state::{Dep, FieldKey, Unit};
+use super::state::{Dep, FieldKey, Merged, Reconciled, Unit};
 use super::{Priority, Queue, Recency};
 use crate::backoff::retry_delay;
 use crate::error::Error;
 use crate::ids::{AgentId, GroupId, RequestId, Seq};
-use crate::request::{ChatMessage, Confirmed, RequestKind};
+use crate::request::{ChatMessage, Confirmed, ConfirmedKey, RequestKind};
 use crate::symbols::Symbols;
 use crate::value::Value;
 use alloc::vec::Vec;
@@ -43,119 +43,243 @@ impl Queue {
             return Err(Error::UnknownRequest { request });
         }
         for c in confirmed {
-            match self.check_agent(c.agent) {
-                // Removed while the request was in flight: its part of the answer is moot.
+            self.check_confirmed(c.agent, &c.block, &c.field, &c.value)?;
+        }
+        let issued = self.move_counter_past(confirmed.iter().map(|c| c.seq));
+        // Names are interned once every confirmation passed, in their order and only for
+        // live agents (a removed agent's part is moot): symbol numbers order each agent's
+        // fields, so they stay what the inputs make them.
+        let mut keyed = Vec::with_capacity(confirmed.len());
+        for c in confirmed {
+            if self.agent_state(c.agent).is_none() {
+                continue;
+            }
+            keyed.push(ConfirmedKey {
+                agent: c.agent,
+                block: self.symbols.intern(&c.block),
+                field: self.symbols.intern(&c.field),
+                value: c.value.clone(),
+                seq: c.seq,
+            });
+        }
+        self.merge_ack(request, &keyed, issued);
+        Ok(())
+    }
+
+    /// [`Queue::ack`] with the confirmed fields named by symbols (no string per field: the
+    /// Luau facade's form). The same checks, after each symbol's own (a symbol this queue
+    /// never issued is an error naming it), and the same merge.
+    pub fn ack_keyed(
+        &mut self,
+        request: RequestId,
+        confirmed: &[ConfirmedKey],
+    ) -> Result<(), Error> {
+        if !self.in_flight.contains_key(&request) {
+            return Err(Error::UnknownRequest { request });
+        }
+        for c in confirmed {
+            match (self.symbols.get(c.block), self.symbols.get(c.field)) {
+                (Some(block), Some(field)) => {
+                    self.check_confirmed(c.agent, block, field, &c.value)?
+                }
+                _ => {
+                    self.sym_text(c.block)?;
+                    self.sym_text(c.field)?;
+                }
+            }
+        }
+        let issued = self.move_counter_past(confirmed.iter().map(|c| c.seq));
+        self.merge_ack(request, confirmed, issued);
+        Ok(())
+    }
+
+    /// The checks of one confirmed field, for both forms of the ack: its agent was issued
+    /// (a removed one is fine: its part of the answer is moot), its names are names, a
+    /// number is finite.
+    fn check_confirmed(
+        &self,
+        agent: AgentId,
+        block: &str,
+        field: &str,
+        value: &Value,
+    ) -> Result<(), Error> {
+        // `x - x == 0.0` is finiteness as one float operation (`is_finite` is 64-bit
+        // integer work, which costs far more in Luau).
+        #[allow(clippy::eq_op)]
+        let finite = match value {
+            Value::Number(n) => *n - *n == 0.0,
+            _ => true,
+        };
+        if finite
+            && Symbols::is_name(block)
+            && Symbols::is_name(field)
+            && self.agent_state(agent).is_some()
+        {
+            // The common confirmation: no error built (or dropped) on the way.
+            return Ok(());
+        }
+        if self.agent_state(agent).is_none() {
+            match self.check_agent(agent) {
                 Err(Error::AgentRemoved { .. }) => {}
                 other => {
                     other?;
                 }
             }
-            Symbols::check_name("block label", &c.block)?;
-            Symbols::check_name("field name", &c.field)?;
-            if let Value::Number(n) = c.value {
-                if !n.is_finite() {
-                    return Err(Error::BadNumber {
-                        agent: alloc::string::String::from(self.agent_name(c.agent).unwrap_or("?")),
-                        field: alloc::format!("{}.{}", c.block, c.field),
-                        value: n,
-                    });
-                }
+        }
+        Symbols::check_name("block label", block)?;
+        Symbols::check_name("field name", field)?;
+        if let Value::Number(n) = value {
+            if !finite {
+                return Err(Error::BadNumber {
+                    agent: alloc::string::String::from(self.agent_name(agent).unwrap_or("?")),
+                    field: alloc::format!("{block}.{field}"),
+                    value: *n,
+                });
             }
         }
+        Ok(())
+    }
+
+    /// Sequence numbers beyond any this queue issued come from an earlier run of the
+    /// server (a restart): the counter moves past every confirmed one (a removed agent's
+    /// too), so what this run sends is applied, and values this run set are renumbered
+    /// (`FieldState::merge_confirmed`). Returns the counter before: what this run issued.
+    fn move_counter_past(&mut self, confirmed: impl Iterator<Item = Seq>) -> u64 {
+        let issued = self.next_seq;
+        for seq in confirmed {
+            if seq.0 >= self.next_seq {
+                self.next_seq = seq.0 + 1;
+            }
+        }
+        issued
+    }
+
+    /// The ack of a request in flight whose confirmations passed their checks (the counter
+    /// already moved past them, `issued` is where it stood): the request's own values are
+    /// acknowledged, then each confirmation of a live agent merged in its order, then
+    /// every field touched is reconciled (once).
+    fn merge_ack(&mut self, request: RequestId, confirmed: &[ConfirmedKey], issued: u64) {
         let req = self.in_flight.remove(&request).expect("checked");
         self.dirty = true;
         self.release_blocks(request, &req);
-        // Sequence numbers beyond any this queue issued come from an earlier run of the
-        // server (a restart): the counter moves past them, so what this run sends is
-        // applied, and values this run set are renumbered below.
-        let issued = self.next_seq;
-        for c in confirmed {
-            if c.seq.0 >= self.next_seq {
-                self.next_seq = c.seq.0 + 1;
-            }
+        if one_pass(&req, confirmed) {
+            self.merge_ack_one_pass(request, &req, confirmed, issued);
+            return;
         }
-        let mut touched: Vec<FieldKey> = Vec::new();
+        let entries: usize = req.units.iter().map(|u| u.entries.len()).sum();
+        let mut touched: Vec<FieldKey> = Vec::with_capacity(entries + confirmed.len());
         for unit in &req.units {
             if let Some(since) = unit.critical_since {
                 self.rec.critical_latency.record(req.emitted_at - since);
             }
             for (key, seq) in &unit.entries {
-                if self.agent_state(key.agent).is_none() {
+                let Some(a) = self
+                    .agents
+                    .get_mut(key.agent.0 as usize)
+                    .and_then(|a| a.as_mut())
+                else {
                     continue;
-                }
-                let f = self.field_mut(*key);
-                let mut value = None;
-                f.in_flight.retain(|v| {
-                    if v.request == request && v.seq == *seq {
-                        value = Some(v.value.clone());
-                        false
-                    } else {
-                        true
-                    }
-                });
-                if let Some(v) = value {
-                    if *seq > f.acked_seq() {
-                        f.acked = Some((v, *seq));
-                    }
-                    let acked = f.acked_seq();
-                    f.settle_unsure(acked);
-                    f.settle_lag();
+                };
+                // A field's record lives while a value of it is in flight: without one
+                // there is nothing to take (the reconcile below settles the field).
+                if let Some(f) = a.fields.get_mut(&(key.block, key.field)) {
+                    f.acknowledge_sent(request, *seq);
                 }
                 touched.push(*key);
             }
         }
+        // The request's fields in its order: a confirmation of one of them (the common
+        // answer confirms what was sent, in order) is touched already; reconciling a field
+        // twice after every change is the same as once.
+        let mut sent = req.units.iter().flat_map(|u| u.entries.iter()).peekable();
         for c in confirmed {
             if self.agent_state(c.agent).is_none() {
                 continue;
             }
-            let block = self.symbols.intern(&c.block);
-            let field = self.symbols.intern(&c.field);
             let key = FieldKey {
                 agent: c.agent,
-                block,
-                field,
+                block: c.block,
+                field: c.field,
             };
-            let mut drop_unit = None;
+            let listed = sent.next_if(|(k, s)| *k == key && *s == c.seq).is_some();
             let renumber = self.next_seq;
-            let f = self.field_mut(key);
-            if c.seq >= f.acked_seq() {
-                f.acked = Some((c.value.clone(), c.seq));
-                f.settle_unsure(c.seq);
+            let merged = self
+                .field_mut(key)
+                .merge_confirmed(&c.value, c.seq, issued, renumber);
+            self.apply_merged(merged);
+            if !listed {
+                touched.push(key);
             }
-            let local_seq = f.local.as_ref().map(|l| l.seq).unwrap_or_default();
-            let from_earlier_run = c.seq.0 >= issued;
-            let mut renumbered = false;
-            if let (true, Some(local)) = (from_earlier_run, f.local.as_mut()) {
-                // The game's value of this run is newer than anything an earlier run
-                // left: it keeps its place and is numbered to win.
-                if local.value != c.value {
-                    local.seq = Seq(renumber);
-                    renumbered = true;
-                }
-            } else if c.seq > local_seq {
-                // The backend holds something newer than anything this queue made.
-                f.local = Some(super::state::Local {
-                    value: c.value.clone(),
-                    seq: c.seq,
-                });
-                drop_unit = f.unit;
-            }
-            if renumbered {
-                self.next_seq += 1;
-            }
-            if let Some(uid) = drop_unit {
-                if self.units.get(uid).is_some_and(|u| u.group.is_none()) {
-                    self.detach_unit(uid);
-                }
-            }
-            touched.push(key);
         }
         for key in touched {
             // Its values in flight, acknowledged value or doubt moved.
             self.grant_may_change(key);
             self.reconcile(key);
         }
-        Ok(())
+    }
+
+    /// [`Queue::merge_ack`] in one pass over the request's fields, each looked up once:
+    /// taking its value out of flight, merging its confirmation, reconciling it. Exactly
+    /// what the three passes do when [`one_pass`] holds: each field is in the request once
+    /// and confirmed at most once, in the request's order, so no later step touches a field
+    /// once it is done (a unit a reconcile creates, and the counter a renumbering moves,
+    /// follow the same order).
+    fn merge_ack_one_pass(
+        &mut self,
+        request: RequestId,
+        req: &InFlightRequest,
+        confirmed: &[ConfirmedKey],
+        issued: u64,
+    ) {
+        for (i, unit) in req.units.iter().enumerate() {
+            if let Some(since) = unit.critical_since {
+                self.rec.critical_latency.record(req.emitted_at - since);
+            }
+            let (key, seq) = unit.entries[0];
+            // Its values in flight, acknowledged value or doubt move (as in `merge_ack`).
+            self.grant_may_change(key);
+            let (now, renumber) = (self.latest_now, self.next_seq);
+            let Some(a) = self
+                .agents
+                .get_mut(key.agent.0 as usize)
+                .and_then(|a| a.as_mut())
+            else {
+                continue;
+            };
+            let name = (key.block, key.field);
+            let f = a.fields.entry(name).or_default();
+            f.acknowledge_sent(request, seq);
+            let merged = match confirmed.get(i) {
+                Some(c) => f.merge_confirmed(&c.value, c.seq, issued, renumber),
+                None => Merged::default(),
+            };
+            if merged.renumbered || merged.drop_unit.is_some() {
+                self.apply_merged(merged);
+                self.reconcile(key);
+                continue;
+            }
+            match f.reconcile(now) {
+                Reconciled::NeedsUnit(order) => self.attach_own_unit(key, order),
+                Reconciled::Vacant => {
+                    a.fields.remove(&name);
+                }
+                Reconciled::Kept => {}
+            }
+        }
+    }
+
+    /// The queue's part of a merged confirmation: the counter after a renumbering, the
+    /// field's pending unit dropped when the backend holds a newer value (not an atomic
+    /// group's: the group stays whole).
+    fn apply_merged(&mut self, merged: Merged) {
+        if merged.renumbered {
+            self.next_seq += 1;
+        }
+        if let Some(uid) = merged.drop_unit {
+            if self.units.get(uid).is_some_and(|u| u.group.is_none()) {
+                self.detach_unit(uid);
+            }
+        }
     }
 
     /// Reports that a request failed. Every change in it returns to pending (unless a
@@ -317,23 +441,51 @@ impl Queue {
     }
 
     /// Restores the rule that a field whose local value must be sent has a pending unit.
+    /// One lookup of the field ([`FieldState::reconcile`]).
     pub(crate) fn reconcile(&mut self, key: FieldKey) {
-        if self.agent_state(key.agent).is_none() {
-            return;
-        }
         let now = self.latest_now;
-        let f = self.field_mut(key);
-        if f.unit.is_none() && f.needs_send() {
-            if f.pending_since.is_none() {
-                // The confirmed state disagreed with ours: count from now.
-                f.pending_since = Some(now);
+        let Some(a) = self
+            .agents
+            .get_mut(key.agent.0 as usize)
+            .and_then(|a| a.as_mut())
+        else {
+            return;
+        };
+        let name = (key.block, key.field);
+        match a.fields.entry(name).or_default().reconcile(now) {
+            Reconciled::NeedsUnit(order) => self.attach_own_unit(key, order),
+            Reconciled::Vacant => {
+                a.fields.remove(&name);
             }
-            let seq = f.local.as_ref().map(|l| l.seq.0).unwrap_or(0);
-            let uid = self.new_unit_id();
-            let mut unit = Unit::new(alloc::vec![key], None, seq);
-            unit.priority = Priority::Normal;
-            self.attach_unit(uid, unit);
+            Reconciled::Kept => {}
         }
-        self.settle(key);
     }
+
+    /// A unit of normal priority for one field alone, ordered by `order` (its local seq).
+    fn attach_own_unit(&mut self, key: FieldKey, order: u64) {
+        let uid = self.new_unit_id();
+        let mut unit = Unit::new(alloc::vec![key], None, order);
+        unit.priority = Priority::Normal;
+        self.attach_unit(uid, unit);
+    }
+}
+
+/// Whether an ack may take [`Queue::merge_ack_one_pass`]: no atomic group (so each field is
+/// in the request once: a field has one pending unit, and a unit of no group holds one
+/// field), and the confirmations are none, or exactly the request's fields in its order
+/// under the seqs it sent (the batch endpoint's common answer; the values may differ).
+fn one_pass(req: &InFlightRequest, confirmed: &[ConfirmedKey]) -> bool {
+    if !req
+        .units
+        .iter()
+        .all(|u| u.group.is_none() && u.entries.len() == 1)
+    {
+        return false;
+    }
+    confirmed.is_empty()
+        || (confirmed.len() == req.units.len()
+            && confirmed.iter().zip(&req.units).all(|(c, u)| {
+                let (k, s) = u.entries[0];
+                c.agent == k.agent && c.block == k.block && c.field == k.field && c.seq == s
+            }))
 }

@@ -178,6 +178,109 @@ impl FieldState {
         }
     }
 
+    /// The ack's first step for one field: the request's value of it under `seq` is
+    /// acknowledged (taken out of flight; the acknowledged value unless a newer one is).
+    pub(crate) fn acknowledge_sent(&mut self, request: RequestId, seq: Seq) {
+        let Some(i) = self
+            .in_flight
+            .iter()
+            .position(|v| v.request == request && v.seq == seq)
+        else {
+            return;
+        };
+        let v = self.in_flight.remove(i);
+        if seq > self.acked_seq() {
+            self.acked = Some((v.value, seq));
+        }
+        let acked = self.acked_seq();
+        self.settle_unsure(acked);
+        self.settle_lag();
+    }
+
+    /// Merges the backend's confirmed state of the field (`value` under `seq`) after the
+    /// request's own values were acknowledged. `issued` is the counter before the ack:
+    /// sequence numbers at or above it come from an earlier run of the server; a local
+    /// value of this run then takes `renumber` to win. What the queue must do besides is
+    /// returned ([`crate::Queue::apply_merged`]).
+    pub(crate) fn merge_confirmed(
+        &mut self,
+        value: &Value,
+        seq: Seq,
+        issued: u64,
+        renumber: u64,
+    ) -> Merged {
+        let local_seq = self.local.as_ref().map(|l| l.seq).unwrap_or_default();
+        let from_earlier_run = seq.0 >= issued;
+        // The common confirmation: the value this request carried (just acknowledged
+        // under the same seq), not newer than the local value. What the rule below would
+        // do with it comes to this.
+        if !from_earlier_run
+            && seq <= local_seq
+            && self
+                .acked
+                .as_ref()
+                .is_some_and(|(v, s)| *s == seq && v == value)
+        {
+            self.settle_unsure(seq);
+            return Merged::default();
+        }
+        let mut merged = Merged::default();
+        if seq >= self.acked_seq() {
+            self.acked = Some((value.clone(), seq));
+            self.settle_unsure(seq);
+        }
+        if let (true, Some(local)) = (from_earlier_run, self.local.as_mut()) {
+            // The game's value of this run is newer than anything an earlier run
+            // left: it keeps its place and is numbered to win.
+            if local.value != *value {
+                local.seq = Seq(renumber);
+                merged.renumbered = true;
+            }
+        } else if seq > local_seq {
+            // The backend holds something newer than anything this queue made.
+            self.local = Some(Local {
+                value: value.clone(),
+                seq,
+            });
+            merged.drop_unit = self.unit;
+        }
+        merged
+    }
+
+    /// [`crate::Queue::reconcile`] on the field's record: a field whose local value must be
+    /// sent and that no unit carries needs a unit of its own (waiting from `now` unless it
+    /// already was); any other is settled.
+    pub(crate) fn reconcile(&mut self, now: f64) -> Reconciled {
+        if self.unit.is_none() && self.needs_send() {
+            if self.pending_since.is_none() {
+                // The confirmed state disagreed with ours: count from now.
+                self.pending_since = Some(now);
+            }
+            return Reconciled::NeedsUnit(self.local.as_ref().map(|l| l.seq.0).unwrap_or(0));
+        }
+        if self.settle() {
+            Reconciled::Vacant
+        } else {
+            Reconciled::Kept
+        }
+    }
+
+    /// [`crate::Queue::settle`] on the field's record: unless a unit carries it, nothing of
+    /// it is waiting any more once it needs no send (what it waited for is delivered by
+    /// the send in flight, which inherits its age, or held by the backend). Returns whether
+    /// the record is vacant now (to be freed).
+    pub(crate) fn settle(&mut self) -> bool {
+        if self.unit.is_some() {
+            return false;
+        }
+        if !self.needs_send() {
+            if let Some(p) = self.pending_since.take() {
+                self.inherit_age(p);
+            }
+        }
+        self.is_vacant()
+    }
+
     /// Whether the record says nothing the absence of a record does not: the field is
     /// absent locally and at the backend, and nothing of it waits or travels. Such a
     /// record (a departed group member's, a cleared field's) is freed.
@@ -203,6 +306,27 @@ impl FieldState {
         }
         oldest
     }
+}
+
+/// What merging a confirmed field asks of the queue beyond the field's record.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Merged {
+    /// The local value was renumbered: the counter moves on.
+    pub(crate) renumbered: bool,
+    /// The backend holds a newer value than the local one: the field's pending unit (if
+    /// no atomic group) is dropped.
+    pub(crate) drop_unit: Option<UnitId>,
+}
+
+/// What [`FieldState::reconcile`] found.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Reconciled {
+    /// The field needs a unit of its own, ordered by this seq.
+    NeedsUnit(u64),
+    /// The record says nothing: freed.
+    Vacant,
+    /// Nothing to do.
+    Kept,
 }
 
 /// A dependency: `dependent` may not be delivered before `on`.

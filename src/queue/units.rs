@@ -116,26 +116,16 @@ impl Queue {
     /// waited for is delivered by the send in flight (which inherits its age), or already
     /// held by the backend. A record left saying nothing is freed.
     pub(crate) fn settle(&mut self, key: FieldKey) {
-        let Some(f) = self
+        let Some(a) = self
             .agents
             .get_mut(key.agent.0 as usize)
             .and_then(|a| a.as_mut())
-            .and_then(|a| a.fields.get_mut(&(key.block, key.field)))
         else {
             return;
         };
-        if f.unit.is_some() {
-            return;
-        }
-        if !f.needs_send() {
-            if let Some(p) = f.pending_since.take() {
-                f.inherit_age(p);
-            }
-        }
-        if f.is_vacant() {
-            self.agent_mut(key.agent)
-                .fields
-                .remove(&(key.block, key.field));
+        let name = (key.block, key.field);
+        if a.fields.get_mut(&name).is_some_and(|f| f.settle()) {
+            a.fields.remove(&name);
         }
     }
 }

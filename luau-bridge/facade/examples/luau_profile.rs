@@ -2,11 +2,12 @@
 //! entries and loop back-edges) per function of `pkg/roblox` while 1,000 NPCs each change a
 //! number field once (after a first change made their fields pending).
 //!
-//! `cargo run --release -p npc-sync-luau --example luau_profile [DIR [poll|absorb]]` (DIR
+//! `cargo run --release -p npc-sync-luau --example luau_profile [DIR [poll|absorb|ack]]` (DIR
 //! defaults to pkg/roblox). With `poll`, the measured part is instead the routine batch's
 //! poll with those 1,000 fields pending (a first poll schedules it; the fields change after
 //! it). With `absorb`, it is taking in 1,000 kept records, one per granted slot (written
-//! into the scratch area, `nsq_absorb` each time it is full).
+//! into the scratch area, `nsq_absorb` each time it is full); with `ack`, that batch's ack
+//! confirming every field it carried (`nsq_confirm_records`, `nsq_ack`).
 //! Lines are `count module:line`; the function defined at that line of the module is the
 //! one counted. To name functions, build the core without `strip` and map
 //! function indices (`fN` / `F[N+1]`) through the wasm name section.
@@ -50,7 +51,7 @@ for i = 1, 1000 do
 	assert(buffer.readu32(mem.buffer, out + 64) ~= 0, "granted")
 end
 local first = X.nsq_next_seq()
-local per = X.nsq_scratch_cap() // 48
+local per = X.nsq_scratch_cap() // 56
 return function()
 	local i = 1
 	while i <= 1000 do
@@ -58,15 +59,17 @@ return function()
 		-- the memory may have grown in the last call (a new buffer)
 		local b = mem.buffer
 		for j = 0, k - 1 do
-			local at = scratch + 48 * j
+			local at = scratch + 56 * j
 			buffer.writeu32(b, at, slots[i + j])
 			buffer.writeu32(b, at + 4, 1)
 			buffer.writef64(b, at + 8, i + j + 0.25)
 			buffer.writef64(b, at + 16, first + i + j - 1)
 			buffer.writef64(b, at + 24, 0.6)
 			buffer.writef64(b, at + 32, 0.7)
-			buffer.writeu32(b, at + 40, 10)
-			buffer.writeu32(b, at + 44, 0)
+			-- one kept change each (v4 record: priority normal at 44, first seq at 48)
+			buffer.writeu32(b, at + 40, 1)
+			buffer.writeu32(b, at + 44, 1)
+			buffer.writef64(b, at + 48, first + i + j - 1)
 		end
 		if X.nsq_absorb(k, first + 1000, 0.8) ~= 0 then
 			error(buffer.readstring(mem.buffer, X.nsq_error_ptr(), X.nsq_error_len()))
@@ -75,6 +78,56 @@ return function()
 	end
 end
 "#;
+/// As [`WORKLOAD`], but the measured part is the routine batch's ack, confirming every field
+/// it carried (seq and value as sent) in confirmed-field records.
+const ACK_WORKLOAD: &str = r#"
+assert(X.nsq_poll(0.01) == 0)
+for i = 1, 1000 do
+	assert(X.nsq_set(0.5, slots[i], 1, 0, -i, 1) > 0)
+end
+local n = X.nsq_poll(30.02)
+assert(n > 0, "the batch is due")
+local b, h = mem.buffer, X.nsq_out_ptr()
+local reqs, chg = buffer.readu32(b, h + 4), buffer.readu32(b, h + 12)
+local acks = {}
+for i = 0, n - 1 do
+	local r = reqs + 56 * i
+	local first, count = buffer.readu32(b, r + 12), buffer.readu32(b, r + 16)
+	local conf = {}
+	for j = first, first + count - 1 do
+		local c = chg + 48 * j
+		local agent, block, name = buffer.readu32(b, c + 16), buffer.readu32(b, c + 24), buffer.readu32(b, c + 28)
+		table.insert(conf, { agent, block, name, buffer.readf64(b, c + 40), buffer.readf64(b, c) })
+	end
+	table.insert(acks, { id = buffer.readf64(b, r), conf = conf })
+end
+local per = X.nsq_scratch_cap() // 40
+return function()
+	for _, a in acks do
+		local k = 0
+		for _, c in a.conf do
+			local buf, r = mem.buffer, scratch + 40 * k
+			buffer.writeu32(buf, r, c[1])
+			buffer.writeu32(buf, r + 4, c[2])
+			buffer.writeu32(buf, r + 8, c[3])
+			buffer.writeu32(buf, r + 12, 1)
+			buffer.writeu32(buf, r + 16, 0)
+			buffer.writef64(buf, r + 24, c[4])
+			buffer.writef64(buf, r + 32, c[5])
+			k += 1
+			if k == per then
+				assert(X.nsq_confirm_records(k) == 0)
+				k = 0
+			end
+		end
+		if k > 0 then
+			assert(X.nsq_confirm_records(k) == 0)
+		end
+		assert(X.nsq_ack(a.id) == 0)
+	end
+end
+"#;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 fn main() {
@@ -85,8 +138,9 @@ fn main() {
     let script = match std::env::args().nth(2).as_deref() {
         Some("poll") => POLL_WORKLOAD,
         Some("absorb") => ABSORB_WORKLOAD,
+        Some("ack") => ACK_WORKLOAD,
         None => WORKLOAD,
-        Some(other) => panic!("unknown mode {other:?}: poll, absorb or none"),
+        Some(other) => panic!("unknown mode {other:?}: poll, absorb, ack or none"),
     };
     let lua = Lua::new();
     lua.sandbox(true).unwrap();

@@ -122,16 +122,8 @@ pub extern "C" fn nsq_poll_before_build(now: f64) -> i32 {
     f().poll_before_build(now)
 }
 #[no_mangle]
-pub extern "C" fn nsq_confirm(
-    agent: i32,
-    block: i32,
-    field: i32,
-    kind: i32,
-    len: i32,
-    x: f64,
-    seq: f64,
-) -> i32 {
-    f().confirm(agent, block, field, kind, len, x, seq)
+pub extern "C" fn nsq_confirm_records(n: i32) -> i32 {
+    f().confirm_records(n)
 }
 #[no_mangle]
 pub extern "C" fn nsq_ack(request: f64) -> i32 {

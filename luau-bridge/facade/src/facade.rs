@@ -4,8 +4,10 @@
 //! message left in [`Facade::error`]. Nothing is changed by a call that fails.
 
 mod absorb;
+mod confirm;
 
 pub use absorb::{ABSORB_RECORD, GRANT_RECORD};
+pub use confirm::CONFIRM_RECORD;
 
 use crate::message::{describe, Msg};
 use crate::records::{self, at, PollOut, HEADER_BYTES};
@@ -13,8 +15,8 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use npc_sync::{
-    AgentId, Change, ChangeId, Config, Confirmed, Decision, Error, Priority, Queue, RequestId, Seq,
-    Slot, Sym, Target, Value,
+    AgentId, Change, ChangeId, Config, ConfirmedKey, Decision, Error, Priority, Queue, RequestId,
+    Seq, Slot, Sym, Target, Value,
 };
 
 /// Bytes of the scratch area: a 16 KiB string value, or a chat sender and text, fit.
@@ -49,7 +51,9 @@ pub struct Facade {
     deps: Vec<ChangeId>,
     group: Option<Vec<Staged>>,
     join_fields: Vec<(Sym, Value)>,
-    confirmed: Vec<Confirmed>,
+    /// Confirmed fields staged by `nsq_confirm_records` for the next `nsq_ack` (its
+    /// capacity kept from one ack to the next).
+    confirmed: Vec<ConfirmedKey>,
     /// Text staged by `nsq_stage_text` for the next `nsq_load_block`.
     staged_text: Vec<u8>,
     poll: PollOut,
@@ -201,7 +205,11 @@ impl Facade {
     }
 
     fn text_arg(&mut self, what: &str, from: usize, len: i32) -> Res<String> {
-        if len < 0 || from + len as usize > SCRATCH_CAP {
+        if len < 0
+            || from
+                .checked_add(len as usize)
+                .is_none_or(|end| end > SCRATCH_CAP)
+        {
             let mut m = String::from(what);
             m.push_str(": length out of the scratch area");
             return Err(self.facade_error(ErrorCode::BadArgument, &m));
@@ -217,11 +225,17 @@ impl Facade {
     }
 
     fn value(&mut self, kind: i32, len: i32, x: f64) -> Res<Value> {
+        self.value_at(kind, len, x, 0)
+    }
+
+    /// A value (ABI "Values") whose text, for kind 3, starts `text_at` bytes into the
+    /// scratch area.
+    fn value_at(&mut self, kind: i32, len: i32, x: f64, text_at: usize) -> Res<Value> {
         Ok(match kind {
             0 => Value::Cleared,
             1 => Value::Number(x),
             2 => Value::Bool(x != 0.0),
-            3 => Value::Str(self.text_arg("text value", 0, len)?),
+            3 => Value::Str(self.text_arg("text value", text_at, len)?),
             4 => {
                 let sym = self.sym(x)?;
                 let q = self.q()?;
@@ -788,57 +802,6 @@ impl Facade {
             self.poll.write(q, &reqs);
             self.poll.fill_header(&mut self.header[..], reqs.len());
             Ok(reqs.len() as i32)
-        })();
-        self.status(r)
-    }
-
-    /// `nsq_confirm`: stages one confirmed field for the next `nsq_ack`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn confirm(
-        &mut self,
-        agent: i32,
-        block: i32,
-        field: i32,
-        kind: i32,
-        len: i32,
-        x: f64,
-        seq: f64,
-    ) -> i32 {
-        let r = (|| {
-            let a = self.agent(agent)?;
-            let b = self.sym(block as f64)?;
-            let f = self.sym(field as f64)?;
-            let value = self.value(kind, len, x)?;
-            if !whole_in(seq, 0.0, MAX_EXACT) {
-                return Err(self.facade_error(
-                    ErrorCode::BadArgument,
-                    "confirmed seq must be a whole number of 0 or more",
-                ));
-            }
-            let q = self.q()?;
-            let c = Confirmed {
-                agent: a,
-                block: String::from(q.sym_text(b).map_err(core)?),
-                field: String::from(q.sym_text(f).map_err(core)?),
-                value,
-                seq: Seq(seq as u64),
-            };
-            self.confirmed.push(c);
-            Ok(0)
-        })();
-        self.status(r)
-    }
-
-    /// `nsq_ack`.
-    pub fn ack(&mut self, request: f64) -> i32 {
-        let confirmed = core::mem::take(&mut self.confirmed);
-        let r = (|| {
-            let id = self.request(request)?;
-            self.q()?;
-            self.watched(|q| q.ack(id, &confirmed))
-                .expect("checked")
-                .map_err(core)?;
-            Ok(0)
         })();
         self.status(r)
     }

@@ -16,7 +16,7 @@ mod facade;
 mod message;
 mod records;
 
-pub use facade::{ErrorCode, Facade, ABSORB_RECORD, GRANT_RECORD, SCRATCH_CAP};
+pub use facade::{ErrorCode, Facade, ABSORB_RECORD, CONFIRM_RECORD, GRANT_RECORD, SCRATCH_CAP};
 pub use records::{
     BLOCK_RECORD, CHANGE_RECORD, EVENT_RECORD, HEADER_BYTES, MESSAGE_RECORD, METRICS_COUNT,
     REQUEST_RECORD,

@@ -89,6 +89,18 @@ impl<const N: usize> Record<N> {
     }
 }
 
+/// A little-endian u32 of an input record (the scratch area).
+pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// A little-endian f64 of an input record.
+pub(crate) fn f64_at(b: &[u8], at: usize) -> f64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    f64::from_le_bytes(x)
+}
+
 pub(crate) fn set_u32(h: &mut [u8], at: usize, x: u32) {
     h[at..at + 4].copy_from_slice(&x.to_le_bytes());
 }

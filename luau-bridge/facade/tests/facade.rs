@@ -1,7 +1,10 @@
 //! The facade's calls and records (luau-bridge/ABI.md), natively: codes, messages, record
 //! layouts, staging (dependencies, atomic groups, joins, confirmed fields).
 
-use npc_sync_luau::{Facade, CHANGE_RECORD, EVENT_RECORD, MESSAGE_RECORD, REQUEST_RECORD};
+use npc_sync_luau::{
+    Facade, CHANGE_RECORD, CONFIRM_RECORD, EVENT_RECORD, MESSAGE_RECORD, REQUEST_RECORD,
+    SCRATCH_CAP,
+};
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
@@ -51,6 +54,28 @@ fn slot(f: &mut Facade, a: i32, block: &str, field: &str) -> i32 {
     let s = f.slot(a, b, x);
     assert!(s >= 0, "{}", error(f));
     s
+}
+
+/// One confirmed-field record (ABI.md "Per frame"): agent, block sym, field sym, value kind,
+/// text length, x (number, bool, sym, or a text's offset in the scratch), seq.
+struct Confirm(i32, i32, i32, u32, u32, f64, f64);
+
+/// Writes confirmed-field record `i` into the scratch area.
+fn write_confirm(f: &mut Facade, i: usize, c: Confirm) {
+    let r = &mut f.scratch()[i * CONFIRM_RECORD..(i + 1) * CONFIRM_RECORD];
+    r[0..4].copy_from_slice(&c.0.to_le_bytes());
+    r[4..8].copy_from_slice(&c.1.to_le_bytes());
+    r[8..12].copy_from_slice(&c.2.to_le_bytes());
+    r[12..16].copy_from_slice(&c.3.to_le_bytes());
+    r[16..20].copy_from_slice(&c.4.to_le_bytes());
+    r[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
+    r[24..32].copy_from_slice(&c.5.to_le_bytes());
+    r[32..40].copy_from_slice(&c.6.to_le_bytes());
+}
+
+/// The outcome the last `confirm_records` wrote into record `i`.
+fn confirm_status(f: &mut Facade, i: usize) -> u32 {
+    u32_at(f.scratch(), i * CONFIRM_RECORD + 20)
 }
 
 /// One decoded change record: seq, group, agent, block, field, value as text.
@@ -326,12 +351,16 @@ fn outcomes_decisions_and_metrics() {
     // The backend confirms the field's value (merged by the ack).
     let status = intern(&mut f, "status");
     let xs = intern(&mut f, "x");
+    write_confirm(&mut f, 0, Confirm(a, status, xs, 1, 0, 1.0, 1.5));
+    write_confirm(&mut f, 1, Confirm(a, status, xs, 1, 0, 1.0, 1.0));
     assert_eq!(
-        f.confirm(a, status, xs, 1, 0, 1.0, 1.5),
-        -14,
-        "seq not whole"
+        f.confirm_records(2),
+        1,
+        "the first is refused, the second staged"
     );
-    assert_eq!(f.confirm(a, status, xs, 1, 0, 1.0, 1.0), 0);
+    assert_eq!(confirm_status(&mut f, 0), 14, "seq not whole");
+    assert_eq!(confirm_status(&mut f, 1), 0);
+    assert!(error(&f).contains("seq"), "{}", error(&f));
     assert_eq!(f.ack(id), 0);
     assert_eq!(f.is_fresh(4.5, a), 1);
     assert_eq!(f.decide(30.0, a), 0);
@@ -457,4 +486,89 @@ fn fail_tells_no_retry_after_from_a_negative_one() {
     );
     assert_eq!(f.fail_request(1.0, 1.0, 2, 0.0), -14);
     assert_eq!(f.fail_request(1.0, 1.0, 0, -2.0), 0, "none given");
+}
+
+#[test]
+fn confirmed_records() {
+    let mut f = ready();
+    let a = agent(&mut f, "npc-1");
+    let mood = slot(&mut f, a, "status", "mood");
+    let x = slot(&mut f, a, "status", "x");
+    let (status, mood_sym, x_sym) = (
+        intern(&mut f, "status"),
+        intern(&mut f, "mood"),
+        intern(&mut f, "x"),
+    );
+    // A count that does not fit the scratch area stages nothing.
+    let most = (SCRATCH_CAP / CONFIRM_RECORD) as i32;
+    assert_eq!(f.confirm_records(-1), -14);
+    assert_eq!(f.confirm_records(most + 1), -14);
+    assert!(error(&f).contains("nsq_confirm_records"), "{}", error(&f));
+    put(&mut f, "calm");
+    assert_eq!(f.set(0.0, mood, 3, 4, 0.0, 1), 1.0);
+    assert_eq!(f.set(0.0, x, 1, 0, 5.0, 1), 2.0);
+    assert_eq!(f.poll(0.0), 0, "the first poll schedules the batch");
+    assert_eq!(f.poll(30.0), 1);
+    let id = f64_at(f.poll_records().0, 0);
+    // The backend holds a newer text for `mood` (seq 7, written after the records) and
+    // confirms `x` as sent; records with a bad kind, a text outside the scratch area or a
+    // sym value never issued are refused, each with its code written into it.
+    let text = "furious since the gate fell".repeat(4);
+    let text_at = 8 * CONFIRM_RECORD;
+    f.scratch()[text_at..text_at + text.len()].copy_from_slice(text.as_bytes());
+    let len = text.len() as u32;
+    write_confirm(
+        &mut f,
+        0,
+        Confirm(a, status, mood_sym, 3, len, text_at as f64, 7.0),
+    );
+    write_confirm(&mut f, 1, Confirm(a, status, x_sym, 9, 0, 5.0, 2.0));
+    write_confirm(
+        &mut f,
+        2,
+        Confirm(a, status, x_sym, 3, 8, SCRATCH_CAP as f64, 2.0),
+    );
+    write_confirm(&mut f, 3, Confirm(a, status, mood_sym, 4, 0, 9999.0, 2.0));
+    assert_eq!(f.confirm_records(4), 3);
+    let codes: Vec<u32> = (0..4).map(|i| confirm_status(&mut f, i)).collect();
+    assert_eq!(codes, [0, 14, 14, 13]);
+    assert!(
+        error(&f).contains("value kind"),
+        "the first refused one's message: {}",
+        error(&f)
+    );
+    // Staging adds up across calls until the ack.
+    write_confirm(&mut f, 0, Confirm(a, status, x_sym, 1, 0, 5.0, 2.0));
+    assert_eq!(f.confirm_records(1), 0);
+    assert_eq!(f.ack(id), 0);
+    // The confirmed text is `mood`'s value now: setting it again sends nothing, while
+    // another value is sent.
+    let n = put(&mut f, &text);
+    assert!(f.set(31.0, mood, 3, n, 0.0, 1) > 0.0);
+    assert_eq!(
+        f.flush(31.0),
+        0,
+        "the local value equals the confirmed text"
+    );
+    let n = put(&mut f, "calm");
+    assert!(f.set(31.0, mood, 3, n, 0.0, 1) > 0.0);
+    assert_eq!(f.flush(31.0), 1);
+    // A NaN and names' handles are the core's to refuse, at the ack: nothing changes, and
+    // the failing ack cleared what was staged, so the request is acknowledged by the next.
+    let id = f64_at(f.poll_records().0, 0);
+    write_confirm(&mut f, 0, Confirm(a, status, x_sym, 1, 0, f64::NAN, 2.0));
+    assert_eq!(f.confirm_records(1), 0);
+    assert_eq!(f.ack(id), -4);
+    assert!(error(&f).contains("status.x"), "{}", error(&f));
+    write_confirm(&mut f, 0, Confirm(a, 9999, x_sym, 1, 0, 5.0, 2.0));
+    write_confirm(&mut f, 1, Confirm(77, status, x_sym, 1, 0, 5.0, 2.0));
+    assert_eq!(f.confirm_records(2), 0);
+    assert_eq!(f.ack(id), -13);
+    assert!(error(&f).contains("9999"), "{}", error(&f));
+    write_confirm(&mut f, 0, Confirm(77, status, x_sym, 1, 0, 5.0, 2.0));
+    assert_eq!(f.confirm_records(1), 0);
+    assert_eq!(f.ack(id), -6, "agent 77 was never issued");
+    assert_eq!(f.in_flight(), 1);
+    assert_eq!(f.ack(id), 0);
+    assert_eq!(f.in_flight(), 0);
 }

@@ -3,7 +3,7 @@
 //! rule itself is the core's (`Queue::grant_absorb`, `Queue::absorb`).
 
 use super::{core, ErrorCode, Facade, Res, MAX_EXACT, PRIORITIES};
-use crate::records::{self, at};
+use crate::records::{self, at, f64_at, u32_at};
 use crate::SCRATCH_CAP;
 use alloc::vec::Vec;
 use npc_sync::{
@@ -34,16 +34,6 @@ fn grant_code(grant: Option<Absorbable>) -> (u32, u32, f64) {
         AbsorbTarget::Other => (3, 0.0),
     };
     (max, kind, x)
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-fn f64_at(b: &[u8], at: usize) -> f64 {
-    let mut x = [0u8; 8];
-    x.copy_from_slice(&b[at..at + 8]);
-    f64::from_le_bytes(x)
 }
 
 impl Facade {
