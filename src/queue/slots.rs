@@ -289,9 +289,10 @@ impl Queue {
         }
         self.rec.m.coalesced += 1;
         // The same wake rule as every other change (`Queue::note_due`). The unit is left
-        // as it was, yet its due time is still noted: the wake a full poll sets does not
-        // cover every unit on its own (tests/slots.rs finds a case where skipping this
-        // delays an urgent request).
+        // as it was, but the rule is not only about it: a change of an agent waiting for
+        // a decision sync marks the queue dirty, and the full poll that follows may send
+        // other units along (tests/slots.rs seed 78 without this call: the urgent request
+        // of step 298 is missing).
         self.note_due(now, key, Some(unit));
         Ok(ChangeId {
             seq,
