@@ -377,7 +377,11 @@ impl Queue {
                 let key = unit.entries[0];
                 if !self.field_mut(key).needs_send() {
                     // A newer value is already in flight or acknowledged, or the backend
-                    // already holds this one.
+                    // already holds this one. A newer value in flight delivers a seq above
+                    // this unit's changes: their dependencies ride with it.
+                    if !unit.deps.is_empty() {
+                        self.attach_deps_in_flight(key, core::mem::take(&mut unit.deps));
+                    }
                     self.settle(key);
                     continue;
                 }
