@@ -191,7 +191,17 @@ impl Queue {
         // the change made a new unit is not enough: tests/wake.rs finds a change joining a
         // unit that must still wake it.)
         let waited_on = a.sync_requested || !a.chat.messages.is_empty();
-        if combat_moves || waited_on || self.next_batch_at.is_none() {
+        // A unit this change started, of an agent whose critical change is ready but could
+        // not go (its block busy on Letta's API, a dependency): the urgent request it waits
+        // for may carry this one now.
+        let new_unit = u.is_some_and(|u| u.order + 1 == self.next_seq);
+        let urgent_waiting = new_unit
+            && self.units.touching(key.agent).any(|id| {
+                self.units.get(id).is_some_and(|w| {
+                    w.priority == Priority::Critical && self.critical_ready(w, now) <= now
+                })
+            });
+        if combat_moves || waited_on || urgent_waiting || self.next_batch_at.is_none() {
             self.dirty = true;
             return;
         }
