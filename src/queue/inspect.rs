@@ -104,6 +104,13 @@ impl Queue {
         self.agents.get(agent.0 as usize).and_then(|a| a.as_ref())
     }
 
+    /// [`Queue::agent_state`], to change: `None` for an agent removed or never issued.
+    pub(crate) fn agent_state_mut(&mut self, agent: AgentId) -> Option<&mut AgentState> {
+        self.agents
+            .get_mut(agent.0 as usize)
+            .and_then(|a| a.as_mut())
+    }
+
     pub(crate) fn agent_mut(&mut self, agent: AgentId) -> &mut AgentState {
         self.agents[agent.0 as usize]
             .as_mut()

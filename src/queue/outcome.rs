@@ -173,11 +173,7 @@ impl Queue {
                 self.rec.critical_latency.record(req.emitted_at - since);
             }
             for (key, seq) in &unit.entries {
-                let Some(a) = self
-                    .agents
-                    .get_mut(key.agent.0 as usize)
-                    .and_then(|a| a.as_mut())
-                else {
+                let Some(a) = self.agent_state_mut(key.agent) else {
                     continue;
                 };
                 // A field's record lives while a value of it is in flight: without one
@@ -239,11 +235,7 @@ impl Queue {
             // Its values in flight, acknowledged value or doubt move (as in `merge_ack`).
             self.grant_may_change(key);
             let (now, renumber) = (self.latest_now, self.next_seq);
-            let Some(a) = self
-                .agents
-                .get_mut(key.agent.0 as usize)
-                .and_then(|a| a.as_mut())
-            else {
+            let Some(a) = self.agent_state_mut(key.agent) else {
                 continue;
             };
             let name = (key.block, key.field);
@@ -401,11 +393,7 @@ impl Queue {
             self.place_unit(unit, Recency::Older);
         }
         for agent in req.synced {
-            if let Some(a) = self
-                .agents
-                .get_mut(agent.0 as usize)
-                .and_then(|a| a.as_mut())
-            {
+            if let Some(a) = self.agent_state_mut(agent) {
                 a.sync_requested = true;
                 self.syncing.insert(agent);
                 self.agent_grants_may_change(agent);
@@ -414,11 +402,7 @@ impl Queue {
         if let Some((agent, mut messages, attempts)) = req.inference {
             let attempts = attempts + 1;
             let delay = retry_delay(&self.cfg, &mut self.rng, attempts, retry_after);
-            if let Some(a) = self
-                .agents
-                .get_mut(agent.0 as usize)
-                .and_then(|a| a.as_mut())
-            {
+            if let Some(a) = self.agent_state_mut(agent) {
                 messages.append(&mut a.chat.messages);
                 a.chat.messages = messages;
                 a.chat.not_before = now + delay;
@@ -448,11 +432,7 @@ impl Queue {
     /// One lookup of the field ([`FieldState::reconcile`]).
     pub(crate) fn reconcile(&mut self, key: FieldKey) {
         let now = self.latest_now;
-        let Some(a) = self
-            .agents
-            .get_mut(key.agent.0 as usize)
-            .and_then(|a| a.as_mut())
-        else {
+        let Some(a) = self.agent_state_mut(key.agent) else {
             return;
         };
         let name = (key.block, key.field);

@@ -436,7 +436,7 @@ impl Queue {
         self.emit(now, RequestKind::Urgent, built.drafts, &synced, out);
         for a in urgent {
             let waiting = self.units.any_touching(a);
-            if let Some(s) = self.agents.get_mut(a.0 as usize).and_then(|s| s.as_mut()) {
+            if let Some(s) = self.agent_state_mut(a) {
                 if !waiting {
                     s.sync_requested = false;
                 }
@@ -1013,11 +1013,7 @@ impl Queue {
                 attempt = attempt.max(u.attempts + 1);
                 if u.priority == Priority::Critical {
                     for (key, _) in &u.entries {
-                        if let Some(a) = self
-                            .agents
-                            .get_mut(key.agent.0 as usize)
-                            .and_then(|a| a.as_mut())
-                        {
+                        if let Some(a) = self.agent_state_mut(key.agent) {
                             a.last_critical_emit = Some(now);
                             a.last_critical_window = if a.in_combat(now) {
                                 combat_window

@@ -74,9 +74,7 @@ impl Queue {
         let unit = self.units.remove(uid)?;
         for e in &unit.entries {
             if let Some(f) = self
-                .agents
-                .get_mut(e.agent.0 as usize)
-                .and_then(|a| a.as_mut())
+                .agent_state_mut(e.agent)
                 .and_then(|a| a.fields.get_mut(&(e.block, e.field)))
             {
                 f.unit = None;
@@ -116,11 +114,7 @@ impl Queue {
     /// waited for is delivered by the send in flight (which inherits its age), or already
     /// held by the backend. A record left saying nothing is freed.
     pub(crate) fn settle(&mut self, key: FieldKey) {
-        let Some(a) = self
-            .agents
-            .get_mut(key.agent.0 as usize)
-            .and_then(|a| a.as_mut())
-        else {
+        let Some(a) = self.agent_state_mut(key.agent) else {
             return;
         };
         let name = (key.block, key.field);
