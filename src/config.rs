@@ -50,6 +50,12 @@ pub struct Config {
     pub max_agent_blocks_per_request: u32,
     /// At most this many bytes of (estimated, upper-bound) JSON body in one request.
     pub max_request_bytes: u32,
+    /// At most this many batch requests (routine batch, due high-priority changes, retries)
+    /// open in one poll; the rest of a due batch goes at the next polls, one frame apart.
+    /// A routine batch of many agents then costs a few frames a little each instead of
+    /// one frame a lot (in Luau its building is the frame's largest cost). A flush is
+    /// not held by it.
+    pub batch_requests_per_poll: u32,
     /// First retry delay.
     pub retry_base_s: f64,
     /// Longest retry delay.
@@ -94,6 +100,7 @@ impl Default for Config {
             budget_burst: 40,
             max_agent_blocks_per_request: 100,
             max_request_bytes: 64 * 1024,
+            batch_requests_per_poll: 2,
             retry_base_s: 1.0,
             retry_max_s: 30.0,
             retry_jitter: 0.25,
@@ -238,6 +245,9 @@ impl Config {
         }
         if self.max_agent_blocks_per_request == 0 {
             return Err(err("max_agent_blocks_per_request", "must be at least 1"));
+        }
+        if self.batch_requests_per_poll == 0 {
+            return Err(err("batch_requests_per_poll", "must be at least 1"));
         }
         if self.max_request_bytes < MIN_REQUEST_BYTES {
             return Err(err(
@@ -388,6 +398,7 @@ mod tests {
         rejects(|c| c.chat_max_messages = 0, "chat_max_messages");
         rejects(|c| c.chat_max_wait_s = 0.1, "chat_max_wait_s");
         rejects(|c| c.budget_burst = 0, "budget_burst");
+        rejects(|c| c.batch_requests_per_poll = 0, "batch_requests_per_poll");
         rejects(|c| c.default_block_limit = 0, "default_block_limit");
         rejects(|c| c.default_block_limit = 16_382, "default_block_limit");
         rejects(

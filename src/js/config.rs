@@ -48,6 +48,7 @@ settings! {
     "budgetBurst" => budget_burst: count,
     "maxAgentBlocksPerRequest" => max_agent_blocks_per_request: count,
     "maxRequestBytes" => max_request_bytes: count,
+    "batchRequestsPerPoll" => batch_requests_per_poll: count,
     "retryBase" => retry_base_s: number,
     "retryMax" => retry_max_s: number,
     "retryJitter" => retry_jitter: number,

@@ -54,6 +54,8 @@ export interface SyncQueueConfig {
   maxAgentBlocksPerRequest?: number;
   /** Bytes of JSON body per request (default 65536). */
   maxRequestBytes?: number;
+  /** Batch requests one poll may open; a larger batch goes over the next polls (default 2). */
+  batchRequestsPerPoll?: number;
   /** First retry delay (default 1). */
   retryBase?: number;
   /** Longest retry delay (default 30). */

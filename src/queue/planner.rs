@@ -153,6 +153,9 @@ struct Allowance {
     burst: u32,
     burst_full: bool,
     window_room: u32,
+    /// Requests the pass may open ([`Config::batch_requests_per_poll`] for batches); one
+    /// more needed holds the rest back as the budget does, until the next poll.
+    requests: usize,
 }
 
 impl Allowance {
@@ -165,6 +168,7 @@ impl Allowance {
             burst: cfg.budget_burst,
             burst_full: budget.burst_full(now),
             window_room: budget.window_available(now, pool),
+            requests: usize::MAX,
         }
     }
 }
@@ -597,7 +601,10 @@ impl Queue {
         }
         let mut budget_blocked_routine = false;
         if any_mandatory {
-            let allowance = Allowance::at(&mut self.budget, &self.cfg, now, Pool::Routine);
+            let mut allowance = Allowance::at(&mut self.budget, &self.cfg, now, Pool::Routine);
+            if !flushing {
+                allowance.requests = self.cfg.batch_requests_per_poll as usize;
+            }
             let plan = self.plan(allowance, candidates);
             let built = self.commit(plan);
             budget_blocked_routine = built.budget_blocked;
@@ -671,6 +678,7 @@ impl Queue {
             burst,
             burst_full,
             window_room,
+            requests,
         } = allowance;
         let start_remaining = remaining;
         let mut p = Plan::default();
@@ -762,7 +770,7 @@ impl Queue {
                         && burst_full
                         && remaining == start_remaining
                         && cost <= window_room;
-                    if cost <= remaining || oversized {
+                    if (cost <= remaining || oversized) && p.drafts.len() < requests {
                         remaining = remaining.saturating_sub(cost);
                         p.drafts.push(Draft {
                             bytes: REQUEST_OVERHEAD_BYTES,

@@ -5,9 +5,11 @@ use super::*;
 #[test]
 fn budget_never_exceeded_and_routine_keeps_the_reserve() {
     // Letta's API costs one call per agent-block, which makes the budget bite.
+    // The whole routine batch may go in one poll here: the budget is what holds it.
     let mut q = queue_with(|c| {
         c.target = Target::LettaApi;
         c.budget_burst = 400;
+        c.batch_requests_per_poll = 100;
     });
     let agents = agents(&mut q, 500);
     q.poll(0.0).unwrap();

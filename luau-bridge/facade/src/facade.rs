@@ -411,10 +411,15 @@ impl Facade {
                 None
             }
             22 => Some("default_block_limit"),
+            23 if int(v, u32_max) => {
+                c.batch_requests_per_poll = v as u32;
+                None
+            }
+            23 => Some("batch_requests_per_poll"),
             _ => {
                 return Err(self.facade_error(
                     ErrorCode::BadArgument,
-                    "unknown setting key (0 to 22, see ABI.md)",
+                    "unknown setting key (0 to 23, see ABI.md)",
                 ))
             }
         };
