@@ -386,12 +386,12 @@ impl Queue {
             // The first kept change started the unit (`apply_key`'s step); the later ones
             // took the one-pass path or raised it to their priority, which leaves what
             // starting it at the highest priority leaves.
-            let hint = self.start_unit(key, r.first_seq.0, r.priority, r.first_at, Vec::new());
+            // Its wake as `note_due` notes it for that change (a no-op by the grant's rule
+            // but for a unit whose order is the core's last seq), with no search for the
+            // unit just started (the grant's priority is at most normal).
+            let hint = self.start_routine_unit(key, r.first_seq.0, r.priority, r.first_at);
             self.slots.set_hint(r.slot, hint);
             self.rec.m.coalesced += u64::from(r.count - 1);
-            // A no-op by the grant's rule but for a unit whose order is the core's last
-            // seq; kept so that the wake rule has one owner.
-            self.note_due(r.first_at, key, Some(hint.unit()));
         }
         self.next_seq = next_seq;
         self.observe_time(now);
