@@ -12,7 +12,9 @@
 //! - `backoff`: units tried before, not critical, by the end of their retry backoff
 //!   (`not_before`; only such units have one: a critical change clears it);
 //! - `high`: high-priority units not tried yet, by when their first high change joined
-//!   (they are due alone `high_priority_delay_s` after it).
+//!   (they are due alone `high_priority_delay_s` after it);
+//! - `with_deps`: how many units have dependencies (a pass with none needs no dependency
+//!   bookkeeping, and a poll waiting for the budget need not look at the units).
 //!
 //! And per agent a revision: it moves whenever a unit carrying one of the agent's fields is
 //! added, taken out or changed. While it stands still, every unit of the agent is as it
@@ -77,6 +79,7 @@ pub(crate) struct Units {
     by_agent: Vec<Vec<UnitId>>,
     backoff: BTreeSet<(At, UnitId)>,
     high: BTreeSet<(At, UnitId)>,
+    with_deps: usize,
     /// Per agent (by index), its revision (see the module's doc; 0 before any change).
     revs: Vec<u64>,
 }
@@ -93,6 +96,7 @@ impl Units {
     pub(crate) fn insert(&mut self, id: UnitId, unit: Unit) {
         touch(&mut self.revs, &unit);
         self.index(id, Keys::of(id, &unit));
+        self.with_deps += usize::from(!unit.deps.is_empty());
         for e in &unit.entries {
             let i = e.agent.0 as usize;
             if self.by_agent.len() <= i {
@@ -112,6 +116,7 @@ impl Units {
         let unit = self.map.remove(&id)?;
         touch(&mut self.revs, &unit);
         self.unindex(id, Keys::of(id, &unit));
+        self.with_deps -= usize::from(!unit.deps.is_empty());
         for e in &unit.entries {
             self.drop_agent_entry(e.agent, id);
         }
@@ -123,9 +128,11 @@ impl Units {
         let unit = self.map.get_mut(&id)?;
         touch(&mut self.revs, unit);
         let before = Keys::of(id, unit);
-        let len = unit.entries.len();
+        let (len, had_deps) = (unit.entries.len(), !unit.deps.is_empty());
         let r = f(unit);
         debug_assert_eq!(len, unit.entries.len(), "update may not change the fields");
+        let has_deps = !unit.deps.is_empty();
+        self.with_deps = self.with_deps + usize::from(has_deps) - usize::from(had_deps);
         let after = Keys::of(id, unit);
         if before != after {
             self.unindex(id, before);
@@ -147,10 +154,19 @@ impl Units {
         dropped
     }
 
-    /// The dependencies of every unit, to release some (they are not indexed; no
-    /// revision moves: neither absorption's rule nor a unit's due time reads them).
-    pub(crate) fn deps_mut(&mut self) -> impl Iterator<Item = &mut Vec<Dep>> {
-        self.map.values_mut().map(|u| &mut u.deps)
+    /// Calls `f` on the dependencies of every unit, to release some (they are not
+    /// indexed; the count of units with any follows; no revision moves: neither
+    /// absorption's rule nor a unit's due time reads them).
+    pub(crate) fn for_each_deps(&mut self, mut f: impl FnMut(&mut Vec<Dep>)) {
+        for u in self.map.values_mut() {
+            f(&mut u.deps);
+        }
+        self.with_deps = self.map.values().filter(|u| !u.deps.is_empty()).count();
+    }
+
+    /// Whether any pending unit has dependencies.
+    pub(crate) fn any_deps(&self) -> bool {
+        self.with_deps > 0
     }
 
     pub(crate) fn get(&self, id: UnitId) -> Option<&Unit> {
