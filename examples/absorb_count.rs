@@ -4,11 +4,13 @@
 //!
 //! ```text
 //! cargo build --release -p npc-sync --example absorb_count
-//! valgrind --tool=cachegrind --cache-sim=no target/release/examples/absorb_count PHASE
+//! valgrind --tool=cachegrind --cache-sim=no target/release/examples/absorb_count PHASE [SENT]
 //! ```
 //!
 //! PHASE 0 stops before the `absorb` call (the baseline), 1 makes it: the difference is its
-//! cost. Under `valgrind --tool=callgrind --toggle-collect='*Queue::absorb*'` the per-function
+//! cost. SENT 1: the routine batch sent every field before the kept changes (each record
+//! then starts its field's unit, as the drain before the batch's ack does); 0 (default):
+//! every field is pending (each record joins its unit, as the drain before a poll does). Under `valgrind --tool=callgrind --toggle-collect='*Queue::absorb*'` the per-function
 //! split of the call alone.
 use npc_sync::{Absorbed, Config, Priority, Queue, Seq, Value};
 
@@ -18,7 +20,8 @@ fn main() {
     let phase: u32 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
-        .expect("usage: absorb_count PHASE (0 baseline, 1 with the absorb)");
+        .expect("usage: absorb_count PHASE (0 baseline, 1 with the absorb) [SENT (0|1)]");
+    let sent = std::env::args().nth(2).is_some_and(|a| a == "1");
     let mut q = Queue::new(Config::default()).expect("default config");
     let status = q.intern("status").expect("name");
     let x = q.intern("x").expect("name");
@@ -29,8 +32,18 @@ fn main() {
         let s = q.slot(a, status, x).expect("slot");
         q.set_slot(0.5, s, Value::Number(-f64::from(i)), Priority::Normal, &[])
             .expect("first change");
-        assert!(q.grant_absorb(s).is_some(), "slot {i} is granted");
         slots.push(s);
+    }
+    let at = if sent {
+        let reqs = q.poll(31.0).expect("the routine batch");
+        let n: usize = reqs.iter().map(|r| r.changes.len()).sum();
+        assert_eq!(n, N as usize, "every field sent");
+        31.0
+    } else {
+        0.5
+    };
+    for (i, &s) in slots.iter().enumerate() {
+        assert!(q.grant_absorb(s).is_some(), "slot {i} is granted");
     }
     let first = q.next_seq().0;
     let records: Vec<Absorbed> = slots
@@ -44,12 +57,12 @@ fn main() {
             seq: Seq(first + 10 * i as u64 + 9),
             priority: Priority::Normal,
             count: 10,
-            first_at: 0.6,
-            last_at: 0.7,
+            first_at: at + 0.1,
+            last_at: at + 0.2,
         })
         .collect();
     if phase >= 1 {
-        q.absorb(0.8, first + 10 * u64::from(N), &records)
+        q.absorb(at + 0.3, first + 10 * u64::from(N), &records)
             .expect("every record is valid");
         assert_eq!(q.next_seq().0, first + 10 * u64::from(N));
     }

@@ -450,3 +450,174 @@ fn a_watched_call_lists_exactly_the_slots_whose_grant_it_may_change() {
     listed.sort();
     assert_eq!(listed, vec![(slot, false), (idle, false)]);
 }
+
+// The unit's part of the check comes from the slot's last grant while none of the agent's
+// units changed (`Units::rev`): a unit raised, merged, sent or back from a failed send
+// after the grant, with no new grant, must be checked again.
+
+#[test]
+fn a_unit_raised_after_the_grant_is_checked_again() {
+    // The grant saw a normal unit; a change by name (not through the slot) raises it to
+    // high priority: a kept change may not be taken in any more.
+    let (mut q, slot) = setup(Config::default());
+    q.grant_absorb(slot).unwrap();
+    let a = q.agent("npc-1").unwrap();
+    q.set(
+        0.55,
+        Change::new(a, "status", "x", Value::Number(5.0)).priority(Priority::High),
+    )
+    .unwrap();
+    let before = (q.metrics(), q.next_seq(), q.next_poll());
+    let next = q.next_seq().0;
+    let e = q
+        .absorb(0.8, next + 1, &[rec(slot, 2.0, next, 1, 0.6, 0.6)])
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Absorb { slot: Some(s), reason } if s == slot.index() && reason.contains("high or critical")),
+        "{e:?}"
+    );
+    assert_eq!((q.metrics(), q.next_seq(), q.next_poll()), before);
+    // a fresh grant is refused too
+    assert!(q.grant_absorb(slot).is_none());
+}
+
+#[test]
+fn a_unit_merged_into_an_atomic_group_after_the_grant_is_checked_again() {
+    let (mut q, slot) = setup(Config::default());
+    q.grant_absorb(slot).unwrap();
+    let a = q.agent("npc-1").unwrap();
+    q.atomic(
+        0.55,
+        &[
+            Change::new(a, "status", "x", Value::Number(5.0)),
+            Change::new(a, "status", "y", Value::Number(6.0)),
+        ],
+    )
+    .unwrap();
+    let before = (q.metrics(), q.next_seq(), q.next_poll());
+    let next = q.next_seq().0;
+    let e = q
+        .absorb(0.8, next + 1, &[rec(slot, 2.0, next, 1, 0.6, 0.6)])
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Absorb { slot: Some(s), .. } if s == slot.index()),
+        "{e:?}"
+    );
+    assert_eq!((q.metrics(), q.next_seq(), q.next_poll()), before);
+    assert!(q.grant_absorb(slot).is_none());
+}
+
+#[test]
+fn a_unit_back_from_a_failed_send_is_checked_again() {
+    // Granted, then the unit is sent and fails: it is back (same field, a retry backoff,
+    // another unit). A record kept across that (the facade broke the contract) is refused.
+    let (mut q, slot) = setup(Config {
+        batch_interval_s: 1.0,
+        ..Config::default()
+    });
+    q.grant_absorb(slot).unwrap();
+    let reqs = q.poll(1.0).unwrap();
+    assert_eq!(reqs.len(), 1);
+    q.fail(1.0, reqs[0].id, None).unwrap();
+    let before = (q.metrics(), q.next_seq(), q.next_poll());
+    let next = q.next_seq().0;
+    let e = q
+        .absorb(1.1, next + 1, &[rec(slot, 2.0, next, 1, 1.05, 1.05)])
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Absorb { slot: Some(s), .. } if s == slot.index()),
+        "{e:?}"
+    );
+    assert_eq!((q.metrics(), q.next_seq(), q.next_poll()), before);
+}
+
+#[test]
+fn a_unit_sent_after_the_grant_and_a_new_one_started_is_taken_in_as_made() {
+    // The grant saw the unit sent by the routine batch; a change through the slot started
+    // another one (the grant's unit is gone): the record is checked against the new unit
+    // and taken in exactly as its changes made one by one.
+    let run = |keep: bool| {
+        let (mut q, slot) = setup(Config::default());
+        if keep {
+            q.grant_absorb(slot).unwrap();
+        }
+        let reqs = q.poll(31.0).unwrap();
+        assert_eq!(reqs.len(), 1);
+        q.set_slot(31.1, slot, Value::Number(3.0), Priority::Normal, &[])
+            .unwrap();
+        (q, slot)
+    };
+    let (mut one, slot) = run(false);
+    let (mut kept, _) = run(true);
+    let changes = [(31.2, 4.0, Priority::Normal), (31.3, 5.0, Priority::Low)];
+    let mut seq = 0;
+    for (t, v, p) in changes {
+        seq = one
+            .set_slot(t, slot, Value::Number(v), p, &[])
+            .unwrap()
+            .seq()
+            .0;
+    }
+    let r = Absorbed {
+        priority: Priority::Normal,
+        ..rec(slot, 5.0, seq, 2, 31.2, 31.3)
+    };
+    kept.absorb(31.3, seq + 1, &[r]).unwrap();
+    assert_alike(&mut one, &mut kept, 31.4);
+}
+
+#[test]
+fn a_repeated_slot_is_named_by_the_smallest_repeat() {
+    let mut q = Queue::new(Config::default()).unwrap();
+    let status = q.intern("status").unwrap();
+    let x = q.intern("x").unwrap();
+    q.poll(0.0).unwrap();
+    let mut slots = Vec::new();
+    for i in 0..40 {
+        let a = q.agent(&format!("npc-{i}")).unwrap();
+        let s = q.slot(a, status, x).unwrap();
+        q.set_slot(0.5, s, Value::Number(1.0), Priority::Normal, &[])
+            .unwrap();
+        q.grant_absorb(s).unwrap();
+        slots.push(s);
+    }
+    let next = q.next_seq().0;
+    let r = |s: Slot, k: u64| rec(s, 2.0, next + k, 1, 0.6, 0.6);
+    // slots 35 and 3 both twice (35 first in the records), slot 33 once: 3 is named
+    let recs = [
+        r(slots[35], 0),
+        r(slots[33], 1),
+        r(slots[35], 2),
+        r(slots[3], 3),
+        r(slots[3], 4),
+    ];
+    let e = q.absorb(0.8, next + 5, &recs).unwrap_err();
+    assert!(
+        matches!(e, Error::Absorb { slot: Some(s), reason } if s == slots[3].index() && reason.contains("twice")),
+        "{e:?}"
+    );
+    // a slot never issued, twice, is a repeat too; once, it was never issued
+    let unknown = Slot::from_index(1000);
+    let e = q
+        .absorb(
+            0.8,
+            next + 3,
+            &[r(unknown, 0), r(slots[1], 1), r(unknown, 2)],
+        )
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Absorb { slot: Some(1000), reason } if reason.contains("twice")),
+        "{e:?}"
+    );
+    let e = q
+        .absorb(0.8, next + 2, &[r(slots[1], 0), r(unknown, 1)])
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Absorb { slot: Some(1000), reason } if reason.contains("never issued")),
+        "{e:?}"
+    );
+    // all distinct: taken in
+    q.absorb(0.8, next + 2, &[r(slots[1], 0), r(slots[2], 1)])
+        .unwrap();
+    assert_eq!(q.metrics().changes_in, 42);
+}

@@ -21,6 +21,7 @@ use crate::config::Target;
 use crate::error::Error;
 use crate::ids::{AgentId, Seq, UnitId};
 use crate::value::Value;
+use alloc::vec;
 use alloc::vec::Vec;
 
 /// What the backend has or will have for a field, as far as a number or a bool may equal
@@ -97,12 +98,20 @@ pub(crate) struct GrantLog {
     agents: Vec<AgentId>,
 }
 
-/// A granted slot: its field, the field's pending unit (`None`: the kept changes start
-/// one), and what the facade learns.
-struct Grant {
-    key: FieldKey,
-    unit: Option<UnitId>,
+/// A slot found absorbable (what the facade learns), with what [`Queue::absorb`] needs of
+/// its field and unit, read in the rule's own lookups (one search of the field, at most one
+/// of the unit map).
+struct Checked<'a> {
     absorbable: Absorbable,
+    /// The field's pending unit (`None`: the kept changes start one).
+    unit: Option<UnitId>,
+    /// The field (`None`: never set).
+    field: Option<&'a FieldState>,
+    /// The agent's unit revision ([`super::pending::Units::rev`]) when checked.
+    rev: u64,
+    /// When the field's unit is due for a change made at the time asked
+    /// ([`Queue::unit_due`]; `None` when not asked, or due with the routine batch).
+    due: Option<f64>,
 }
 
 /// Why a slot is not absorbable (the message of [`Error::Absorb`]).
@@ -133,15 +142,19 @@ impl Queue {
     /// and every call that reads the field takes the kept changes in first (the facade's
     /// contract). Records the grant's time: kept changes cannot be older.
     pub fn grant_absorb(&mut self, slot: Slot) -> Option<Absorbable> {
-        let g = self.absorb_check(slot).ok()?;
-        if let Some(t) = self.slots.granted_at.get_mut(slot.0 as usize) {
-            *t = self.latest_now;
-        }
-        Some(g.absorbable)
+        let c = self.absorb_check(slot, None).ok()?;
+        let (unit, rev, absorbable) = (c.unit, c.rev, c.absorbable);
+        // Issued: the check found its field's key.
+        let i = slot.0 as usize;
+        self.slots.granted_at[i] = self.latest_now;
+        self.slots.granted_unit[i] = unit.map(|u| (u, rev));
+        Some(absorbable)
     }
 
-    /// [`Queue::grant_absorb`]'s rule, with the reason when it does not hold.
-    fn absorb_check(&self, slot: Slot) -> Result<Grant, Why> {
+    /// [`Queue::grant_absorb`]'s rule, with the reason when it does not hold. `taken_at`:
+    /// the first time of a record being taken in ([`Queue::absorb`]), whose unit's due time
+    /// is asked and whose unit's part of the rule may come from the slot's last grant.
+    fn absorb_check(&self, slot: Slot, taken_at: Option<f64>) -> Result<Checked<'_>, Why> {
         if self.cfg.target == Target::LettaApi {
             return Err("Letta's API checks the block's limit at every change");
         }
@@ -161,14 +174,17 @@ impl Queue {
         }
         let f = a.fields.get(&(key.block, key.field));
         let target = f.map_or(AbsorbTarget::Absent, target_of);
+        let rev = self.units.rev(key.agent);
         let Some(unit) = f.and_then(|f| f.unit) else {
-            return Ok(Grant {
-                key,
+            return Ok(Checked {
                 unit: None,
                 absorbable: Absorbable {
                     max_priority: Priority::Normal,
                     target,
                 },
+                field: f,
+                rev,
+                due: None,
             });
         };
         let hint = self
@@ -176,23 +192,39 @@ impl Queue {
             .hint(slot)
             .filter(|h| h.covers(unit, Priority::Low))
             .ok_or("its field's pending unit is not the one the slot's last change saw")?;
-        let u = self.units.get(unit).ok_or("its unit is gone")?;
-        if u.priority > Priority::Normal {
-            return Err("its unit has high or critical priority");
-        }
-        if u.group.is_some() || u.entries.len() != 1 {
-            return Err("its unit is an atomic group");
-        }
-        if u.not_before > self.latest_now {
-            return Err("its unit waits out a retry backoff");
-        }
-        Ok(Grant {
-            key,
+        // The unit's part of the rule, for a record taken in, holds without searching the
+        // unit map when the slot's last grant found this very unit absorbable and none of
+        // the agent's units was added, taken out or changed since (ids are never reused):
+        // the unit is as that grant saw it, and the queue's time only grew (a backoff over
+        // then is over now). Its due time is none then: it has low or normal priority and
+        // its backoff was over by the grant's time, which no record's first time may be
+        // before (`absorb_valid` refuses one).
+        let due = if taken_at.is_some()
+            && self.slots.granted_unit[slot.0 as usize] == Some((unit, rev))
+        {
+            None
+        } else {
+            let u = self.units.get(unit).ok_or("its unit is gone")?;
+            if u.priority > Priority::Normal {
+                return Err("its unit has high or critical priority");
+            }
+            if u.group.is_some() || u.entries.len() != 1 {
+                return Err("its unit is an atomic group");
+            }
+            if u.not_before > self.latest_now {
+                return Err("its unit waits out a retry backoff");
+            }
+            taken_at.and_then(|t| self.unit_due(u, t))
+        };
+        Ok(Checked {
             unit: Some(unit),
             absorbable: Absorbable {
                 max_priority: hint.priority(),
                 target,
             },
+            field: f,
+            rev,
+            due,
         })
     }
 
@@ -307,57 +339,96 @@ impl Queue {
                 reason: "the facade's next seq is behind the queue's",
             });
         }
-        let mut seen: Vec<u32> = records.iter().map(|r| r.slot.0).collect();
-        seen.sort_unstable();
-        if let Some(w) = seen.windows(2).find(|w| w[0] == w[1]) {
+        if let Some(slot) = self.repeated_slot(records) {
             return Err(Error::Absorb {
-                slot: Some(w[0]),
+                slot: Some(slot),
                 reason: "the slot appears twice",
             });
         }
-        let mut grants: Vec<Grant> = Vec::with_capacity(records.len());
+        // Every record checked first; the wake noted once for the call.
+        let mut wake = self.next_wake;
         for r in records {
-            let g = self
+            let due = self
                 .absorb_valid(now, next_seq, r)
                 .map_err(|reason| Error::Absorb {
                     slot: Some(r.slot.0),
                     reason,
                 })?;
-            grants.push(g);
+            // `note_due`'s rule for a change that leaves its unit as it is (the one-pass
+            // path, as each of these changes would have been made): its agent part cannot
+            // apply (the grant excludes combat fields and agents waited on, and such a
+            // change, whose seq is above its unit's first, never starts a unit); its unit
+            // part is `unit_due`, which `absorb_check` answered with its one unit lookup
+            // (none at all when the slot's grant vouches for the unit).
+            if let Some(due) = due {
+                if due < wake {
+                    wake = due;
+                }
+            }
         }
-        for (r, g) in records.iter().zip(grants) {
-            self.field_mut(g.key).local = Some(Local {
+        self.next_wake = wake;
+        for r in records {
+            // Checked above: an issued slot of a live agent, each slot (so each field) once.
+            let Some(key) = self.slots.key(r.slot) else {
+                continue;
+            };
+            let f = self.field_mut(key);
+            let pending = f.unit.is_some();
+            f.local = Some(Local {
                 value: r.value.clone(),
                 seq: r.seq,
             });
             self.rec.m.changes_in += u64::from(r.count);
-            let unit = match g.unit {
-                Some(unit) => {
-                    self.rec.m.coalesced += u64::from(r.count);
-                    unit
-                }
-                None => {
-                    // The first kept change started the unit (`apply_key`'s step); the
-                    // later ones took the one-pass path or raised it to their priority,
-                    // which leaves what starting it at the highest priority leaves.
-                    let hint =
-                        self.start_unit(g.key, r.first_seq.0, r.priority, r.first_at, Vec::new());
-                    self.slots.set_hint(r.slot, hint);
-                    self.rec.m.coalesced += u64::from(r.count - 1);
-                    hint.unit()
-                }
-            };
-            // A no-op by the grant's rule; kept so that the wake rule has one owner.
-            self.note_due(r.first_at, g.key, Some(unit));
+            if pending {
+                self.rec.m.coalesced += u64::from(r.count);
+                continue;
+            }
+            // The first kept change started the unit (`apply_key`'s step); the later ones
+            // took the one-pass path or raised it to their priority, which leaves what
+            // starting it at the highest priority leaves.
+            // Its wake as `note_due` notes it for that change (a no-op by the grant's rule
+            // but for a unit whose order is the core's last seq), with no search for the
+            // unit just started (the grant's priority is at most normal).
+            let hint = self.start_routine_unit(key, r.first_seq.0, r.priority, r.first_at);
+            self.slots.set_hint(r.slot, hint);
+            self.rec.m.coalesced += u64::from(r.count - 1);
         }
         self.next_seq = next_seq;
         self.observe_time(now);
         Ok(())
     }
 
-    /// One record of [`Queue::absorb`] checked against the queue as it is.
-    fn absorb_valid(&self, now: f64, next_seq: u64, r: &Absorbed) -> Result<Grant, Why> {
-        let g = self.absorb_check(r.slot)?;
+    /// The smallest slot that appears in more than one of `records`, if any. One bit per
+    /// issued slot finds that none does without sorting; only then (or for a slot never
+    /// issued) are the slots sorted to name the smallest.
+    fn repeated_slot(&self, records: &[Absorbed]) -> Option<u32> {
+        if records.len() < 2 {
+            return None;
+        }
+        let mut seen = vec![0u32; self.slots.len().div_ceil(32)];
+        let distinct = records.iter().all(|r| {
+            let i = r.slot.0 as usize;
+            let bit = 1u32 << (i % 32);
+            match seen.get_mut(i / 32) {
+                Some(w) if *w & bit == 0 => {
+                    *w |= bit;
+                    true
+                }
+                _ => false,
+            }
+        });
+        if distinct {
+            return None;
+        }
+        let mut all: Vec<u32> = records.iter().map(|r| r.slot.0).collect();
+        all.sort_unstable();
+        all.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
+    }
+
+    /// One record of [`Queue::absorb`] checked against the queue as it is; returns when its
+    /// unit is due for a change at its first time ([`Queue::unit_due`]).
+    fn absorb_valid(&self, now: f64, next_seq: u64, r: &Absorbed) -> Result<Option<f64>, Why> {
+        let c = self.absorb_check(r.slot, Some(r.first_at))?;
         let granted = self.slots.granted_at[r.slot.0 as usize];
         // NaN (never granted) compares with nothing.
         if granted.is_nan() || r.first_at < granted || r.first_at.is_nan() {
@@ -369,10 +440,10 @@ impl Queue {
         if r.count == 0 {
             return Err("it counts no change");
         }
-        if r.priority > g.absorbable.max_priority {
+        if r.priority > c.absorbable.max_priority {
             return Err("its priority is above the slot's grant");
         }
-        let equal = match (&r.value, g.absorbable.target) {
+        let equal = match (&r.value, c.absorbable.target) {
             (Value::Number(x), _) if !x.is_finite() => {
                 return Err("its number is not finite");
             }
@@ -384,7 +455,7 @@ impl Queue {
         if equal {
             return Err("its value equals what the backend has or will have");
         }
-        let f = self.field(g.key);
+        let f = c.field;
         let latest = f.and_then(|f| f.local.as_ref()).map_or(0, |l| l.seq.0);
         if r.seq.0 <= latest || r.seq.0 >= next_seq {
             return Err("its seq is not above the field's latest or not below the next seq");
@@ -400,22 +471,24 @@ impl Queue {
                 "its first seq is not above the field's latest, or does not fit its seq and count",
             );
         }
-        if g.unit.is_none() && f.is_some_and(|f| !f.sends(&r.value, r.seq)) {
+        if c.unit.is_none() && f.is_some_and(|f| !f.sends(&r.value, r.seq)) {
             return Err("its value would not need sending");
         }
-        Ok(g)
+        Ok(c.due)
     }
 }
 
 /// The field's target as [`AbsorbTarget`]: the same comparison as `FieldState::equals_target`
-/// for numbers and bools.
+/// for numbers and bools, with one look at the values in flight.
 fn target_of(f: &FieldState) -> AbsorbTarget {
-    // `equals_target` owns the doubt after a failed send: it is false for every value then.
+    // `in_doubt` owns the doubt after a failed send: no value equals the target then.
+    if f.in_doubt() {
+        return AbsorbTarget::Other;
+    }
     match f.target() {
-        None if f.equals_target(&Value::Cleared) => AbsorbTarget::Absent,
-        Some(t) if !f.equals_target(t) => AbsorbTarget::Other,
-        Some(Value::Cleared) => AbsorbTarget::Absent,
-        Some(Value::Number(x)) => AbsorbTarget::Number(*x),
+        None | Some(Value::Cleared) => AbsorbTarget::Absent,
+        // A NaN equals nothing (not even itself): no kept value equals it.
+        Some(Value::Number(x)) if !x.is_nan() => AbsorbTarget::Number(*x),
         Some(Value::Bool(b)) => AbsorbTarget::Bool(*b),
         _ => AbsorbTarget::Other,
     }

@@ -9,6 +9,16 @@ use crate::ids::{ChangeId, Seq, UnitId};
 use crate::value::Value;
 use alloc::vec::Vec;
 
+/// What a change does to the queue's wake ([`Queue::note_due`]).
+enum Wake {
+    /// The next poll looks at everything.
+    Dirty,
+    /// Something is due then (the wake moves there if it is earlier).
+    At(f64),
+    /// Nothing moves.
+    Keep,
+}
+
 impl Queue {
     /// Queues one field change. Returns its handle (for dependencies).
     pub fn set(&mut self, now: f64, change: Change<'_>) -> Result<ChangeId, Error> {
@@ -145,8 +155,36 @@ impl Queue {
         now: f64,
         deps: Vec<Dep>,
     ) -> UnitHint {
-        let uid = self.new_unit_id();
         let unit = Unit::of_change(key, seq, priority, now, deps);
+        self.attach_started(key, unit, now)
+    }
+
+    /// [`Queue::start_unit`] of a unit of low or normal priority with no dependency, and
+    /// [`Queue::note_due`] for the change that starts it, the wake rule read from the unit
+    /// before it joins the unit map (no search for it; `absorb.rs`, where a record that
+    /// starts a unit costs several tree operations in Luau). The same answer as after: the
+    /// rule reads the agent's other units only for a ready critical one, which this unit is
+    /// not, and attaching it changes nothing else the rule reads (the field has no unit, so
+    /// none merges with it).
+    pub(crate) fn start_routine_unit(
+        &mut self,
+        key: FieldKey,
+        seq: u64,
+        priority: Priority,
+        now: f64,
+    ) -> UnitHint {
+        debug_assert!(priority <= Priority::Normal);
+        let unit = Unit::of_change(key, seq, priority, now, Vec::new());
+        let wake = self.wake_after(now, key, Some(&unit));
+        let hint = self.attach_started(key, unit, now);
+        self.apply_wake(wake);
+        hint
+    }
+
+    /// The rest of [`Queue::start_unit`]: the unit attached under a new id, the field
+    /// waiting from `now` unless it already was.
+    fn attach_started(&mut self, key: FieldKey, unit: Unit, now: f64) -> UnitHint {
+        let uid = self.new_unit_id();
         let hint = UnitHint::new(uid, unit.priority);
         self.attach_unit(uid, unit);
         let f = self.field_mut(key);
@@ -166,10 +204,17 @@ impl Queue {
     /// `unit` is the field's pending unit after the change (the caller has it at hand: one
     /// lookup less on the hot path).
     pub(crate) fn note_due(&mut self, now: f64, key: FieldKey, unit: Option<UnitId>) {
+        let wake = self.wake_after(now, key, unit.and_then(|id| self.units.get(id)));
+        self.apply_wake(wake);
+    }
+
+    /// [`Queue::note_due`]'s rule: what a change of `key` at `now`, whose field's pending
+    /// unit is then `u`, does to the wake.
+    #[inline(always)]
+    fn wake_after(&self, now: f64, key: FieldKey, u: Option<&Unit>) -> Wake {
         let Some(a) = self.agent_state(key.agent) else {
-            return;
+            return Wake::Keep;
         };
-        let u = unit.and_then(|id| self.units.get(id));
         // Combat mode moves on any change of `status.state`, and on a critical health drop
         // of an agent not in combat yet (in combat, one only extends it): every unit of
         // the agent may then be due at another time.
@@ -192,14 +237,21 @@ impl Queue {
                 })
             });
         if combat_moves || waited_on || urgent_waiting || self.next_batch_at.is_none() {
-            self.dirty = true;
-            return;
+            return Wake::Dirty;
         }
-        let Some(due) = u.and_then(|u| self.unit_due(u, now)) else {
-            return;
-        };
-        if due < self.next_wake {
-            self.next_wake = due;
+        match u.and_then(|u| self.unit_due(u, now)) {
+            Some(due) => Wake::At(due),
+            None => Wake::Keep,
+        }
+    }
+
+    /// Carries out what [`Queue::wake_after`] decided.
+    #[inline(always)]
+    fn apply_wake(&mut self, wake: Wake) {
+        match wake {
+            Wake::Dirty => self.dirty = true,
+            Wake::At(due) if due < self.next_wake => self.next_wake = due,
+            Wake::At(_) | Wake::Keep => {}
         }
     }
 

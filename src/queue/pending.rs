@@ -15,6 +15,10 @@
 //!   (they are due alone `high_priority_delay_s` after it);
 //! - `with_deps`: how many units have dependencies (a pass with none needs no dependency
 //!   bookkeeping, and a poll waiting for the budget need not look at the units).
+//!
+//! And per agent a revision: it moves whenever a unit carrying one of the agent's fields is
+//! added, taken out or changed. While it stands still, every unit of the agent is as it
+//! was (the absorption check, `absorb.rs`, relies on it to skip searching the unit map).
 
 use super::state::{Dep, Unit};
 use super::Priority;
@@ -76,6 +80,8 @@ pub(crate) struct Units {
     backoff: BTreeSet<(At, UnitId)>,
     high: BTreeSet<(At, UnitId)>,
     with_deps: usize,
+    /// Per agent (by index), its revision (see the module's doc; 0 before any change).
+    revs: Vec<u64>,
 }
 
 impl Units {
@@ -88,6 +94,7 @@ impl Units {
     /// Adds a unit under an id from [`Units::new_id`]. Only through
     /// [`super::Queue::attach_unit`], which points the unit's fields at it.
     pub(crate) fn insert(&mut self, id: UnitId, unit: Unit) {
+        touch(&mut self.revs, &unit);
         self.index(id, Keys::of(id, &unit));
         self.with_deps += usize::from(!unit.deps.is_empty());
         for e in &unit.entries {
@@ -107,6 +114,7 @@ impl Units {
     /// unit's fields' pointer to it.
     pub(crate) fn remove(&mut self, id: UnitId) -> Option<Unit> {
         let unit = self.map.remove(&id)?;
+        touch(&mut self.revs, &unit);
         self.unindex(id, Keys::of(id, &unit));
         self.with_deps -= usize::from(!unit.deps.is_empty());
         for e in &unit.entries {
@@ -118,6 +126,7 @@ impl Units {
     /// Changes a unit's schedule or dependencies (not its fields); the indexes follow.
     pub(crate) fn update<R>(&mut self, id: UnitId, f: impl FnOnce(&mut Unit) -> R) -> Option<R> {
         let unit = self.map.get_mut(&id)?;
+        touch(&mut self.revs, unit);
         let before = Keys::of(id, unit);
         let (len, had_deps) = (unit.entries.len(), !unit.deps.is_empty());
         let r = f(unit);
@@ -137,6 +146,7 @@ impl Units {
         let Some(unit) = self.map.get_mut(&id) else {
             return 0;
         };
+        touch(&mut self.revs, unit);
         let before = unit.entries.len();
         unit.entries.retain(|e| e.agent != agent);
         let dropped = before - unit.entries.len();
@@ -145,7 +155,8 @@ impl Units {
     }
 
     /// Calls `f` on the dependencies of every unit, to release some (they are not
-    /// indexed; the count of units with any follows).
+    /// indexed; the count of units with any follows; no revision moves: neither
+    /// absorption's rule nor a unit's due time reads them).
     pub(crate) fn for_each_deps(&mut self, mut f: impl FnMut(&mut Vec<Dep>)) {
         for u in self.map.values_mut() {
             f(&mut u.deps);
@@ -160,6 +171,13 @@ impl Units {
 
     pub(crate) fn get(&self, id: UnitId) -> Option<&Unit> {
         self.map.get(&id)
+    }
+
+    /// The agent's revision: it moves whenever a unit carrying one of its fields is added,
+    /// taken out or changed (priority, schedule, fields), so two equal readings mean its
+    /// units are as they were.
+    pub(crate) fn rev(&self, agent: AgentId) -> u64 {
+        self.revs.get(agent.0 as usize).copied().unwrap_or(0)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -246,6 +264,18 @@ impl Units {
                 list.remove(at);
             }
         }
+    }
+}
+
+/// Moves the revision of every agent `unit` carries a field of (a free function so that it
+/// works beside a unit borrowed from the map).
+fn touch(revs: &mut Vec<u64>, unit: &Unit) {
+    for e in &unit.entries {
+        let i = e.agent.0 as usize;
+        if revs.len() <= i {
+            revs.resize(i + 1, 0);
+        }
+        revs[i] += 1;
     }
 }
 

@@ -69,6 +69,10 @@ pub(crate) struct SlotTable {
     /// Per slot, the queue's latest time when it was last found absorbable
     /// ([`Queue::grant_absorb`]); absorbed changes cannot be older. NaN: never.
     pub(crate) granted_at: Vec<f64>,
+    /// Per slot, the pending unit its last grant found absorbable and the agent's unit
+    /// revision then (`Units::rev`): while both still hold, the unit is as that grant saw
+    /// it (`absorb.rs`). `None`: the last grant found no pending unit, or none yet.
+    pub(crate) granted_unit: Vec<Option<(UnitId, u64)>>,
     /// Per slot, the number of the last grant report that listed it (`absorb.rs`: a slot
     /// is listed once per report however often its field was touched).
     pub(crate) listed: Vec<u32>,
@@ -85,6 +89,11 @@ pub(crate) struct SlotTable {
 }
 
 impl SlotTable {
+    /// How many slots were issued (slot indices are below it).
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
     /// The field a slot names (`None`: never issued).
     pub(crate) fn key(&self, slot: Slot) -> Option<FieldKey> {
         self.keys.get(slot.0 as usize).copied()
@@ -192,6 +201,7 @@ impl Queue {
         self.slots.keys.push(key);
         self.slots.hints.push(None);
         self.slots.granted_at.push(f64::NAN);
+        self.slots.granted_unit.push(None);
         self.slots.listed.push(0);
         let a = agent.0 as usize;
         if self.slots.by_agent.len() <= a {

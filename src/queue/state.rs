@@ -111,13 +111,19 @@ impl FieldState {
         }
     }
 
+    /// Whether a failed send leaves what the backend will hold unknown: then no value
+    /// equals the target.
+    pub(crate) fn in_doubt(&self) -> bool {
+        // Unless a later send is in flight (it supersedes the unsure one if it lands, and
+        // renews the doubt if it fails), the backend may hold anything.
+        self.unsure.as_ref().is_some_and(|(u, _)| {
+            *u > self.acked_seq() && !self.in_flight.iter().any(|f| f.seq > *u)
+        })
+    }
+
     pub(crate) fn equals_target(&self, v: &Value) -> bool {
-        if let Some((u, _)) = self.unsure {
-            // Unless a later send is in flight (it supersedes the unsure one if it lands,
-            // and renews the doubt if it fails), the backend may hold anything.
-            if u > self.acked_seq() && !self.in_flight.iter().any(|f| f.seq > u) {
-                return false;
-            }
+        if self.in_doubt() {
+            return false;
         }
         match self.target() {
             None => *v == Value::Cleared,

@@ -232,6 +232,89 @@ return table.concat(out, "\n"), sync:stats().changesIn
     assert_eq!(changes_in, 1.0, "no failed call queued anything");
 }
 
+/// The kept path (a change of a granted slot: a table write in the bridge, no core call)
+/// keeps every check of a change call and the queue's time order: bad values and
+/// priorities on a granted slot raise the same errors and change nothing, a clock that
+/// goes back is read as the latest time (the core refuses kept times that go backwards),
+/// and the backend ends with the last good value.
+fn kept_changes_check_input_and_keep_time_order(native: bool) {
+    let server = TestServer::start();
+    let r = vm(native);
+    let (msgs, kept, changes_in): (String, f64, f64) = run(
+        &r,
+        &server,
+        r#"
+local t = 0
+local sync = NpcSync.new({ target = { kind = "batch", url = base }, clock = function()
+	return t
+end })
+local out = {}
+local function try(f, ...)
+	local ok, err = pcall(f, sync, ...)
+	assert(not ok, "accepted bad input #" .. (#out + 1))
+	table.insert(out, tostring(err))
+end
+sync:setStatus("npc-1", "x", 1)
+t = 1
+sync:step()
+-- the first change after the poll brings the slot's grant back, the next ones are kept
+sync:setStatus("npc-1", "x", 2)
+local h3 = sync:setStatus("npc-1", "x", 3)
+assert(sync._absorb.kept == 1, "x kept")
+try(sync.setStatus, "npc-1", "x", 0 / 0)
+try(sync.setStatus, "npc-1", "x", math.huge)
+try(sync.setStatus, "npc-1", "x", { 1 })
+try(sync.setStatus, "npc-1", "x", 4, "urgentest")
+try(sync.set, "npc-1", "status", "x", -math.huge)
+try(sync.setStatus, "", "x", 4)
+-- the clock goes back: the kept changes' times stay in order
+t = 0.5
+sync:setStatus("npc-1", "x", 5)
+local h6 = sync:setStatus("npc-1", "x", 6)
+assert(h6.seq > h3.seq and h6.slot == h3.slot, "a new handle per change")
+assert(h3.seq < h6.seq and sync:setStatus("npc-1", "x", 6) == h6, "an equal value keeps the handle")
+local kept = sync._absorb.kept
+t = 2
+assert(sync:flushAll(5), "flushed")
+return table.concat(out, "\n"), kept, sync:stats().changesIn
+"#,
+    );
+    let lines: Vec<&str> = msgs.lines().collect();
+    let expect = [
+        ("NpcSync:setStatus", "npc-1"),
+        ("NpcSync:setStatus", "npc-1"),
+        (
+            "NpcSync:setStatus",
+            "a number, boolean, string or nil expected, got table",
+        ),
+        (
+            "NpcSync:setStatus",
+            "priority must be low, normal, high or critical",
+        ),
+        ("NpcSync:set", "npc-1"),
+        ("NpcSync:setStatus", ""),
+    ];
+    assert_eq!(lines.len(), expect.len(), "{msgs}");
+    for (line, (call, detail)) in lines.iter().zip(expect) {
+        assert!(line.contains(call), "expected {call:?} in {line:?}");
+        assert!(line.contains(detail), "expected {detail:?} in {line:?}");
+    }
+    assert_eq!(kept, 1.0, "x stayed kept through the errors");
+    // 1, 2 through the core; 3, 5, 6 kept; no failed call counted
+    assert_eq!(changes_in, 5.0, "{msgs}");
+    assert_holds(&server, "npc-1", "status", "x", 6);
+}
+
+#[test]
+fn kept_changes_check_input_and_keep_time_order_interpreted() {
+    kept_changes_check_input_and_keep_time_order(false);
+}
+
+#[test]
+fn kept_changes_check_input_and_keep_time_order_native() {
+    kept_changes_check_input_and_keep_time_order(true);
+}
+
 #[test]
 fn atomic_groups_travel_whole_and_dependencies_in_order() {
     let server = TestServer::start();
