@@ -175,11 +175,12 @@ enum Step {
     Drop(UnitId),
     /// A dependency of a unit, released to break a cycle.
     Release(UnitId, Dep),
-    /// A unit taken into request `draft`, with its changes' fields and sequences.
+    /// A unit taken into request `draft`, with the number of its changes (the draft's
+    /// changes it appended, after those of the units taken into it before).
     Take {
         draft: usize,
         unit: UnitId,
-        entries: Vec<(FieldKey, Seq)>,
+        changes: u32,
     },
 }
 
@@ -666,8 +667,12 @@ impl Queue {
                         && cost <= window_room;
                     if cost <= remaining || oversized {
                         remaining = remaining.saturating_sub(cost);
+                        // Room for a change per agent-block it may hold (most units are
+                        // one field), at most one per candidate left: no growing copies.
+                        let room = max_blocks.min(candidates.len() - i);
                         p.drafts.push(Draft {
                             bytes: REQUEST_OVERHEAD_BYTES,
+                            changes: Vec::with_capacity(room),
                             ..Draft::default()
                         });
                         target = Some(p.drafts.len() - 1);
@@ -681,25 +686,24 @@ impl Queue {
                     d.agent_blocks.insert(*b);
                 }
                 d.bytes += bytes;
-                let mut entries = Vec::with_capacity(scratch.changes.len());
+                let changes = scratch.changes.len() as u32;
                 for c in scratch.changes.drain(..) {
-                    let key = FieldKey {
-                        agent: c.agent,
-                        block: c.block,
-                        field: c.field,
-                    };
                     // Only dependencies read them.
                     if with_deps {
+                        let key = FieldKey {
+                            agent: c.agent,
+                            block: c.block,
+                            field: c.field,
+                        };
                         d.fields.insert(key, c.seq);
                     }
-                    entries.push((key, c.seq));
                     d.changes.push(c);
                 }
                 d.taken += 1;
                 p.steps.push(Step::Take {
                     draft: t,
                     unit: uid,
-                    entries,
+                    changes,
                 });
                 placed[i] = true;
                 progress = true;
@@ -723,23 +727,20 @@ impl Queue {
         p
     }
 
-    /// Carries out a plan of [`Queue::plan`], its steps in the order they were decided:
-    /// drops the stale units (settling their fields), releases the dependencies, and
-    /// takes the units into their requests.
+    /// Carries out a plan of [`Queue::plan`]: releases the dependencies, then drops the
+    /// stale units (settling their fields) and takes the units into their requests, each
+    /// kind of step in the order it was decided. The dropped and taken units leave the
+    /// pending ones together ([`Queue::detach_units`]). Doing the releases first changes
+    /// nothing: a plan only releases a dependency of a unit it has not placed yet, and a
+    /// dropped unit's field is no other unit's.
     fn commit(&mut self, plan: Plan) -> Built {
         let mut drafts = plan.drafts;
         for d in &mut drafts {
             d.units.reserve_exact(d.taken);
         }
-        for step in plan.steps {
-            match step {
-                Step::Drop(uid) => {
-                    let Some(unit) = self.detach_unit(uid) else {
-                        continue;
-                    };
-                    self.settle(unit.entries[0]);
-                    self.rec.m.coalesced += 1;
-                }
+        let mut gone: Vec<UnitId> = Vec::with_capacity(plan.steps.len());
+        for step in &plan.steps {
+            match *step {
                 Step::Release(owner, d) => {
                     self.units.update(owner, |u| u.deps.retain(|x| *x != d));
                     self.events.push(super::Event::DependencyReleased {
@@ -747,18 +748,29 @@ impl Queue {
                         dependency: d.on,
                     });
                 }
-                Step::Take {
-                    draft,
-                    unit: uid,
-                    entries,
-                } => {
+                Step::Drop(uid) | Step::Take { unit: uid, .. } => gone.push(uid),
+            }
+        }
+        let units = self.detach_units(&gone);
+        // Per draft, how many of its changes the units taken so far hold.
+        let mut filled: Vec<u32> = alloc::vec![0; drafts.len()];
+        let placed = plan
+            .steps
+            .into_iter()
+            .filter(|s| !matches!(s, Step::Release(..)));
+        for (step, unit) in placed.zip(units) {
+            match step {
+                Step::Drop(_) => {
+                    self.settle(unit.entries[0]);
+                    self.rec.m.coalesced += 1;
+                }
+                Step::Take { draft, changes, .. } => {
                     // Its fields' values go in flight in `emit`, which reads none of
                     // their units.
-                    let unit = self
-                        .detach_unit(uid)
-                        .expect("planned from the pending units");
+                    let start = filled[draft];
+                    filled[draft] += changes;
                     drafts[draft].units.push(SentUnit {
-                        entries,
+                        changes: start..start + changes,
                         group: unit.group,
                         priority: unit.priority,
                         deps: unit.deps,
@@ -767,6 +779,7 @@ impl Queue {
                         critical_since: unit.critical_since,
                     });
                 }
+                Step::Release(..) => unreachable!("filtered out"),
             }
         }
         Built {
@@ -1008,11 +1021,25 @@ impl Queue {
                 }
             }
             let (combat_window, window) = (self.cfg.combat_debounce_s, self.cfg.debounce_s);
+            // The fields and sequences of the request's changes, in order (each unit's
+            // are a range of them).
+            let entries: Vec<(FieldKey, Seq)> = d
+                .changes
+                .iter()
+                .map(|c| {
+                    let key = FieldKey {
+                        agent: c.agent,
+                        block: c.block,
+                        field: c.field,
+                    };
+                    (key, c.seq)
+                })
+                .collect();
             let mut attempt = 1;
             for u in &d.units {
                 attempt = attempt.max(u.attempts + 1);
                 if u.priority == Priority::Critical {
-                    for (key, _) in &u.entries {
+                    for (key, _) in &entries[u.range()] {
                         if let Some(a) = self.agent_state_mut(key.agent) {
                             a.last_critical_emit = Some(now);
                             a.last_critical_window = if a.in_combat(now) {
@@ -1024,12 +1051,7 @@ impl Queue {
                     }
                 }
             }
-            for c in &d.changes {
-                let key = FieldKey {
-                    agent: c.agent,
-                    block: c.block,
-                    field: c.field,
-                };
+            for (c, &(key, _)) in d.changes.iter().zip(&entries) {
                 let f = self.field_mut(key);
                 let oldest = f.pending_since.take().unwrap_or(now);
                 f.in_flight.push(InFlightValue {
@@ -1049,6 +1071,7 @@ impl Queue {
                 InFlightRequest {
                     kind,
                     units: d.units,
+                    entries,
                     synced: carried,
                     inference: None,
                     emitted_at: now,
@@ -1098,6 +1121,7 @@ impl Queue {
             InFlightRequest {
                 kind: RequestKind::Inference,
                 units: Vec::new(),
+                entries: Vec::new(),
                 synced: Vec::new(),
                 inference: Some((agent, messages.clone(), attempts)),
                 emitted_at: now,

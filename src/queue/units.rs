@@ -5,6 +5,7 @@
 use super::state::{self, FieldKey, Unit};
 use super::Queue;
 use crate::ids::UnitId;
+use alloc::vec::Vec;
 
 /// Whether a unit being placed holds newer changes than the pending units it merges with
 /// (a new atomic group) or older ones (a failed unit coming back).
@@ -72,6 +73,25 @@ impl Queue {
     /// detach.
     pub(crate) fn detach_unit(&mut self, uid: UnitId) -> Option<Unit> {
         let unit = self.units.remove(uid)?;
+        self.unhook(&unit);
+        Some(unit)
+    }
+
+    /// [`Queue::detach_unit`] of each of `ids` (pending units, each once), in that order,
+    /// with the units taken out of the pending ones together ([`Units::remove_many`]:
+    /// a build pass takes many). Returns them in the order of `ids`.
+    ///
+    /// [`Units::remove_many`]: super::pending::Units::remove_many
+    pub(crate) fn detach_units(&mut self, ids: &[UnitId]) -> Vec<Unit> {
+        let units = self.units.remove_many(ids);
+        for unit in &units {
+            self.unhook(unit);
+        }
+        units
+    }
+
+    /// Clears the pointer of a unit's fields to it (the unit has left the pending ones).
+    fn unhook(&mut self, unit: &Unit) {
         for e in &unit.entries {
             if let Some(f) = self
                 .agent_state_mut(e.agent)
@@ -81,7 +101,6 @@ impl Queue {
             }
             self.grant_may_change(*e);
         }
-        Some(unit)
     }
 
     /// When a critical unit may go: not before its retry backoff, nor inside the combat
