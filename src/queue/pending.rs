@@ -116,16 +116,16 @@ impl Units {
     }
 
     /// Takes units out, as many [`Units::remove`]s would, and returns them in the order of
-    /// `ids` (each id names a pending unit, once). A build pass takes many units at once
+    /// `ids` (each id names a pending unit, once; each comes back as `Some`). A build pass takes many units at once
     /// (the routine batch takes every one): removing them one by one from the B-trees
     /// costs a search and a rebalancing each (and, in id order, a shift of the leaf's
     /// large values each time), so when they are a good part of the units the map and the
     /// order index are rebuilt from what stays instead, in one pass each.
-    pub(crate) fn remove_many(&mut self, ids: &[UnitId]) -> Vec<Unit> {
+    pub(crate) fn remove_many(&mut self, ids: &[UnitId]) -> Vec<Option<Unit>> {
         if ids.len() * BULK_SHARE < self.map.len() {
             return ids
                 .iter()
-                .map(|id| self.remove(*id).expect("a pending unit"))
+                .map(|id| Some(self.remove(*id).expect("a pending unit")))
                 .collect();
         }
         // The ids in id order, each with its place in `ids`.
@@ -154,6 +154,7 @@ impl Units {
             }
         }
         assert!(next.next().is_none(), "remove_many: an id not pending");
+        debug_assert!(out.iter().all(Option::is_some), "an id twice");
         // Both come out of a B-tree in key order: collecting sorted input builds the tree
         // in bulk.
         if kept.is_empty() {
@@ -165,9 +166,7 @@ impl Units {
                 .collect();
             self.map = kept.into_iter().collect();
         }
-        out.into_iter()
-            .map(|u| u.expect("every id found"))
-            .collect()
+        out
     }
 
     /// Changes a unit's schedule or dependencies (not its fields); the indexes follow.
@@ -395,7 +394,8 @@ mod tests {
             let ids: Vec<UnitId> = ids.iter().map(|i| UnitId(*i)).collect();
             let (mut one, mut many) = (units(), units());
             let removed: Vec<_> = ids.iter().map(|id| one.remove(*id).unwrap()).collect();
-            let taken = many.remove_many(&ids);
+            let taken: Vec<Unit> = many.remove_many(&ids).into_iter().flatten().collect();
+            assert_eq!(taken.len(), ids.len());
             assert_eq!(snapshot(&one), snapshot(&many), "{ids:?}");
             let key = |u: &Unit| (u.entries.clone(), u.order, u.priority, u.attempts);
             assert_eq!(

@@ -738,7 +738,7 @@ impl Queue {
         for d in &mut drafts {
             d.units.reserve_exact(d.taken);
         }
-        let mut gone: Vec<UnitId> = Vec::with_capacity(plan.steps.len());
+        let mut gone: Vec<UnitId> = Vec::with_capacity(plan.steps.len() - plan.released.len());
         for step in &plan.steps {
             match *step {
                 Step::Release(owner, d) => {
@@ -751,18 +751,17 @@ impl Queue {
                 Step::Drop(uid) | Step::Take { unit: uid, .. } => gone.push(uid),
             }
         }
-        let units = self.detach_units(&gone);
         // Per draft, how many of its changes the units taken so far hold.
         let mut filled: Vec<u32> = alloc::vec![0; drafts.len()];
-        let placed = plan
+        let mut placed = plan
             .steps
             .into_iter()
             .filter(|s| !matches!(s, Step::Release(..)));
-        for (step, unit) in placed.zip(units) {
-            match step {
+        self.detach_units(&gone, |q, unit| {
+            match placed.next().expect("a step per unit") {
                 Step::Drop(_) => {
-                    self.settle(unit.entries[0]);
-                    self.rec.m.coalesced += 1;
+                    q.settle(unit.entries[0]);
+                    q.rec.m.coalesced += 1;
                 }
                 Step::Take { draft, changes, .. } => {
                     // Its fields' values go in flight in `emit`, which reads none of
@@ -781,7 +780,7 @@ impl Queue {
                 }
                 Step::Release(..) => unreachable!("filtered out"),
             }
-        }
+        });
         Built {
             drafts,
             budget_blocked: plan.budget_blocked,
@@ -946,10 +945,17 @@ impl Queue {
 
     /// A unit may go once each dependency is acknowledged, carried by the unit itself, or
     /// sent earlier in the request being filled. `plan`'s decisions so far count as done.
+    ///
+    /// Most units have no dependency: that answer is inlined where it is asked (a call
+    /// per unit and question costs in the transpiled core), the rest is
+    /// [`Queue::deps_bind`].
+    #[inline(always)]
     fn deps_satisfied(&self, uid: UnitId, unit: &Unit, draft: Option<&Draft>, plan: &Plan) -> bool {
-        if unit.deps.is_empty() {
-            return true;
-        }
+        unit.deps.is_empty() || self.deps_bind(uid, unit, draft, plan)
+    }
+
+    /// [`Queue::deps_satisfied`] for a unit with dependencies.
+    fn deps_bind(&self, uid: UnitId, unit: &Unit, draft: Option<&Draft>, plan: &Plan) -> bool {
         plan.deps(uid, unit).all(|d| {
             let key = FieldKey {
                 agent: d.on.agent,
@@ -994,6 +1000,7 @@ impl Queue {
         synced: &[AgentId],
         out: &mut Vec<Request>,
     ) {
+        let sorted = synced.is_sorted();
         for d in drafts {
             let id = RequestId(self.next_request);
             self.next_request += 1;
@@ -1020,21 +1027,37 @@ impl Queue {
                     self.busy_blocks.insert(*b, id);
                 }
             }
+            // The request's changes go in flight; their fields and sequences, in order, stay
+            // with it (each unit's are a range of them), and so do the agents whose
+            // decision sync it carries (a search per change: `synced` comes sorted from the
+            // urgent agents' set).
+            let mut carries = alloc::vec![false; synced.len()];
+            let mut entries: Vec<(FieldKey, Seq)> = Vec::with_capacity(d.changes.len());
+            for c in &d.changes {
+                let key = FieldKey {
+                    agent: c.agent,
+                    block: c.block,
+                    field: c.field,
+                };
+                let f = self.field_mut(key);
+                let oldest = f.pending_since.take().unwrap_or(now);
+                f.in_flight.push(InFlightValue {
+                    request: id,
+                    seq: c.seq,
+                    value: c.value.clone(),
+                    oldest,
+                });
+                entries.push((key, c.seq));
+                let at = if sorted {
+                    synced.binary_search(&c.agent).ok()
+                } else {
+                    synced.iter().position(|a| *a == c.agent)
+                };
+                if let Some(i) = at {
+                    carries[i] = true;
+                }
+            }
             let (combat_window, window) = (self.cfg.combat_debounce_s, self.cfg.debounce_s);
-            // The fields and sequences of the request's changes, in order (each unit's
-            // are a range of them).
-            let entries: Vec<(FieldKey, Seq)> = d
-                .changes
-                .iter()
-                .map(|c| {
-                    let key = FieldKey {
-                        agent: c.agent,
-                        block: c.block,
-                        field: c.field,
-                    };
-                    (key, c.seq)
-                })
-                .collect();
             let mut attempt = 1;
             for u in &d.units {
                 attempt = attempt.max(u.attempts + 1);
@@ -1051,20 +1074,11 @@ impl Queue {
                     }
                 }
             }
-            for (c, &(key, _)) in d.changes.iter().zip(&entries) {
-                let f = self.field_mut(key);
-                let oldest = f.pending_since.take().unwrap_or(now);
-                f.in_flight.push(InFlightValue {
-                    request: id,
-                    seq: c.seq,
-                    value: c.value.clone(),
-                    oldest,
-                });
-            }
             let carried: Vec<AgentId> = synced
                 .iter()
-                .copied()
-                .filter(|a| d.changes.iter().any(|c| c.agent == *a))
+                .zip(&carries)
+                .filter(|(_, c)| **c)
+                .map(|(a, _)| *a)
                 .collect();
             self.in_flight.insert(
                 id,

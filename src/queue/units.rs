@@ -5,7 +5,6 @@
 use super::state::{self, FieldKey, Unit};
 use super::Queue;
 use crate::ids::UnitId;
-use alloc::vec::Vec;
 
 /// Whether a unit being placed holds newer changes than the pending units it merges with
 /// (a new atomic group) or older ones (a failed unit coming back).
@@ -78,16 +77,16 @@ impl Queue {
     }
 
     /// [`Queue::detach_unit`] of each of `ids` (pending units, each once), in that order,
-    /// with the units taken out of the pending ones together ([`Units::remove_many`]:
-    /// a build pass takes many). Returns them in the order of `ids`.
+    /// each unit then given to `then`, with the units taken out of the pending ones
+    /// together ([`Units::remove_many`]: a build pass takes many).
     ///
     /// [`Units::remove_many`]: super::pending::Units::remove_many
-    pub(crate) fn detach_units(&mut self, ids: &[UnitId]) -> Vec<Unit> {
-        let units = self.units.remove_many(ids);
-        for unit in &units {
-            self.unhook(unit);
+    pub(crate) fn detach_units(&mut self, ids: &[UnitId], mut then: impl FnMut(&mut Queue, Unit)) {
+        for unit in self.units.remove_many(ids) {
+            let unit = unit.expect("remove_many gives every unit asked");
+            self.unhook(&unit);
+            then(self, unit);
         }
-        units
     }
 
     /// Clears the pointer of a unit's fields to it (the unit has left the pending ones).
