@@ -96,7 +96,8 @@ impl Queue {
             }
         }
         // Changes that waited for this agent's changes will never see them delivered.
-        for deps in self.units.deps_mut() {
+        let events = &mut self.events;
+        self.units.for_each_deps(|deps| {
             let mut released = Vec::new();
             deps.retain(|d| {
                 if d.on.agent != agent || d.dependent.agent == agent {
@@ -112,12 +113,12 @@ impl Queue {
                 false
             });
             for d in released {
-                self.events.push(Event::DependencyReleased {
+                events.push(Event::DependencyReleased {
                     dependent: d.dependent,
                     dependency: d.on,
                 });
             }
-        }
+        });
         // A dependency travelling in flight with its dependent stays until the outcome: if
         // the request fails, the dependent returns without it and `fail` reports the
         // release. One already acknowledged is simply dropped.

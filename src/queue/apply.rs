@@ -108,18 +108,8 @@ impl Queue {
                         })
                         .flatten();
                     if kept.is_none() {
-                        // A unit gone may free a dependent: look at everything again.
-                        // A lone field's unit: detaching it frees just this field. Its
-                        // dependencies ride with the value in flight the field now equals
-                        // (as a change equal to it does, below): that send delivers a seq
-                        // above its changes', so it must not overtake what they wait for.
-                        if let Some(gone) = self.detach_unit(uid) {
-                            if !gone.deps.is_empty() {
-                                self.attach_deps_in_flight(key, gone.deps);
-                            }
-                        }
-                        self.settle(key);
-                        self.dirty = true;
+                        // A lone field's unit the change made needless.
+                        self.drop_needless(uid);
                     }
                     kept
                 }

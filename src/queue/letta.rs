@@ -388,6 +388,7 @@ impl Queue {
         for key in touched {
             self.reconcile(key);
         }
+        self.drop_stale_suspects();
         let unreadable = parsed.errors.len();
         if unreadable > 0 {
             self.events.push(Event::BlockUnreadable {
@@ -411,6 +412,7 @@ impl Queue {
         let f = self.field_mut(key);
         f.acked = Some((value, Seq(0)));
         f.unsure = None;
+        self.suspect_stale(key);
         key
     }
 }

@@ -86,6 +86,12 @@ pub struct Queue {
     /// Nothing can be due before this time unless `dirty`.
     pub(crate) next_wake: f64,
     pub(crate) dirty: bool,
+    /// Fields whose pending unit may have stopped needing a send without a change of the
+    /// field ([`Queue::suspect_stale`]); looked at again, and forgotten, by a poll that
+    /// waits for the budget.
+    pub(crate) stale_suspects: Vec<state::FieldKey>,
+    /// Set by [`Queue::poll_everything`]: no poll takes a shortcut.
+    pub(crate) scan_all: bool,
     pub(crate) events: Vec<Event>,
     /// What the backend holds for removed agents, by backend id, for when one comes back.
     pub(crate) retired: BTreeMap<Sym, BTreeMap<(Sym, Sym), FieldState>>,
@@ -121,6 +127,8 @@ impl Queue {
             flushing: false,
             next_wake: 0.0,
             dirty: true,
+            stale_suspects: Vec::new(),
+            scan_all: false,
             events: Vec::new(),
             retired: BTreeMap::new(),
             rec: Recorder::new(),

@@ -54,7 +54,16 @@ impl Queue {
         }
         self.check_time("now", now)?;
         self.check_agent(agent)?;
-        let reference = self.health_reference(agent);
+        // The field by its symbols once they are interned: no name is looked up by its
+        // text per call (what costs in Luau).
+        let known = self.symbols.known();
+        let reference = known.status.zip(known.health).and_then(|(block, field)| {
+            self.health_reference(FieldKey {
+                agent,
+                block,
+                field,
+            })
+        });
         let priority = match reference {
             None => Priority::Normal,
             // A heal is never a combat health drop: at most high priority.
@@ -76,11 +85,26 @@ impl Queue {
                 }
             }
         };
-        let id = self.set(
-            now,
-            Change::new(agent, names::STATUS, names::HEALTH, Value::Number(health))
-                .priority(priority),
-        )?;
+        // `set`'s checks that a number can fail: Letta's block text (the agent, names and
+        // number passed above).
+        let value = Value::Number(health);
+        self.check_block_texts(&[(agent, names::STATUS, names::HEALTH, &value)])?;
+        self.observe_time(now);
+        // Interned as `set` would (block, then field) by the first change that passes.
+        let block = match known.status {
+            Some(b) => b,
+            None => self.symbols.intern(names::STATUS),
+        };
+        let field = match known.health {
+            Some(f) => f,
+            None => self.symbols.intern(names::HEALTH),
+        };
+        let key = FieldKey {
+            agent,
+            block,
+            field,
+        };
+        let (id, _) = self.apply_key(now, key, value, priority, &[], None);
         if priority == Priority::Critical {
             let until = now + self.cfg.combat_exit_s;
             self.agent_mut(agent).combat_until = until;
@@ -88,11 +112,9 @@ impl Queue {
         Ok(id)
     }
 
-    pub(crate) fn health_reference(&self, agent: AgentId) -> Option<f64> {
-        let a = self.agent_state(agent)?;
-        let b = self.symbols.lookup(names::STATUS)?;
-        let f = self.symbols.lookup(names::HEALTH)?;
-        let fs = a.fields.get(&(b, f))?;
+    pub(crate) fn health_reference(&self, key: FieldKey) -> Option<f64> {
+        let a = self.agent_state(key.agent)?;
+        let fs = a.fields.get(&(key.block, key.field))?;
         let v = fs.target().or(fs.local.as_ref().map(|l| &l.value));
         match v {
             Some(Value::Number(n)) => Some(*n),

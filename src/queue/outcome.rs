@@ -177,8 +177,21 @@ impl Queue {
         self.release_blocks(request, &req);
         if one_pass(&req, confirmed) {
             self.merge_ack_one_pass(request, &req, confirmed, issued);
-            return;
+        } else {
+            self.merge_ack_passes(request, req, confirmed, issued);
         }
+        self.drop_stale_suspects();
+    }
+
+    /// [`Queue::merge_ack`] in three passes: the request's values acknowledged, the
+    /// confirmations merged, the touched fields reconciled.
+    fn merge_ack_passes(
+        &mut self,
+        request: RequestId,
+        req: InFlightRequest,
+        confirmed: &[ConfirmedKey],
+        issued: u64,
+    ) {
         let mut touched: Vec<FieldKey> = Vec::with_capacity(req.entries.len() + confirmed.len());
         for unit in &req.units {
             if let Some(since) = unit.critical_since {
@@ -190,8 +203,12 @@ impl Queue {
                 };
                 // A field's record lives while a value of it is in flight: without one
                 // there is nothing to take (the reconcile below settles the field).
-                if let Some(f) = a.fields.get_mut(&(key.block, key.field)) {
-                    f.acknowledge_sent(request, *seq);
+                let settled = a
+                    .fields
+                    .get_mut(&(key.block, key.field))
+                    .is_some_and(|f| f.acknowledge_sent(request, *seq));
+                if settled {
+                    self.suspect_stale(*key);
                 }
                 touched.push(*key);
             }
@@ -214,6 +231,9 @@ impl Queue {
             let merged = self
                 .field_mut(key)
                 .merge_confirmed(&c.value, c.seq, issued, renumber);
+            if merged.target_moved {
+                self.suspect_stale(key);
+            }
             self.apply_merged(merged);
             if !listed {
                 touched.push(key);
@@ -252,22 +272,26 @@ impl Queue {
             };
             let name = (key.block, key.field);
             let f = a.fields.entry(name).or_default();
-            f.acknowledge_sent(request, seq);
+            let settled = f.acknowledge_sent(request, seq);
             let merged = match confirmed.get(i) {
                 Some(c) => f.merge_confirmed(&c.value, c.seq, issued, renumber),
                 None => Merged::default(),
             };
+            let moved = settled || merged.target_moved;
             if merged.renumbered || merged.drop_unit.is_some() {
                 self.apply_merged(merged);
                 self.reconcile(key);
-                continue;
-            }
-            match f.reconcile(now) {
-                Reconciled::NeedsUnit(order) => self.attach_own_unit(key, order),
-                Reconciled::Vacant => {
-                    a.fields.remove(&name);
+            } else {
+                match f.reconcile(now) {
+                    Reconciled::NeedsUnit(order) => self.attach_own_unit(key, order),
+                    Reconciled::Vacant => {
+                        a.fields.remove(&name);
+                    }
+                    Reconciled::Kept => {}
                 }
-                Reconciled::Kept => {}
+            }
+            if moved {
+                self.suspect_stale(key);
             }
         }
     }

@@ -12,7 +12,9 @@
 //! - `backoff`: units tried before, not critical, by the end of their retry backoff
 //!   (`not_before`; only such units have one: a critical change clears it);
 //! - `high`: high-priority units not tried yet, by when their first high change joined
-//!   (they are due alone `high_priority_delay_s` after it).
+//!   (they are due alone `high_priority_delay_s` after it);
+//! - `with_deps`: how many units have dependencies (a pass with none needs no dependency
+//!   bookkeeping, and a poll waiting for the budget need not look at the units).
 
 use super::state::{Dep, Unit};
 use super::Priority;
@@ -78,6 +80,7 @@ pub(crate) struct Units {
     by_agent: Vec<Vec<UnitId>>,
     backoff: BTreeSet<(At, UnitId)>,
     high: BTreeSet<(At, UnitId)>,
+    with_deps: usize,
 }
 
 impl Units {
@@ -91,6 +94,7 @@ impl Units {
     /// [`super::Queue::attach_unit`], which points the unit's fields at it.
     pub(crate) fn insert(&mut self, id: UnitId, unit: Unit) {
         self.index(id, Keys::of(id, &unit));
+        self.with_deps += usize::from(!unit.deps.is_empty());
         for e in &unit.entries {
             let i = e.agent.0 as usize;
             if self.by_agent.len() <= i {
@@ -109,6 +113,7 @@ impl Units {
     pub(crate) fn remove(&mut self, id: UnitId) -> Option<Unit> {
         let unit = self.map.remove(&id)?;
         self.unindex(id, Keys::of(id, &unit));
+        self.with_deps -= usize::from(!unit.deps.is_empty());
         for e in &unit.entries {
             self.drop_agent_entry(e.agent, id);
         }
@@ -138,6 +143,7 @@ impl Units {
         for (id, unit) in core::mem::take(&mut self.map) {
             match next.next_if(|(w, _)| *w == id) {
                 Some(&(_, at)) => {
+                    self.with_deps -= usize::from(!unit.deps.is_empty());
                     let k = Keys::of(id, &unit);
                     if let Some(t) = k.backoff {
                         self.backoff.remove(&(t, id));
@@ -173,9 +179,11 @@ impl Units {
     pub(crate) fn update<R>(&mut self, id: UnitId, f: impl FnOnce(&mut Unit) -> R) -> Option<R> {
         let unit = self.map.get_mut(&id)?;
         let before = Keys::of(id, unit);
-        let len = unit.entries.len();
+        let (len, had_deps) = (unit.entries.len(), !unit.deps.is_empty());
         let r = f(unit);
         debug_assert_eq!(len, unit.entries.len(), "update may not change the fields");
+        let has_deps = !unit.deps.is_empty();
+        self.with_deps = self.with_deps + usize::from(has_deps) - usize::from(had_deps);
         let after = Keys::of(id, unit);
         if before != after {
             self.unindex(id, before);
@@ -196,9 +204,18 @@ impl Units {
         dropped
     }
 
-    /// The dependencies of every unit, to release some (they are not indexed).
-    pub(crate) fn deps_mut(&mut self) -> impl Iterator<Item = &mut Vec<Dep>> {
-        self.map.values_mut().map(|u| &mut u.deps)
+    /// Calls `f` on the dependencies of every unit, to release some (they are not
+    /// indexed; the count of units with any follows).
+    pub(crate) fn for_each_deps(&mut self, mut f: impl FnMut(&mut Vec<Dep>)) {
+        for u in self.map.values_mut() {
+            f(&mut u.deps);
+        }
+        self.with_deps = self.map.values().filter(|u| !u.deps.is_empty()).count();
+    }
+
+    /// Whether any pending unit has dependencies.
+    pub(crate) fn any_deps(&self) -> bool {
+        self.with_deps > 0
     }
 
     pub(crate) fn get(&self, id: UnitId) -> Option<&Unit> {
@@ -326,6 +343,7 @@ mod tests {
         Vec<(At, UnitId)>,
         Vec<(At, UnitId)>,
         Vec<Vec<UnitId>>,
+        usize,
     );
 
     fn snapshot(u: &Units) -> Snapshot {
@@ -338,12 +356,14 @@ mod tests {
             u.backoff.iter().copied().collect(),
             u.high.iter().copied().collect(),
             u.by_agent.clone(),
+            u.with_deps,
         )
     }
 
     /// 40 units of every kind the indexes tell apart: priorities mixed (so the build order
-    /// is not the id order), retries (backoff), high-priority units not tried (high), one
-    /// to three fields over 7 agents, some agents' fields in several units.
+    /// is not the id order), retries (backoff), high-priority units not tried (high), some
+    /// with dependencies, one to three fields over 7 agents, some agents' fields in several
+    /// units.
     fn units() -> Units {
         let mut u = Units::default();
         for i in 0..40u32 {
@@ -369,6 +389,19 @@ mod tests {
             }
             if unit.priority == Priority::High {
                 unit.high_since = Some(f64::from(40 - i));
+            }
+            if i % 6 == 1 {
+                let k = unit.entries[0];
+                let change = |seq| crate::ids::ChangeId {
+                    seq,
+                    agent: k.agent,
+                    block: k.block,
+                    field: k.field,
+                };
+                unit.deps.push(Dep {
+                    on: change(1),
+                    dependent: change(u64::from(i) + 2),
+                });
             }
             u.insert(id, unit);
         }

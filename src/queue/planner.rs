@@ -228,14 +228,18 @@ impl Queue {
         self.poll_unless(now, true)
     }
 
-    /// A poll that looks at everything, whatever the wake says: the oracle the tests
-    /// compare [`Queue::poll`] with (a poll may skip its work only when this would do
-    /// nothing either). Not for use in a game: it costs a full scan every call.
+    /// A poll that looks at everything, whatever the wake says and without any shortcut
+    /// (every pass looks at every unit): the oracle the tests compare [`Queue::poll`] with
+    /// (a poll may skip work only when this would do nothing either). Not for use in a
+    /// game: it costs a full scan every call.
     #[doc(hidden)]
     pub fn poll_everything(&mut self, now: f64) -> Result<Vec<Request>, Error> {
         self.check_time("now", now)?;
         self.dirty = true;
-        self.poll(now)
+        self.scan_all = true;
+        let out = self.poll(now);
+        self.scan_all = false;
+        out
     }
 
     fn poll_unless(
@@ -414,25 +418,33 @@ impl Queue {
             return false;
         }
         let (now, flushing) = (t.now, t.flushing);
-        // Other agents' pending changes fill the urgent requests where that costs no
-        // call (the batch endpoint's request costs one call whatever it holds): it keeps
-        // every agent fresher for free. Critical changes still waiting out their
-        // agent's debounce do not ride.
-        let mut candidates = Candidates::default();
-        for (id, u) in self.units.in_order() {
-            if u.not_before > now && !flushing {
-                t.wake = t.wake.min(u.not_before);
-                continue;
-            }
-            if u.entries.iter().any(|e| urgent.contains(&e.agent)) {
-                candidates.push(id, u, Need::Mandatory);
-            } else if u.priority != Priority::Critical {
-                candidates.push(id, u, Need::RideAlong);
-            }
-        }
         let allowance = Allowance::at(&mut self.budget, &self.cfg, now, Pool::Reserved);
-        let plan = self.plan(allowance, candidates);
-        let built = self.commit(plan);
+        let built = match self.held_by_budget(t, &urgent, allowance.remaining) {
+            Some(budget_blocked) => Built {
+                drafts: Vec::new(),
+                budget_blocked,
+            },
+            None => {
+                // Other agents' pending changes fill the urgent requests where that costs
+                // no call (the batch endpoint's request costs one call whatever it holds):
+                // it keeps every agent fresher for free. Critical changes still waiting out
+                // their agent's debounce do not ride.
+                let mut candidates = Candidates::default();
+                for (id, u) in self.units.in_order() {
+                    if u.not_before > now && !flushing {
+                        t.wake = t.wake.min(u.not_before);
+                        continue;
+                    }
+                    if u.entries.iter().any(|e| urgent.contains(&e.agent)) {
+                        candidates.push(id, u, Need::Mandatory);
+                    } else if u.priority != Priority::Critical {
+                        candidates.push(id, u, Need::RideAlong);
+                    }
+                }
+                let plan = self.plan(allowance, candidates);
+                self.commit(plan)
+            }
+        };
         let synced: Vec<AgentId> = urgent.iter().copied().collect();
         self.emit(now, RequestKind::Urgent, built.drafts, &synced, out);
         for a in urgent {
@@ -444,6 +456,97 @@ impl Queue {
             }
         }
         built.budget_blocked
+    }
+
+    /// What `plan` would decide for [`Queue::send_urgent`]'s candidates when it can open no
+    /// request (the batch endpoint, no reserved call left), found without looking at every
+    /// pending unit: a poll that waits for the budget comes every frame in a fight. `plan`
+    /// would then only drop lone units that need no send (none, unless a suspect is stale),
+    /// release dependencies (none without any) and find the budget holding back a unit that
+    /// must go (one touching an urgent agent, past its backoff): the returned value. The
+    /// wake the candidates' loop lowers to each unit's `not_before` comes from the backoff
+    /// index and the critical units: a unit has a `not_before` only after a failed send
+    /// (`fail` sets it with `attempts`, [`super::state::Unit::absorb`] keeps both), in the
+    /// backoff index unless critical. `None`: look at the units (Letta's API skips units
+    /// whose blocks are busy, which needs their blocks; a flush ignores backoffs).
+    fn held_by_budget(
+        &mut self,
+        t: &mut Tick,
+        urgent: &BTreeSet<AgentId>,
+        remaining: u32,
+    ) -> Option<bool> {
+        if remaining > 0
+            || t.flushing
+            || self.scan_all
+            || self.cfg.target == Target::LettaApi
+            || self.units.any_deps()
+        {
+            return None;
+        }
+        let now = t.now;
+        if let Some(end) = self.units.next_backoff_after(now) {
+            t.wake = t.wake.min(end);
+        }
+        for uid in self.units.critical() {
+            let u = &self.units[&uid];
+            if u.not_before > now {
+                t.wake = t.wake.min(u.not_before);
+            }
+        }
+        Some(urgent.iter().any(|a| {
+            self.units
+                .touching(*a)
+                .any(|id| self.units[&id].not_before <= now)
+        }))
+    }
+
+    /// A field's pending unit may have stopped needing a send although the field did not
+    /// change: its acknowledged value moved (a confirmation of another value, a block read
+    /// from Letta), or the doubt of a failed send was settled (the same seq sent again and
+    /// acknowledged: while in doubt every value needs a send). The call that found it
+    /// drops such units before it returns ([`Queue::drop_stale_suspects`]).
+    pub(crate) fn suspect_stale(&mut self, key: FieldKey) {
+        self.stale_suspects.push(key);
+    }
+
+    /// Drops the lone pending units of the suspects' fields that need no send any more, as
+    /// a change making its field's unit needless does: so between calls no lone pending
+    /// unit needs no send, and a poll waiting for the budget need not look for one.
+    pub(crate) fn drop_stale_suspects(&mut self) {
+        for key in core::mem::take(&mut self.stale_suspects) {
+            let Some(uid) = self.field(key).and_then(|f| f.unit) else {
+                continue;
+            };
+            if self.units.get(uid).is_some_and(|u| u.group.is_none())
+                && !self.field(key).is_some_and(|f| f.needs_send())
+            {
+                self.drop_needless(uid);
+                self.rec.m.coalesced += 1;
+            }
+        }
+    }
+
+    /// Drops a lone pending unit whose field needs no send any more, settling the field.
+    /// Its dependencies ride with the value in flight the field now equals, if any (that
+    /// send delivers a seq above its changes': it must not overtake what they wait for).
+    /// A unit gone may free a dependent: the next poll looks at everything. The one owner
+    /// of that step, for a change that makes its field's unit needless (`apply_key`), a
+    /// call that moves what the backend holds (`drop_stale_suspects`) and `plan`.
+    pub(crate) fn drop_needless(&mut self, uid: UnitId) {
+        if let Some(unit) = self.detach_unit(uid) {
+            self.drop_detached_needless(unit);
+        }
+    }
+
+    /// [`Queue::drop_needless`] of a unit already detached (`commit` detaches a pass's
+    /// units together).
+    fn drop_detached_needless(&mut self, unit: Unit) {
+        let key = unit.entries[0];
+        if !unit.deps.is_empty() {
+            self.attach_deps_in_flight(key, unit.deps);
+        }
+        self.settle(key);
+        self.dirty = true;
     }
 
     /// The batches: due high-priority changes and retries, and the routine batch when
@@ -760,7 +863,7 @@ impl Queue {
         self.detach_units(&gone, |q, unit| {
             match placed.next().expect("a step per unit") {
                 Step::Drop(_) => {
-                    q.settle(unit.entries[0]);
+                    q.drop_detached_needless(unit);
                     q.rec.m.coalesced += 1;
                 }
                 Step::Take { draft, changes, .. } => {

@@ -180,21 +180,26 @@ impl FieldState {
 
     /// The ack's first step for one field: the request's value of it under `seq` is
     /// acknowledged (taken out of flight; the acknowledged value unless a newer one is).
-    pub(crate) fn acknowledge_sent(&mut self, request: RequestId, seq: Seq) {
+    /// Returns whether it settled the doubt of a failed send (the same seq sent again):
+    /// the field's pending value may then need no send any more. Otherwise what the backend
+    /// will hold does not move (the newest value in flight was the target already).
+    pub(crate) fn acknowledge_sent(&mut self, request: RequestId, seq: Seq) -> bool {
         let Some(i) = self
             .in_flight
             .iter()
             .position(|v| v.request == request && v.seq == seq)
         else {
-            return;
+            return false;
         };
         let v = self.in_flight.remove(i);
         if seq > self.acked_seq() {
             self.acked = Some((v.value, seq));
         }
         let acked = self.acked_seq();
+        let doubted = self.unsure.is_some();
         self.settle_unsure(acked);
         self.settle_lag();
+        doubted && self.unsure.is_none()
     }
 
     /// Merges the backend's confirmed state of the field (`value` under `seq`) after the
@@ -228,6 +233,7 @@ impl FieldState {
         if seq >= self.acked_seq() {
             self.acked = Some((value.clone(), seq));
             self.settle_unsure(seq);
+            merged.target_moved = true;
         }
         if let (true, Some(local)) = (from_earlier_run, self.local.as_mut()) {
             // The game's value of this run is newer than anything an earlier run
@@ -316,6 +322,9 @@ pub(crate) struct Merged {
     /// The backend holds a newer value than the local one: the field's pending unit (if
     /// no atomic group) is dropped.
     pub(crate) drop_unit: Option<UnitId>,
+    /// The acknowledged value moved to the confirmed one: the field's pending unit may no
+    /// longer need a send ([`crate::Queue::suspect_stale`]).
+    pub(crate) target_moved: bool,
 }
 
 /// What [`FieldState::reconcile`] found.
