@@ -288,7 +288,7 @@ impl Queue {
             if let Some(u) = req
                 .units
                 .iter_mut()
-                .find(|u| u.entries.iter().any(|(k, _)| *k == key))
+                .find(|u| req.entries[u.range()].iter().any(|(k, _)| *k == key))
             {
                 u.deps.extend(deps);
             }

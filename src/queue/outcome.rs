@@ -9,12 +9,15 @@ use crate::request::{ChatMessage, Confirmed, ConfirmedKey, RequestKind};
 use crate::symbols::Symbols;
 use crate::value::Value;
 use alloc::vec::Vec;
+use core::ops::Range;
 
 /// A unit as it was sent, kept until the outcome is known so that a failure can put it
 /// back whole.
 #[derive(Clone, Debug)]
 pub(crate) struct SentUnit {
-    pub(crate) entries: Vec<(FieldKey, Seq)>,
+    /// Its changes: a range of its request's ([`InFlightRequest::entries`]; one list per
+    /// request rather than one per unit).
+    pub(crate) changes: Range<u32>,
     pub(crate) group: Option<GroupId>,
     pub(crate) priority: Priority,
     pub(crate) deps: Vec<Dep>,
@@ -24,10 +27,20 @@ pub(crate) struct SentUnit {
     pub(crate) critical_since: Option<f64>,
 }
 
+impl SentUnit {
+    /// Where its changes are in its request's [`InFlightRequest::entries`].
+    pub(crate) fn range(&self) -> Range<usize> {
+        self.changes.start as usize..self.changes.end as usize
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct InFlightRequest {
     pub(crate) kind: RequestKind,
     pub(crate) units: Vec<SentUnit>,
+    /// The field and sequence of each change the request carries, in its order: the
+    /// units' changes one after the other.
+    pub(crate) entries: Vec<(FieldKey, Seq)>,
     /// Agents whose decision sync this request carries.
     pub(crate) synced: Vec<AgentId>,
     pub(crate) inference: Option<(AgentId, Vec<ChatMessage>, u32)>,
@@ -179,13 +192,12 @@ impl Queue {
         confirmed: &[ConfirmedKey],
         issued: u64,
     ) {
-        let entries: usize = req.units.iter().map(|u| u.entries.len()).sum();
-        let mut touched: Vec<FieldKey> = Vec::with_capacity(entries + confirmed.len());
+        let mut touched: Vec<FieldKey> = Vec::with_capacity(req.entries.len() + confirmed.len());
         for unit in &req.units {
             if let Some(since) = unit.critical_since {
                 self.rec.critical_latency.record(req.emitted_at - since);
             }
-            for (key, seq) in &unit.entries {
+            for (key, seq) in &req.entries[unit.range()] {
                 let Some(a) = self.agent_state_mut(key.agent) else {
                     continue;
                 };
@@ -204,7 +216,7 @@ impl Queue {
         // The request's fields in its order: a confirmation of one of them (the common
         // answer confirms what was sent, in order) is touched already; reconciling a field
         // twice after every change is the same as once.
-        let mut sent = req.units.iter().flat_map(|u| u.entries.iter()).peekable();
+        let mut sent = req.entries.iter().peekable();
         for c in confirmed {
             if self.agent_state(c.agent).is_none() {
                 continue;
@@ -251,7 +263,7 @@ impl Queue {
             if let Some(since) = unit.critical_since {
                 self.rec.critical_latency.record(req.emitted_at - since);
             }
-            let (key, seq) = unit.entries[0];
+            let (key, seq) = req.entries[unit.range().start];
             // Its values in flight, acknowledged value or doubt move (as in `merge_ack`).
             self.grant_may_change(key);
             let (now, renumber) = (self.latest_now, self.next_seq);
@@ -329,7 +341,7 @@ impl Queue {
             let attempts = sent.attempts + 1;
             let delay = retry_delay(&self.cfg, &mut self.rng, attempts, retry_after);
             let mut live: Vec<(FieldKey, Seq)> = Vec::new();
-            for (key, seq) in &sent.entries {
+            for (key, seq) in &req.entries[sent.range()] {
                 if self.agent_state(key.agent).is_none() {
                     continue;
                 }
@@ -443,11 +455,9 @@ impl Queue {
         if self.busy_blocks.is_empty() {
             return;
         }
-        for u in &req.units {
-            for (k, _) in &u.entries {
-                if self.busy_blocks.get(&(k.agent, k.block)) == Some(&request) {
-                    self.busy_blocks.remove(&(k.agent, k.block));
-                }
+        for (k, _) in &req.entries {
+            if self.busy_blocks.get(&(k.agent, k.block)) == Some(&request) {
+                self.busy_blocks.remove(&(k.agent, k.block));
             }
         }
     }
@@ -486,14 +496,14 @@ fn one_pass(req: &InFlightRequest, confirmed: &[ConfirmedKey]) -> bool {
     if !req
         .units
         .iter()
-        .all(|u| u.group.is_none() && u.entries.len() == 1)
+        .all(|u| u.group.is_none() && u.range().len() == 1)
     {
         return false;
     }
     confirmed.is_empty()
         || (confirmed.len() == req.units.len()
             && confirmed.iter().zip(&req.units).all(|(c, u)| {
-                let (k, s) = u.entries[0];
+                let (k, s) = req.entries[u.range().start];
                 c.agent == k.agent && c.block == k.block && c.field == k.field && c.seq == s
             }))
 }

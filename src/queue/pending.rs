@@ -45,6 +45,11 @@ impl Ord for At {
     }
 }
 
+/// [`Units::remove_many`] rebuilds the map and the order index when it takes at least one
+/// unit in this many (a removal from a B-tree costs a few times what moving an entry
+/// into a rebuilt one does).
+const BULK_SHARE: usize = 4;
+
 /// A unit's place in the order `build` fills requests.
 pub(crate) type OrderKey = (Reverse<Priority>, u64, UnitId);
 
@@ -121,6 +126,61 @@ impl Units {
             self.drop_agent_entry(e.agent, id);
         }
         Some(unit)
+    }
+
+    /// Takes units out, as many [`Units::remove`]s would, and returns them in the order of
+    /// `ids` (each id names a pending unit, once; each comes back as `Some`). A build pass takes many units at once
+    /// (the routine batch takes every one): removing them one by one from the B-trees
+    /// costs a search and a rebalancing each (and, in id order, a shift of the leaf's
+    /// large values each time), so when they are a good part of the units the map and the
+    /// order index are rebuilt from what stays instead, in one pass each.
+    pub(crate) fn remove_many(&mut self, ids: &[UnitId]) -> Vec<Option<Unit>> {
+        if ids.len() * BULK_SHARE < self.map.len() {
+            return ids
+                .iter()
+                .map(|id| Some(self.remove(*id).expect("a pending unit")))
+                .collect();
+        }
+        // The ids in id order, each with its place in `ids`.
+        let mut wanted: Vec<(UnitId, usize)> = ids.iter().copied().zip(0..).collect();
+        wanted.sort_unstable();
+        let mut out: Vec<Option<Unit>> = Vec::with_capacity(ids.len());
+        out.resize_with(ids.len(), || None);
+        let mut kept: Vec<(UnitId, Unit)> = Vec::with_capacity(self.map.len() - ids.len());
+        let mut next = wanted.iter().peekable();
+        for (id, unit) in core::mem::take(&mut self.map) {
+            match next.next_if(|(w, _)| *w == id) {
+                Some(&(_, at)) => {
+                    self.with_deps -= usize::from(!unit.deps.is_empty());
+                    let k = Keys::of(id, &unit);
+                    if let Some(t) = k.backoff {
+                        self.backoff.remove(&(t, id));
+                    }
+                    if let Some(t) = k.high {
+                        self.high.remove(&(t, id));
+                    }
+                    for e in &unit.entries {
+                        self.drop_agent_entry(e.agent, id);
+                    }
+                    out[at] = Some(unit);
+                }
+                None => kept.push((id, unit)),
+            }
+        }
+        assert!(next.next().is_none(), "remove_many: an id not pending");
+        debug_assert!(out.iter().all(Option::is_some), "an id twice");
+        // Both come out of a B-tree in key order: collecting sorted input builds the tree
+        // in bulk.
+        if kept.is_empty() {
+            self.order.clear();
+        } else {
+            self.order = core::mem::take(&mut self.order)
+                .into_iter()
+                .filter(|k| wanted.binary_search_by_key(&k.2, |w| w.0).is_err())
+                .collect();
+            self.map = kept.into_iter().collect();
+        }
+        out
     }
 
     /// Changes a unit's schedule or dependencies (not its fields); the indexes follow.
@@ -213,8 +273,22 @@ impl Units {
     }
 
     /// Every unit in the order `build` fills requests.
+    ///
+    /// Units mostly come in that order by id too (within a priority, a unit's first change
+    /// orders it, and ids are issued as units start), so the map is walked alongside the
+    /// order index and a unit is looked up only when the walk does not have it: the walk
+    /// skips ids the index gave earlier and never goes back, so it costs one pass over the
+    /// map at most.
     pub(crate) fn in_order(&self) -> impl Iterator<Item = (UnitId, &Unit)> + '_ {
-        self.order.iter().map(|k| (k.2, &self.map[&k.2]))
+        let mut walk = self.map.iter().peekable();
+        self.order.iter().map(move |k| {
+            let id = k.2;
+            while walk.next_if(|(w, _)| **w < id).is_some() {}
+            match walk.next_if(|(w, _)| **w == id) {
+                Some((_, u)) => (id, u),
+                None => (id, &self.map[&id]),
+            }
+        })
     }
 
     /// The earliest retry backoff of a unit not critical that ends after `now`.
@@ -283,5 +357,132 @@ impl core::ops::Index<&UnitId> for Units {
     type Output = Unit;
     fn index(&self, id: &UnitId) -> &Unit {
         &self.map[id]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::Sym;
+    use crate::queue::state::FieldKey;
+
+    /// Everything the map and its indexes hold, to compare two `Units`.
+    type Snapshot = (
+        Vec<(UnitId, Vec<FieldKey>, u64, u32)>,
+        Vec<OrderKey>,
+        Vec<(At, UnitId)>,
+        Vec<(At, UnitId)>,
+        Vec<Vec<UnitId>>,
+        usize,
+    );
+
+    fn snapshot(u: &Units) -> Snapshot {
+        (
+            u.map
+                .iter()
+                .map(|(id, x)| (*id, x.entries.clone(), x.order, x.attempts))
+                .collect(),
+            u.order.iter().copied().collect(),
+            u.backoff.iter().copied().collect(),
+            u.high.iter().copied().collect(),
+            u.by_agent.clone(),
+            u.with_deps,
+        )
+    }
+
+    /// 40 units of every kind the indexes tell apart: priorities mixed (so the build order
+    /// is not the id order), retries (backoff), high-priority units not tried (high), some
+    /// with dependencies, one to three fields over 7 agents, some agents' fields in several
+    /// units.
+    fn units() -> Units {
+        let mut u = Units::default();
+        for i in 0..40u32 {
+            let id = u.new_id();
+            let entries = (0..1 + i % 3)
+                .map(|j| FieldKey {
+                    agent: AgentId((i + j) % 7),
+                    block: Sym(j),
+                    field: Sym(i),
+                })
+                .collect();
+            // Orders not in id order: later ids may come first.
+            let mut unit = Unit::new(entries, None, u64::from((i * 17) % 40));
+            unit.priority = [
+                Priority::Low,
+                Priority::Normal,
+                Priority::High,
+                Priority::Critical,
+            ][(i % 4) as usize];
+            if i % 5 == 0 {
+                unit.attempts = 1;
+                unit.not_before = f64::from(i);
+            }
+            if unit.priority == Priority::High {
+                unit.high_since = Some(f64::from(40 - i));
+            }
+            if i % 6 == 1 {
+                let k = unit.entries[0];
+                let change = |seq| crate::ids::ChangeId {
+                    seq,
+                    agent: k.agent,
+                    block: k.block,
+                    field: k.field,
+                };
+                unit.deps.push(Dep {
+                    on: change(1),
+                    dependent: change(u64::from(i) + 2),
+                });
+            }
+            u.insert(id, unit);
+        }
+        u
+    }
+
+    /// Taking units out together leaves exactly what taking them out one by one does, and
+    /// returns them in the order asked, whether few (removed one by one) or many (the map
+    /// and the order index rebuilt) are taken.
+    #[test]
+    fn remove_many_is_removes_one_by_one() {
+        let picks: [&[u64]; 4] = [
+            &[7, 2, 31],
+            &[40, 1, 39, 2, 20, 3, 5, 8, 13, 21, 34, 6, 9, 12],
+            &[
+                10, 30, 11, 29, 12, 28, 13, 27, 14, 26, 15, 25, 16, 24, 17, 23, 18, 22, 19, 21,
+            ],
+            &[],
+        ];
+        let mut all: Vec<u64> = (1..=40).rev().collect();
+        all.rotate_left(13);
+        for ids in picks.iter().copied().chain([all.as_slice()]) {
+            let ids: Vec<UnitId> = ids.iter().map(|i| UnitId(*i)).collect();
+            let (mut one, mut many) = (units(), units());
+            let removed: Vec<_> = ids.iter().map(|id| one.remove(*id).unwrap()).collect();
+            let taken: Vec<Unit> = many.remove_many(&ids).into_iter().flatten().collect();
+            assert_eq!(taken.len(), ids.len());
+            assert_eq!(snapshot(&one), snapshot(&many), "{ids:?}");
+            let key = |u: &Unit| (u.entries.clone(), u.order, u.priority, u.attempts);
+            assert_eq!(
+                removed.iter().map(key).collect::<Vec<_>>(),
+                taken.iter().map(key).collect::<Vec<_>>()
+            );
+            // The indexes still serve the build order.
+            let walked: Vec<UnitId> = many.in_order().map(|(id, _)| id).collect();
+            let indexed: Vec<UnitId> = many.order.iter().map(|k| k.2).collect();
+            assert_eq!(walked, indexed);
+        }
+    }
+
+    /// The build order walks every unit once, each with its own state, whatever the
+    /// relation between ids and the order.
+    #[test]
+    fn in_order_gives_each_unit_in_build_order() {
+        let u = units();
+        let walked: Vec<(UnitId, u64)> = u.in_order().map(|(id, x)| (id, x.order)).collect();
+        let expected: Vec<(UnitId, u64)> =
+            u.order.iter().map(|k| (k.2, u.map[&k.2].order)).collect();
+        assert_eq!(walked, expected);
+        assert_eq!(walked.len(), 40);
+        // Not the id order: the walk had to look units up.
+        assert!(walked.windows(2).any(|w| w[0].0 > w[1].0));
     }
 }

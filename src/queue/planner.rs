@@ -179,11 +179,12 @@ enum Step {
     Drop(UnitId),
     /// A dependency of a unit, released to break a cycle.
     Release(UnitId, Dep),
-    /// A unit taken into request `draft`, with its changes' fields and sequences.
+    /// A unit taken into request `draft`, with the number of its changes (the draft's
+    /// changes it appended, after those of the units taken into it before).
     Take {
         draft: usize,
         unit: UnitId,
-        entries: Vec<(FieldKey, Seq)>,
+        changes: u32,
     },
 }
 
@@ -536,9 +537,14 @@ impl Queue {
     /// of that step, for a change that makes its field's unit needless (`apply_key`), a
     /// call that moves what the backend holds (`drop_stale_suspects`) and `plan`.
     pub(crate) fn drop_needless(&mut self, uid: UnitId) {
-        let Some(unit) = self.detach_unit(uid) else {
-            return;
-        };
+        if let Some(unit) = self.detach_unit(uid) {
+            self.drop_detached_needless(unit);
+        }
+    }
+
+    /// [`Queue::drop_needless`] of a unit already detached (`commit` detaches a pass's
+    /// units together).
+    fn drop_detached_needless(&mut self, unit: Unit) {
         let key = unit.entries[0];
         if !unit.deps.is_empty() {
             self.attach_deps_in_flight(key, unit.deps);
@@ -772,8 +778,12 @@ impl Queue {
                         && cost <= window_room;
                     if (cost <= remaining || oversized) && p.drafts.len() < requests {
                         remaining = remaining.saturating_sub(cost);
+                        // Room for a change per agent-block it may hold (most units are
+                        // one field), at most one per candidate left: no growing copies.
+                        let room = max_blocks.min(candidates.len() - i);
                         p.drafts.push(Draft {
                             bytes: REQUEST_OVERHEAD_BYTES,
+                            changes: Vec::with_capacity(room),
                             ..Draft::default()
                         });
                         target = Some(p.drafts.len() - 1);
@@ -787,25 +797,24 @@ impl Queue {
                     d.agent_blocks.insert(*b);
                 }
                 d.bytes += bytes;
-                let mut entries = Vec::with_capacity(scratch.changes.len());
+                let changes = scratch.changes.len() as u32;
                 for c in scratch.changes.drain(..) {
-                    let key = FieldKey {
-                        agent: c.agent,
-                        block: c.block,
-                        field: c.field,
-                    };
                     // Only dependencies read them.
                     if with_deps {
+                        let key = FieldKey {
+                            agent: c.agent,
+                            block: c.block,
+                            field: c.field,
+                        };
                         d.fields.insert(key, c.seq);
                     }
-                    entries.push((key, c.seq));
                     d.changes.push(c);
                 }
                 d.taken += 1;
                 p.steps.push(Step::Take {
                     draft: t,
                     unit: uid,
-                    entries,
+                    changes,
                 });
                 placed[i] = true;
                 progress = true;
@@ -829,20 +838,20 @@ impl Queue {
         p
     }
 
-    /// Carries out a plan of [`Queue::plan`], its steps in the order they were decided:
-    /// drops the stale units (settling their fields), releases the dependencies, and
-    /// takes the units into their requests.
+    /// Carries out a plan of [`Queue::plan`]: releases the dependencies, then drops the
+    /// stale units (settling their fields) and takes the units into their requests, each
+    /// kind of step in the order it was decided. The dropped and taken units leave the
+    /// pending ones together ([`Queue::detach_units`]). Doing the releases first changes
+    /// nothing: a plan only releases a dependency of a unit it has not placed yet, and a
+    /// dropped unit's field is no other unit's.
     fn commit(&mut self, plan: Plan) -> Built {
         let mut drafts = plan.drafts;
         for d in &mut drafts {
             d.units.reserve_exact(d.taken);
         }
-        for step in plan.steps {
-            match step {
-                Step::Drop(uid) => {
-                    self.drop_needless(uid);
-                    self.rec.m.coalesced += 1;
-                }
+        let mut gone: Vec<UnitId> = Vec::with_capacity(plan.steps.len() - plan.released.len());
+        for step in &plan.steps {
+            match *step {
                 Step::Release(owner, d) => {
                     self.units.update(owner, |u| u.deps.retain(|x| *x != d));
                     self.events.push(super::Event::DependencyReleased {
@@ -850,18 +859,28 @@ impl Queue {
                         dependency: d.on,
                     });
                 }
-                Step::Take {
-                    draft,
-                    unit: uid,
-                    entries,
-                } => {
+                Step::Drop(uid) | Step::Take { unit: uid, .. } => gone.push(uid),
+            }
+        }
+        // Per draft, how many of its changes the units taken so far hold.
+        let mut filled: Vec<u32> = alloc::vec![0; drafts.len()];
+        let mut placed = plan
+            .steps
+            .into_iter()
+            .filter(|s| !matches!(s, Step::Release(..)));
+        self.detach_units(&gone, |q, unit| {
+            match placed.next().expect("a step per unit") {
+                Step::Drop(_) => {
+                    q.drop_detached_needless(unit);
+                    q.rec.m.coalesced += 1;
+                }
+                Step::Take { draft, changes, .. } => {
                     // Its fields' values go in flight in `emit`, which reads none of
                     // their units.
-                    let unit = self
-                        .detach_unit(uid)
-                        .expect("planned from the pending units");
+                    let start = filled[draft];
+                    filled[draft] += changes;
                     drafts[draft].units.push(SentUnit {
-                        entries,
+                        changes: start..start + changes,
                         group: unit.group,
                         priority: unit.priority,
                         deps: unit.deps,
@@ -870,8 +889,9 @@ impl Queue {
                         critical_since: unit.critical_since,
                     });
                 }
+                Step::Release(..) => unreachable!("filtered out"),
             }
-        }
+        });
         Built {
             drafts,
             budget_blocked: plan.budget_blocked,
@@ -1036,10 +1056,17 @@ impl Queue {
 
     /// A unit may go once each dependency is acknowledged, carried by the unit itself, or
     /// sent earlier in the request being filled. `plan`'s decisions so far count as done.
+    ///
+    /// Most units have no dependency: that answer is inlined where it is asked (a call
+    /// per unit and question costs in the transpiled core), the rest is
+    /// [`Queue::deps_bind`].
+    #[inline(always)]
     fn deps_satisfied(&self, uid: UnitId, unit: &Unit, draft: Option<&Draft>, plan: &Plan) -> bool {
-        if unit.deps.is_empty() {
-            return true;
-        }
+        unit.deps.is_empty() || self.deps_bind(uid, unit, draft, plan)
+    }
+
+    /// [`Queue::deps_satisfied`] for a unit with dependencies.
+    fn deps_bind(&self, uid: UnitId, unit: &Unit, draft: Option<&Draft>, plan: &Plan) -> bool {
         plan.deps(uid, unit).all(|d| {
             let key = FieldKey {
                 agent: d.on.agent,
@@ -1084,6 +1111,7 @@ impl Queue {
         synced: &[AgentId],
         out: &mut Vec<Request>,
     ) {
+        let sorted = synced.is_sorted();
         for d in drafts {
             let id = RequestId(self.next_request);
             self.next_request += 1;
@@ -1110,23 +1138,12 @@ impl Queue {
                     self.busy_blocks.insert(*b, id);
                 }
             }
-            let (combat_window, window) = (self.cfg.combat_debounce_s, self.cfg.debounce_s);
-            let mut attempt = 1;
-            for u in &d.units {
-                attempt = attempt.max(u.attempts + 1);
-                if u.priority == Priority::Critical {
-                    for (key, _) in &u.entries {
-                        if let Some(a) = self.agent_state_mut(key.agent) {
-                            a.last_critical_emit = Some(now);
-                            a.last_critical_window = if a.in_combat(now) {
-                                combat_window
-                            } else {
-                                window
-                            };
-                        }
-                    }
-                }
-            }
+            // The request's changes go in flight; their fields and sequences, in order, stay
+            // with it (each unit's are a range of them), and so do the agents whose
+            // decision sync it carries (a search per change: `synced` comes sorted from the
+            // urgent agents' set).
+            let mut carries = alloc::vec![false; synced.len()];
+            let mut entries: Vec<(FieldKey, Seq)> = Vec::with_capacity(d.changes.len());
             for c in &d.changes {
                 let key = FieldKey {
                     agent: c.agent,
@@ -1141,17 +1158,45 @@ impl Queue {
                     value: c.value.clone(),
                     oldest,
                 });
+                entries.push((key, c.seq));
+                let at = if sorted {
+                    synced.binary_search(&c.agent).ok()
+                } else {
+                    synced.iter().position(|a| *a == c.agent)
+                };
+                if let Some(i) = at {
+                    carries[i] = true;
+                }
+            }
+            let (combat_window, window) = (self.cfg.combat_debounce_s, self.cfg.debounce_s);
+            let mut attempt = 1;
+            for u in &d.units {
+                attempt = attempt.max(u.attempts + 1);
+                if u.priority == Priority::Critical {
+                    for (key, _) in &entries[u.range()] {
+                        if let Some(a) = self.agent_state_mut(key.agent) {
+                            a.last_critical_emit = Some(now);
+                            a.last_critical_window = if a.in_combat(now) {
+                                combat_window
+                            } else {
+                                window
+                            };
+                        }
+                    }
+                }
             }
             let carried: Vec<AgentId> = synced
                 .iter()
-                .copied()
-                .filter(|a| d.changes.iter().any(|c| c.agent == *a))
+                .zip(&carries)
+                .filter(|(_, c)| **c)
+                .map(|(a, _)| *a)
                 .collect();
             self.in_flight.insert(
                 id,
                 InFlightRequest {
                     kind,
                     units: d.units,
+                    entries,
                     synced: carried,
                     inference: None,
                     emitted_at: now,
@@ -1201,6 +1246,7 @@ impl Queue {
             InFlightRequest {
                 kind: RequestKind::Inference,
                 units: Vec::new(),
+                entries: Vec::new(),
                 synced: Vec::new(),
                 inference: Some((agent, messages.clone(), attempts)),
                 emitted_at: now,

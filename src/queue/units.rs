@@ -72,6 +72,25 @@ impl Queue {
     /// detach.
     pub(crate) fn detach_unit(&mut self, uid: UnitId) -> Option<Unit> {
         let unit = self.units.remove(uid)?;
+        self.unhook(&unit);
+        Some(unit)
+    }
+
+    /// [`Queue::detach_unit`] of each of `ids` (pending units, each once), in that order,
+    /// each unit then given to `then`, with the units taken out of the pending ones
+    /// together ([`Units::remove_many`]: a build pass takes many).
+    ///
+    /// [`Units::remove_many`]: super::pending::Units::remove_many
+    pub(crate) fn detach_units(&mut self, ids: &[UnitId], mut then: impl FnMut(&mut Queue, Unit)) {
+        for unit in self.units.remove_many(ids) {
+            let unit = unit.expect("remove_many gives every unit asked");
+            self.unhook(&unit);
+            then(self, unit);
+        }
+    }
+
+    /// Clears the pointer of a unit's fields to it (the unit has left the pending ones).
+    fn unhook(&mut self, unit: &Unit) {
         for e in &unit.entries {
             if let Some(f) = self
                 .agent_state_mut(e.agent)
@@ -81,7 +100,6 @@ impl Queue {
             }
             self.grant_may_change(*e);
         }
-        Some(unit)
     }
 
     /// When a critical unit may go: not before its retry backoff, nor inside the combat

@@ -10,6 +10,8 @@ use core::ptr::null_mut;
 
 const CLASSES: usize = 32;
 const PAGE: usize = 65536;
+/// The memory grows by at least its size divided by this (see `alloc`).
+const GROWTH_DIVISOR: usize = 2;
 
 struct Heap {
     /// Head of each class's free list (0 = empty); a free block's first word links on.
@@ -53,9 +55,19 @@ unsafe impl GlobalAlloc for SizeClasses {
             return null_mut();
         };
         if stop > h.end {
-            let pages = (stop - h.end).div_ceil(PAGE);
+            let need = (stop - h.end).div_ceil(PAGE);
+            // In the transpiled core a memory cannot grow in place: `memory.grow` creates a
+            // new buffer of the whole size (zeroed) and copies the old one into it. Growing
+            // by at least half the memory's size each time keeps those copies to a constant
+            // share of the bytes allocated (growing by what one allocation needs copied the
+            // whole memory every few allocations: most of the routine batch's poll). Where
+            // that much is refused (the memory's limit), the need alone is asked.
+            let mut pages = need.max(memory_size(0) / GROWTH_DIVISOR);
             if memory_grow(0, pages) == usize::MAX {
-                return null_mut();
+                pages = need;
+                if memory_grow(0, pages) == usize::MAX {
+                    return null_mut();
+                }
             }
             h.end += pages * PAGE;
         }

@@ -19,7 +19,10 @@
 //! - 5: 4 plus the next frame's 1,000 changes (each goes to the core: nothing is granted);
 //! - 6: 5 plus a second frame of changes (now kept again);
 //! - 7: 6 plus the batch's ack (with the confirmed fields the answer would carry);
-//! - 8: 7 plus the frame after the ack's 1,000 changes.
+//! - 8: 7 plus the frame after the ack's 1,000 changes;
+//! - 9: 8 plus the drain at the next routine batch's time (30 s later);
+//! - 10: 9 plus that batch's core poll (`nsq_poll`): 10 - 9 is the routine batch's poll
+//!   in a queue that has sent and acknowledged every field before (2 - 1 is the first).
 use mlua::IntoLuaMulti;
 use npc_sync_luau_harness::{roblox::package_mount_or_env, Options, Roblox};
 
@@ -85,12 +88,21 @@ end
 if PHASE >= 8 then
 	frame(3)
 end
+-- The next routine batch, 30 s later: the queue has sent and acknowledged every field once
+-- (its memory and buffers are at their size, as in a running game).
+if PHASE >= 9 then
+	now = 60.03
+	core.absorb:drainAll()
+end
+if PHASE >= 10 then
+	assert(core.X.nsq_poll(now) > 0, "the second batch is due")
+end
 "#;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 3 {
-        eprintln!("usage: batch_count NATIVE(0|1) PHASE(0..8)");
+        eprintln!("usage: batch_count NATIVE(0|1) PHASE(0..10)");
         std::process::exit(2);
     }
     let native = args[1] == "1";
