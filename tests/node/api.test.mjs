@@ -39,6 +39,7 @@ describe("constructor and settings", () => {
     throwsCode(() => new SyncQueue({ freshness: 2 }), "Config", /`freshness`: must not be below debounce_s/);
     throwsCode(() => new SyncQueue({ routineShare: 1.5 }), "Config", /`routineShare`/);
     throwsCode(() => new SyncQueue({ batchInterval: NaN }), "Config", /`batchInterval`: is NaN/);
+    throwsCode(() => new SyncQueue({ batchRequestsPerPoll: 0 }), "Config", /`batchRequestsPerPoll`: must be at least 1/);
   });
 
   test("a setting of the wrong type, an unknown key or a bad target is refused by name", () => {

@@ -19,6 +19,7 @@ const CONFIG_KEYS = {
   budget_burst: "budgetBurst",
   max_agent_blocks_per_request: "maxAgentBlocksPerRequest",
   max_request_bytes: "maxRequestBytes",
+  batch_requests_per_poll: "batchRequestsPerPoll",
   retry_base_s: "retryBase",
   retry_max_s: "retryMax",
   retry_jitter: "retryJitter",

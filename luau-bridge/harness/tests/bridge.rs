@@ -80,6 +80,7 @@ try({ target = { kind = "batch", url = base }, settings = { debounce = -1 } })
 try({ target = { kind = "batch", url = base }, settings = { budgetPerMinute = 900 } })
 try({ target = { kind = "batch", url = base }, settings = { bogus = 1 } })
 try({ target = { kind = "batch", url = base }, settings = { seed = "1" } })
+try({ target = { kind = "batch", url = base }, settings = { batchRequestsPerPoll = 0 } })
 try({ target = { kind = "batch", url = base }, maxInFlight = 0 })
 try({ target = { kind = "batch", url = base }, clock = 3 })
 try({ target = { kind = "letta", baseUrl = base, apiKey = "k", blockLimit = 0 } })
@@ -98,6 +99,7 @@ return table.concat(out, "\n")
         "budget",
         "settings.bogus: unknown setting",
         "settings.seed: a number expected, got string",
+        "settings.batchRequestsPerPoll",
         "maxInFlight: a whole number from 1 to 64",
         "clock: a function",
         "target.blockLimit",
