@@ -72,6 +72,9 @@ pub struct Queue {
     pub(crate) latest_now: f64,
     /// Routine batch schedule (set at the first poll).
     pub(crate) next_batch_at: Option<f64>,
+    /// While a routine batch goes over several polls (`batch_requests_per_poll`): the
+    /// changes it carries are those numbered below this (pending when it was first held).
+    pub(crate) batch_cohort: Option<u64>,
     /// A `Retry-After` holds routine batches and inference until this time; urgent
     /// requests go on at most once per combat debounce window.
     pub(crate) paused_until: f64,
@@ -121,6 +124,7 @@ impl Queue {
             in_flight: BTreeMap::new(),
             latest_now: 0.0,
             next_batch_at: None,
+            batch_cohort: None,
             paused_until: 0.0,
             last_urgent_at: None,
             busy_blocks: BTreeMap::new(),

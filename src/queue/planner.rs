@@ -197,6 +197,8 @@ struct Plan {
     dropped: BTreeSet<UnitId>,
     released: Vec<(UnitId, Dep)>,
     budget_blocked: bool,
+    /// A request more was needed than the pass may open (`Allowance::requests`).
+    capped: bool,
 }
 
 impl Plan {
@@ -208,10 +210,12 @@ impl Plan {
     }
 }
 
-/// The requests of a committed plan, and whether the budget held some units back.
+/// The requests of a committed plan, and whether the budget or the cap on requests held
+/// some units back.
 struct Built {
     drafts: Vec<Draft>,
     budget_blocked: bool,
+    capped: bool,
 }
 
 impl Queue {
@@ -307,11 +311,15 @@ impl Queue {
         }
 
         // Batches: due high-priority changes and retries, and the routine batch.
-        let budget_blocked_routine = self.send_batches(&mut t, routine_due, &mut out);
+        let (budget_blocked_routine, capped) = self.send_batches(&mut t, routine_due, &mut out);
         let mut wake = t.wake;
-        if routine_due && !budget_blocked_routine {
+        if capped {
+            // The rest of the due batch goes at the next poll.
+            wake = wake.min(now);
+        } else if routine_due && !budget_blocked_routine {
             let at = now + interval;
             self.next_batch_at = Some(at);
+            self.batch_cohort = None;
             wake = wake.min(at);
         }
         if budget_blocked_routine {
@@ -427,6 +435,7 @@ impl Queue {
             Some(budget_blocked) => Built {
                 drafts: Vec::new(),
                 budget_blocked,
+                capped: false,
             },
             None => {
                 // Other agents' pending changes fill the urgent requests where that costs
@@ -554,9 +563,21 @@ impl Queue {
     }
 
     /// The batches: due high-priority changes and retries, and the routine batch when
-    /// `routine_due`. Returns whether the budget held some back.
-    fn send_batches(&mut self, t: &mut Tick, routine_due: bool, out: &mut Vec<Request>) -> bool {
+    /// `routine_due`. Returns whether the budget held some back, and whether the cap on a
+    /// poll's batch requests did ([`Config::batch_requests_per_poll`]): the rest then goes
+    /// at the next polls, and the routine batch is the units pending when it was first
+    /// held so (`batch_cohort`); units started since only ride along, or a batch of agents
+    /// changing every frame would never end.
+    fn send_batches(
+        &mut self,
+        t: &mut Tick,
+        routine_due: bool,
+        out: &mut Vec<Request>,
+    ) -> (bool, bool) {
         let (now, flushing, paused) = (t.now, t.flushing, t.paused);
+        let cohort = if flushing { None } else { self.batch_cohort };
+        let in_batch = |u: &Unit| routine_due && cohort.is_none_or(|c| u.order < c);
+        let seq_before = self.next_seq;
         let mut candidates = Candidates::default();
         let mut any_mandatory = false;
         // Without the routine batch only units due alone open a batch: a high-priority
@@ -593,19 +614,19 @@ impl Queue {
                 Some(due) if due <= now => Need::Mandatory,
                 Some(due) => {
                     t.wake = t.wake.min(due);
-                    if routine_due {
+                    if in_batch(u) {
                         Need::Mandatory
                     } else {
                         Need::RideAlong
                     }
                 }
-                None if routine_due => Need::Mandatory,
+                None if in_batch(u) => Need::Mandatory,
                 None => Need::RideAlong,
             };
             any_mandatory |= need == Need::Mandatory;
             candidates.push(id, u, need);
         }
-        let mut budget_blocked_routine = false;
+        let (mut budget_blocked_routine, mut capped) = (false, false);
         if any_mandatory {
             let mut allowance = Allowance::at(&mut self.budget, &self.cfg, now, Pool::Routine);
             if !flushing {
@@ -614,9 +635,13 @@ impl Queue {
             let plan = self.plan(allowance, candidates);
             let built = self.commit(plan);
             budget_blocked_routine = built.budget_blocked;
+            capped = built.capped;
+            if capped && routine_due && self.batch_cohort.is_none() {
+                self.batch_cohort = Some(seq_before);
+            }
             self.emit(now, RequestKind::Batch, built.drafts, &[], out);
         }
-        budget_blocked_routine
+        (budget_blocked_routine, capped)
     }
 
     /// Whether this poll may build a request: urgent agents or open batches, with a call
@@ -776,7 +801,8 @@ impl Queue {
                         && burst_full
                         && remaining == start_remaining
                         && cost <= window_room;
-                    if (cost <= remaining || oversized) && p.drafts.len() < requests {
+                    let affordable = cost <= remaining || oversized;
+                    if affordable && p.drafts.len() < requests {
                         remaining = remaining.saturating_sub(cost);
                         // Room for a change per agent-block it may hold (most units are
                         // one field), at most one per candidate left: no growing copies.
@@ -787,6 +813,8 @@ impl Queue {
                             ..Draft::default()
                         });
                         target = Some(p.drafts.len() - 1);
+                    } else if affordable {
+                        p.capped = true;
                     } else {
                         p.budget_blocked = true;
                     }
@@ -819,7 +847,7 @@ impl Queue {
                 placed[i] = true;
                 progress = true;
             }
-            if p.budget_blocked {
+            if p.budget_blocked || p.capped {
                 break;
             }
             if progress {
@@ -895,6 +923,7 @@ impl Queue {
         Built {
             drafts,
             budget_blocked: plan.budget_blocked,
+            capped: plan.capped,
         }
     }
 

@@ -32,26 +32,37 @@ fn a_routine_batch_goes_over_as_many_polls_as_it_needs() {
     let agents = agents(&mut q, 250);
     q.poll(0.0).unwrap();
     locate_all(&mut q, &agents, 1.0, "plaza");
-    let mut sizes = Vec::new();
+    // Every agent moves every frame meanwhile: the batch is the changes pending when it
+    // was due (their fields' latest values), and it ends; later changes only ride along
+    // (the last request's free room: 50 of the first poll's agents moved again), then
+    // wait for the next batch.
+    let mut sizes: Vec<Vec<usize>> = Vec::new();
     let mut now = 30.0;
-    for _ in 0..4 {
-        sizes.push(
-            q.poll(now)
-                .unwrap()
-                .iter()
-                .map(|r| r.changes.len())
-                .collect::<Vec<_>>(),
-        );
+    for i in 0..5 {
+        let out = q.poll(now).unwrap();
+        sizes.push(out.iter().map(|r| r.changes.len()).collect());
         now += 1.0 / 60.0;
+        locate_all(&mut q, &agents, now, ["gate", "plaza"][i % 2]);
     }
-    assert_eq!(sizes, [vec![100], vec![100], vec![50], vec![]]);
-    // A flush is not held by it (a server shutting down sends everything it may).
-    locate_all(&mut q, &agents, now, "gate");
-    let out = q.flush(now).unwrap();
+    assert_eq!(sizes, [vec![100], vec![100], vec![100], vec![], vec![]]);
+    assert!(q.poll(59.0).unwrap().is_empty());
     assert_eq!(
-        out.iter().map(|r| r.changes.len()).collect::<Vec<_>>(),
-        [100, 100, 50]
+        q.poll(61.0).unwrap().len(),
+        1,
+        "the next batch, a request a poll"
     );
+    // A flush is not held by it (a server shutting down sends everything it may).
+    let mut q = Queue::new(Config {
+        batch_requests_per_poll: 1,
+        ..Config::default()
+    })
+    .unwrap();
+    let all = common::agents(&mut q, 250);
+    q.poll(0.0).unwrap();
+    locate_all(&mut q, &all, 1.0, "plaza");
+    let out = q.flush(2.0).unwrap();
+    let sizes: Vec<usize> = out.iter().map(|r| r.changes.len()).collect();
+    assert_eq!(sizes, [100, 100, 50]);
 }
 
 #[test]
