@@ -34,6 +34,21 @@ fn rec(slot: Slot, v: f64, seq: u64, count: u32, first: f64, last: f64) -> Absor
     }
 }
 
+/// A record taken in at `now`, its one change made at `at`, that the slot's grant no longer
+/// covers: refused naming the slot, and nothing of the queue changed.
+fn assert_refused(q: &mut Queue, slot: Slot, now: f64, at: f64) {
+    let before = (q.metrics(), q.next_seq(), q.next_poll());
+    let next = q.next_seq().0;
+    let e = q
+        .absorb(now, next + 1, &[rec(slot, 2.0, next, 1, at, at)])
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Absorb { slot: Some(s), .. } if s == slot.index()),
+        "{e:?}"
+    );
+    assert_eq!((q.metrics(), q.next_seq(), q.next_poll()), before);
+}
+
 #[test]
 fn a_pending_normal_number_field_is_granted_with_its_target() {
     let (mut q, slot) = setup(Config::default());
@@ -494,16 +509,7 @@ fn a_unit_merged_into_an_atomic_group_after_the_grant_is_checked_again() {
         ],
     )
     .unwrap();
-    let before = (q.metrics(), q.next_seq(), q.next_poll());
-    let next = q.next_seq().0;
-    let e = q
-        .absorb(0.8, next + 1, &[rec(slot, 2.0, next, 1, 0.6, 0.6)])
-        .unwrap_err();
-    assert!(
-        matches!(e, Error::Absorb { slot: Some(s), .. } if s == slot.index()),
-        "{e:?}"
-    );
-    assert_eq!((q.metrics(), q.next_seq(), q.next_poll()), before);
+    assert_refused(&mut q, slot, 0.8, 0.6);
     assert!(q.grant_absorb(slot).is_none());
 }
 
@@ -519,16 +525,7 @@ fn a_unit_back_from_a_failed_send_is_checked_again() {
     let reqs = q.poll(1.0).unwrap();
     assert_eq!(reqs.len(), 1);
     q.fail(1.0, reqs[0].id, None).unwrap();
-    let before = (q.metrics(), q.next_seq(), q.next_poll());
-    let next = q.next_seq().0;
-    let e = q
-        .absorb(1.1, next + 1, &[rec(slot, 2.0, next, 1, 1.05, 1.05)])
-        .unwrap_err();
-    assert!(
-        matches!(e, Error::Absorb { slot: Some(s), .. } if s == slot.index()),
-        "{e:?}"
-    );
-    assert_eq!((q.metrics(), q.next_seq(), q.next_poll()), before);
+    assert_refused(&mut q, slot, 1.1, 1.05);
 }
 
 #[test]
