@@ -23,6 +23,9 @@
 //! ```text
 //! valgrind --tool=cachegrind --cache-sim=no target/release/examples/kept_time NATIVE ROUNDS [OP]
 //! ```
+#[path = "support/cpu_clock.rs"]
+mod cpu_clock;
+use cpu_clock::thread_cpu_seconds;
 use mlua::IntoLuaMulti;
 use npc_sync_luau_harness::{roblox::package_mount_or_env, Options, Roblox};
 
@@ -83,19 +86,6 @@ end
 assert(sync._process.requests == 0, "nothing may be due in the counted frames")
 return spent
 "#;
-
-/// This thread's CPU time in seconds (the Luau VM runs on it; other processes on the
-/// shared machine do not advance it).
-fn thread_cpu_seconds() -> f64 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec it is given and nothing else.
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-    assert_eq!(r, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
