@@ -530,13 +530,17 @@ impl Queue {
             let Some(uid) = self.field(key).and_then(|f| f.unit) else {
                 continue;
             };
-            if self.units.get(uid).is_some_and(|u| u.group.is_none())
-                && !self.field(key).is_some_and(|f| f.needs_send())
-            {
+            if self.units.get(uid).is_some_and(|u| self.is_needless(u)) {
                 self.drop_needless(uid);
                 self.rec.m.coalesced += 1;
             }
         }
+    }
+
+    /// Whether a pending unit is a lone field (no atomic group: a group stays whole) whose
+    /// value needs no send any more: the one rule for `plan`'s drop and the suspects'.
+    fn is_needless(&self, unit: &Unit) -> bool {
+        unit.group.is_none() && !self.field(unit.entries[0]).is_some_and(|f| f.needs_send())
     }
 
     /// Drops a lone pending unit whose field needs no send any more, settling the field.
@@ -724,15 +728,12 @@ impl Queue {
                     continue;
                 }
                 // A lone field whose value needs no send any more: drop it.
-                if unit.group.is_none() {
-                    let key = unit.entries[0];
-                    if !self.field(key).is_some_and(|f| f.needs_send()) {
-                        p.dropped.insert(uid);
-                        p.steps.push(Step::Drop(uid));
-                        placed[i] = true;
-                        progress = true;
-                        continue;
-                    }
+                if self.is_needless(unit) {
+                    p.dropped.insert(uid);
+                    p.steps.push(Step::Drop(uid));
+                    placed[i] = true;
+                    progress = true;
+                    continue;
                 }
                 // Whatever the current request satisfies is a superset of what a new one
                 // would: a unit still waiting for a dependency is skipped before it is
