@@ -12,7 +12,7 @@
 //! then starts its field's unit, as the drain before the batch's ack does); 0 (default):
 //! every field is pending (each record joins its unit, as the drain before a poll does). Under `valgrind --tool=callgrind --toggle-collect='*Queue::absorb*'` the per-function
 //! split of the call alone.
-use npc_sync::{Absorbed, Config, Priority, Queue, Seq, Value};
+use npc_sync::{Absorbed, Config, KeptValue, Priority, Queue, Seq, Value};
 
 const N: u32 = 1000;
 
@@ -51,7 +51,7 @@ fn main() {
         .enumerate()
         .map(|(i, &slot)| Absorbed {
             slot,
-            value: Value::Number(f64::from(i as u32) + 0.25),
+            value: KeptValue::Number(f64::from(i as u32) + 0.25),
             // Ten kept changes each, numbered one after another per slot.
             first_seq: Seq(first + 10 * i as u64),
             seq: Seq(first + 10 * i as u64 + 9),

@@ -56,7 +56,8 @@ pub use error::Error;
 pub use ids::{AgentId, ChangeId, RequestId, Seq, Sym};
 pub use metrics::{LatencySummary, Metrics};
 pub use queue::{
-    AbsorbTarget, Absorbable, Absorbed, Change, Decision, Event, GrantChange, Priority, Queue, Slot,
+    AbsorbTarget, Absorbable, Absorbed, Change, Decision, Event, GrantChange, KeptValue, Priority,
+    Queue, Slot,
 };
 pub use request::{
     BlockWrite, ChatMessage, Confirmed, ConfirmedKey, Request, RequestKind, SentChange,

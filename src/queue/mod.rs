@@ -38,7 +38,7 @@ use crate::symbols::Symbols;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
-pub use absorb::{AbsorbTarget, Absorbable, Absorbed, GrantChange};
+pub use absorb::{AbsorbTarget, Absorbable, Absorbed, GrantChange, KeptValue};
 pub(crate) use apply::record_local;
 pub use change::{Change, Priority};
 pub use decide::Decision;

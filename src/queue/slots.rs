@@ -263,10 +263,7 @@ impl Queue {
         value: Value,
         priority: Priority,
     ) -> Result<ChangeId, Value> {
-        // `x - x == 0.0` is finiteness as one float operation (`is_finite` compiles to
-        // 64-bit integer work, which costs far more in Luau).
-        #[allow(clippy::eq_op)]
-        let finite = |x: f64| x - x == 0.0;
+        let finite = super::validate::finite;
         if !(finite(now) && now >= 0.0 && now >= self.latest_now) {
             return Err(value);
         }

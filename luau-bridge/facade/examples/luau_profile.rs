@@ -2,12 +2,17 @@
 //! entries and loop back-edges) per function of `pkg/roblox` while 1,000 NPCs each change a
 //! number field once (after a first change made their fields pending).
 //!
-//! `cargo run --release -p npc-sync-luau --example luau_profile [DIR [poll|absorb|ack]]` (DIR
-//! defaults to pkg/roblox). With `poll`, the measured part is instead the routine batch's
+//! `cargo run --release -p npc-sync-luau --example luau_profile [DIR [poll|absorb|absorb0|ack
+//! [lines]]]` (DIR defaults to pkg/roblox). With `poll`, the measured part is instead the routine batch's
 //! poll with those 1,000 fields pending (a first poll schedules it; the fields change after
 //! it). With `absorb`, it is taking in 1,000 kept records, one per granted slot (written
 //! into the scratch area, `nsq_absorb` each time it is full); with `ack`, that batch's ack
-//! confirming every field it carried (`nsq_confirm_records`, `nsq_ack`).
+//! confirming every field it carried (`nsq_confirm_records`, `nsq_ack`); with `absorb0`,
+//! 1,000 calls `nsq_absorb(0, next_seq, now)` (no record: the counter and the time only).
+//! With `lines` (mode `none` for the change), the count is instead of Luau statements run,
+//! per function and per line of the generated core (each statement line of a function
+//! body is prefixed with a counter when loaded; a finer picture than interrupts, which
+//! count only calls and loop back-edges).
 //! Lines are `count module:line`; the function defined at that line of the module is the
 //! one counted. To name functions, build the core without `strip` and map
 //! function indices (`fN` / `F[N+1]`) through the wasm name section.
@@ -78,6 +83,22 @@ return function()
 	end
 end
 "#;
+/// As [`ABSORB_WORKLOAD`]'s setup, but the measured part is 1,000 calls of `nsq_absorb`
+/// with no record (what the bridge's `Absorb.sync` does: the counter and the time only).
+const ABSORB0_WORKLOAD: &str = r#"
+assert(X.nsq_poll(0.01) == 0)
+for i = 1, 1000 do
+	assert(X.nsq_set(0.5, slots[i], 1, 0, -i, 1) > 0)
+end
+local first = X.nsq_next_seq()
+return function()
+	for i = 1, 1000 do
+		if X.nsq_absorb(0, first + i, 0.5 + i / 1000) ~= 0 then
+			error(buffer.readstring(mem.buffer, X.nsq_error_ptr(), X.nsq_error_len()))
+		end
+	end
+end
+"#;
 /// As [`WORKLOAD`], but the measured part is the routine batch's ack, confirming every field
 /// it carried (seq and value as sent) in confirmed-field records.
 const ACK_WORKLOAD: &str = r#"
@@ -130,6 +151,48 @@ end
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+/// Where each counter of [`instrument`] sits: module, line, and the line where its
+/// function's definition starts.
+type Sites = Arc<Mutex<Vec<(String, usize, usize)>>>;
+
+/// Prefixes every statement line of each function body of a generated core module with
+/// `__C[id] = (__C[id] or 0) + 1` (an `end`, `else`, `elseif` or `until` line starts no statement; the
+/// prelude before the first function is left alone) and records where each id sits.
+fn instrument(sites: &Sites, module: &str, src: String) -> String {
+    if !module.starts_with("NpcSyncCore") {
+        return src;
+    }
+    let is_def = |l: &str| {
+        (l.starts_with("F[")
+            || (l.starts_with('f') && l[1..].starts_with(|c: char| c.is_ascii_digit())))
+            && l.contains(" = function(")
+    };
+    let mut sites = sites.lock().unwrap();
+    let mut out = String::with_capacity(src.len() * 2);
+    let mut def = None;
+    for (i, line) in src.lines().enumerate() {
+        let t = line.trim_start();
+        let word = t
+            .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .next()
+            .unwrap_or("");
+        if is_def(line) {
+            def = Some(i + 1);
+        } else if let (Some(d), false) = (
+            def,
+            t.is_empty() || matches!(word, "end" | "else" | "elseif" | "until"),
+        ) {
+            let id = sites.len() + 1;
+            out.push_str(&format!("__C[{id}]=(__C[{id}] or 0)+1 "));
+            sites.push((module.to_string(), i + 1, d));
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 fn main() {
     let dir = std::env::args()
         .nth(1)
@@ -138,14 +201,33 @@ fn main() {
     let script = match std::env::args().nth(2).as_deref() {
         Some("poll") => POLL_WORKLOAD,
         Some("absorb") => ABSORB_WORKLOAD,
+        Some("absorb0") => ABSORB0_WORKLOAD,
         Some("ack") => ACK_WORKLOAD,
-        None => WORKLOAD,
-        Some(other) => panic!("unknown mode {other:?}: poll, absorb, ack or none"),
+        None | Some("none") => WORKLOAD,
+        Some(other) => panic!("unknown mode {other:?}: poll, absorb, absorb0, ack or none"),
     };
+    let lines = std::env::args().nth(3).is_some_and(|a| a == "lines");
     let lua = Lua::new();
     lua.sandbox(true).unwrap();
-    let core = load_core(&lua, &dir);
+    let sites: Sites = Default::default();
+    let core = if lines {
+        let s = sites.clone();
+        lua.globals()
+            .set("__C", lua.create_table().unwrap())
+            .unwrap();
+        luau_core::load_core_with(&lua, &dir, move |m, src| instrument(&s, m, src))
+    } else {
+        load_core(&lua, &dir)
+    };
     let f: Function = lua.load(workload("Core", script)).into_function().unwrap();
+    if lines {
+        let setup: Function = f.call((core,)).unwrap();
+        let counts: mlua::Table = lua.globals().get("__C").unwrap();
+        counts.clear().unwrap();
+        setup.call::<()>(()).unwrap();
+        report_lines(&sites.lock().unwrap(), &counts);
+        return;
+    }
     let counts: Arc<Mutex<HashMap<(String, i32), u64>>> = Default::default();
     let c2 = counts.clone();
     let on = Arc::new(Mutex::new(false));
@@ -180,5 +262,30 @@ fn main() {
     println!("total {total}");
     for (n, (src, line)) in v.iter().take(40) {
         println!("{n:>8} {src}:{line}");
+    }
+}
+
+/// Prints the statement counts of [`instrument`]'s counters: the total, per function (by
+/// the line of its definition) and every line run, busiest first.
+fn report_lines(sites: &[(String, usize, usize)], counts: &mlua::Table) {
+    let mut by_fn: HashMap<(String, usize), u64> = HashMap::new();
+    let mut by_line = Vec::new();
+    for pair in counts.pairs::<usize, u64>() {
+        let (id, n) = pair.unwrap();
+        let (m, line, def) = &sites[id - 1];
+        *by_fn.entry((m.clone(), *def)).or_default() += n;
+        by_line.push((n, m.clone(), *line));
+    }
+    let total: u64 = by_fn.values().sum();
+    println!("statements {total}");
+    let mut fns: Vec<_> = by_fn.into_iter().map(|(k, n)| (n, k)).collect();
+    fns.sort_by_key(|x| std::cmp::Reverse(x.0));
+    for (n, (m, def)) in fns.iter().take(30) {
+        println!("{n:>8} {m}:{def}");
+    }
+    by_line.sort_by_key(|x| std::cmp::Reverse(x.0));
+    println!("lines");
+    for (n, m, line) in &by_line {
+        println!("{n:>8} {m}:{line}");
     }
 }

@@ -15,8 +15,8 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use npc_sync::{
-    AgentId, Change, ChangeId, Config, ConfirmedKey, Decision, Error, Priority, Queue, RequestId,
-    Seq, Slot, Sym, Target, Value,
+    Absorbed, AgentId, Change, ChangeId, Config, ConfirmedKey, Decision, Error, Priority, Queue,
+    RequestId, Seq, Slot, Sym, Target, Value,
 };
 
 /// Bytes of the scratch area: a 16 KiB string value, or a chat sender and text, fit.
@@ -59,6 +59,8 @@ pub struct Facade {
     poll: PollOut,
     /// Grant records of the last watched call (`absorb.rs`).
     grants: Vec<u8>,
+    /// `nsq_absorb`'s records of the last call, parsed (`absorb.rs`; its capacity kept).
+    absorbed: Vec<Absorbed>,
     events: Vec<u8>,
     metrics: Vec<u8>,
 }
@@ -80,11 +82,11 @@ const PRIORITIES: [Priority; 4] = [
 /// The largest integer an f64 holds exactly (2^53 - 1).
 const MAX_EXACT: f64 = 9007199254740991.0;
 
-/// Whether `x` is a whole number in `lo..=hi` (no `f64::fract` without std).
 /// `nsq_poll_before_build`'s result when the poll stopped before building a request: not
 /// an error (errors are -1 to -19), nothing happened.
 pub const POLL_STOPPED: i32 = -1000;
 
+/// Whether `x` is a whole number in `lo..=hi` (no `f64::fract` without std).
 fn whole_in(x: f64, lo: f64, hi: f64) -> bool {
     x >= lo && x <= hi && (x as u64) as f64 == x
 }
@@ -111,6 +113,7 @@ impl Facade {
             staged_text: Vec::new(),
             poll: PollOut::default(),
             grants: Vec::new(),
+            absorbed: Vec::new(),
             events: Vec::new(),
             metrics: Vec::new(),
         }

@@ -2,12 +2,12 @@
 //! reports in the header, and `nsq_absorb`, which takes the bridge's kept changes in. The
 //! rule itself is the core's (`Queue::grant_absorb`, `Queue::absorb`).
 
-use super::{core, ErrorCode, Facade, Res, MAX_EXACT, PRIORITIES};
+use super::{core, whole_in, ErrorCode, Facade, Res, MAX_EXACT, PRIORITIES};
 use crate::records::{self, at, f64_at, u32_at};
 use crate::SCRATCH_CAP;
 use alloc::vec::Vec;
 use npc_sync::{
-    AbsorbTarget, Absorbable, Absorbed, GrantChange, Priority, Queue, Seq, Slot, Value,
+    AbsorbTarget, Absorbable, Absorbed, GrantChange, KeptValue, Priority, Queue, Seq, Slot,
 };
 
 /// Bytes of one kept-change record in the scratch area.
@@ -70,6 +70,33 @@ impl Facade {
     /// `nsq_absorb`: takes in `n` kept-change records from the scratch area, moves the
     /// core's counter to `next_seq` and observes `now`.
     pub fn absorb(&mut self, n: i32, next_seq: f64, now: f64) -> i32 {
+        if n == 0 {
+            return self.absorb_none(next_seq, now);
+        }
+        self.absorb_records(n, next_seq, now)
+    }
+
+    /// `nsq_absorb` with no record (the bridge's `Absorb.sync`: most calls): the counter and
+    /// the time, in a function as small as that (in Luau a call costs by the size of the
+    /// function it enters). A bad argument or no queue goes the whole way, which names it.
+    #[inline(never)]
+    fn absorb_none(&mut self, next_seq: f64, now: f64) -> i32 {
+        if let (true, Some(q)) = (whole_in(next_seq, 1.0, MAX_EXACT), self.queue.as_mut()) {
+            return match q.absorb(now, next_seq as u64, &[]) {
+                Ok(()) => 0,
+                Err(e) => self.status(Err(core(e))),
+            };
+        }
+        self.absorb_records(0, next_seq, now)
+    }
+
+    /// `nsq_absorb`: the records parsed into [`Absorbed`] (every argument checked first),
+    /// then taken in by the core.
+    #[inline(never)]
+    fn absorb_records(&mut self, n: i32, next_seq: f64, now: f64) -> i32 {
+        // The list is kept from call to call (its records are `Copy`: clearing is free).
+        let mut recs = core::mem::take(&mut self.absorbed);
+        recs.clear();
         let r = (|| {
             if n < 0 || n as usize * ABSORB_RECORD > SCRATCH_CAP {
                 return Err(self.facade_error(
@@ -77,19 +104,18 @@ impl Facade {
                     "nsq_absorb: record count out of the scratch area",
                 ));
             }
-            if !super::whole_in(next_seq, 1.0, MAX_EXACT) {
+            if !whole_in(next_seq, 1.0, MAX_EXACT) {
                 return Err(self.facade_error(
                     ErrorCode::BadArgument,
                     "nsq_absorb: next seq must be a whole number of 1 or more",
                 ));
             }
-            let mut recs = Vec::with_capacity(n as usize);
             for i in 0..n as usize {
                 let b = &self.scratch[i * ABSORB_RECORD..(i + 1) * ABSORB_RECORD];
                 let (kind, x, seq) = (u32_at(b, 4), f64_at(b, 8), f64_at(b, 16));
                 let value = match kind {
-                    1 => Value::Number(x),
-                    2 => Value::Bool(x != 0.0),
+                    1 => KeptValue::Number(x),
+                    2 => KeptValue::Bool(x != 0.0),
                     _ => {
                         return Err(self.facade_error(
                             ErrorCode::BadArgument,
@@ -98,8 +124,7 @@ impl Facade {
                     }
                 };
                 let (prio, first) = (u32_at(b, 44), f64_at(b, 48));
-                if !super::whole_in(seq, 1.0, MAX_EXACT) || !super::whole_in(first, 1.0, MAX_EXACT)
-                {
+                if !whole_in(seq, 1.0, MAX_EXACT) || !whole_in(first, 1.0, MAX_EXACT) {
                     return Err(self.facade_error(
                         ErrorCode::BadArgument,
                         "nsq_absorb: a record's seq and first seq must be whole numbers of 1 or more",
@@ -127,6 +152,7 @@ impl Facade {
                 .map_err(core)?;
             Ok(0)
         })();
+        self.absorbed = recs;
         self.status(r)
     }
 

@@ -20,6 +20,16 @@ pub fn core_vm(dir: &Path, native: bool) -> (Lua, Table) {
 /// Sets up `script` and `require` over the `.luau` files of `dir` and requires
 /// `NpcSyncCore`. Each chunk is named after its module (`=Name`), as the profiler reads.
 pub fn load_core(lua: &Lua, dir: &Path) -> Table {
+    load_core_with(lua, dir, |_, src| src)
+}
+
+/// [`load_core`] with each module's source passed through `edit(name, source)` before it
+/// is loaded (the profiler's statement counts instrument it).
+pub fn load_core_with(
+    lua: &Lua,
+    dir: &Path,
+    edit: impl Fn(&str, String) -> String + mlua::MaybeSend + 'static,
+) -> Table {
     let parent = lua.create_table().unwrap();
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
@@ -42,6 +52,7 @@ pub fn load_core(lua: &Lua, dir: &Path) -> Table {
             }
             let src = std::fs::read_to_string(dir.join(format!("{name}.luau")))
                 .map_err(mlua::Error::external)?;
+            let src = edit(&name, src);
             let v: Value = lua.load(&src).set_name(format!("={name}")).eval()?;
             cache.set(name.as_str(), v.clone())?;
             Ok(v)
