@@ -98,6 +98,8 @@ impl FieldState {
     }
 
     /// What the backend will hold once everything in flight lands (`None`: absent).
+    /// Inlined: a kept record's check reads it (in Luau a call costs more than its loop).
+    #[inline(always)]
     pub(crate) fn target(&self) -> Option<&Value> {
         let mut best: Option<&InFlightValue> = None;
         for f in &self.in_flight {

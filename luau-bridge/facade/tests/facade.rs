@@ -572,3 +572,79 @@ fn confirmed_records() {
     assert_eq!(f.ack(id), 0);
     assert_eq!(f.in_flight(), 0);
 }
+
+/// One kept-change record (ABI.md "Absorption") at index `i` of the scratch area: one change
+/// of `slot` to number `x` (kind 1) or bool (kind 2), seq `seq`, made at `at`, normal priority.
+fn write_kept(f: &mut Facade, i: usize, slot: i32, kind: u32, x: f64, seq: f64, at: f64) {
+    let b = &mut f.scratch()[i * 56..(i + 1) * 56];
+    b[0..4].copy_from_slice(&(slot as u32).to_le_bytes());
+    b[4..8].copy_from_slice(&kind.to_le_bytes());
+    b[8..16].copy_from_slice(&x.to_le_bytes());
+    b[16..24].copy_from_slice(&seq.to_le_bytes());
+    b[24..32].copy_from_slice(&at.to_le_bytes());
+    b[32..40].copy_from_slice(&at.to_le_bytes());
+    b[40..44].copy_from_slice(&1u32.to_le_bytes());
+    b[44..48].copy_from_slice(&1u32.to_le_bytes());
+    b[48..56].copy_from_slice(&seq.to_le_bytes());
+}
+
+/// `nsq_absorb` with no record (its own short path) checks and says the same as with
+/// records; records are parsed afresh on every call (the facade keeps its list).
+#[test]
+fn absorb_with_and_without_records() {
+    let mut f = Facade::new();
+    assert_eq!(f.absorb(0, 1.0, 0.0), -15, "{}", error(&f));
+    assert!(error(&f).contains("nsq_init"), "{}", error(&f));
+    assert_eq!(f.init(), 0);
+    assert_eq!(f.poll(0.0), 0);
+    let a = agent(&mut f, "npc-1");
+    let (x, y) = (
+        slot(&mut f, a, "status", "x"),
+        slot(&mut f, a, "status", "y"),
+    );
+    assert_eq!(f.set(0.5, x, 1, 0, 1.0, 1), 1.0);
+    assert_ne!(u32_at(f.header(), 64), 0, "x granted");
+    assert_eq!(f.set(0.5, y, 2, 0, 1.0, 1), 2.0);
+    assert_ne!(u32_at(f.header(), 64), 0, "y granted");
+    for (next, now, code, says) in [
+        (0.0, 0.6, -14, "next seq must be a whole number"),
+        (3.5, 0.6, -14, "next seq must be a whole number"),
+        (f64::NAN, 0.6, -14, "next seq must be a whole number"),
+        (3.0, 0.4, -3, "went backwards"),
+        (2.0, 0.6, -19, "behind"),
+    ] {
+        assert_eq!(f.absorb(0, next, now), code, "{next} {now}: {}", error(&f));
+        assert!(error(&f).contains(says), "{next} {now}: {}", error(&f));
+        assert_eq!(f.next_seq(), 3.0, "nothing moved");
+    }
+    assert_eq!(f.absorb(0, 5.0, 0.6), 0);
+    assert_eq!(f.next_seq(), 5.0);
+    // two records, then one: the second call sees only its own
+    write_kept(&mut f, 0, x, 1, 2.0, 5.0, 0.6);
+    write_kept(&mut f, 1, y, 2, 0.0, 6.0, 0.6);
+    assert_eq!(f.absorb(2, 7.0, 0.6), 0, "{}", error(&f));
+    write_kept(&mut f, 0, x, 1, 3.0, 7.0, 0.7);
+    assert_eq!(f.absorb(1, 8.0, 0.7), 0, "{}", error(&f));
+    write_kept(&mut f, 0, x, 3, 3.0, 8.0, 0.7);
+    assert_eq!(f.absorb(1, 9.0, 0.7), -14);
+    assert!(error(&f).contains("value kind"), "{}", error(&f));
+    assert_eq!(f.metrics(), 0);
+    let m = f.metrics_record().to_vec();
+    assert_eq!(f64_at(&m, 5 * 8), 5.0, "changes_in: two set, three kept");
+    assert_eq!(f.next_seq(), 8.0);
+    // the routine batch carries the kept values
+    let n = f.poll(31.0);
+    assert_eq!(n, 1, "{}", error(&f));
+    let mut got: Vec<_> = changes(&mut f)
+        .into_iter()
+        .map(|c| (c.4, c.0, c.5))
+        .collect();
+    got.sort_by(|p, q| p.0.cmp(&q.0));
+    assert_eq!(
+        got,
+        vec![
+            ("x".to_string(), 7.0, "3".to_string()),
+            ("y".to_string(), 6.0, "false".to_string())
+        ]
+    );
+}

@@ -110,8 +110,8 @@ impl Facade {
                     "nsq_absorb: next seq must be a whole number of 1 or more",
                 ));
             }
-            for i in 0..n as usize {
-                let b = &self.scratch[i * ABSORB_RECORD..(i + 1) * ABSORB_RECORD];
+            // One slice of whole records: no bounds check per record.
+            for b in self.scratch[..n as usize * ABSORB_RECORD].chunks_exact(ABSORB_RECORD) {
                 let (kind, x, seq) = (u32_at(b, 4), f64_at(b, 8), f64_at(b, 16));
                 let value = match kind {
                     1 => KeptValue::Number(x),
