@@ -671,6 +671,7 @@ fn main() {
             "Absorb.drainAll",
             "Absorb.drainAgent",
             "Absorb.drainSlot",
+            "Absorb.drainTouched",
             "Absorb.sync",
         ] {
             for (f, v) in col(r, name, "items", n).into_iter().enumerate() {
