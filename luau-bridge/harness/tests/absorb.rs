@@ -12,11 +12,12 @@
 //!
 //! Bounded here (`SEQUENCES` sequences); longer:
 //! `ABSORB_SEQUENCES=2000 cargo test --release -p npc-sync-luau-harness --test absorb`.
-//! There, seed 446 finds the one known difference (ABI.md, "Absorption"): a unit started by
-//! kept changes gets its id when they are taken in, and a slot's own drain (`nsq_after` of
-//! it) takes in a later-kept one before an earlier-kept one, so two `dependencyReleased`
-//! events of one removal come in the other order (the same with the bridge before this
-//! round's ack drain, which took everything in).
+//! There, seeds 446, 1042 and 2004 (of 3,000) find the one known difference (ABI.md,
+//! "Absorption"): a unit started by kept changes gets its id when they are taken in, and a
+//! slot's own drain (`nsq_after` of it) takes in a later-kept one before an earlier-kept
+//! one, so two `dependencyReleased` events of one removal come in the other order (the
+//! same three seeds with the bridge before this round's ack drain, which took everything
+//! in).
 
 use mlua::IntoLuaMulti;
 use npc_sync::{
