@@ -10,14 +10,8 @@
 //! checked to give them kept changes of every kind (of the ack's own fields, of fields with
 //! no pending unit, of untouched pending fields) and confirmations from an earlier run.
 //!
-//! Bounded here (`SEQUENCES` sequences); longer:
-//! `ABSORB_SEQUENCES=2000 cargo test --release -p npc-sync-luau-harness --test absorb`.
-//! There, seeds 446, 1042 and 2004 (of 3,000) find the one known difference (ABI.md,
-//! "Absorption"): a unit started by kept changes gets its id when they are taken in, and a
-//! slot's own drain (`nsq_after` of it) takes in a later-kept one before an earlier-kept
-//! one, so two `dependencyReleased` events of one removal come in the other order (the
-//! same three seeds with the bridge before this round's ack drain, which took everything
-//! in).
+//! Bounded here (`SEQUENCES` sequences, plus the `FOUND` seeds); longer:
+//! `ABSORB_SEQUENCES=3000 cargo test --release -p npc-sync-luau-harness --test absorb`.
 
 use mlua::IntoLuaMulti;
 use npc_sync::{
@@ -31,6 +25,12 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 const SEQUENCES: u64 = 300;
+/// Seeds past `SEQUENCES` that found a difference, run every time: 446, 1042 and 2004 gave
+/// two `dependencyReleased` events of one removal in the other order (a unit started by
+/// kept changes gets its id when they are taken in, and a slot's own drain took a later-kept
+/// one in before an earlier-kept one; now every drain takes the kept changes that start a
+/// unit in first: ABI.md, "Absorption").
+const FOUND: [u64; 3] = [446, 1042, 2004];
 const AGENTS: [&str; 4] = ["npc-1", "npc-2", "npc-3", "npc-4"];
 
 /// xorshift64*: the same sequence on every machine.
@@ -741,7 +741,10 @@ fn kept_changes_give_the_native_queues_seqs_requests_and_metrics() {
     let mut released = 0;
     // one VM interpreted and one with native code, every fourth sequence in the latter
     for native_code in [false, true] {
-        let seeds: Vec<u64> = (0..n).filter(|s| (s % 4 == 3) == native_code).collect();
+        let seeds: Vec<u64> = (0..n)
+            .chain(FOUND.into_iter().filter(|s| *s >= n))
+            .filter(|s| (s % 4 == 3) == native_code)
+            .collect();
         let seqs: Vec<Vec<Json>> = seeds.iter().map(|s| ops(*s)).collect();
         let (outs, c, ch, cov) = luau(&vm(native_code), &seqs);
         assert_eq!(outs.len(), seqs.len());
