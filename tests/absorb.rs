@@ -55,6 +55,8 @@ fn a_pending_normal_number_field_is_granted_with_its_target() {
     let g = q.grant_absorb(slot).expect("granted");
     assert_eq!(g.max_priority, Priority::Normal);
     assert_eq!(g.target, AbsorbTarget::Absent);
+    // its kept changes join the field's pending unit
+    assert!(!g.starts_unit);
     assert_eq!(q.next_seq(), Seq(2));
 }
 
@@ -366,6 +368,7 @@ fn a_field_in_flight_is_granted_and_its_kept_changes_start_the_unit_the_first_wo
         Absorbable {
             max_priority: Priority::Normal,
             target: AbsorbTarget::Number(1.0),
+            starts_unit: true,
         }
     );
     let (mut one, _, _) = sent();
@@ -380,9 +383,10 @@ fn a_field_in_flight_is_granted_and_its_kept_changes_start_the_unit_the_first_wo
     // 1 before the send, 3 kept; the first kept change started the unit, two coalesced
     assert_eq!((m.changes_in, m.coalesced, m.queue_depth), (4, 2, 1));
     assert_eq!(one.metrics(), m);
-    // the unit taken in is granted on as a pending one
+    // the unit taken in is granted on as a pending one: later kept changes join it
     let g = kept.grant_absorb(slot).unwrap();
-    assert_eq!(g.max_priority, one.grant_absorb(slot).unwrap().max_priority);
+    assert_eq!(g, one.grant_absorb(slot).unwrap());
+    assert!(!g.starts_unit);
     assert_alike(&mut one, &mut kept, 31.4);
 }
 
@@ -469,6 +473,7 @@ fn a_watched_call_lists_exactly_the_slots_whose_grant_it_may_change() {
         Some(Absorbable {
             max_priority: Priority::Normal,
             target: AbsorbTarget::Number(x),
+            starts_unit: true,
         })
     };
     assert_eq!(

@@ -47,6 +47,13 @@ pub struct Absorbable {
     pub max_priority: Priority,
     /// What a kept value must differ from.
     pub target: AbsorbTarget,
+    /// Whether the field has no pending unit (its value in flight or acknowledged, or never
+    /// set): the slot's kept changes, taken in, start one ([`Queue::absorb`]); otherwise
+    /// they join the field's pending unit. A facade that takes some kept changes in before a
+    /// call and leaves others (the Luau bridge's ack) needs it: a record that starts a unit
+    /// gets the unit's id when it is taken in, so it must not be left behind a call that
+    /// issues ids (luau-bridge/ABI.md, "Absorption").
+    pub starts_unit: bool,
 }
 
 /// A value a facade may keep outside the core: only numbers and bools are ever granted
@@ -157,7 +164,8 @@ impl Queue {
     /// - or the field has no pending unit (its value in flight or acknowledged, or never
     ///   set): the first kept change would start one of its own priority, at most normal,
     ///   due with the routine batch, which no wake needs lowering for. Taken in, the
-    ///   changes start exactly that unit ([`Queue::absorb`]).
+    ///   changes start exactly that unit ([`Queue::absorb`]). The grant says which of the
+    ///   two holds ([`Absorbable::starts_unit`], from the same lookup of the field).
     ///
     /// So a kept change never changes when a poll can do anything ([`Queue::next_poll`]),
     /// and every call that reads the field takes the kept changes in first (the facade's
@@ -205,6 +213,7 @@ impl Queue {
                 absorbable: Absorbable {
                     max_priority: Priority::Normal,
                     target,
+                    starts_unit: true,
                 },
                 field: f,
                 rev,
@@ -245,6 +254,7 @@ impl Queue {
             absorbable: Absorbable {
                 max_priority: hint.priority(),
                 target,
+                starts_unit: false,
             },
             field: f,
             rev,

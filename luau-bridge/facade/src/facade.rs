@@ -161,6 +161,12 @@ impl Facade {
         &self.metrics
     }
 
+    /// Grant records of the last watched call: poll, flush, ack, failure, atomic commit
+    /// (native tests read these).
+    pub fn grant_records(&self) -> &[u8] {
+        &self.grants
+    }
+
     // ----- error plumbing -----
 
     fn fail(&mut self, e: (i32, Option<Error>)) -> i32 {

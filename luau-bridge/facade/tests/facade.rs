@@ -2,8 +2,8 @@
 //! layouts, staging (dependencies, atomic groups, joins, confirmed fields).
 
 use npc_sync_luau::{
-    Facade, CHANGE_RECORD, CONFIRM_RECORD, EVENT_RECORD, MESSAGE_RECORD, REQUEST_RECORD,
-    SCRATCH_CAP,
+    Facade, CHANGE_RECORD, CONFIRM_RECORD, EVENT_RECORD, GRANT_RECORD, MESSAGE_RECORD,
+    REQUEST_RECORD, SCRATCH_CAP,
 };
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -647,4 +647,43 @@ fn absorb_with_and_without_records() {
             ("y".to_string(), 6.0, "false".to_string())
         ]
     );
+}
+
+/// The grant records of the last watched call (poll, flush, ack, failure, atomic commit):
+/// (slot, grant code, target kind, target number).
+fn grant_records(f: &Facade) -> Vec<(u32, u32, u32, f64)> {
+    let bytes = f.grant_records();
+    assert_eq!(bytes.len(), u32_at(f.header(), 80) as usize * GRANT_RECORD);
+    bytes
+        .chunks(GRANT_RECORD)
+        .map(|r| (u32_at(r, 0), u32_at(r, 8), u32_at(r, 12), f64_at(r, 16)))
+        .collect()
+}
+
+#[test]
+fn grants_say_whether_the_kept_changes_start_a_unit() {
+    let mut f = ready();
+    let a = agent(&mut f, "npc-1");
+    let x = slot(&mut f, a, "status", "x");
+    let grant = |f: &Facade| (u32_at(f.header(), 64), u32_at(f.header(), 68));
+    // no poll yet: no routine batch scheduled, no grant
+    assert_eq!(f.set(0.0, x, 1, 0, 1.0, 1), 1.0);
+    assert_eq!(grant(&f), (0, 0));
+    assert_eq!(f.poll(0.5), 0);
+    // pending at normal priority: 1 + normal's code, the target absent; kept changes join
+    // the field's unit (no 4 added)
+    assert_eq!(f.set(0.6, x, 1, 0, 2.0, 1), 2.0);
+    assert_eq!(grant(&f), (2, 0));
+    // the routine batch sends it: the field has no pending unit, its kept changes would
+    // start one (4 added), the target is the value in flight
+    assert_eq!(f.poll(31.0), 1);
+    assert_eq!(grant_records(&f), vec![(x as u32, 2 + 4, 1, 2.0)]);
+    let (reqs, _, _) = f.poll_records();
+    let id = f64_at(reqs, 0);
+    // a low change starts a unit of low priority: later changes join it at most at low
+    assert_eq!(f.set(31.5, x, 1, 0, 3.0, 0), 3.0);
+    assert_eq!(grant(&f), (1, 1));
+    // the ack leaves that unit (the local value is newer than the acknowledged one)
+    assert_eq!(f.ack(id), 0);
+    assert_eq!(grant_records(&f), vec![(x as u32, 1, 1, 2.0)]);
 }

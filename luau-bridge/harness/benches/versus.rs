@@ -24,6 +24,8 @@
 //! Writes `target/bench/summary.json` (format in `tests/bench/README.md`) and prints a
 //! table. `NSQ_SIM_SECONDS` (default 600) sets the simulated seconds per scenario.
 
+#[path = "versus/luau_run.rs"]
+mod luau_run;
 #[path = "versus/native.rs"]
 mod native;
 #[path = "versus/sim.rs"]
@@ -31,12 +33,9 @@ mod sim;
 #[path = "versus/trace.rs"]
 mod trace;
 
-use mlua::IntoLuaMulti;
+use luau_run::{script_args, versus_vm};
+use npc_sync_luau_harness::roblox::{package_mount, repo_root};
 use npc_sync_luau_harness::server::TestServer;
-use npc_sync_luau_harness::{
-    roblox::{package_mount, repo_root},
-    Options, Roblox,
-};
 use serde_json::{json, Value as Json};
 use std::path::Path;
 use std::process::Command;
@@ -134,33 +133,9 @@ struct Run {
 /// same trace would confirm nothing and make that run's acks cheaper.
 fn run_luau(tr: &Trace, imp: &str, native: bool) -> Run {
     let server = TestServer::start();
-    let root = repo_root();
-    let r = Roblox::new(Options {
-        native,
-        mounts: vec![
-            package_mount(),
-            (
-                "ReplicatedStorage.HandQueue".into(),
-                root.join("tests/bench/HandQueue.luau"),
-            ),
-        ],
-        ..Options::default()
-    })
-    .expect("Luau VM");
+    let r = versus_vm(native, package_mount());
     let lua = &r.lua;
-    let seq = |v: &[f64]| lua.create_sequence_from(v.iter().copied()).expect("table");
-    let args = (
-        imp,
-        server.base.clone(),
-        tr.npcs,
-        tr.frames,
-        seq(&tr.starts),
-        seq(&tr.kinds),
-        seq(&tr.who),
-        seq(&tr.vals),
-    )
-        .into_lua_multi(lua)
-        .expect("arguments");
+    let args = script_args(lua, imp, &server.base, tr, ());
     let out = r
         .run(imp, SCRIPT, args, tr.frames + 10)
         .unwrap_or_else(|e| panic!("{imp} (native={native}): {e}"));

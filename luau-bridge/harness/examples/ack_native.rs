@@ -13,36 +13,25 @@
 //! field it carried (seq and value as sent: what the batch endpoint answers) by strings
 //! (`Queue::ack`), with A = 3 the same by symbols (`Queue::ack_keyed`, the Luau facade's
 //! form). A = 0: no ack. The differences give the ack's cost and its confirmed fields'.
-use npc_sync::{Config, Confirmed, ConfirmedKey, Priority, Queue, Value};
+use npc_sync::{Confirmed, ConfirmedKey};
+
+#[path = "support/native_queue.rs"]
+mod native_queue;
+use native_queue::{queue_with_slots, round};
 
 fn main() {
     let a: u32 = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .expect("usage: ack_native A(0|1|2|3)");
-    let mut q = Queue::new(Config::default()).expect("default config");
-    let status = q.intern("status").expect("intern");
-    let x = q.intern("x").expect("intern");
-    let mut slots = Vec::new();
-    for i in 0..1000 {
-        let a = q.agent(&format!("npc-{i}")).expect("agent");
-        slots.push(q.slot(a, status, x).expect("slot"));
-    }
-    q.poll(0.01).expect("first poll");
-    let round = |q: &mut Queue, r: u32, now: f64| {
-        for (i, s) in slots.iter().enumerate() {
-            let v = f64::from(r * 1000) + i as f64;
-            q.set_slot(now, *s, Value::Number(v), Priority::Normal, &[])
-                .expect("set");
-        }
-    };
+    let (mut q, slots) = queue_with_slots();
     for r in 1..4u32 {
-        round(&mut q, r, f64::from(r) / 60.0 + 0.01);
+        round(&mut q, &slots, r, f64::from(r) / 60.0 + 0.01);
     }
     let reqs = q.poll(30.02).expect("the batch's poll");
     assert!(!reqs.is_empty(), "the batch is due");
-    round(&mut q, 4, 30.04);
-    round(&mut q, 5, 30.06);
+    round(&mut q, &slots, 4, 30.04);
+    round(&mut q, &slots, 5, 30.06);
     // Built before the measured part in every variant, so only the ack differs.
     let confirmed: Vec<Vec<Confirmed>> = reqs
         .iter()

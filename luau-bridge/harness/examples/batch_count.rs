@@ -24,28 +24,19 @@
 //! - 10: 9 plus that batch's core poll (`nsq_poll`): 10 - 9 is the routine batch's poll
 //!   in a queue that has sent and acknowledged every field before (2 - 1 is the first).
 use mlua::IntoLuaMulti;
-use npc_sync_luau_harness::{roblox::package_mount_or_env, Options, Roblox};
+#[path = "support/vm.rs"]
+mod vm;
+use vm::package_vm;
 
-const SCRIPT: &str = r#"
+const SCRIPT: &str = concat!(
+    include_str!("support/npcs.luau"),
+    r#"
 local PHASE = ...
-local NpcSync = require(game:GetService("ReplicatedStorage").Packages.NpcSync)
-local now = 0
-local sync = NpcSync.new({ target = { kind = "batch", url = "http://127.0.0.1:9/batch" }, clock = function()
-	return now
-end })
-local N = 1000
-local ids = table.create(N)
-for i = 1, N do
-	ids[i] = "npc-" .. i
-	sync:setStatus(ids[i], "x", 0)
-end
 now = 0.01
 sync:step(now)
 for r = 1, 3 do
 	now = 0.01 + r / 60
-	for i = 1, N do
-		sync:setStatus(ids[i], "x", r + i)
-	end
+	changeAll("status", r)
 	sync:step(now)
 end
 local core = sync._core
@@ -97,7 +88,8 @@ end
 if PHASE >= 10 then
 	assert(core.X.nsq_poll(now) > 0, "the second batch is due")
 end
-"#;
+"#
+);
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -107,12 +99,7 @@ fn main() {
     }
     let native = args[1] == "1";
     let phase: u32 = args[2].parse().expect("PHASE is a number");
-    let r = Roblox::new(Options {
-        native,
-        mounts: vec![package_mount_or_env()],
-        ..Options::default()
-    })
-    .expect("vm");
+    let r = package_vm(native);
     let a = phase.into_lua_multi(&r.lua).unwrap();
     r.run("batch_count", SCRIPT, a, 10).expect("workload");
 }

@@ -21,21 +21,16 @@
 //!
 //! `NSQ_DIR` names another folder to load instead of `pkg/roblox` (to compare builds).
 use mlua::IntoLuaMulti;
-use npc_sync_luau_harness::{roblox::package_mount_or_env, Options, Roblox};
+#[path = "support/vm.rs"]
+mod vm;
+use vm::package_vm;
 
-const SCRIPT: &str = r#"
+const SCRIPT: &str = concat!(
+    include_str!("support/npcs.luau"),
+    r#"
 local ROUNDS, OP = ...
-local NpcSync = require(game:GetService("ReplicatedStorage").Packages.NpcSync)
-local now = 0
-local sync = NpcSync.new({ target = { kind = "batch", url = "http://127.0.0.1:9/batch" }, clock = function()
-	return now
-end })
-local N = 1000
-local ids = table.create(N)
-for i = 1, N do
-	ids[i] = "npc-" .. i
-	sync:setStatus(ids[i], "x", 0)
-	if OP == "health" then
+if OP == "health" then
+	for i = 1, N do
 		sync:setHealth(ids[i], 100)
 	end
 end
@@ -61,23 +56,12 @@ if OP == "core" or OP == "core-nopoll" then
 end
 for r = 1, ROUNDS do
 	now = 0.01 + r / 60
-	if OP == "status" then
-		for i = 1, N do
-			sync:setStatus(ids[i], "x", r + i)
-		end
-	elseif OP == "set" then
-		for i = 1, N do
-			sync:set(ids[i], "status", "x", r + i)
-		end
-	elseif OP == "health" then
-		for i = 1, N do
-			sync:setHealth(ids[i], 100 + (r % 2))
-		end
-	end
+	assert(changeAll(OP, r) or OP == "step", "OP: status, set, health, core, core-nopoll or step")
 	sync:step(now)
 end
 assert(sync:stats().requestsEmitted == 0, "nothing may be due in the counted frames")
-"#;
+"#
+);
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -88,12 +72,7 @@ fn main() {
     let native = args[1] == "1";
     let rounds: u32 = args[2].parse().expect("ROUNDS is a number");
     let op = args[3].clone();
-    let r = Roblox::new(Options {
-        native,
-        mounts: vec![package_mount_or_env()],
-        ..Options::default()
-    })
-    .expect("vm");
+    let r = package_vm(native);
     let a = (rounds, op).into_lua_multi(&r.lua).unwrap();
     r.run("bridge_count", SCRIPT, a, 10).expect("workload");
 }

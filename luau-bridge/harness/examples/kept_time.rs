@@ -27,21 +27,16 @@
 mod cpu_clock;
 use cpu_clock::thread_cpu_seconds;
 use mlua::IntoLuaMulti;
-use npc_sync_luau_harness::{roblox::package_mount_or_env, Options, Roblox};
+#[path = "support/vm.rs"]
+mod vm;
+use vm::package_vm;
 
-const SCRIPT: &str = r#"
+const SCRIPT: &str = concat!(
+    include_str!("support/npcs.luau"),
+    r#"
 local ROUNDS, OP, cpu = ...
-local NpcSync = require(game:GetService("ReplicatedStorage").Packages.NpcSync)
-local now = 0
-local sync = NpcSync.new({ target = { kind = "batch", url = "http://127.0.0.1:9/batch" }, clock = function()
-	return now
-end })
-local N = 1000
-local ids = table.create(N)
 local dirty = {}
 for i = 1, N do
-	ids[i] = "npc-" .. i
-	sync:setStatus(ids[i], "x", 0)
 	dirty[ids[i]] = {}
 end
 now = 0.01
@@ -56,19 +51,11 @@ local spent = 0
 for r = 1, ROUNDS do
 	now = 0.01 + r / 60
 	local t0 = cpu()
-	if OP == "status" then
-		for i = 1, N do
-			sync:setStatus(ids[i], "x", r + i)
-		end
-	elseif OP == "set" then
-		for i = 1, N do
-			sync:set(ids[i], "status", "x", r + i)
-		end
-	elseif OP == "hand" then
+	if OP == "hand" then
 		for i = 1, N do
 			dirty[ids[i]].x = r + i
 		end
-	else
+	elseif OP == "health" or not changeAll(OP, r) then
 		error("OP: status, set or hand")
 	end
 	spent += cpu() - t0
@@ -85,7 +72,8 @@ end
 -- (`stats()` would take the kept changes in: its cost is not the kept path's)
 assert(sync._process.requests == 0, "nothing may be due in the counted frames")
 return spent
-"#;
+"#
+);
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -96,12 +84,7 @@ fn main() {
     let native = args[1] == "1";
     let rounds: u32 = args[2].parse().expect("ROUNDS is a number");
     let op = args.get(3).cloned().unwrap_or_else(|| "status".into());
-    let r = Roblox::new(Options {
-        native,
-        mounts: vec![package_mount_or_env()],
-        ..Options::default()
-    })
-    .expect("vm");
+    let r = package_vm(native);
     let cpu = r
         .lua
         .create_function(|_, ()| Ok(thread_cpu_seconds()))

@@ -10,31 +10,15 @@
 //! 1,000 agents with a pending `status.x` (normal priority), a first poll, three rounds of
 //! changes, then with P = 1 the poll at the batch's time (P = 0: not; the difference is
 //! the poll's cost).
-use npc_sync::{Config, Priority, Queue, Value};
+#[path = "support/native_queue.rs"]
+mod native_queue;
+use native_queue::{queue_with_slots, round};
 
 fn main() {
     let poll = std::env::args().nth(1).as_deref() == Some("1");
-    let mut q = Queue::new(Config::default()).expect("default config");
-    let status = q.intern("status").expect("intern");
-    let x = q.intern("x").expect("intern");
-    let mut slots = Vec::new();
-    for i in 0..1000 {
-        let a = q.agent(&format!("npc-{i}")).expect("agent");
-        slots.push(q.slot(a, status, x).expect("slot"));
-    }
-    q.poll(0.01).expect("first poll");
+    let (mut q, slots) = queue_with_slots();
     for r in 1..4u32 {
-        for (i, s) in slots.iter().enumerate() {
-            let v = f64::from(r * 1000) + i as f64;
-            q.set_slot(
-                f64::from(r) / 60.0 + 0.01,
-                *s,
-                Value::Number(v),
-                Priority::Normal,
-                &[],
-            )
-            .expect("set");
-        }
+        round(&mut q, &slots, r, f64::from(r) / 60.0 + 0.01);
     }
     if poll {
         let reqs = q.poll(30.02).expect("the batch's poll");

@@ -34,6 +34,8 @@
 //! `target/bench/versus-profile-NPCS-MODE.json`; the runs' raw rows go to
 //! `versus-profile-NPCS-MODE-raw.json`, which RUNS = `reuse` reads instead of running.
 
+#[path = "../benches/versus/luau_run.rs"]
+mod luau_run;
 #[allow(dead_code)]
 #[path = "../benches/versus/trace.rs"]
 mod trace;
@@ -41,12 +43,9 @@ mod trace;
 #[path = "support/cpu_clock.rs"]
 mod cpu_clock;
 use cpu_clock::thread_cpu_seconds;
-use mlua::IntoLuaMulti;
+use luau_run::{script_args, versus_vm};
+use npc_sync_luau_harness::roblox::{package_mount_or_env, repo_root};
 use npc_sync_luau_harness::server::TestServer;
-use npc_sync_luau_harness::{
-    roblox::{package_mount_or_env, repo_root},
-    Options, Roblox,
-};
 use serde_json::{json, Value as Json};
 use std::collections::BTreeMap;
 use trace::Trace;
@@ -106,41 +105,17 @@ fn clock_name(cpu: bool) -> &'static str {
 /// trace would confirm nothing and make the acks cheaper.
 fn run(tr: &Trace, kind: RunKind, native: bool, ballast: u32, cpu_clock: bool) -> Json {
     let server = TestServer::start();
-    let r = Roblox::new(Options {
-        native,
-        mounts: vec![
-            package_mount_or_env(),
-            (
-                "ReplicatedStorage.HandQueue".into(),
-                repo_root().join("tests/bench/HandQueue.luau"),
-            ),
-        ],
-        ..Options::default()
-    })
-    .expect("Luau VM");
+    let r = versus_vm(native, package_mount_or_env());
     let lua = &r.lua;
-    let seq = |v: &[f64]| lua.create_sequence_from(v.iter().copied()).expect("table");
-    let args = (
-        kind.name(),
-        server.base.clone(),
-        tr.npcs,
-        tr.frames,
-        seq(&tr.starts),
-        seq(&tr.kinds),
-        seq(&tr.who),
-        seq(&tr.vals),
-        ballast,
-        if cpu_clock {
-            Some(
-                lua.create_function(|_, ()| Ok(thread_cpu_seconds()))
-                    .expect("clock function"),
-            )
-        } else {
-            None
-        },
-    )
-        .into_lua_multi(lua)
-        .expect("arguments");
+    let clock = if cpu_clock {
+        Some(
+            lua.create_function(|_, ()| Ok(thread_cpu_seconds()))
+                .expect("clock function"),
+        )
+    } else {
+        None
+    };
+    let args = script_args(lua, kind.name(), &server.base, tr, (ballast, clock));
     let out = r
         .run(kind.name(), SCRIPT, args, tr.frames + 10)
         .unwrap_or_else(|e| panic!("{} (native={native}): {e}", kind.name()));
@@ -671,6 +646,7 @@ fn main() {
             "Absorb.drainAll",
             "Absorb.drainAgent",
             "Absorb.drainSlot",
+            "Absorb.drainTouched",
             "Absorb.sync",
         ] {
             for (f, v) in col(r, name, "items", n).into_iter().enumerate() {

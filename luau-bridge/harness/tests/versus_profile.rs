@@ -2,16 +2,15 @@
 //! on a short stretch of the versus trace: it wraps the core's exports and the bridge's
 //! phases without changing what the queue does, and its counts agree with the queue's own.
 
+#[path = "../benches/versus/luau_run.rs"]
+mod luau_run;
 #[allow(dead_code)]
 #[path = "../benches/versus/trace.rs"]
 mod trace;
 
-use mlua::IntoLuaMulti;
+use luau_run::{script_args, versus_vm};
+use npc_sync_luau_harness::roblox::package_mount;
 use npc_sync_luau_harness::server::TestServer;
-use npc_sync_luau_harness::{
-    roblox::{package_mount, repo_root},
-    Options, Roblox,
-};
 use serde_json::Value as Json;
 use trace::Trace;
 
@@ -21,31 +20,9 @@ const FRAMES: u32 = 300;
 
 fn run(tr: &Trace, imp: &str) -> Json {
     let server = TestServer::start();
-    let r = Roblox::new(Options {
-        mounts: vec![
-            package_mount(),
-            (
-                "ReplicatedStorage.HandQueue".into(),
-                repo_root().join("tests/bench/HandQueue.luau"),
-            ),
-        ],
-        ..Options::default()
-    })
-    .expect("Luau VM");
+    let r = versus_vm(false, package_mount());
     let lua = &r.lua;
-    let seq = |v: &[f64]| lua.create_sequence_from(v.iter().copied()).expect("table");
-    let args = (
-        imp,
-        server.base.clone(),
-        tr.npcs,
-        tr.frames,
-        seq(&tr.starts),
-        seq(&tr.kinds),
-        seq(&tr.who),
-        seq(&tr.vals),
-    )
-        .into_lua_multi(lua)
-        .expect("arguments");
+    let args = script_args(lua, imp, &server.base, tr, ());
     let out = r
         .run(imp, SCRIPT, args, tr.frames + 10)
         .unwrap_or_else(|e| panic!("{imp}: {e}"));

@@ -16,9 +16,14 @@ pub const ABSORB_RECORD: usize = 56;
 /// commit may have changed, with its grant now).
 pub const GRANT_RECORD: usize = 24;
 
+/// Added to a grant's code when the field has no pending unit: its kept changes, taken
+/// in, start one ([`Absorbable::starts_unit`]).
+const STARTS_UNIT: u32 = 4;
+
 /// A grant as the ABI writes it: 0 none, else 1 + the highest priority code a kept change
-/// may have; the target's kind (0 absent, 1 number, 2 bool, 3 a string or not known) and
-/// its number (a bool as 0 / 1). The one owner of that encoding (header and records).
+/// may have, plus [`STARTS_UNIT`] when the field has no pending unit; the target's kind (0
+/// absent, 1 number, 2 bool, 3 a string or not known) and its number (a bool as 0 / 1).
+/// The one owner of that encoding (header and records).
 fn grant_code(grant: Option<Absorbable>) -> (u32, u32, f64) {
     let Some(g) = grant else {
         return (0, 0, 0.0);
@@ -26,7 +31,7 @@ fn grant_code(grant: Option<Absorbable>) -> (u32, u32, f64) {
     let max = match g.max_priority {
         Priority::Low => 1,
         _ => 2,
-    };
+    } + if g.starts_unit { STARTS_UNIT } else { 0 };
     let (kind, x) = match g.target {
         AbsorbTarget::Absent => (0, 0.0),
         AbsorbTarget::Number(x) => (1, x),
