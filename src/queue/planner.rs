@@ -12,6 +12,7 @@
 //! units taken into requests) and `emit` sends the requests.
 
 use super::outcome::{InFlightRequest, SentUnit};
+use super::pending::OrderKey;
 use super::state::{Dep, FieldKey, InFlightValue, Unit};
 use super::{Priority, Queue};
 use crate::budget::{Budget, Pool};
@@ -22,6 +23,7 @@ use crate::request::{Request, RequestKind, SentChange};
 use crate::value::{json_string_bytes, Value};
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
+use core::ops::Bound::{Excluded, Unbounded};
 
 /// Upper bound of a request's JSON envelope (batch endpoint encoding, see README):
 /// `{"request_id":N,"kind":"inference","changes":[]}` with N up to 20 digits is 67 bytes;
@@ -170,6 +172,53 @@ impl Allowance {
             window_room: budget.window_available(now, pool),
             requests: usize::MAX,
         }
+    }
+}
+
+/// One build pass being decided ([`Queue::consider`] per candidate): the plan so far,
+/// what the allowance still lets it spend, the caps, and one unit's changes at a time
+/// (reused for every unit).
+struct Filling {
+    p: Plan,
+    remaining: u32,
+    start_remaining: u32,
+    burst: u32,
+    burst_full: bool,
+    window_room: u32,
+    requests: usize,
+    max_blocks: usize,
+    max_bytes: usize,
+    /// Letta's API: each agent-block a request writes costs a call.
+    per_block: bool,
+    /// Some candidate has dependencies (the drafts then record their fields).
+    with_deps: bool,
+    scratch: Materialized,
+}
+
+impl Filling {
+    fn new(cfg: &Config, allowance: Allowance, with_deps: bool) -> Filling {
+        Filling {
+            p: Plan::default(),
+            remaining: allowance.remaining,
+            start_remaining: allowance.remaining,
+            burst: allowance.burst,
+            burst_full: allowance.burst_full,
+            window_room: allowance.window_room,
+            requests: allowance.requests,
+            max_blocks: cfg.max_agent_blocks_per_request as usize,
+            max_bytes: cfg.max_request_bytes as usize,
+            per_block: cfg.target == Target::LettaApi,
+            with_deps,
+            scratch: Materialized::default(),
+        }
+    }
+
+    /// Whether a unit riding along may join `d` only with agent-blocks `d` writes already:
+    /// a new one costs a call (Letta's API) or `d` has all it may have. The one owner of
+    /// that rule, for [`Queue::may_ride`] and the urgent pass that skips the units it
+    /// rules out ([`Queue::plan_urgent`]).
+    fn closed(&self, d: &Draft) -> bool {
+        self.per_block || d.agent_blocks.len() >= self.max_blocks
     }
 }
 
@@ -440,21 +489,18 @@ impl Queue {
             None => {
                 // Other agents' pending changes fill the urgent requests where that costs
                 // no call (the batch endpoint's request costs one call whatever it holds):
-                // it keeps every agent fresher for free. Critical changes still waiting out
-                // their agent's debounce do not ride.
-                let mut candidates = Candidates::default();
-                for (id, u) in self.units.in_order() {
-                    if u.not_before > now && !flushing {
-                        t.wake = t.wake.min(u.not_before);
-                        continue;
+                // it keeps every agent fresher for free.
+                let plan = if flushing || self.scan_all || self.units.any_deps() {
+                    let mut candidates = Candidates::default();
+                    for (id, u) in self.units.in_order() {
+                        if let Some(need) = urgent_need(t, u, &urgent) {
+                            candidates.push(id, u, need);
+                        }
                     }
-                    if u.entries.iter().any(|e| urgent.contains(&e.agent)) {
-                        candidates.push(id, u, Need::Mandatory);
-                    } else if u.priority != Priority::Critical {
-                        candidates.push(id, u, Need::RideAlong);
-                    }
-                }
-                let plan = self.plan(allowance, candidates);
+                    self.plan(allowance, candidates)
+                } else {
+                    self.plan_urgent(t, allowance, &urgent)
+                };
                 self.commit(plan)
             }
         };
@@ -497,6 +543,20 @@ impl Queue {
             return None;
         }
         let now = t.now;
+        self.wake_at_backoffs(t);
+        Some(urgent.iter().any(|a| {
+            self.units
+                .touching(*a)
+                .any(|id| self.units[&id].not_before <= now)
+        }))
+    }
+
+    /// The wake [`urgent_need`] sets when it looks at every pending unit (not flushing):
+    /// the earliest `not_before` after `now`, from the backoff index and the critical units.
+    /// A unit has a `not_before` only after a failed send (`fail` sets it with `attempts`,
+    /// [`super::state::Unit::absorb`] keeps both), in the backoff index unless critical.
+    fn wake_at_backoffs(&self, t: &mut Tick) {
+        let now = t.now;
         if let Some(end) = self.units.next_backoff_after(now) {
             t.wake = t.wake.min(end);
         }
@@ -506,11 +566,142 @@ impl Queue {
                 t.wake = t.wake.min(u.not_before);
             }
         }
-        Some(urgent.iter().any(|a| {
-            self.units
-                .touching(*a)
-                .any(|id| self.units[&id].not_before <= now)
-        }))
+    }
+
+    /// [`Queue::plan`] of the urgent pass (every pending unit a candidate, in build order,
+    /// as [`urgent_need`] says), deciding the same while looking at few units, for a pass
+    /// whose units have no dependencies (not flushing; the oracle poll takes the full
+    /// walk). At 1,000 pending units an urgent request holds about a hundred: the rest
+    /// were looked at for nothing, in every pass. What it skips, and why `plan` would
+    /// place none of it:
+    ///
+    /// - ride-along units while no request is open (`may_ride`), and while the last one
+    ///   is closed ([`Filling::closed`]) those not touching one of its agents: a unit
+    ///   rides then only if each agent-block it writes is in the request already (every
+    ///   field of a pending unit has a local value). So where the last request is
+    ///   closed the pass goes to the next unit touching an urgent agent or one of the
+    ///   request's agents, and walks every unit again only once a request is open;
+    /// - a lone unit needing no send, which `plan` drops: none is pending between calls
+    ///   (the call that makes one so drops it, [`Queue::drop_stale_suspects`]);
+    /// - the wake of a unit's backoff: [`Queue::wake_at_backoffs`];
+    /// - the passes after the first: without dependencies every unit that must go was
+    ///   placed in the first pass (or the budget or the cap on requests held it back,
+    ///   and then there is no second pass), so a second pass only lets ride-along units
+    ///   join the last request, and only those looked at before it was opened can: a
+    ///   unit after that one failed to join it while it was smaller (fewer agent-blocks,
+    ///   fewer bytes) and fails again. The second pass looks at those (where the last
+    ///   request is closed, only those touching its agents); whatever it leaves, it
+    ///   left against a smaller request, so a third pass would place nothing.
+    fn plan_urgent(&self, t: &mut Tick, allowance: Allowance, urgent: &BTreeSet<AgentId>) -> Plan {
+        self.wake_at_backoffs(t);
+        let mut f = Filling::new(&self.cfg, allowance, false);
+        // What the first pass must look at wherever it is: every unit touching an urgent
+        // agent, and (added as the last request closes) those touching its agents.
+        let mut visit: BTreeSet<OrderKey> = BTreeSet::new();
+        for a in urgent {
+            for id in self.units.touching(*a) {
+                visit.insert(self.units.with_key(id).0);
+            }
+        }
+        // The last request's agents whose units `visit` holds, and the unit that opened it.
+        let mut covered: Vec<AgentId> = Vec::new();
+        let mut opened_by: Option<OrderKey> = None;
+        let mut at: Option<OrderKey> = None;
+        let mut walk = None;
+        let mut progress = false;
+        loop {
+            let open = f.p.drafts.last().is_some_and(|d| !f.closed(d));
+            let next = if open {
+                walk.get_or_insert_with(|| self.units.in_order_after(at))
+                    .next()
+            } else {
+                walk = None;
+                let k = match at {
+                    None => visit.first(),
+                    Some(k) => visit.range((Excluded(k), Unbounded)).next(),
+                };
+                k.map(|k| (*k, &self.units[&k.2]))
+            };
+            let Some((key, unit)) = next else { break };
+            at = Some(key);
+            let Some(need) = urgent_need(t, unit, urgent) else {
+                continue;
+            };
+            let drafts = f.p.drafts.len();
+            if !self.consider(&mut f, key.2, unit, need, usize::MAX) {
+                continue;
+            }
+            progress = true;
+            if f.p.drafts.len() > drafts {
+                opened_by = Some(key);
+                covered.clear();
+            }
+            if let Some(d) = f.p.drafts.last().filter(|d| f.closed(d)) {
+                for (a, _) in d.agent_blocks.iter() {
+                    let Err(i) = covered.binary_search(a) else {
+                        continue;
+                    };
+                    covered.insert(i, *a);
+                    for id in self.units.touching(*a) {
+                        let k = self.units.with_key(id).0;
+                        if k > key {
+                            visit.insert(k);
+                        }
+                    }
+                }
+            }
+        }
+        if f.p.budget_blocked || f.p.capped || !progress {
+            return f.p;
+        }
+        let (Some(d), Some(end)) = (f.p.drafts.last(), opened_by) else {
+            return f.p;
+        };
+        // The second pass: units before the one that opened the last request, not placed.
+        let placed: BTreeSet<UnitId> =
+            f.p.steps
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Take { unit, .. } | Step::Drop(unit) => Some(*unit),
+                    Step::Release(..) => None,
+                })
+                .collect();
+        if f.closed(d) {
+            let mut keys: Vec<OrderKey> = Vec::new();
+            let mut last = None;
+            for (a, _) in d.agent_blocks.iter() {
+                if last.replace(*a) == Some(*a) {
+                    continue;
+                }
+                for id in self.units.touching(*a) {
+                    let k = self.units.with_key(id).0;
+                    if k < end && !placed.contains(&id) {
+                        keys.push(k);
+                    }
+                }
+            }
+            keys.sort_unstable();
+            keys.dedup();
+            for k in keys {
+                let unit = &self.units[&k.2];
+                if let Some(need) = urgent_need(t, unit, urgent) {
+                    self.consider(&mut f, k.2, unit, need, usize::MAX);
+                }
+            }
+        } else {
+            for (k, unit) in self.units.in_order_after(None) {
+                if k >= end {
+                    break;
+                }
+                if placed.contains(&k.2) {
+                    continue;
+                }
+                if let Some(need) = urgent_need(t, unit, urgent) {
+                    self.consider(&mut f, k.2, unit, need, usize::MAX);
+                }
+            }
+        }
+        f.p
     }
 
     /// A field's pending unit may have stopped needing a send although the field did not
@@ -705,150 +896,21 @@ impl Queue {
         if with_deps {
             self.promote_dependencies(&mut candidates);
         }
-        let max_blocks = self.cfg.max_agent_blocks_per_request as usize;
-        let max_bytes = self.cfg.max_request_bytes as usize;
-        let per_block = self.cfg.target == Target::LettaApi;
-        let Allowance {
-            mut remaining,
-            burst,
-            burst_full,
-            window_room,
-            requests,
-        } = allowance;
-        let start_remaining = remaining;
-        let mut p = Plan::default();
+        let mut f = Filling::new(&self.cfg, allowance, with_deps);
         // Per candidate (same index): decided in this pass (taken, dropped or gone).
         let mut placed = alloc::vec![false; candidates.len()];
-        // One unit's changes and agent-blocks at a time, reused for every unit.
-        let mut scratch = Materialized::default();
         loop {
             let mut progress = false;
             for (i, &(uid, unit, need)) in candidates.iter().enumerate() {
                 if placed[i] {
                     continue;
                 }
-                // A lone field whose value needs no send any more: drop it.
-                if self.is_needless(unit) {
-                    p.dropped.insert(uid);
-                    p.steps.push(Step::Drop(uid));
+                if self.consider(&mut f, uid, unit, need, candidates.len() - i) {
                     placed[i] = true;
                     progress = true;
-                    continue;
                 }
-                // Whatever the current request satisfies is a superset of what a new one
-                // would: a unit still waiting for a dependency is skipped before it is
-                // materialised (its strings cloned) on every pass.
-                if !self.deps_satisfied(uid, unit, p.drafts.last(), &p) {
-                    continue;
-                }
-                // A unit riding along only fills the current request: skipped before it is
-                // materialised when it cannot (no request open yet, or one of its agent-blocks
-                // would be new where a new one is not allowed).
-                if need == Need::RideAlong && !self.may_ride(unit, p.drafts.last(), per_block) {
-                    continue;
-                }
-                // No request open and no call to open one with: the unit cannot be placed,
-                // and one that would open a request is held by the budget (what the branch
-                // below decides, without materialising it; a poll that waits for the budget
-                // comes every frame in a fight). `remaining` is 0 from the start here, so
-                // no oversized unit can go either: a full pacing bucket means the window
-                // is what is spent. Letta's API first skips units whose block is busy,
-                // which needs the unit's blocks: not taken there.
-                if !per_block && remaining == 0 && p.drafts.is_empty() {
-                    p.budget_blocked |= need == Need::Mandatory;
-                    continue;
-                }
-                self.materialize(unit, &mut scratch);
-                let (blocks, bytes) = (&scratch.blocks, scratch.bytes);
-                // Letta's PATCH replaces a whole block and checks no sequence number: one
-                // write per agent-block in flight, so no retry or slow answer can land
-                // after a newer write. The outcome of the one in flight wakes the queue; a
-                // block still being read from Letta waits for the read (`load_block` wakes
-                // the queue).
-                if per_block && blocks.iter().any(|b| self.busy_blocks.contains_key(b)) {
-                    continue;
-                }
-                let fits = |d: &Draft| {
-                    let new_blocks = blocks
-                        .iter()
-                        .filter(|b| !d.agent_blocks.contains(b))
-                        .count();
-                    (d.agent_blocks.len() + new_blocks <= max_blocks
-                        && d.bytes + bytes <= max_bytes)
-                        .then_some(new_blocks as u32)
-                };
-                let mut target: Option<usize> = None;
-                if let Some(d) = p.drafts.last() {
-                    if let Some(new_blocks) = fits(d) {
-                        let cost = if per_block { new_blocks } else { 0 };
-                        let free = cost == 0;
-                        if self.deps_satisfied(uid, unit, Some(d), &p)
-                            && (need == Need::Mandatory || free)
-                            && cost <= remaining
-                        {
-                            remaining -= cost;
-                            target = Some(p.drafts.len() - 1);
-                        }
-                    }
-                }
-                if target.is_none()
-                    && need == Need::Mandatory
-                    && self.deps_satisfied(uid, unit, None, &p)
-                {
-                    // A new request; a unit bigger than the caps (only a merged group can
-                    // be) goes alone rather than being split.
-                    let cost = if per_block { blocks.len() as u32 } else { 1 };
-                    let oversized = cost > burst
-                        && burst_full
-                        && remaining == start_remaining
-                        && cost <= window_room;
-                    let affordable = cost <= remaining || oversized;
-                    if affordable && p.drafts.len() < requests {
-                        remaining = remaining.saturating_sub(cost);
-                        // Room for a change per agent-block it may hold (most units are
-                        // one field), at most one per candidate left: no growing copies.
-                        let room = max_blocks.min(candidates.len() - i);
-                        p.drafts.push(Draft {
-                            bytes: REQUEST_OVERHEAD_BYTES,
-                            changes: Vec::with_capacity(room),
-                            ..Draft::default()
-                        });
-                        target = Some(p.drafts.len() - 1);
-                    } else if affordable {
-                        p.capped = true;
-                    } else {
-                        p.budget_blocked = true;
-                    }
-                }
-                let Some(t) = target else { continue };
-                let d = &mut p.drafts[t];
-                for b in &scratch.blocks {
-                    d.agent_blocks.insert(*b);
-                }
-                d.bytes += bytes;
-                let changes = scratch.changes.len() as u32;
-                for c in scratch.changes.drain(..) {
-                    // Only dependencies read them.
-                    if with_deps {
-                        let key = FieldKey {
-                            agent: c.agent,
-                            block: c.block,
-                            field: c.field,
-                        };
-                        d.fields.insert(key, c.seq);
-                    }
-                    d.changes.push(c);
-                }
-                d.taken += 1;
-                p.steps.push(Step::Take {
-                    draft: t,
-                    unit: uid,
-                    changes,
-                });
-                placed[i] = true;
-                progress = true;
             }
-            if p.budget_blocked || p.capped {
+            if f.p.budget_blocked || f.p.capped {
                 break;
             }
             if progress {
@@ -858,13 +920,136 @@ impl Queue {
             if !with_deps {
                 break;
             }
-            let Some((owner, dep)) = self.dependency_to_release(&candidates, &placed, &p) else {
+            let Some((owner, dep)) = self.dependency_to_release(&candidates, &placed, &f.p) else {
                 break;
             };
-            p.released.push((owner, dep));
-            p.steps.push(Step::Release(owner, dep));
+            f.p.released.push((owner, dep));
+            f.p.steps.push(Step::Release(owner, dep));
         }
-        p
+        f.p
+    }
+
+    /// One candidate of a build pass looked at (`plan`'s step, the one owner of where a
+    /// unit goes): dropped when it needs no send, taken into the current request or a new
+    /// one, or left (`false`) for a later pass or poll. `left` bounds the candidates still
+    /// to come, this one included (a new request's room for changes).
+    fn consider(&self, f: &mut Filling, uid: UnitId, unit: &Unit, need: Need, left: usize) -> bool {
+        // A lone field whose value needs no send any more: drop it.
+        if self.is_needless(unit) {
+            f.p.dropped.insert(uid);
+            f.p.steps.push(Step::Drop(uid));
+            return true;
+        }
+        // Whatever the current request satisfies is a superset of what a new one
+        // would: a unit still waiting for a dependency is skipped before it is
+        // materialised (its strings cloned) on every pass.
+        if !self.deps_satisfied(uid, unit, f.p.drafts.last(), &f.p) {
+            return false;
+        }
+        // A unit riding along only fills the current request: skipped before it is
+        // materialised when it cannot (no request open yet, or one of its agent-blocks
+        // would be new where a new one is not allowed).
+        if need == Need::RideAlong && !self.may_ride(unit, f.p.drafts.last(), f) {
+            return false;
+        }
+        let per_block = f.per_block;
+        let p = &mut f.p;
+        // No request open and no call to open one with: the unit cannot be placed,
+        // and one that would open a request is held by the budget (what the branch
+        // below decides, without materialising it; a poll that waits for the budget
+        // comes every frame in a fight). `remaining` is 0 from the start here, so
+        // no oversized unit can go either: a full pacing bucket means the window
+        // is what is spent. Letta's API first skips units whose block is busy,
+        // which needs the unit's blocks: not taken there.
+        if !per_block && f.remaining == 0 && p.drafts.is_empty() {
+            p.budget_blocked |= need == Need::Mandatory;
+            return false;
+        }
+        self.materialize(unit, &mut f.scratch);
+        let (blocks, bytes) = (&f.scratch.blocks, f.scratch.bytes);
+        // Letta's PATCH replaces a whole block and checks no sequence number: one
+        // write per agent-block in flight, so no retry or slow answer can land
+        // after a newer write. The outcome of the one in flight wakes the queue; a
+        // block still being read from Letta waits for the read (`load_block` wakes
+        // the queue).
+        if per_block && blocks.iter().any(|b| self.busy_blocks.contains_key(b)) {
+            return false;
+        }
+        let (max_blocks, max_bytes) = (f.max_blocks, f.max_bytes);
+        let fits = |d: &Draft| {
+            let new_blocks = blocks
+                .iter()
+                .filter(|b| !d.agent_blocks.contains(b))
+                .count();
+            (d.agent_blocks.len() + new_blocks <= max_blocks && d.bytes + bytes <= max_bytes)
+                .then_some(new_blocks as u32)
+        };
+        let mut target: Option<usize> = None;
+        if let Some(d) = p.drafts.last() {
+            if let Some(new_blocks) = fits(d) {
+                let cost = if per_block { new_blocks } else { 0 };
+                let free = cost == 0;
+                if self.deps_satisfied(uid, unit, Some(d), p)
+                    && (need == Need::Mandatory || free)
+                    && cost <= f.remaining
+                {
+                    f.remaining -= cost;
+                    target = Some(p.drafts.len() - 1);
+                }
+            }
+        }
+        if target.is_none() && need == Need::Mandatory && self.deps_satisfied(uid, unit, None, p) {
+            // A new request; a unit bigger than the caps (only a merged group can
+            // be) goes alone rather than being split.
+            let cost = if per_block { blocks.len() as u32 } else { 1 };
+            let oversized = cost > f.burst
+                && f.burst_full
+                && f.remaining == f.start_remaining
+                && cost <= f.window_room;
+            let affordable = cost <= f.remaining || oversized;
+            if affordable && p.drafts.len() < f.requests {
+                f.remaining = f.remaining.saturating_sub(cost);
+                // Room for a change per agent-block it may hold (most units are
+                // one field), at most one per candidate left: no growing copies.
+                let room = max_blocks.min(left);
+                p.drafts.push(Draft {
+                    bytes: REQUEST_OVERHEAD_BYTES,
+                    changes: Vec::with_capacity(room),
+                    ..Draft::default()
+                });
+                target = Some(p.drafts.len() - 1);
+            } else if affordable {
+                p.capped = true;
+            } else {
+                p.budget_blocked = true;
+            }
+        }
+        let Some(t) = target else { return false };
+        let d = &mut p.drafts[t];
+        for b in &f.scratch.blocks {
+            d.agent_blocks.insert(*b);
+        }
+        d.bytes += bytes;
+        let changes = f.scratch.changes.len() as u32;
+        for c in f.scratch.changes.drain(..) {
+            // Only dependencies read them.
+            if f.with_deps {
+                let key = FieldKey {
+                    agent: c.agent,
+                    block: c.block,
+                    field: c.field,
+                };
+                d.fields.insert(key, c.seq);
+            }
+            d.changes.push(c);
+        }
+        d.taken += 1;
+        p.steps.push(Step::Take {
+            draft: t,
+            unit: uid,
+            changes,
+        });
+        true
     }
 
     /// Carries out a plan of [`Queue::plan`]: releases the dependencies, then drops the
@@ -1040,10 +1225,9 @@ impl Queue {
     /// and every agent-block the unit would write is in it already when adding one costs a
     /// call (Letta's API) or the request has all the agent-blocks it may. Exactly what the
     /// placement test in `plan` would find, without materialising the unit.
-    fn may_ride(&self, unit: &Unit, draft: Option<&Draft>, per_block: bool) -> bool {
+    fn may_ride(&self, unit: &Unit, draft: Option<&Draft>, f: &Filling) -> bool {
         let Some(d) = draft else { return false };
-        let full = d.agent_blocks.len() >= self.cfg.max_agent_blocks_per_request as usize;
-        if !(per_block || full) {
+        if !f.closed(d) {
             return true;
         }
         // `materialize` writes the agent-block of every entry whose field has a local value.
@@ -1293,6 +1477,24 @@ impl Queue {
             attempt: attempts + 1,
             blocks: Vec::new(),
         });
+    }
+}
+
+/// Whether a pending unit is a candidate of the urgent pass, and how: it must go when it
+/// touches an urgent agent, else it rides along, unless critical (a critical change
+/// still waiting out its agent's debounce does not ride). None while its retry backoff
+/// runs (unless flushing): the wake is then its end at the latest.
+fn urgent_need(t: &mut Tick, u: &Unit, urgent: &BTreeSet<AgentId>) -> Option<Need> {
+    if u.not_before > t.now && !t.flushing {
+        t.wake = t.wake.min(u.not_before);
+        return None;
+    }
+    if u.entries.iter().any(|e| urgent.contains(&e.agent)) {
+        Some(Need::Mandatory)
+    } else if u.priority != Priority::Critical {
+        Some(Need::RideAlong)
+    } else {
+        None
     }
 }
 
