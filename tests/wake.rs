@@ -275,3 +275,44 @@ fn a_full_urgent_request_takes_later_units_of_its_agents() {
     assert_eq!(named("location"), agents[..100]);
     assert_eq!(r.changes.len(), 201);
 }
+
+/// An urgent request that fills up holds back a unit that must go and would add an
+/// agent-block, when no call is left for a second request: the budget holds it (decided
+/// without materialising it), so the queue wakes when the next call is free, not at the
+/// routine batch.
+#[test]
+fn a_full_urgent_request_with_no_call_left_wakes_for_the_budget() {
+    let cfg = Config {
+        budget_per_minute: 60,
+        budget_burst: 1,
+        ..Config::default()
+    };
+    let mut q = Queue::new(cfg).unwrap();
+    let agents: Vec<AgentId> = (0..150)
+        .map(|i| q.agent(&format!("npc-{i}")).unwrap())
+        .collect();
+    q.poll(0.0).unwrap();
+    for (i, a) in agents.iter().enumerate() {
+        q.set(0.1, Change::new(*a, "status", "x", Value::Number(i as f64)))
+            .unwrap();
+    }
+    let level = Change::new(agents[120], "mood", "level", Value::Number(3.0));
+    q.set(0.2, level.priority(Priority::Critical)).unwrap();
+    q.set_state(0.3, agents[0], "Combat").unwrap();
+    let reqs = q.poll(0.4).unwrap();
+    assert_eq!(reqs.len(), 1, "one call: one urgent request");
+    // Agent 120's mood and agent 0's state (critical first), then agents 0 to 98's
+    // `status.x`: 100 agent-blocks. Agent 120's `status.x` must go (its agent is urgent)
+    // but would be the 101st.
+    let changes = &reqs[0].changes;
+    assert_eq!(changes.len(), 101);
+    assert_eq!(q.text(changes[0].block), "mood");
+    let x = q.intern("x").unwrap();
+    let x_of = |c: &npc_sync::SentChange| c.field == x;
+    assert!(!changes.iter().any(|c| c.agent == agents[120] && x_of(c)));
+    let wake = q.next_poll();
+    assert!(
+        wake > 0.4 && wake < 2.0,
+        "woken by the budget, not the batch: {wake}"
+    );
+}

@@ -23,7 +23,6 @@ use crate::request::{Request, RequestKind, SentChange};
 use crate::value::{json_string_bytes, Value};
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
-use core::ops::Bound::{Excluded, Unbounded};
 
 /// Upper bound of a request's JSON envelope (batch endpoint encoding, see README):
 /// `{"request_id":N,"kind":"inference","changes":[]}` with N up to 20 digits is 67 bytes;
@@ -126,6 +125,30 @@ impl<'a> Candidates<'a> {
     fn push(&mut self, id: UnitId, unit: &'a Unit, need: Need) {
         self.with_deps |= !unit.deps.is_empty();
         self.list.push((id, unit, need));
+    }
+}
+
+/// The agents an urgent request is for now ([`Queue::urgent_agents`]), sorted, each once:
+/// found per poll (a poll waiting for the budget finds them every frame of a fight), so a
+/// vector sorted once rather than a tree built entry by entry. With the earliest retry
+/// backoff of a critical unit that ends after now, noted on the way (the urgent pass's
+/// wake, [`Queue::wake_at_backoffs`], without looking at the critical units again).
+struct Urgent {
+    agents: Vec<AgentId>,
+    critical_backoff: f64,
+}
+
+impl Urgent {
+    fn contains(&self, a: &AgentId) -> bool {
+        self.agents.binary_search(a).is_ok()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.agents.is_empty()
+    }
+
+    fn iter(&self) -> core::slice::Iter<'_, AgentId> {
+        self.agents.iter()
     }
 }
 
@@ -422,19 +445,19 @@ impl Queue {
     /// The agents an urgent request is for now: due critical changes, decision syncs, and
     /// syncs ahead of inference (none during a pause within the combat debounce window
     /// of the last urgent request). Agents no longer asking for a sync leave `syncing`.
-    fn urgent_agents(
-        &mut self,
-        t: &mut Tick,
-        chat_due: &[AgentId],
-    ) -> Result<BTreeSet<AgentId>, Error> {
+    fn urgent_agents(&mut self, t: &mut Tick, chat_due: &[AgentId]) -> Result<Urgent, Error> {
         let (now, flushing, paused) = (t.now, t.flushing, t.paused);
-        let mut urgent: BTreeSet<AgentId> = BTreeSet::new();
+        let mut urgent: Vec<AgentId> = Vec::new();
+        let mut critical_backoff = f64::INFINITY;
         for uid in self.units.critical() {
             let u = &self.units[&uid];
+            if u.not_before > now {
+                critical_backoff = critical_backoff.min(u.not_before);
+            }
             let ready = self.critical_ready(u, now);
             if ready <= now || flushing {
                 for e in &u.entries {
-                    urgent.insert(e.agent);
+                    urgent.push(e.agent);
                 }
             } else {
                 t.wake = t.wake.min(ready);
@@ -443,7 +466,7 @@ impl Queue {
         let mut settled: Vec<AgentId> = Vec::new();
         for &a in &self.syncing {
             if self.agent_state(a).is_some_and(|s| s.sync_requested) {
-                urgent.insert(a);
+                urgent.push(a);
             } else {
                 settled.push(a);
             }
@@ -453,7 +476,7 @@ impl Queue {
         }
         for a in chat_due {
             if !self.is_fresh(*a, now)? {
-                urgent.insert(*a);
+                urgent.push(*a);
             }
         }
         if paused && !urgent.is_empty() {
@@ -465,16 +488,16 @@ impl Queue {
                 }
             }
         }
-        Ok(urgent)
+        urgent.sort_unstable();
+        urgent.dedup();
+        Ok(Urgent {
+            agents: urgent,
+            critical_backoff,
+        })
     }
 
     /// The urgent requests for `urgent`; returns whether the budget held some back.
-    fn send_urgent(
-        &mut self,
-        t: &mut Tick,
-        urgent: BTreeSet<AgentId>,
-        out: &mut Vec<Request>,
-    ) -> bool {
+    fn send_urgent(&mut self, t: &mut Tick, urgent: Urgent, out: &mut Vec<Request>) -> bool {
         if urgent.is_empty() {
             return false;
         }
@@ -504,12 +527,10 @@ impl Queue {
                 self.commit(plan)
             }
         };
-        let synced: Vec<AgentId> = urgent.iter().copied().collect();
-        self.emit(now, RequestKind::Urgent, built.drafts, &synced, out);
-        for a in urgent {
-            let waiting = self.units.any_touching(a);
-            if let Some(s) = self.agent_state_mut(a) {
-                if !waiting {
+        self.emit(now, RequestKind::Urgent, built.drafts, &urgent.agents, out);
+        for a in urgent.agents {
+            if !self.units.any_touching(a) {
+                if let Some(s) = self.agent_state_mut(a) {
                     s.sync_requested = false;
                 }
             }
@@ -528,12 +549,7 @@ impl Queue {
     /// (`fail` sets it with `attempts`, [`super::state::Unit::absorb`] keeps both), in the
     /// backoff index unless critical. `None`: look at the units (Letta's API skips units
     /// whose blocks are busy, which needs their blocks; a flush ignores backoffs).
-    fn held_by_budget(
-        &mut self,
-        t: &mut Tick,
-        urgent: &BTreeSet<AgentId>,
-        remaining: u32,
-    ) -> Option<bool> {
+    fn held_by_budget(&mut self, t: &mut Tick, urgent: &Urgent, remaining: u32) -> Option<bool> {
         if remaining > 0
             || t.flushing
             || self.scan_all
@@ -543,7 +559,7 @@ impl Queue {
             return None;
         }
         let now = t.now;
-        self.wake_at_backoffs(t);
+        self.wake_at_backoffs(t, urgent);
         Some(urgent.iter().any(|a| {
             self.units
                 .touching(*a)
@@ -552,20 +568,15 @@ impl Queue {
     }
 
     /// The wake [`urgent_need`] sets when it looks at every pending unit (not flushing):
-    /// the earliest `not_before` after `now`, from the backoff index and the critical units.
-    /// A unit has a `not_before` only after a failed send (`fail` sets it with `attempts`,
-    /// [`super::state::Unit::absorb`] keeps both), in the backoff index unless critical.
-    fn wake_at_backoffs(&self, t: &mut Tick) {
-        let now = t.now;
-        if let Some(end) = self.units.next_backoff_after(now) {
+    /// the earliest `not_before` after `now`, from the backoff index and the critical units
+    /// (`urgent_agents` noted theirs). A unit has a `not_before` only after a failed send
+    /// (`fail` sets it with `attempts`, [`super::state::Unit::absorb`] keeps both), in the
+    /// backoff index unless critical.
+    fn wake_at_backoffs(&self, t: &mut Tick, urgent: &Urgent) {
+        if let Some(end) = self.units.next_backoff_after(t.now) {
             t.wake = t.wake.min(end);
         }
-        for uid in self.units.critical() {
-            let u = &self.units[&uid];
-            if u.not_before > now {
-                t.wake = t.wake.min(u.not_before);
-            }
-        }
+        t.wake = t.wake.min(urgent.critical_backoff);
     }
 
     /// [`Queue::plan`] of the urgent pass (every pending unit a candidate, in build order,
@@ -592,19 +603,26 @@ impl Queue {
     ///   fewer bytes) and fails again. The second pass looks at those (where the last
     ///   request is closed, only those touching its agents); whatever it leaves, it
     ///   left against a smaller request, so a third pass would place nothing.
-    fn plan_urgent(&self, t: &mut Tick, allowance: Allowance, urgent: &BTreeSet<AgentId>) -> Plan {
-        self.wake_at_backoffs(t);
+    fn plan_urgent(&self, t: &mut Tick, allowance: Allowance, urgent: &Urgent) -> Plan {
+        self.wake_at_backoffs(t, urgent);
         let mut f = Filling::new(&self.cfg, allowance, false);
-        // What the first pass must look at wherever it is: every unit touching an urgent
-        // agent, and (added as the last request closes) those touching its agents.
-        let mut visit: BTreeSet<OrderKey> = BTreeSet::new();
-        for a in urgent {
+        // What the first pass must look at wherever it is, in build order: every unit
+        // touching an urgent agent, and (added as the last request closes) those touching
+        // its agents; those before `seen` are behind the pass (a unit is added only ahead
+        // of it, so `seen` stays right).
+        let mut visit: Vec<OrderKey> = Vec::new();
+        for a in urgent.iter() {
             for id in self.units.touching(*a) {
-                visit.insert(self.units.with_key(id).0);
+                visit.push(self.units.with_key(id).0);
             }
         }
-        // The last request's agents whose units `visit` holds, and the unit that opened it.
+        visit.sort_unstable();
+        visit.dedup();
+        let mut seen = 0;
+        // The last request's agents whose units `visit` holds (when it had `covered_blocks`
+        // agent-blocks: a request's agent-blocks only grow), and the unit that opened it.
         let mut covered: Vec<AgentId> = Vec::new();
+        let mut covered_blocks = 0;
         let mut opened_by: Option<OrderKey> = None;
         let mut at: Option<OrderKey> = None;
         let mut walk = None;
@@ -616,11 +634,10 @@ impl Queue {
                     .next()
             } else {
                 walk = None;
-                let k = match at {
-                    None => visit.first(),
-                    Some(k) => visit.range((Excluded(k), Unbounded)).next(),
-                };
-                k.map(|k| (*k, &self.units[&k.2]))
+                while at.is_some_and(|at| visit.get(seen).is_some_and(|k| *k <= at)) {
+                    seen += 1;
+                }
+                visit.get(seen).map(|k| (*k, &self.units[&k.2]))
             };
             let Some((key, unit)) = next else { break };
             at = Some(key);
@@ -635,8 +652,14 @@ impl Queue {
             if f.p.drafts.len() > drafts {
                 opened_by = Some(key);
                 covered.clear();
+                covered_blocks = 0;
             }
-            if let Some(d) = f.p.drafts.last().filter(|d| f.closed(d)) {
+            if let Some(d) =
+                f.p.drafts
+                    .last()
+                    .filter(|d| d.agent_blocks.len() > covered_blocks && f.closed(d))
+            {
+                covered_blocks = d.agent_blocks.len();
                 for (a, _) in d.agent_blocks.iter() {
                     let Err(i) = covered.binary_search(a) else {
                         continue;
@@ -645,7 +668,9 @@ impl Queue {
                     for id in self.units.touching(*a) {
                         let k = self.units.with_key(id).0;
                         if k > key {
-                            visit.insert(k);
+                            if let Err(i) = visit.binary_search(&k) {
+                                visit.insert(i, k);
+                            }
                         }
                     }
                 }
@@ -842,13 +867,7 @@ impl Queue {
     /// Whether this poll may build a request: urgent agents or open batches, with a call
     /// left in their pool (with none, `plan` opens no request: a unit bigger than the
     /// pacing burst may go on a full bucket, but then the bucket is not what is empty).
-    fn may_build(
-        &mut self,
-        now: f64,
-        urgent: &BTreeSet<AgentId>,
-        routine_due: bool,
-        paused: bool,
-    ) -> bool {
+    fn may_build(&mut self, now: f64, urgent: &Urgent, routine_due: bool, paused: bool) -> bool {
         (!urgent.is_empty() && self.budget.available(now, Pool::Reserved) >= 1)
             || (self.batches_open(now, routine_due, paused)
                 && self.budget.available(now, Pool::Routine) >= 1)
@@ -952,19 +971,28 @@ impl Queue {
         if need == Need::RideAlong && !self.may_ride(unit, f.p.drafts.last(), f) {
             return false;
         }
-        let per_block = f.per_block;
-        let p = &mut f.p;
-        // No request open and no call to open one with: the unit cannot be placed,
-        // and one that would open a request is held by the budget (what the branch
-        // below decides, without materialising it; a poll that waits for the budget
-        // comes every frame in a fight). `remaining` is 0 from the start here, so
-        // no oversized unit can go either: a full pacing bucket means the window
-        // is what is spent. Letta's API first skips units whose block is busy,
-        // which needs the unit's blocks: not taken there.
-        if !per_block && f.remaining == 0 && p.drafts.is_empty() {
-            p.budget_blocked |= need == Need::Mandatory;
+        // No call to open a request with, and the unit cannot join the current one (none
+        // is open, or it is closed and the unit would add an agent-block: `may_ride`):
+        // the unit cannot be placed, and one that must go is held by the budget (what
+        // the branches below decide, without materialising it; a poll that waits for the
+        // budget comes every frame in a fight, and an urgent request that fills up holds
+        // back every other urgent agent's unit). A new request costs one call here, and
+        // the pacing burst is at least one, so no unit is oversized. Letta's API first
+        // skips units whose block is busy, which needs the unit's blocks: not taken there.
+        if !f.per_block
+            && f.remaining == 0
+            && f.p
+                .drafts
+                .last()
+                .is_none_or(|d| !self.may_ride(unit, Some(d), f))
+        {
+            if need == Need::Mandatory && self.deps_satisfied(uid, unit, None, &f.p) {
+                f.p.budget_blocked = true;
+            }
             return false;
         }
+        let per_block = f.per_block;
+        let p = &mut f.p;
         self.materialize(unit, &mut f.scratch);
         let (blocks, bytes) = (&f.scratch.blocks, f.scratch.bytes);
         // Letta's PATCH replaces a whole block and checks no sequence number: one
@@ -1484,7 +1512,7 @@ impl Queue {
 /// touches an urgent agent, else it rides along, unless critical (a critical change
 /// still waiting out its agent's debounce does not ride). None while its retry backoff
 /// runs (unless flushing): the wake is then its end at the latest.
-fn urgent_need(t: &mut Tick, u: &Unit, urgent: &BTreeSet<AgentId>) -> Option<Need> {
+fn urgent_need(t: &mut Tick, u: &Unit, urgent: &Urgent) -> Option<Need> {
     if u.not_before > t.now && !t.flushing {
         t.wake = t.wake.min(u.not_before);
         return None;
