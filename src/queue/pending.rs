@@ -286,19 +286,27 @@ impl Units {
     /// skips ids the index gave earlier and never goes back, so it costs one pass over the
     /// map at most.
     pub(crate) fn in_order(&self) -> impl Iterator<Item = (UnitId, &Unit)> + '_ {
-        self.in_order_after(None).map(|(k, u)| (k.2, u))
+        let mut walk = self.map.iter().peekable();
+        self.order.iter().map(move |k| {
+            let id = k.2;
+            while walk.next_if(|(w, _)| **w < id).is_some() {}
+            match walk.next_if(|(w, _)| **w == id) {
+                Some((_, u)) => (id, u),
+                None => (id, &self.map[&id]),
+            }
+        })
     }
 
-    /// The units after `after` in the order `build` fills requests (all of them with
-    /// `None`), each with its place, as [`Units::in_order`] walks them: the map's walk
-    /// starts at the first unit's id (an id before it that comes later is looked up).
+    /// The units after `after` in the order `build` fills requests, each with its place,
+    /// as [`Units::in_order`] walks them (the map's walk starts at the first unit's id: an
+    /// id before it that comes later is looked up). With `None`, every unit.
     pub(crate) fn in_order_after(
         &self,
         after: Option<OrderKey>,
     ) -> impl Iterator<Item = (OrderKey, &Unit)> + '_ {
         let keys = match after {
-            None => self.order.range::<OrderKey, _>(..),
             Some(k) => self.order.range((Excluded(k), Unbounded)),
+            None => self.order.range::<OrderKey, _>(..),
         };
         let first = keys.clone().next().map_or(UnitId(0), |k| k.2);
         let mut walk = self.map.range(first..).peekable();

@@ -241,7 +241,13 @@ impl Filling {
     /// that rule, for [`Queue::may_ride`] and the urgent pass that skips the units it
     /// rules out ([`Queue::plan_urgent`]).
     fn closed(&self, d: &Draft) -> bool {
-        self.per_block || d.agent_blocks.len() >= self.max_blocks
+        self.closing()(d)
+    }
+
+    /// [`Filling::closed`] as a function of the request alone (no borrow of the pass).
+    fn closing(&self) -> impl Fn(&Draft) -> bool + Copy {
+        let (per_block, max_blocks) = (self.per_block, self.max_blocks);
+        move |d: &Draft| per_block || d.agent_blocks.len() >= max_blocks
     }
 }
 
@@ -645,7 +651,7 @@ impl Queue {
                 continue;
             };
             let drafts = f.p.drafts.len();
-            if !self.consider(&mut f, key.2, unit, need, usize::MAX) {
+            if !self.consider_one(&mut f, key.2, unit, need) {
                 continue;
             }
             progress = true;
@@ -710,7 +716,7 @@ impl Queue {
             for k in keys {
                 let unit = &self.units[&k.2];
                 if let Some(need) = urgent_need(t, unit, urgent) {
-                    self.consider(&mut f, k.2, unit, need, usize::MAX);
+                    self.consider_one(&mut f, k.2, unit, need);
                 }
             }
         } else {
@@ -722,11 +728,17 @@ impl Queue {
                     continue;
                 }
                 if let Some(need) = urgent_need(t, unit, urgent) {
-                    self.consider(&mut f, k.2, unit, need, usize::MAX);
+                    self.consider_one(&mut f, k.2, unit, need);
                 }
             }
         }
         f.p
+    }
+
+    /// [`Queue::consider`] out of line, for the urgent pass (one more copy of it in the code).
+    #[inline(never)]
+    fn consider_one(&self, f: &mut Filling, uid: UnitId, unit: &Unit, need: Need) -> bool {
+        self.consider(f, uid, unit, need, usize::MAX)
     }
 
     /// A field's pending unit may have stopped needing a send although the field did not
@@ -952,6 +964,10 @@ impl Queue {
     /// unit goes): dropped when it needs no send, taken into the current request or a new
     /// one, or left (`false`) for a later pass or poll. `left` bounds the candidates still
     /// to come, this one included (a new request's room for changes).
+    ///
+    /// Inlined into `plan`'s loop (the routine batch looks at every unit); the urgent pass
+    /// calls [`Queue::consider_one`].
+    #[inline(always)]
     fn consider(&self, f: &mut Filling, uid: UnitId, unit: &Unit, need: Need, left: usize) -> bool {
         // A lone field whose value needs no send any more: drop it.
         if self.is_needless(unit) {
@@ -968,7 +984,8 @@ impl Queue {
         // A unit riding along only fills the current request: skipped before it is
         // materialised when it cannot (no request open yet, or one of its agent-blocks
         // would be new where a new one is not allowed).
-        if need == Need::RideAlong && !self.may_ride(unit, f.p.drafts.last(), f) {
+        let closing = f.closing();
+        if need == Need::RideAlong && !self.may_ride(unit, f.p.drafts.last(), closing) {
             return false;
         }
         // No call to open a request with, and the unit cannot join the current one (none
@@ -984,7 +1001,7 @@ impl Queue {
             && f.p
                 .drafts
                 .last()
-                .is_none_or(|d| !self.may_ride(unit, Some(d), f))
+                .is_none_or(|d| !self.may_ride(unit, Some(d), closing))
         {
             if need == Need::Mandatory && self.deps_satisfied(uid, unit, None, &f.p) {
                 f.p.budget_blocked = true;
@@ -1253,9 +1270,14 @@ impl Queue {
     /// and every agent-block the unit would write is in it already when adding one costs a
     /// call (Letta's API) or the request has all the agent-blocks it may. Exactly what the
     /// placement test in `plan` would find, without materialising the unit.
-    fn may_ride(&self, unit: &Unit, draft: Option<&Draft>, f: &Filling) -> bool {
+    fn may_ride(
+        &self,
+        unit: &Unit,
+        draft: Option<&Draft>,
+        closed: impl Fn(&Draft) -> bool,
+    ) -> bool {
         let Some(d) = draft else { return false };
-        if !f.closed(d) {
+        if !closed(d) {
             return true;
         }
         // `materialize` writes the agent-block of every entry whose field has a local value.
