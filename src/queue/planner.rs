@@ -1021,17 +1021,16 @@ impl Queue {
             return false;
         }
         let (max_blocks, max_bytes) = (f.max_blocks, f.max_bytes);
-        let fits = |d: &Draft| {
+        let mut target: Option<usize> = None;
+        if let Some(d) = p.drafts.last() {
+            // Whether it fits, and with how many new agent-blocks (written out here: a
+            // closure was kept out of line, a call per unit in the transpiled core).
             let new_blocks = blocks
                 .iter()
                 .filter(|b| !d.agent_blocks.contains(b))
                 .count();
-            (d.agent_blocks.len() + new_blocks <= max_blocks && d.bytes + bytes <= max_bytes)
-                .then_some(new_blocks as u32)
-        };
-        let mut target: Option<usize> = None;
-        if let Some(d) = p.drafts.last() {
-            if let Some(new_blocks) = fits(d) {
+            if d.agent_blocks.len() + new_blocks <= max_blocks && d.bytes + bytes <= max_bytes {
+                let new_blocks = new_blocks as u32;
                 let cost = if per_block { new_blocks } else { 0 };
                 let free = cost == 0;
                 if self.deps_satisfied(uid, unit, Some(d), p)
