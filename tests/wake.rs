@@ -45,15 +45,23 @@ fn priority(rng: &mut Lcg) -> Priority {
     }
 }
 
-/// Everything observable of one run, as text.
-fn run(seed: u64, target: Target, tight: bool, full: bool) -> Vec<String> {
+/// Everything observable of one run, as text. With `small`, a request holds at most two
+/// agent-blocks (of the five agents' ten), so requests fill up and units of agents already
+/// in a full one ride along (the urgent pass then looks at those only).
+fn run(seed: u64, target: Target, tight: bool, small: bool, full: bool) -> Vec<String> {
     let mut rng = Lcg(seed);
     let (budget_per_minute, budget_burst) = if tight { (20, 2) } else { (400, 40) };
+    let defaults = Config::default();
     let cfg = Config {
         target,
         budget_per_minute,
         budget_burst,
-        ..Config::default()
+        max_agent_blocks_per_request: if small {
+            2
+        } else {
+            defaults.max_agent_blocks_per_request
+        },
+        ..defaults
     };
     let mut q = Queue::new(cfg).unwrap();
     let mut log = Vec::new();
@@ -178,18 +186,133 @@ fn run(seed: u64, target: Target, tight: bool, full: bool) -> Vec<String> {
     log
 }
 
+/// `run` through `poll` and through `poll_everything` gives the same, line by line.
+fn same_as_full_polls(seed: u64, target: Target, tight: bool, small: bool) {
+    let gated = run(seed, target, tight, small, false);
+    let full = run(seed, target, tight, small, true);
+    assert_eq!(gated.len(), full.len());
+    for (g, f) in gated.iter().zip(&full) {
+        assert_eq!(
+            g, f,
+            "seed {seed}, {target:?}, tight budget {tight}, small requests {small}"
+        );
+    }
+}
+
 #[test]
 fn a_poll_skipped_by_the_wake_would_have_done_nothing() {
     for target in [Target::BatchEndpoint, Target::LettaApi] {
         for tight in [false, true] {
             for seed in 0..150 {
-                let gated = run(seed, target, tight, false);
-                let full = run(seed, target, tight, true);
-                assert_eq!(gated.len(), full.len());
-                for (g, f) in gated.iter().zip(&full) {
-                    assert_eq!(g, f, "seed {seed}, {target:?}, tight budget {tight}");
-                }
+                same_as_full_polls(seed, target, tight, false);
             }
         }
     }
+}
+
+/// The urgent pass looks at few units once a request is full (`plan_urgent`): with
+/// requests of two agent-blocks most urgent requests fill up, and the full poll (which
+/// looks at every unit in every pass) must decide the same.
+#[test]
+fn full_requests_take_what_a_full_poll_takes() {
+    for target in [Target::BatchEndpoint, Target::LettaApi] {
+        for tight in [false, true] {
+            for seed in 0..150 {
+                same_as_full_polls(seed, target, tight, true);
+            }
+        }
+    }
+}
+
+/// 150 agents, each with a pending `status.x` and, later in the build order, a pending
+/// `status.location`; agent 0 enters combat (a critical change: an urgent request is due).
+fn full_urgent_queue() -> (Queue, Vec<AgentId>) {
+    let mut q = Queue::new(Config::default()).unwrap();
+    let agents: Vec<AgentId> = (0..150)
+        .map(|i| q.agent(&format!("npc-{i}")).unwrap())
+        .collect();
+    q.poll(0.0).unwrap();
+    for (i, a) in agents.iter().enumerate() {
+        q.set(0.1, Change::new(*a, "status", "x", Value::Number(i as f64)))
+            .unwrap();
+    }
+    for a in &agents {
+        q.set(
+            0.2,
+            Change::new(*a, "status", "location", Value::str("gate")),
+        )
+        .unwrap();
+    }
+    q.set_state(0.3, agents[0], "Combat").unwrap();
+    (q, agents)
+}
+
+/// A full urgent request still takes the later units of the agents already in it: once
+/// the request holds its 100 agent-blocks (agent 0's combat state, then 100 agents'
+/// `status.x`), each of those agents' `status.location` (further in the build order, with
+/// no new agent-block) rides along, and no other unit does. The same as a full poll's.
+#[test]
+fn a_full_urgent_request_takes_later_units_of_its_agents() {
+    let (mut q, agents) = full_urgent_queue();
+    let reqs = q.poll(0.4).unwrap();
+    let (mut full, _) = full_urgent_queue();
+    assert_eq!(
+        format!("{reqs:?}"),
+        format!("{:?}", full.poll_everything(0.4).unwrap())
+    );
+    assert_eq!(reqs.len(), 1, "one urgent request");
+    let r = &reqs[0];
+    assert_eq!(r.kind, npc_sync::RequestKind::Urgent);
+    let named = |field: &str| -> Vec<AgentId> {
+        r.changes
+            .iter()
+            .filter(|c| q.text(c.field) == field)
+            .map(|c| c.agent)
+            .collect()
+    };
+    assert_eq!(named("state"), [agents[0]]);
+    assert_eq!(named("x"), agents[..100]);
+    assert_eq!(named("location"), agents[..100]);
+    assert_eq!(r.changes.len(), 201);
+}
+
+/// An urgent request that fills up holds back a unit that must go and would add an
+/// agent-block, when no call is left for a second request: the budget holds it (decided
+/// without materialising it), so the queue wakes when the next call is free, not at the
+/// routine batch.
+#[test]
+fn a_full_urgent_request_with_no_call_left_wakes_for_the_budget() {
+    let cfg = Config {
+        budget_per_minute: 60,
+        budget_burst: 1,
+        ..Config::default()
+    };
+    let mut q = Queue::new(cfg).unwrap();
+    let agents: Vec<AgentId> = (0..150)
+        .map(|i| q.agent(&format!("npc-{i}")).unwrap())
+        .collect();
+    q.poll(0.0).unwrap();
+    for (i, a) in agents.iter().enumerate() {
+        q.set(0.1, Change::new(*a, "status", "x", Value::Number(i as f64)))
+            .unwrap();
+    }
+    let level = Change::new(agents[120], "mood", "level", Value::Number(3.0));
+    q.set(0.2, level.priority(Priority::Critical)).unwrap();
+    q.set_state(0.3, agents[0], "Combat").unwrap();
+    let reqs = q.poll(0.4).unwrap();
+    assert_eq!(reqs.len(), 1, "one call: one urgent request");
+    // Agent 120's mood and agent 0's state (critical first), then agents 0 to 98's
+    // `status.x`: 100 agent-blocks. Agent 120's `status.x` must go (its agent is urgent)
+    // but would be the 101st.
+    let changes = &reqs[0].changes;
+    assert_eq!(changes.len(), 101);
+    assert_eq!(q.text(changes[0].block), "mood");
+    let x = q.intern("x").unwrap();
+    let x_of = |c: &npc_sync::SentChange| c.field == x;
+    assert!(!changes.iter().any(|c| c.agent == agents[120] && x_of(c)));
+    let wake = q.next_poll();
+    assert!(
+        wake > 0.4 && wake < 2.0,
+        "woken by the budget, not the batch: {wake}"
+    );
 }

@@ -26,6 +26,7 @@ use crate::ids::{AgentId, UnitId};
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use core::cmp::{Ordering, Reverse};
+use core::ops::Bound::{Excluded, Unbounded};
 
 /// A time as an index key (times in the queue are finite and not negative).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -53,6 +54,11 @@ const BULK_SHARE: usize = 4;
 /// A unit's place in the order `build` fills requests.
 pub(crate) type OrderKey = (Reverse<Priority>, u64, UnitId);
 
+/// A unit's place in the order `build` fills requests: the one owner of that order.
+fn order_key(id: UnitId, u: &Unit) -> OrderKey {
+    (Reverse(u.priority), u.order, id)
+}
+
 /// What of a unit its index entries depend on.
 #[derive(Clone, Copy, PartialEq)]
 struct Keys {
@@ -64,7 +70,7 @@ struct Keys {
 impl Keys {
     fn of(id: UnitId, u: &Unit) -> Keys {
         Keys {
-            order: (Reverse(u.priority), u.order, id),
+            order: order_key(id, u),
             backoff: (u.priority != Priority::Critical && u.attempts > 0)
                 .then_some(At(u.not_before)),
             high: match (u.priority, u.attempts, u.high_since) {
@@ -289,6 +295,35 @@ impl Units {
                 None => (id, &self.map[&id]),
             }
         })
+    }
+
+    /// The units after `after` in the order `build` fills requests, each with its place,
+    /// as [`Units::in_order`] walks them (the map's walk starts at the first unit's id: an
+    /// id before it that comes later is looked up). With `None`, every unit.
+    pub(crate) fn in_order_after(
+        &self,
+        after: Option<OrderKey>,
+    ) -> impl Iterator<Item = (OrderKey, &Unit)> + '_ {
+        let keys = match after {
+            Some(k) => self.order.range((Excluded(k), Unbounded)),
+            None => self.order.range::<OrderKey, _>(..),
+        };
+        let first = keys.clone().next().map_or(UnitId(0), |k| k.2);
+        let mut walk = self.map.range(first..).peekable();
+        keys.map(move |k| {
+            let id = k.2;
+            while walk.next_if(|(w, _)| **w < id).is_some() {}
+            match walk.next_if(|(w, _)| **w == id) {
+                Some((_, u)) => (*k, u),
+                None => (*k, &self.map[&id]),
+            }
+        })
+    }
+
+    /// A pending unit with its place in the order `build` fills requests.
+    pub(crate) fn with_key(&self, id: UnitId) -> (OrderKey, &Unit) {
+        let u = &self.map[&id];
+        (order_key(id, u), u)
     }
 
     /// The earliest retry backoff of a unit not critical that ends after `now`.

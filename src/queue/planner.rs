@@ -12,6 +12,7 @@
 //! units taken into requests) and `emit` sends the requests.
 
 use super::outcome::{InFlightRequest, SentUnit};
+use super::pending::OrderKey;
 use super::state::{Dep, FieldKey, InFlightValue, Unit};
 use super::{Priority, Queue};
 use crate::budget::{Budget, Pool};
@@ -127,6 +128,30 @@ impl<'a> Candidates<'a> {
     }
 }
 
+/// The agents an urgent request is for now ([`Queue::urgent_agents`]), sorted, each once:
+/// found per poll (a poll waiting for the budget finds them every frame of a fight), so a
+/// vector sorted once rather than a tree built entry by entry. With the earliest retry
+/// backoff of a critical unit that ends after now, noted on the way (the urgent pass's
+/// wake, [`Queue::wake_at_backoffs`], without looking at the critical units again).
+struct Urgent {
+    agents: Vec<AgentId>,
+    critical_backoff: f64,
+}
+
+impl Urgent {
+    fn contains(&self, a: &AgentId) -> bool {
+        self.agents.binary_search(a).is_ok()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.agents.is_empty()
+    }
+
+    fn iter(&self) -> core::slice::Iter<'_, AgentId> {
+        self.agents.iter()
+    }
+}
+
 /// Whether a unit may open a request of its own or only fill one for free.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Need {
@@ -170,6 +195,59 @@ impl Allowance {
             window_room: budget.window_available(now, pool),
             requests: usize::MAX,
         }
+    }
+}
+
+/// One build pass being decided ([`Queue::consider`] per candidate): the plan so far,
+/// what the allowance still lets it spend, the caps, and one unit's changes at a time
+/// (reused for every unit).
+struct Filling {
+    p: Plan,
+    remaining: u32,
+    start_remaining: u32,
+    burst: u32,
+    burst_full: bool,
+    window_room: u32,
+    requests: usize,
+    max_blocks: usize,
+    max_bytes: usize,
+    /// Letta's API: each agent-block a request writes costs a call.
+    per_block: bool,
+    /// Some candidate has dependencies (the drafts then record their fields).
+    with_deps: bool,
+    scratch: Materialized,
+}
+
+impl Filling {
+    fn new(cfg: &Config, allowance: Allowance, with_deps: bool) -> Filling {
+        Filling {
+            p: Plan::default(),
+            remaining: allowance.remaining,
+            start_remaining: allowance.remaining,
+            burst: allowance.burst,
+            burst_full: allowance.burst_full,
+            window_room: allowance.window_room,
+            requests: allowance.requests,
+            max_blocks: cfg.max_agent_blocks_per_request as usize,
+            max_bytes: cfg.max_request_bytes as usize,
+            per_block: cfg.target == Target::LettaApi,
+            with_deps,
+            scratch: Materialized::default(),
+        }
+    }
+
+    /// Whether a unit riding along may join `d` only with agent-blocks `d` writes already:
+    /// a new one costs a call (Letta's API) or `d` has all it may have. The one owner of
+    /// that rule, for [`Queue::may_ride`] and the urgent pass that skips the units it
+    /// rules out ([`Queue::plan_urgent`]).
+    fn closed(&self, d: &Draft) -> bool {
+        self.closing()(d)
+    }
+
+    /// [`Filling::closed`] as a function of the request alone (no borrow of the pass).
+    fn closing(&self) -> impl Fn(&Draft) -> bool + Copy {
+        let (per_block, max_blocks) = (self.per_block, self.max_blocks);
+        move |d: &Draft| per_block || d.agent_blocks.len() >= max_blocks
     }
 }
 
@@ -373,19 +451,19 @@ impl Queue {
     /// The agents an urgent request is for now: due critical changes, decision syncs, and
     /// syncs ahead of inference (none during a pause within the combat debounce window
     /// of the last urgent request). Agents no longer asking for a sync leave `syncing`.
-    fn urgent_agents(
-        &mut self,
-        t: &mut Tick,
-        chat_due: &[AgentId],
-    ) -> Result<BTreeSet<AgentId>, Error> {
+    fn urgent_agents(&mut self, t: &mut Tick, chat_due: &[AgentId]) -> Result<Urgent, Error> {
         let (now, flushing, paused) = (t.now, t.flushing, t.paused);
-        let mut urgent: BTreeSet<AgentId> = BTreeSet::new();
+        let mut urgent: Vec<AgentId> = Vec::new();
+        let mut critical_backoff = f64::INFINITY;
         for uid in self.units.critical() {
             let u = &self.units[&uid];
+            if u.not_before > now {
+                critical_backoff = critical_backoff.min(u.not_before);
+            }
             let ready = self.critical_ready(u, now);
             if ready <= now || flushing {
                 for e in &u.entries {
-                    urgent.insert(e.agent);
+                    urgent.push(e.agent);
                 }
             } else {
                 t.wake = t.wake.min(ready);
@@ -394,7 +472,7 @@ impl Queue {
         let mut settled: Vec<AgentId> = Vec::new();
         for &a in &self.syncing {
             if self.agent_state(a).is_some_and(|s| s.sync_requested) {
-                urgent.insert(a);
+                urgent.push(a);
             } else {
                 settled.push(a);
             }
@@ -404,7 +482,7 @@ impl Queue {
         }
         for a in chat_due {
             if !self.is_fresh(*a, now)? {
-                urgent.insert(*a);
+                urgent.push(*a);
             }
         }
         if paused && !urgent.is_empty() {
@@ -416,16 +494,16 @@ impl Queue {
                 }
             }
         }
-        Ok(urgent)
+        urgent.sort_unstable();
+        urgent.dedup();
+        Ok(Urgent {
+            agents: urgent,
+            critical_backoff,
+        })
     }
 
     /// The urgent requests for `urgent`; returns whether the budget held some back.
-    fn send_urgent(
-        &mut self,
-        t: &mut Tick,
-        urgent: BTreeSet<AgentId>,
-        out: &mut Vec<Request>,
-    ) -> bool {
+    fn send_urgent(&mut self, t: &mut Tick, urgent: Urgent, out: &mut Vec<Request>) -> bool {
         if urgent.is_empty() {
             return false;
         }
@@ -440,30 +518,25 @@ impl Queue {
             None => {
                 // Other agents' pending changes fill the urgent requests where that costs
                 // no call (the batch endpoint's request costs one call whatever it holds):
-                // it keeps every agent fresher for free. Critical changes still waiting out
-                // their agent's debounce do not ride.
-                let mut candidates = Candidates::default();
-                for (id, u) in self.units.in_order() {
-                    if u.not_before > now && !flushing {
-                        t.wake = t.wake.min(u.not_before);
-                        continue;
+                // it keeps every agent fresher for free.
+                let plan = if flushing || self.scan_all || self.units.any_deps() {
+                    let mut candidates = Candidates::default();
+                    for (id, u) in self.units.in_order() {
+                        if let Some(need) = urgent_need(t, u, &urgent) {
+                            candidates.push(id, u, need);
+                        }
                     }
-                    if u.entries.iter().any(|e| urgent.contains(&e.agent)) {
-                        candidates.push(id, u, Need::Mandatory);
-                    } else if u.priority != Priority::Critical {
-                        candidates.push(id, u, Need::RideAlong);
-                    }
-                }
-                let plan = self.plan(allowance, candidates);
+                    self.plan(allowance, candidates)
+                } else {
+                    self.plan_urgent(t, allowance, &urgent)
+                };
                 self.commit(plan)
             }
         };
-        let synced: Vec<AgentId> = urgent.iter().copied().collect();
-        self.emit(now, RequestKind::Urgent, built.drafts, &synced, out);
-        for a in urgent {
-            let waiting = self.units.any_touching(a);
-            if let Some(s) = self.agent_state_mut(a) {
-                if !waiting {
+        self.emit(now, RequestKind::Urgent, built.drafts, &urgent.agents, out);
+        for a in urgent.agents {
+            if !self.units.any_touching(a) {
+                if let Some(s) = self.agent_state_mut(a) {
                     s.sync_requested = false;
                 }
             }
@@ -482,12 +555,7 @@ impl Queue {
     /// (`fail` sets it with `attempts`, [`super::state::Unit::absorb`] keeps both), in the
     /// backoff index unless critical. `None`: look at the units (Letta's API skips units
     /// whose blocks are busy, which needs their blocks; a flush ignores backoffs).
-    fn held_by_budget(
-        &mut self,
-        t: &mut Tick,
-        urgent: &BTreeSet<AgentId>,
-        remaining: u32,
-    ) -> Option<bool> {
+    fn held_by_budget(&mut self, t: &mut Tick, urgent: &Urgent, remaining: u32) -> Option<bool> {
         if remaining > 0
             || t.flushing
             || self.scan_all
@@ -497,20 +565,180 @@ impl Queue {
             return None;
         }
         let now = t.now;
-        if let Some(end) = self.units.next_backoff_after(now) {
-            t.wake = t.wake.min(end);
-        }
-        for uid in self.units.critical() {
-            let u = &self.units[&uid];
-            if u.not_before > now {
-                t.wake = t.wake.min(u.not_before);
-            }
-        }
+        self.wake_at_backoffs(t, urgent);
         Some(urgent.iter().any(|a| {
             self.units
                 .touching(*a)
                 .any(|id| self.units[&id].not_before <= now)
         }))
+    }
+
+    /// The wake [`urgent_need`] sets when it looks at every pending unit (not flushing):
+    /// the earliest `not_before` after `now`, from the backoff index and the critical units
+    /// (`urgent_agents` noted theirs). A unit has a `not_before` only after a failed send
+    /// (`fail` sets it with `attempts`, [`super::state::Unit::absorb`] keeps both), in the
+    /// backoff index unless critical.
+    fn wake_at_backoffs(&self, t: &mut Tick, urgent: &Urgent) {
+        if let Some(end) = self.units.next_backoff_after(t.now) {
+            t.wake = t.wake.min(end);
+        }
+        t.wake = t.wake.min(urgent.critical_backoff);
+    }
+
+    /// [`Queue::plan`] of the urgent pass (every pending unit a candidate, in build order,
+    /// as [`urgent_need`] says), deciding the same while looking at few units, for a pass
+    /// whose units have no dependencies (not flushing; the oracle poll takes the full
+    /// walk). At 1,000 pending units an urgent request holds about a hundred: the rest
+    /// were looked at for nothing, in every pass. What it skips, and why `plan` would
+    /// place none of it:
+    ///
+    /// - ride-along units while no request is open (`may_ride`), and while the last one
+    ///   is closed ([`Filling::closed`]) those not touching one of its agents: a unit
+    ///   rides then only if each agent-block it writes is in the request already (every
+    ///   field of a pending unit has a local value). So where the last request is
+    ///   closed the pass goes to the next unit touching an urgent agent or one of the
+    ///   request's agents, and walks every unit again only once a request is open;
+    /// - a lone unit needing no send, which `plan` drops: none is pending between calls
+    ///   (the call that makes one so drops it, [`Queue::drop_stale_suspects`]);
+    /// - the wake of a unit's backoff: [`Queue::wake_at_backoffs`];
+    /// - the passes after the first: without dependencies every unit that must go was
+    ///   placed in the first pass (or the budget or the cap on requests held it back,
+    ///   and then there is no second pass), so a second pass only lets ride-along units
+    ///   join the last request, and only those looked at before it was opened can: a
+    ///   unit after that one failed to join it while it was smaller (fewer agent-blocks,
+    ///   fewer bytes) and fails again. The second pass looks at those (where the last
+    ///   request is closed, only those touching its agents); whatever it leaves, it
+    ///   left against a smaller request, so a third pass would place nothing.
+    fn plan_urgent(&self, t: &mut Tick, allowance: Allowance, urgent: &Urgent) -> Plan {
+        self.wake_at_backoffs(t, urgent);
+        let mut f = Filling::new(&self.cfg, allowance, false);
+        // What the first pass must look at wherever it is, in build order: every unit
+        // touching an urgent agent, and (added as the last request closes) those touching
+        // its agents; those before `seen` are behind the pass (a unit is added only ahead
+        // of it, so `seen` stays right).
+        let mut visit: Vec<OrderKey> = Vec::new();
+        for a in urgent.iter() {
+            for id in self.units.touching(*a) {
+                visit.push(self.units.with_key(id).0);
+            }
+        }
+        visit.sort_unstable();
+        visit.dedup();
+        let mut seen = 0;
+        // The last request's agents whose units `visit` holds (when it had `covered_blocks`
+        // agent-blocks: a request's agent-blocks only grow), and the unit that opened it.
+        let mut covered: Vec<AgentId> = Vec::new();
+        let mut covered_blocks = 0;
+        let mut opened_by: Option<OrderKey> = None;
+        let mut at: Option<OrderKey> = None;
+        let mut walk = None;
+        let mut progress = false;
+        loop {
+            let open = f.p.drafts.last().is_some_and(|d| !f.closed(d));
+            let next = if open {
+                walk.get_or_insert_with(|| self.units.in_order_after(at))
+                    .next()
+            } else {
+                walk = None;
+                while at.is_some_and(|at| visit.get(seen).is_some_and(|k| *k <= at)) {
+                    seen += 1;
+                }
+                visit.get(seen).map(|k| (*k, &self.units[&k.2]))
+            };
+            let Some((key, unit)) = next else { break };
+            at = Some(key);
+            let Some(need) = urgent_need(t, unit, urgent) else {
+                continue;
+            };
+            let drafts = f.p.drafts.len();
+            if !self.consider_one(&mut f, key.2, unit, need) {
+                continue;
+            }
+            progress = true;
+            if f.p.drafts.len() > drafts {
+                opened_by = Some(key);
+                covered.clear();
+                covered_blocks = 0;
+            }
+            if let Some(d) =
+                f.p.drafts
+                    .last()
+                    .filter(|d| d.agent_blocks.len() > covered_blocks && f.closed(d))
+            {
+                covered_blocks = d.agent_blocks.len();
+                for (a, _) in d.agent_blocks.iter() {
+                    let Err(i) = covered.binary_search(a) else {
+                        continue;
+                    };
+                    covered.insert(i, *a);
+                    for id in self.units.touching(*a) {
+                        let k = self.units.with_key(id).0;
+                        if k > key {
+                            if let Err(i) = visit.binary_search(&k) {
+                                visit.insert(i, k);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if f.p.budget_blocked || f.p.capped || !progress {
+            return f.p;
+        }
+        let (Some(d), Some(end)) = (f.p.drafts.last(), opened_by) else {
+            return f.p;
+        };
+        // The second pass: units before the one that opened the last request, not placed.
+        let placed: BTreeSet<UnitId> =
+            f.p.steps
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Take { unit, .. } | Step::Drop(unit) => Some(*unit),
+                    Step::Release(..) => None,
+                })
+                .collect();
+        if f.closed(d) {
+            let mut keys: Vec<OrderKey> = Vec::new();
+            let mut last = None;
+            for (a, _) in d.agent_blocks.iter() {
+                if last.replace(*a) == Some(*a) {
+                    continue;
+                }
+                for id in self.units.touching(*a) {
+                    let k = self.units.with_key(id).0;
+                    if k < end && !placed.contains(&id) {
+                        keys.push(k);
+                    }
+                }
+            }
+            keys.sort_unstable();
+            keys.dedup();
+            for k in keys {
+                let unit = &self.units[&k.2];
+                if let Some(need) = urgent_need(t, unit, urgent) {
+                    self.consider_one(&mut f, k.2, unit, need);
+                }
+            }
+        } else {
+            for (k, unit) in self.units.in_order_after(None) {
+                if k >= end {
+                    break;
+                }
+                if placed.contains(&k.2) {
+                    continue;
+                }
+                if let Some(need) = urgent_need(t, unit, urgent) {
+                    self.consider_one(&mut f, k.2, unit, need);
+                }
+            }
+        }
+        f.p
+    }
+
+    /// [`Queue::consider`] out of line, for the urgent pass (one more copy of it in the code).
+    #[inline(never)]
+    fn consider_one(&self, f: &mut Filling, uid: UnitId, unit: &Unit, need: Need) -> bool {
+        self.consider(f, uid, unit, need, usize::MAX)
     }
 
     /// A field's pending unit may have stopped needing a send although the field did not
@@ -651,13 +879,7 @@ impl Queue {
     /// Whether this poll may build a request: urgent agents or open batches, with a call
     /// left in their pool (with none, `plan` opens no request: a unit bigger than the
     /// pacing burst may go on a full bucket, but then the bucket is not what is empty).
-    fn may_build(
-        &mut self,
-        now: f64,
-        urgent: &BTreeSet<AgentId>,
-        routine_due: bool,
-        paused: bool,
-    ) -> bool {
+    fn may_build(&mut self, now: f64, urgent: &Urgent, routine_due: bool, paused: bool) -> bool {
         (!urgent.is_empty() && self.budget.available(now, Pool::Reserved) >= 1)
             || (self.batches_open(now, routine_due, paused)
                 && self.budget.available(now, Pool::Routine) >= 1)
@@ -705,150 +927,21 @@ impl Queue {
         if with_deps {
             self.promote_dependencies(&mut candidates);
         }
-        let max_blocks = self.cfg.max_agent_blocks_per_request as usize;
-        let max_bytes = self.cfg.max_request_bytes as usize;
-        let per_block = self.cfg.target == Target::LettaApi;
-        let Allowance {
-            mut remaining,
-            burst,
-            burst_full,
-            window_room,
-            requests,
-        } = allowance;
-        let start_remaining = remaining;
-        let mut p = Plan::default();
+        let mut f = Filling::new(&self.cfg, allowance, with_deps);
         // Per candidate (same index): decided in this pass (taken, dropped or gone).
         let mut placed = alloc::vec![false; candidates.len()];
-        // One unit's changes and agent-blocks at a time, reused for every unit.
-        let mut scratch = Materialized::default();
         loop {
             let mut progress = false;
             for (i, &(uid, unit, need)) in candidates.iter().enumerate() {
                 if placed[i] {
                     continue;
                 }
-                // A lone field whose value needs no send any more: drop it.
-                if self.is_needless(unit) {
-                    p.dropped.insert(uid);
-                    p.steps.push(Step::Drop(uid));
+                if self.consider(&mut f, uid, unit, need, candidates.len() - i) {
                     placed[i] = true;
                     progress = true;
-                    continue;
                 }
-                // Whatever the current request satisfies is a superset of what a new one
-                // would: a unit still waiting for a dependency is skipped before it is
-                // materialised (its strings cloned) on every pass.
-                if !self.deps_satisfied(uid, unit, p.drafts.last(), &p) {
-                    continue;
-                }
-                // A unit riding along only fills the current request: skipped before it is
-                // materialised when it cannot (no request open yet, or one of its agent-blocks
-                // would be new where a new one is not allowed).
-                if need == Need::RideAlong && !self.may_ride(unit, p.drafts.last(), per_block) {
-                    continue;
-                }
-                // No request open and no call to open one with: the unit cannot be placed,
-                // and one that would open a request is held by the budget (what the branch
-                // below decides, without materialising it; a poll that waits for the budget
-                // comes every frame in a fight). `remaining` is 0 from the start here, so
-                // no oversized unit can go either: a full pacing bucket means the window
-                // is what is spent. Letta's API first skips units whose block is busy,
-                // which needs the unit's blocks: not taken there.
-                if !per_block && remaining == 0 && p.drafts.is_empty() {
-                    p.budget_blocked |= need == Need::Mandatory;
-                    continue;
-                }
-                self.materialize(unit, &mut scratch);
-                let (blocks, bytes) = (&scratch.blocks, scratch.bytes);
-                // Letta's PATCH replaces a whole block and checks no sequence number: one
-                // write per agent-block in flight, so no retry or slow answer can land
-                // after a newer write. The outcome of the one in flight wakes the queue; a
-                // block still being read from Letta waits for the read (`load_block` wakes
-                // the queue).
-                if per_block && blocks.iter().any(|b| self.busy_blocks.contains_key(b)) {
-                    continue;
-                }
-                let fits = |d: &Draft| {
-                    let new_blocks = blocks
-                        .iter()
-                        .filter(|b| !d.agent_blocks.contains(b))
-                        .count();
-                    (d.agent_blocks.len() + new_blocks <= max_blocks
-                        && d.bytes + bytes <= max_bytes)
-                        .then_some(new_blocks as u32)
-                };
-                let mut target: Option<usize> = None;
-                if let Some(d) = p.drafts.last() {
-                    if let Some(new_blocks) = fits(d) {
-                        let cost = if per_block { new_blocks } else { 0 };
-                        let free = cost == 0;
-                        if self.deps_satisfied(uid, unit, Some(d), &p)
-                            && (need == Need::Mandatory || free)
-                            && cost <= remaining
-                        {
-                            remaining -= cost;
-                            target = Some(p.drafts.len() - 1);
-                        }
-                    }
-                }
-                if target.is_none()
-                    && need == Need::Mandatory
-                    && self.deps_satisfied(uid, unit, None, &p)
-                {
-                    // A new request; a unit bigger than the caps (only a merged group can
-                    // be) goes alone rather than being split.
-                    let cost = if per_block { blocks.len() as u32 } else { 1 };
-                    let oversized = cost > burst
-                        && burst_full
-                        && remaining == start_remaining
-                        && cost <= window_room;
-                    let affordable = cost <= remaining || oversized;
-                    if affordable && p.drafts.len() < requests {
-                        remaining = remaining.saturating_sub(cost);
-                        // Room for a change per agent-block it may hold (most units are
-                        // one field), at most one per candidate left: no growing copies.
-                        let room = max_blocks.min(candidates.len() - i);
-                        p.drafts.push(Draft {
-                            bytes: REQUEST_OVERHEAD_BYTES,
-                            changes: Vec::with_capacity(room),
-                            ..Draft::default()
-                        });
-                        target = Some(p.drafts.len() - 1);
-                    } else if affordable {
-                        p.capped = true;
-                    } else {
-                        p.budget_blocked = true;
-                    }
-                }
-                let Some(t) = target else { continue };
-                let d = &mut p.drafts[t];
-                for b in &scratch.blocks {
-                    d.agent_blocks.insert(*b);
-                }
-                d.bytes += bytes;
-                let changes = scratch.changes.len() as u32;
-                for c in scratch.changes.drain(..) {
-                    // Only dependencies read them.
-                    if with_deps {
-                        let key = FieldKey {
-                            agent: c.agent,
-                            block: c.block,
-                            field: c.field,
-                        };
-                        d.fields.insert(key, c.seq);
-                    }
-                    d.changes.push(c);
-                }
-                d.taken += 1;
-                p.steps.push(Step::Take {
-                    draft: t,
-                    unit: uid,
-                    changes,
-                });
-                placed[i] = true;
-                progress = true;
             }
-            if p.budget_blocked || p.capped {
+            if f.p.budget_blocked || f.p.capped {
                 break;
             }
             if progress {
@@ -858,13 +951,149 @@ impl Queue {
             if !with_deps {
                 break;
             }
-            let Some((owner, dep)) = self.dependency_to_release(&candidates, &placed, &p) else {
+            let Some((owner, dep)) = self.dependency_to_release(&candidates, &placed, &f.p) else {
                 break;
             };
-            p.released.push((owner, dep));
-            p.steps.push(Step::Release(owner, dep));
+            f.p.released.push((owner, dep));
+            f.p.steps.push(Step::Release(owner, dep));
         }
-        p
+        f.p
+    }
+
+    /// One candidate of a build pass looked at (`plan`'s step, the one owner of where a
+    /// unit goes): dropped when it needs no send, taken into the current request or a new
+    /// one, or left (`false`) for a later pass or poll. `left` bounds the candidates still
+    /// to come, this one included (a new request's room for changes).
+    ///
+    /// Inlined into `plan`'s loop (the routine batch looks at every unit); the urgent pass
+    /// calls [`Queue::consider_one`].
+    #[inline(always)]
+    fn consider(&self, f: &mut Filling, uid: UnitId, unit: &Unit, need: Need, left: usize) -> bool {
+        // A lone field whose value needs no send any more: drop it.
+        if self.is_needless(unit) {
+            f.p.dropped.insert(uid);
+            f.p.steps.push(Step::Drop(uid));
+            return true;
+        }
+        // Whatever the current request satisfies is a superset of what a new one
+        // would: a unit still waiting for a dependency is skipped before it is
+        // materialised (its strings cloned) on every pass.
+        if !self.deps_satisfied(uid, unit, f.p.drafts.last(), &f.p) {
+            return false;
+        }
+        // A unit riding along only fills the current request: skipped before it is
+        // materialised when it cannot (no request open yet, or one of its agent-blocks
+        // would be new where a new one is not allowed).
+        let closing = f.closing();
+        if need == Need::RideAlong && !self.may_ride(unit, f.p.drafts.last(), closing) {
+            return false;
+        }
+        // No call to open a request with, and the unit cannot join the current one (none
+        // is open, or it is closed and the unit would add an agent-block: `may_ride`):
+        // the unit cannot be placed, and one that must go is held by the budget (what
+        // the branches below decide, without materialising it; a poll that waits for the
+        // budget comes every frame in a fight, and an urgent request that fills up holds
+        // back every other urgent agent's unit). A new request costs one call here, and
+        // the pacing burst is at least one, so no unit is oversized. Letta's API first
+        // skips units whose block is busy, which needs the unit's blocks: not taken there.
+        if !f.per_block
+            && f.remaining == 0
+            && f.p
+                .drafts
+                .last()
+                .is_none_or(|d| !self.may_ride(unit, Some(d), closing))
+        {
+            if need == Need::Mandatory && self.deps_satisfied(uid, unit, None, &f.p) {
+                f.p.budget_blocked = true;
+            }
+            return false;
+        }
+        let per_block = f.per_block;
+        let p = &mut f.p;
+        self.materialize(unit, &mut f.scratch);
+        let (blocks, bytes) = (&f.scratch.blocks, f.scratch.bytes);
+        // Letta's PATCH replaces a whole block and checks no sequence number: one
+        // write per agent-block in flight, so no retry or slow answer can land
+        // after a newer write. The outcome of the one in flight wakes the queue; a
+        // block still being read from Letta waits for the read (`load_block` wakes
+        // the queue).
+        if per_block && blocks.iter().any(|b| self.busy_blocks.contains_key(b)) {
+            return false;
+        }
+        let (max_blocks, max_bytes) = (f.max_blocks, f.max_bytes);
+        let mut target: Option<usize> = None;
+        if let Some(d) = p.drafts.last() {
+            // Whether it fits, and with how many new agent-blocks (written out here: a
+            // closure was kept out of line, a call per unit in the transpiled core).
+            let new_blocks = blocks
+                .iter()
+                .filter(|b| !d.agent_blocks.contains(b))
+                .count();
+            if d.agent_blocks.len() + new_blocks <= max_blocks && d.bytes + bytes <= max_bytes {
+                let new_blocks = new_blocks as u32;
+                let cost = if per_block { new_blocks } else { 0 };
+                let free = cost == 0;
+                if self.deps_satisfied(uid, unit, Some(d), p)
+                    && (need == Need::Mandatory || free)
+                    && cost <= f.remaining
+                {
+                    f.remaining -= cost;
+                    target = Some(p.drafts.len() - 1);
+                }
+            }
+        }
+        if target.is_none() && need == Need::Mandatory && self.deps_satisfied(uid, unit, None, p) {
+            // A new request; a unit bigger than the caps (only a merged group can
+            // be) goes alone rather than being split.
+            let cost = if per_block { blocks.len() as u32 } else { 1 };
+            let oversized = cost > f.burst
+                && f.burst_full
+                && f.remaining == f.start_remaining
+                && cost <= f.window_room;
+            let affordable = cost <= f.remaining || oversized;
+            if affordable && p.drafts.len() < f.requests {
+                f.remaining = f.remaining.saturating_sub(cost);
+                // Room for a change per agent-block it may hold (most units are
+                // one field), at most one per candidate left: no growing copies.
+                let room = max_blocks.min(left);
+                p.drafts.push(Draft {
+                    bytes: REQUEST_OVERHEAD_BYTES,
+                    changes: Vec::with_capacity(room),
+                    ..Draft::default()
+                });
+                target = Some(p.drafts.len() - 1);
+            } else if affordable {
+                p.capped = true;
+            } else {
+                p.budget_blocked = true;
+            }
+        }
+        let Some(t) = target else { return false };
+        let d = &mut p.drafts[t];
+        for b in &f.scratch.blocks {
+            d.agent_blocks.insert(*b);
+        }
+        d.bytes += bytes;
+        let changes = f.scratch.changes.len() as u32;
+        for c in f.scratch.changes.drain(..) {
+            // Only dependencies read them.
+            if f.with_deps {
+                let key = FieldKey {
+                    agent: c.agent,
+                    block: c.block,
+                    field: c.field,
+                };
+                d.fields.insert(key, c.seq);
+            }
+            d.changes.push(c);
+        }
+        d.taken += 1;
+        p.steps.push(Step::Take {
+            draft: t,
+            unit: uid,
+            changes,
+        });
+        true
     }
 
     /// Carries out a plan of [`Queue::plan`]: releases the dependencies, then drops the
@@ -1040,10 +1269,14 @@ impl Queue {
     /// and every agent-block the unit would write is in it already when adding one costs a
     /// call (Letta's API) or the request has all the agent-blocks it may. Exactly what the
     /// placement test in `plan` would find, without materialising the unit.
-    fn may_ride(&self, unit: &Unit, draft: Option<&Draft>, per_block: bool) -> bool {
+    fn may_ride(
+        &self,
+        unit: &Unit,
+        draft: Option<&Draft>,
+        closed: impl Fn(&Draft) -> bool,
+    ) -> bool {
         let Some(d) = draft else { return false };
-        let full = d.agent_blocks.len() >= self.cfg.max_agent_blocks_per_request as usize;
-        if !(per_block || full) {
+        if !closed(d) {
             return true;
         }
         // `materialize` writes the agent-block of every entry whose field has a local value.
@@ -1293,6 +1526,24 @@ impl Queue {
             attempt: attempts + 1,
             blocks: Vec::new(),
         });
+    }
+}
+
+/// Whether a pending unit is a candidate of the urgent pass, and how: it must go when it
+/// touches an urgent agent, else it rides along, unless critical (a critical change
+/// still waiting out its agent's debounce does not ride). None while its retry backoff
+/// runs (unless flushing): the wake is then its end at the latest.
+fn urgent_need(t: &mut Tick, u: &Unit, urgent: &Urgent) -> Option<Need> {
+    if u.not_before > t.now && !t.flushing {
+        t.wake = t.wake.min(u.not_before);
+        return None;
+    }
+    if u.entries.iter().any(|e| urgent.contains(&e.agent)) {
+        Some(Need::Mandatory)
+    } else if u.priority != Priority::Critical {
+        Some(Need::RideAlong)
+    } else {
+        None
     }
 }
 

@@ -1,0 +1,77 @@
+//! The urgent poll at 1,000 pending units (issue 10: the versus trace's urgent-send frames)
+//! through `NpcSync`, in cumulative phases, for counting CPU instructions under cachegrind
+//! (load-independent; the difference between two phases is that phase's cost):
+//!
+//! ```text
+//! cargo build --release -p npc-sync-luau-harness --example urgent_count
+//! valgrind --tool=cachegrind --cache-sim=no target/release/examples/urgent_count NATIVE PHASE
+//! ```
+//!
+//! 1,000 NPCs with a pending `status.x` (normal priority: the routine batch is 30 s away),
+//! three frames of one change per NPC, then at 5 s NPC 500 enters combat (a critical
+//! change: an urgent request is due, the other NPCs' units ride along until it is full)
+//! and the kept changes are drained. PHASE adds in order:
+//!
+//! - 0: nothing more (the baseline);
+//! - 1: the core's poll (`nsq_poll`: the urgent request built, its records written);
+//! - 2: 1, then at 5.5 s NPC 900 asks for a decision (a decision sync of a unit in the
+//!   middle of the build order: units before it ride along only in a second pass) and
+//!   NPC 10 enters combat, drained, and the core polled again.
+use mlua::IntoLuaMulti;
+use npc_sync_luau_harness::{roblox::package_mount_or_env, Options, Roblox};
+
+const SCRIPT: &str = r#"
+local PHASE = ...
+local NpcSync = require(game:GetService("ReplicatedStorage").Packages.NpcSync)
+local now = 0
+local sync = NpcSync.new({ target = { kind = "batch", url = "http://127.0.0.1:9/batch" }, clock = function()
+	return now
+end })
+local N = 1000
+local ids = table.create(N)
+for i = 1, N do
+	ids[i] = "npc-" .. i
+	sync:setStatus(ids[i], "x", 0)
+end
+now = 0.01
+sync:step(now)
+for r = 1, 3 do
+	now = 0.01 + r / 60
+	for i = 1, N do
+		sync:setStatus(ids[i], "x", r + i)
+	end
+	sync:step(now)
+end
+local core = sync._core
+now = 5
+sync:setState(ids[500], "Combat")
+core.absorb:drainAll()
+if PHASE >= 1 then
+	assert(core.X.nsq_poll(now) > 0, "the urgent request is due")
+end
+if PHASE >= 2 then
+	now = 5.5
+	sync:decide(ids[900])
+	sync:setState(ids[10], "Combat")
+	core.absorb:drainAll()
+	assert(core.X.nsq_poll(now) > 0, "the second urgent request is due")
+end
+"#;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 3 {
+        eprintln!("usage: urgent_count NATIVE(0|1) PHASE(0..2)");
+        std::process::exit(2);
+    }
+    let native = args[1] == "1";
+    let phase: u32 = args[2].parse().expect("PHASE is a number");
+    let r = Roblox::new(Options {
+        native,
+        mounts: vec![package_mount_or_env()],
+        ..Options::default()
+    })
+    .expect("vm");
+    let a = phase.into_lua_multi(&r.lua).unwrap();
+    r.run("urgent_count", SCRIPT, a, 10).expect("workload");
+}
