@@ -17,7 +17,7 @@ use npc_sync::{Confirmed, ConfirmedKey};
 
 #[path = "support/native_queue.rs"]
 mod native_queue;
-use native_queue::{queue_with_slots, round};
+use native_queue::{queue_with_slots, round, three_rounds};
 
 fn main() {
     let a: u32 = std::env::args()
@@ -25,9 +25,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .expect("usage: ack_native A(0|1|2|3)");
     let (mut q, slots) = queue_with_slots();
-    for r in 1..4u32 {
-        round(&mut q, &slots, r, f64::from(r) / 60.0 + 0.01);
-    }
+    three_rounds(&mut q, &slots);
     let reqs = q.poll(30.02).expect("the batch's poll");
     assert!(!reqs.is_empty(), "the batch is due");
     round(&mut q, &slots, 4, 30.04);

@@ -12,14 +12,12 @@
 //! the poll's cost).
 #[path = "support/native_queue.rs"]
 mod native_queue;
-use native_queue::{queue_with_slots, round};
+use native_queue::{queue_with_slots, three_rounds};
 
 fn main() {
     let poll = std::env::args().nth(1).as_deref() == Some("1");
     let (mut q, slots) = queue_with_slots();
-    for r in 1..4u32 {
-        round(&mut q, &slots, r, f64::from(r) / 60.0 + 0.01);
-    }
+    three_rounds(&mut q, &slots);
     if poll {
         let reqs = q.poll(30.02).expect("the batch's poll");
         assert!(!reqs.is_empty(), "the batch is due");

@@ -16,7 +16,11 @@
 //!   urgent agents' units held back by the budget);
 //! - 2: 1, then ten polls waiting for the budget, 1/60 s apart, each after a new hit
 //!   (`poll_before_build`, as the bridge calls it).
-use npc_sync::{Config, Priority, Queue, Value};
+use npc_sync::{Config, Queue};
+
+#[path = "support/native_queue.rs"]
+mod native_queue;
+use native_queue::{agents_and_slots, three_rounds};
 
 fn main() {
     let phase: u32 = std::env::args()
@@ -29,33 +33,15 @@ fn main() {
         ..Config::default()
     };
     let mut q = Queue::new(cfg).expect("config");
-    let status = q.intern("status").expect("intern");
-    let x = q.intern("x").expect("intern");
-    let mut agents = Vec::new();
-    let mut slots = Vec::new();
-    for i in 0..1000 {
-        let a = q.agent(&format!("npc-{i}")).expect("agent");
-        agents.push(a);
-        slots.push(q.slot(a, status, x).expect("slot"));
-        q.set_health(0.0, a, 100.0).expect("health");
+    let (agents, slots) = agents_and_slots(&mut q);
+    for a in &agents {
+        q.set_health(0.0, *a, 100.0).expect("health");
     }
     let first = q.poll(0.01).expect("first poll");
     for r in &first {
         q.ack(r.id, &[]).expect("ack");
     }
-    for r in 1..4u32 {
-        for (i, s) in slots.iter().enumerate() {
-            let v = f64::from(r * 1000) + i as f64;
-            q.set_slot(
-                f64::from(r) / 60.0 + 0.01,
-                *s,
-                Value::Number(v),
-                Priority::Normal,
-                &[],
-            )
-            .expect("set");
-        }
-    }
+    three_rounds(&mut q, &slots);
     for a in agents.iter().step_by(5) {
         q.set_health(0.1, *a, 50.0).expect("hit");
     }
