@@ -224,10 +224,8 @@ fn full_requests_take_what_a_full_poll_takes() {
     }
 }
 
-/// 150 agents, each with a pending `status.x` and, later in the build order, a pending
-/// `status.location`; agent 0 enters combat (a critical change: an urgent request is due).
-fn full_urgent_queue() -> (Queue, Vec<AgentId>) {
-    let mut q = Queue::new(Config::default()).unwrap();
+/// 150 agents in `q`, a first poll at 0 s, then each agent's `status.x` pending (set at 0.1 s).
+fn agents_with_x(q: &mut Queue) -> Vec<AgentId> {
     let agents: Vec<AgentId> = (0..150)
         .map(|i| q.agent(&format!("npc-{i}")).unwrap())
         .collect();
@@ -236,6 +234,14 @@ fn full_urgent_queue() -> (Queue, Vec<AgentId>) {
         q.set(0.1, Change::new(*a, "status", "x", Value::Number(i as f64)))
             .unwrap();
     }
+    agents
+}
+
+/// 150 agents, each with a pending `status.x` and, later in the build order, a pending
+/// `status.location`; agent 0 enters combat (a critical change: an urgent request is due).
+fn full_urgent_queue() -> (Queue, Vec<AgentId>) {
+    let mut q = Queue::new(Config::default()).unwrap();
+    let agents = agents_with_x(&mut q);
     for a in &agents {
         q.set(
             0.2,
@@ -288,14 +294,7 @@ fn a_full_urgent_request_with_no_call_left_wakes_for_the_budget() {
         ..Config::default()
     };
     let mut q = Queue::new(cfg).unwrap();
-    let agents: Vec<AgentId> = (0..150)
-        .map(|i| q.agent(&format!("npc-{i}")).unwrap())
-        .collect();
-    q.poll(0.0).unwrap();
-    for (i, a) in agents.iter().enumerate() {
-        q.set(0.1, Change::new(*a, "status", "x", Value::Number(i as f64)))
-            .unwrap();
-    }
+    let agents = agents_with_x(&mut q);
     let level = Change::new(agents[120], "mood", "level", Value::Number(3.0));
     q.set(0.2, level.priority(Priority::Critical)).unwrap();
     q.set_state(0.3, agents[0], "Combat").unwrap();
