@@ -535,7 +535,7 @@ local function sequence(ops)
 			local slot = slotOf(c)
 			if c.seq >= 1000000 then
 				cover.restarts += 1
-				if slot and absorb.count[slot] ~= nil then
+				if slot and absorb:keptCount(slot) > 0 then
 					cover.restartsKept += 1
 				end
 			end
@@ -546,15 +546,22 @@ local function sequence(ops)
 		if absorb.kept > 0 then
 			cover.acks += 1
 		end
-		for slot in absorb.count do
-			if touched[slot] then
-				cover.own += 1
-			elseif (absorb.startsUnit or {})[slot] then
-				cover.starting += 1
-			else
-				cover.untouched += 1
+		-- every slot with kept changes is in its agent's list, once
+		local listed = 0
+		for _, list in absorb.dirty do
+			for _, slot in list do
+				assert(absorb:keptCount(slot) > 0, "a listed slot has kept changes")
+				listed += 1
+				if touched[slot] then
+					cover.own += 1
+				elseif absorb:startsUnit(slot) then
+					cover.starting += 1
+				else
+					cover.untouched += 1
+				end
 			end
 		end
+		assert(listed == absorb.kept, "every slot with kept changes is listed once")
 		return realAck(self, id, confirmed)
 	end
 
