@@ -23,6 +23,11 @@
 //! ```text
 //! valgrind --tool=cachegrind --cache-sim=no target/release/examples/kept_time NATIVE ROUNDS [OP]
 //! ```
+//!
+//! `NSQ_EVICT` = N (default 0) reads every eighth entry of an N-entry array between frames
+//! (outside the counted loops), as the rest of a game's frame would: with 1000000 (16 MB)
+//! the kept path's tables and records are no longer in the caches at the next frame, as in
+//! the versus trace (ABI.md "Measured", "The kept path inside the trace").
 #[path = "support/cpu_clock.rs"]
 mod cpu_clock;
 use cpu_clock::thread_cpu_seconds;
@@ -34,7 +39,16 @@ use vm::package_vm;
 const SCRIPT: &str = concat!(
     include_str!("support/npcs.luau"),
     r#"
-local ROUNDS, OP, cpu = ...
+local ROUNDS, OP, cpu, EVICT = ...
+local ballast = table.create(EVICT, 0)
+-- what the rest of a frame reads: every eighth entry (16 bytes each: every other 64-byte line)
+local function evict()
+	local s = 0
+	for i = 1, EVICT, 8 do
+		s += ballast[i]
+	end
+	return s
+end
 local dirty = {}
 for i = 1, N do
 	dirty[ids[i]] = {}
@@ -60,6 +74,7 @@ for r = 1, ROUNDS do
 	end
 	spent += cpu() - t0
 	sync:step(now)
+	evict()
 end
 if OP ~= "hand" then
 	-- every counted change was kept (none went to the core)
@@ -99,7 +114,13 @@ fn main() {
         .lua
         .create_function(|_, ()| Ok(thread_cpu_seconds()))
         .expect("clock function");
-    let a = (rounds, op.clone(), cpu).into_lua_multi(&r.lua).unwrap();
+    let evict: u32 = std::env::var("NSQ_EVICT")
+        .ok()
+        .map(|v| v.parse().expect("NSQ_EVICT is a number of entries"))
+        .unwrap_or(0);
+    let a = (rounds, op.clone(), cpu, evict)
+        .into_lua_multi(&r.lua)
+        .unwrap();
     let out = r
         .run("kept_time", SCRIPT, a, rounds + 10)
         .expect("workload");
