@@ -20,7 +20,7 @@
 //! collector paces its cycles by the heap's size; the profiler's own rows are such a
 //! ballast, so a plain run with one compares at the same heap). `NSQ_GC=stop` stops the
 //! VM's garbage collector for the runs (to tell its share in a frame kind from the rest;
-//! the heap then grows by some 150 MB at 1,000 NPCs). `NSQ_BODIES=PREFIX` writes every
+//! the heap then grows to about 290 MB at 1,000 NPCs). `NSQ_BODIES=PREFIX` writes every
 //! request body the server received, in order, one a line, to `PREFIX-RUN.txt` (to compare
 //! the requests of two `pkg/roblox`s byte for byte).
 //!
