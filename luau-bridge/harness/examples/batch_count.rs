@@ -18,7 +18,8 @@
 //! - 4: 3 plus the wire form of the requests (`process.wire`: the JSON body);
 //! - 5: 4 plus the next frame's 1,000 changes (each goes to the core: nothing is granted);
 //! - 6: 5 plus a second frame of changes (now kept again);
-//! - 7: 6 plus the batch's ack (with the confirmed fields the answer would carry);
+//! - 7: 6 plus the batch's ack (with the confirmed fields the answer would carry, as the
+//!   sender hands them on; their tables are made in this phase);
 //! - 8: 7 plus the frame after the ack's 1,000 changes;
 //! - 9: 8 plus the drain at the next routine batch's time (30 s later);
 //! - 10: 9 plus that batch's core poll (`nsq_poll`): 10 - 9 is the routine batch's poll
@@ -73,7 +74,21 @@ if PHASE >= 6 then
 end
 if PHASE >= 7 then
 	for _, req in reqs do
-		core:ack(req.id, req.changes)
+		-- the endpoint's confirmations as the sender hands them on (the answer's entries as
+		-- decoded: wire names; `agentId` too, for a `pkg/roblox` before session 17, whose
+		-- ack read that name), made here: counted in the phase
+		local confirmed = table.create(#req.changes)
+		for _, c in req.changes do
+			table.insert(confirmed, {
+				agent_id = c.agentId,
+				agentId = c.agentId,
+				block = c.block,
+				field = c.field,
+				value = c.value,
+				seq = c.seq,
+			})
+		end
+		core:ack(req.id, confirmed)
 	end
 end
 if PHASE >= 8 then

@@ -18,7 +18,11 @@
 //! shared machine's other processes do not advance) or `wall` (the real clock, as the bench).
 //! `NSQ_BALLAST` = N keeps N arrays of 10,000 numbers alive in the VM (the garbage
 //! collector paces its cycles by the heap's size; the profiler's own rows are such a
-//! ballast, so a plain run with one compares at the same heap).
+//! ballast, so a plain run with one compares at the same heap). `NSQ_GC=stop` stops the
+//! VM's garbage collector for the runs (to tell its share in a frame kind from the rest;
+//! the heap then grows to about 290 MB at 1,000 NPCs). `NSQ_BODIES=PREFIX` writes every
+//! request body the server received, in order, one a line, to `PREFIX-RUN.txt` (to compare
+//! the requests of two `pkg/roblox`s byte for byte).
 //!
 //! The profiler times every `nsq_*` export of the generated core and the bridge's phases
 //! (`NpcSync`, `Process`, `Sender`, `Core`, `Batch`, `Absorb` functions, by name; a phase
@@ -107,6 +111,9 @@ fn run(tr: &Trace, kind: RunKind, native: bool, ballast: u32, cpu_clock: bool) -
     let server = TestServer::start();
     let r = versus_vm(native, package_mount_or_env());
     let lua = &r.lua;
+    if std::env::var("NSQ_GC").as_deref() == Ok("stop") {
+        lua.gc_stop();
+    }
     let clock = if cpu_clock {
         Some(
             lua.create_function(|_, ()| Ok(thread_cpu_seconds()))
@@ -120,6 +127,11 @@ fn run(tr: &Trace, kind: RunKind, native: bool, ballast: u32, cpu_clock: bool) -
         .run(kind.name(), SCRIPT, args, tr.frames + 10)
         .unwrap_or_else(|e| panic!("{} (native={native}): {e}", kind.name()));
     let text: String = mlua::FromLuaMulti::from_lua_multi(out, lua).expect("JSON text");
+    if let Ok(prefix) = std::env::var("NSQ_BODIES") {
+        let bodies: Vec<String> = server.with(|s| s.log.iter().map(|l| l.body.clone()).collect());
+        let path = format!("{prefix}-{}.txt", kind.name());
+        std::fs::write(&path, bodies.join("\n") + "\n").expect("NSQ_BODIES: the file is writable");
+    }
     serde_json::from_str(&text).expect("the profile script returns JSON")
 }
 
@@ -635,6 +647,7 @@ fn main() {
             ("poll ms", "nsq_poll", "ms"),
             ("drain ms", "(any drain)", "ms"),
             ("crossing ms", "Core.set", "ms"),
+            ("nsq_absorb ms", "nsq_absorb", "ms"),
         ];
         let mut extra: Vec<(&str, Vec<f64>)> = extra_names
             .iter()
@@ -669,6 +682,9 @@ fn main() {
                     .collect();
                 extra.push(("plain run's ms", pm));
                 extra.push(("plain run's frames > 16.7 ms (share)", over));
+                // the changes and events before the step, and the step
+                extra.push(("plain run's calls ms", nums(&p["calls_ms"])));
+                extra.push(("plain run's step ms", nums(&p["step_ms"])));
             }
         }
         let rows = kind_table(&kinds, &ms, &extra);

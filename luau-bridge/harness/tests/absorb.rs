@@ -518,8 +518,10 @@ local function sequence(ops)
 	local realAck = core.ack
 	core.ack = function(self, id, confirmed)
 		local absorb = self.absorb
+		-- a request's change names its agent `agentId`, a confirmation (as the batch
+		-- endpoint's answer is decoded) `agent_id`
 		local slotOf = function(c)
-			local a = self.agents[c.agentId]
+			local a = self.agents[c.agentId or c.agent_id]
 			local byBlock = a and self.slots[a]
 			local byField = byBlock and byBlock[c.block]
 			return byField and byField[c.field]
@@ -626,29 +628,29 @@ local function sequence(ops)
 				for i, rid in outstanding do
 					local confirmed = nil
 					if o.outcome == "ack" then
-						-- the request's changes (echo), then, with the first, other fields
+						-- the request's changes (echo), then, with the first, other fields; as
+						-- the sender hands them on (`Batch.confirmed`: the answer's entries as
+						-- decoded, wire names)
 						confirmed = {}
 						if o.echo then
 							for _, c in sent[rid].changes do
 								table.insert(confirmed, {
-									agentId = c.agentId,
+									agent_id = c.agentId,
 									block = c.block,
 									field = c.field,
 									value = c.value,
 									seq = c.seq,
-									group = 0,
 								})
 							end
 						end
 						if i == 1 then
 							for _, c in o.confirm or {} do
 								table.insert(confirmed, {
-									agentId = AGENTS[c.a + 1],
+									agent_id = AGENTS[c.a + 1],
 									block = "status",
 									field = c.f,
 									value = c.v,
 									seq = c.seq,
-									group = 0,
 								})
 							end
 						end

@@ -700,6 +700,96 @@ return held, s.httpMaxInFlight, s.httpCalls
     });
 }
 
+/// The batch endpoint's answer as `Batch.confirmed` reads it (the decoded entries
+/// themselves when the array is clean, the usable ones in order otherwise, nil without
+/// `confirmed`), and those entries, wire names and all, through the driver's step into the
+/// core's ack: a restart's seq moves the core's counter past it.
+fn confirmed_answers_reach_the_ack_as_decoded(native: bool) {
+    let server = TestServer::start();
+    let r = vm(native);
+    let (shapes, restart, plain): (String, f64, f64) = run(
+        &r,
+        &server,
+        r#"
+local Batch = require(game:GetService("ReplicatedStorage").Packages.NpcSync.batch)
+local shapes = {}
+local function shape(body)
+	local list = Batch.confirmed(body)
+	if list == nil then
+		table.insert(shapes, "nil")
+		return
+	end
+	local names = {}
+	for _, c in list do
+		table.insert(names, c.agent_id .. "/" .. c.seq)
+	end
+	table.insert(shapes, #list .. ":" .. table.concat(names, ","))
+end
+shape('{"confirmed":[{"agent_id":"npc-1","block":"status","field":"x","value":1,"seq":3},{"agent_id":"npc-2","seq":4}]}')
+shape('{"confirmed":[null,{"agent_id":"npc-1","seq":2},{"seq":3},5,{"agent_id":"npc-3","seq":"4"},{"agent_id":"npc-4","seq":6}]}')
+shape('{"confirmed":{"a":{"agent_id":"npc-5","seq":7}}}')
+shape('{"confirmed":[]}')
+shape('{"ok":true}')
+shape("not json")
+
+-- one urgent request of npc-1's status.x acknowledged with an answer text: the sender is
+-- replaced by one that hands the answer on as the HTTP sender does
+local function afterAnswer(answer)
+	local T = 1
+	local sync = NpcSync.new({ target = { kind = "batch", url = base .. "/batch" }, clock = function()
+		return T
+	end })
+	local outcomes, sent = {}, nil
+	local fake = { stats = { httpCalls = 0, httpFailures = 0, httpErrors = 0, maxInFlightSeen = 0 } }
+	function fake.take(_)
+		local o = outcomes
+		outcomes = {}
+		return o
+	end
+	function fake.submit(_, req)
+		sent = req
+	end
+	function fake.busy(_)
+		return false
+	end
+	sync._sender = fake
+	sync._process.sender = fake
+	sync:setStatus("npc-1", "x", 1)
+	sync:setState("npc-1", "Combat")
+	sync:step(T)
+	assert(sent ~= nil, "the urgent request went")
+	local text = string.gsub(answer, "ID", tostring(sent.id))
+	table.insert(outcomes, { id = sent.id, ok = true, confirmed = Batch.confirmed(text) })
+	T = 2
+	sync:step(T)
+	return sync:setStatus("npc-1", "x", 2).seq
+end
+local restart = afterAnswer('{"confirmed":[{"agent_id":"npc-1","block":"status","field":"x","value":9,"seq":1000000}]}')
+local plain = afterAnswer('{"confirmed":[]}')
+return table.concat(shapes, " | "), restart, plain
+"#,
+    );
+    assert_eq!(
+        shapes,
+        "2:npc-1/3,npc-2/4 | 2:npc-1/2,npc-4/6 | 1:npc-5/7 | 0: | nil | nil"
+    );
+    assert!(
+        restart > 1_000_000.0,
+        "a confirmed seq of an earlier run moves the counter past it: {restart}"
+    );
+    assert!(plain < 100.0, "without it the counter stays: {plain}");
+}
+
+#[test]
+fn confirmed_answers_reach_the_ack_as_decoded_interpreted() {
+    confirmed_answers_reach_the_ack_as_decoded(false);
+}
+
+#[test]
+fn confirmed_answers_reach_the_ack_as_decoded_native() {
+    confirmed_answers_reach_the_ack_as_decoded(true);
+}
+
 #[test]
 fn removals_and_released_dependencies_are_reported() {
     let server = TestServer::start();
