@@ -59,7 +59,9 @@ impl Queue {
             }
         }
         self.syncing.insert(agent);
-        self.dirty = true;
+        if !self.held_for_budget(now, agent) {
+            self.dirty = true;
+        }
         Ok(Decision::Syncing {
             staleness,
             threshold,

@@ -89,6 +89,9 @@ pub struct Queue {
     /// Nothing can be due before this time unless `dirty`.
     pub(crate) next_wake: f64,
     pub(crate) dirty: bool,
+    /// The last poll found urgent agents and no reserved call for them
+    /// ([`Queue::held_for_budget`]: its wake is that call's time at the latest).
+    pub(crate) urgent_held: bool,
     /// Fields whose pending unit may have stopped needing a send without a change of the
     /// field ([`Queue::suspect_stale`]); looked at again, and forgotten, by a poll that
     /// waits for the budget.
@@ -131,6 +134,7 @@ impl Queue {
             flushing: false,
             next_wake: 0.0,
             dirty: true,
+            urgent_held: false,
             stale_suspects: Vec::new(),
             scan_all: false,
             events: Vec::new(),

@@ -340,6 +340,7 @@ impl Queue {
             return Ok(Some(out));
         }
         self.dirty = false;
+        self.urgent_held = false;
         // A `Retry-After` holds routine batches and inference; critical changes and
         // decision syncs still go, one urgent request per combat debounce window at most.
         let paused = now < self.paused_until;
@@ -510,11 +511,14 @@ impl Queue {
         let (now, flushing) = (t.now, t.flushing);
         let allowance = Allowance::at(&mut self.budget, &self.cfg, now, Pool::Reserved);
         let built = match self.held_by_budget(t, &urgent, allowance.remaining) {
-            Some(budget_blocked) => Built {
-                drafts: Vec::new(),
-                budget_blocked,
-                capped: false,
-            },
+            Some(budget_blocked) => {
+                self.urgent_held = budget_blocked;
+                Built {
+                    drafts: Vec::new(),
+                    budget_blocked,
+                    capped: false,
+                }
+            }
             None => {
                 // Other agents' pending changes fill the urgent requests where that costs
                 // no call (the batch endpoint's request costs one call whatever it holds):
@@ -571,6 +575,35 @@ impl Queue {
                 .touching(*a)
                 .any(|id| self.units[&id].not_before <= now)
         }))
+    }
+
+    /// Whether a poll now can only hold `agent` back for the budget, as the last poll held
+    /// the urgent agents it found: then a change or a decision that makes the agent urgent
+    /// (a ready critical unit, a decision sync) or changes one that is need not make the
+    /// next poll come now (a fight's hits and decisions come every frame; the budget lets
+    /// an urgent request go about every tenth). The one owner of that rule (`decide`,
+    /// [`Queue::note_due`]). It holds when:
+    ///
+    /// - the last poll took [`Queue::held_by_budget`]'s path and found a unit that must go
+    ///   held back (`urgent_held`; so the batch endpoint, not flushing): its wake is the
+    ///   reserve's next free call at the latest (calls since only lowered it, or made the
+    ///   queue dirty: then the next poll comes anyway, whatever this says);
+    /// - no reserved call is free now (so none is before the wake): until then a poll
+    ///   builds nothing (no urgent request, no inference; a batch draws on the routine
+    ///   share of the same calls and pacing), whatever is due;
+    /// - no pending unit has dependencies (a poll releases some; `held_by_budget` would
+    ///   not answer);
+    /// - the agent has a pending unit: a poll clears the decision sync of an urgent agent
+    ///   with none (`send_urgent`), which a later `decide` counts again.
+    ///
+    /// A poll would then only note the agent as urgent again, and the wake it would set
+    /// is the one set. What else a change moves stays with its caller (combat mode, chat
+    /// waiting on the agent: `wake_after`).
+    pub(crate) fn held_for_budget(&mut self, now: f64, agent: AgentId) -> bool {
+        self.urgent_held
+            && !self.units.any_deps()
+            && self.units.any_touching(agent)
+            && self.budget.available(now, Pool::Reserved) < 1
     }
 
     /// The wake [`urgent_need`] sets when it looks at every pending unit (not flushing):
