@@ -89,8 +89,9 @@ pub struct Queue {
     /// Nothing can be due before this time unless `dirty`.
     pub(crate) next_wake: f64,
     pub(crate) dirty: bool,
-    /// The last poll found urgent agents and no reserved call for them
-    /// ([`Queue::held_for_budget`]: its wake is that call's time at the latest).
+    /// The last poll's urgent pass held back a unit that must go for the budget, deciding
+    /// without looking at every unit ([`Queue::held_for_budget`]: its wake is the next
+    /// reserved call's time at the latest).
     pub(crate) urgent_held: bool,
     /// Fields whose pending unit may have stopped needing a send without a change of the
     /// field ([`Queue::suspect_stale`]); looked at again, and forgotten, by a poll that

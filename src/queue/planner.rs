@@ -510,20 +510,21 @@ impl Queue {
         }
         let (now, flushing) = (t.now, t.flushing);
         let allowance = Allowance::at(&mut self.budget, &self.cfg, now, Pool::Reserved);
+        // Whether the pass is one `held_for_budget` may answer after (the batch endpoint,
+        // no dependencies, not flushing: `held_by_budget`'s or `plan_urgent`'s).
+        let mut held_pass = true;
         let built = match self.held_by_budget(t, &urgent, allowance.remaining) {
-            Some(budget_blocked) => {
-                self.urgent_held = budget_blocked;
-                Built {
-                    drafts: Vec::new(),
-                    budget_blocked,
-                    capped: false,
-                }
-            }
+            Some(budget_blocked) => Built {
+                drafts: Vec::new(),
+                budget_blocked,
+                capped: false,
+            },
             None => {
                 // Other agents' pending changes fill the urgent requests where that costs
                 // no call (the batch endpoint's request costs one call whatever it holds):
                 // it keeps every agent fresher for free.
                 let plan = if flushing || self.scan_all || self.units.any_deps() {
+                    held_pass = false;
                     let mut candidates = Candidates::default();
                     for (id, u) in self.units.in_order() {
                         if let Some(need) = urgent_need(t, u, &urgent) {
@@ -532,11 +533,13 @@ impl Queue {
                     }
                     self.plan(allowance, candidates)
                 } else {
+                    held_pass &= self.cfg.target == Target::BatchEndpoint;
                     self.plan_urgent(t, allowance, &urgent)
                 };
                 self.commit(plan)
             }
         };
+        self.urgent_held = held_pass && built.budget_blocked;
         self.emit(now, RequestKind::Urgent, built.drafts, &urgent.agents, out);
         for a in urgent.agents {
             if !self.units.any_touching(a) {
@@ -584,10 +587,11 @@ impl Queue {
     /// an urgent request go about every tenth). The one owner of that rule (`decide`,
     /// [`Queue::note_due`]). It holds when:
     ///
-    /// - the last poll took [`Queue::held_by_budget`]'s path and found a unit that must go
-    ///   held back (`urgent_held`; so the batch endpoint, not flushing): its wake is the
-    ///   reserve's next free call at the latest (calls since only lowered it, or made the
-    ///   queue dirty: then the next poll comes anyway, whatever this says);
+    /// - the last poll's urgent pass found a unit that must go held back by the budget
+    ///   (`urgent_held`), deciding as [`Queue::held_by_budget`] or [`Queue::plan_urgent`]
+    ///   (the batch endpoint, not flushing; after the request it may have sent): its wake
+    ///   is the reserve's next free call at the latest (calls since only lowered it, or
+    ///   made the queue dirty: then the next poll comes anyway, whatever this says);
     /// - no reserved call is free now (so none is before the wake): until then a poll
     ///   builds nothing (no urgent request, no inference; a batch draws on the routine
     ///   share of the same calls and pacing), whatever is due;
