@@ -246,8 +246,9 @@ fn full_requests_take_what_a_full_poll_takes() {
 
 /// A fight under a tight budget: hits, combat states and decisions every few frames, most
 /// polls waiting for a call. A hit or a decision of an agent with a pending unit then does
-/// not bring the next poll forward ([`Queue::next_poll`]; `Queue::held_for_budget` in the
-/// core), and the full poll must agree that such a poll would have done nothing: with
+/// not bring the next poll before the next reserved call ([`Queue::next_poll`];
+/// `Queue::urgent_wake` in the core), and the full poll must agree that the polls skipped
+/// would have done nothing: with
 /// retries after failures (backoffs), chat and Letta's API (where every poll looks at the
 /// units) in the mix. Dependencies are left out as in `run`.
 #[test]
@@ -265,9 +266,9 @@ fn a_fight_waiting_for_the_budget_polls_as_a_full_poll() {
 type Step = fn(&mut Queue, &[AgentId], f64) -> String;
 
 /// Ten agents in combat, health 100, all delivered; a budget of one call every 5.45 s
-/// (12 a minute, a burst of 1). At 20 s agent 0 is hit: an urgent request spends the call;
-/// at 20.1 s agent 1 is hit: the poll waits for the budget. Then `steps` at their times,
-/// and a poll (through `poll`, or `poll_everything` with `full`) every frame until 27 s.
+/// (12 a minute, a burst of 1). At 20 s agent 0 is hit: an urgent request spends the call.
+/// Then `steps` at their times (each in the first frame at or after it), and a poll
+/// (through `poll`, or `poll_everything` with `full`) every frame until 27 s.
 /// Returns everything observable, [`Queue::next_poll`] after each step, and the urgent
 /// requests' agents (by number, in the requests' order).
 fn held(steps: &[(f64, Step)], full: bool) -> (Vec<String>, Vec<f64>, Vec<Vec<usize>>) {
@@ -306,10 +307,8 @@ fn held(steps: &[(f64, Step)], full: bool) -> (Vec<String>, Vec<f64>, Vec<Vec<us
     };
     q.set_health(20.0, agents[0], 50.0).unwrap();
     poll(&mut q, 20.0, &mut log);
-    q.set_health(20.1, agents[1], 50.0).unwrap();
-    poll(&mut q, 20.1, &mut log);
     let mut steps = steps.iter().peekable();
-    let mut now = 20.1;
+    let mut now = 20.0;
     while now < 27.0 {
         now += 1.0 / 60.0;
         while let Some((_, step)) = steps.next_if(|(at, _)| *at <= now) {
@@ -322,15 +321,18 @@ fn held(steps: &[(f64, Step)], full: bool) -> (Vec<String>, Vec<f64>, Vec<Vec<us
     (log, wakes, urgent)
 }
 
-/// While the budget holds the urgent agents back, hits of agents in combat (a new critical
-/// unit, a unit hit again) and a decision sync of an agent with a pending unit leave the
-/// next poll at the budget's next call; a decision sync of an agent with none brings it
-/// forward (the poll clears that sync: a later decision counts again). The requests,
-/// events and metrics are a full poll's every frame, and the request at the next call
-/// carries what came while waiting.
+/// While no reserved call is free, hits of agents in combat (a new critical unit, a unit
+/// hit again) and a decision sync of an agent with a pending unit move the next poll to
+/// the budget's next call, not to now; a decision sync of an agent with none brings it to
+/// now (the poll clears that sync: a later decision counts again). The requests, events
+/// and metrics are a full poll's every frame, and the request at the next call carries
+/// what came while waiting.
 #[test]
 fn hits_and_decisions_wait_with_the_budget() {
-    let steps: [(f64, Step); 5] = [
+    let steps: [(f64, Step); 6] = [
+        (20.1, |q, a, now| {
+            format!("hit {:?}", q.set_health(now, a[1], 50.0))
+        }),
         (20.2, |q, a, now| {
             format!("hit {:?}", q.set_health(now, a[2], 40.0))
         }),
@@ -353,13 +355,13 @@ fn hits_and_decisions_wait_with_the_budget() {
     assert_eq!(gated, full);
     let waiting = wakes[0];
     assert!(waiting > 25.0 && waiting < 26.0, "the next call: {waiting}");
-    assert_eq!(wakes[..4], [waiting; 4], "{gated:#?}");
+    assert_eq!(wakes[..5], [waiting; 5], "{gated:#?}");
     let decisions: Vec<&String> = gated.iter().filter(|l| l.contains("decide")).collect();
     assert!(
         decisions.iter().all(|l| l.contains("Syncing")),
         "{decisions:#?}"
     );
-    assert_eq!(wakes[4], 0.0, "agent 0's unit is in flight: poll now");
+    assert_eq!(wakes[5], 0.0, "agent 0's unit is in flight: poll now");
     assert_eq!(urgent.len(), 2, "{gated:#?}");
     assert_eq!(urgent[0], [0]);
     // Agent 1's first hit, agent 2's, agent 1's second (its unit), agent 3's `status.x`.

@@ -17,17 +17,17 @@ enum Wake {
     At(f64),
     /// Nothing moves.
     Keep,
-    /// `then` (`Dirty` or `At`), unless the budget holds the agent back
-    /// ([`Queue::held_for_budget`]): for a change that makes its unit due now or changes
-    /// an agent waiting for a decision sync or an urgent request.
-    UnlessHeld {
+    /// For a change that makes its unit due now or changes an agent waiting for a decision
+    /// sync or an urgent request: `At` the next reserved call where
+    /// [`Queue::urgent_wake`] says so, else `then` (`Dirty` or `At`).
+    Urgent {
         now: f64,
         agent: AgentId,
         then: Then,
     },
 }
 
-/// What [`Wake::UnlessHeld`] does where the budget does not hold the agent back.
+/// What [`Wake::Urgent`] does where [`Queue::urgent_wake`] does not answer.
 enum Then {
     Dirty,
     At(f64),
@@ -213,10 +213,10 @@ impl Queue {
     /// instead of looking at every pending unit (the hot path: a location set every
     /// frame is due only with the routine batch, already in the wake). Where the effect
     /// is not local to the change's unit (combat mode moved, a decision or chat waiting
-    /// on the agent, no schedule yet) the next poll looks at everything. Neither happens
-    /// for a unit due now, or a decision sync or urgent request waiting on the agent, while
-    /// the budget holds the urgent agents back ([`Queue::held_for_budget`]): a poll before
-    /// the wake (the next free call) would build nothing.
+    /// on the agent, no schedule yet) the next poll looks at everything. For a unit due
+    /// now, or a decision sync or urgent request waiting on the agent, the wake moves to
+    /// the next reserved call instead ([`Queue::urgent_wake`]): a poll before it would
+    /// build nothing.
     ///
     /// `unit` is the field's pending unit after the change (the caller has it at hand: one
     /// lookup less on the hot path).
@@ -267,7 +267,7 @@ impl Queue {
                 None => return Wake::Keep,
             }
         };
-        Wake::UnlessHeld {
+        Wake::Urgent {
             now,
             agent: key.agent,
             then,
@@ -281,17 +281,22 @@ impl Queue {
             Wake::Dirty => Then::Dirty,
             Wake::At(due) => Then::At(due),
             Wake::Keep => return,
-            Wake::UnlessHeld { now, agent, then } => {
-                if self.held_for_budget(now, agent) {
-                    return;
-                }
-                then
-            }
+            Wake::Urgent { now, agent, then } => match self.urgent_wake(now, agent) {
+                Some(at) => Then::At(at),
+                None => then,
+            },
         };
         match then {
             Then::Dirty => self.dirty = true,
-            Then::At(due) if due < self.next_wake => self.next_wake = due,
-            Then::At(_) => {}
+            Then::At(due) => self.wake_by(due),
+        }
+    }
+
+    /// Lowers the wake to `at` if it is earlier.
+    #[inline(always)]
+    pub(crate) fn wake_by(&mut self, at: f64) {
+        if at < self.next_wake {
+            self.next_wake = at;
         }
     }
 

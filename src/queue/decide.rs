@@ -59,8 +59,9 @@ impl Queue {
             }
         }
         self.syncing.insert(agent);
-        if !self.held_for_budget(now, agent) {
-            self.dirty = true;
+        match self.urgent_wake(now, agent) {
+            Some(at) => self.wake_by(at),
+            None => self.dirty = true,
         }
         Ok(Decision::Syncing {
             staleness,

@@ -89,10 +89,6 @@ pub struct Queue {
     /// Nothing can be due before this time unless `dirty`.
     pub(crate) next_wake: f64,
     pub(crate) dirty: bool,
-    /// The last poll's urgent pass held back a unit that must go for the budget, deciding
-    /// without looking at every unit ([`Queue::held_for_budget`]: its wake is the next
-    /// reserved call's time at the latest).
-    pub(crate) urgent_held: bool,
     /// Fields whose pending unit may have stopped needing a send without a change of the
     /// field ([`Queue::suspect_stale`]); looked at again, and forgotten, by a poll that
     /// waits for the budget.
@@ -135,7 +131,6 @@ impl Queue {
             flushing: false,
             next_wake: 0.0,
             dirty: true,
-            urgent_held: false,
             stale_suspects: Vec::new(),
             scan_all: false,
             events: Vec::new(),

@@ -340,7 +340,6 @@ impl Queue {
             return Ok(Some(out));
         }
         self.dirty = false;
-        self.urgent_held = false;
         // A `Retry-After` holds routine batches and inference; critical changes and
         // decision syncs still go, one urgent request per combat debounce window at most.
         let paused = now < self.paused_until;
@@ -510,9 +509,6 @@ impl Queue {
         }
         let (now, flushing) = (t.now, t.flushing);
         let allowance = Allowance::at(&mut self.budget, &self.cfg, now, Pool::Reserved);
-        // Whether the pass is one `held_for_budget` may answer after (the batch endpoint,
-        // no dependencies, not flushing: `held_by_budget`'s or `plan_urgent`'s).
-        let mut held_pass = true;
         let built = match self.held_by_budget(t, &urgent, allowance.remaining) {
             Some(budget_blocked) => Built {
                 drafts: Vec::new(),
@@ -524,7 +520,6 @@ impl Queue {
                 // no call (the batch endpoint's request costs one call whatever it holds):
                 // it keeps every agent fresher for free.
                 let plan = if flushing || self.scan_all || self.units.any_deps() {
-                    held_pass = false;
                     let mut candidates = Candidates::default();
                     for (id, u) in self.units.in_order() {
                         if let Some(need) = urgent_need(t, u, &urgent) {
@@ -533,13 +528,11 @@ impl Queue {
                     }
                     self.plan(allowance, candidates)
                 } else {
-                    held_pass &= self.cfg.target == Target::BatchEndpoint;
                     self.plan_urgent(t, allowance, &urgent)
                 };
                 self.commit(plan)
             }
         };
-        self.urgent_held = held_pass && built.budget_blocked;
         self.emit(now, RequestKind::Urgent, built.drafts, &urgent.agents, out);
         for a in urgent.agents {
             if !self.units.any_touching(a) {
@@ -580,34 +573,28 @@ impl Queue {
         }))
     }
 
-    /// Whether a poll now can only hold `agent` back for the budget, as the last poll held
-    /// the urgent agents it found: then a change or a decision that makes the agent urgent
-    /// (a ready critical unit, a decision sync) or changes one that is need not make the
-    /// next poll come now (a fight's hits and decisions come every frame; the budget lets
-    /// an urgent request go about every tenth). The one owner of that rule (`decide`,
-    /// [`Queue::note_due`]). It holds when:
+    /// When a poll can first send `agent`'s units, for a change or a decision that makes
+    /// the agent urgent (a ready critical unit, a decision sync) or changes one that is:
+    /// the next reserved call (now if one is free), which the wake moves to instead of the
+    /// queue being made dirty (in a fight, hits and decisions come every frame and the
+    /// budget lets an urgent request go about every tenth: each made the next poll look at
+    /// everything, to find the budget holding the agents back). The one owner of that
+    /// rule (`decide`, [`Queue::note_due`]). Until that call a poll builds nothing (no
+    /// urgent request, no inference; a batch draws on the routine share of the same calls
+    /// and pacing), so a poll before it could only note the agent as urgent. `None` (the
+    /// queue is made dirty) unless:
     ///
-    /// - the last poll's urgent pass found a unit that must go held back by the budget
-    ///   (`urgent_held`), deciding as [`Queue::held_by_budget`] or [`Queue::plan_urgent`]
-    ///   (the batch endpoint, not flushing; after the request it may have sent): its wake
-    ///   is the reserve's next free call at the latest (calls since only lowered it, or
-    ///   made the queue dirty: then the next poll comes anyway, whatever this says);
-    /// - no reserved call is free now (so none is before the wake): until then a poll
-    ///   builds nothing (no urgent request, no inference; a batch draws on the routine
-    ///   share of the same calls and pacing), whatever is due;
-    /// - no pending unit has dependencies (a poll releases some; `held_by_budget` would
-    ///   not answer);
+    /// - no pending unit has dependencies (a poll releases some);
     /// - the agent has a pending unit: a poll clears the decision sync of an urgent agent
     ///   with none (`send_urgent`), which a later `decide` counts again.
     ///
-    /// A poll would then only note the agent as urgent again, and the wake it would set
-    /// is the one set. What else a change moves stays with its caller (combat mode, chat
-    /// waiting on the agent: `wake_after`).
-    pub(crate) fn held_for_budget(&mut self, now: f64, agent: AgentId) -> bool {
-        self.urgent_held
-            && !self.units.any_deps()
-            && self.units.any_touching(agent)
-            && self.budget.available(now, Pool::Reserved) < 1
+    /// What else a change moves stays with its caller (combat mode, chat waiting on the
+    /// agent: `wake_after`).
+    pub(crate) fn urgent_wake(&mut self, now: f64, agent: AgentId) -> Option<f64> {
+        if self.units.any_deps() || !self.units.any_touching(agent) {
+            return None;
+        }
+        Some(self.budget.next_free(now, Pool::Reserved))
     }
 
     /// The wake [`urgent_need`] sets when it looks at every pending unit (not flushing):
