@@ -48,7 +48,18 @@ fn priority(rng: &mut Lcg) -> Priority {
 /// Everything observable of one run, as text. With `small`, a request holds at most two
 /// agent-blocks (of the five agents' ten), so requests fill up and units of agents already
 /// in a full one ride along (the urgent pass then looks at those only).
-fn run(seed: u64, target: Target, tight: bool, small: bool, full: bool) -> Vec<String> {
+///
+/// With `fight`, the steps that would do nothing are hits, combat states and decisions
+/// instead: the urgent agents outnumber the tight budget's calls, as in a fight (polls
+/// then mostly wait for the budget, and hits and decisions come while they do).
+fn run(
+    seed: u64,
+    target: Target,
+    tight: bool,
+    small: bool,
+    fight: bool,
+    full: bool,
+) -> Vec<String> {
     let mut rng = Lcg(seed);
     let (budget_per_minute, budget_burst) = if tight { (20, 2) } else { (400, 40) };
     let defaults = Config::default();
@@ -86,7 +97,10 @@ fn run(seed: u64, target: Target, tight: bool, small: bool, full: bool) -> Vec<S
         };
         let i = rng.below(5) as usize;
         let a = agents[i];
-        let r = rng.below(100);
+        let r = match rng.below(100) {
+            r @ 64.. if fight => 30 + (r - 64) % 20,
+            r => r,
+        };
         let entry = match r {
             0..=14 => {
                 // The per-frame change, through the slot path (its one-pass shortcut).
@@ -187,24 +201,30 @@ fn run(seed: u64, target: Target, tight: bool, small: bool, full: bool) -> Vec<S
 }
 
 /// `run` through `poll` and through `poll_everything` gives the same, line by line.
-fn same_as_full_polls(seed: u64, target: Target, tight: bool, small: bool) {
-    let gated = run(seed, target, tight, small, false);
-    let full = run(seed, target, tight, small, true);
+fn same_as_full_polls(seed: u64, target: Target, tight: bool, small: bool, fight: bool) {
+    let gated = run(seed, target, tight, small, fight, false);
+    let full = run(seed, target, tight, small, fight, true);
     assert_eq!(gated.len(), full.len());
     for (g, f) in gated.iter().zip(&full) {
         assert_eq!(
             g, f,
-            "seed {seed}, {target:?}, tight budget {tight}, small requests {small}"
+            "seed {seed}, {target:?}, tight budget {tight}, small requests {small}, fight {fight}"
         );
     }
+}
+
+/// Seeds per setting: 150, or `WAKE_SEEDS` (the heavy setting: `WAKE_SEEDS=1500 cargo
+/// test --release -p npc-sync --test wake`, once before a change of the wake is merged).
+fn seeds() -> u64 {
+    std::env::var("WAKE_SEEDS").map_or(150, |s| s.parse().expect("WAKE_SEEDS: a number"))
 }
 
 #[test]
 fn a_poll_skipped_by_the_wake_would_have_done_nothing() {
     for target in [Target::BatchEndpoint, Target::LettaApi] {
         for tight in [false, true] {
-            for seed in 0..150 {
-                same_as_full_polls(seed, target, tight, false);
+            for seed in 0..seeds() {
+                same_as_full_polls(seed, target, tight, false, false);
             }
         }
     }
@@ -217,11 +237,137 @@ fn a_poll_skipped_by_the_wake_would_have_done_nothing() {
 fn full_requests_take_what_a_full_poll_takes() {
     for target in [Target::BatchEndpoint, Target::LettaApi] {
         for tight in [false, true] {
-            for seed in 0..150 {
-                same_as_full_polls(seed, target, tight, true);
+            for seed in 0..seeds() {
+                same_as_full_polls(seed, target, tight, true, false);
             }
         }
     }
+}
+
+/// A fight under a tight budget: hits, combat states and decisions every few frames, most
+/// polls waiting for a call. A hit or a decision of an agent with a pending unit then does
+/// not bring the next poll before the next reserved call ([`Queue::next_poll`];
+/// `Queue::urgent_wake` in the core), and the full poll must agree that the polls skipped
+/// would have done nothing: with
+/// retries after failures (backoffs), chat and Letta's API (where every poll looks at the
+/// units) in the mix. Dependencies are left out as in `run`.
+#[test]
+fn a_fight_waiting_for_the_budget_polls_as_a_full_poll() {
+    for target in [Target::BatchEndpoint, Target::LettaApi] {
+        for small in [false, true] {
+            for seed in 0..seeds() {
+                same_as_full_polls(seed, target, true, small, true);
+            }
+        }
+    }
+}
+
+/// What `held` below does at `now`, as text (an error is part of the answer).
+type Step = fn(&mut Queue, &[AgentId], f64) -> String;
+
+/// Ten agents in combat, health 100, all delivered; a budget of one call every 5.45 s
+/// (12 a minute, a burst of 1). At 20 s agent 0 is hit: an urgent request spends the call.
+/// Then `steps` at their times (each in the first frame at or after it), and a poll
+/// (through `poll`, or `poll_everything` with `full`) every frame until 27 s.
+/// Returns everything observable, [`Queue::next_poll`] after each step, and the urgent
+/// requests' agents (by number, in the requests' order).
+fn held(steps: &[(f64, Step)], full: bool) -> (Vec<String>, Vec<f64>, Vec<Vec<usize>>) {
+    let cfg = Config {
+        budget_per_minute: 12,
+        budget_burst: 1,
+        ..Config::default()
+    };
+    let mut q = Queue::new(cfg).unwrap();
+    let agents: Vec<AgentId> = (0..10)
+        .map(|i| q.agent(&format!("npc-{i}")).unwrap())
+        .collect();
+    for a in &agents {
+        q.set_state(0.0, *a, "Combat").unwrap();
+        q.set_health(0.0, *a, 100.0).unwrap();
+    }
+    let first = q.flush(0.0).unwrap();
+    assert_eq!(first.len(), 1, "one request delivers the start");
+    q.ack(first[0].id, &[]).unwrap();
+    let mut log = Vec::new();
+    let mut wakes = Vec::new();
+    let mut urgent = Vec::new();
+    let mut poll = |q: &mut Queue, now: f64, log: &mut Vec<String>| {
+        let reqs = if full {
+            q.poll_everything(now).unwrap()
+        } else {
+            q.poll(now).unwrap()
+        };
+        for r in &reqs {
+            if r.kind == npc_sync::RequestKind::Urgent {
+                let number = |a: AgentId| agents.iter().position(|x| *x == a).unwrap();
+                urgent.push(r.changes.iter().map(|c| number(c.agent)).collect());
+            }
+        }
+        log.push(format!("{now} poll {reqs:?} events {:?}", q.drain_events()));
+    };
+    q.set_health(20.0, agents[0], 50.0).unwrap();
+    poll(&mut q, 20.0, &mut log);
+    let mut steps = steps.iter().peekable();
+    let mut now = 20.0;
+    while now < 27.0 {
+        now += 1.0 / 60.0;
+        while let Some((_, step)) = steps.next_if(|(at, _)| *at <= now) {
+            log.push(format!("{now} {}", step(&mut q, &agents, now)));
+            wakes.push(q.next_poll());
+        }
+        poll(&mut q, now, &mut log);
+    }
+    log.push(format!("metrics {:?}", q.metrics()));
+    (log, wakes, urgent)
+}
+
+/// While no reserved call is free, hits of agents in combat (a new critical unit, a unit
+/// hit again) and a decision sync of an agent with a pending unit move the next poll to
+/// the budget's next call, not to now; a decision sync of an agent with none brings it to
+/// now (the poll clears that sync: a later decision counts again). The requests, events
+/// and metrics are a full poll's every frame, and the request at the next call carries
+/// what came while waiting.
+#[test]
+fn hits_and_decisions_wait_with_the_budget() {
+    let steps: [(f64, Step); 6] = [
+        (20.1, |q, a, now| {
+            format!("hit {:?}", q.set_health(now, a[1], 50.0))
+        }),
+        (20.2, |q, a, now| {
+            format!("hit {:?}", q.set_health(now, a[2], 40.0))
+        }),
+        (20.3, |q, a, now| {
+            format!("hit {:?}", q.set_health(now, a[1], 30.0))
+        }),
+        (20.4, |q, a, now| {
+            let x = Change::new(a[3], "status", "x", Value::Number(1.0));
+            format!("set {:?}", q.set(now, x))
+        }),
+        (21.5, |q, a, now| {
+            format!("decide {:?}", q.decide(a[3], now))
+        }),
+        (21.6, |q, a, now| {
+            format!("decide {:?}", q.decide(a[0], now))
+        }),
+    ];
+    let (gated, wakes, urgent) = held(&steps, false);
+    let (full, _, _) = held(&steps, true);
+    assert_eq!(gated, full);
+    let waiting = wakes[0];
+    assert!(waiting > 25.0 && waiting < 26.0, "the next call: {waiting}");
+    assert_eq!(wakes[..5], [waiting; 5], "{gated:#?}");
+    let decisions: Vec<&String> = gated.iter().filter(|l| l.contains("decide")).collect();
+    assert!(
+        decisions.iter().all(|l| l.contains("Syncing")),
+        "{decisions:#?}"
+    );
+    assert_eq!(wakes[5], 0.0, "agent 0's unit is in flight: poll now");
+    assert_eq!(urgent.len(), 2, "{gated:#?}");
+    assert_eq!(urgent[0], [0]);
+    // Agent 1's first hit, agent 2's, agent 1's second (its unit), agent 3's `status.x`.
+    let mut second = urgent[1].clone();
+    second.dedup();
+    assert_eq!(second, [1, 2, 3]);
 }
 
 /// 150 agents in `q`, a first poll at 0 s, then each agent's `status.x` pending (set at 0.1 s).

@@ -5,7 +5,7 @@ use super::slots::UnitHint;
 use super::state::{Dep, FieldKey, FieldState, Local, Unit};
 use super::{Change, Priority, Queue};
 use crate::error::Error;
-use crate::ids::{ChangeId, Seq, UnitId};
+use crate::ids::{AgentId, ChangeId, Seq, UnitId};
 use crate::value::Value;
 use alloc::vec::Vec;
 
@@ -17,6 +17,20 @@ enum Wake {
     At(f64),
     /// Nothing moves.
     Keep,
+    /// For a change that makes its unit due now or changes an agent waiting for a decision
+    /// sync or an urgent request: `At` the next reserved call where
+    /// [`Queue::urgent_wake`] says so, else `then` (`Dirty` or `At`).
+    Urgent {
+        now: f64,
+        agent: AgentId,
+        then: Then,
+    },
+}
+
+/// What [`Wake::Urgent`] does where [`Queue::urgent_wake`] does not answer.
+enum Then {
+    Dirty,
+    At(f64),
 }
 
 impl Queue {
@@ -199,7 +213,10 @@ impl Queue {
     /// instead of looking at every pending unit (the hot path: a location set every
     /// frame is due only with the routine batch, already in the wake). Where the effect
     /// is not local to the change's unit (combat mode moved, a decision or chat waiting
-    /// on the agent, no schedule yet) the next poll looks at everything.
+    /// on the agent, no schedule yet) the next poll looks at everything. For a unit due
+    /// now, or a decision sync or urgent request waiting on the agent, the wake moves to
+    /// the next reserved call instead ([`Queue::urgent_wake`]): a poll before it would
+    /// build nothing.
     ///
     /// `unit` is the field's pending unit after the change (the caller has it at hand: one
     /// lookup less on the hot path).
@@ -222,10 +239,14 @@ impl Queue {
             || (self.is_combat_field(key)
                 && u.is_some_and(|u| u.priority == Priority::Critical)
                 && !a.in_combat(now));
-        // A decision sync or a chat waits on the agent. (Marking the queue dirty only when
-        // the change made a new unit is not enough: tests/wake.rs finds a change joining a
-        // unit that must still wake it.)
-        let waited_on = a.sync_requested || !a.chat.messages.is_empty();
+        // A chat waits on the agent: its freshness decides whether the messages go.
+        // (Marking the queue dirty only when the change made a new unit is not enough:
+        // tests/wake.rs finds a change joining a unit that must still wake it.)
+        if combat_moves || !a.chat.messages.is_empty() || self.next_batch_at.is_none() {
+            return Wake::Dirty;
+        }
+        // A decision sync waits on the agent (the same).
+        let sync_waiting = a.sync_requested;
         // A unit this change started, of an agent whose critical change is ready but could
         // not go (its block busy on Letta's API, a dependency): the urgent request it waits
         // for may carry this one now.
@@ -236,22 +257,46 @@ impl Queue {
                     w.priority == Priority::Critical && self.critical_ready(w, now) <= now
                 })
             });
-        if combat_moves || waited_on || urgent_waiting || self.next_batch_at.is_none() {
-            return Wake::Dirty;
-        }
-        match u.and_then(|u| self.unit_due(u, now)) {
-            Some(due) => Wake::At(due),
-            None => Wake::Keep,
+        let due = u.and_then(|u| self.unit_due(u, now));
+        let then = if sync_waiting || urgent_waiting {
+            Then::Dirty
+        } else {
+            match due {
+                Some(due) if due <= now => Then::At(due),
+                Some(due) => return Wake::At(due),
+                None => return Wake::Keep,
+            }
+        };
+        Wake::Urgent {
+            now,
+            agent: key.agent,
+            then,
         }
     }
 
     /// Carries out what [`Queue::wake_after`] decided.
     #[inline(always)]
     fn apply_wake(&mut self, wake: Wake) {
-        match wake {
-            Wake::Dirty => self.dirty = true,
-            Wake::At(due) if due < self.next_wake => self.next_wake = due,
-            Wake::At(_) | Wake::Keep => {}
+        let then = match wake {
+            Wake::Dirty => Then::Dirty,
+            Wake::At(due) => Then::At(due),
+            Wake::Keep => return,
+            Wake::Urgent { now, agent, then } => match self.urgent_wake(now, agent) {
+                Some(at) => Then::At(at),
+                None => then,
+            },
+        };
+        match then {
+            Then::Dirty => self.dirty = true,
+            Then::At(due) => self.wake_by(due),
+        }
+    }
+
+    /// Lowers the wake to `at` if it is earlier.
+    #[inline(always)]
+    pub(crate) fn wake_by(&mut self, at: f64) {
+        if at < self.next_wake {
+            self.next_wake = at;
         }
     }
 

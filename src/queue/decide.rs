@@ -59,7 +59,10 @@ impl Queue {
             }
         }
         self.syncing.insert(agent);
-        self.dirty = true;
+        match self.urgent_wake(now, agent) {
+            Some(at) => self.wake_by(at),
+            None => self.dirty = true,
+        }
         Ok(Decision::Syncing {
             staleness,
             threshold,

@@ -573,6 +573,30 @@ impl Queue {
         }))
     }
 
+    /// When a poll can first send `agent`'s units, for a change or a decision that makes
+    /// the agent urgent (a ready critical unit, a decision sync) or changes one that is:
+    /// the next reserved call (now if one is free), which the wake moves to instead of the
+    /// queue being made dirty (in a fight, hits and decisions come every frame and the
+    /// budget lets an urgent request go about every tenth: each made the next poll look at
+    /// everything, to find the budget holding the agents back). The one owner of that
+    /// rule (`decide`, [`Queue::note_due`]). Until that call a poll builds nothing (no
+    /// urgent request, no inference; a batch draws on the routine share of the same calls
+    /// and pacing), so a poll before it could only note the agent as urgent. `None` (the
+    /// queue is made dirty) unless:
+    ///
+    /// - no pending unit has dependencies (a poll releases some);
+    /// - the agent has a pending unit: a poll clears the decision sync of an urgent agent
+    ///   with none (`send_urgent`), which a later `decide` counts again.
+    ///
+    /// What else a change moves stays with its caller (combat mode, chat waiting on the
+    /// agent: `wake_after`).
+    pub(crate) fn urgent_wake(&mut self, now: f64, agent: AgentId) -> Option<f64> {
+        if self.units.any_deps() || !self.units.any_touching(agent) {
+            return None;
+        }
+        Some(self.budget.next_free(now, Pool::Reserved))
+    }
+
     /// The wake [`urgent_need`] sets when it looks at every pending unit (not flushing):
     /// the earliest `not_before` after `now`, from the backoff index and the critical units
     /// (`urgent_agents` noted theirs). A unit has a `not_before` only after a failed send

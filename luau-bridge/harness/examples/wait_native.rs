@@ -15,8 +15,11 @@
 //! - 1: the urgent poll (one request: 100 agent-blocks of the urgent agents, the other
 //!   urgent agents' units held back by the budget);
 //! - 2: 1, then ten polls waiting for the budget, 1/60 s apart, each after a new hit
-//!   (`poll_before_build`, as the bridge calls it).
-use npc_sync::{Config, Queue};
+//!   (`poll_before_build`, as the bridge calls it);
+//! - 3: 2, then ten frames from 1.2 s, each with a hit of an agent already in combat, a
+//!   decision sync of another (in combat: stale after 1 s) and a poll waiting for the
+//!   budget (the versus trace's usual waiting frame: a fight's hits and decisions).
+use npc_sync::{Config, Decision, Queue};
 
 #[path = "support/native_queue.rs"]
 mod native_queue;
@@ -26,7 +29,7 @@ fn main() {
     let phase: u32 = std::env::args()
         .nth(1)
         .and_then(|p| p.parse().ok())
-        .expect("usage: wait_native PHASE(0..2)");
+        .expect("usage: wait_native PHASE(0..3)");
     let cfg = Config {
         budget_per_minute: 1,
         budget_burst: 1,
@@ -60,6 +63,21 @@ fn main() {
         let now = 0.3 + f64::from(f) / 60.0;
         q.set_health(now, agents[(f * 5 + 1) as usize], 40.0)
             .expect("hit");
+        let r = q.poll_before_build(now).expect("a waiting poll");
+        assert_eq!(r.map(|r| r.len()), Some(0), "waiting for the budget");
+    }
+    if phase < 3 {
+        return;
+    }
+    for f in 0..10u32 {
+        let now = 1.2 + f64::from(f) / 60.0;
+        // Hit at 0.1 s (in combat), again; decided at 0.1 s, stale again.
+        q.set_health(now, agents[(f * 5 + 100) as usize], 20.0)
+            .expect("hit");
+        let d = q
+            .decide(agents[(f * 10 + 500) as usize], now)
+            .expect("decide");
+        assert!(matches!(d, Decision::Syncing { .. }), "{d:?}");
         let r = q.poll_before_build(now).expect("a waiting poll");
         assert_eq!(r.map(|r| r.len()), Some(0), "waiting for the budget");
     }
