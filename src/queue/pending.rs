@@ -1,6 +1,7 @@
 //! The pending units and the indexes that let `poll` find what is due without looking at
-//! every unit: the one owner of the unit map. Every insertion, removal and change of a
-//! unit goes through [`Units`], so the indexes always say exactly what the map holds.
+//! every unit: the one owner of the unit map (by id: [`unit_map::UnitMap`], a vector in id
+//! order, its invariants written there). Every insertion, removal and change of a unit goes
+//! through [`Units`], so the indexes always say exactly what the map holds.
 //!
 //! Indexes (each entry names a unit of the map, and every unit has exactly the entries
 //! its fields call for):
