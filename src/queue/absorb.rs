@@ -433,17 +433,28 @@ impl Queue {
                 seq: r.seq,
             };
             self.rec.m.changes_in += u64::from(r.count);
-            // A pending field exists: one search of the agent's fields, no entry to make.
-            if let Some(f) = self
-                .agent_state_mut(key.agent)
-                .and_then(|a| a.fields.get_mut(&(key.block, key.field)))
-                .filter(|f| f.unit.is_some())
-            {
-                f.local = Some(local);
-                self.rec.m.coalesced += u64::from(r.count);
-                continue;
+            // One search of the agent's fields: a pending field (most records) or one in
+            // flight or acknowledged exists, no entry to make; a field never set gets its
+            // record.
+            let name = (key.block, key.field);
+            let fields = &mut self.agent_mut(key.agent).fields;
+            match fields.get_mut(&name) {
+                Some(f) if f.unit.is_some() => {
+                    f.local = Some(local);
+                    self.rec.m.coalesced += u64::from(r.count);
+                    continue;
+                }
+                Some(f) => f.local = Some(local),
+                None => {
+                    fields.insert(
+                        name,
+                        FieldState {
+                            local: Some(local),
+                            ..FieldState::default()
+                        },
+                    );
+                }
             }
-            self.field_mut(key).local = Some(local);
             // The first kept change started the unit (`apply_key`'s step); the later ones
             // took the one-pass path or raised it to their priority, which leaves what
             // starting it at the highest priority leaves.

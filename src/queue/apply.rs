@@ -195,16 +195,18 @@ impl Queue {
         hint
     }
 
-    /// The rest of [`Queue::start_unit`]: the unit attached under a new id, the field
-    /// waiting from `now` unless it already was.
+    /// The rest of [`Queue::start_unit`]: the unit (of `key` alone) attached under a new
+    /// id, the field waiting from `now` unless it already was (written as the field is
+    /// attached: one search of it).
     fn attach_started(&mut self, key: FieldKey, unit: Unit, now: f64) -> UnitHint {
+        debug_assert_eq!(unit.entries, [key]);
         let uid = self.new_unit_id();
         let hint = UnitHint::new(uid, unit.priority);
-        self.attach_unit(uid, unit);
-        let f = self.field_mut(key);
-        if f.pending_since.is_none() {
-            f.pending_since = Some(now);
-        }
+        self.attach_unit_then(uid, unit, |f| {
+            if f.pending_since.is_none() {
+                f.pending_since = Some(now);
+            }
+        });
         hint
     }
 

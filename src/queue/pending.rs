@@ -1,6 +1,7 @@
 //! The pending units and the indexes that let `poll` find what is due without looking at
-//! every unit: the one owner of the unit map. Every insertion, removal and change of a
-//! unit goes through [`Units`], so the indexes always say exactly what the map holds.
+//! every unit: the one owner of the unit map (by id: [`unit_map::UnitMap`], a vector in id
+//! order, its invariants written there). Every insertion, removal and change of a unit goes
+//! through [`Units`], so the indexes always say exactly what the map holds.
 //!
 //! Indexes (each entry names a unit of the map, and every unit has exactly the entries
 //! its fields call for):
@@ -20,13 +21,16 @@
 //! added, taken out or changed. While it stands still, every unit of the agent is as it
 //! was (the absorption check, `absorb.rs`, relies on it to skip searching the unit map).
 
+mod unit_map;
+
 use super::state::{Dep, Unit};
 use super::Priority;
 use crate::ids::{AgentId, UnitId};
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use core::cmp::{Ordering, Reverse};
 use core::ops::Bound::{Excluded, Unbounded};
+use unit_map::UnitMap;
 
 /// A time as an index key (times in the queue are finite and not negative).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -46,9 +50,9 @@ impl Ord for At {
     }
 }
 
-/// [`Units::remove_many`] rebuilds the map and the order index when it takes at least one
-/// unit in this many (a removal from a B-tree costs a few times what moving an entry
-/// into a rebuilt one does).
+/// [`Units::remove_many`] rebuilds the order index when it takes at least one unit in this
+/// many (a removal from a B-tree costs a few times what moving an entry into a rebuilt one
+/// does).
 const BULK_SHARE: usize = 4;
 
 /// A unit's place in the order `build` fills requests.
@@ -84,7 +88,8 @@ impl Keys {
 /// The pending units, by id, with their indexes.
 #[derive(Default)]
 pub(crate) struct Units {
-    map: BTreeMap<UnitId, Unit>,
+    /// The units by id (ids only grow: an insertion is at the end; see [`UnitMap`]).
+    map: UnitMap,
     next: u64,
     order: BTreeSet<OrderKey>,
     by_agent: Vec<Vec<UnitId>>,
@@ -114,7 +119,11 @@ impl Units {
                 self.by_agent.resize_with(i + 1, Vec::new);
             }
             let list = &mut self.by_agent[i];
-            if let Err(at) = list.binary_search(&id) {
+            // A fresh id is above every id listed: it goes at the end (the search is for
+            // a unit with two fields of the agent, listed once).
+            if list.last().is_none_or(|l| *l < id) {
+                list.push(id);
+            } else if let Err(at) = list.binary_search(&id) {
                 list.insert(at, id);
             }
         }
@@ -124,7 +133,7 @@ impl Units {
     /// Takes a unit out. Only through [`super::Queue::detach_unit`], which clears the
     /// unit's fields' pointer to it.
     pub(crate) fn remove(&mut self, id: UnitId) -> Option<Unit> {
-        let unit = self.map.remove(&id)?;
+        let unit = self.map.remove(id)?;
         touch(&mut self.revs, &unit);
         self.unindex(id, Keys::of(id, &unit));
         self.with_deps -= usize::from(!unit.deps.is_empty());
@@ -135,11 +144,13 @@ impl Units {
     }
 
     /// Takes units out, as many [`Units::remove`]s would, and returns them in the order of
-    /// `ids` (each id names a pending unit, once; each comes back as `Some`). A build pass takes many units at once
-    /// (the routine batch takes every one): removing them one by one from the B-trees
-    /// costs a search and a rebalancing each (and, in id order, a shift of the leaf's
-    /// large values each time), so when they are a good part of the units the map and the
-    /// order index are rebuilt from what stays instead, in one pass each.
+    /// `ids` (each id names a pending unit, once; each comes back as `Some`). A build pass
+    /// takes many units at once (the routine batch takes every one): removing them one by
+    /// one from the order index costs a search and a rebalancing each, so when they are a
+    /// good part of the units the order index is rebuilt from what stays instead, in one
+    /// pass (the map's removals leave holes, squeezed out in passes of their own). The
+    /// agents' revisions do not move then: a grant's memo names a unit taken out, whose id
+    /// no field names any more.
     pub(crate) fn remove_many(&mut self, ids: &[UnitId]) -> Vec<Option<Unit>> {
         if ids.len() * BULK_SHARE < self.map.len() {
             return ids
@@ -147,51 +158,43 @@ impl Units {
                 .map(|id| Some(self.remove(*id).expect("a pending unit")))
                 .collect();
         }
-        // The ids in id order, each with its place in `ids`.
-        let mut wanted: Vec<(UnitId, usize)> = ids.iter().copied().zip(0..).collect();
-        wanted.sort_unstable();
         let mut out: Vec<Option<Unit>> = Vec::with_capacity(ids.len());
-        out.resize_with(ids.len(), || None);
-        let mut kept: Vec<(UnitId, Unit)> = Vec::with_capacity(self.map.len() - ids.len());
-        let mut next = wanted.iter().peekable();
-        for (id, unit) in core::mem::take(&mut self.map) {
-            match next.next_if(|(w, _)| *w == id) {
-                Some(&(_, at)) => {
-                    self.with_deps -= usize::from(!unit.deps.is_empty());
-                    let k = Keys::of(id, &unit);
-                    if let Some(t) = k.backoff {
-                        self.backoff.remove(&(t, id));
-                    }
-                    if let Some(t) = k.high {
-                        self.high.remove(&(t, id));
-                    }
-                    for e in &unit.entries {
-                        self.drop_agent_entry(e.agent, id);
-                    }
-                    out[at] = Some(unit);
-                }
-                None => kept.push((id, unit)),
+        for &id in ids {
+            let unit = self
+                .map
+                .remove(id)
+                .expect("remove_many: an id not pending, or twice");
+            self.with_deps -= usize::from(!unit.deps.is_empty());
+            let k = Keys::of(id, &unit);
+            if let Some(t) = k.backoff {
+                self.backoff.remove(&(t, id));
             }
+            if let Some(t) = k.high {
+                self.high.remove(&(t, id));
+            }
+            for e in &unit.entries {
+                self.drop_agent_entry(e.agent, id);
+            }
+            out.push(Some(unit));
         }
-        assert!(next.next().is_none(), "remove_many: an id not pending");
-        debug_assert!(out.iter().all(Option::is_some), "an id twice");
-        // Both come out of a B-tree in key order: collecting sorted input builds the tree
-        // in bulk.
-        if kept.is_empty() {
+        // The index comes out of its B-tree in key order: collecting sorted input builds
+        // the tree in bulk.
+        if self.map.is_empty() {
             self.order.clear();
         } else {
+            let mut wanted = ids.to_vec();
+            wanted.sort_unstable();
             self.order = core::mem::take(&mut self.order)
                 .into_iter()
-                .filter(|k| wanted.binary_search_by_key(&k.2, |w| w.0).is_err())
+                .filter(|k| wanted.binary_search(&k.2).is_err())
                 .collect();
-            self.map = kept.into_iter().collect();
         }
         out
     }
 
     /// Changes a unit's schedule or dependencies (not its fields); the indexes follow.
     pub(crate) fn update<R>(&mut self, id: UnitId, f: impl FnOnce(&mut Unit) -> R) -> Option<R> {
-        let unit = self.map.get_mut(&id)?;
+        let unit = self.map.get_mut(id)?;
         touch(&mut self.revs, unit);
         let before = Keys::of(id, unit);
         let (len, had_deps) = (unit.entries.len(), !unit.deps.is_empty());
@@ -209,7 +212,7 @@ impl Units {
 
     /// Drops an agent's fields from a unit; returns how many it carried.
     pub(crate) fn drop_agent(&mut self, id: UnitId, agent: AgentId) -> usize {
-        let Some(unit) = self.map.get_mut(&id) else {
+        let Some(unit) = self.map.get_mut(id) else {
             return 0;
         };
         touch(&mut self.revs, unit);
@@ -236,7 +239,7 @@ impl Units {
     }
 
     pub(crate) fn get(&self, id: UnitId) -> Option<&Unit> {
-        self.map.get(&id)
+        self.map.get(id)
     }
 
     /// The agent's revision: it moves whenever a unit carrying one of its fields is added,
@@ -289,10 +292,10 @@ impl Units {
         let mut walk = self.map.iter().peekable();
         self.order.iter().map(move |k| {
             let id = k.2;
-            while walk.next_if(|(w, _)| **w < id).is_some() {}
-            match walk.next_if(|(w, _)| **w == id) {
+            while walk.next_if(|(w, _)| *w < id).is_some() {}
+            match walk.next_if(|(w, _)| *w == id) {
                 Some((_, u)) => (id, u),
-                None => (id, &self.map[&id]),
+                None => (id, &self.map[id]),
             }
         })
     }
@@ -309,20 +312,20 @@ impl Units {
             None => self.order.range::<OrderKey, _>(..),
         };
         let first = keys.clone().next().map_or(UnitId(0), |k| k.2);
-        let mut walk = self.map.range(first..).peekable();
+        let mut walk = self.map.iter_from(first).peekable();
         keys.map(move |k| {
             let id = k.2;
-            while walk.next_if(|(w, _)| **w < id).is_some() {}
-            match walk.next_if(|(w, _)| **w == id) {
+            while walk.next_if(|(w, _)| *w < id).is_some() {}
+            match walk.next_if(|(w, _)| *w == id) {
                 Some((_, u)) => (*k, u),
-                None => (*k, &self.map[&id]),
+                None => (*k, &self.map[id]),
             }
         })
     }
 
     /// A pending unit with its place in the order `build` fills requests.
     pub(crate) fn with_key(&self, id: UnitId) -> (OrderKey, &Unit) {
-        let u = &self.map[&id];
+        let u = &self.map[id];
         (order_key(id, u), u)
     }
 
@@ -391,7 +394,7 @@ fn touch(revs: &mut Vec<u64>, unit: &Unit) {
 impl core::ops::Index<&UnitId> for Units {
     type Output = Unit;
     fn index(&self, id: &UnitId) -> &Unit {
-        &self.map[id]
+        &self.map[*id]
     }
 }
 
@@ -415,7 +418,7 @@ mod tests {
         (
             u.map
                 .iter()
-                .map(|(id, x)| (*id, x.entries.clone(), x.order, x.attempts))
+                .map(|(id, x)| (id, x.entries.clone(), x.order, x.attempts))
                 .collect(),
             u.order.iter().copied().collect(),
             u.backoff.iter().copied().collect(),
@@ -514,7 +517,7 @@ mod tests {
         let u = units();
         let walked: Vec<(UnitId, u64)> = u.in_order().map(|(id, x)| (id, x.order)).collect();
         let expected: Vec<(UnitId, u64)> =
-            u.order.iter().map(|k| (k.2, u.map[&k.2].order)).collect();
+            u.order.iter().map(|k| (k.2, u.map[k.2].order)).collect();
         assert_eq!(walked, expected);
         assert_eq!(walked.len(), 40);
         // Not the id order: the walk had to look units up.

@@ -2,7 +2,7 @@
 //! that share its fields), attaching a unit to its fields and detaching it (the one owner
 //! of a field's `unit`), unit ids, and settling a field that stopped waiting.
 
-use super::state::{self, FieldKey, Unit};
+use super::state::{self, FieldKey, FieldState, Unit};
 use super::Queue;
 use crate::ids::UnitId;
 
@@ -60,8 +60,22 @@ impl Queue {
     /// changes, so the fields and [`super::pending::Units`] always agree, and where a
     /// watched call notes the fields whose grant may change (`absorb.rs`).
     pub(crate) fn attach_unit(&mut self, uid: UnitId, unit: Unit) {
+        self.attach_unit_then(uid, unit, |_| {});
+    }
+
+    /// [`Queue::attach_unit`], calling `then` on each field's record as it is pointed at the
+    /// unit: a caller with more to write there (a unit just started: the field waits from
+    /// now) needs no search of its own.
+    pub(crate) fn attach_unit_then(
+        &mut self,
+        uid: UnitId,
+        unit: Unit,
+        mut then: impl FnMut(&mut FieldState),
+    ) {
         for e in &unit.entries {
-            self.field_mut(*e).unit = Some(uid);
+            let f = self.field_mut(*e);
+            f.unit = Some(uid);
+            then(f);
             self.grant_may_change(*e);
         }
         self.units.insert(uid, unit);
