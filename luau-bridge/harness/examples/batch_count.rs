@@ -24,10 +24,11 @@
 //! - 9: 8 plus the drain at the next routine batch's time (30 s later);
 //! - 10: 9 plus that batch's core poll (`nsq_poll`): 10 - 9 is the routine batch's poll
 //!   in a queue that has sent and acknowledged every field before (2 - 1 is the first).
-use mlua::IntoLuaMulti;
+#[path = "support/phases.rs"]
+mod phases;
+use phases::run_phase;
 #[path = "support/vm.rs"]
 mod vm;
-use vm::package_vm;
 
 const SCRIPT: &str = concat!(
     include_str!("support/npcs.luau"),
@@ -107,14 +108,5 @@ end
 );
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.len() != 3 {
-        eprintln!("usage: batch_count NATIVE(0|1) PHASE(0..10)");
-        std::process::exit(2);
-    }
-    let native = args[1] == "1";
-    let phase: u32 = args[2].parse().expect("PHASE is a number");
-    let r = package_vm(native);
-    let a = phase.into_lua_multi(&r.lua).unwrap();
-    r.run("batch_count", SCRIPT, a, 10).expect("workload");
+    run_phase("batch_count", SCRIPT, 10);
 }

@@ -17,9 +17,12 @@
 //! - 2: 1, then at 5.5 s NPC 900 asks for a decision (a decision sync of a unit in the
 //!   middle of the build order: units before it ride along only in a second pass) and
 //!   NPC 10 enters combat, drained, and the core polled again.
-use mlua::IntoLuaMulti;
-use npc_sync_luau_harness::{roblox::package_mount_or_env, Options, Roblox};
 
+#[path = "support/phases.rs"]
+mod phases;
+use phases::run_phase;
+#[path = "support/vm.rs"]
+mod vm;
 const SCRIPT: &str = r#"
 local PHASE = ...
 local NpcSync = require(game:GetService("ReplicatedStorage").Packages.NpcSync)
@@ -59,19 +62,5 @@ end
 "#;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.len() != 3 {
-        eprintln!("usage: urgent_count NATIVE(0|1) PHASE(0..2)");
-        std::process::exit(2);
-    }
-    let native = args[1] == "1";
-    let phase: u32 = args[2].parse().expect("PHASE is a number");
-    let r = Roblox::new(Options {
-        native,
-        mounts: vec![package_mount_or_env()],
-        ..Options::default()
-    })
-    .expect("vm");
-    let a = phase.into_lua_multi(&r.lua).unwrap();
-    r.run("urgent_count", SCRIPT, a, 10).expect("workload");
+    run_phase("urgent_count", SCRIPT, 2);
 }

@@ -21,9 +21,12 @@
 //!   another (stale: a decision sync) and the bridge's poll when the core says it is due
 //!   (`Core.pollDue`, then `Core.pollRaw` as `Process.step` calls them). Prints how many
 //!   of the ten polled.
-use mlua::IntoLuaMulti;
-use npc_sync_luau_harness::{roblox::package_mount_or_env, Options, Roblox};
 
+#[path = "support/phases.rs"]
+mod phases;
+use phases::run_phase;
+#[path = "support/vm.rs"]
+mod vm;
 const SCRIPT: &str = r#"
 local PHASE = ...
 local NpcSync = require(game:GetService("ReplicatedStorage").Packages.NpcSync)
@@ -88,19 +91,5 @@ end
 "#;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.len() != 3 {
-        eprintln!("usage: wait_count NATIVE(0|1) PHASE(0..3)");
-        std::process::exit(2);
-    }
-    let native = args[1] == "1";
-    let phase: u32 = args[2].parse().expect("PHASE is a number");
-    let r = Roblox::new(Options {
-        native,
-        mounts: vec![package_mount_or_env()],
-        ..Options::default()
-    })
-    .expect("vm");
-    let a = phase.into_lua_multi(&r.lua).unwrap();
-    r.run("wait_count", SCRIPT, a, 10).expect("workload");
+    run_phase("wait_count", SCRIPT, 3);
 }
