@@ -23,26 +23,15 @@ mod phases;
 use phases::run_phase;
 #[path = "support/vm.rs"]
 mod vm;
-const SCRIPT: &str = r#"
+const SCRIPT: &str = concat!(
+    include_str!("support/npcs.luau"),
+    r#"
 local PHASE = ...
-local NpcSync = require(game:GetService("ReplicatedStorage").Packages.NpcSync)
-local now = 0
-local sync = NpcSync.new({ target = { kind = "batch", url = "http://127.0.0.1:9/batch" }, clock = function()
-	return now
-end })
-local N = 1000
-local ids = table.create(N)
-for i = 1, N do
-	ids[i] = "npc-" .. i
-	sync:setStatus(ids[i], "x", 0)
-end
 now = 0.01
 sync:step(now)
 for r = 1, 3 do
 	now = 0.01 + r / 60
-	for i = 1, N do
-		sync:setStatus(ids[i], "x", r + i)
-	end
+	changeAll("status", r)
 	sync:step(now)
 end
 local core = sync._core
@@ -59,7 +48,8 @@ if PHASE >= 2 then
 	core.absorb:drainAll()
 	assert(core.X.nsq_poll(now) > 0, "the second urgent request is due")
 end
-"#;
+"#
+);
 
 fn main() {
     run_phase("urgent_count", SCRIPT, 2);
