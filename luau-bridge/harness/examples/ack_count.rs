@@ -43,6 +43,7 @@ use vm::package_vm;
 
 const SCRIPT: &str = concat!(
     include_str!("support/npcs.luau"),
+    include_str!("support/echo.luau"),
     r#"
 local PHASE, ROUNDS, cpu = ...
 local HttpService = game:GetService("HttpService")
@@ -125,18 +126,8 @@ for r = 1, ROUNDS do
 		sent += #req.changes
 		-- the test server's answer: every change confirmed as sent (made here, outside the
 		-- counted parts; the same in every phase)
-		local echoed = table.create(#req.changes)
-		for _, c in req.changes do
-			table.insert(echoed, {
-				agent_id = c.agentId,
-				block = c.block,
-				field = c.field,
-				value = c.value,
-				seq = c.seq,
-				group = if c.group ~= 0 then c.group else nil,
-			})
-		end
-		answers[req.id] = HttpService:JSONEncode({ confirmed = echoed })
+		local echo = echoed(req.changes)
+		answers[req.id] = HttpService:JSONEncode({ confirmed = echo })
 		local a0 = clock()
 		if phase >= 1 then
 			local calls = Batch.calls(target, req)
@@ -145,7 +136,7 @@ for r = 1, ROUNDS do
 		local a1 = clock()
 		spent.calls += a1 - a0
 		if phase >= 4 then
-			HttpService:JSONEncode({ request_id = req.id, kind = req.kind, changes = echoed })
+			HttpService:JSONEncode({ request_id = req.id, kind = req.kind, changes = echo })
 		end
 		spent.encode += clock() - a1
 	end

@@ -32,15 +32,10 @@ mod vm;
 
 const SCRIPT: &str = concat!(
     include_str!("support/npcs.luau"),
+    include_str!("support/echo.luau"),
     r#"
 local PHASE = ...
-now = 0.01
-sync:step(now)
-for r = 1, 3 do
-	now = 0.01 + r / 60
-	changeAll("status", r)
-	sync:step(now)
-end
+warmUp()
 local core = sync._core
 local function frame(r)
 	now = 30.02 + r / 60
@@ -75,21 +70,8 @@ if PHASE >= 6 then
 end
 if PHASE >= 7 then
 	for _, req in reqs do
-		-- the endpoint's confirmations as the sender hands them on (the answer's entries as
-		-- decoded: wire names; `agentId` too, for a `pkg/roblox` before session 17, whose
-		-- ack read that name), made here: counted in the phase
-		local confirmed = table.create(#req.changes)
-		for _, c in req.changes do
-			table.insert(confirmed, {
-				agent_id = c.agentId,
-				agentId = c.agentId,
-				block = c.block,
-				field = c.field,
-				value = c.value,
-				seq = c.seq,
-			})
-		end
-		core:ack(req.id, confirmed)
+		-- the endpoint's confirmations, made here: counted in the phase
+		core:ack(req.id, echoed(req.changes))
 	end
 end
 if PHASE >= 8 then

@@ -27,13 +27,7 @@ const SCRIPT: &str = concat!(
     include_str!("support/npcs.luau"),
     r#"
 local PHASE = ...
-now = 0.01
-sync:step(now)
-for r = 1, 3 do
-	now = 0.01 + r / 60
-	changeAll("status", r)
-	sync:step(now)
-end
+warmUp()
 local core = sync._core
 now = 5
 sync:setState(ids[500], "Combat")

@@ -433,7 +433,9 @@ fn native(ops: &[Json]) -> String {
     out
 }
 
-const LUAU: &str = r#"
+const LUAU: &str = concat!(
+    include_str!("../examples/support/echo.luau"),
+    r#"
 local allJson = ...
 local Http = game:GetService("HttpService")
 local Packages = game:GetService("ReplicatedStorage").Packages
@@ -631,18 +633,7 @@ local function sequence(ops)
 						-- the request's changes (echo), then, with the first, other fields; as
 						-- the sender hands them on (`Batch.confirmed`: the answer's entries as
 						-- decoded, wire names)
-						confirmed = {}
-						if o.echo then
-							for _, c in sent[rid].changes do
-								table.insert(confirmed, {
-									agent_id = c.agentId,
-									block = c.block,
-									field = c.field,
-									value = c.value,
-									seq = c.seq,
-								})
-							end
-						end
+						confirmed = if o.echo then echoed(sent[rid].changes) else {}
 						if i == 1 then
 							for _, c in o.confirm or {} do
 								table.insert(confirmed, {
@@ -675,7 +666,8 @@ return table.concat(outs, "=====\n"),
 	crossings,
 	changes,
 	Http:JSONEncode(cover)
-"#;
+"#
+);
 
 /// What the acks of a run found kept, summed over its acks: `acks` with any kept change;
 /// kept changes of the ack's `own` fields (the request's or confirmed ones), `starting` a
