@@ -435,6 +435,7 @@ fn native(ops: &[Json]) -> String {
 
 const LUAU: &str = concat!(
     include_str!("../examples/support/echo.luau"),
+    include_str!("../examples/support/fake_sender.luau"),
     r#"
 local allJson = ...
 local Http = game:GetService("HttpService")
@@ -483,26 +484,15 @@ local function sequence(ops)
 		end
 		return tostring(v)
 	end
-	local outstanding, outcomes, sent = {}, {}, {}
-	local fake = { stats = { httpCalls = 0, httpFailures = 0, httpErrors = 0, maxInFlightSeen = 0 }, inFlight = 0 }
-	function fake.take(_)
-		local o = outcomes
-		outcomes = {}
-		return o
-	end
-	function fake.submit(_, req)
+	local outstanding, sent = {}, {}
+	local fake = fakeSender(sync, function(req)
 		table.insert(outstanding, req.id)
 		sent[req.id] = req
 		emit(string.format("request %d %s %d", req.id, req.kind, #req.changes))
 		for _, c in req.changes do
 			emit(string.format("change %s %s.%s %s %d", c.agentId, c.block, c.field, fmt(c.value), c.seq))
 		end
-	end
-	function fake.busy(_)
-		return false
-	end
-	sync._sender = fake
-	sync._process.sender = fake
+	end)
 	sync.events:Connect(function(e)
 		if e.kind == "agentRemoved" then
 			emit(string.format("event removed %s %s %s", e.agentId, fmt(e.fieldsDropped), fmt(e.chatDropped)))
@@ -646,7 +636,7 @@ local function sequence(ops)
 							end
 						end
 					end
-					table.insert(outcomes, { id = rid, ok = o.outcome == "ack", confirmed = confirmed })
+					table.insert(fake.outcomes, { id = rid, ok = o.outcome == "ack", confirmed = confirmed })
 				end
 				outstanding = {}
 			end

@@ -710,7 +710,9 @@ fn confirmed_answers_reach_the_ack_as_decoded(native: bool) {
     let (shapes, restart, plain): (String, f64, f64) = run(
         &r,
         &server,
-        r#"
+        concat!(
+            include_str!("../examples/support/fake_sender.luau"),
+            r#"
 local Batch = require(game:GetService("ReplicatedStorage").Packages.NpcSync.batch)
 local shapes = {}
 local function shape(body)
@@ -739,27 +741,16 @@ local function afterAnswer(answer)
 	local sync = NpcSync.new({ target = { kind = "batch", url = base .. "/batch" }, clock = function()
 		return T
 	end })
-	local outcomes, sent = {}, nil
-	local fake = { stats = { httpCalls = 0, httpFailures = 0, httpErrors = 0, maxInFlightSeen = 0 } }
-	function fake.take(_)
-		local o = outcomes
-		outcomes = {}
-		return o
-	end
-	function fake.submit(_, req)
+	local sent = nil
+	local fake = fakeSender(sync, function(req)
 		sent = req
-	end
-	function fake.busy(_)
-		return false
-	end
-	sync._sender = fake
-	sync._process.sender = fake
+	end)
 	sync:setStatus("npc-1", "x", 1)
 	sync:setState("npc-1", "Combat")
 	sync:step(T)
 	assert(sent ~= nil, "the urgent request went")
 	local text = string.gsub(answer, "ID", tostring(sent.id))
-	table.insert(outcomes, { id = sent.id, ok = true, confirmed = Batch.confirmed(text) })
+	table.insert(fake.outcomes, { id = sent.id, ok = true, confirmed = Batch.confirmed(text) })
 	T = 2
 	sync:step(T)
 	return sync:setStatus("npc-1", "x", 2).seq
@@ -767,7 +758,8 @@ end
 local restart = afterAnswer('{"confirmed":[{"agent_id":"npc-1","block":"status","field":"x","value":9,"seq":1000000}]}')
 local plain = afterAnswer('{"confirmed":[]}')
 return table.concat(shapes, " | "), restart, plain
-"#,
+"#
+        ),
     );
     assert_eq!(
         shapes,
