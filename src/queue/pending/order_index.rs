@@ -8,17 +8,23 @@
 //! call costs, several times a push). A key out of order (a failed request's units coming
 //! back with their first change's seq, a unit whose priority rises) is found by a binary
 //! search and takes a hole next to its place when there is one, else shifts the entries
-//! after it. `build` takes from the front: a key taken out leaves a hole (no shift), the
-//! list's start moves past the holes in front, and the holes are squeezed out when they
-//! outnumber the keys, as [`super::unit_map::UnitMap`] does. Walks skip the holes.
+//! after it and opens a gap of up to [`GAP`] holes after itself: such keys come in
+//! ascending runs (a request's units in build order), each landing right after the one
+//! before, so the run takes the gap's holes one by one and shifts the tail once per gap,
+//! not once per key. `build` takes from the front: a key taken out leaves a hole (no
+//! shift), the list's start moves past the holes in front, and the holes are squeezed out
+//! when they outnumber the keys, as [`super::unit_map::UnitMap`] does. Walks skip the holes.
 //!
 //! Invariants, per priority's list (a [`Lane`]):
-//! - `slots` is in strictly increasing (seq, id) order, holes included (a hole keeps the
-//!   key it held, so binary searches need not tell holes apart);
+//! - the slots' (seq, id) keys never decrease, and two neighbours have the same key only
+//!   when the first is a hole: a hole keeps the key it held, a gap's holes the key of the
+//!   slot after the gap (so binary searches need not tell holes apart, and a key is held
+//!   at most once: by the last slot of its run);
 //! - `live` is the number of slots holding a key;
 //! - every slot before `head` is a hole (`head` is at most the first slot holding a key);
 //! - the holes (`slots.len() - live`) are at most `max(live, SQUEEZE_AT)` (a removal squeezes
-//!   them out beyond that; an insertion adds none); a list with no key left has no slot.
+//!   them out beyond that; a gap is opened only within it); a list with no key left has no
+//!   slot.
 //!
 //! And [`Priority`] orders the lists: `LANES[i]` is the priority of list `i`, highest first,
 //! so walking the lists in turn walks the keys in [`OrderKey`]'s order (the test against a
@@ -32,6 +38,10 @@ use core::cmp::Reverse;
 /// Up to this many holes stay in a list whatever its keys (squeezing a few costs more than
 /// it saves).
 const SQUEEZE_AT: usize = 32;
+
+/// Up to this many holes open after a key that shifted the keys after it (the room for
+/// the rest of an ascending run; more would only lengthen the walks).
+const GAP: usize = 32;
 
 /// The priority of each list, in build order (highest first).
 const LANES: [Priority; 4] = [
@@ -87,22 +97,42 @@ impl Lane {
             self.live += 1;
             return true;
         }
-        let at = match self.slots.binary_search_by_key(&key, Slot::key) {
-            Ok(at) if self.slots[at].live => return false,
-            Ok(at) => at,
-            // A hole on either side of the place keeps the order when it takes the key
-            // (the slot before holds a smaller key, the one after a larger one).
-            Err(at) if at > 0 && !self.slots[at - 1].live => at - 1,
-            Err(at) if !self.slots[at].live => at,
-            Err(at) => {
-                self.slots.insert(at, slot);
-                self.live += 1;
-                if at <= self.head {
-                    self.head = at;
-                }
-                return true;
+        // The slot holding `key` would be the last of those not above it.
+        let above = self.slots.partition_point(|s| s.key() <= key);
+        if above > 0 && self.slots[above - 1].key() == key {
+            if self.slots[above - 1].live {
+                return false;
             }
+            return self.fill(above - 1, slot);
+        }
+        // A hole on either side of the place keeps the order when it takes the key (the
+        // slot before holds a smaller key, the one after a larger one).
+        if above > 0 && !self.slots[above - 1].live {
+            return self.fill(above - 1, slot);
+        }
+        if !self.slots[above].live {
+            return self.fill(above, slot);
+        }
+        // Shift the keys after it once, leaving a gap of holes carrying the next key.
+        let room = self.live.max(SQUEEZE_AT) - (self.slots.len() - self.live);
+        let gap = room.min(GAP);
+        let next = Slot {
+            live: false,
+            ..self.slots[above]
         };
+        self.slots.splice(
+            above..above,
+            core::iter::once(slot).chain(core::iter::repeat_n(next, gap)),
+        );
+        self.live += 1;
+        if above <= self.head {
+            self.head = above;
+        }
+        true
+    }
+
+    /// Puts a key into the hole at `at` (its place in the order).
+    fn fill(&mut self, at: usize, slot: Slot) -> bool {
         self.slots[at] = slot;
         self.live += 1;
         self.head = self.head.min(at);
@@ -111,10 +141,11 @@ impl Lane {
 
     /// Takes a key out; false if it was not there.
     fn remove(&mut self, key: (u64, UnitId)) -> bool {
-        let Ok(at) = self.slots.binary_search_by_key(&key, Slot::key) else {
+        let above = self.slots.partition_point(|s| s.key() <= key);
+        let Some(at) = above.checked_sub(1) else {
             return false;
         };
-        if !self.slots[at].live {
+        if self.slots[at].key() != key || !self.slots[at].live {
             return false;
         }
         self.slots[at].live = false;
@@ -230,7 +261,10 @@ mod tests {
     fn check(ix: &OrderIndex) {
         for (i, lane) in ix.lanes.iter().enumerate() {
             assert_eq!(lane_of(LANES[i]), i);
-            assert!(lane.slots.windows(2).all(|w| w[0].key() < w[1].key()));
+            assert!(lane
+                .slots
+                .windows(2)
+                .all(|w| w[0].key() < w[1].key() || (w[0].key() == w[1].key() && !w[0].live)));
             assert_eq!(lane.live, lane.slots.iter().filter(|s| s.live).count());
             assert!(lane.slots[..lane.head].iter().all(|s| !s.live));
             assert!(lane.head <= lane.slots.len());
@@ -308,6 +342,19 @@ mod tests {
                             let k = existing(&mut rng, &want).unwrap_or((Reverse(p), 0, UnitId(1)));
                             (Reverse(p), k.1, k.2)
                         }
+                        // A failed request's units back: an ascending run of earlier seqs.
+                        3 => {
+                            let run = 1 + rng.below(40);
+                            let from = rng.below(seq + 1);
+                            for o in from..from + run {
+                                id += 1;
+                                let k = (Reverse(p), o, UnitId(id));
+                                assert_eq!(ix.insert(k), want.insert(k), "insert {k:?}");
+                                check(&ix);
+                            }
+                            id += 1;
+                            (Reverse(p), from + run, UnitId(id))
+                        }
                         // A unit starting: its first change's seq is the newest.
                         _ => {
                             seq += 1 + rng.below(3);
@@ -361,8 +408,9 @@ mod tests {
     }
 
     /// A batch's removals leave holes in front that the walks skip without visiting (the
-    /// list's start moves past them), and a unit back in its old place takes a hole
-    /// instead of shifting the keys after it.
+    /// list's start moves past them), a unit back in its old place takes a hole instead of
+    /// shifting the keys after it, and an ascending run of keys before every key shifts
+    /// them once and fills the gap it opened.
     #[test]
     fn holes_in_front_are_skipped_and_reused() {
         let mut ix = OrderIndex::default();
@@ -382,5 +430,19 @@ mod tests {
         let lane = &ix.lanes[lane_of(Priority::Normal)];
         assert_eq!((lane.head, lane.slots.len(), lane.live), (4, 20, 11));
         assert_eq!(ix.iter().take(2).collect::<Vec<_>>(), [back, key(11)]);
+
+        let mut ix = OrderIndex::default();
+        let low = |o: u64| (Reverse(Priority::Low), o, UnitId(o));
+        for o in 100..200 {
+            assert!(ix.insert(low(o)));
+        }
+        for o in 1..=10 {
+            assert!(ix.insert(low(o)));
+        }
+        // The first shifted the 100 keys and left `GAP` holes; the other nine took nine.
+        let lane = &ix.lanes[lane_of(Priority::Low)];
+        assert_eq!((lane.slots.len(), lane.live), (110 + GAP - 9, 110));
+        let want: Vec<OrderKey> = (1..=10).chain(100..200).map(low).collect();
+        assert_eq!(ix.iter().collect::<Vec<_>>(), want);
     }
 }
