@@ -6,7 +6,8 @@
 //! Indexes (each entry names a unit of the map, and every unit has exactly the entries
 //! its fields call for):
 //! - `order`: every unit in the order `build` fills requests (priority, highest first,
-//!   then the unit's first change, then its id); the critical units are its prefix;
+//!   then the unit's first change, then its id; [`order_index::OrderIndex`], a sorted list
+//!   per priority, its invariants written there); the critical units are its prefix;
 //! - `by_agent`: the units that carry a field of each agent (by agent index, each list
 //!   in id order; a list left empty keeps its room, so a routine batch that takes every
 //!   agent's unit and the changes after it neither free nor allocate);
@@ -21,6 +22,7 @@
 //! added, taken out or changed. While it stands still, every unit of the agent is as it
 //! was (the absorption check, `absorb.rs`, relies on it to skip searching the unit map).
 
+mod order_index;
 mod unit_map;
 
 use super::state::{Dep, Unit};
@@ -29,7 +31,7 @@ use crate::ids::{AgentId, UnitId};
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use core::cmp::{Ordering, Reverse};
-use core::ops::Bound::{Excluded, Unbounded};
+use order_index::OrderIndex;
 use unit_map::UnitMap;
 
 /// A time as an index key (times in the queue are finite and not negative).
@@ -50,9 +52,10 @@ impl Ord for At {
     }
 }
 
-/// [`Units::remove_many`] rebuilds the order index when it takes at least one unit in this
-/// many (a removal from a B-tree costs a few times what moving an entry into a rebuilt one
-/// does).
+/// [`Units::remove_many`] takes units out in bulk, without moving the agents' revisions,
+/// when it takes at least one unit in this many (the bulk path once rebuilt the order
+/// index; it now differs from [`Units::remove`]s only by the revisions, kept as they were
+/// so that the queue behaves exactly as before).
 const BULK_SHARE: usize = 4;
 
 /// A unit's place in the order `build` fills requests.
@@ -91,7 +94,7 @@ pub(crate) struct Units {
     /// The units by id (ids only grow: an insertion is at the end; see [`UnitMap`]).
     map: UnitMap,
     next: u64,
-    order: BTreeSet<OrderKey>,
+    order: OrderIndex,
     by_agent: Vec<Vec<UnitId>>,
     backoff: BTreeSet<(At, UnitId)>,
     high: BTreeSet<(At, UnitId)>,
@@ -145,12 +148,10 @@ impl Units {
 
     /// Takes units out, as many [`Units::remove`]s would, and returns them in the order of
     /// `ids` (each id names a pending unit, once; each comes back as `Some`). A build pass
-    /// takes many units at once (the routine batch takes every one): removing them one by
-    /// one from the order index costs a search and a rebalancing each, so when they are a
-    /// good part of the units the order index is rebuilt from what stays instead, in one
-    /// pass (the map's removals leave holes, squeezed out in passes of their own). The
-    /// agents' revisions do not move then: a grant's memo names a unit taken out, whose id
-    /// no field names any more.
+    /// takes many units at once (the routine batch takes every one); the map's and the
+    /// order index's removals leave holes, squeezed out in passes of their own. When they
+    /// are a good part of the units ([`BULK_SHARE`]) the agents' revisions do not move: a
+    /// grant's memo names a unit taken out, whose id no field names any more.
     pub(crate) fn remove_many(&mut self, ids: &[UnitId]) -> Vec<Option<Unit>> {
         if ids.len() * BULK_SHARE < self.map.len() {
             return ids
@@ -165,29 +166,11 @@ impl Units {
                 .remove(id)
                 .expect("remove_many: an id not pending, or twice");
             self.with_deps -= usize::from(!unit.deps.is_empty());
-            let k = Keys::of(id, &unit);
-            if let Some(t) = k.backoff {
-                self.backoff.remove(&(t, id));
-            }
-            if let Some(t) = k.high {
-                self.high.remove(&(t, id));
-            }
+            self.unindex(id, Keys::of(id, &unit));
             for e in &unit.entries {
                 self.drop_agent_entry(e.agent, id);
             }
             out.push(Some(unit));
-        }
-        // The index comes out of its B-tree in key order: collecting sorted input builds
-        // the tree in bulk.
-        if self.map.is_empty() {
-            self.order.clear();
-        } else {
-            let mut wanted = ids.to_vec();
-            wanted.sort_unstable();
-            self.order = core::mem::take(&mut self.order)
-                .into_iter()
-                .filter(|k| wanted.binary_search(&k.2).is_err())
-                .collect();
         }
         out
     }
@@ -275,10 +258,7 @@ impl Units {
 
     /// The critical units, in build order.
     pub(crate) fn critical(&self) -> impl Iterator<Item = UnitId> + '_ {
-        self.order
-            .iter()
-            .take_while(|k| k.0 .0 == Priority::Critical)
-            .map(|k| k.2)
+        self.order.critical()
     }
 
     /// Every unit in the order `build` fills requests.
@@ -308,8 +288,8 @@ impl Units {
         after: Option<OrderKey>,
     ) -> impl Iterator<Item = (OrderKey, &Unit)> + '_ {
         let keys = match after {
-            Some(k) => self.order.range((Excluded(k), Unbounded)),
-            None => self.order.range::<OrderKey, _>(..),
+            Some(k) => self.order.after(&k),
+            None => self.order.iter(),
         };
         let first = keys.clone().next().map_or(UnitId(0), |k| k.2);
         let mut walk = self.map.iter_from(first).peekable();
@@ -317,8 +297,8 @@ impl Units {
             let id = k.2;
             while walk.next_if(|(w, _)| *w < id).is_some() {}
             match walk.next_if(|(w, _)| *w == id) {
-                Some((_, u)) => (*k, u),
-                None => (*k, &self.map[id]),
+                Some((_, u)) => (k, u),
+                None => (k, &self.map[id]),
             }
         })
     }
@@ -420,7 +400,7 @@ mod tests {
                 .iter()
                 .map(|(id, x)| (id, x.entries.clone(), x.order, x.attempts))
                 .collect(),
-            u.order.iter().copied().collect(),
+            u.order.iter().collect(),
             u.backoff.iter().copied().collect(),
             u.high.iter().copied().collect(),
             u.by_agent.clone(),
