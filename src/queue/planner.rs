@@ -68,31 +68,74 @@ struct Materialized {
 }
 
 /// The agent-blocks a request writes, as a sorted list: a request holds at most
-/// `max_agent_blocks_per_request` of them, and units come mostly in agent order (one
-/// past the last is answered without a search), so searching it and adding to it is
-/// cheaper than a B-tree's nodes.
+/// `max_agent_blocks_per_request` of them, so searching it and adding to it is cheaper than
+/// a B-tree's nodes. Units come mostly in agent order, but not from the start: an urgent
+/// request opens with its urgent agents' units, then other agents' units ride along in
+/// build order, each going just after the one before it and before the urgent agents'. So
+/// the list remembers where it last added (`next`): an agent-block between the entries
+/// around that place is answered (not there) and added there without a search.
 #[derive(Default)]
-struct AgentBlocks(Vec<(AgentId, Sym)>);
+struct AgentBlocks {
+    sorted: Vec<(AgentId, Sym)>,
+    /// Just after the entry added last (0 when none): `sorted[next - 1]` is the last one
+    /// added, `sorted[next]` (if any) the next greater.
+    next: usize,
+}
 
 impl AgentBlocks {
+    /// An empty list with room for `n` agent-blocks.
+    fn with_capacity(n: usize) -> AgentBlocks {
+        AgentBlocks {
+            sorted: Vec::with_capacity(n),
+            next: 0,
+        }
+    }
+
+    /// Where `b` is or goes when that is at `next` (between the entries around it),
+    /// without a search: `Ok` when it is the entry added last, `Err(next)` when it goes
+    /// there; `None` when it is elsewhere.
+    fn near_next(&self, b: &(AgentId, Sym)) -> Option<Result<usize, usize>> {
+        let (s, at) = (&self.sorted, self.next);
+        let after = match at.checked_sub(1).map(|i| &s[i]) {
+            Some(prev) if prev == b => return Some(Ok(at - 1)),
+            Some(prev) => prev < b,
+            None => true,
+        };
+        (after && s.get(at).is_none_or(|n| b < n)).then_some(Err(at))
+    }
+
+    /// Where `b` is (`Ok`) or goes (`Err`), as `binary_search` says, searching only when
+    /// it is neither at `next` nor after the last entry.
+    fn position(&self, b: &(AgentId, Sym)) -> Result<usize, usize> {
+        if let Some(p) = self.near_next(b) {
+            return p;
+        }
+        if self.sorted.last().is_some_and(|last| last < b) {
+            return Err(self.sorted.len());
+        }
+        self.sorted.binary_search(b)
+    }
+
     fn contains(&self, b: &(AgentId, Sym)) -> bool {
-        self.0.last().is_some_and(|last| last >= b) && self.0.binary_search(b).is_ok()
+        self.position(b).is_ok()
     }
 
     fn insert(&mut self, b: (AgentId, Sym)) {
-        if self.0.last().is_none_or(|last| *last < b) {
-            self.0.push(b);
-        } else if let Err(at) = self.0.binary_search(&b) {
-            self.0.insert(at, b);
+        match self.position(&b) {
+            Ok(at) => self.next = at + 1,
+            Err(at) => {
+                self.sorted.insert(at, b);
+                self.next = at + 1;
+            }
         }
     }
 
     fn len(&self) -> usize {
-        self.0.len()
+        self.sorted.len()
     }
 
     fn iter(&self) -> impl Iterator<Item = &(AgentId, Sym)> {
-        self.0.iter()
+        self.sorted.iter()
     }
 }
 
@@ -657,6 +700,10 @@ impl Queue {
         let mut at: Option<OrderKey> = None;
         let mut walk = None;
         let mut progress = false;
+        // The units the first pass placed (taken or dropped: every step of this plan), in
+        // build order: the pass looks at units in build order (`at` only grows), so pushing
+        // each as it is placed keeps the list sorted, for the second pass to search.
+        let mut placed: Vec<OrderKey> = Vec::new();
         loop {
             let open = f.p.drafts.last().is_some_and(|d| !f.closed(d));
             let next = if open {
@@ -678,6 +725,7 @@ impl Queue {
             if !self.consider_one(&mut f, key.2, unit, need) {
                 continue;
             }
+            placed.push(key);
             progress = true;
             if f.p.drafts.len() > drafts {
                 opened_by = Some(key);
@@ -695,6 +743,9 @@ impl Queue {
                         continue;
                     };
                     covered.insert(i, *a);
+                    if self.only_unit_placed(*a) {
+                        continue;
+                    }
                     for id in self.units.touching(*a) {
                         let k = self.units.with_key(id).0;
                         if k > key {
@@ -713,24 +764,16 @@ impl Queue {
             return f.p;
         };
         // The second pass: units before the one that opened the last request, not placed.
-        let placed: BTreeSet<UnitId> =
-            f.p.steps
-                .iter()
-                .filter_map(|s| match s {
-                    Step::Take { unit, .. } | Step::Drop(unit) => Some(*unit),
-                    Step::Release(..) => None,
-                })
-                .collect();
         if f.closed(d) {
             let mut keys: Vec<OrderKey> = Vec::new();
             let mut last = None;
             for (a, _) in d.agent_blocks.iter() {
-                if last.replace(*a) == Some(*a) {
+                if last.replace(*a) == Some(*a) || self.only_unit_placed(*a) {
                     continue;
                 }
                 for id in self.units.touching(*a) {
                     let k = self.units.with_key(id).0;
-                    if k < end && !placed.contains(&id) {
+                    if k < end && placed.binary_search(&k).is_err() {
                         keys.push(k);
                     }
                 }
@@ -744,11 +787,14 @@ impl Queue {
                 }
             }
         } else {
+            // Both in build order: the placed units are skipped by walking them alongside.
+            let mut next_placed = placed.iter().peekable();
             for (k, unit) in self.units.in_order_after(None) {
                 if k >= end {
                     break;
                 }
-                if placed.contains(&k.2) {
+                while next_placed.next_if(|p| **p < k).is_some() {}
+                if next_placed.next_if(|p| **p == k).is_some() {
                     continue;
                 }
                 if let Some(need) = urgent_need(t, unit, urgent) {
@@ -757,6 +803,16 @@ impl Queue {
             }
         }
         f.p
+    }
+
+    /// Whether `agent`, an agent of the urgent pass's last request, has one pending unit
+    /// only: then that unit is the one the pass placed in the request (an agent-block gets
+    /// into a request only with a unit placed there that writes it, a unit the pass reads
+    /// from the pending ones), so it is behind the pass and placed: neither the first pass
+    /// (units ahead) nor the second (units not placed) needs its place in the build order,
+    /// a search of the unit map per agent of a full request.
+    fn only_unit_placed(&self, agent: AgentId) -> bool {
+        self.units.touching(agent).nth(1).is_none()
     }
 
     /// [`Queue::consider`] out of line, for the urgent pass (one more copy of it in the code).
@@ -1077,12 +1133,14 @@ impl Queue {
             let affordable = cost <= f.remaining || oversized;
             if affordable && p.drafts.len() < f.requests {
                 f.remaining = f.remaining.saturating_sub(cost);
-                // Room for a change per agent-block it may hold (most units are
-                // one field), at most one per candidate left: no growing copies.
+                // Room for a change and an agent-block per agent-block it may hold
+                // (most units are one field), at most one per candidate left: no
+                // growing copies.
                 let room = max_blocks.min(left);
                 p.drafts.push(Draft {
                     bytes: REQUEST_OVERHEAD_BYTES,
                     changes: Vec::with_capacity(room),
+                    agent_blocks: AgentBlocks::with_capacity(room),
                     ..Draft::default()
                 });
                 target = Some(p.drafts.len() - 1);
@@ -1641,6 +1699,41 @@ mod tests {
         assert_eq!(set.len(), 5);
         for x in [b(0, 0), b(1, 2), b(4, 0), b(5, 1), b(10, 0)] {
             assert!(!set.contains(&x), "{x:?}");
+        }
+    }
+
+    /// Whatever order agent-blocks come in (the urgent request's: its urgent agents first,
+    /// then ascending; runs going down; repeats; pseudo-random), the list answers and holds
+    /// what a `BTreeSet` does after every step.
+    #[test]
+    fn agent_blocks_answer_as_a_tree_set_does() {
+        let b = |a: u32, s: u32| (AgentId(a), Sym(s));
+        let urgent_first: Vec<_> = [b(500, 1), b(20, 1)]
+            .into_iter()
+            .chain((0..700).map(|i| b(i, 1 + i % 2)))
+            .collect();
+        let descending: Vec<_> = (0..300).rev().map(|i| b(i / 3, i % 3)).collect();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let random: Vec<_> = (0..2_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                b((x % 97) as u32, ((x >> 32) % 3) as u32)
+            })
+            .collect();
+        for order in [urgent_first, descending, random] {
+            let mut set = AgentBlocks::default();
+            let mut tree = BTreeSet::new();
+            for x in order {
+                let probe = b(x.0 .0 + 1, x.1 .0);
+                assert_eq!(set.contains(&x), tree.contains(&x), "{x:?}");
+                assert_eq!(set.contains(&probe), tree.contains(&probe), "{probe:?}");
+                set.insert(x);
+                tree.insert(x);
+                assert_eq!(set.len(), tree.len());
+            }
+            assert!(set.iter().eq(tree.iter()));
         }
     }
 }
