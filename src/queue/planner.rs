@@ -68,74 +68,31 @@ struct Materialized {
 }
 
 /// The agent-blocks a request writes, as a sorted list: a request holds at most
-/// `max_agent_blocks_per_request` of them, so searching it and adding to it is cheaper than
-/// a B-tree's nodes. Units come mostly in agent order, but not from the start: an urgent
-/// request opens with its urgent agents' units, then other agents' units ride along in
-/// build order, each going just after the one before it and before the urgent agents'. So
-/// the list remembers where it last added (`next`): an agent-block between the entries
-/// around that place is answered (not there) and added there without a search.
+/// `max_agent_blocks_per_request` of them, and units come mostly in agent order (one
+/// past the last is answered without a search), so searching it and adding to it is
+/// cheaper than a B-tree's nodes.
 #[derive(Default)]
-struct AgentBlocks {
-    sorted: Vec<(AgentId, Sym)>,
-    /// Just after the entry added last (0 when none): `sorted[next - 1]` is the last one
-    /// added, `sorted[next]` (if any) the next greater.
-    next: usize,
-}
+struct AgentBlocks(Vec<(AgentId, Sym)>);
 
 impl AgentBlocks {
-    /// An empty list with room for `n` agent-blocks.
-    fn with_capacity(n: usize) -> AgentBlocks {
-        AgentBlocks {
-            sorted: Vec::with_capacity(n),
-            next: 0,
-        }
-    }
-
-    /// Where `b` is or goes when that is at `next` (between the entries around it),
-    /// without a search: `Ok` when it is the entry added last, `Err(next)` when it goes
-    /// there; `None` when it is elsewhere.
-    fn near_next(&self, b: &(AgentId, Sym)) -> Option<Result<usize, usize>> {
-        let (s, at) = (&self.sorted, self.next);
-        let after = match at.checked_sub(1).map(|i| &s[i]) {
-            Some(prev) if prev == b => return Some(Ok(at - 1)),
-            Some(prev) => prev < b,
-            None => true,
-        };
-        (after && s.get(at).is_none_or(|n| b < n)).then_some(Err(at))
-    }
-
-    /// Where `b` is (`Ok`) or goes (`Err`), as `binary_search` says, searching only when
-    /// it is neither at `next` nor after the last entry.
-    fn position(&self, b: &(AgentId, Sym)) -> Result<usize, usize> {
-        if let Some(p) = self.near_next(b) {
-            return p;
-        }
-        if self.sorted.last().is_some_and(|last| last < b) {
-            return Err(self.sorted.len());
-        }
-        self.sorted.binary_search(b)
-    }
-
     fn contains(&self, b: &(AgentId, Sym)) -> bool {
-        self.position(b).is_ok()
+        self.0.last().is_some_and(|last| last >= b) && self.0.binary_search(b).is_ok()
     }
 
     fn insert(&mut self, b: (AgentId, Sym)) {
-        match self.position(&b) {
-            Ok(at) => self.next = at + 1,
-            Err(at) => {
-                self.sorted.insert(at, b);
-                self.next = at + 1;
-            }
+        if self.0.last().is_none_or(|last| *last < b) {
+            self.0.push(b);
+        } else if let Err(at) = self.0.binary_search(&b) {
+            self.0.insert(at, b);
         }
     }
 
     fn len(&self) -> usize {
-        self.sorted.len()
+        self.0.len()
     }
 
     fn iter(&self) -> impl Iterator<Item = &(AgentId, Sym)> {
-        self.sorted.iter()
+        self.0.iter()
     }
 }
 
@@ -1133,14 +1090,12 @@ impl Queue {
             let affordable = cost <= f.remaining || oversized;
             if affordable && p.drafts.len() < f.requests {
                 f.remaining = f.remaining.saturating_sub(cost);
-                // Room for a change and an agent-block per agent-block it may hold
-                // (most units are one field), at most one per candidate left: no
-                // growing copies.
+                // Room for a change per agent-block it may hold (most units are
+                // one field), at most one per candidate left: no growing copies.
                 let room = max_blocks.min(left);
                 p.drafts.push(Draft {
                     bytes: REQUEST_OVERHEAD_BYTES,
                     changes: Vec::with_capacity(room),
-                    agent_blocks: AgentBlocks::with_capacity(room),
                     ..Draft::default()
                 });
                 target = Some(p.drafts.len() - 1);
@@ -1702,9 +1657,9 @@ mod tests {
         }
     }
 
-    /// Whatever order agent-blocks come in (the urgent request's: its urgent agents first,
-    /// then ascending; runs going down; repeats; pseudo-random), the list answers and holds
-    /// what a `BTreeSet` does after every step.
+    /// Whatever order agent-blocks come in (an urgent request's: its urgent agents first,
+    /// then others ascending; runs going down; repeats; pseudo-random), the list answers and
+    /// holds what a `BTreeSet` does after every step.
     #[test]
     fn agent_blocks_answer_as_a_tree_set_does() {
         let b = |a: u32, s: u32| (AgentId(a), Sym(s));
