@@ -657,6 +657,10 @@ impl Queue {
         let mut at: Option<OrderKey> = None;
         let mut walk = None;
         let mut progress = false;
+        // The units the first pass placed (taken or dropped: every step of this plan), in
+        // build order: the pass looks at units in build order (`at` only grows), so pushing
+        // each as it is placed keeps the list sorted, for the second pass to search.
+        let mut placed: Vec<OrderKey> = Vec::new();
         loop {
             let open = f.p.drafts.last().is_some_and(|d| !f.closed(d));
             let next = if open {
@@ -678,6 +682,7 @@ impl Queue {
             if !self.consider_one(&mut f, key.2, unit, need) {
                 continue;
             }
+            placed.push(key);
             progress = true;
             if f.p.drafts.len() > drafts {
                 opened_by = Some(key);
@@ -695,6 +700,9 @@ impl Queue {
                         continue;
                     };
                     covered.insert(i, *a);
+                    if self.only_unit_placed(*a) {
+                        continue;
+                    }
                     for id in self.units.touching(*a) {
                         let k = self.units.with_key(id).0;
                         if k > key {
@@ -713,24 +721,16 @@ impl Queue {
             return f.p;
         };
         // The second pass: units before the one that opened the last request, not placed.
-        let placed: BTreeSet<UnitId> =
-            f.p.steps
-                .iter()
-                .filter_map(|s| match s {
-                    Step::Take { unit, .. } | Step::Drop(unit) => Some(*unit),
-                    Step::Release(..) => None,
-                })
-                .collect();
         if f.closed(d) {
             let mut keys: Vec<OrderKey> = Vec::new();
             let mut last = None;
             for (a, _) in d.agent_blocks.iter() {
-                if last.replace(*a) == Some(*a) {
+                if last.replace(*a) == Some(*a) || self.only_unit_placed(*a) {
                     continue;
                 }
                 for id in self.units.touching(*a) {
                     let k = self.units.with_key(id).0;
-                    if k < end && !placed.contains(&id) {
+                    if k < end && placed.binary_search(&k).is_err() {
                         keys.push(k);
                     }
                 }
@@ -744,11 +744,14 @@ impl Queue {
                 }
             }
         } else {
+            // Both in build order: the placed units are skipped by walking them alongside.
+            let mut next_placed = placed.iter().peekable();
             for (k, unit) in self.units.in_order_after(None) {
                 if k >= end {
                     break;
                 }
-                if placed.contains(&k.2) {
+                while next_placed.next_if(|p| **p < k).is_some() {}
+                if next_placed.next_if(|p| **p == k).is_some() {
                     continue;
                 }
                 if let Some(need) = urgent_need(t, unit, urgent) {
@@ -757,6 +760,16 @@ impl Queue {
             }
         }
         f.p
+    }
+
+    /// Whether `agent`, an agent of the urgent pass's last request, has one pending unit
+    /// only: then that unit is the one the pass placed in the request (an agent-block gets
+    /// into a request only with a unit placed there that writes it, a unit the pass reads
+    /// from the pending ones), so it is behind the pass and placed: neither the first pass
+    /// (units ahead) nor the second (units not placed) needs its place in the build order,
+    /// a search of the unit map per agent of a full request.
+    fn only_unit_placed(&self, agent: AgentId) -> bool {
+        self.units.touching(agent).nth(1).is_none()
     }
 
     /// [`Queue::consider`] out of line, for the urgent pass (one more copy of it in the code).
@@ -1641,6 +1654,41 @@ mod tests {
         assert_eq!(set.len(), 5);
         for x in [b(0, 0), b(1, 2), b(4, 0), b(5, 1), b(10, 0)] {
             assert!(!set.contains(&x), "{x:?}");
+        }
+    }
+
+    /// Whatever order agent-blocks come in (an urgent request's: its urgent agents first,
+    /// then others ascending; runs going down; repeats; pseudo-random), the list answers and
+    /// holds what a `BTreeSet` does after every step.
+    #[test]
+    fn agent_blocks_answer_as_a_tree_set_does() {
+        let b = |a: u32, s: u32| (AgentId(a), Sym(s));
+        let urgent_first: Vec<_> = [b(500, 1), b(20, 1)]
+            .into_iter()
+            .chain((0..700).map(|i| b(i, 1 + i % 2)))
+            .collect();
+        let descending: Vec<_> = (0..300).rev().map(|i| b(i / 3, i % 3)).collect();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let random: Vec<_> = (0..2_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                b((x % 97) as u32, ((x >> 32) % 3) as u32)
+            })
+            .collect();
+        for order in [urgent_first, descending, random] {
+            let mut set = AgentBlocks::default();
+            let mut tree = BTreeSet::new();
+            for x in order {
+                let probe = b(x.0 .0 + 1, x.1 .0);
+                assert_eq!(set.contains(&x), tree.contains(&x), "{x:?}");
+                assert_eq!(set.contains(&probe), tree.contains(&probe), "{probe:?}");
+                set.insert(x);
+                tree.insert(x);
+                assert_eq!(set.len(), tree.len());
+            }
+            assert!(set.iter().eq(tree.iter()));
         }
     }
 }

@@ -2,10 +2,11 @@
 //! entries and loop back-edges) per function of `pkg/roblox` while 1,000 NPCs each change a
 //! number field once (after a first change made their fields pending).
 //!
-//! `cargo run --release -p npc-sync-luau --example luau_profile [DIR [poll|absorb|absorb0|ack
+//! `cargo run --release -p npc-sync-luau --example luau_profile [DIR [poll|urgent|wait|absorb|absorb0|ack
 //! [lines]]]` (DIR defaults to pkg/roblox). With `poll`, the measured part is instead the routine batch's
 //! poll with those 1,000 fields pending (a first poll schedules it; the fields change after
-//! it). With `absorb`, it is taking in 1,000 kept records, one per granted slot (written
+//! it); with `urgent`, an urgent poll at those 1,000 pending fields (one NPC enters combat);
+//! with `wait`, an urgent poll held by the budget (one call a minute, every fifth NPC hit). With `absorb`, it is taking in 1,000 kept records, one per granted slot (written
 //! into the scratch area, `nsq_absorb` each time it is full); with `ack`, that batch's ack
 //! confirming every field it carried (`nsq_confirm_records`, `nsq_ack`); with `absorb0`,
 //! 1,000 calls `nsq_absorb(0, next_seq, now)` (no record: the counter and the time only).
@@ -97,6 +98,54 @@ return function()
 			error(buffer.readstring(mem.buffer, X.nsq_error_ptr(), X.nsq_error_len()))
 		end
 	end
+end
+"#;
+/// As [`POLL_WORKLOAD`]'s setup, but the measured part is an urgent poll (the versus trace's
+/// urgent sends, as `urgent_count` phase 1): NPC 500 enters combat (a critical change) at 5 s
+/// and the poll builds its urgent request, the other NPCs' units riding along until it is
+/// full.
+const URGENT_WORKLOAD: &str = r#"
+assert(X.nsq_poll(0.01) == 0)
+for i = 1, 1000 do
+	assert(X.nsq_set(0.5, slots[i], 1, 0, -i, 1) > 0)
+end
+local agent500 = X.nsq_agent(intern("npc-500"))
+assert(X.nsq_set_state(5, agent500, intern("Combat")) > 0)
+return function()
+	assert(X.nsq_poll(5) > 0, "the urgent request is due")
+end
+"#;
+/// An urgent poll held by the budget (`wait_count` phase 1, the versus trace's shape): a
+/// fresh core with one call a minute, 1,000 pending `status.x` and health 100; every fifth
+/// NPC takes a critical hit, and the measured poll builds one request (100 agent-blocks)
+/// and holds the other urgent NPCs' units back.
+const WAIT_WORKLOAD: &str = r#"
+X = Core.instantiate({}).exports
+mem = X.memory
+assert(X.nsq_config(9, 1) == 0 and X.nsq_config(11, 1) == 0, "budget settings")
+assert(X.nsq_init() == 0)
+scratch = X.nsq_scratch_ptr()
+local function name(s)
+	buffer.writestring(mem.buffer, scratch, s)
+	return X.nsq_intern(#s)
+end
+local status, field = name("status"), name("x")
+local agents = {}
+for i = 1, 1000 do
+	agents[i] = X.nsq_agent(name("npc-" .. i))
+	slots[i] = X.nsq_slot(agents[i], status, field)
+	assert(X.nsq_set(0, slots[i], 1, 0, 0, 1) > 0)
+	assert(X.nsq_set_health(0, agents[i], 100) > 0)
+end
+assert(X.nsq_poll(0.01) >= 0)
+for i = 1, 1000 do
+	assert(X.nsq_set(0.05, slots[i], 1, 0, i, 1) > 0)
+end
+for i = 1, 1000, 5 do
+	assert(X.nsq_set_health(0.1, agents[i], 50) > 0)
+end
+return function()
+	assert(X.nsq_poll(0.2) > 0, "the urgent request spends the budget")
 end
 "#;
 /// As [`WORKLOAD`], but the measured part is the routine batch's ack, confirming every field
@@ -203,8 +252,12 @@ fn main() {
         Some("absorb") => ABSORB_WORKLOAD,
         Some("absorb0") => ABSORB0_WORKLOAD,
         Some("ack") => ACK_WORKLOAD,
+        Some("urgent") => URGENT_WORKLOAD,
+        Some("wait") => WAIT_WORKLOAD,
         None | Some("none") => WORKLOAD,
-        Some(other) => panic!("unknown mode {other:?}: poll, absorb, absorb0, ack or none"),
+        Some(other) => {
+            panic!("unknown mode {other:?}: poll, urgent, wait, absorb, absorb0, ack or none")
+        }
     };
     let lines = std::env::args().nth(3).is_some_and(|a| a == "lines");
     let lua = Lua::new();
