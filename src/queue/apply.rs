@@ -236,7 +236,11 @@ impl Queue {
         // A chat waits on the agent: its freshness decides whether the messages go.
         // (Marking the queue dirty only when the change made a new unit is not enough:
         // tests/wake.rs finds a change joining a unit that must still wake it.)
-        if !a.chat.messages.is_empty() || self.next_batch_at.is_none() {
+        // A pending unit has dependencies: a change may let it go (a unit of the field it
+        // waits on, to ride with), release one (a dependency on its own field's earlier
+        // change) or break a cycle, wherever the change is (tests/wake.rs with dependencies
+        // found each; an index of depended-on fields would be needed to tell).
+        if !a.chat.messages.is_empty() || self.next_batch_at.is_none() || self.units.any_deps() {
             return Wake::Dirty;
         }
         // Combat mode moves on any change of `status.state`, and on a critical health drop
