@@ -29,8 +29,9 @@ struct Setting {
     /// dependencies a change may let it go (a new unit of the field it waits on, which it
     /// may ride with), release one (a dependency on its own field's earlier change) or break
     /// a cycle, wherever the change is: every change then makes the queue dirty
-    /// (`wake_after`), and neither a decision sync nor a critical unit's debounce end waits
-    /// for the budget's next call (`first_call`). Before that rule these settings differed
+    /// (`wake_after`), a poll that sent something wakes the next one, and neither a
+    /// decision sync nor a critical unit's debounce end waits for the budget's next call
+    /// (`first_call`; the case `a_decision_sync_with_a_dependency_cycle_polls_at_once`). Before that rule these settings differed
     /// from the full poll at the first seeds (seed 3: an urgent request a frame late, its
     /// unit waiting on a field that a change gave a new unit); with the queue made dirty
     /// only for a change starting a unit, seed 73 still did (a change joining its field's
@@ -275,11 +276,11 @@ fn a_fight_waiting_for_the_budget_polls_as_a_full_poll() {
 
 /// The settings above with dependencies (`Setting::deps`): a fight under the tight budget,
 /// and the plain traces with either budget; and the seeds past the default count that found
-/// a difference, every time. Seed 978 (Letta's API, tight budget): with no call free, a
-/// poll releases a dependency (an event, without any request), so the wake may not wait
-/// for the next call while a unit has dependencies (`first_call`'s condition: without it,
-/// in `urgent_wake` or in the critical units' wake, this seed finds the difference and no
-/// other of the default 150; found at `WAKE_SEEDS=1500`).
+/// a difference, every time. Seed 978 (Letta's API, tight budget; found at
+/// `WAKE_SEEDS=1500`): the poll after one that sent an urgent request releases a
+/// dependency (an event, no request) with nothing changed in between (what was sent is in
+/// flight, its blocks busy), so while a unit has dependencies a poll that sent something
+/// wakes the next one (`poll_unless`).
 #[test]
 fn dependencies_wake_as_a_full_poll() {
     each_setting(false, true, true, &[true]);
@@ -506,6 +507,67 @@ fn a_routine_batch_held_by_the_budget_waits_for_its_call() {
         sent[1].0 >= call && sent[1].0 < call + 1.0 / 60.0,
         "{sent:?}"
     );
+}
+
+/// A decision sync waits for the budget's next call only while no pending unit has
+/// dependencies (`first_call`): a poll releases a dependency of a cycle among the urgent
+/// agent's units with no call free. Agent 0's `status.x` and `status.y` wait on each other
+/// (x, then y after x, then x again after y: the x unit waits on y's change and y's on x's);
+/// the one call (2 a minute, a burst of 1: the next in 60 s) went at 0 s to agent 1. At
+/// 16 s agent 0's decision is stale (a sync): the poll then releases a dependency, as a full
+/// poll every frame does, not at the routine batch (30 s).
+#[test]
+fn a_decision_sync_with_a_dependency_cycle_polls_at_once() {
+    let run = |full: bool| {
+        let cfg = Config {
+            budget_per_minute: 2,
+            budget_burst: 1,
+            ..Config::default()
+        };
+        let mut q = Queue::new(cfg).unwrap();
+        let (a, b) = (q.agent("npc-0").unwrap(), q.agent("npc-1").unwrap());
+        q.set(0.0, Change::new(b, "status", "x", Value::Number(1.0)))
+            .unwrap();
+        let first = q.flush(0.0).unwrap();
+        assert_eq!(first.len(), 1, "the one call");
+        let x1 = q
+            .set(0.1, Change::new(a, "status", "x", Value::Number(1.0)))
+            .unwrap();
+        let mut y = Change::new(a, "status", "y", Value::Number(1.0));
+        y.depends_on = vec![x1];
+        let y1 = q.set(0.1, y).unwrap();
+        let mut x = Change::new(a, "status", "x", Value::Number(2.0));
+        x.depends_on = vec![y1];
+        q.set(0.1, x).unwrap();
+        let mut log = Vec::new();
+        let mut released_at = None;
+        for frame in 6..(20 * 60) {
+            let now = f64::from(frame) / 60.0;
+            if frame == 16 * 60 {
+                log.push(format!("decide {:?}", q.decide(a, now)));
+            }
+            let reqs = if full {
+                q.poll_everything(now).unwrap()
+            } else {
+                q.poll(now).unwrap()
+            };
+            let events = q.drain_events();
+            if released_at.is_none()
+                && events
+                    .iter()
+                    .any(|e| matches!(e, npc_sync::Event::DependencyReleased { .. }))
+            {
+                released_at = Some(frame);
+            }
+            log.push(format!("{now} {reqs:?} {events:?}"));
+        }
+        log.push(format!("metrics {:?}", q.metrics()));
+        (log, released_at)
+    };
+    let (gated, released_at) = run(false);
+    let (full, _) = run(true);
+    assert_eq!(gated, full);
+    assert_eq!(released_at, Some(16 * 60), "{gated:#?}");
 }
 
 /// 150 agents in `q`, a first poll at 0 s, then each agent's `status.x` pending (set at 0.1 s).

@@ -423,6 +423,12 @@ impl Queue {
                 None => t.critical_ready,
             });
         }
+        if !out.is_empty() && self.units.any_deps() {
+            // What this poll sent (in flight, its blocks busy on Letta's API) can let the
+            // next poll release a dependency with no call free (tests/wake.rs, seed 978):
+            // it looks at everything.
+            wake = now;
+        }
         self.next_wake = wake;
         Ok(Some(out))
     }
