@@ -15,15 +15,29 @@ use npc_sync::{
 mod common;
 use common::Lcg;
 
-/// Dependencies are left out: two wake gaps with them are known and not fixed. A change that
-/// gives a field a pending unit can let a unit waiting on that field ride in the same
-/// request (seed 15: an urgent request one frame late; marking the queue dirty for it needs
-/// an index of depended-on fields, a scan of every unit per new unit costs too much in
-/// Luau), and a dependency on a change of the same field is released by a full poll only
-/// (Letta's API, seed 29). Both traces and targets hold over every seed here otherwise (the
-/// Letta gap of seed 1, a new unit of an agent whose ready critical change waited for a
-/// busy block, is fixed in `note_due`).
-const DEPENDENCIES: bool = false;
+/// The random traces' setting.
+#[derive(Clone, Copy, Debug)]
+struct Setting {
+    target: Target,
+    /// 20 calls a minute, a burst of 2 (else 400 and 40): most polls wait for a call.
+    tight: bool,
+    /// Requests of at most two agent-blocks.
+    small: bool,
+    /// Hits, combat states and decisions where other steps would do nothing.
+    fight: bool,
+    /// Now and then a change that depends on an earlier one. While a pending unit has
+    /// dependencies a change may let it go (a new unit of the field it waits on, which it
+    /// may ride with), release one (a dependency on its own field's earlier change) or break
+    /// a cycle, wherever the change is: every change then makes the queue dirty
+    /// (`wake_after`), a poll that sent something wakes the next one, and neither a
+    /// decision sync nor a critical unit's debounce end waits for the budget's next call
+    /// (`first_call`; the case `a_decision_sync_with_a_dependency_cycle_polls_at_once`). Before that rule these settings differed
+    /// from the full poll at the first seeds (seed 3: an urgent request a frame late, its
+    /// unit waiting on a field that a change gave a new unit); with the queue made dirty
+    /// only for a change starting a unit, seed 73 still did (a change joining its field's
+    /// unit with a dependency on that field's earlier change: released a poll late).
+    deps: bool,
+}
 
 const FIELDS: [(&str, &str); 3] = [("status", "location"), ("status", "x"), ("mood", "level")];
 
@@ -52,14 +66,14 @@ fn priority(rng: &mut Lcg) -> Priority {
 /// With `fight`, the steps that would do nothing are hits, combat states and decisions
 /// instead: the urgent agents outnumber the tight budget's calls, as in a fight (polls
 /// then mostly wait for the budget, and hits and decisions come while they do).
-fn run(
-    seed: u64,
-    target: Target,
-    tight: bool,
-    small: bool,
-    fight: bool,
-    full: bool,
-) -> Vec<String> {
+fn run(seed: u64, setting: Setting, full: bool) -> Vec<String> {
+    let Setting {
+        target,
+        tight,
+        small,
+        fight,
+        deps,
+    } = setting;
     let mut rng = Lcg(seed);
     let (budget_per_minute, budget_burst) = if tight { (20, 2) } else { (400, 40) };
     let defaults = Config::default();
@@ -116,7 +130,7 @@ fn run(
             15..=29 => {
                 let (b, f) = FIELDS[rng.below(3) as usize];
                 let mut c = Change::new(a, b, f, value(&mut rng)).priority(priority(&mut rng));
-                if DEPENDENCIES && !ids.is_empty() && rng.below(8) == 0 {
+                if deps && !ids.is_empty() && rng.below(8) == 0 {
                     c.depends_on = vec![ids[rng.below(ids.len() as u64) as usize]];
                 }
                 let r = q.set(now, c);
@@ -201,15 +215,12 @@ fn run(
 }
 
 /// `run` through `poll` and through `poll_everything` gives the same, line by line.
-fn same_as_full_polls(seed: u64, target: Target, tight: bool, small: bool, fight: bool) {
-    let gated = run(seed, target, tight, small, fight, false);
-    let full = run(seed, target, tight, small, fight, true);
+fn same_as_full_polls(seed: u64, setting: Setting) {
+    let gated = run(seed, setting, false);
+    let full = run(seed, setting, true);
     assert_eq!(gated.len(), full.len());
     for (g, f) in gated.iter().zip(&full) {
-        assert_eq!(
-            g, f,
-            "seed {seed}, {target:?}, tight budget {tight}, small requests {small}, fight {fight}"
-        );
+        assert_eq!(g, f, "seed {seed}, {setting:?}");
     }
 }
 
@@ -219,15 +230,27 @@ fn seeds() -> u64 {
     std::env::var("WAKE_SEEDS").map_or(150, |s| s.parse().expect("WAKE_SEEDS: a number"))
 }
 
-#[test]
-fn a_poll_skipped_by_the_wake_would_have_done_nothing() {
+/// Every target, tight budget or not, over the seeds, with `small`, `fight` and `deps`.
+fn each_setting(small: bool, fight: bool, deps: bool, tights: &[bool]) {
     for target in [Target::BatchEndpoint, Target::LettaApi] {
-        for tight in [false, true] {
+        for &tight in tights {
             for seed in 0..seeds() {
-                same_as_full_polls(seed, target, tight, false, false);
+                let setting = Setting {
+                    target,
+                    tight,
+                    small,
+                    fight,
+                    deps,
+                };
+                same_as_full_polls(seed, setting);
             }
         }
     }
+}
+
+#[test]
+fn a_poll_skipped_by_the_wake_would_have_done_nothing() {
+    each_setting(false, false, false, &[false, true]);
 }
 
 /// The urgent pass looks at few units once a request is full (`plan_urgent`): with
@@ -235,31 +258,42 @@ fn a_poll_skipped_by_the_wake_would_have_done_nothing() {
 /// looks at every unit in every pass) must decide the same.
 #[test]
 fn full_requests_take_what_a_full_poll_takes() {
-    for target in [Target::BatchEndpoint, Target::LettaApi] {
-        for tight in [false, true] {
-            for seed in 0..seeds() {
-                same_as_full_polls(seed, target, tight, true, false);
-            }
-        }
-    }
+    each_setting(true, false, false, &[false, true]);
 }
 
 /// A fight under a tight budget: hits, combat states and decisions every few frames, most
-/// polls waiting for a call. A hit or a decision of an agent with a pending unit then does
-/// not bring the next poll before the next reserved call ([`Queue::next_poll`];
-/// `Queue::urgent_wake` in the core), and the full poll must agree that the polls skipped
-/// would have done nothing: with
-/// retries after failures (backoffs), chat and Letta's API (where every poll looks at the
-/// units) in the mix. Dependencies are left out as in `run`.
+/// polls waiting for a call. A hit, a combat state or a decision of an agent with a
+/// pending unit then does not bring the next poll before the next reserved call
+/// ([`Queue::next_poll`]; `Queue::urgent_wake` in the core), nor does a critical unit's
+/// debounce end, and the full poll must agree that the polls skipped would have done
+/// nothing: with retries after failures (backoffs), chat and Letta's API (where every poll
+/// looks at the units) in the mix, requests of two agent-blocks or not.
 #[test]
 fn a_fight_waiting_for_the_budget_polls_as_a_full_poll() {
-    for target in [Target::BatchEndpoint, Target::LettaApi] {
-        for small in [false, true] {
-            for seed in 0..seeds() {
-                same_as_full_polls(seed, target, true, small, true);
-            }
-        }
-    }
+    each_setting(false, true, false, &[true]);
+    each_setting(true, true, false, &[true]);
+}
+
+/// The settings above with dependencies (`Setting::deps`): a fight under the tight budget,
+/// and the plain traces with either budget; and the seeds past the default count that found
+/// a difference, every time. Seed 978 (Letta's API, tight budget; found at
+/// `WAKE_SEEDS=1500`): the poll after one that sent an urgent request releases a
+/// dependency (an event, no request) with nothing changed in between (what was sent is in
+/// flight, its blocks busy), so while a unit has dependencies a poll that sent something
+/// wakes the next one (`poll_unless`).
+#[test]
+fn dependencies_wake_as_a_full_poll() {
+    each_setting(false, true, true, &[true]);
+    each_setting(false, false, true, &[false, true]);
+    each_setting(true, false, true, &[false]);
+    let found = Setting {
+        target: Target::LettaApi,
+        tight: true,
+        small: false,
+        fight: false,
+        deps: true,
+    };
+    same_as_full_polls(978, found);
 }
 
 /// What `held` below does at `now`, as text (an error is part of the answer).
@@ -368,6 +402,172 @@ fn hits_and_decisions_wait_with_the_budget() {
     let mut second = urgent[1].clone();
     second.dedup();
     assert_eq!(second, [1, 2, 3]);
+}
+
+/// While no reserved call is free, a critical unit whose debounce ends before the next call
+/// (agent 0 hit again 0.1 s after its urgent request: due at 21 s), combat mode moving (agent
+/// 4 leaves combat, agent 5 enters `Patrol`: state changes, critical) and a hit of agent 6
+/// leave `next_poll` at the next call: no poll comes before it, and the full poll every
+/// frame finds nothing to do either. The request at the next call carries them all.
+#[test]
+fn combat_and_debounce_wait_with_the_budget() {
+    let steps: [(f64, Step); 4] = [
+        (20.1, |q, a, now| {
+            format!("hit {:?}", q.set_health(now, a[0], 10.0))
+        }),
+        (20.2, |q, a, now| {
+            format!("state {:?}", q.set_state(now, a[4], "Idle"))
+        }),
+        (20.3, |q, a, now| {
+            format!("state {:?}", q.set_state(now, a[5], "Patrol"))
+        }),
+        (20.4, |q, a, now| {
+            format!("hit {:?}", q.set_health(now, a[6], 50.0))
+        }),
+    ];
+    let (gated, wakes, urgent) = held(&steps, false);
+    let (full, _, _) = held(&steps, true);
+    assert_eq!(gated, full);
+    let waiting = wakes[0];
+    assert!(waiting > 25.0 && waiting < 26.0, "the next call: {waiting}");
+    assert_eq!(wakes, [waiting; 4], "{gated:#?}");
+    assert_eq!(urgent.len(), 2, "{gated:#?}");
+    let mut second = urgent[1].clone();
+    second.dedup();
+    assert_eq!(second, [0, 4, 5, 6]);
+}
+
+/// A routine batch the budget holds at its time waits for the routine share's next call:
+/// `next_poll` moves there, not to every frame after the batch's time (each such poll found
+/// the budget holding the batch again), and the batch goes at that call, as with a full
+/// poll every frame. One call (12 a minute, a burst of 1), spent at 29.9 s by an urgent
+/// request; then three agents' `status.x` pending (29.95 s); the batch is due at 30 s.
+#[test]
+fn a_routine_batch_held_by_the_budget_waits_for_its_call() {
+    let run = |full: bool| {
+        let cfg = Config {
+            budget_per_minute: 12,
+            budget_burst: 1,
+            ..Config::default()
+        };
+        let mut q = Queue::new(cfg).unwrap();
+        let agents: Vec<AgentId> = (0..3)
+            .map(|i| q.agent(&format!("npc-{i}")).unwrap())
+            .collect();
+        assert!(
+            q.poll(0.0).unwrap().is_empty(),
+            "the batch is scheduled at 30 s"
+        );
+        let mood = Change::new(agents[0], "mood", "level", Value::Number(1.0));
+        q.set(29.9, mood.priority(Priority::Critical)).unwrap();
+        let mut log = Vec::new();
+        let mut wakes = Vec::new();
+        for frame in 0..420 {
+            let now = 29.9 + f64::from(frame) / 60.0;
+            if frame == 3 {
+                for (i, a) in agents.iter().enumerate() {
+                    let x = Change::new(*a, "status", "x", Value::Number(i as f64));
+                    log.push(format!("set {:?}", q.set(now, x)));
+                }
+            }
+            let reqs = if full {
+                q.poll_everything(now).unwrap()
+            } else {
+                q.poll(now).unwrap()
+            };
+            let kinds: Vec<_> = reqs.iter().map(|r| (r.kind, r.changes.len())).collect();
+            log.push(format!("{now} {reqs:?} {:?}", q.drain_events()));
+            wakes.push((now, q.next_poll(), kinds));
+        }
+        log.push(format!("metrics {:?}", q.metrics()));
+        (log, wakes)
+    };
+    let (gated, wakes) = run(false);
+    let (full, _) = run(true);
+    assert_eq!(gated, full);
+    let sent: Vec<_> = wakes.iter().filter(|w| !w.2.is_empty()).collect();
+    assert_eq!(
+        sent.len(),
+        2,
+        "the urgent request, then the batch: {sent:?}"
+    );
+    assert_eq!(sent[0].2, [(npc_sync::RequestKind::Urgent, 1)]);
+    assert_eq!(sent[1].2, [(npc_sync::RequestKind::Batch, 3)]);
+    // The first poll at or after 30 s found the batch held: the wake is the next call,
+    // where the batch goes (the frame at or after it).
+    let held = wakes.iter().find(|w| w.0 >= 30.0).unwrap();
+    assert!(held.2.is_empty());
+    let call = held.1;
+    assert!(call > 35.0 && call < 35.5, "the next call: {call}");
+    assert!(wakes
+        .iter()
+        .filter(|w| w.0 >= 30.0 && w.0 < call)
+        .all(|w| w.1 == call));
+    assert!(
+        sent[1].0 >= call && sent[1].0 < call + 1.0 / 60.0,
+        "{sent:?}"
+    );
+}
+
+/// A decision sync waits for the budget's next call only while no pending unit has
+/// dependencies (`first_call`): a poll releases a dependency of a cycle among the urgent
+/// agent's units with no call free. Agent 0's `status.x` and `status.y` wait on each other
+/// (x, then y after x, then x again after y: the x unit waits on y's change and y's on x's);
+/// the one call (2 a minute, a burst of 1: the next in 60 s) went at 0 s to agent 1. At
+/// 16 s agent 0's decision is stale (a sync): the poll then releases a dependency, as a full
+/// poll every frame does, not at the routine batch (30 s).
+#[test]
+fn a_decision_sync_with_a_dependency_cycle_polls_at_once() {
+    let run = |full: bool| {
+        let cfg = Config {
+            budget_per_minute: 2,
+            budget_burst: 1,
+            ..Config::default()
+        };
+        let mut q = Queue::new(cfg).unwrap();
+        let (a, b) = (q.agent("npc-0").unwrap(), q.agent("npc-1").unwrap());
+        q.set(0.0, Change::new(b, "status", "x", Value::Number(1.0)))
+            .unwrap();
+        let first = q.flush(0.0).unwrap();
+        assert_eq!(first.len(), 1, "the one call");
+        let x1 = q
+            .set(0.1, Change::new(a, "status", "x", Value::Number(1.0)))
+            .unwrap();
+        let mut y = Change::new(a, "status", "y", Value::Number(1.0));
+        y.depends_on = vec![x1];
+        let y1 = q.set(0.1, y).unwrap();
+        let mut x = Change::new(a, "status", "x", Value::Number(2.0));
+        x.depends_on = vec![y1];
+        q.set(0.1, x).unwrap();
+        let mut log = Vec::new();
+        let mut released_at = None;
+        for frame in 6..(20 * 60) {
+            let now = f64::from(frame) / 60.0;
+            if frame == 16 * 60 {
+                log.push(format!("decide {:?}", q.decide(a, now)));
+            }
+            let reqs = if full {
+                q.poll_everything(now).unwrap()
+            } else {
+                q.poll(now).unwrap()
+            };
+            let events = q.drain_events();
+            if released_at.is_none()
+                && events
+                    .iter()
+                    .any(|e| matches!(e, npc_sync::Event::DependencyReleased { .. }))
+            {
+                released_at = Some(frame);
+            }
+            log.push(format!("{now} {reqs:?} {events:?}"));
+        }
+        log.push(format!("metrics {:?}", q.metrics()));
+        (log, released_at)
+    };
+    let (gated, released_at) = run(false);
+    let (full, _) = run(true);
+    assert_eq!(gated, full);
+    assert_eq!(released_at, Some(16 * 60), "{gated:#?}");
 }
 
 /// 150 agents in `q`, a first poll at 0 s, then each agent's `status.x` pending (set at 0.1 s).

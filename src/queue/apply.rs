@@ -13,13 +13,12 @@ use alloc::vec::Vec;
 enum Wake {
     /// The next poll looks at everything.
     Dirty,
-    /// Something is due then (the wake moves there if it is earlier).
-    At(f64),
     /// Nothing moves.
     Keep,
-    /// For a change that makes its unit due now or changes an agent waiting for a decision
-    /// sync or an urgent request: `At` the next reserved call where
-    /// [`Queue::urgent_wake`] says so, else `then` (`Dirty` or `At`).
+    /// For a change whose unit is due (now or later), that moves the agent's combat mode,
+    /// or that changes an agent waiting for a decision sync or an urgent request: where
+    /// [`Queue::urgent_wake`] answers, `At` the later of `then`'s time and the next reserved
+    /// call (`Dirty`: the call), else `then` (`Dirty` or `At`).
     Urgent {
         now: f64,
         agent: AgentId,
@@ -215,10 +214,10 @@ impl Queue {
     /// instead of looking at every pending unit (the hot path: a location set every
     /// frame is due only with the routine batch, already in the wake). Where the effect
     /// is not local to the change's unit (combat mode moved, a decision or chat waiting
-    /// on the agent, no schedule yet) the next poll looks at everything. For a unit due
-    /// now, or a decision sync or urgent request waiting on the agent, the wake moves to
-    /// the next reserved call instead ([`Queue::urgent_wake`]): a poll before it would
-    /// build nothing.
+    /// on the agent, no schedule yet) the next poll looks at everything, except that for
+    /// combat mode moved, a decision sync or urgent request waiting on the agent, the
+    /// wake moves to the next reserved call instead, and a unit's due time to that call
+    /// if it is later ([`Queue::urgent_wake`]): a poll before it would build nothing.
     ///
     /// `unit` is the field's pending unit after the change (the caller has it at hand: one
     /// lookup less on the hot path).
@@ -234,19 +233,24 @@ impl Queue {
         let Some(a) = self.agent_state(key.agent) else {
             return Wake::Keep;
         };
+        // A chat waits on the agent: its freshness decides whether the messages go.
+        // (Marking the queue dirty only when the change made a new unit is not enough:
+        // tests/wake.rs finds a change joining a unit that must still wake it.)
+        // A pending unit has dependencies: a change may let it go (a unit of the field it
+        // waits on, to ride with), release one (a dependency on its own field's earlier
+        // change) or break a cycle, wherever the change is (tests/wake.rs with dependencies
+        // found each; an index of depended-on fields would be needed to tell).
+        if !a.chat.messages.is_empty() || self.next_batch_at.is_none() || self.units.any_deps() {
+            return Wake::Dirty;
+        }
         // Combat mode moves on any change of `status.state`, and on a critical health drop
         // of an agent not in combat yet (in combat, one only extends it): every unit of
-        // the agent may then be due at another time.
+        // the agent may then be due at another time, but none goes before the next call
+        // (with no chat waiting, what else combat mode moves is not a poll's).
         let combat_moves = self.is_state_field(key)
             || (self.is_combat_field(key)
                 && u.is_some_and(|u| u.priority == Priority::Critical)
                 && !a.in_combat(now));
-        // A chat waits on the agent: its freshness decides whether the messages go.
-        // (Marking the queue dirty only when the change made a new unit is not enough:
-        // tests/wake.rs finds a change joining a unit that must still wake it.)
-        if combat_moves || !a.chat.messages.is_empty() || self.next_batch_at.is_none() {
-            return Wake::Dirty;
-        }
         // A decision sync waits on the agent (the same).
         let sync_waiting = a.sync_requested;
         // A unit this change started, of an agent whose critical change is ready but could
@@ -259,13 +263,11 @@ impl Queue {
                     w.priority == Priority::Critical && self.critical_ready(w, now) <= now
                 })
             });
-        let due = u.and_then(|u| self.unit_due(u, now));
-        let then = if sync_waiting || urgent_waiting {
+        let then = if combat_moves || sync_waiting || urgent_waiting {
             Then::Dirty
         } else {
-            match due {
-                Some(due) if due <= now => Then::At(due),
-                Some(due) => return Wake::At(due),
+            match u.and_then(|u| self.unit_due(u, now)) {
+                Some(due) => Then::At(due),
                 None => return Wake::Keep,
             }
         };
@@ -281,11 +283,16 @@ impl Queue {
     fn apply_wake(&mut self, wake: Wake) {
         let then = match wake {
             Wake::Dirty => Then::Dirty,
-            Wake::At(due) => Then::At(due),
             Wake::Keep => return,
-            Wake::Urgent { now, agent, then } => match self.urgent_wake(now, agent) {
-                Some(at) => Then::At(at),
-                None => then,
+            // Due after the wake: the later time moves nothing either (no budget asked).
+            Wake::Urgent {
+                then: Then::At(due),
+                ..
+            } if due >= self.next_wake => return,
+            Wake::Urgent { now, agent, then } => match (self.urgent_wake(now, agent), then) {
+                (Some(call), Then::At(due)) => Then::At(due.max(call)),
+                (Some(call), Then::Dirty) => Then::At(call),
+                (None, then) => then,
             },
         };
         match then {

@@ -166,6 +166,9 @@ struct Tick {
     flushing: bool,
     paused: bool,
     wake: f64,
+    /// The earliest end of a critical unit's debounce after `now`: a wake that waits for
+    /// the next reserved call too, asked once the poll has spent what it spends.
+    critical_ready: f64,
 }
 
 /// What the budget allows one build pass, asked before it plans.
@@ -345,20 +348,24 @@ impl Queue {
         let paused = now < self.paused_until;
         let interval = self.cfg.batch_interval_s;
         let next_batch_at = *self.next_batch_at.get_or_insert(now + interval);
-        // During a pause, everything held is looked at again when it ends.
+        let routine_due = (now >= next_batch_at || self.flushing) && !paused;
+        // During a pause, everything held is looked at again when it ends. A routine batch
+        // due now sets its own wake below (sent, capped, or held by the budget).
         let mut t = Tick {
             now,
             flushing: self.flushing,
             paused,
             wake: if paused {
                 self.paused_until
+            } else if routine_due {
+                f64::INFINITY
             } else {
                 next_batch_at
             },
+            critical_ready: f64::INFINITY,
         };
         let chat_due = self.chat_due(&mut t);
         let urgent = self.urgent_agents(&mut t, &chat_due)?;
-        let routine_due = (now >= next_batch_at || t.flushing) && !paused;
         // Everything so far is bookkeeping a second poll at `now` repeats to the same
         // effect; nothing has been built or emitted yet.
         if stop_before_build && self.may_build(now, &urgent, routine_due, paused) {
@@ -401,10 +408,26 @@ impl Queue {
             wake = wake.min(at);
         }
         if budget_blocked_routine {
+            // A routine batch held by the budget waits for its next call, not for its
+            // time, which has passed (each poll until then found the budget holding it).
             wake = wake.min(self.budget.next_free(now, Pool::Routine));
         }
         if budget_blocked_reserved {
             wake = wake.min(self.budget.next_free(now, Pool::Reserved));
+        }
+        if t.critical_ready < wake {
+            // A critical unit's debounce ending makes its agents urgent: a poll then can
+            // only send them with a reserved call.
+            wake = wake.min(match self.first_call(now) {
+                Some(call) => t.critical_ready.max(call),
+                None => t.critical_ready,
+            });
+        }
+        if !out.is_empty() && self.units.any_deps() {
+            // What this poll sent (in flight, its blocks busy on Letta's API) can let the
+            // next poll release a dependency with no call free (tests/wake.rs, seed 978):
+            // it looks at everything.
+            wake = now;
         }
         self.next_wake = wake;
         Ok(Some(out))
@@ -466,7 +489,7 @@ impl Queue {
                     urgent.push(e.agent);
                 }
             } else {
-                t.wake = t.wake.min(ready);
+                t.critical_ready = t.critical_ready.min(ready);
             }
         }
         let mut settled: Vec<AgentId> = Vec::new();
@@ -574,24 +597,38 @@ impl Queue {
     }
 
     /// When a poll can first send `agent`'s units, for a change or a decision that makes
-    /// the agent urgent (a ready critical unit, a decision sync) or changes one that is:
-    /// the next reserved call (now if one is free), which the wake moves to instead of the
-    /// queue being made dirty (in a fight, hits and decisions come every frame and the
-    /// budget lets an urgent request go about every tenth: each made the next poll look at
-    /// everything, to find the budget holding the agents back). The one owner of that
-    /// rule (`decide`, [`Queue::note_due`]). Until that call a poll builds nothing (no
-    /// urgent request, no inference; a batch draws on the routine share of the same calls
-    /// and pacing), so a poll before it could only note the agent as urgent. `None` (the
-    /// queue is made dirty) unless:
+    /// the agent urgent (a ready critical unit, a decision sync), changes one that is, or
+    /// moves its combat mode (when its critical units are due): the next reserved call
+    /// (now if one is free, [`Queue::first_call`]), which the wake moves to instead of the
+    /// queue being made dirty, and a unit's due time when that is later (in a fight, hits,
+    /// combat states and decisions come every frame and the budget lets an urgent request
+    /// go about every tenth: each made the next poll look at everything, to find the
+    /// budget holding the agents back). The one owner of that rule (`decide`,
+    /// [`Queue::note_due`]). Until that call a poll builds nothing, so a poll before it
+    /// could only note the agent as urgent. `None` (the queue is made dirty, or the wake
+    /// moves to the unit's due time) unless:
     ///
     /// - no pending unit has dependencies (a poll releases some);
     /// - the agent has a pending unit: a poll clears the decision sync of an urgent agent
     ///   with none (`send_urgent`), which a later `decide` counts again.
     ///
-    /// What else a change moves stays with its caller (combat mode, chat waiting on the
-    /// agent: `wake_after`).
+    /// What else a change moves stays with its caller (chat waiting on the agent, no
+    /// routine batch scheduled yet: `wake_after`).
     pub(crate) fn urgent_wake(&mut self, now: f64, agent: AgentId) -> Option<f64> {
-        if self.units.any_deps() || !self.units.any_touching(agent) {
+        if !self.units.any_touching(agent) {
+            return None;
+        }
+        self.first_call(now)
+    }
+
+    /// The first time a poll can send anything: the reserve's next call (now if one is
+    /// free; the routine share draws on the same calls and pacing, and no request goes
+    /// without a call). Before it a poll builds nothing, and changes nothing either unless
+    /// a pending unit has dependencies (a poll releases some to break a cycle): `None`
+    /// then. What else a poll does at a time (chat, a decision sync of an agent with no
+    /// pending unit, a pause) stays with the callers.
+    fn first_call(&mut self, now: f64) -> Option<f64> {
+        if self.units.any_deps() {
             return None;
         }
         Some(self.budget.next_free(now, Pool::Reserved))
