@@ -8,7 +8,7 @@
 //! - `group.rs`: atomic groups and the caps they must fit;
 //! - `units.rs`: the pending units' bookkeeping;
 //! - `agents.rs`, `inspect.rs`: the agent registry, and read-only questions;
-//! - `planner.rs`, `outcome.rs`, `decide.rs`, `slots.rs`, `letta.rs`, `state.rs`: see each.
+//! - `planner/` (the poll; `urgent.rs`, `wake.rs`, `build.rs`, `needless.rs` under it), `outcome.rs`, `decide.rs`, `slots.rs`, `letta.rs`, `state.rs`: see each.
 
 mod absorb;
 mod agents;
