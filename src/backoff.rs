@@ -24,6 +24,12 @@ impl Rng {
     pub(crate) fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
+
+    /// In [0, n) (`n` > 0; the tests' random operations).
+    #[cfg(test)]
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        (self.next_u64() >> 11) % n
+    }
 }
 
 /// The delay before attempt `attempt + 1` (attempt 1 is the first failure), honouring a

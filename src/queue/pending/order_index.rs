@@ -254,6 +254,7 @@ impl Iterator for Keys<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backoff::Rng;
     use alloc::collections::BTreeSet;
     use core::ops::Bound::{Excluded, Unbounded};
 
@@ -275,20 +276,6 @@ mod tests {
         }
     }
 
-    /// A pseudo-random walk (xorshift; no dependency).
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            (self.next() >> 11) % n
-        }
-    }
-
     /// Against a `BTreeSet<OrderKey>` (what the index replaced), through thousands of
     /// random operations shaped like the queue's: units starting after every key of their
     /// priority (most), keys out of order (a failed request's units back, a priority
@@ -298,7 +285,7 @@ mod tests {
     #[test]
     fn behaves_as_an_ordered_set() {
         for seed in [0x2545_f491_4f6c_dd1d_u64, 0x9e37_79b9_7f4a_7c15, 7] {
-            let mut rng = Rng(seed);
+            let mut rng = Rng::new(seed);
             let mut ix = OrderIndex::default();
             let mut want: BTreeSet<OrderKey> = BTreeSet::new();
             let (mut seq, mut id) = (0u64, 0u64);
