@@ -136,8 +136,16 @@ impl Units {
     /// Takes a unit out. Only through [`super::Queue::detach_unit`], which clears the
     /// unit's fields' pointer to it.
     pub(crate) fn remove(&mut self, id: UnitId) -> Option<Unit> {
+        self.take(id, true)
+    }
+
+    /// [`Units::remove`], moving the agents' revisions only when `touch_revs` (the one
+    /// owner of taking a unit out, for both removals).
+    fn take(&mut self, id: UnitId, touch_revs: bool) -> Option<Unit> {
         let unit = self.map.remove(id)?;
-        touch(&mut self.revs, &unit);
+        if touch_revs {
+            touch(&mut self.revs, &unit);
+        }
         self.unindex(id, Keys::of(id, &unit));
         self.with_deps -= usize::from(!unit.deps.is_empty());
         for e in &unit.entries {
@@ -153,26 +161,13 @@ impl Units {
     /// are a good part of the units ([`BULK_SHARE`]) the agents' revisions do not move: a
     /// grant's memo names a unit taken out, whose id no field names any more.
     pub(crate) fn remove_many(&mut self, ids: &[UnitId]) -> Vec<Option<Unit>> {
-        if ids.len() * BULK_SHARE < self.map.len() {
-            return ids
-                .iter()
-                .map(|id| Some(self.remove(*id).expect("a pending unit")))
-                .collect();
-        }
-        let mut out: Vec<Option<Unit>> = Vec::with_capacity(ids.len());
-        for &id in ids {
-            let unit = self
-                .map
-                .remove(id)
-                .expect("remove_many: an id not pending, or twice");
-            self.with_deps -= usize::from(!unit.deps.is_empty());
-            self.unindex(id, Keys::of(id, &unit));
-            for e in &unit.entries {
-                self.drop_agent_entry(e.agent, id);
-            }
-            out.push(Some(unit));
-        }
-        out
+        let touch_revs = ids.len() * BULK_SHARE < self.map.len();
+        ids.iter()
+            .map(|&id| {
+                let unit = self.take(id, touch_revs);
+                Some(unit.expect("remove_many: an id not pending, or twice"))
+            })
+            .collect()
     }
 
     /// Changes a unit's schedule or dependencies (not its fields); the indexes follow.
